@@ -1,0 +1,113 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny")
+]
+
+let package = Package(
+    name: "Bangfu",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "bangfu-registry", targets: ["bangfu-registry"]),
+        .executable(name: "bangfu", targets: ["bangfu"]),
+        .executable(name: "bangfu-bench", targets: ["bangfu-bench"]),
+        .library(name: "BangfuTesting", targets: ["BangfuTesting"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CZeroMQ",
+            path: "Shared/CZeroMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        .target(name: "Models", path: "Shared/Models", swiftSettings: strict),
+        .target(
+            name: "Bus",
+            dependencies: ["CZeroMQ", "Models", .product(name: "Logging", package: "swift-log")],
+            path: "Shared/Bus",
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Storage",
+            dependencies: ["Models", "Bus", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Shared/Storage",
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ServiceKit",
+            dependencies: [
+                "Models", "Bus", "Storage",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            path: "Shared/ServiceKit",
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Registry",
+            dependencies: [
+                "Models", "Bus", "Storage", "ServiceKit",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Services/Registry/Sources",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "bangfu-registry",
+            dependencies: ["Registry", "ServiceKit"],
+            path: "Services/Registry/Main",
+            swiftSettings: strict
+        ),
+        .target(
+            name: "BangfuTesting",
+            dependencies: ["Models", "Bus", "Storage", "ServiceKit", "Registry"],
+            path: "Shared/Testing",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "bangfu",
+            dependencies: [
+                "Models", "Bus", "ServiceKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Services/CLI",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "bangfu-bench",
+            dependencies: [
+                "CZeroMQ", "Models", "Bus", "Storage", "Registry", "ServiceKit", "BangfuTesting",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/BangfuBench",
+            swiftSettings: strict
+        ),
+        .testTarget(name: "ModelsTests", dependencies: ["Models"], path: "Tests/ModelsTests"),
+        .testTarget(
+            name: "BusTests",
+            dependencies: ["Bus", "Storage", "Models", "BangfuTesting", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Tests/BusTests"
+        ),
+        .testTarget(
+            name: "RegistryTests",
+            dependencies: ["Registry", "Models", "BangfuTesting"],
+            path: "Tests/RegistryTests"
+        ),
+        .testTarget(
+            name: "HarnessTests",
+            dependencies: ["BangfuTesting", "Registry", "Bus", "Models"],
+            path: "Tests/HarnessTests"
+        ),
+    ]
+)

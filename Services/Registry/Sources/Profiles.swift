@@ -1,0 +1,249 @@
+import Foundation
+import GRDB
+import Models
+import Storage
+
+/// The registry's database façade: merchants (the facts joined per USCC), leases (a global table,
+/// since sublease chains cross merchants), on top of the shared bus tables.
+public struct RegistryDatabase: Sendable {
+    public let db: ServiceDatabase
+
+    public init(stateDir: String?) throws {
+        db = try ServiceDatabase(stateDir: stateDir, name: "registry", migrations: Self.migrations)
+    }
+
+    static func migrations(_ m: inout DatabaseMigrator) {
+        m.registerMigration("registry-v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE merchants (
+                        uscc TEXT PRIMARY KEY,
+                        registered INTEGER NOT NULL DEFAULT 0,
+                        version INTEGER NOT NULL DEFAULT 0,
+                        state BLOB NOT NULL,
+                        profile BLOB,
+                        updated_at TEXT NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE TABLE leases (
+                        lease_id TEXT PRIMARY KEY,
+                        tenant_uscc TEXT NOT NULL,
+                        sublease_of TEXT,
+                        body BLOB NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE INDEX leases_tenant ON leases(tenant_uscc);
+                    CREATE INDEX leases_parent ON leases(sublease_of);
+                    """)
+        }
+    }
+}
+
+/// Everything the registry knows of one merchant, as stored (unmasked: this is the registry's
+/// own database). Facts may arrive before the registration; they wait here and join the profile
+/// when it arrives.
+struct MerchantState {
+    var registration: JSON?
+    /// The latest `business.status_changed` by date.
+    var statusChange: JSON?
+    var finance: JSON?
+    var tax: [String: JSON] = [:]
+    var socialInsurance: [String: JSON] = [:]
+    var closures: [JSON] = []
+    var damages: [String: JSON] = [:]
+    var credit: [String: JSON] = [:]
+    var account: JSON?
+    var aid: [JSON] = []
+    var fraud: [JSON] = []
+
+    static let historyMonths = 24
+
+    init() {}
+
+    init(json: JSON) {
+        registration = json["registration"].flatMap { $0.isNull ? nil : $0 }
+        statusChange = json["status_change"].flatMap { $0.isNull ? nil : $0 }
+        finance = json["finance"].flatMap { $0.isNull ? nil : $0 }
+        tax = Self.dict(json["tax"])
+        socialInsurance = Self.dict(json["social_insurance"])
+        closures = json["closures"]?.arrayValue ?? []
+        damages = Self.dict(json["damages"])
+        credit = Self.dict(json["credit"])
+        account = json["account"].flatMap { $0.isNull ? nil : $0 }
+        aid = json["aid"]?.arrayValue ?? []
+        fraud = json["fraud"]?.arrayValue ?? []
+    }
+
+    static func dict(_ j: JSON?) -> [String: JSON] {
+        var out: [String: JSON] = [:]
+        for (k, v) in j?.objectValue?.members ?? [] { out[k] = v }
+        return out
+    }
+
+    static func object(_ d: [String: JSON]) -> JSON {
+        var o = JSONObject()
+        for k in d.keys.sorted() { o[k] = d[k]! }
+        return .object(o)
+    }
+
+    var json: JSON {
+        var o = JSONObject()
+        o["registration"] = registration ?? .null
+        o["status_change"] = statusChange ?? .null
+        o["finance"] = finance ?? .null
+        o["tax"] = Self.object(tax)
+        o["social_insurance"] = Self.object(socialInsurance)
+        o["closures"] = .array(closures)
+        o["damages"] = Self.object(damages)
+        o["credit"] = Self.object(credit)
+        o["account"] = account ?? .null
+        o["aid"] = .array(aid)
+        o["fraud"] = .array(fraud)
+        return .object(o)
+    }
+
+    /// Folds one fact in. Facts of the same kind are ordered by their own dates, not by arrival,
+    /// since agencies' feeds arrive in any order; on a tie the later arrival wins.
+    mutating func apply(_ fact: Fact) {
+        switch fact {
+        case .registered(let f):
+            registration = f.json
+        case .statusChanged(let f):
+            if let old = statusChange?["on"]?.stringValue, old > f.on.description { return }
+            statusChange = f.json
+        case .finance(let f):
+            if let y = finance?["year"]?.intValue, y > Int64(f.year) { return }
+            finance = f.json
+        case .tax(let f):
+            tax[f.period.description] = f.json
+            Self.trim(&tax)
+        case .socialInsurance(let f):
+            socialInsurance[f.month.description] = f.json
+            Self.trim(&socialInsurance)
+        case .lease:
+            break  // kept in the leases table
+        case .closure(let f):
+            let j = f.json
+            if !closures.contains(j) { closures.append(j) }
+            closures.sort { ($0["from"]?.stringValue ?? "") < ($1["from"]?.stringValue ?? "") }
+        case .damage(let f):
+            damages[f.event] = f.json
+        case .creditFlagged(let f):
+            credit[f.list.rawValue] = f.json
+        case .creditCleared(let f):
+            if let since = credit[f.list.rawValue]?["since"]?.stringValue, since <= f.since.description {
+                credit[f.list.rawValue] = nil
+            }
+        case .accountVerified(let f):
+            if let old = account?["verified_on"]?.stringValue, old > f.verifiedOn.description { return }
+            account = f.json
+        case .aidReceived(let f):
+            let j = f.json
+            if !aid.contains(j) { aid.append(j) }
+        case .fraudConfirmed(let f):
+            let j = f.json
+            if !fraud.contains(j) { fraud.append(j) }
+        }
+    }
+
+    static func trim(_ d: inout [String: JSON]) {
+        while d.count > historyMonths, let oldest = d.keys.min() { d[oldest] = nil }
+    }
+}
+
+/// Builds the published `merchant.profiled` data (DESIGN §4) from the stored state: derived tags,
+/// latest figures, leases with their root lessor, and personal data masked (a fingerprint lets
+/// downstream services compare values without seeing them).
+enum ProfileBuilder {
+    static func fingerprint(_ kind: String, _ value: String) -> String {
+        String(SHA256.hex("bangfu:\(kind):\(value)").prefix(32))
+    }
+
+    static func build(uscc: String, state: MerchantState, leases: [JSON]) -> JSON? {
+        guard let reg = state.registration else { return nil }
+        var o = JSONObject()
+        o["uscc"] = .string(uscc)
+        let name = reg["name"]?.stringValue ?? ""
+        o["name"] = .string(name)
+        let kind = reg["kind"]?.stringValue ?? "enterprise"
+        o["kind"] = .string(kind)
+        let industryText = reg["industry"]?.stringValue ?? ""
+        o["industry"] = .string(industryText)
+        o["district"] = reg["district"] ?? .null
+        o["registered_on"] = reg["registered_on"] ?? .null
+        var status = reg["status"]?.stringValue ?? "active"
+        if let sc = state.statusChange, let on = sc["on"]?.stringValue, let s = sc["status"]?.stringValue,
+            on >= (reg["registered_on"]?.stringValue ?? "")
+        {
+            status = s
+        }
+        o["status"] = .string(status)
+
+        var rep = JSONObject()
+        let repName = reg["legal_rep"]?["name"]?.stringValue ?? ""
+        let repID = reg["legal_rep"]?["id_number"]?.stringValue ?? ""
+        rep["name"] = .string(Mask.name(repName))
+        rep["id_number"] = .string(Mask.idNumber(repID))
+        rep["id_fingerprint"] = .string(fingerprint("id", repID))
+        o["legal_rep"] = .object(rep)
+        var contact = JSONObject()
+        if let phone = reg["phone"]?.stringValue {
+            contact["phone"] = .string(Mask.phone(phone))
+            contact["phone_fingerprint"] = .string(fingerprint("phone", phone.filter(\.isNumber)))
+        } else {
+            contact["phone"] = .null
+            contact["phone_fingerprint"] = .null
+        }
+        contact["address_fingerprint"] =
+            reg["address"]?.stringValue.map { .string(fingerprint("address", $0.filter { !$0.isWhitespace })) } ?? .null
+        o["contact"] = .object(contact)
+
+        let industry = IndustryCode.parse(industryText)
+        var finance: Finance?
+        if let f = state.finance, let e = f["employees"]?.intValue, let r = f["operating_revenue_fen"]?.intValue,
+            let a = f["total_assets_fen"]?.intValue
+        {
+            finance = Finance(employees: e, operatingRevenueFen: r, totalAssetsFen: a)
+        }
+        var tags = JSONObject()
+        tags["size"] = .string(Classification.size(kind: kind, industry: industry, finance: finance).rawValue)
+        tags["sector"] = industry.map { .string(Classification.sector(of: $0).rawValue) } ?? .null
+        tags["service_industry"] = industry.map { .bool(Classification.serviceIndustry($0)) } ?? .null
+        tags["priority_sector"] = industry.map { .bool(Classification.prioritySector($0)) } ?? .null
+        o["tags"] = .object(tags)
+
+        o["finance"] = state.finance.map { without($0, "uscc") } ?? .null
+        let taxKeys = state.tax.keys.sorted()
+        o["tax"] = taxKeys.last.map { without(state.tax[$0]!, "uscc") } ?? .null
+        o["tax_history"] = .array(taxKeys.map { without(state.tax[$0]!, "uscc") })
+        let siKeys = state.socialInsurance.keys.sorted()
+        o["social_insurance"] = siKeys.last.map { without(state.socialInsurance[$0]!, "uscc") } ?? .null
+        o["social_insurance_history"] = .array(siKeys.map { without(state.socialInsurance[$0]!, "uscc") })
+        o["leases"] = .array(leases)
+        o["closures"] = .array(state.closures.map { without($0, "uscc") })
+        o["damages"] = .array(state.damages.keys.sorted().map { without(state.damages[$0]!, "uscc") })
+        o["credit_flags"] = .array(state.credit.keys.sorted().map { without(state.credit[$0]!, "uscc") })
+        if let acc = state.account {
+            var a = JSONObject()
+            let number = acc["account_no"]?.stringValue ?? ""
+            let holder = acc["holder_name"]?.stringValue ?? ""
+            a["bank"] = acc["bank"] ?? .null
+            a["account_no"] = .string(Mask.bankAccount(number))
+            a["fingerprint"] = .string(fingerprint("account", number))
+            a["holder_name"] = .string(kind == "individual" ? Mask.name(holder) : holder)
+            a["holder_matches"] = .bool(holder == name || (kind == "individual" && holder == repName))
+            a["verified_on"] = acc["verified_on"] ?? .null
+            o["account"] = .object(a)
+        } else {
+            o["account"] = .null
+        }
+        o["aid"] = .array(state.aid.map { without($0, "uscc") })
+        o["fraud"] = .array(state.fraud.map { without($0, "uscc") })
+        o["disqualified"] = .bool(!state.fraud.isEmpty)
+        return .object(o)
+    }
+
+    static func without(_ j: JSON, _ key: String) -> JSON {
+        guard case .object(var o) = j else { return j }
+        o[key] = nil
+        return .object(o)
+    }
+}

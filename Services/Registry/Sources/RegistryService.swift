@@ -1,0 +1,219 @@
+import Bus
+import Foundation
+import GRDB
+import Logging
+import Models
+import ServiceKit
+import Storage
+
+/// The registry's intake: validates every fact type, folds accepted facts into the merchant's
+/// state and publishes `merchant.profiled` whenever the profile changes (same transaction).
+public struct RegistryApplier: IntakeApplier {
+    public typealias Command = Fact
+    public let acceptedTypes: Set<String> = Set(Fact.types)
+    let outbox: Outbox
+    let clock: any WallClock
+
+    public init(outbox: Outbox, clock: any WallClock) {
+        self.outbox = outbox
+        self.clock = clock
+    }
+
+    public func validate(_ event: CloudEvent) throws(Rejection) -> Fact {
+        let fact = try Fact.decode(type: event.type, data: event.data)
+        if let subject = event.subject, subject != fact.uscc {
+            throw Rejection(.invalidEnvelope, field: "subject", "subject must be the USCC the fact is about (\(fact.uscc))")
+        }
+        return fact
+    }
+
+    public func apply(_ fact: Fact, event: CloudEvent, db: Database) throws {
+        var affected: [String] = []
+        if case .lease(let lease) = fact {
+            affected = try upsertLease(lease, db)
+        } else {
+            var state = try loadState(fact.uscc, db) ?? MerchantState()
+            state.apply(fact)
+            try saveState(fact.uscc, state, db)
+            affected = [fact.uscc]
+        }
+        for uscc in affected { try republish(uscc, db) }
+    }
+
+    // MARK: State
+
+    func loadState(_ uscc: String, _ db: Database) throws -> MerchantState? {
+        guard let data = try Data.fetchOne(db.cachedStatement(sql: "SELECT state FROM merchants WHERE uscc = ?"), arguments: [uscc])
+        else { return nil }
+        return MerchantState(json: try JSONParser.parse([UInt8](data)))
+    }
+
+    func saveState(_ uscc: String, _ state: MerchantState, _ db: Database) throws {
+        let now = Timestamp.format(clock.now())
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO merchants(uscc, registered, version, state, updated_at) VALUES (?, ?, 0, ?, ?)
+                ON CONFLICT(uscc) DO UPDATE SET registered = excluded.registered, state = excluded.state, updated_at = excluded.updated_at
+                """
+        ).execute(arguments: [uscc, state.registration != nil, Data(state.json.serializedBytes()), now])
+    }
+
+    /// Stores a lease and returns every merchant whose profile it may change: its tenant, the
+    /// previous tenant if the lease changed hands, the tenant of the lease it sublets (now
+    /// `sublet`), and the tenants further down its chain (their root lessor may change).
+    func upsertLease(_ lease: LeaseRegistered, _ db: Database) throws -> [String] {
+        var affected: [String] = [lease.tenantUSCC]
+        if let old = try String.fetchOne(db, sql: "SELECT tenant_uscc FROM leases WHERE lease_id = ?", arguments: [lease.leaseId]),
+            old != lease.tenantUSCC
+        {
+            affected.append(old)
+        }
+        var oldParent: String?
+        if let row = try Row.fetchOne(db, sql: "SELECT sublease_of FROM leases WHERE lease_id = ?", arguments: [lease.leaseId]) {
+            oldParent = row["sublease_of"]
+        }
+        try db.execute(
+            sql: """
+                INSERT INTO leases(lease_id, tenant_uscc, sublease_of, body) VALUES (?, ?, ?, ?)
+                ON CONFLICT(lease_id) DO UPDATE SET tenant_uscc = excluded.tenant_uscc, sublease_of = excluded.sublease_of, body = excluded.body
+                """, arguments: [lease.leaseId, lease.tenantUSCC, lease.subleaseOf, Data(lease.json.serializedBytes())])
+        for parent in [lease.subleaseOf, oldParent].compactMap({ $0 }) {
+            if let t = try String.fetchOne(db, sql: "SELECT tenant_uscc FROM leases WHERE lease_id = ?", arguments: [parent]) {
+                affected.append(t)
+            }
+        }
+        // Descendants, breadth first, bounded (a chain longer than this is refused as data).
+        var frontier = [lease.leaseId]
+        var seen: Set<String> = [lease.leaseId]
+        var depth = 0
+        while !frontier.isEmpty && depth < Self.maxChain {
+            var next: [String] = []
+            for id in frontier {
+                for row in try Row.fetchAll(db, sql: "SELECT lease_id, tenant_uscc FROM leases WHERE sublease_of = ?", arguments: [id]) {
+                    let child: String = row["lease_id"]
+                    if seen.insert(child).inserted {
+                        next.append(child)
+                        affected.append(row["tenant_uscc"])
+                    }
+                }
+            }
+            frontier = next
+            depth += 1
+        }
+        var unique: [String] = []
+        for a in affected where !unique.contains(a) { unique.append(a) }
+        return unique
+    }
+
+    static let maxChain = 16
+
+    /// The tenant's leases as the profile shows them, each with its root lessor (following
+    /// `sublease_of` up the chain) and whether it is itself sublet.
+    func leases(of uscc: String, _ db: Database) throws -> [JSON] {
+        var out: [JSON] = []
+        for data in try Data.fetchAll(db, sql: "SELECT body FROM leases WHERE tenant_uscc = ? ORDER BY lease_id", arguments: [uscc]) {
+            guard case .object(var l) = try JSONParser.parse([UInt8](data)) else { continue }
+            let id = l["lease_id"]?.stringValue ?? ""
+            var root: JSON? = l["lessor"]
+            var parent = l["sublease_of"]?.stringValue
+            var complete = true
+            var hops = 0
+            var visited: Set<String> = [id]
+            while let p = parent {
+                hops += 1
+                guard hops <= Self.maxChain, visited.insert(p).inserted,
+                    let pd = try Data.fetchOne(db, sql: "SELECT body FROM leases WHERE lease_id = ?", arguments: [p])
+                else {
+                    complete = false
+                    root = nil
+                    break
+                }
+                let pj = try JSONParser.parse([UInt8](pd))
+                root = pj["lessor"]
+                parent = pj["sublease_of"]?.stringValue
+            }
+            l["root_lessor"] = root ?? .null
+            l["chain_complete"] = .bool(complete)
+            l["sublet"] = .bool(try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM leases WHERE sublease_of = ?)", arguments: [id]) ?? false)
+            l["tenant_uscc"] = nil
+            out.append(.object(l))
+        }
+        return out
+    }
+
+    /// Recomputes a merchant's profile and, if it changed, bumps its version and appends
+    /// `merchant.profiled` to the outbox.
+    func republish(_ uscc: String, _ db: Database) throws {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT state, version, profile FROM merchants WHERE uscc = ?"), arguments: [uscc])
+        else { return }
+        let stateData: Data = row["state"]
+        let state = MerchantState(json: try JSONParser.parse([UInt8](stateData)))
+        guard let profile = ProfileBuilder.build(uscc: uscc, state: state, leases: try leases(of: uscc, db)) else { return }
+        let canonical = Data(profile.serialized(sortedKeys: true).utf8)
+        if let old: Data = row["profile"], old == canonical { return }
+        let version: Int64 = (row["version"] as Int64) + 1
+        try db.cachedStatement(sql: "UPDATE merchants SET version = ?, profile = ? WHERE uscc = ?").execute(arguments: [version, canonical, uscc])
+        guard case .object(var data) = profile else { return }
+        data["version"] = .int(version)
+        try outbox.append(db, type: "merchant.profiled", subject: uscc, id: "merchant.profiled/\(uscc)/\(version)", data: .object(data))
+    }
+}
+
+/// Builds the registry service: the same function `bangfu-registry`'s `main` and the tests call.
+public enum RegistryService {
+    public static let name = "registry"
+    public static let eventSource = "/bangfu/registry"
+
+    public static func build(options: ServiceOptions, environment env: ServiceEnvironment) throws -> BusService {
+        var logger = env.logger
+        logger[metadataKey: "service"] = "registry"
+        let database = try RegistryDatabase(stateDir: options.stateDir)
+        let outbox = Outbox(source: eventSource, clock: env.clock)
+        let pipeline = IntakePipeline(
+            database: database.db, applier: RegistryApplier(outbox: outbox, clock: env.clock), clock: env.clock, logger: logger)
+        var settings = NodeSettings()
+        settings.socket.maxMessageBytes = options.maxMessageBytes
+        let nodeBox = NodeBox()
+        let queries = StandardQueries(
+            service: name, database: database.db,
+            live: {
+                var o = JSONObject()
+                o["simulated_clock"] = .bool(options.simulatedClock)
+                o["clock"] = .string(Timestamp.format(env.clock.now()))
+                if let c = nodeBox.node?.counters {
+                    o["counters"] = [
+                        "accepted": .int(Int64(c.accepted)), "duplicate": .int(Int64(c.duplicate)),
+                        "rejected": .int(Int64(c.rejected)), "batches": .int(Int64(c.batches)),
+                        "published": .int(Int64(c.published)), "replay_requests": .int(Int64(c.replayRequests)),
+                    ]
+                }
+                return o
+            },
+            extra: { req in
+                guard req["op"]?.stringValue == "merchant.show", let uscc = req["uscc"]?.stringValue else { return nil }
+                let row = try database.db.writer.read { db in
+                    try Row.fetchOne(db, sql: "SELECT version, profile FROM merchants WHERE uscc = ?", arguments: [uscc])
+                }
+                guard let row, let p: Data = row["profile"], case .object(var o) = try JSONParser.parse([UInt8](p)) else {
+                    return ["op": "error", "code": "not_found", "message": .string("no registered merchant \(uscc)")]
+                }
+                o["version"] = .int(row["version"])
+                return ["op": "merchant", "profile": .object(o)]
+            })
+        let node = ServiceNode(
+            name: name, context: env.context, endpoints: options.endpoints, settings: settings, processor: pipeline,
+            feed: OutboxFeedStore(database: database.db), responder: queries, logger: logger)
+        nodeBox.node = node
+        return BusService(name: name, node: node, logger: logger)
+    }
+}
+
+/// Lets the status query read the node's counters once the node exists.
+final class NodeBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _node: ServiceNode?
+    var node: ServiceNode? {
+        get { lock.withLock { _node } }
+        set { lock.withLock { _node = newValue } }
+    }
+}

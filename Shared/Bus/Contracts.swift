@@ -1,0 +1,108 @@
+import Models
+
+/// One event as received on an intake socket.
+public struct IntakeFrame: Sendable {
+    public var payload: [UInt8]
+    /// Set when the message was refused before parsing (too many frames, too large).
+    public var preRejection: Rejection?
+    /// The publishing client's identity (its CURVE public key, Z85) when security is on.
+    public var clientKey: String?
+
+    public init(payload: [UInt8], preRejection: Rejection? = nil, clientKey: String? = nil) {
+        self.payload = payload
+        self.preRejection = preRejection
+        self.clientKey = clientKey
+    }
+}
+
+/// An intake acknowledgement (DESIGN §3.2).
+public struct Ack: Sendable, Equatable {
+    public enum Status: String, Sendable { case accepted, duplicate, rejected }
+    public var id: String?
+    public var status: Status
+    public var rejection: Rejection?
+
+    public init(id: String?, status: Status, rejection: Rejection? = nil) {
+        self.id = id
+        self.status = status
+        self.rejection = rejection
+    }
+
+    public static func rejected(_ id: String?, _ r: Rejection) -> Ack { Ack(id: id, status: .rejected, rejection: r) }
+
+    public var json: JSON {
+        var o = JSONObject()
+        o["id"] = id.map { .string($0) } ?? .null
+        o["status"] = .string(status.rawValue)
+        if let rejection { o["error"] = rejection.json }
+        return .object(o)
+    }
+
+    public init?(json: JSON) {
+        guard let s = json["status"]?.stringValue, let st = Status(rawValue: s) else { return nil }
+        status = st
+        id = json["id"]?.stringValue
+        if let e = json["error"], let c = e["code"]?.stringValue, let code = RejectionCode(rawValue: c) {
+            rejection = Rejection(code, field: e["field"]?.stringValue, e["message"]?.stringValue ?? "")
+        } else if st == .rejected {
+            rejection = Rejection(.invalidData, "rejected without a recognised code: \(json.serialized())")
+        }
+    }
+}
+
+/// Applies intake events durably. Called on the intake socket's owner thread with every frame
+/// that arrived together; the implementation commits them in one transaction (group commit)
+/// and returns one ack per frame, in order. Throwing means nothing was committed: no acks are
+/// sent and clients retry.
+public protocol IntakeProcessor: Sendable {
+    func process(_ batch: [IntakeFrame]) throws -> [Ack]
+}
+
+/// One row of a service's outbox, ready to go on the wire.
+public struct FeedRecord: Sendable {
+    public var sequence: UInt64
+    public var type: String
+    public var body: [UInt8]
+
+    public init(sequence: UInt64, type: String, body: [UInt8]) {
+        self.sequence = sequence
+        self.type = type
+        self.body = body
+    }
+}
+
+/// Read access to a service's outbox, for the publisher and the replay server.
+public protocol FeedStore: Sendable {
+    func lastSequence() throws -> UInt64
+    func records(after: UInt64, max: Int) throws -> [FeedRecord]
+}
+
+/// Answers the operator queries carried on the replay socket beside `replay` (status, quarantine).
+/// Returns nil for an op it does not know.
+public protocol QueryResponder: Sendable {
+    func respond(to request: JSON) throws -> JSON?
+}
+
+/// One event from an upstream feed, in sequence order.
+public struct FeedDelivery: Sendable {
+    public var sequence: UInt64
+    /// The parsed event, or nil when the upstream frame could not be parsed (`error` says why).
+    public var event: CloudEvent?
+    public var raw: [UInt8]
+    public var error: Rejection?
+
+    public init(sequence: UInt64, event: CloudEvent?, raw: [UInt8], error: Rejection?) {
+        self.sequence = sequence
+        self.event = event
+        self.raw = raw
+        self.error = error
+    }
+}
+
+/// The downstream side of a feed subscription. `apply` receives events with consecutive
+/// sequences starting right after `cursor()`, and must store the new cursor in the same
+/// transaction as their effects (the idempotent inbox of DESIGN §3.3).
+public protocol FeedConsumer: Sendable {
+    func cursor(feed: String) throws -> UInt64
+    func apply(feed: String, _ deliveries: [FeedDelivery]) throws
+}

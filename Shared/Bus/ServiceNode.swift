@@ -1,0 +1,364 @@
+import CZeroMQ
+import Foundation
+import Logging
+import Models
+import Synchronization
+
+/// The endpoints a service binds (DESIGN §3).
+public struct NodeEndpoints: Sendable {
+    public var intake: String
+    public var feed: String
+    public var replay: String
+
+    public init(intake: String, feed: String, replay: String) {
+        self.intake = intake
+        self.feed = feed
+        self.replay = replay
+    }
+}
+
+/// Tuning of a service node.
+public struct NodeSettings: Sendable {
+    public var socket = ZSocketOptions()
+    /// The most intake events committed in one transaction.
+    public var maxBatch = 2_000
+    /// The most frames an intake message may have (identity, delimiter and event included).
+    public var maxFrames = 4
+    public var heartbeatMs = 1_000
+    /// The largest replay page served, whatever the client asks for.
+    public var maxReplayPage = 10_000
+    /// How long to wait after stop for in-flight work (the drain limit).
+    public var drainMs = 5_000
+
+    public init() {}
+}
+
+/// Counters a node keeps for `status`.
+public struct NodeCounters: Sendable {
+    public var accepted: Int = 0
+    public var duplicate: Int = 0
+    public var rejected: Int = 0
+    public var batches: Int = 0
+    public var published: Int = 0
+    public var replayRequests: Int = 0
+    public var unroutableAcks: Int = 0
+    public var lastPublished: UInt64 = 0
+}
+
+/// One service's bus presence: the intake ROUTER, the feed PUB and the replay ROUTER, all owned
+/// by one dedicated thread running a `zmq_poll` loop (DESIGN §3.4). Swift's cooperative pool is
+/// never blocked on libzmq: async code talks to the node only through `start`, `stop` and
+/// `notifyOutbox`, which return at once.
+public final class ServiceNode: Sendable {
+    public let name: String
+    public let endpoints: NodeEndpoints
+    let context: ZContext
+    let settings: NodeSettings
+    let processor: any IntakeProcessor
+    let feed: any FeedStore
+    let responder: (any QueryResponder)?
+    let logger: Logger
+    let wake = WakePipe()
+    let state = Mutex(State())
+    private let finished = DispatchSemaphore(value: 0)
+    private let ready = DispatchSemaphore(value: 0)
+
+    struct State {
+        var stopping = false
+        var started = false
+        var counters = NodeCounters()
+        var startError: String?
+    }
+
+    public init(
+        name: String, context: ZContext, endpoints: NodeEndpoints, settings: NodeSettings = NodeSettings(),
+        processor: any IntakeProcessor, feed: any FeedStore, responder: (any QueryResponder)? = nil, logger: Logger
+    ) {
+        self.name = name
+        self.context = context
+        self.endpoints = endpoints
+        self.settings = settings
+        self.processor = processor
+        self.feed = feed
+        self.responder = responder
+        self.logger = logger
+    }
+
+    public var counters: NodeCounters { state.withLock { $0.counters } }
+
+    /// Binds the three sockets on the owner thread and starts its loop. Returns once the sockets
+    /// are bound (so the caller can report readiness), or throws if a bind failed.
+    public func start() throws {
+        let thread = Thread { [self] in self.threadMain() }
+        thread.name = "bangfu.\(name).node"
+        state.withLock { $0.started = true }
+        thread.start()
+        ready.wait()
+        if let err = state.withLock({ $0.startError }) {
+            finished.wait()
+            throw NodeError.bindFailed(err)
+        }
+    }
+
+    /// Asks the loop to finish the batch in hand, close its sockets and end. Blocks (on the
+    /// caller's thread) until it has; call from a detached context, not the cooperative pool.
+    public func stopAndWait() {
+        let started = state.withLock { s -> Bool in
+            s.stopping = true
+            return s.started
+        }
+        wake.wake()
+        if started { finished.wait() }
+    }
+
+    public func stop() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread {
+                self.stopAndWait()
+                c.resume()
+            }
+        }
+    }
+
+    /// Tells the publisher that new outbox rows were committed by another thread.
+    public func notifyOutbox() { wake.wake() }
+
+    private func threadMain() {
+        defer { finished.signal() }
+        let intake: ZSocket
+        let replay: ZSocket
+        let pub: ZSocket
+        do {
+            intake = try context.socket(.router)
+            replay = try context.socket(.router)
+            pub = try context.socket(.pub)
+            try intake.apply(settings.socket, tcpHeartbeats: Endpoint.isTCP(endpoints.intake))
+            try replay.apply(settings.socket, tcpHeartbeats: Endpoint.isTCP(endpoints.replay))
+            try pub.apply(settings.socket, tcpHeartbeats: Endpoint.isTCP(endpoints.feed))
+            try pub.set(ZMQ_SNDHWM, Int32(100_000))
+            try intake.bind(endpoints.intake)
+            try pub.bind(endpoints.feed)
+            try replay.bind(endpoints.replay)
+        } catch {
+            state.withLock { $0.startError = "\(error)" }
+            ready.signal()
+            return
+        }
+        var lastPublished: UInt64
+        do {
+            lastPublished = try feed.lastSequence()
+        } catch {
+            state.withLock { $0.startError = "reading the outbox: \(error)" }
+            intake.close()
+            replay.close()
+            pub.close()
+            ready.signal()
+            return
+        }
+        state.withLock { $0.counters.lastPublished = lastPublished }
+        ready.signal()
+        logger.info(
+            "bus node listening",
+            metadata: [
+                "intake": "\(endpoints.intake)", "feed": "\(endpoints.feed)", "replay": "\(endpoints.replay)",
+                "last_sequence": "\(lastPublished)",
+            ])
+
+        var poller = ZPoller([.socket(intake), .socket(replay), .fd(wake.readFD)])
+        var nextHeartbeat = DispatchTime.now().uptimeNanoseconds + UInt64(settings.heartbeatMs) * 1_000_000
+        while true {
+            if state.withLock({ $0.stopping }) { break }
+            let now = DispatchTime.now().uptimeNanoseconds
+            let timeout = nextHeartbeat > now ? Int((nextHeartbeat - now) / 1_000_000) + 1 : 0
+            let readable: [Bool]
+            do {
+                readable = try poller.poll(timeoutMs: timeout)
+            } catch {
+                if error.isTerminated { break }
+                logger.error("poll failed", metadata: ["error": "\(error)"])
+                continue
+            }
+            if readable[2] { wake.drain() }
+            if readable[0] { serveIntake(intake) }
+            if readable[1] { serveReplay(replay) }
+            publish(pub, after: &lastPublished)
+            if DispatchTime.now().uptimeNanoseconds >= nextHeartbeat {
+                let hb = JSON.object(JSONObject(["sequence": .string(String(lastPublished))]))
+                _ = try? pub.send([Array("_hb".utf8), hb.serializedBytes()])
+                nextHeartbeat = DispatchTime.now().uptimeNanoseconds + UInt64(settings.heartbeatMs) * 1_000_000
+            }
+        }
+        // Drain: answer what already arrived on the intake, publish what was committed.
+        serveIntake(intake)
+        publish(pub, after: &lastPublished)
+        intake.close(lingerMs: Int32(min(settings.drainMs, 2_000)))
+        replay.close()
+        pub.close(lingerMs: Int32(min(settings.drainMs, 2_000)))
+        logger.info("bus node stopped", metadata: ["last_sequence": "\(lastPublished)"])
+    }
+
+    private func serveIntake(_ sock: ZSocket) {
+        var envelopes: [[[UInt8]]] = []
+        var frames: [IntakeFrame] = []
+        while frames.count < settings.maxBatch {
+            let msg: ZMessage?
+            do {
+                msg = try sock.receive(dontWait: true, maxFrames: settings.maxFrames + 1)
+            } catch {
+                if !error.isTerminated { logger.error("intake receive failed", metadata: ["error": "\(error)"]) }
+                break
+            }
+            guard let msg else { break }
+            let (envelope, body) = Self.split(msg.frames)
+            envelopes.append(envelope)
+            if msg.overflow || msg.frames.count > settings.maxFrames || body.count != 1 {
+                let n = msg.overflow ? "more than \(settings.maxFrames)" : "\(body.count)"
+                frames.append(
+                    IntakeFrame(
+                        payload: body.first ?? [],
+                        preRejection: Rejection(.tooLarge, "a message must carry exactly one event frame; got \(n) frames")))
+            } else if body[0].count > Int(settings.socket.maxMessageBytes) {
+                frames.append(
+                    IntakeFrame(
+                        payload: Array(body[0].prefix(4096)),
+                        preRejection: Rejection(.tooLarge, "the frame exceeds max_message_bytes (\(settings.socket.maxMessageBytes))")))
+            } else {
+                frames.append(IntakeFrame(payload: body[0]))
+            }
+        }
+        guard !frames.isEmpty else { return }
+        let acks: [Ack]
+        do {
+            acks = try processor.process(frames)
+        } catch {
+            logger.error("intake batch not committed; clients will retry", metadata: ["error": "\(error)", "events": "\(frames.count)"])
+            return
+        }
+        var accepted = 0
+        var duplicate = 0
+        var rejected = 0
+        var unroutable = 0
+        for (envelope, ack) in zip(envelopes, acks) {
+            switch ack.status {
+            case .accepted: accepted += 1
+            case .duplicate: duplicate += 1
+            case .rejected: rejected += 1
+            }
+            let sent = (try? sock.send(envelope + [ack.json.serializedBytes()])) ?? false
+            if !sent { unroutable += 1 }
+        }
+        state.withLock {
+            $0.counters.accepted += accepted
+            $0.counters.duplicate += duplicate
+            $0.counters.rejected += rejected
+            $0.counters.batches += 1
+            $0.counters.unroutableAcks += unroutable
+        }
+    }
+
+    /// Splits a ROUTER message into its envelope (identity and, for REQ peers, the empty
+    /// delimiter) and its body.
+    static func split(_ frames: [[UInt8]]) -> ([[UInt8]], [[UInt8]]) {
+        guard !frames.isEmpty else { return ([], []) }
+        if let delim = frames.firstIndex(where: { $0.isEmpty }), delim >= 1 {
+            return (Array(frames[...delim]), Array(frames[(delim + 1)...]))
+        }
+        return ([frames[0]], Array(frames.dropFirst()))
+    }
+
+    private func serveReplay(_ sock: ZSocket) {
+        for _ in 0..<64 {
+            let msg: ZMessage?
+            do {
+                msg = try sock.receive(dontWait: true, maxFrames: settings.maxFrames + 1)
+            } catch {
+                break
+            }
+            guard let msg else { return }
+            let (envelope, body) = Self.split(msg.frames)
+            state.withLock { $0.counters.replayRequests += 1 }
+            let reply = answer(body)
+            _ = try? sock.send(envelope + reply)
+        }
+    }
+
+    private func answer(_ body: [[UInt8]]) -> [[UInt8]] {
+        func error(_ code: String, _ message: String) -> [[UInt8]] {
+            [JSON.object(JSONObject(["op": "error", "code": .string(code), "message": .string(message)])).serializedBytes()]
+        }
+        guard body.count == 1, let req = try? JSONParser.parse(body[0]), let op = req["op"]?.stringValue else {
+            return error("invalid_request", "send one frame: a JSON object with an \"op\"")
+        }
+        if op == "replay" {
+            let after: UInt64
+            switch req["after"] {
+            case .string(let s)?:
+                guard let v = UInt64(s) else { return error("invalid_request", "after must be a decimal sequence") }
+                after = v
+            case .int(let v)? where v >= 0: after = UInt64(v)
+            case nil: after = 0
+            default: return error("invalid_request", "after must be a decimal sequence")
+            }
+            var max = 1_000
+            switch req["max"] {
+            case .int(let v)? where v >= 0: max = Int(Swift.min(v, Int64(settings.maxReplayPage)))
+            case .string(let s)?: if let v = Int(s), v >= 0 { max = Swift.min(v, settings.maxReplayPage) }
+            case nil: break
+            default: return error("invalid_request", "max must be a non-negative integer")
+            }
+            do {
+                let last = try feed.lastSequence()
+                let records = max > 0 ? try feed.records(after: after, max: max) : []
+                let end = JSON.object(JSONObject(["op": "end", "last": .string(String(last))]))
+                return records.map(\.body) + [end.serializedBytes()]
+            } catch {
+                return self.errorFrames(error)
+            }
+        }
+        guard let responder else { return error("unknown_op", "unknown op \(op)") }
+        do {
+            if let reply = try responder.respond(to: req) { return [reply.serializedBytes()] }
+            return error("unknown_op", "unknown op \(op)")
+        } catch {
+            return self.errorFrames(error)
+        }
+    }
+
+    private func errorFrames(_ e: any Error) -> [[UInt8]] {
+        [JSON.object(JSONObject(["op": "error", "code": "internal", "message": .string("\(e)")])).serializedBytes()]
+    }
+
+    private func publish(_ pub: ZSocket, after last: inout UInt64) {
+        while true {
+            let records: [FeedRecord]
+            do {
+                records = try feed.records(after: last, max: 5_000)
+            } catch {
+                logger.error("reading the outbox failed", metadata: ["error": "\(error)"])
+                return
+            }
+            if records.isEmpty { return }
+            for r in records {
+                _ = try? pub.send([Array(r.type.utf8), r.body])
+                last = r.sequence
+            }
+            let l = last
+            state.withLock {
+                $0.counters.published += records.count
+                $0.counters.lastPublished = l
+            }
+            if records.count < 5_000 { return }
+        }
+    }
+}
+
+public enum NodeError: Error, CustomStringConvertible {
+    case bindFailed(String)
+
+    public var description: String {
+        switch self {
+        case .bindFailed(let s): "could not bind: \(s)"
+        }
+    }
+}
+

@@ -1,0 +1,329 @@
+import CZeroMQ
+import Foundation
+import Logging
+import Models
+import Synchronization
+
+/// Where one upstream feed is.
+public struct UpstreamFeed: Sendable {
+    /// The feed's name, used as the inbox cursor key (e.g. "registry").
+    public var name: String
+    public var feed: String
+    public var replay: String
+
+    public init(name: String, feed: String, replay: String) {
+        self.name = name
+        self.feed = feed
+        self.replay = replay
+    }
+}
+
+public struct SubscriberSettings: Sendable {
+    public var socket = ZSocketOptions()
+    public var replayPage = 1_000
+    public var replayTimeoutMs = 3_000
+    /// Retry pause after a failed apply (a database error), so a broken disk is not spun on.
+    public var applyRetryMs = 500
+    /// Largest batch of live events applied in one transaction.
+    public var maxLiveBatch = 2_000
+
+    public init() {}
+}
+
+public struct SubscriberStatus: Sendable {
+    public var cursor: UInt64 = 0
+    /// The upstream's last sequence as last heard (replay end frame or heartbeat).
+    public var upstreamLast: UInt64 = 0
+    public var replayPages = 0
+    public var gapsDetected = 0
+    public var liveApplied = 0
+    public var replayApplied = 0
+    public var caughtUp = false
+    public var lag: UInt64 { upstreamLast > cursor ? upstreamLast - cursor : 0 }
+}
+
+/// Follows one upstream feed exactly once (DESIGN §3.3): SUB first, then replay from the stored
+/// cursor until caught up, then live events; a gap in sequences or a heartbeat ahead of the
+/// cursor sends it back to replay. Its sockets live on one dedicated thread.
+public final class FeedSubscriber: Sendable {
+    public let upstream: UpstreamFeed
+    let context: ZContext
+    let consumer: any FeedConsumer
+    let settings: SubscriberSettings
+    let logger: Logger
+    /// Test hook: return true to drop a live event as if the network lost it.
+    let dropLive: (@Sendable (UInt64) -> Bool)?
+    let wake = WakePipe()
+    let state = Mutex(Shared())
+    private let finished = DispatchSemaphore(value: 0)
+
+    struct Shared {
+        var stopping = false
+        var started = false
+        var status = SubscriberStatus()
+    }
+
+    public init(
+        upstream: UpstreamFeed, context: ZContext, consumer: any FeedConsumer, settings: SubscriberSettings = SubscriberSettings(),
+        logger: Logger, dropLive: (@Sendable (UInt64) -> Bool)? = nil
+    ) {
+        self.upstream = upstream
+        self.context = context
+        self.consumer = consumer
+        self.settings = settings
+        self.logger = logger
+        self.dropLive = dropLive
+    }
+
+    public var status: SubscriberStatus { state.withLock { $0.status } }
+
+    public func start() {
+        state.withLock { $0.started = true }
+        let t = Thread { [self] in self.threadMain() }
+        t.name = "bangfu.sub.\(upstream.name)"
+        t.start()
+    }
+
+    public func stopAndWait() {
+        let started = state.withLock { s -> Bool in
+            s.stopping = true
+            return s.started
+        }
+        wake.wake()
+        if started { finished.wait() }
+    }
+
+    public func stop() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread {
+                self.stopAndWait()
+                c.resume()
+            }
+        }
+    }
+
+    private var stopping: Bool { state.withLock { $0.stopping } }
+
+    private func threadMain() {
+        defer { finished.signal() }
+        let sub: ZSocket
+        do {
+            sub = try context.socket(.sub)
+            try sub.apply(settings.socket, tcpHeartbeats: Endpoint.isTCP(upstream.feed))
+            try sub.set(ZMQ_RCVHWM, Int32(100_000))
+            try sub.subscribe("")
+            try sub.connect(upstream.feed)
+        } catch {
+            logger.critical("cannot open the feed subscription", metadata: ["feed": "\(upstream.feed)", "error": "\(error)"])
+            return
+        }
+        defer { sub.close() }
+        var dealer: ZSocket?
+        defer { dealer?.close() }
+
+        var cursor: UInt64
+        while true {
+            do {
+                cursor = try consumer.cursor(feed: upstream.name)
+                break
+            } catch {
+                logger.error("cannot read the inbox cursor", metadata: ["error": "\(error)"])
+                if waitForWake(ms: settings.applyRetryMs) { return }
+            }
+        }
+        setStatus { $0.cursor = cursor }
+        var needCatchUp = true
+        var poller = ZPoller([.socket(sub), .fd(wake.readFD)])
+        while !stopping {
+            if needCatchUp {
+                switch replayPage(&dealer, after: cursor) {
+                case .stopped:
+                    return
+                case .unavailable:
+                    continue
+                case .page(let deliveries, let last):
+                    setStatus {
+                        $0.upstreamLast = max($0.upstreamLast, last)
+                        $0.replayPages += 1
+                    }
+                    let fresh = deliveries.filter { $0.sequence > cursor }
+                    if !fresh.isEmpty {
+                        guard Self.contiguous(fresh, after: cursor) else {
+                            logger.error("replay page is not contiguous; asking again", metadata: ["after": "\(cursor)"])
+                            continue
+                        }
+                        guard applyOrPause(fresh) else { continue }
+                        cursor = fresh.last!.sequence
+                        let c = cursor
+                        setStatus {
+                            $0.cursor = c
+                            $0.replayApplied += fresh.count
+                        }
+                    }
+                    if cursor >= last {
+                        needCatchUp = false
+                        setStatus { $0.caughtUp = true }
+                    }
+                    continue
+                }
+            }
+            let readable: [Bool]
+            do {
+                readable = try poller.poll(timeoutMs: 250)
+            } catch {
+                if error.isTerminated { return }
+                continue
+            }
+            if readable[1] { wake.drain() }
+            guard readable[0] else { continue }
+            var batch: [FeedDelivery] = []
+            var expected = cursor + 1
+            while batch.count < settings.maxLiveBatch {
+                guard let msg = try? sub.receive(dontWait: true, maxFrames: 2), msg.frames.count == 2 else { break }
+                let topic = msg.frames[0]
+                if topic == Self.heartbeatTopic {
+                    if let hb = try? JSONParser.parse(msg.frames[1]), let s = hb["sequence"]?.stringValue, let last = UInt64(s) {
+                        setStatus { $0.upstreamLast = max($0.upstreamLast, last) }
+                        if last >= expected {
+                            // The tail was lost (or the publisher restarted): replay it.
+                            needCatchUp = true
+                        }
+                    }
+                    continue
+                }
+                guard let ev = try? CloudEvent.parse(msg.frames[1]), let seq = ev.sequenceNumber else {
+                    logger.warning("unparseable live event; will replay", metadata: ["feed": "\(upstream.name)"])
+                    needCatchUp = true
+                    break
+                }
+                if seq < expected { continue }
+                if let dropLive, dropLive(seq) { continue }
+                if seq > expected {
+                    needCatchUp = true
+                    setStatus {
+                        $0.gapsDetected += 1
+                        $0.upstreamLast = max($0.upstreamLast, seq)
+                    }
+                    break
+                }
+                batch.append(FeedDelivery(sequence: seq, event: ev, raw: msg.frames[1], error: nil))
+                expected += 1
+            }
+            if needCatchUp { setStatus { $0.caughtUp = false } }
+            if !batch.isEmpty {
+                if applyOrPause(batch) {
+                    cursor = batch.last!.sequence
+                    let c = cursor
+                    let n = batch.count
+                    setStatus {
+                        $0.cursor = c
+                        $0.liveApplied += n
+                        $0.upstreamLast = max($0.upstreamLast, c)
+                    }
+                } else {
+                    needCatchUp = true
+                }
+            }
+        }
+    }
+
+    static let heartbeatTopic = Array("_hb".utf8)
+
+    static func contiguous(_ d: [FeedDelivery], after cursor: UInt64) -> Bool {
+        var expected = cursor + 1
+        for x in d {
+            if x.sequence != expected { return false }
+            expected += 1
+        }
+        return true
+    }
+
+    private func setStatus(_ f: (inout SubscriberStatus) -> Void) {
+        state.withLock { f(&$0.status) }
+    }
+
+    /// Waits for a wake-up or `ms`; returns true if stopping.
+    private func waitForWake(ms: Int) -> Bool {
+        var p = ZPoller([.fd(wake.readFD)])
+        _ = try? p.poll(timeoutMs: ms)
+        wake.drain()
+        return stopping
+    }
+
+    private func applyOrPause(_ deliveries: [FeedDelivery]) -> Bool {
+        do {
+            try consumer.apply(feed: upstream.name, deliveries)
+            return true
+        } catch {
+            logger.error(
+                "applying upstream events failed; will retry",
+                metadata: ["feed": "\(upstream.name)", "from": "\(deliveries.first?.sequence ?? 0)", "error": "\(error)"])
+            _ = waitForWake(ms: settings.applyRetryMs)
+            return false
+        }
+    }
+
+    enum ReplayResult {
+        case page([FeedDelivery], last: UInt64)
+        case unavailable
+        case stopped
+    }
+
+    /// One replay request (Lazy Pirate: a timed-out DEALER is closed and replaced).
+    private func replayPage(_ dealer: inout ZSocket?, after: UInt64) -> ReplayResult {
+        if dealer == nil {
+            do {
+                let d = try context.socket(.dealer)
+                try d.apply(settings.socket, tcpHeartbeats: Endpoint.isTCP(upstream.replay))
+                try d.set(ZMQ_IMMEDIATE, Int32(0))
+                try d.connect(upstream.replay)
+                dealer = d
+            } catch {
+                logger.error("cannot open the replay socket", metadata: ["error": "\(error)"])
+                return waitForWake(ms: settings.applyRetryMs) ? .stopped : .unavailable
+            }
+        }
+        let d = dealer!
+        let req = JSON.object(
+            JSONObject(["op": "replay", "after": .string(String(after)), "max": .int(Int64(settings.replayPage))]))
+        _ = try? d.send([req.serializedBytes()], dontWait: true)
+        var poller = ZPoller([.socket(d), .fd(wake.readFD)])
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(settings.replayTimeoutMs) * 1_000_000
+        while true {
+            if stopping { return .stopped }
+            let now = DispatchTime.now().uptimeNanoseconds
+            if now >= deadline {
+                d.close()
+                dealer = nil
+                logger.debug("replay timed out; reconnecting", metadata: ["feed": "\(upstream.name)"])
+                return .unavailable
+            }
+            guard let r = try? poller.poll(timeoutMs: Int((deadline - now) / 1_000_000) + 1) else { continue }
+            if r[1] { wake.drain() }
+            if r[0] {
+                guard let msg = try? d.receive(dontWait: true, maxFrames: settings.replayPage + 2) else { continue }
+                let frames = msg.frames.filter { !$0.isEmpty }
+                guard let endFrame = frames.last, let end = try? JSONParser.parse(endFrame),
+                    end["op"]?.stringValue == "end", let lastText = end["last"]?.stringValue, let last = UInt64(lastText)
+                else {
+                    logger.error("unexpected replay answer", metadata: ["feed": "\(upstream.name)"])
+                    return waitForWake(ms: settings.applyRetryMs) ? .stopped : .unavailable
+                }
+                var deliveries: [FeedDelivery] = []
+                var previous = after
+                for body in frames.dropLast() {
+                    do {
+                        let ev = try CloudEvent.parse(body)
+                        let seq = ev.sequenceNumber ?? previous + 1
+                        deliveries.append(FeedDelivery(sequence: seq, event: ev, raw: body, error: nil))
+                        previous = seq
+                    } catch {
+                        deliveries.append(FeedDelivery(sequence: previous + 1, event: nil, raw: body, error: error))
+                        previous += 1
+                    }
+                }
+                return .page(deliveries, last: last)
+            }
+        }
+    }
+}

@@ -1,0 +1,322 @@
+import CZeroMQ
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// An error from libzmq, with its errno and message.
+public struct ZMQError: Error, Sendable, CustomStringConvertible {
+    public let errno: Int32
+    public let operation: String
+
+    init(_ operation: String) {
+        self.errno = zmq_errno()
+        self.operation = operation
+    }
+
+    public var description: String {
+        "\(operation): \(String(cString: zmq_strerror(errno))) (errno \(errno))"
+    }
+
+    public var isInterrupted: Bool { errno == EINTR }
+    public var isAgain: Bool { errno == EAGAIN }
+    public var isTerminated: Bool { errno == ETERM }
+}
+
+/// A libzmq context. Contexts are thread-safe; sockets are not (see `ZSocket`).
+public final class ZContext: @unchecked Sendable {
+    let handle: UnsafeMutableRawPointer
+    private let lock = NSLockish()
+    private var terminated = false
+
+    public init(ioThreads: Int32 = 1) {
+        handle = zmq_ctx_new()!
+        zmq_ctx_set(handle, ZMQ_IO_THREADS, ioThreads)
+        zmq_ctx_set(handle, ZMQ_MAX_SOCKETS, 4096)
+    }
+
+    /// Makes every blocking call on this context's sockets return ETERM.
+    public func shutdown() {
+        zmq_ctx_shutdown(handle)
+    }
+
+    /// Ends the context. Every socket must have been closed (by its owner thread) first.
+    public func terminate() {
+        lock.withLock {
+            guard !terminated else { return }
+            terminated = true
+            while zmq_ctx_term(handle) != 0 && zmq_errno() == EINTR {}
+        }
+    }
+
+    public func socket(_ type: ZSocketType) throws(ZMQError) -> ZSocket {
+        guard let s = zmq_socket(handle, type.rawValue) else { throw ZMQError("zmq_socket") }
+        return ZSocket(s, type: type)
+    }
+}
+
+/// A small pthread mutex, usable where `Synchronization.Mutex`'s non-copyable value does not fit.
+final class NSLockish: @unchecked Sendable {
+    private var m = pthread_mutex_t()
+    init() { pthread_mutex_init(&m, nil) }
+    deinit { pthread_mutex_destroy(&m) }
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(&m)
+        defer { pthread_mutex_unlock(&m) }
+        return try body()
+    }
+}
+
+public enum ZSocketType: Int32, Sendable {
+    case pair = 0
+    case pub = 1
+    case sub = 2
+    case req = 3
+    case rep = 4
+    case dealer = 5
+    case router = 6
+    case pull = 7
+    case push = 8
+}
+
+/// Socket options Bangfu sets (DESIGN §3.4).
+public struct ZSocketOptions: Sendable {
+    public var lingerMs: Int32 = 1000
+    public var sendHWM: Int32 = 10_000
+    public var receiveHWM: Int32 = 10_000
+    /// Largest single frame accepted; a larger one makes libzmq drop the peer.
+    public var maxMessageBytes: Int64 = 1 << 20
+    public var heartbeatIntervalMs: Int32 = 5_000
+    public var heartbeatTimeoutMs: Int32 = 15_000
+
+    public init() {}
+}
+
+/// One libzmq socket. Not thread-safe: owned and used by exactly one thread from creation to
+/// `close()`. It is `@unchecked Sendable` only so that it can be handed to that thread.
+public final class ZSocket: @unchecked Sendable {
+    public private(set) var handle: UnsafeMutableRawPointer?
+    public let type: ZSocketType
+
+    init(_ handle: UnsafeMutableRawPointer, type: ZSocketType) {
+        self.handle = handle
+        self.type = type
+    }
+
+    deinit {
+        if let handle { zmq_close(handle) }
+    }
+
+    public func close() {
+        if let h = handle {
+            var zero: Int32 = 0
+            zmq_setsockopt(h, ZMQ_LINGER, &zero, MemoryLayout<Int32>.size)
+            zmq_close(h)
+            handle = nil
+        }
+    }
+
+    /// Closes after letting queued messages go out for up to `lingerMs`.
+    public func close(lingerMs: Int32) {
+        if let h = handle {
+            var v = lingerMs
+            zmq_setsockopt(h, ZMQ_LINGER, &v, MemoryLayout<Int32>.size)
+            zmq_close(h)
+            handle = nil
+        }
+    }
+
+    public func set(_ option: Int32, _ value: Int32) throws(ZMQError) {
+        var v = value
+        if zmq_setsockopt(handle, option, &v, MemoryLayout<Int32>.size) != 0 { throw ZMQError("zmq_setsockopt \(option)") }
+    }
+
+    public func set(_ option: Int32, _ value: Int64) throws(ZMQError) {
+        var v = value
+        if zmq_setsockopt(handle, option, &v, MemoryLayout<Int64>.size) != 0 { throw ZMQError("zmq_setsockopt \(option)") }
+    }
+
+    public func set(_ option: Int32, bytes: [UInt8]) throws(ZMQError) {
+        let rc = bytes.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, $0.count) }
+        if rc != 0 { throw ZMQError("zmq_setsockopt \(option)") }
+    }
+
+    public func set(_ option: Int32, string: String) throws(ZMQError) {
+        try set(option, bytes: Array(string.utf8))
+    }
+
+    public func getInt32(_ option: Int32) throws(ZMQError) -> Int32 {
+        var v: Int32 = 0
+        var size = MemoryLayout<Int32>.size
+        if zmq_getsockopt(handle, option, &v, &size) != 0 { throw ZMQError("zmq_getsockopt \(option)") }
+        return v
+    }
+
+    /// Applies linger, high-water marks, max message size, and the options of DESIGN §3.4 that
+    /// fit this socket's type.
+    public func apply(_ o: ZSocketOptions, tcpHeartbeats: Bool) throws(ZMQError) {
+        try set(ZMQ_LINGER, o.lingerMs)
+        try set(ZMQ_SNDHWM, o.sendHWM)
+        try set(ZMQ_RCVHWM, o.receiveHWM)
+        try set(ZMQ_MAXMSGSIZE, o.maxMessageBytes)
+        if type == .router { try set(ZMQ_ROUTER_MANDATORY, Int32(1)) }
+        if type == .dealer || type == .req { try set(ZMQ_IMMEDIATE, Int32(1)) }
+        if tcpHeartbeats {
+            try set(ZMQ_HEARTBEAT_IVL, o.heartbeatIntervalMs)
+            try set(ZMQ_HEARTBEAT_TIMEOUT, o.heartbeatTimeoutMs)
+            try set(ZMQ_HEARTBEAT_TTL, o.heartbeatTimeoutMs)
+        }
+    }
+
+    public func bind(_ endpoint: String) throws(ZMQError) {
+        if zmq_bind(handle, endpoint) != 0 { throw ZMQError("zmq_bind \(endpoint)") }
+    }
+
+    public func connect(_ endpoint: String) throws(ZMQError) {
+        if zmq_connect(handle, endpoint) != 0 { throw ZMQError("zmq_connect \(endpoint)") }
+    }
+
+    public func subscribe(_ prefix: String) throws(ZMQError) {
+        try set(ZMQ_SUBSCRIBE, string: prefix)
+    }
+
+    /// Sends a multipart message. Returns false when it would block (`dontWait`) or, on a
+    /// ROUTER with ROUTER_MANDATORY, when the peer is gone (EHOSTUNREACH).
+    @discardableResult
+    public func send(_ frames: [[UInt8]], dontWait: Bool = true) throws(ZMQError) -> Bool {
+        for (k, frame) in frames.enumerated() {
+            var flags: Int32 = dontWait ? ZMQ_DONTWAIT : 0
+            if k < frames.count - 1 { flags |= ZMQ_SNDMORE }
+            var rc: Int32
+            repeat {
+                rc = frame.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
+            } while rc < 0 && zmq_errno() == EINTR
+            if rc < 0 {
+                let e = zmq_errno()
+                if e == EAGAIN || e == EHOSTUNREACH {
+                    if k == 0 { return false }
+                    // A partly sent message cannot be withdrawn; ZMQ drops the incomplete
+                    // message when the socket is closed. Finish it with empty frames is wrong, so
+                    // report the failure.
+                    return false
+                }
+                throw ZMQError("zmq_send")
+            }
+        }
+        return true
+    }
+
+    /// Receives one multipart message, or nil when none is waiting (`dontWait`). At most
+    /// `maxFrames` frames are kept; the rest are read and discarded, and `overflow` is set.
+    public func receive(dontWait: Bool = true, maxFrames: Int = 16) throws(ZMQError) -> ZMessage? {
+        var frames: [[UInt8]] = []
+        var overflow = false
+        var msg = zmq_msg_t()
+        while true {
+            zmq_msg_init(&msg)
+            var rc: Int32
+            repeat {
+                rc = zmq_msg_recv(&msg, handle, dontWait && frames.isEmpty ? ZMQ_DONTWAIT : 0)
+            } while rc < 0 && zmq_errno() == EINTR
+            if rc < 0 {
+                let e = zmq_errno()
+                zmq_msg_close(&msg)
+                if e == EAGAIN && frames.isEmpty { return nil }
+                throw ZMQError("zmq_msg_recv")
+            }
+            if frames.count < maxFrames {
+                let size = zmq_msg_size(&msg)
+                let data = zmq_msg_data(&msg)!
+                frames.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
+            } else {
+                overflow = true
+            }
+            let more = zmq_msg_more(&msg) != 0
+            zmq_msg_close(&msg)
+            if !more { break }
+        }
+        return ZMessage(frames: frames, overflow: overflow)
+    }
+}
+
+/// A received multipart message.
+public struct ZMessage: Sendable {
+    public var frames: [[UInt8]]
+    /// True when the message had more frames than the receiver keeps.
+    public var overflow: Bool
+}
+
+/// `zmq_poll` over sockets and plain file descriptors.
+public struct ZPoller {
+    public enum Item {
+        case socket(ZSocket)
+        case fd(Int32)
+    }
+
+    private var items: [zmq_pollitem_t]
+
+    public init(_ entries: [Item]) {
+        items = entries.map { e in
+            switch e {
+            case .socket(let s): zmq_pollitem_t(socket: s.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)
+            case .fd(let fd): zmq_pollitem_t(socket: nil, fd: fd, events: Int16(ZMQ_POLLIN), revents: 0)
+            }
+        }
+    }
+
+    /// Waits up to `timeoutMs` for input; returns which entries are readable.
+    public mutating func poll(timeoutMs: Int) throws(ZMQError) -> [Bool] {
+        for k in items.indices { items[k].revents = 0 }
+        let rc = items.withUnsafeMutableBufferPointer { zmq_poll($0.baseAddress, Int32($0.count), timeoutMs) }
+        if rc < 0 {
+            if zmq_errno() == EINTR { return Array(repeating: false, count: items.count) }
+            throw ZMQError("zmq_poll")
+        }
+        return items.map { $0.revents & Int16(ZMQ_POLLIN) != 0 }
+    }
+}
+
+/// A self-pipe that lets any thread wake a `zmq_poll` loop.
+public final class WakePipe: @unchecked Sendable {
+    public let readFD: Int32
+    private let writeFD: Int32
+
+    public init() {
+        var fds: [Int32] = [0, 0]
+        precondition(pipe(&fds) == 0, "pipe() failed")
+        readFD = fds[0]
+        writeFD = fds[1]
+        for fd in fds {
+            let flags = fcntl(fd, F_GETFL)
+            _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+        }
+    }
+
+    deinit {
+        Glibc.close(readFD)
+        Glibc.close(writeFD)
+    }
+
+    public func wake() {
+        var b: UInt8 = 1
+        _ = write(writeFD, &b, 1)
+    }
+
+    public func drain() {
+        var buf = [UInt8](repeating: 0, count: 256)
+        while read(readFD, &buf, 256) > 0 {}
+    }
+}
+
+public enum Endpoint {
+    public static func isTCP(_ ep: String) -> Bool { ep.hasPrefix("tcp://") }
+
+    /// True for tcp endpoints on the loopback interface, ipc and inproc.
+    public static func isLocal(_ ep: String) -> Bool {
+        guard isTCP(ep) else { return true }
+        let host = ep.dropFirst("tcp://".count).split(separator: ":").dropLast().joined(separator: ":")
+        return host.hasPrefix("127.") || host == "localhost" || host == "[::1]" || host == "::1"
+    }
+}

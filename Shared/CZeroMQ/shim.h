@@ -1,0 +1,4 @@
+#ifndef BANGFU_CZEROMQ_SHIM_H
+#define BANGFU_CZEROMQ_SHIM_H
+#include <zmq.h>
+#endif

@@ -1,0 +1,66 @@
+/// Masking of personal data for logs, the public board and notifications (DESIGN §3.5).
+///
+/// Every function counts `Character`s (grapheme clusters), so Chinese names and full-width
+/// characters are masked whole, never cut in the middle of a UTF-8 sequence. Inputs that are too
+/// short to keep the usual prefix and suffix are masked more, never less.
+public enum Mask {
+    /// Resident ID numbers: keep the first 4 and last 4 characters.
+    /// `"410102198001011234"` → `"4101**********1234"`. 8 characters or fewer: all `*`.
+    public static func idNumber(_ s: String) -> String {
+        let c = Array(s)
+        guard c.count > 8 else { return stars(c.count) }
+        return String(c[0..<4]) + stars(c.count - 8) + String(c[(c.count - 4)...])
+    }
+
+    /// Natural persons' names: keep the first and (from 3 characters on) the last character.
+    /// `"张三丰"` → `"张*丰"`, `"欧阳娜娜"` → `"欧**娜"`, `"张三"` → `"张*"`, `"张"` → `"张"`.
+    /// Surrounding whitespace is dropped first.
+    public static func name(_ s: String) -> String {
+        let c = Array(trimmed(s))
+        switch c.count {
+        case 0, 1: return String(c)
+        case 2: return String(c[0]) + "*"
+        default: return String(c[0]) + stars(c.count - 2) + String(c[c.count - 1])
+        }
+    }
+
+    /// Bank account numbers (spaces ignored): the first 4 and last 4 digits in the fixed form
+    /// `"6222 **** **** 1234"`, whatever the length. 8 digits or fewer: `"**** **** " + last 2`.
+    public static func bankAccount(_ s: String) -> String {
+        let c = Array(s.filter { $0 != " " })
+        guard c.count > 8 else {
+            return "**** **** " + String(c.suffix(min(2, c.count / 4)))
+        }
+        return String(c[0..<4]) + " **** **** " + String(c[(c.count - 4)...])
+    }
+
+    /// Phone numbers: keep the first 3 and last 4 characters.
+    /// `"13812345678"` → `"138****5678"`. 7 characters or fewer: all but the last 2 masked.
+    public static func phone(_ s: String) -> String {
+        let c = Array(trimmed(s))
+        guard c.count > 7 else {
+            let keep = min(2, c.count / 3)
+            return stars(c.count - keep) + String(c.suffix(keep))
+        }
+        return String(c[0..<3]) + stars(c.count - 7) + String(c[(c.count - 4)...])
+    }
+
+    /// Unified social credit codes on the public board: keep the first 6 characters (registration
+    /// authority, organisation type and the province/city part of the division code) and the last
+    /// 2, with the 10 in between as `*`: `"91411002MA9XYZ1234"` → `"914110**********34"`.
+    /// A code of 8 characters or fewer is masked entirely.
+    public static func uscc(_ s: String) -> String {
+        let c = Array(s)
+        guard c.count > 8 else { return stars(c.count) }
+        return String(c[0..<6]) + stars(c.count - 8) + String(c[(c.count - 2)...])
+    }
+
+    private static func stars(_ n: Int) -> String { String(repeating: "*", count: max(0, n)) }
+
+    private static func trimmed(_ s: String) -> Substring {
+        var sub = Substring(s)
+        while let f = sub.first, f.isWhitespace { sub.removeFirst() }
+        while let l = sub.last, l.isWhitespace { sub.removeLast() }
+        return sub
+    }
+}

@@ -1,0 +1,101 @@
+import Bus
+import Foundation
+import Logging
+import Models
+import ServiceLifecycle
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A Bangfu service as a `ServiceLifecycle.Service`: its bus node (intake, feed, replay) and the
+/// subscriptions to its upstream feeds. All of its work happens inside `run()`; on graceful
+/// shutdown it stops following upstreams, answers what already arrived, and closes its sockets.
+public final class BusService: Service, Sendable {
+    public let name: String
+    public let node: ServiceNode
+    public let subscribers: [FeedSubscriber]
+    let logger: Logger
+    let notifier: SystemdNotifier
+    let extraStart: @Sendable () throws -> Void
+    let extraStop: @Sendable () -> Void
+
+    public init(
+        name: String, node: ServiceNode, subscribers: [FeedSubscriber] = [], logger: Logger,
+        notifier: SystemdNotifier = SystemdNotifier(), onStart: @escaping @Sendable () throws -> Void = {},
+        onStop: @escaping @Sendable () -> Void = {}
+    ) {
+        self.name = name
+        self.node = node
+        self.subscribers = subscribers
+        self.logger = logger
+        self.notifier = notifier
+        self.extraStart = onStart
+        self.extraStop = onStop
+    }
+
+    public func run() async throws {
+        try await OwnerThread.run { [node] in try node.start() }
+        try extraStart()
+        for s in subscribers { s.start() }
+        notifier.notify("READY=1\nSTATUS=serving")
+        logger.info("service ready", metadata: ["service": "\(name)"])
+        let watchdog = Task { [notifier] in
+            // WATCHDOG=1 while the node's loop is alive (systemd's WatchdogSec=).
+            guard let usec = notifier.watchdogMicroseconds else { return }
+            let interval = Duration.microseconds(Int64(usec / 2))
+            while !Task.isCancelled {
+                notifier.notify("WATCHDOG=1")
+                try? await Task.sleep(for: interval)
+            }
+        }
+        try? await gracefulShutdown()
+        watchdog.cancel()
+        notifier.notify("STOPPING=1")
+        logger.info("service stopping", metadata: ["service": "\(name)"])
+        for s in subscribers { await s.stop() }
+        extraStop()
+        await node.stop()
+        logger.info("service stopped", metadata: ["service": "\(name)"])
+    }
+}
+
+/// sd_notify(3) without libsystemd: a datagram to `$NOTIFY_SOCKET`. Does nothing outside systemd.
+public struct SystemdNotifier: Sendable {
+    public let socketPath: String?
+    public let watchdogMicroseconds: UInt64?
+
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
+        socketPath = environment["NOTIFY_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
+        if let w = environment["WATCHDOG_USEC"].flatMap({ UInt64($0) }),
+            environment["WATCHDOG_PID"].map({ $0 == String(getpid()) }) ?? true
+        {
+            watchdogMicroseconds = w
+        } else {
+            watchdogMicroseconds = nil
+        }
+    }
+
+    public func notify(_ state: String) {
+        guard let path = socketPath else { return }
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        var bytes = Array(path.utf8)
+        if bytes.first == UInt8(ascii: "@") { bytes[0] = 0 }  // abstract namespace
+        let cap = MemoryLayout.size(ofValue: addr.sun_path)
+        guard bytes.count < cap else { return }
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in
+            for (k, b) in bytes.enumerated() { p[k] = b }
+        }
+        let len = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
+        let msg = Array(state.utf8)
+        _ = withUnsafePointer(to: &addr) { ap in
+            ap.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+                msg.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, 0, sa, len) }
+            }
+        }
+    }
+}

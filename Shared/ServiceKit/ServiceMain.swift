@@ -1,0 +1,83 @@
+import Bus
+import Foundation
+import Logging
+import Models
+import ServiceLifecycle
+
+/// What a service's `build…` function is given besides its options.
+public struct ServiceEnvironment: Sendable {
+    public var context: ZContext
+    public var clock: any WallClock
+    public var logger: Logger
+    /// Test hook passed to every subscriber: drop this live sequence as if lost.
+    public var dropLive: (@Sendable (String, UInt64) -> Bool)?
+
+    public init(context: ZContext, clock: any WallClock, logger: Logger, dropLive: (@Sendable (String, UInt64) -> Bool)? = nil) {
+        self.context = context
+        self.clock = clock
+        self.logger = logger
+        self.dropLive = dropLive
+    }
+}
+
+/// The body of every service executable's `@main`: parse settings, set up logging, build the
+/// service with the same `build…` function the tests call, run it under a `ServiceGroup` that
+/// shuts down gracefully on SIGTERM/SIGINT, and exit 0 after draining.
+public enum ServiceMain {
+    public static func run(
+        service: String, upstreams: [String] = [], extraKeys: [String: String] = [:],
+        build: (ServiceOptions, ServiceEnvironment) throws -> BusService
+    ) async -> Int32 {
+        let options: ServiceOptions
+        do {
+            options = try ServiceOptions.parse(
+                service: service, upstreams: upstreams, extraKeys: extraKeys, arguments: Array(CommandLine.arguments.dropFirst()))
+        } catch {
+            let text = "\(error)"
+            FileHandle.standardError.write(Data((text + "\n").utf8))
+            return text.hasPrefix("usage:") ? 0 : 64
+        }
+        if options.checkConfig {
+            print(options.summary)
+            print("configuration OK")
+            return 0
+        }
+        let level = Logger.Level(rawValue: options.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardOutput(label: label)
+            h.logLevel = level
+            return h
+        }
+        var logger = Logger(label: "bangfu.\(service)")
+        logger.logLevel = level
+        let clock: any WallClock
+        if options.simulatedClock {
+            clock = TestClock(Date())
+            logger.warning("simulated clock: time moves only on clock.advanced commands; never use in production")
+        } else {
+            clock = SystemClock()
+        }
+        let context = ZContext()
+        let env = ServiceEnvironment(context: context, clock: clock, logger: logger)
+        let svc: BusService
+        do {
+            svc = try build(options, env)
+        } catch {
+            logger.critical("service could not start", metadata: ["error": "\(error)"])
+            context.terminate()
+            return 1
+        }
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [svc], gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            logger.critical("service failed", metadata: ["error": "\(error)"])
+            context.terminate()
+            return 1
+        }
+        context.terminate()
+        return 0
+    }
+}

@@ -1,0 +1,192 @@
+import Bus
+import Foundation
+import Yams
+
+/// The default endpoints of DESIGN §3.
+public enum DefaultEndpoints {
+    public static let basePort: [String: Int] = ["registry": 7100, "matcher": 7200, "notifier": 7300, "payments": 7400]
+
+    public static func of(_ service: String) -> NodeEndpoints {
+        let base = basePort[service] ?? 7900
+        return NodeEndpoints(
+            intake: "tcp://127.0.0.1:\(base + 1)", feed: "tcp://127.0.0.1:\(base + 2)", replay: "tcp://127.0.0.1:\(base + 3)")
+    }
+}
+
+/// A configuration error: what is wrong and where it came from.
+public struct ConfigError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A service's settings (DESIGN §11): defaults, overridden by the config file (`--config`, YAML),
+/// then by environment variables (`BANGFU_STATE_DIR`, `BANGFU_INTAKE`, …), then by flags.
+public struct ServiceOptions: Sendable {
+    public var service: String
+    public var configFile: String?
+    public var stateDir: String?
+    public var endpoints: NodeEndpoints
+    /// The upstream feeds this service follows, by name.
+    public var upstreams: [UpstreamFeed]
+    public var simulatedClock = false
+    public var insecure = false
+    public var checkConfig = false
+    public var logLevel = "info"
+    public var maxMessageBytes: Int64 = 1 << 20
+    /// Service-specific settings, by flag name.
+    public var extra: [String: String] = [:]
+    /// Where each setting came from (for `--check-config`).
+    public var origins: [String: String] = [:]
+
+    public init(service: String, upstreams: [String] = []) {
+        self.service = service
+        endpoints = DefaultEndpoints.of(service)
+        self.upstreams = upstreams.map { u in
+            let d = DefaultEndpoints.of(u)
+            return UpstreamFeed(name: u, feed: d.feed, replay: d.replay)
+        }
+    }
+
+    static let booleanKeys: Set<String> = ["simulated-clock", "insecure", "check-config"]
+
+    /// Parses settings. `extraKeys` are the service's own settings (with their defaults).
+    public static func parse(
+        service: String, upstreams: [String] = [], extraKeys: [String: String] = [:], arguments: [String],
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> ServiceOptions {
+        var o = ServiceOptions(service: service, upstreams: upstreams)
+        o.extra = extraKeys
+        var keys: Set<String> = ["config", "state-dir", "intake", "feed", "replay", "log-level", "max-message-bytes"]
+        keys.formUnion(booleanKeys)
+        for u in upstreams { keys.formUnion(["\(u)-feed", "\(u)-replay"]) }
+        keys.formUnion(extraKeys.keys)
+
+        // Flags first (to find --config), applied last.
+        var flags: [(String, String)] = []
+        var i = 0
+        while i < arguments.count {
+            let arg = arguments[i]
+            guard arg.hasPrefix("--") else { throw ConfigError("unexpected argument \(arg)") }
+            var name = String(arg.dropFirst(2))
+            var value: String?
+            if let eq = name.firstIndex(of: "=") {
+                value = String(name[name.index(after: eq)...])
+                name = String(name[..<eq])
+            }
+            if name == "help" { throw ConfigError(usage(service: service, keys: keys)) }
+            guard keys.contains(name) else { throw ConfigError("unknown option --\(name)\n\(usage(service: service, keys: keys))") }
+            if booleanKeys.contains(name) {
+                flags.append((name, value ?? "true"))
+            } else {
+                if value == nil {
+                    i += 1
+                    guard i < arguments.count else { throw ConfigError("--\(name) needs a value") }
+                    value = arguments[i]
+                }
+                flags.append((name, value!))
+            }
+            i += 1
+        }
+        let configPath = flags.last(where: { $0.0 == "config" })?.1 ?? environment["BANGFU_CONFIG"]
+        if let configPath {
+            o.configFile = configPath
+            let text: String
+            do {
+                text = try String(contentsOfFile: configPath, encoding: .utf8)
+            } catch {
+                throw ConfigError("cannot read config file \(configPath): \(error.localizedDescription)")
+            }
+            let loaded: Any?
+            do {
+                loaded = try Yams.load(yaml: text)
+            } catch {
+                throw ConfigError("config file \(configPath) is not valid YAML: \(error)")
+            }
+            if let map = loaded as? [String: Any] {
+                for (k, v) in map.sorted(by: { $0.key < $1.key }) {
+                    guard keys.contains(k), k != "config" else { throw ConfigError("\(configPath): unknown setting \"\(k)\"") }
+                    try o.set(k, "\(v)", origin: "file \(configPath)")
+                }
+            } else if loaded != nil {
+                throw ConfigError("config file \(configPath) must be a mapping of setting: value")
+            }
+        }
+        for k in keys.sorted() where k != "config" {
+            let env = "BANGFU_" + k.uppercased().replacingOccurrences(of: "-", with: "_")
+            if let v = environment[env] { try o.set(k, v, origin: "env \(env)") }
+        }
+        if o.stateDir == nil, let sd = environment["STATE_DIRECTORY"], !sd.isEmpty {
+            // systemd's StateDirectory= (may list several, colon-separated).
+            o.stateDir = String(sd.split(separator: ":").first ?? "")
+            o.origins["state-dir"] = "env STATE_DIRECTORY"
+        }
+        for (k, v) in flags where k != "config" { try o.set(k, v, origin: "flag --\(k)") }
+        try o.validate()
+        return o
+    }
+
+    mutating func set(_ key: String, _ value: String, origin: String) throws {
+        func bool() throws -> Bool {
+            switch value.lowercased() {
+            case "true", "1", "yes", "on": return true
+            case "false", "0", "no", "off": return false
+            default: throw ConfigError("\(key) (\(origin)) must be true or false, got \(value)")
+            }
+        }
+        switch key {
+        case "state-dir": stateDir = value
+        case "intake": endpoints.intake = value
+        case "feed": endpoints.feed = value
+        case "replay": endpoints.replay = value
+        case "simulated-clock": simulatedClock = try bool()
+        case "insecure": insecure = try bool()
+        case "check-config": checkConfig = try bool()
+        case "log-level":
+            guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(value) else {
+                throw ConfigError("log-level (\(origin)) must be one of trace debug info notice warning error critical")
+            }
+            logLevel = value
+        case "max-message-bytes":
+            guard let v = Int64(value), v >= 1024 else { throw ConfigError("max-message-bytes (\(origin)) must be an integer ≥ 1024") }
+            maxMessageBytes = v
+        default:
+            if let u = upstreams.firstIndex(where: { key == "\($0.name)-feed" }) {
+                upstreams[u].feed = value
+            } else if let u = upstreams.firstIndex(where: { key == "\($0.name)-replay" }) {
+                upstreams[u].replay = value
+            } else {
+                extra[key] = value
+            }
+        }
+        origins[key] = origin
+    }
+
+    func validate() throws {
+        var all = [("intake", endpoints.intake), ("feed", endpoints.feed), ("replay", endpoints.replay)]
+        for u in upstreams { all += [("\(u.name)-feed", u.feed), ("\(u.name)-replay", u.replay)] }
+        for (k, ep) in all {
+            guard ep.hasPrefix("tcp://") || ep.hasPrefix("ipc://") || ep.hasPrefix("inproc://") else {
+                throw ConfigError("\(k): \(ep) is not a tcp://, ipc:// or inproc:// endpoint")
+            }
+            if !Endpoint.isLocal(ep) && !insecure {
+                throw ConfigError(
+                    "\(k): \(ep) is not on loopback; plain TCP off loopback needs CURVE keys, or --insecure to accept the risk")
+            }
+        }
+    }
+
+    static func usage(service: String, keys: Set<String>) -> String {
+        "usage: bangfu-\(service) " + keys.sorted().map { booleanKeys.contains($0) ? "[--\($0)]" : "[--\($0) VALUE]" }.joined(separator: " ")
+    }
+
+    /// A readable summary for `--check-config`.
+    public var summary: String {
+        var lines = ["service: \(service)", "state-dir: \(stateDir ?? "(in memory)")", "intake: \(endpoints.intake)",
+                     "feed: \(endpoints.feed)", "replay: \(endpoints.replay)"]
+        for u in upstreams { lines += ["\(u.name)-feed: \(u.feed)", "\(u.name)-replay: \(u.replay)"] }
+        lines += ["simulated-clock: \(simulatedClock)", "insecure: \(insecure)", "log-level: \(logLevel)", "max-message-bytes: \(maxMessageBytes)"]
+        for (k, v) in extra.sorted(by: { $0.key < $1.key }) { lines.append("\(k): \(v)") }
+        return lines.joined(separator: "\n")
+    }
+}

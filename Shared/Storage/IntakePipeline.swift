@@ -1,0 +1,192 @@
+import Bus
+import Foundation
+import GRDB
+import Logging
+import Models
+
+/// What a service does with the events its intake accepts.
+public protocol IntakeApplier: Sendable {
+    associatedtype Command: Sendable
+
+    /// The event types this service takes; anything else is `unknown_type`.
+    var acceptedTypes: Set<String> { get }
+
+    /// Checks one event without touching the database (types, check digits, dates, money).
+    func validate(_ event: CloudEvent) throws(Rejection) -> Command
+
+    /// Applies a validated event inside the batch's write transaction (in a savepoint of its
+    /// own). Throwing a `Rejection` undoes this event only and quarantines it; any other error
+    /// fails the whole batch, which is then not acknowledged.
+    func apply(_ command: Command, event: CloudEvent, db: Database) throws
+}
+
+/// Decides whether the client holding `clientKey` may publish this event (DESIGN §3.5).
+public typealias IntakeAuthorizer = @Sendable (_ clientKey: String?, _ event: CloudEvent) -> Rejection?
+
+/// The generic intake of every service: parse, authorise, validate, deduplicate by
+/// `source`+`id` (conflict on different content), apply, quarantine what is refused — all of a
+/// batch in one durable transaction (group commit), acks only after the commit.
+public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
+    public let database: ServiceDatabase
+    public let applier: Applier
+    let clock: any WallClock
+    let authorize: IntakeAuthorizer?
+    let logger: Logger
+
+    public init(
+        database: ServiceDatabase, applier: Applier, clock: any WallClock, authorize: IntakeAuthorizer? = nil,
+        logger: Logger
+    ) {
+        self.database = database
+        self.applier = applier
+        self.clock = clock
+        self.authorize = authorize
+        self.logger = logger
+    }
+
+    enum Prepared {
+        case rejected(id: String?, source: String?, type: String?, Rejection)
+        case ready(CloudEvent, hash: [UInt8], Applier.Command)
+    }
+
+    public func process(_ batch: [IntakeFrame]) throws -> [Ack] {
+        // CPU work outside the write lock.
+        let prepared = batch.map(prepare)
+        let receivedAt = Timestamp.format(clock.now())
+        return try database.writer.write { db in
+            var acks: [Ack] = []
+            acks.reserveCapacity(prepared.count)
+            for (frame, p) in zip(batch, prepared) {
+                switch p {
+                case .rejected(let id, let source, let type, let r):
+                    try Quarantine.add(db, origin: "intake", at: receivedAt, rejection: r, source: source, eventID: id, type: type, frame: frame.payload)
+                    acks.append(.rejected(id, r))
+                case .ready(let event, let hash, let command):
+                    acks.append(try admit(db, event: event, hash: hash, command: command, frame: frame.payload, receivedAt: receivedAt))
+                }
+            }
+            return acks
+        }
+    }
+
+    private func prepare(_ frame: IntakeFrame) -> Prepared {
+        if let r = frame.preRejection { return .rejected(id: nil, source: nil, type: nil, r) }
+        let event: CloudEvent
+        do {
+            event = try CloudEvent.parse(frame.payload)
+        } catch {
+            // Name the id when the frame is JSON with one, so pipelined clients can match the ack.
+            let json = try? JSONParser.parse(frame.payload)
+            return .rejected(id: json?["id"]?.stringValue, source: json?["source"]?.stringValue, type: json?["type"]?.stringValue, error)
+        }
+        if let authorize, let r = authorize(frame.clientKey, event) {
+            return .rejected(id: event.id, source: event.source, type: event.type, r)
+        }
+        guard applier.acceptedTypes.contains(event.type) else {
+            return .rejected(
+                id: event.id, source: event.source, type: event.type,
+                Rejection(.unknownType, field: "type", "this service takes no events of type \(event.type.prefix(80))"))
+        }
+        do {
+            let command = try applier.validate(event)
+            return .ready(event, hash: SHA256.hash(event.canonicalContent().utf8), command)
+        } catch {
+            return .rejected(id: event.id, source: event.source, type: event.type, error)
+        }
+    }
+
+    private func admit(_ db: Database, event: CloudEvent, hash: [UInt8], command: Applier.Command, frame: [UInt8], receivedAt: String) throws -> Ack {
+        let existing = try Data.fetchOne(
+            db.cachedStatement(sql: "SELECT content_hash FROM bus_intake WHERE source = ? AND event_id = ?"),
+            arguments: [event.source, event.id])
+        if let existing {
+            if existing == Data(hash) { return Ack(id: event.id, status: .duplicate) }
+            let r = Rejection(.conflict, field: "id", "id \(event.id.prefix(80)) from \(event.source.prefix(80)) was already used for different content")
+            try Quarantine.add(db, origin: "intake", at: receivedAt, rejection: r, source: event.source, eventID: event.id, type: event.type, frame: frame)
+            return .rejected(event.id, r)
+        }
+        var refusal: Rejection?
+        try db.inSavepoint {
+            try db.cachedStatement(
+                sql: "INSERT INTO bus_intake(source, event_id, content_hash, type, subject, received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            ).execute(arguments: [event.source, event.id, Data(hash), event.type, event.subject, receivedAt, Data(frame)])
+            do {
+                try applier.apply(command, event: event, db: db)
+            } catch let r as Rejection {
+                refusal = r
+                return .rollback
+            }
+            return .commit
+        }
+        if let r = refusal {
+            try Quarantine.add(db, origin: "intake", at: receivedAt, rejection: r, source: event.source, eventID: event.id, type: event.type, frame: frame)
+            return .rejected(event.id, r)
+        }
+        return Ack(id: event.id, status: .accepted)
+    }
+}
+
+/// Rejected input, kept with its reason so that an operator can list, fix and re-submit it.
+public enum Quarantine {
+    public static func add(
+        _ db: Database, origin: String, at: String, rejection r: Rejection, source: String?, eventID: String?, type: String?,
+        frame: [UInt8]
+    ) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO bus_quarantine(received_at, origin, code, field, message, source, event_id, type, frame)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [at, origin, r.code.rawValue, r.field, r.message, source, eventID, type, Data(frame)])
+    }
+
+    public static func count(_ db: Database) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM bus_quarantine") ?? 0
+    }
+
+    public static func countsByCode(_ db: Database) throws -> [String: Int] {
+        var out: [String: Int] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT code, COUNT(*) AS n FROM bus_quarantine GROUP BY code") {
+            out[row["code"]] = row["n"]
+        }
+        return out
+    }
+
+    static func item(_ row: Row, withFrame: Bool) -> JSON {
+        var o = JSONObject()
+        o["id"] = .string(String(row["id"] as Int64))
+        o["received_at"] = .string(row["received_at"])
+        o["origin"] = .string(row["origin"])
+        o["code"] = .string(row["code"])
+        o["field"] = (row["field"] as String?).map { .string($0) } ?? .null
+        o["message"] = .string(row["message"])
+        o["source"] = (row["source"] as String?).map { .string($0) } ?? .null
+        o["event_id"] = (row["event_id"] as String?).map { .string($0) } ?? .null
+        o["type"] = (row["type"] as String?).map { .string($0) } ?? .null
+        if withFrame {
+            let frame: Data = row["frame"]
+            if let text = String(validating: [UInt8](frame), as: UTF8.self) {
+                o["frame"] = .string(text)
+            } else {
+                o["frame_base64"] = .string(frame.base64EncodedString())
+            }
+        }
+        return .object(o)
+    }
+
+    public static func list(_ db: Database, after: Int64, max: Int, code: String?) throws -> [JSON] {
+        var sql = "SELECT id, received_at, origin, code, field, message, source, event_id, type FROM bus_quarantine WHERE id > ?"
+        var args: [any DatabaseValueConvertible] = [after]
+        if let code {
+            sql += " AND code = ?"
+            args.append(code)
+        }
+        sql += " ORDER BY id LIMIT ?"
+        args.append(max)
+        return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map { item($0, withFrame: false) }
+    }
+
+    public static func show(_ db: Database, id: Int64) throws -> JSON? {
+        try Row.fetchOne(db, sql: "SELECT * FROM bus_quarantine WHERE id = ?", arguments: [id]).map { item($0, withFrame: true) }
+    }
+}

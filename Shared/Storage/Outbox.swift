@@ -1,0 +1,61 @@
+import Bus
+import Foundation
+import GRDB
+import Models
+
+/// The transactional outbox (DESIGN §3.3): a service appends the events it produces in the same
+/// transaction as the state change that caused them; the outbox assigns the gapless `sequence`.
+public struct Outbox: Sendable {
+    /// The CloudEvents `source` of this service's events, e.g. `/bangfu/registry`.
+    public let source: String
+    public let clock: any WallClock
+
+    public init(source: String, clock: any WallClock) {
+        self.source = source
+        self.clock = clock
+    }
+
+    /// Appends one event and returns its sequence. `id` must be stable for the same logical
+    /// event (e.g. `merchant.profiled/<uscc>/<version>`), so that consumers can deduplicate.
+    @discardableResult
+    public func append(_ db: Database, type: String, subject: String?, id: String, data: JSON) throws -> UInt64 {
+        let last = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(sequence) FROM bus_outbox")) ?? 0
+        let sequence = UInt64(last) + 1
+        let event = CloudEvent(
+            id: id, source: source, type: type, subject: subject, time: Timestamp.format(clock.now()),
+            datacontenttype: "application/json", sequence: String(sequence), data: data)
+        try db.cachedStatement(sql: "INSERT INTO bus_outbox(sequence, event_id, type, subject, body) VALUES (?, ?, ?, ?, ?)")
+            .execute(arguments: [Int64(sequence), id, type, subject, Data(event.serialized().utf8)])
+        return sequence
+    }
+
+    public static func lastSequence(_ db: Database) throws -> UInt64 {
+        UInt64(try Int64.fetchOne(db, sql: "SELECT MAX(sequence) FROM bus_outbox") ?? 0)
+    }
+}
+
+/// The outbox as the publisher and the replay server read it.
+public struct OutboxFeedStore: FeedStore {
+    public let database: ServiceDatabase
+
+    public init(database: ServiceDatabase) { self.database = database }
+
+    public func lastSequence() throws -> UInt64 {
+        try database.writer.read { db in try Outbox.lastSequence(db) }
+    }
+
+    public func records(after: UInt64, max: Int) throws -> [FeedRecord] {
+        try database.writer.read { db in
+            let rows = try Row.fetchCursor(
+                db.cachedStatement(sql: "SELECT sequence, type, body FROM bus_outbox WHERE sequence > ? ORDER BY sequence LIMIT ?"),
+                arguments: [Int64(clamping: after), max])
+            var out: [FeedRecord] = []
+            out.reserveCapacity(Swift.min(max, 1024))
+            while let row = try rows.next() {
+                let body: Data = row[2]
+                out.append(FeedRecord(sequence: UInt64(row[0] as Int64), type: row[1], body: [UInt8](body)))
+            }
+            return out
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import GRDB
+import Models
+
+/// One service's SQLite database (DESIGN §10): a GRDB `DatabasePool` in WAL mode with
+/// `synchronous=FULL`, so that a committed transaction survives power loss; or an in-memory
+/// database for tests. Owns the bus tables every service shares (intake log, outbox, inbox
+/// cursors, quarantine) and runs the service's own migrations after them.
+public final class ServiceDatabase: Sendable {
+    public let writer: any DatabaseWriter
+    public let path: String?
+
+    /// Opens (creating if needed) the database at `path`, or an in-memory one when nil.
+    public init(path: String?, migrations: (inout DatabaseMigrator) -> Void = { _ in }) throws {
+        var config = Configuration()
+        config.busyMode = .timeout(30)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        if let path {
+            let dir = (path as NSString).deletingLastPathComponent
+            if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+            writer = try DatabasePool(path: path, configuration: config)
+        } else {
+            writer = try DatabaseQueue(configuration: config)
+        }
+        self.path = path
+        var migrator = DatabaseMigrator()
+        BusSchema.register(&migrator)
+        migrations(&migrator)
+        try migrator.migrate(writer)
+    }
+
+    /// Opens `<stateDir>/<name>.sqlite`, or in memory when `stateDir` is nil.
+    public convenience init(stateDir: String?, name: String, migrations: (inout DatabaseMigrator) -> Void = { _ in }) throws {
+        try self.init(path: stateDir.map { ($0 as NSString).appendingPathComponent("\(name).sqlite") }, migrations: migrations)
+    }
+
+    public func journalMode() throws -> String {
+        try writer.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+    }
+
+    public func synchronousLevel() throws -> Int {
+        try writer.read { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+    }
+}
+
+/// The tables the bus library keeps in every service database. Migrations are append-only:
+/// never edit one that has been released; add a new one.
+public enum BusSchema {
+    public static func register(_ m: inout DatabaseMigrator) {
+        m.registerMigration("bus-v1") { db in
+            // Every accepted intake event, keyed for idempotency by source + id.
+            try db.execute(
+                sql: """
+                    CREATE TABLE bus_intake (
+                        source TEXT NOT NULL,
+                        event_id TEXT NOT NULL,
+                        content_hash BLOB NOT NULL,
+                        type TEXT NOT NULL,
+                        subject TEXT,
+                        received_at TEXT NOT NULL,
+                        body BLOB NOT NULL,
+                        PRIMARY KEY (source, event_id)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE bus_outbox (
+                        sequence INTEGER PRIMARY KEY,
+                        event_id TEXT NOT NULL,
+                        type TEXT NOT NULL,
+                        subject TEXT,
+                        body BLOB NOT NULL
+                    );
+                    CREATE TABLE bus_inbox (
+                        feed TEXT PRIMARY KEY,
+                        sequence INTEGER NOT NULL
+                    );
+                    CREATE TABLE bus_quarantine (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        received_at TEXT NOT NULL,
+                        origin TEXT NOT NULL,
+                        code TEXT NOT NULL,
+                        field TEXT,
+                        message TEXT NOT NULL,
+                        source TEXT,
+                        event_id TEXT,
+                        type TEXT,
+                        frame BLOB NOT NULL
+                    );
+                    CREATE INDEX bus_quarantine_code ON bus_quarantine(code);
+                    """)
+        }
+    }
+}
+
+/// The inbox cursor of each upstream feed: the last sequence whose effects are committed.
+public enum InboxCursor {
+    public static func get(_ db: Database, feed: String) throws -> UInt64 {
+        UInt64(try Int64.fetchOne(db, sql: "SELECT sequence FROM bus_inbox WHERE feed = ?", arguments: [feed]) ?? 0)
+    }
+
+    public static func set(_ db: Database, feed: String, to sequence: UInt64) throws {
+        try db.cachedStatement(
+            sql: "INSERT INTO bus_inbox(feed, sequence) VALUES (?, ?) ON CONFLICT(feed) DO UPDATE SET sequence = excluded.sequence"
+        ).execute(arguments: [feed, Int64(sequence)])
+    }
+
+    public static func all(_ db: Database) throws -> [String: UInt64] {
+        var out: [String: UInt64] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT feed, sequence FROM bus_inbox") {
+            out[row["feed"]] = UInt64(row["sequence"] as Int64)
+        }
+        return out
+    }
+}

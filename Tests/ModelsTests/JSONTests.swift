@@ -1,0 +1,197 @@
+import Testing
+
+@testable import Models
+
+@Suite("JSON parser and serialiser")
+struct JSONTests {
+    private func parse(_ s: String) throws -> JSON { try JSONParser.parse(s) }
+
+    private func parseError(_ bytes: [UInt8]) -> JSONParseError? {
+        do {
+            _ = try JSONParser.parse(bytes)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    private func parseError(_ s: String) -> JSONParseError? { parseError(Array(s.utf8)) }
+
+    // MARK: numbers
+
+    @Test func integersAreExact() throws {
+        #expect(try parse("0") == .int(0))
+        #expect(try parse("-0") == .int(0))
+        #expect(try parse("123456789012345678") == .int(123_456_789_012_345_678))
+        #expect(try parse("9223372036854775807") == .int(Int64.max))
+        #expect(try parse("-9223372036854775808") == .int(Int64.min))
+        #expect(try parse("[1000000000000000]") == .array([.int(1_000_000_000_000_000)]))
+    }
+
+    @Test func beyondInt64IsKeptAsText() throws {
+        #expect(try parse("9223372036854775808") == .number("9223372036854775808"))
+        #expect(try parse("-9223372036854775809") == .number("-9223372036854775809"))
+        #expect(try parse("99999999999999999999") == .number("99999999999999999999"))
+    }
+
+    @Test func fractionsAndExponentsAreKeptAsText() throws {
+        #expect(try parse("10.5") == .number("10.5"))
+        #expect(try parse("1.0") == .number("1.0"))
+        #expect(try parse("1e3") == .number("1e3"))
+        #expect(try parse("-2.5E-3") == .number("-2.5E-3"))
+        #expect(try parse("0.1").serialized() == "0.1")
+        #expect(try parse("1e3").intValue == nil)
+    }
+
+    @Test(arguments: ["01", "1.", ".5", "+1", "1e", "1e+", "-", "--1", "0x10", "NaN", "Infinity", "1.5.2"])
+    func malformedNumbers(_ s: String) {
+        #expect(parseError(s) != nil)
+    }
+
+    // MARK: structure
+
+    @Test func nestingUpTo64IsAccepted() throws {
+        let s = String(repeating: "[", count: 64) + String(repeating: "]", count: 64)
+        #expect(throws: Never.self) { try JSONParser.parse(s) }
+        let o = String(repeating: "{\"a\":", count: 64) + "1" + String(repeating: "}", count: 64)
+        #expect(throws: Never.self) { try JSONParser.parse(o) }
+    }
+
+    @Test func nesting65IsRejected() {
+        let s = String(repeating: "[", count: 65) + String(repeating: "]", count: 65)
+        #expect(parseError(s)?.reason == "nesting deeper than 64")
+        let o = String(repeating: "{\"a\":", count: 65) + "1" + String(repeating: "}", count: 65)
+        #expect(parseError(o)?.reason == "nesting deeper than 64")
+    }
+
+    @Test(arguments: [1000, 100_000])
+    func deepNestingFailsWithoutCrashing(_ depth: Int) {
+        let closed = String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
+        #expect(parseError(closed)?.reason == "nesting deeper than 64")
+        let unclosed = String(repeating: "[", count: depth)
+        #expect(parseError(unclosed) != nil)
+    }
+
+    @Test func duplicateKeysAreRejected() {
+        #expect(parseError("{\"a\":1,\"a\":2}")?.reason.hasPrefix("duplicate member name") == true)
+        #expect(parseError("{\"x\":{\"b\":1,\"b\":1}}") != nil)
+        // Same key in different objects is fine.
+        #expect(throws: Never.self) { try JSONParser.parse("[{\"a\":1},{\"a\":2}]") }
+    }
+
+    @Test func trailingAndMissingContent() {
+        #expect(parseError("{} {}")?.reason == "trailing characters after the JSON value")
+        #expect(parseError("") != nil)
+        #expect(parseError("   ") != nil)
+        #expect(parseError("[1,]") != nil)
+        #expect(parseError("{\"a\":1,}") != nil)
+        #expect(parseError("{a:1}") != nil)
+        #expect(parseError("[1 2]") != nil)
+        #expect(parseError("tru") != nil)
+        #expect(parseError("nul") != nil)
+        #expect(parseError("'a'") != nil)
+    }
+
+    @Test func whitespaceAndBOM() throws {
+        #expect(try parse(" \t\r\n{ \"a\" : [ 1 , true , null ] } \n") == ["a": [1, true, nil]])
+        #expect(try JSONParser.parse([0xEF, 0xBB, 0xBF] + Array("[1]".utf8)) == [1])
+    }
+
+    // MARK: strings
+
+    @Test func invalidUTF8IsRejected() {
+        #expect(parseError([0x22, 0xFF, 0x22])?.reason == "string is not valid UTF-8")
+        // Overlong encoding of '/'.
+        #expect(parseError([0x22, 0xC0, 0xAF, 0x22])?.reason == "string is not valid UTF-8")
+        // A truncated 3-byte sequence.
+        #expect(parseError([0x22, 0xE4, 0xB8, 0x22]) != nil)
+        // A surrogate encoded directly in UTF-8 (CESU-8).
+        #expect(parseError([0x22, 0xED, 0xA0, 0x80, 0x22]) != nil)
+        // Invalid UTF-8 after an escape (slow path).
+        #expect(parseError([0x22, 0x5C, 0x6E, 0xFF, 0x22]) != nil)
+    }
+
+    @Test func validUTF8IsKept() throws {
+        #expect(try parse("\"张三丰\"") == .string("张三丰"))
+        #expect(try parse("\"😀\"") == .string("😀"))
+    }
+
+    @Test func surrogatePairs() throws {
+        #expect(try parse("\"\\uD83D\\uDE00\"") == .string("😀"))
+        #expect(try parse("\"\\ud840\\udc0b\"") == .string("𠀋"))
+        #expect(parseError("\"\\uD83D\"")?.reason == "unpaired surrogate")
+        #expect(parseError("\"\\uD83Dx\"")?.reason == "unpaired surrogate")
+        #expect(parseError("\"\\uDE00\"")?.reason == "unpaired surrogate")
+        #expect(parseError("\"\\uD83D\\u0041\"")?.reason == "unpaired surrogate")
+    }
+
+    @Test func escapes() throws {
+        #expect(try parse(#""\"\\\/\b\f\n\r\t\u5F20\u0000""#) == .string("\"\\/\u{8}\u{C}\n\r\t张\u{0}"))
+        #expect(parseError(#""\x""#)?.reason == "invalid escape")
+        #expect(parseError(#""\u12G4""#) != nil)
+        #expect(parseError("\"a\nb\"")?.reason == "control character in string")
+        #expect(parseError("\"abc") != nil)
+    }
+
+    // MARK: serialising
+
+    @Test func roundTrip() throws {
+        let texts = [
+            #"{"b":1,"a":[true,false,null,-5,10.5,1e3,"x"],"c":{"z":"\"q\"\\","y":[]},"d":{}}"#,
+            #"["张三丰","😀","\u0001\n\t",99999999999999999999]"#,
+            "[]", "{}", "0", "\"\"",
+        ]
+        for t in texts {
+            let v = try parse(t)
+            let again = try parse(v.serialized())
+            #expect(again == v, "\(t)")
+            #expect(try parse(v.serialized(sortedKeys: true)) == v)
+        }
+    }
+
+    @Test func serialisedForm() throws {
+        let v = try parse(" { \"b\" : 1 , \"a\" : [ 1 , 2 ] } ")
+        #expect(v.serialized() == #"{"b":1,"a":[1,2]}"#)
+        #expect(JSON.string("a\u{1}\"\\\n").serialized() == #""a\u0001\"\\\n""#)
+        #expect(JSON.string("张三").serialized() == "\"张三\"")
+        #expect(JSON.int(-42).description == "-42")
+        #expect(Array(JSON.bool(true).serializedBytes()) == Array("true".utf8))
+    }
+
+    @Test func sortedKeysCanonicalForm() throws {
+        let a = try parse(#"{"b":1,"a":[{"d":1,"c":2}],"C":null}"#)
+        let b = try parse(#"{"C":null,"a":[{"c":2,"d":1}],"b":1}"#)
+        #expect(a.serialized(sortedKeys: true) == #"{"C":null,"a":[{"c":2,"d":1}],"b":1}"#)
+        #expect(a.serialized(sortedKeys: true) == b.serialized(sortedKeys: true))
+        #expect(a.serialized() != b.serialized())
+        // Object equality ignores member order.
+        #expect(a == b)
+    }
+
+    @Test func objectKeepsOrderAndRemoves() {
+        var o = JSONObject()
+        o["z"] = 1
+        o["a"] = 2
+        o["z"] = 3
+        #expect(o.keys == ["z", "a"])
+        #expect(o["z"] == .int(3))
+        o["z"] = nil
+        #expect(o.keys == ["a"])
+        #expect(o.count == 1)
+        #expect(JSON.object(o)["a"]?.intValue == 2)
+    }
+
+    @Test func accessors() throws {
+        let v = try parse(#"{"s":"x","i":7,"b":true,"a":[1],"o":{},"n":null,"f":1.5}"#)
+        #expect(v["s"]?.stringValue == "x")
+        #expect(v["i"]?.intValue == 7)
+        #expect(v["b"]?.boolValue == true)
+        #expect(v["a"]?.arrayValue == [1])
+        #expect(v["o"]?.objectValue?.isEmpty == true)
+        #expect(v["n"]?.isNull == true)
+        #expect(v["missing"] == nil)
+        #expect(v["f"]?.kindName == "number")
+        #expect(v["f"]?.intValue == nil)
+        #expect(v["s"]?.intValue == nil)
+    }
+}

@@ -1,0 +1,63 @@
+import Testing
+
+@testable import Models
+
+@Suite("Masking personal data")
+struct MaskingTests {
+    @Test func idNumber() {
+        #expect(Mask.idNumber("410102198001011234") == "4101**********1234")
+        #expect(Mask.idNumber("11010519491231002X") == "1101**********002X")
+        #expect(Mask.idNumber("123456789") == "1234*6789")
+        #expect(Mask.idNumber("12345678") == "********")
+        #expect(Mask.idNumber("") == "")
+    }
+
+    @Test func names() {
+        #expect(Mask.name("张三丰") == "张*丰")
+        #expect(Mask.name("张三") == "张*")
+        #expect(Mask.name("张") == "张")
+        #expect(Mask.name("欧阳娜娜") == "欧**娜")
+        #expect(Mask.name(" 李四 ") == "李*")
+        #expect(Mask.name("") == "")
+        #expect(Mask.name("Li Lei") == "L****i")
+    }
+
+    @Test func namesAreMaskedByCharacterNotByte() {
+        // A name with a character outside the BMP (𠀋, 4 UTF-8 bytes) and a combining sequence.
+        #expect(Mask.name("𠀋一二") == "𠀋*二")
+        #expect(Mask.name("王e\u{301}") == "王*")
+        #expect(Mask.name("王e\u{301}明") == "王*明")
+    }
+
+    @Test func bankAccounts() {
+        #expect(Mask.bankAccount("6222021234567891234") == "6222 **** **** 1234")
+        #expect(Mask.bankAccount("6222 0212 3456 7891 234") == "6222 **** **** 1234")
+        #expect(Mask.bankAccount("622202123") == "6222 **** **** 2123")
+        #expect(Mask.bankAccount("12345678") == "**** **** 78")
+        #expect(Mask.bankAccount("1234") == "**** **** 4")
+        #expect(Mask.bankAccount("") == "**** **** ")
+    }
+
+    @Test func phones() {
+        #expect(Mask.phone("13812345678") == "138****5678")
+        #expect(Mask.phone("+86 13812345678") == "+86********5678")
+        #expect(Mask.phone("0371-12345678") == "037******5678")
+        #expect(Mask.phone("12345678") == "123*5678")
+        #expect(Mask.phone("1234567") == "*****67")
+        #expect(Mask.phone("12345") == "****5")
+        #expect(Mask.phone("") == "")
+    }
+
+    @Test func usccForThePublicBoard() {
+        #expect(Mask.uscc("91350100M000100Y43") == "913501**********43")
+        #expect(Mask.uscc("91411002MA9XYW1234") == "914110**********34")
+        #expect(Mask.uscc("12345678") == "********")
+    }
+
+    @Test func maskedOutputNeverContainsTheHiddenPart() {
+        let id = "41102319850615003X"
+        let masked = Mask.idNumber(id)
+        #expect(!masked.contains("19850615"))
+        #expect(masked.count == id.count)
+    }
+}
