@@ -74,13 +74,19 @@ let package = Package(
             path: "Shared/Testing",
             swiftSettings: strict
         ),
-        .executableTarget(
-            name: "bangfu",
+        .target(
+            name: "BangfuCLI",
             dependencies: [
                 "Models", "Bus", "ServiceKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            path: "Services/CLI",
+            path: "Services/CLI/Sources",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "bangfu",
+            dependencies: ["BangfuCLI"],
+            path: "Services/CLI/Main",
             swiftSettings: strict
         ),
         .executableTarget(
@@ -103,6 +109,11 @@ let package = Package(
             name: "RegistryTests",
             dependencies: ["Registry", "Models", "BangfuTesting"],
             path: "Tests/RegistryTests"
+        ),
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["BangfuCLI", "BangfuTesting", "Bus", "Models"],
+            path: "Tests/CLITests"
         ),
         .testTarget(
             name: "HarnessTests",
