@@ -7,11 +7,14 @@ public struct IntakeFrame: Sendable {
     public var preRejection: Rejection?
     /// The publishing client's identity (its CURVE public key, Z85) when security is on.
     public var clientKey: String?
+    /// The event id, when known before parsing (so a refused oversized frame's ack names it).
+    public var idHint: String?
 
-    public init(payload: [UInt8], preRejection: Rejection? = nil, clientKey: String? = nil) {
+    public init(payload: [UInt8], preRejection: Rejection? = nil, clientKey: String? = nil, idHint: String? = nil) {
         self.payload = payload
         self.preRejection = preRejection
         self.clientKey = clientKey
+        self.idHint = idHint
     }
 }
 

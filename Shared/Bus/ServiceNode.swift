@@ -218,10 +218,13 @@ public final class ServiceNode: Sendable {
                         payload: body.first ?? [],
                         preRejection: Rejection(.tooLarge, "a message must carry exactly one event frame; got \(n) frames")))
             } else if body[0].count > Int(settings.socket.maxMessageBytes) {
+                // Name the id in the ack when the frame is otherwise readable; keep only its head.
+                let id = (try? JSONParser.parse(body[0]))?["id"]?.stringValue
                 frames.append(
                     IntakeFrame(
                         payload: Array(body[0].prefix(4096)),
-                        preRejection: Rejection(.tooLarge, "the frame exceeds max_message_bytes (\(settings.socket.maxMessageBytes))")))
+                        preRejection: Rejection(.tooLarge, "the frame exceeds max_message_bytes (\(settings.socket.maxMessageBytes))"),
+                        idHint: id))
             } else {
                 frames.append(IntakeFrame(payload: body[0]))
             }

@@ -1,5 +1,8 @@
 /// A JSON value that keeps numbers exact.
 ///
+/// (Deliberately not `ExpressibleByNilLiteral`: `nil` must always mean a missing value, never
+/// JSON `null`, or optional chains silently turn absence into `.null`.)
+///
 /// Bangfu never lets a JSON number pass through `Double`: an integer is kept as `Int64`, and any
 /// other number (a fraction, an exponent, an integer beyond `Int64`) is kept as its literal text,
 /// so that a validator can say "fractional" or "out of range" instead of silently rounding money.
@@ -97,13 +100,12 @@ public struct JSONObject: Sendable, Equatable {
 }
 
 extension JSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
-    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral
+    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral
 {
     public init(stringLiteral value: String) { self = .string(value) }
     public init(integerLiteral value: Int64) { self = .int(value) }
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     public init(arrayLiteral elements: JSON...) { self = .array(elements) }
-    public init(nilLiteral: ()) { self = .null }
     public init(dictionaryLiteral elements: (String, JSON)...) {
         var o = JSONObject()
         for (k, v) in elements { o[k] = v }

@@ -70,7 +70,7 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
     }
 
     private func prepare(_ frame: IntakeFrame) -> Prepared {
-        if let r = frame.preRejection { return .rejected(id: nil, source: nil, type: nil, r) }
+        if let r = frame.preRejection { return .rejected(id: frame.idHint, source: nil, type: nil, r) }
         let event: CloudEvent
         do {
             event = try CloudEvent.parse(frame.payload)

@@ -93,7 +93,7 @@ struct JSONTests {
     }
 
     @Test func whitespaceAndBOM() throws {
-        #expect(try parse(" \t\r\n{ \"a\" : [ 1 , true , null ] } \n") == ["a": [1, true, nil]])
+        #expect(try parse(" \t\r\n{ \"a\" : [ 1 , true , null ] } \n") == ["a": [1, true, .null]])
         #expect(try JSONParser.parse([0xEF, 0xBB, 0xBF] + Array("[1]".utf8)) == [1])
     }
 

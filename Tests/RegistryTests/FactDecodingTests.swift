@@ -49,7 +49,7 @@ enum FactSamples {
                     "name": "许昌市城市建设投资有限公司", "uscc": .string(lessor), "ownership": "state_enterprise",
                     "level": "city",
                 ],
-                "sublease_of": nil, "use": "business", "monthly_rent_fen": 450_000, "starts_on": "2021-07-01",
+                "sublease_of": .null, "use": "business", "monthly_rent_fen": 450_000, "starts_on": "2021-07-01",
                 "ends_on": "2024-06-30",
             ]
         case "closure.reported":
@@ -112,7 +112,7 @@ enum FactSamples {
 }
 
 /// (type, field path) pairs for parameterised tests.
-struct Field: Sendable, CustomTestStringConvertible {
+struct FactField: Sendable, CustomTestStringConvertible {
     let type: String
     let path: String
     init(_ type: String, _ path: String) {
@@ -273,16 +273,16 @@ struct FactDecodingTests {
 
     static let optionalMembers: Set<String> = ["phone", "address", "sublease_of"]
 
-    static let requiredFields: [Field] =
+    static let requiredFields: [FactField] =
         Fact.types.flatMap { type in
-            S.data(type).objectValue!.keys.filter { !optionalMembers.contains($0) }.map { Field(type, $0) }
+            S.data(type).objectValue!.keys.filter { !optionalMembers.contains($0) }.map { FactField(type, $0) }
         } + [
-            Field("business.registered", "legal_rep.name"), Field("business.registered", "legal_rep.id_number"),
-            Field("lease.registered", "lessor.name"), Field("lease.registered", "lessor.ownership"),
+            FactField("business.registered", "legal_rep.name"), FactField("business.registered", "legal_rep.id_number"),
+            FactField("lease.registered", "lessor.name"), FactField("lease.registered", "lessor.ownership"),
         ]
 
     @Test(arguments: requiredFields)
-    func missingRequiredMember(_ f: Field) {
+    func missingRequiredMember(_ f: FactField) {
         let r = S.rejection(f.type, setting: f.path, to: nil)
         #expect(r?.code == .invalidData)
         #expect(r?.field == f.field)
@@ -290,7 +290,7 @@ struct FactDecodingTests {
     }
 
     @Test(arguments: requiredFields.filter { !["legal_rep", "lessor", "evidence"].contains($0.path) })
-    func wrongTypeForScalarMember(_ f: Field) {
+    func wrongTypeForScalarMember(_ f: FactField) {
         // An object is never acceptable for a scalar member.
         let r = S.rejection(f.type, setting: f.path, to: ["a": 1])
         let isMoney = f.path.hasSuffix("_fen")
@@ -298,8 +298,8 @@ struct FactDecodingTests {
         #expect(r?.field == f.field)
     }
 
-    @Test(arguments: [Field("business.registered", "legal_rep"), Field("lease.registered", "lessor")])
-    func nestedObjectMustBeAnObject(_ f: Field) {
+    @Test(arguments: [FactField("business.registered", "legal_rep"), FactField("lease.registered", "lessor")])
+    func nestedObjectMustBeAnObject(_ f: FactField) {
         for v: JSON in ["x", 1, [], .null] {
             let r = S.rejection(f.type, setting: f.path, to: v)
             #expect(r?.code == .invalidData)
@@ -309,13 +309,13 @@ struct FactDecodingTests {
 
     // MARK: identifiers
 
-    static let usccFields: [Field] =
-        Fact.types.filter { $0 != "lease.registered" }.map { Field($0, "uscc") } + [
-            Field("lease.registered", "tenant_uscc"), Field("lease.registered", "lessor.uscc"),
+    static let usccFields: [FactField] =
+        Fact.types.filter { $0 != "lease.registered" }.map { FactField($0, "uscc") } + [
+            FactField("lease.registered", "tenant_uscc"), FactField("lease.registered", "lessor.uscc"),
         ]
 
     @Test(arguments: usccFields)
-    func invalidUSCC(_ f: Field) {
+    func invalidUSCC(_ f: FactField) {
         let wrong = S.rejection(f.type, setting: f.path, to: .string(S.badUSCC))
         #expect(wrong?.code == .invalidUSCC)
         #expect(wrong?.field == f.field)
@@ -369,11 +369,11 @@ struct FactDecodingTests {
 
     // MARK: money
 
-    static let moneyFields: [Field] = [
-        Field("finance.reported", "operating_revenue_fen"), Field("finance.reported", "total_assets_fen"),
-        Field("tax.period_reported", "revenue_fen"), Field("tax.period_reported", "tax_paid_fen"),
-        Field("tax.period_reported", "tax_relief_fen"), Field("lease.registered", "monthly_rent_fen"),
-        Field("damage.reported", "loss_fen"), Field("aid.received", "amount_fen"),
+    static let moneyFields: [FactField] = [
+        FactField("finance.reported", "operating_revenue_fen"), FactField("finance.reported", "total_assets_fen"),
+        FactField("tax.period_reported", "revenue_fen"), FactField("tax.period_reported", "tax_paid_fen"),
+        FactField("tax.period_reported", "tax_relief_fen"), FactField("lease.registered", "monthly_rent_fen"),
+        FactField("damage.reported", "loss_fen"), FactField("aid.received", "amount_fen"),
     ]
 
     @Test func everyMoneyFieldIsListed() {
@@ -382,7 +382,7 @@ struct FactDecodingTests {
     }
 
     @Test(arguments: moneyFields)
-    func acceptedAmounts(_ f: Field) throws {
+    func acceptedAmounts(_ f: FactField) throws {
         for v: Int64 in [0, 1, 1_000_000_000_000_000] {
             let fact = try S.decode(f.type, setting: f.path, to: .int(v))
             #expect(fact.json[f.path] == .int(v))
@@ -390,7 +390,7 @@ struct FactDecodingTests {
     }
 
     @Test(arguments: moneyFields)
-    func rejectedAmounts(_ f: Field) throws {
+    func rejectedAmounts(_ f: FactField) throws {
         let cases: [(JSON, String)] = [
             (-1, "must not be negative, got -1"),
             (.int(Int64.min), "must not be negative, got -9223372036854775808"),
@@ -423,15 +423,15 @@ struct FactDecodingTests {
 
     // MARK: dates
 
-    static let dateFields: [Field] = [
-        Field("business.registered", "registered_on"), Field("business.status_changed", "on"),
-        Field("lease.registered", "starts_on"), Field("lease.registered", "ends_on"),
-        Field("closure.reported", "from"), Field("closure.reported", "to"), Field("credit.flagged", "since"),
-        Field("credit.cleared", "since"), Field("account.verified", "verified_on"), Field("aid.received", "on"),
+    static let dateFields: [FactField] = [
+        FactField("business.registered", "registered_on"), FactField("business.status_changed", "on"),
+        FactField("lease.registered", "starts_on"), FactField("lease.registered", "ends_on"),
+        FactField("closure.reported", "from"), FactField("closure.reported", "to"), FactField("credit.flagged", "since"),
+        FactField("credit.cleared", "since"), FactField("account.verified", "verified_on"), FactField("aid.received", "on"),
     ]
 
     @Test(arguments: dateFields)
-    func invalidDates(_ f: Field) {
+    func invalidDates(_ f: FactField) {
         #expect(
             S.rejection(f.type, setting: f.path, to: "2021-02-30")
                 == Rejection(.invalidDate, field: f.field, "2021-02-30 is not a real date"))
@@ -445,8 +445,8 @@ struct FactDecodingTests {
         #expect(number?.field == f.field)
     }
 
-    @Test(arguments: [Field("tax.period_reported", "period"), Field("social_insurance.reported", "month")])
-    func invalidMonths(_ f: Field) throws {
+    @Test(arguments: [FactField("tax.period_reported", "period"), FactField("social_insurance.reported", "month")])
+    func invalidMonths(_ f: FactField) throws {
         #expect(
             S.rejection(f.type, setting: f.path, to: "2022-13")
                 == Rejection(.invalidDate, field: f.field, "2022-13 is not a real month"))
@@ -477,21 +477,21 @@ struct FactDecodingTests {
 
     // MARK: enumerations
 
-    static let enumFields: [(Field, String)] = [
-        (Field("business.registered", "kind"), "enterprise, individual"),
-        (Field("business.registered", "status"), "active, suspended, deregistered"),
-        (Field("business.status_changed", "status"), "active, suspended, deregistered"),
-        (Field("tax.period_reported", "taxpayer_class"), "small_scale, general"),
-        (Field("lease.registered", "use"), "business, residential, office, industrial, warehouse, other"),
-        (Field("lease.registered", "lessor.ownership"), "state_enterprise, government, private"),
-        (Field("lease.registered", "lessor.level"), "central, provincial, city, district, county"),
-        (Field("closure.reported", "reason"), "epidemic_control, disaster, other"),
-        (Field("credit.flagged", "list"), "abnormal_operation, serious_violation, dishonest_debtor"),
-        (Field("credit.cleared", "list"), "abnormal_operation, serious_violation, dishonest_debtor"),
+    static let enumFields: [(FactField, String)] = [
+        (FactField("business.registered", "kind"), "enterprise, individual"),
+        (FactField("business.registered", "status"), "active, suspended, deregistered"),
+        (FactField("business.status_changed", "status"), "active, suspended, deregistered"),
+        (FactField("tax.period_reported", "taxpayer_class"), "small_scale, general"),
+        (FactField("lease.registered", "use"), "business, residential, office, industrial, warehouse, other"),
+        (FactField("lease.registered", "lessor.ownership"), "state_enterprise, government, private"),
+        (FactField("lease.registered", "lessor.level"), "central, provincial, city, district, county"),
+        (FactField("closure.reported", "reason"), "epidemic_control, disaster, other"),
+        (FactField("credit.flagged", "list"), "abnormal_operation, serious_violation, dishonest_debtor"),
+        (FactField("credit.cleared", "list"), "abnormal_operation, serious_violation, dishonest_debtor"),
     ]
 
     @Test(arguments: enumFields)
-    func enumerations(_ f: Field, _ allowed: String) throws {
+    func enumerations(_ f: FactField, _ allowed: String) throws {
         #expect(
             S.rejection(f.type, setting: f.path, to: "Active")
                 == Rejection(.invalidData, field: f.field, "\(f.key) must be one of \(allowed); got \"Active\""))
@@ -515,16 +515,16 @@ struct FactDecodingTests {
 
     // MARK: strings
 
-    static let nonEmptyStrings: [Field] = [
-        Field("business.registered", "name"), Field("business.registered", "legal_rep.name"),
-        Field("lease.registered", "lease_id"), Field("lease.registered", "lessor.name"),
-        Field("damage.reported", "event"), Field("account.verified", "bank"), Field("account.verified", "holder_name"),
-        Field("aid.received", "programme"), Field("aid.received", "source"), Field("fraud.confirmed", "finding"),
-        Field("fraud.confirmed", "confirmed_by"),
+    static let nonEmptyStrings: [FactField] = [
+        FactField("business.registered", "name"), FactField("business.registered", "legal_rep.name"),
+        FactField("lease.registered", "lease_id"), FactField("lease.registered", "lessor.name"),
+        FactField("damage.reported", "event"), FactField("account.verified", "bank"), FactField("account.verified", "holder_name"),
+        FactField("aid.received", "programme"), FactField("aid.received", "source"), FactField("fraud.confirmed", "finding"),
+        FactField("fraud.confirmed", "confirmed_by"),
     ]
 
     @Test(arguments: nonEmptyStrings)
-    func stringsMustBeNonEmpty(_ f: Field) {
+    func stringsMustBeNonEmpty(_ f: FactField) {
         for v: JSON in ["", "   ", "\n\t", "\u{3000}"] {
             #expect(S.rejection(f.type, setting: f.path, to: v) == Rejection(.invalidData, field: f.field, "\(f.key) must not be empty"))
         }
@@ -534,10 +534,10 @@ struct FactDecodingTests {
     }
 
     @Test(arguments: [
-        Field("business.registered", "name"), Field("business.registered", "legal_rep.name"),
-        Field("lease.registered", "lessor.name"), Field("account.verified", "holder_name"),
+        FactField("business.registered", "name"), FactField("business.registered", "legal_rep.name"),
+        FactField("lease.registered", "lessor.name"), FactField("account.verified", "holder_name"),
     ])
-    func namesAreAtMost200Characters(_ f: Field) throws {
+    func namesAreAtMost200Characters(_ f: FactField) throws {
         _ = try S.decode(f.type, setting: f.path, to: .string(String(repeating: "张", count: 200)))
         _ = try S.decode(f.type, setting: f.path, to: .string(" " + String(repeating: "a", count: 200) + " "))
         #expect(
@@ -546,10 +546,10 @@ struct FactDecodingTests {
     }
 
     @Test(arguments: [
-        Field("lease.registered", "lease_id"), Field("lease.registered", "sublease_of"),
-        Field("damage.reported", "event"),
+        FactField("lease.registered", "lease_id"), FactField("lease.registered", "sublease_of"),
+        FactField("damage.reported", "event"),
     ])
-    func identifiersAreAtMost64Characters(_ f: Field) throws {
+    func identifiersAreAtMost64Characters(_ f: FactField) throws {
         _ = try S.decode(f.type, setting: f.path, to: .string(String(repeating: "x", count: 64)))
         #expect(
             S.rejection(f.type, setting: f.path, to: .string(String(repeating: "x", count: 65)))
@@ -592,8 +592,8 @@ struct FactDecodingTests {
         #expect(b.industry.code == code)
     }
 
-    @Test(arguments: [Field("business.registered", "district"), Field("closure.reported", "district")])
-    func districtIsSixDigits(_ f: Field) {
+    @Test(arguments: [FactField("business.registered", "district"), FactField("closure.reported", "district")])
+    func districtIsSixDigits(_ f: FactField) {
         for bad: JSON in ["41100", "4110021", "41100a", " 411002", "４１１００２", 411_002] {
             let r = S.rejection(f.type, setting: f.path, to: bad)
             #expect(r?.code == .invalidData, "\(bad)")
@@ -628,13 +628,13 @@ struct FactDecodingTests {
 
     // MARK: integers that are not money
 
-    static let countFields: [Field] = [
-        Field("finance.reported", "employees"), Field("finance.reported", "year"),
-        Field("social_insurance.reported", "insured_employees"),
+    static let countFields: [FactField] = [
+        FactField("finance.reported", "employees"), FactField("finance.reported", "year"),
+        FactField("social_insurance.reported", "insured_employees"),
     ]
 
     @Test(arguments: countFields)
-    func nonMoneyIntegers(_ f: Field) {
+    func nonMoneyIntegers(_ f: FactField) {
         for bad: JSON in [-1, .number("1.5"), .number("1e2"), "12", .null, true] {
             let r = S.rejection(f.type, setting: f.path, to: bad)
             #expect(r?.code == .invalidData, "\(bad)")

@@ -425,7 +425,7 @@ public enum Fact: Sendable, Equatable {
         guard case .object(let object) = data else {
             throw Rejection(.invalidData, field: "data", "data must be a JSON object, got \(data.kindName)")
         }
-        let r = ObjectReader(object: object, path: "data")
+        let r = FactDataReader(object: object, path: "data")
         switch type {
         case "business.registered": return .registered(try r.businessRegistered())
         case "business.status_changed":
@@ -470,7 +470,7 @@ public enum Fact: Sendable, Equatable {
             return .accountVerified(
                 AccountVerified(
                     uscc: try r.uscc("uscc"), bank: try r.string("bank"), accountNo: try r.accountNumber("account_no"),
-                    holderName: try r.string("holder_name", maxLength: ObjectReader.maxNameLength),
+                    holderName: try r.string("holder_name", maxLength: FactDataReader.maxNameLength),
                     verifiedOn: try r.date("verified_on")))
         case "aid.received":
             return .aidReceived(
@@ -534,7 +534,7 @@ public enum Fact: Sendable, Equatable {
 // MARK: - Reading
 
 /// Reads the members of one JSON object, naming each failure by its path.
-struct ObjectReader {
+struct FactDataReader {
     static let maxNameLength = 200
     static let maxAmountFen: Int64 = 1_000_000_000_000_000
 
@@ -619,8 +619,8 @@ struct ObjectReader {
         switch v {
         case .int(let n):
             guard n >= 0 else { throw fail("must not be negative, got \(n)") }
-            guard n <= ObjectReader.maxAmountFen else {
-                throw fail("must be at most \(ObjectReader.maxAmountFen) fen, got \(n)")
+            guard n <= FactDataReader.maxAmountFen else {
+                throw fail("must be at most \(FactDataReader.maxAmountFen) fen, got \(n)")
             }
             return n
         case .number(let text):
@@ -628,7 +628,7 @@ struct ObjectReader {
                 throw fail("must be a whole number of fen, got \(text.prefix(40))")
             }
             if text.hasPrefix("-") { throw fail("must not be negative, got \(text.prefix(40))") }
-            throw fail("must be at most \(ObjectReader.maxAmountFen) fen, got \(text.prefix(40))")
+            throw fail("must be at most \(FactDataReader.maxAmountFen) fen, got \(text.prefix(40))")
         default:
             throw fail("must be a whole number of fen written as a JSON integer, got \(v.kindName)")
         }
@@ -695,10 +695,10 @@ struct ObjectReader {
         return e
     }
 
-    func object(_ key: String) throws(Rejection) -> ObjectReader {
+    func object(_ key: String) throws(Rejection) -> FactDataReader {
         let v = try required(key)
         guard case .object(let o) = v else { throw invalid(key, "\(key) must be an object, got \(v.kindName)") }
-        return ObjectReader(object: o, path: path(key))
+        return FactDataReader(object: o, path: path(key))
     }
 
     /// A 6-digit administrative division code.
@@ -767,11 +767,11 @@ struct ObjectReader {
 
     func businessRegistered() throws(Rejection) -> BusinessRegistered {
         let uscc = try uscc("uscc")
-        let name = try string("name", maxLength: ObjectReader.maxNameLength)
+        let name = try string("name", maxLength: FactDataReader.maxNameLength)
         let kind: BusinessKind = try choice("kind")
         let rep = try object("legal_rep")
         let legalRep = LegalRepresentative(
-            name: try rep.string("name", maxLength: ObjectReader.maxNameLength), idNumber: try rep.idNumber("id_number"))
+            name: try rep.string("name", maxLength: FactDataReader.maxNameLength), idNumber: try rep.idNumber("id_number"))
         return BusinessRegistered(
             uscc: uscc, name: name, kind: kind, legalRep: legalRep, industry: try industry("industry"),
             district: try district("district"), registeredOn: try date("registered_on"), status: try choice("status"),
@@ -783,7 +783,7 @@ struct ObjectReader {
         let tenant = try uscc("tenant_uscc")
         let l = try object("lessor")
         let lessor = Lessor(
-            name: try l.string("name", maxLength: ObjectReader.maxNameLength), uscc: try l.optionalUSCC("uscc"),
+            name: try l.string("name", maxLength: FactDataReader.maxNameLength), uscc: try l.optionalUSCC("uscc"),
             ownership: try l.choice("ownership"), level: try l.optionalChoice("level"))
         let subleaseOf = try optionalString("sublease_of", maxLength: 64)
         let use: LeaseUse = try choice("use")

@@ -1,0 +1,392 @@
+import Bus
+import Foundation
+import GRDB
+import Logging
+import Models
+import Storage
+import Synchronization
+import BangfuTesting
+import Testing
+
+/// A tiny service used to test the bus library on its own: it takes `note.recorded` events,
+/// stores the note, and publishes `note.stored`. `note.refused` is validated but refused when
+/// applied (a database-dependent refusal).
+struct NoteApplier: IntakeApplier {
+    typealias Command = String
+    let acceptedTypes: Set<String> = ["note.recorded", "note.refused"]
+    let outbox: Outbox
+
+    func validate(_ event: CloudEvent) throws(Rejection) -> String {
+        guard let text = event.data?["text"]?.stringValue else {
+            throw Rejection(.invalidData, field: "data.text", "text is required")
+        }
+        return text
+    }
+
+    func apply(_ text: String, event: CloudEvent, db: Database) throws {
+        if event.type == "note.refused" { throw Rejection(.late, "refused while applying") }
+        try db.execute(sql: "INSERT INTO notes(text) VALUES (?)", arguments: [text])
+        try outbox.append(db, type: "note.stored", subject: nil, id: "note/\(event.id)", data: ["text": .string(text)])
+    }
+}
+
+/// A consumer that stores what it applies in its own database, cursor in the same transaction.
+struct NoteConsumer: FeedConsumer {
+    let database: ServiceDatabase
+    let applied = AsyncCondition()
+
+    static func inMemory() throws -> NoteConsumer { try NoteConsumer(path: nil) }
+
+    init(path: String?) throws {
+        database = try ServiceDatabase(path: path) { m in
+            m.registerMigration("copies") { db in try db.execute(sql: "CREATE TABLE copies(sequence INTEGER PRIMARY KEY, text TEXT)") }
+        }
+    }
+
+    /// Waits until the stored copies satisfy `predicate`.
+    func wait(_ predicate: @escaping @Sendable ([Int64]) -> Bool) async -> Bool {
+        await applied.wait { predicate((try? copies()) ?? []) }
+    }
+
+    func cursor(feed: String) throws -> UInt64 {
+        try database.writer.read { db in try InboxCursor.get(db, feed: feed) }
+    }
+
+    func apply(feed: String, _ deliveries: [FeedDelivery]) throws {
+        try database.writer.write { db in
+            for d in deliveries {
+                try db.execute(sql: "INSERT INTO copies(sequence, text) VALUES (?, ?)", arguments: [Int64(d.sequence), d.event?.data?["text"]?.stringValue])
+            }
+            try InboxCursor.set(db, feed: feed, to: deliveries.last!.sequence)
+        }
+        applied.signal()
+    }
+
+    func copies() throws -> [Int64] {
+        try database.writer.read { db in try Int64.fetchAll(db, sql: "SELECT sequence FROM copies ORDER BY sequence") }
+    }
+}
+
+final class NoteService: Sendable {
+    let context: ZContext
+    let database: ServiceDatabase
+    let node: ServiceNode
+    let endpoints: NodeEndpoints
+
+    init(context: ZContext, path: String? = nil, tag: String = UUID().uuidString, settings: NodeSettings = NodeSettings(), authorize: IntakeAuthorizer? = nil) throws {
+        self.context = context
+        database = try ServiceDatabase(path: path) { m in
+            m.registerMigration("notes") { db in try db.execute(sql: "CREATE TABLE notes(text TEXT)") }
+        }
+        let clock = TestClock(rfc3339: "2026-11-29T10:00:00+08:00")
+        var logger = Logger(label: "test.notes")
+        logger.logLevel = .warning
+        let pipeline = IntakePipeline(
+            database: database, applier: NoteApplier(outbox: Outbox(source: "/test/notes", clock: clock)), clock: clock,
+            authorize: authorize, logger: logger)
+        endpoints = NodeEndpoints(intake: "inproc://\(tag)-in", feed: "inproc://\(tag)-feed", replay: "inproc://\(tag)-replay")
+        node = ServiceNode(
+            name: "notes", context: context, endpoints: endpoints, settings: settings, processor: pipeline,
+            feed: OutboxFeedStore(database: database),
+            responder: StandardQueries(service: "notes", database: database, live: { JSONObject() }), logger: logger)
+        try node.start()
+    }
+
+    func publish(_ events: [CloudEvent]) async throws -> [PublishResult] {
+        try await IntakeClient.publish(context: context, endpoint: endpoints.intake, events: events.map(OutgoingEvent.init))
+    }
+
+    func notes() throws -> Int { try database.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM notes")! } }
+}
+
+func note(_ text: String, id: String = UUID().uuidString, type: String = "note.recorded") -> CloudEvent {
+    CloudEvent(id: id, source: "/test/client", type: type, data: ["text": .string(text)])
+}
+
+func quietLogger() -> Logger {
+    var l = Logger(label: "test")
+    l.logLevel = .critical
+    return l
+}
+
+@Suite("Intake")
+struct IntakeTests {
+    @Test func pipelinedEventsAreAcknowledgedOnceCommittedInGroups() async throws {
+        let ctx = ZContext()
+        let svc = try NoteService(context: ctx)
+        defer { svc.node.stopAndWait() }
+        let events = (0..<3_000).map { note("n\($0)") }
+        let results = try await svc.publish(events)
+        #expect(results.count == 3_000)
+        #expect(results.allSatisfy { $0.ack?.status == .accepted })
+        #expect(Set(results.compactMap(\.ack?.id)) == Set(events.map(\.id)))
+        #expect(try svc.notes() == 3_000)
+        let c = svc.node.counters
+        #expect(c.accepted == 3_000)
+        // Group commit: many events per transaction.
+        #expect(c.batches < 3_000)
+    }
+
+    @Test func sameEventTwiceIsADuplicateAndDifferentContentIsAConflict() async throws {
+        let svc = try NoteService(context: ZContext())
+        defer { svc.node.stopAndWait() }
+        let e = note("hello", id: "fixed-id")
+        let first = try await svc.publish([e])
+        #expect(first[0].ack?.status == .accepted)
+        // Same content with keys in another order and extra whitespace is the same event.
+        let reordered = Array(#"{ "data": {"text":"hello"}, "type":"note.recorded","source":"/test/client","id":"fixed-id","specversion":"1.0","datacontenttype":"application/json" }"#.utf8)
+        let again = try await IntakeClient.publish(context: svc.context, endpoint: svc.endpoints.intake, events: [OutgoingEvent(frame: reordered)])
+        #expect(again[0].ack?.status == .duplicate)
+        let other = try await svc.publish([note("different", id: "fixed-id")])
+        #expect(other[0].ack?.status == .rejected)
+        #expect(other[0].ack?.rejection?.code == .conflict)
+        #expect(try svc.notes() == 1)
+        // The conflicting event is kept in quarantine.
+        let q = try await svc.database.writer.read { db in try Quarantine.list(db, after: 0, max: 10, code: "conflict") }
+        #expect(q.count == 1)
+        // The same id from another source is a different event.
+        var fromElsewhere = note("hello", id: "fixed-id")
+        fromElsewhere.source = "/test/other"
+        #expect(try await svc.publish([fromElsewhere])[0].ack?.status == .accepted)
+    }
+
+    @Test func duplicatesWithinOneBatchTakeEffectOnce() async throws {
+        let svc = try NoteService(context: ZContext())
+        defer { svc.node.stopAndWait() }
+        let e = note("twice")
+        let frames = [OutgoingEvent(e), OutgoingEvent(e)]
+        // Sent back to back on one socket they usually land in one batch.
+        let r = try await IntakeClient.publish(context: svc.context, endpoint: svc.endpoints.intake, events: frames)
+        #expect(r.compactMap(\.ack?.status).sorted { $0.rawValue < $1.rawValue } == [.accepted, .duplicate])
+        #expect(try svc.notes() == 1)
+    }
+
+    @Test func refusalWhileApplyingRollsBackOnlyThatEvent() async throws {
+        let svc = try NoteService(context: ZContext())
+        defer { svc.node.stopAndWait() }
+        let r = try await svc.publish([note("a"), note("b", type: "note.refused"), note("c")])
+        #expect(r.map { $0.ack?.status } == [.accepted, .rejected, .accepted])
+        #expect(r[1].ack?.rejection?.code == .late)
+        #expect(try svc.notes() == 2)
+        // Refused events are not recorded as taken: a retry is judged again, not "duplicate".
+        let again = try await svc.publish([note("b", id: r[1].id!, type: "note.refused")])
+        #expect(again[0].ack?.status == .rejected)
+    }
+
+    @Test func authorizerRefusalIsUnauthorized() async throws {
+        let svc = try NoteService(context: ZContext()) { _, event in
+            event.source.hasPrefix("/tax/") ? nil : Rejection(.unauthorized, field: "source", "this key may publish only /tax/ sources")
+        }
+        defer { svc.node.stopAndWait() }
+        let r = try await svc.publish([note("x")])
+        #expect(r[0].ack?.rejection?.code == .unauthorized)
+        var ok = note("y")
+        ok.source = "/tax/xuchang"
+        #expect(try await svc.publish([ok])[0].ack?.status == .accepted)
+    }
+
+    @Test func malformedFramesGetStableCodesAndAreQuarantined() async throws {
+        var settings = NodeSettings()
+        settings.socket.maxMessageBytes = 4_096
+        let svc = try NoteService(context: ZContext(), settings: settings)
+        defer { svc.node.stopAndWait() }
+        let cases: [([UInt8], RejectionCode)] = [
+            ([0xFF, 0xFE, 0x00], .invalidJSON),
+            (Array("{\"specversion\":".utf8), .invalidJSON),
+            (Array("[1,2]".utf8), .invalidJSON),
+            (Array(String(repeating: "[", count: 3_000).utf8), .invalidJSON),
+            (Array(#"{"specversion":"0.3","id":"a","source":"/s","type":"note.recorded"}"#.utf8), .invalidEnvelope),
+            (Array(#"{"specversion":"1.0","source":"/s","type":"note.recorded"}"#.utf8), .invalidEnvelope),
+            (Array(#"{"specversion":"1.0","id":"b","source":"/s","type":"note.recorded","time":"yesterday"}"#.utf8), .invalidEnvelope),
+            (Array(#"{"specversion":"1.0","id":"c","source":"/s","type":"weather.reported"}"#.utf8), .unknownType),
+            (Array(#"{"specversion":"1.0","id":"d","source":"/s","type":"note.recorded","data":{}}"#.utf8), .invalidData),
+            (Array(("{\"specversion\":\"1.0\",\"id\":\"e\",\"source\":\"/s\",\"type\":\"note.recorded\",\"data\":{\"text\":\"" + String(repeating: "x", count: 5_000) + "\"}}").utf8), .tooLarge),
+        ]
+        for (frame, code) in cases {
+            let r = try await IntakeClient.publish(context: svc.context, endpoint: svc.endpoints.intake, events: [OutgoingEvent(frame: frame)])
+            #expect(r[0].ack?.status == .rejected)
+            #expect(r[0].ack?.rejection?.code == code, "frame \(String(decoding: frame.prefix(40), as: UTF8.self))")
+            #expect(!(r[0].ack?.rejection?.message.isEmpty ?? true))
+        }
+        let kept = try await svc.database.writer.read { db in try Quarantine.count(db) }
+        #expect(kept == cases.count)
+        // Still healthy.
+        #expect(try await svc.publish([note("fine")])[0].ack?.status == .accepted)
+    }
+
+    @Test func messagesWithTooManyFramesAreRefusedAndReqClientsWork() async throws {
+        let svc = try NoteService(context: ZContext())
+        defer { svc.node.stopAndWait() }
+        let good = Array(note("req").serialized().utf8)
+        let answers: [[JSON]] = try await OwnerThread.run {
+            let dealer = try svc.context.socket(.dealer)
+            defer { dealer.close() }
+            try dealer.connect(svc.endpoints.intake)
+            try dealer.send([good, good, good], dontWait: false)
+            var p = ZPoller([.socket(dealer)])
+            guard try p.poll(timeoutMs: 10_000)[0], let m1 = try dealer.receive() else { return [] }
+            let req = try svc.context.socket(.req)
+            defer { req.close() }
+            try req.connect(svc.endpoints.intake)
+            try req.send([good], dontWait: false)
+            var p2 = ZPoller([.socket(req)])
+            guard try p2.poll(timeoutMs: 10_000)[0], let m2 = try req.receive() else { return [] }
+            return [m1.frames.compactMap { try? JSONParser.parse($0) }, m2.frames.compactMap { try? JSONParser.parse($0) }]
+        }
+        #expect(answers.count == 2)
+        #expect(answers[0].last?["error"]?["code"]?.stringValue == "too_large")
+        #expect(answers[1].count == 1)
+        #expect(answers[1].last?["status"]?.stringValue == "accepted")
+    }
+
+    @Test func lazyPirateClientRetriesWithTheSameIdUntilTheServiceAppears() async throws {
+        let ctx = ZContext()
+        let tag = UUID().uuidString
+        let events = (0..<50).map { note("late \($0)") }
+        var options = IntakeClientOptions()
+        options.timeoutMs = 300
+        options.retries = 20
+        // The client starts first; the service binds only after the first attempts time out.
+        async let results = IntakeClient.publish(context: ctx, endpoint: "inproc://\(tag)-in", events: events.map(OutgoingEvent.init), options: options)
+        // Justified wait: the behaviour under test is a retry after a timeout, so the service must
+        // appear only after the client's first attempt has timed out (300 ms).
+        try await Task.sleep(for: .milliseconds(700))
+        let svc = try NoteService(context: ctx, tag: tag)
+        defer { svc.node.stopAndWait() }
+        let r = try await results
+        #expect(r.allSatisfy { $0.ack?.status == .accepted })
+        #expect(r.contains { $0.attempts > 1 })
+        #expect(try svc.notes() == 50)
+    }
+}
+
+@Suite("Feed and replay")
+struct FeedTests {
+    @Test func replayPagesAreGaplessAndTheEndFrameNamesTheLast() async throws {
+        let svc = try NoteService(context: ZContext())
+        defer { svc.node.stopAndWait() }
+        _ = try await svc.publish((0..<25).map { note("p\($0)") })
+        let ctx = svc.context
+        let ep = svc.endpoints.replay
+        let ready = try QueryClient.replay(context: ctx, endpoint: ep, after: 0, max: 0)
+        #expect(ready?.events.isEmpty == true)
+        #expect(ready?.last == 25)
+        var seen: [UInt64] = []
+        var after: UInt64 = 0
+        while let page = try QueryClient.replay(context: ctx, endpoint: ep, after: after, max: 7), !page.events.isEmpty {
+            #expect(page.events.count <= 7)
+            #expect(page.last == 25)
+            seen += page.events.compactMap(\.sequenceNumber)
+            after = seen.last!
+        }
+        #expect(seen == Array(1...25))
+        let mid = try QueryClient.replay(context: ctx, endpoint: ep, after: 10, max: 5)
+        #expect(mid?.events.compactMap(\.sequenceNumber) == [11, 12, 13, 14, 15])
+        let bad = try QueryClient.request(context: ctx, endpoint: ep, ["op": "replay", "after": "x"])
+        #expect(bad?.last?["op"]?.stringValue == "error")
+    }
+
+    @Test func subscriberAppliesEveryEventExactlyOnceAndRecoversDroppedLiveEvents() async throws {
+        let ctx = ZContext()
+        let svc = try NoteService(context: ctx)
+        defer { svc.node.stopAndWait() }
+        _ = try await svc.publish((0..<10).map { note("before \($0)") })  // replayed on start
+        let consumer = try NoteConsumer.inMemory()
+        let dropped = Mutex<Set<UInt64>>([])
+        let sub = FeedSubscriber(
+            upstream: UpstreamFeed(name: "notes", feed: svc.endpoints.feed, replay: svc.endpoints.replay), context: ctx,
+            consumer: consumer, logger: quietLogger(),
+            dropLive: { seq in
+                // Lose every 7th live event, once: the subscriber must notice and replay it.
+                guard seq % 7 == 0 else { return false }
+                return dropped.withLock { $0.insert(seq).inserted }
+            })
+        sub.start()
+        defer { sub.stopAndWait() }
+        #expect(await consumer.wait { $0.count == 10 })
+        _ = try await svc.publish((0..<200).map { note("live \($0)") })
+        #expect(await consumer.wait { $0.count == 210 })
+        #expect(try consumer.copies() == Array(1...210))  // the primary key also forbids applying twice
+        #expect(sub.status.gapsDetected + sub.status.replayPages > 1)
+        #expect(!dropped.withLock { $0 }.isEmpty)
+    }
+
+    @Test func aLostTailIsFoundThroughTheHeartbeat() async throws {
+        let ctx = ZContext()
+        var settings = NodeSettings()
+        settings.heartbeatMs = 100
+        let svc = try NoteService(context: ctx, settings: settings)
+        defer { svc.node.stopAndWait() }
+        let consumer = try NoteConsumer.inMemory()
+        // Every live event is lost: only heartbeats can tell the subscriber that it is behind.
+        let sub = FeedSubscriber(
+            upstream: UpstreamFeed(name: "notes", feed: svc.endpoints.feed, replay: svc.endpoints.replay), context: ctx,
+            consumer: consumer, logger: quietLogger(), dropLive: { _ in true })
+        sub.start()
+        defer { sub.stopAndWait() }
+        // The first event predates the subscriber and arrives by its initial replay; the second
+        // is published after that, and its live copy is lost.
+        _ = try await svc.publish([note("first")])
+        #expect(await consumer.wait { $0 == [1] })
+        _ = try await svc.publish([note("second")])
+        #expect(await consumer.wait { $0 == [1, 2] })
+    }
+
+    @Test func subscriberResumesFromItsStoredCursorAcrossRestartsOfBothSides() async throws {
+        let dir = NSTemporaryDirectory() + "bangfu-bus-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ctx = ZContext()
+        let tag = UUID().uuidString
+        let consumer = try NoteConsumer(path: dir + "/consumer.sqlite")
+        var svc: NoteService? = try NoteService(context: ctx, path: dir + "/notes.sqlite", tag: tag)
+        _ = try await svc!.publish((0..<30).map { note("a\($0)") })
+        var sub: FeedSubscriber? = FeedSubscriber(
+            upstream: UpstreamFeed(name: "notes", feed: svc!.endpoints.feed, replay: svc!.endpoints.replay), context: ctx,
+            consumer: consumer, logger: quietLogger())
+        sub!.start()
+        #expect(await consumer.wait { $0.count == 30 })
+        sub!.stopAndWait()
+        sub = nil
+        // The publisher restarts with more events while the subscriber is away.
+        svc!.node.stopAndWait()
+        svc = nil
+        svc = try NoteService(context: ctx, path: dir + "/notes.sqlite", tag: tag)
+        _ = try await svc!.publish((0..<20).map { note("b\($0)") })
+        sub = FeedSubscriber(
+            upstream: UpstreamFeed(name: "notes", feed: svc!.endpoints.feed, replay: svc!.endpoints.replay), context: ctx,
+            consumer: consumer, logger: quietLogger())
+        sub!.start()
+        #expect(await consumer.wait { $0.count == 50 })
+        #expect(try consumer.copies() == Array(1...50))
+        sub!.stopAndWait()
+        svc!.node.stopAndWait()
+    }
+}
+
+@Suite("Storage")
+struct StorageTests {
+    @Test func fileDatabasesUseWALWithFullSync() throws {
+        let dir = NSTemporaryDirectory() + "bangfu-db-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = try ServiceDatabase(stateDir: dir, name: "x")
+        #expect(try db.journalMode() == "wal")
+        #expect(try db.synchronousLevel() == 2)  // FULL
+    }
+
+    @Test func outboxSequencesAreGaplessAcrossRolledBackTransactions() throws {
+        let db = try ServiceDatabase(path: nil)
+        let outbox = Outbox(source: "/test", clock: TestClock(rfc3339: "2026-11-29T10:00:00+08:00"))
+        try db.writer.write { d in try outbox.append(d, type: "t", subject: nil, id: "1", data: [:]) }
+        struct Boom: Error {}
+        _ = try? db.writer.write { d in
+            try outbox.append(d, type: "t", subject: nil, id: "2", data: [:])
+            throw Boom()
+        }
+        try db.writer.write { d in try outbox.append(d, type: "t", subject: nil, id: "3", data: [:]) }
+        let records = try OutboxFeedStore(database: db).records(after: 0, max: 10)
+        #expect(records.map(\.sequence) == [1, 2])
+        let second = try CloudEvent.parse(records[1].body)
+        #expect(second.id == "3")
+        #expect(second.sequence == "2")
+    }
+}
