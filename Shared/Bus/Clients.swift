@@ -31,6 +31,8 @@ public struct PublishResult: Sendable {
     /// nil when no ack came back after every retry.
     public var ack: Ack?
     public var attempts: Int
+    /// Nanoseconds from the last send of this event to its ack (0 when unacknowledged).
+    public var latencyNs: UInt64 = 0
 }
 
 public struct IntakeClientOptions: Sendable {
@@ -116,12 +118,13 @@ public final class IntakeClient {
             let s = try open()
             return try s.send([events[index].frame], dontWait: false)
         }
-        func finish(_ index: Int, _ ack: Ack?, _ attempts: Int) {
+        func finish(_ index: Int, _ ack: Ack?, _ attempts: Int, sentAt: UInt64 = 0) {
             guard results[index] == nil else { return }
             var ack = ack
             // A retried event answered `duplicate` was committed by an earlier attempt.
             if attempts > 1, ack?.status == .duplicate { ack?.status = .accepted }
-            results[index] = PublishResult(index: index, id: events[index].id, ack: ack, attempts: attempts)
+            let latency = ack != nil && sentAt > 0 ? now() &- sentAt : 0
+            results[index] = PublishResult(index: index, id: events[index].id, ack: ack, attempts: attempts, latencyNs: latency)
             done += 1
             progress?(done, events.count)
         }
@@ -156,10 +159,10 @@ public final class IntakeClient {
                         continue
                     }
                     if let id = ack.id, let p = pending.removeValue(forKey: id) {
-                        finish(p.index, ack, p.attempts)
+                        finish(p.index, ack, p.attempts, sentAt: p.sentAt)
                     } else if ack.id == nil, let a = anonymous {
                         anonymous = nil
-                        finish(a.index, ack, a.attempts)
+                        finish(a.index, ack, a.attempts, sentAt: a.sentAt)
                     }
                 }
                 continue

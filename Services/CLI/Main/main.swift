@@ -1,1 +1,3 @@
-print("x")
+import BangfuCLI
+
+await Bangfu.runMain()

@@ -1,0 +1,333 @@
+import ArgumentParser
+import Bus
+import Dispatch
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The `bangfu` command line. Each subcommand parses its flags and calls the matching
+/// `…Command` function with a fresh `ZContext`; tests call those functions directly.
+public struct Bangfu: AsyncParsableCommand {
+    public static let version = "0.1.0"
+
+    public static let configuration = CommandConfiguration(
+        commandName: "bangfu",
+        abstract: "Operate Bangfu: publish facts, follow feeds, inspect quarantine, check services.",
+        discussion: """
+            Endpoints: --service picks a service's defaults (registry tcp://127.0.0.1:7101/7102/7103, \
+            matcher 72xx, notifier 73xx, payments 74xx); BANGFU_<SERVICE>_INTAKE, _REPLAY and _FEED \
+            override them (e.g. BANGFU_REGISTRY_INTAKE), and --intake, --replay, --feed override both.
+            """,
+        version: "bangfu \(version)",
+        subcommands: [PublishVerb.self, TailVerb.self, QuarantineVerb.self, StatusVerb.self]
+    )
+
+    public init() {}
+
+    /// The executable's entry point: parses `arguments` (the process's when nil), runs the
+    /// chosen subcommand, and exits with its status.
+    public static func runMain(_ arguments: [String]? = nil) async -> Never {
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            exit()
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+/// Endpoint selection shared by every verb.
+struct EndpointOptions: ParsableArguments {
+    @Option(help: "The service to talk to: registry, matcher, notifier or payments.")
+    var service: String = "registry"
+
+    @Option(help: ArgumentHelp("The intake endpoint (overrides --service and the environment).", valueName: "EP"))
+    var intake: String?
+
+    @Option(help: ArgumentHelp("The replay endpoint.", valueName: "EP"))
+    var replay: String?
+
+    @Option(help: ArgumentHelp("The feed endpoint.", valueName: "EP"))
+    var feed: String?
+
+    func target() throws(CLIError) -> ServiceTarget {
+        try EndpointResolver.resolve(service: service, intake: intake, replay: replay, feed: feed)
+    }
+}
+
+/// Runs a command body with a fresh context and standard console; maps `CLIError`s to a message
+/// on stderr and their exit code.
+func execute(_ body: (ZContext, Console) async throws -> Int32) async throws {
+    let console = Console.standard()
+    let context = ZContext()
+    let code: Int32
+    do {
+        code = try await body(context, console)
+    } catch let e as CLIError {
+        console.flush()
+        console.error("bangfu: \(e.message)")
+        context.shutdown()
+        context.terminate()
+        throw ExitCode(e.exitCode)
+    }
+    console.flush()
+    context.shutdown()
+    context.terminate()
+    if code != 0 { throw ExitCode(code) }
+}
+
+func positive(_ name: String, _ v: Int, min: Int = 1) throws {
+    if v < min { throw ValidationError("\(name) must be at least \(min)") }
+}
+
+struct PublishVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "publish",
+        abstract: "Publish CloudEvents from JSON Lines (one event per line) to a service's intake.",
+        discussion: """
+            Blank lines are skipped. A line that is not JSON is still sent: the service quarantines \
+            it and answers invalid_json. Exit status: 0 everything accepted or duplicate, 2 something \
+            rejected, 3 something unacknowledged, 66 the input cannot be read.
+            """)
+
+    @Argument(help: ArgumentHelp("The JSON Lines file; - or absent for stdin.", valueName: "FILE"))
+    var file: String?
+
+    @OptionGroup var endpoints: EndpointOptions
+
+    @Option(help: "Events in flight at once.")
+    var window: Int = 1_000
+
+    @Option(name: .customLong("timeout-ms"), help: "How long to wait for an ack before re-sending.")
+    var timeoutMs: Int = 5_000
+
+    @Option(help: "Re-sends (same id) before an event counts as unacknowledged.")
+    var retries: Int = 3
+
+    @Flag(help: "No progress and no summary; the exit status tells.")
+    var quiet = false
+
+    @Flag(help: "Print the summary as JSON.")
+    var json = false
+
+    func validate() throws {
+        try positive("--window", window)
+        try positive("--timeout-ms", timeoutMs)
+        try positive("--retries", retries, min: 0)
+    }
+
+    func run() async throws {
+        try await execute { context, console in
+            let target = try endpoints.target()
+            let input = try LineReader.open(path: file)
+            var o = PublishOptions()
+            o.window = window
+            o.timeoutMs = timeoutMs
+            o.retries = retries
+            o.quiet = quiet
+            o.json = json
+            let summary = try await PublishCommand.run(context: context, endpoint: target.intake, input: input, options: o, console: console)
+            return summary.exitCode
+        }
+    }
+}
+
+struct TailVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tail",
+        abstract: "Print a service's feed events as JSON lines (replay, and with --follow, live).")
+
+    @OptionGroup var endpoints: EndpointOptions
+
+    @Option(help: "Print events with a sequence greater than this.")
+    var after: UInt64 = 0
+
+    @Flag(help: "Keep following live events (until SIGINT/SIGTERM or --max).")
+    var follow = false
+
+    @Option(help: ArgumentHelp("Only print events whose type starts with PREFIX.", valueName: "PREFIX"))
+    var type: String?
+
+    @Option(help: "Stop after printing this many events.")
+    var max: Int?
+
+    @Option(name: .customLong("timeout-ms"), help: "How long to wait for a replay answer.")
+    var timeoutMs: Int = 5_000
+
+    func validate() throws {
+        if let max { try positive("--max", max) }
+        try positive("--timeout-ms", timeoutMs)
+    }
+
+    func run() async throws {
+        try await execute { context, console in
+            let target = try endpoints.target()
+            var o = TailOptions()
+            o.after = after
+            o.follow = follow
+            o.typePrefix = type
+            o.max = max
+            o.timeoutMs = timeoutMs
+            let stop = StopSignal()
+            var sources: [any DispatchSourceSignal] = []
+            if follow {
+                for sig in [SIGINT, SIGTERM] {
+                    signal(sig, SIG_IGN)
+                    let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+                    src.setEventHandler { stop.stop() }
+                    src.resume()
+                    sources.append(src)
+                }
+            }
+            defer { for s in sources { s.cancel() } }
+            return try await TailCommand.run(context: context, target: target, options: o, console: console, stop: stop)
+        }
+    }
+}
+
+struct QuarantineVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quarantine",
+        abstract: "List, show and re-submit rejected input a service keeps.",
+        subcommands: [List.self, Show.self, Resubmit.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List quarantined items, oldest first.")
+
+        @OptionGroup var endpoints: EndpointOptions
+
+        @Option(help: "Only items rejected with this code (e.g. invalid_uscc).")
+        var code: String?
+
+        @Option(help: ArgumentHelp("Only items with an id greater than this.", valueName: "ID"))
+        var after: String?
+
+        @Option(help: "At most this many items.")
+        var max: Int = 100
+
+        @Flag(help: "One JSON object per line instead of a table.")
+        var json = false
+
+        @Option(name: .customLong("timeout-ms"))
+        var timeoutMs: Int = 5_000
+
+        func validate() throws {
+            try positive("--max", max)
+            try positive("--timeout-ms", timeoutMs)
+        }
+
+        func run() async throws {
+            try await execute { context, console in
+                var o = QuarantineCommand.ListOptions()
+                o.code = code
+                o.after = after
+                o.max = max
+                o.json = json
+                o.timeoutMs = timeoutMs
+                return try await QuarantineCommand.list(context: context, target: try endpoints.target(), options: o, console: console)
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one quarantined item and its raw frame.")
+
+        @Argument(help: "The quarantined item's id.")
+        var id: String
+
+        @OptionGroup var endpoints: EndpointOptions
+
+        @Flag(help: "Print the item as JSON.")
+        var json = false
+
+        @Option(name: .customLong("timeout-ms"))
+        var timeoutMs: Int = 5_000
+
+        func run() async throws {
+            try await execute { context, console in
+                try await QuarantineCommand.show(
+                    context: context, target: try endpoints.target(), id: id, json: json, timeoutMs: timeoutMs, console: console)
+            }
+        }
+    }
+
+    struct Resubmit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Publish a quarantined item again: its stored frame, or a corrected event from --file.",
+            discussion: "Exit status: 0 accepted or duplicate, 2 rejected, 3 no answer.")
+
+        @Argument(help: "The quarantined item's id.")
+        var id: String
+
+        @OptionGroup var endpoints: EndpointOptions
+
+        @Option(help: ArgumentHelp("A file holding the corrected event (one JSON object).", valueName: "FIXED.json"))
+        var file: String?
+
+        @Flag(help: "Print the ack as JSON.")
+        var json = false
+
+        @Option(name: .customLong("timeout-ms"))
+        var timeoutMs: Int = 5_000
+
+        @Option(help: "Re-sends (same id) before giving up.")
+        var retries: Int = 3
+
+        func run() async throws {
+            try await execute { context, console in
+                var o = QuarantineCommand.ResubmitOptions()
+                o.file = file
+                o.json = json
+                o.timeoutMs = timeoutMs
+                o.retries = retries
+                return try await QuarantineCommand.resubmit(context: context, target: try endpoints.target(), id: id, options: o, console: console)
+            }
+        }
+    }
+}
+
+struct StatusVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show services' readiness, last sequence, intake counters, quarantine and inbox cursors.",
+        discussion: "Exit status: 0 if every asked service answered, 1 otherwise.")
+
+    @OptionGroup var endpoints: EndpointOptions
+
+    @Flag(help: "Ask all four services (at their configured endpoints).")
+    var all = false
+
+    @Flag(help: "Print the answers as JSON.")
+    var json = false
+
+    @Option(name: .customLong("timeout-ms"), help: "How long to wait for each service.")
+    var timeoutMs: Int = 2_000
+
+    func validate() throws {
+        try positive("--timeout-ms", timeoutMs)
+        if all && (endpoints.intake != nil || endpoints.replay != nil || endpoints.feed != nil) {
+            throw ValidationError("--all uses each service's configured endpoints; drop --intake/--replay/--feed or --all")
+        }
+    }
+
+    func run() async throws {
+        try await execute { context, console in
+            let targets: [ServiceTarget]
+            if all {
+                targets = try EndpointResolver.services.map { s throws(CLIError) in try EndpointResolver.resolve(service: s) }
+            } else {
+                targets = [try endpoints.target()]
+            }
+            return await StatusCommand.run(context: context, targets: targets, timeoutMs: timeoutMs, json: json, console: console)
+        }
+    }
+}

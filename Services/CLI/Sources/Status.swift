@@ -1,0 +1,116 @@
+import Bus
+import Foundation
+import Models
+
+/// `bangfu status`: each asked service's health and counters, from `{"op":"status"}`.
+public enum StatusCommand {
+    public struct Report: Sendable {
+        public var target: ServiceTarget
+        /// The status answer; nil when the service did not answer.
+        public var status: JSON?
+        /// Set when the service could not be asked or answered with an error.
+        public var problem: String?
+
+        public var answered: Bool { status != nil && problem == nil }
+    }
+
+    /// Asks every target at once; returns 0 if each answered, 1 otherwise.
+    public static func run(context: ZContext, targets: [ServiceTarget], timeoutMs: Int = 2_000, json: Bool = false, console: Console) async -> Int32 {
+        let reports = await withTaskGroup(of: (Int, Report).self) { group in
+            for (k, t) in targets.enumerated() {
+                group.addTask { (k, await ask(context: context, target: t, timeoutMs: timeoutMs)) }
+            }
+            var out = [Report?](repeating: nil, count: targets.count)
+            for await (k, r) in group { out[k] = r }
+            return out.map { $0! }
+        }
+        if json {
+            let j: JSON = ["services": .array(reports.map { jsonReport($0, timeoutMs: timeoutMs) })]
+            console.line(j.serialized())
+        } else {
+            for (k, r) in reports.enumerated() {
+                if k > 0 { console.line("") }
+                console.out(text(r, timeoutMs: timeoutMs))
+            }
+        }
+        console.flush()
+        return reports.allSatisfy(\.answered) ? ExitCodes.ok : ExitCodes.failure
+    }
+
+    static func ask(context: ZContext, target: ServiceTarget, timeoutMs: Int) async -> Report {
+        do {
+            guard let a = try await Query.ask(context: context, endpoint: target.replay, ["op": "status"], timeoutMs: timeoutMs) else {
+                return Report(target: target, status: nil, problem: nil)
+            }
+            if a["op"]?.stringValue == "error" {
+                return Report(
+                    target: target, status: a,
+                    problem: "\(a["code"]?.stringValue ?? "error"): \(a["message"]?.stringValue ?? "")")
+            }
+            return Report(target: target, status: a, problem: nil)
+        } catch {
+            return Report(target: target, status: nil, problem: error.message)
+        }
+    }
+
+    static func jsonReport(_ r: Report, timeoutMs: Int) -> JSON {
+        var o = JSONObject()
+        o["service"] = .string(r.target.service)
+        o["replay"] = .string(r.target.replay)
+        o["reachable"] = .bool(r.status != nil)
+        if let p = r.problem { o["problem"] = .string(p) }
+        if r.status == nil && r.problem == nil {
+            o["problem"] = .string("unreachable: no answer within \(timeoutMs) ms")
+        }
+        if let s = r.status, r.problem == nil { o["status"] = s }
+        return .object(o)
+    }
+
+    static let known: Set<String> = [
+        "op", "service", "ready", "last", "intake_events", "quarantined", "quarantined_by_code", "inbox", "counters",
+        "simulated_clock", "clock",
+    ]
+
+    static func counts(_ o: JSON?) -> String {
+        guard let obj = o?.objectValue, !obj.isEmpty else { return "none" }
+        return obj.members.map { "\($0.key) \($0.value.intValue.map(Format.grouped) ?? $0.value.text)" }.joined(separator: ", ")
+    }
+
+    static func text(_ r: Report, timeoutMs: Int) -> String {
+        let name = r.target.service
+        guard let s = r.status else {
+            let why = r.problem ?? "no answer within \(timeoutMs) ms"
+            return "\(name)  unreachable  (\(r.target.replay): \(why))\n"
+        }
+        if let p = r.problem { return "\(name)  error  (\(r.target.replay): \(p))\n" }
+        let ready = s["ready"]?.boolValue == true ? "ready" : "not ready"
+        var out = "\(name)  \(ready)  (\(r.target.replay))\n"
+        func row(_ k: String, _ v: String) { out += "  \(Format.pad(k, 16)) \(v)\n" }
+        row("last sequence", s["last"].text)
+        if let n = s["intake_events"]?.intValue { row("intake events", Format.grouped(n)) }
+        if let c = s["counters"]?.objectValue {
+            var parts: [String] = []
+            for k in ["accepted", "duplicate", "rejected"] { parts.append("\(k) \(c[k]?.intValue.map(Format.grouped) ?? "-")") }
+            row("intake", parts.joined(separator: ", "))
+            let others = c.members.filter { !["accepted", "duplicate", "rejected"].contains($0.key) }
+            if !others.isEmpty {
+                row("counters", others.map { "\($0.key) \($0.value.intValue.map(Format.grouped) ?? $0.value.text)" }.joined(separator: ", "))
+            }
+        }
+        if let q = s["quarantined"]?.intValue {
+            let by = s["quarantined_by_code"]?.objectValue.map { $0.isEmpty ? "" : " (\(counts(s["quarantined_by_code"])))" } ?? ""
+            row("quarantined", Format.grouped(q) + by)
+        }
+        if let inbox = s["inbox"]?.objectValue {
+            row("inbox", inbox.isEmpty ? "none" : inbox.members.map { "\($0.key) at \($0.value.text)" }.joined(separator: ", "))
+        }
+        if let clock = s["clock"]?.stringValue { row("clock", clock) }
+        if let o = s.objectValue {
+            for (k, v) in o.members where !known.contains(k) { row(k.replacingOccurrences(of: "_", with: " "), v.text) }
+        }
+        if s["simulated_clock"]?.boolValue == true {
+            out += "  WARNING: simulated clock: this service accepts clock.advanced (not for production)\n"
+        }
+        return out
+    }
+}
