@@ -77,7 +77,7 @@ let package = Package(
         .target(
             name: "BangfuCLI",
             dependencies: [
-                "Models", "Bus", "ServiceKit",
+                "Models", "Bus", "ServiceKit", "BangfuTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Services/CLI/Sources",

@@ -14,8 +14,12 @@ public final class ServiceDatabase: Sendable {
     public init(path: String?, migrations: (inout DatabaseMigrator) -> Void = { _ in }) throws {
         var config = Configuration()
         config.busyMode = .timeout(30)
+        config.maximumReaderCount = 3
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // A page cache large enough that a group-commit batch does not spill to the WAL
+            // before it commits (64 MiB per connection at most).
+            try db.execute(sql: "PRAGMA cache_size = -65536")
         }
         if let path {
             let dir = (path as NSString).deletingLastPathComponent

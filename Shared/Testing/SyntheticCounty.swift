@@ -182,7 +182,7 @@ public struct SyntheticCounty: Sendable {
                 "account.verified",
                 [
                     "uscc": .string(u), "bank": "中国工商银行许昌分行",
-                    "account_no": .string("6222" + String(format: "%015d", Int(arng.next() % 999_999_999_999_999))),
+                    "account_no": .string("6222" + String(String(1_000_000_000_000_000 + arng.next() % 999_999_999_999_999).dropFirst())),
                     "holder_name": reg.data?["name"] ?? "", "verified_on": "2022-03-15",
                 ], subject: u, source: "/bank/icbc-xuchang", id: "acct-\(seed)-\(i)"))
         if rng.int(0...99) == 0 {

@@ -23,7 +23,7 @@ public struct Bangfu: AsyncParsableCommand {
             override them (e.g. BANGFU_REGISTRY_INTAKE), and --intake, --replay, --feed override both.
             """,
         version: "bangfu \(version)",
-        subcommands: [PublishVerb.self, TailVerb.self, QuarantineVerb.self, StatusVerb.self]
+        subcommands: [PublishVerb.self, TailVerb.self, QuarantineVerb.self, StatusVerb.self, DemoVerb.self]
     )
 
     public init() {}
@@ -328,6 +328,42 @@ struct StatusVerb: AsyncParsableCommand {
                 targets = [try endpoints.target()]
             }
             return await StatusCommand.run(context: context, targets: targets, timeoutMs: timeoutMs, json: json, console: console)
+        }
+    }
+}
+
+struct DemoVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run the pipeline on a synthetic county with the real executables as separate processes.",
+        discussion: """
+            Starts the services on ipc:// endpoints in a fresh directory with the simulated clock, \
+            publishes a deterministic county's facts (some of them bad on purpose), and prints a \
+            summary. The executables are looked up beside `bangfu` unless --bin is given.
+            """)
+
+    @Option(help: "How many merchants the synthetic county has.")
+    var merchants: Int = 10_000
+
+    @Option(help: "The generator's seed (same seed, same county).")
+    var seed: UInt64 = 20_220_401
+
+    @Option(help: "The directory for state, sockets and logs (emptied first).")
+    var dir: String = "demo-out"
+
+    @Option(help: ArgumentHelp("The folder with the service executables.", valueName: "DIR"))
+    var bin: String?
+
+    func validate() throws { try positive("--merchants", merchants) }
+
+    func run() async throws {
+        try await execute { _, console in
+            var o = DemoOptions()
+            o.merchants = merchants
+            o.seed = seed
+            o.directory = dir
+            o.binDirectory = bin
+            return try await DemoCommand.run(options: o, console: console)
         }
     }
 }

@@ -35,7 +35,7 @@ public struct RegistryApplier: IntakeApplier {
             var state = try loadState(fact.uscc, db) ?? MerchantState()
             state.apply(fact)
             try saveState(fact.uscc, state, db)
-            affected = [fact.uscc]
+            try republish(fact.uscc, db, state: state)
         }
         for uscc in affected { try republish(uscc, db) }
     }
@@ -143,11 +143,17 @@ public struct RegistryApplier: IntakeApplier {
 
     /// Recomputes a merchant's profile and, if it changed, bumps its version and appends
     /// `merchant.profiled` to the outbox.
-    func republish(_ uscc: String, _ db: Database) throws {
+    func republish(_ uscc: String, _ db: Database, state known: MerchantState? = nil) throws {
+        if let known, known.registration == nil { return }
         guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT state, version, profile FROM merchants WHERE uscc = ?"), arguments: [uscc])
         else { return }
-        let stateData: Data = row["state"]
-        let state = MerchantState(json: try JSONParser.parse([UInt8](stateData)))
+        let state: MerchantState
+        if let known {
+            state = known
+        } else {
+            let stateData: Data = row["state"]
+            state = MerchantState(json: try JSONParser.parse([UInt8](stateData)))
+        }
         guard let profile = ProfileBuilder.build(uscc: uscc, state: state, leases: try leases(of: uscc, db)) else { return }
         let canonical = Data(profile.serialized(sortedKeys: true).utf8)
         if let old: Data = row["profile"], old == canonical { return }

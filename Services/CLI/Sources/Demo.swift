@@ -1,0 +1,204 @@
+import BangfuTesting
+import Bus
+import Foundation
+import Models
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+public struct DemoOptions: Sendable {
+    public var merchants = 10_000
+    public var seed: UInt64 = 20_220_401
+    /// Where the services keep their state and sockets (made fresh).
+    public var directory = "demo-out"
+    /// The folder holding the service executables (default: beside `bangfu`).
+    public var binDirectory: String?
+    public var window = 2_000
+
+    public init() {}
+}
+
+/// `bangfu demo`: the pipeline on a synthetic county, with the real executables as separate
+/// processes on `ipc://` endpoints and the simulated clock. Today it runs the registry (名录库):
+/// facts in, profiles out, bad records quarantined; the matcher, notifier and payments join it
+/// as they land.
+public enum DemoCommand {
+    public static func run(options: DemoOptions, console: Console) async throws -> Int32 {
+        let fm = FileManager.default
+        let dir = URL(fileURLWithPath: options.directory, relativeTo: URL(fileURLWithPath: fm.currentDirectoryPath)).standardizedFileURL.path
+        try? fm.removeItem(atPath: dir)
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let bin = options.binDirectory ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+        // ipc:// paths must be short (108 bytes); fall back to /tmp for deep directories.
+        var socketDir = dir + "/sockets"
+        if socketDir.utf8.count > 80 { socketDir = "/tmp/bangfu-demo-\(getpid())" }
+        try fm.createDirectory(atPath: socketDir, withIntermediateDirectories: true)
+
+        console.line("Bangfu demo: \(options.merchants) merchants (seed \(options.seed)) in \(dir)")
+        let registry = DemoProcess(
+            name: "registry", binary: bin + "/bangfu-registry", stateDir: dir + "/registry", socketDir: socketDir, logPath: dir + "/registry.log")
+        try registry.start(extra: ["--simulated-clock"])
+        defer { registry.stopOrKill() }
+        let context = ZContext()
+        defer { context.terminate() }
+        guard try await registry.waitReady(context: context) else {
+            throw CLIError("bangfu-registry did not start; see \(dir)/registry.log", exitCode: 1)
+        }
+        console.line("  started bangfu-registry (pid \(registry.pid)), intake \(registry.endpoint("intake"))")
+
+        // Facts from every agency, as they would arrive.
+        let county = SyntheticCounty(seed: options.seed, merchants: options.merchants)
+        var events: [OutgoingEvent] = []
+        events.reserveCapacity(options.merchants * 5)
+        for i in 0..<options.merchants {
+            for e in county.facts(of: i) { events.append(OutgoingEvent(e)) }
+        }
+        console.line("  generated \(Format.grouped(events.count)) facts from registration, statistics, tax, social insurance, housing, health, emergency, credit and bank feeds")
+
+        var clientOptions = IntakeClientOptions()
+        clientOptions.window = options.window
+        clientOptions.timeoutMs = 30_000
+        let endpoint = registry.endpoint("intake")
+        let progress = console.progress
+        let total = events.count
+        let snapshot = events
+        let copts = clientOptions
+        let started = DispatchTime.now().uptimeNanoseconds
+        let results = try await OwnerThread.run {
+            let client = IntakeClient(context: context, endpoint: endpoint, options: copts)
+            defer { client.close() }
+            var meter = progress.map { ProgressMeter(total: total, draw: $0) }
+            var lastTenth = 0
+            let r = try client.publish(snapshot) { done, _ in
+                meter?.advance(to: done)
+                if progress == nil, done * 10 / total > lastTenth {
+                    lastTenth = done * 10 / total
+                    console.line("  published \(lastTenth * 10)%")
+                }
+            }
+            meter?.finish(at: total)
+            return r
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        var accepted = 0
+        var duplicate = 0
+        var rejected: [String: Int] = [:]
+        var unanswered = 0
+        for r in results {
+            switch r.ack?.status {
+            case .accepted?: accepted += 1
+            case .duplicate?: duplicate += 1
+            case .rejected?: rejected[r.ack?.rejection?.code.rawValue ?? "?", default: 0] += 1
+            case nil: unanswered += 1
+            }
+        }
+        console.line(
+            "  intake: \(Format.grouped(accepted)) accepted, \(duplicate) duplicate, \(rejected.values.reduce(0, +)) rejected, \(unanswered) unacknowledged in \(String(format: "%.1f", seconds)) s (\(Int(Double(total) / max(seconds, 0.001)))/s)"
+        )
+        for (code, n) in rejected.sorted(by: { $0.key < $1.key }) { console.line("    rejected \(code): \(n)  (kept in quarantine: bangfu quarantine list --code \(code))") }
+
+        // Read the profiles back from the feed, as any downstream service would.
+        let replayEP = registry.endpoint("replay")
+        let profiles = try await OwnerThread.run { () -> [String: JSON] in
+            var latest: [String: JSON] = [:]
+            var after: UInt64 = 0
+            while let page = try QueryClient.replay(context: context, endpoint: replayEP, after: after, max: 5_000), !page.events.isEmpty {
+                for e in page.events where e.type == "merchant.profiled" {
+                    if let s = e.subject, let d = e.data { latest[s] = d }
+                }
+                after = page.events.last?.sequenceNumber ?? after
+                if after >= page.last { break }
+            }
+            return latest
+        }
+        var sizes: [String: Int] = [:]
+        var sectors: [String: Int] = [:]
+        var priority = 0
+        var service = 0
+        var stateLeases = 0
+        var disqualified = 0
+        var flagged = 0
+        for p in profiles.values {
+            sizes[p["tags"]?["size"]?.stringValue ?? "?", default: 0] += 1
+            sectors[p["tags"]?["sector"]?.stringValue ?? "?", default: 0] += 1
+            if p["tags"]?["priority_sector"]?.boolValue == true { priority += 1 }
+            if p["tags"]?["service_industry"]?.boolValue == true { service += 1 }
+            if p["disqualified"]?.boolValue == true { disqualified += 1 }
+            if !(p["credit_flags"]?.arrayValue?.isEmpty ?? true) { flagged += 1 }
+            let leases = p["leases"]?.arrayValue ?? []
+            if leases.contains(where: { ["state_enterprise", "government"].contains($0["root_lessor"]?["ownership"]?.stringValue ?? "") }) {
+                stateLeases += 1
+            }
+        }
+        let status = try QueryClient.request(context: context, endpoint: replayEP, ["op": "status"])?.last
+        console.line("")
+        console.line("名录库 registry: \(Format.grouped(profiles.count)) merchant profiles (feed sequence \(status?["last"]?.stringValue ?? "?"))")
+        console.line("  size (MIIT 2011): " + sizes.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        console.line("  sectors: " + sectors.sorted { $0.value > $1.value }.prefix(8).map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        console.line("  service industry \(service), priority sectors \(priority), renting state property \(stateLeases)")
+        console.line("  credit-flagged \(flagged), disqualified for fraud \(disqualified)")
+        console.line("  quarantined: \(status?["quarantined"]?.intValue ?? 0) bad records, by code \(status?["quarantined_by_code"]?.serialized() ?? "{}")")
+        console.line("")
+        console.line("State: \(dir)/registry/registry.sqlite   Log: \(dir)/registry.log")
+        console.line("Next: the policy matcher, the notifier and payments join this demo as they are built.")
+        console.flush()
+        return unanswered == 0 && accepted > 0 ? 0 : 1
+    }
+}
+
+/// A service executable started by the demo.
+final class DemoProcess: @unchecked Sendable {
+    let name: String
+    let binary: String
+    let stateDir: String
+    let socketDir: String
+    let logPath: String
+    var process: Process?
+
+    init(name: String, binary: String, stateDir: String, socketDir: String, logPath: String) {
+        self.name = name
+        self.binary = binary
+        self.stateDir = stateDir
+        self.socketDir = socketDir
+        self.logPath = logPath
+    }
+
+    var pid: Int32 { process?.processIdentifier ?? 0 }
+
+    func endpoint(_ which: String) -> String { "ipc://\(socketDir)/\(name)-\(which)" }
+
+    func start(extra: [String] = []) throws {
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw CLIError("\(binary) is not built (build it with `swift build -c release`)", exitCode: 1)
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments =
+            ["--state-dir", stateDir, "--intake", endpoint("intake"), "--feed", endpoint("feed"), "--replay", endpoint("replay")] + extra
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        p.standardOutput = log
+        p.standardError = log
+        try p.run()
+        process = p
+    }
+
+    func waitReady(context: ZContext) async throws -> Bool {
+        let ep = endpoint("replay")
+        let p = process
+        return try await OwnerThread.run {
+            for _ in 0..<300 {
+                if let p, !p.isRunning { return false }
+                if (try? QueryClient.replay(context: context, endpoint: ep, after: 0, max: 0, timeoutMs: 200)) ?? nil != nil { return true }
+            }
+            return false
+        }
+    }
+
+    func stopOrKill() {
+        guard let p = process, p.isRunning else { return }
+        p.terminate()
+        p.waitUntilExit()
+    }
+}
