@@ -367,73 +367,109 @@ public struct JSONParser {
 extension JSON {
     /// Compact JSON text. With `sortedKeys`, the canonical form used for hashing.
     public func serialized(sortedKeys: Bool = false) -> String {
-        var out = ""
-        out.reserveCapacity(256)
+        String(decoding: serializedBytes(sortedKeys: sortedKeys), as: UTF8.self)
+    }
+
+    /// Compact JSON as UTF-8 bytes (the serialiser works on bytes: it is on every hot path).
+    public func serializedBytes(sortedKeys: Bool = false) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(512)
         write(into: &out, sortedKeys: sortedKeys)
         return out
     }
 
-    public func serializedBytes(sortedKeys: Bool = false) -> [UInt8] {
-        Array(serialized(sortedKeys: sortedKeys).utf8)
-    }
-
-    public func write(into out: inout String, sortedKeys: Bool) {
+    public func write(into out: inout [UInt8], sortedKeys: Bool) {
         switch self {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .int(let v): out += String(v)
-        case .number(let t): out += t
+        case .null: out.append(contentsOf: JSON.nullBytes)
+        case .bool(let b): out.append(contentsOf: b ? JSON.trueBytes : JSON.falseBytes)
+        case .int(let v): JSON.writeInt(v, into: &out)
+        case .number(let t): out.append(contentsOf: t.utf8)
         case .string(let s): JSON.writeString(s, into: &out)
         case .array(let a):
-            out += "["
+            out.append(UInt8(ascii: "["))
             var first = true
             for v in a {
-                if !first { out += "," }
+                if !first { out.append(UInt8(ascii: ",")) }
                 first = false
                 v.write(into: &out, sortedKeys: sortedKeys)
             }
-            out += "]"
+            out.append(UInt8(ascii: "]"))
         case .object(let o):
-            out += "{"
+            out.append(UInt8(ascii: "{"))
             var first = true
-            let keys = sortedKeys ? o.keys.sorted() : o.keys
-            for k in keys {
-                if !first { out += "," }
+            o.forEach(sorted: sortedKeys) { k, v in
+                if !first { out.append(UInt8(ascii: ",")) }
                 first = false
                 JSON.writeString(k, into: &out)
-                out += ":"
-                o[k]!.write(into: &out, sortedKeys: sortedKeys)
+                out.append(UInt8(ascii: ":"))
+                v.write(into: &out, sortedKeys: sortedKeys)
             }
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         }
     }
 
-    static func writeString(_ s: String, into out: inout String) {
-        out += "\""
-        var needsEscape = false
-        for b in s.utf8 where b < 0x20 || b == 0x22 || b == 0x5C {
-            needsEscape = true
-            break
-        }
-        if !needsEscape {
-            out += s
-            out += "\""
+    static let nullBytes = Array("null".utf8)
+    static let trueBytes = Array("true".utf8)
+    static let falseBytes = Array("false".utf8)
+    static let hexDigits = Array("0123456789abcdef".utf8)
+
+    static func writeInt(_ v: Int64, into out: inout [UInt8]) {
+        if v == 0 {
+            out.append(UInt8(ascii: "0"))
             return
         }
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20:
-                let h = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-            default: out.unicodeScalars.append(u)
+        var m = v.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            while m > 0 {
+                d[n] = UInt8(ascii: "0") + UInt8(m % 10)
+                m /= 10
+                n += 1
+            }
+            if v < 0 { out.append(UInt8(ascii: "-")) }
+            while n > 0 {
+                n -= 1
+                out.append(d[n])
             }
         }
-        out += "\""
+    }
+
+    static func writeString(_ s: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var s = s
+        s.withUTF8 { bytes in
+            var start = 0
+            for (i, b) in bytes.enumerated() where b < 0x20 || b == 0x22 || b == 0x5C {
+                if start < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<i])) }
+                start = i + 1
+                out.append(UInt8(ascii: "\\"))
+                switch b {
+                case 0x22: out.append(0x22)
+                case 0x5C: out.append(0x5C)
+                case 0x0A: out.append(UInt8(ascii: "n"))
+                case 0x0D: out.append(UInt8(ascii: "r"))
+                case 0x09: out.append(UInt8(ascii: "t"))
+                default:
+                    out.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hexDigits[Int(b >> 4)], hexDigits[Int(b & 0xF)]])
+                }
+            }
+            if start < bytes.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...])) }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}
+
+extension JSONObject {
+    /// Visits the members in document order, or in key order for the canonical form.
+    func forEach(sorted: Bool, _ body: (String, JSON) -> Void) {
+        if sorted {
+            for k in keys.sorted() { body(k, self[k]!) }
+        } else {
+            for k in keys { body(k, self[k]!) }
+        }
     }
 }
 

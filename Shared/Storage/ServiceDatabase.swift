@@ -54,19 +54,21 @@ public final class ServiceDatabase: Sendable {
 public enum BusSchema {
     public static func register(_ m: inout DatabaseMigrator) {
         m.registerMigration("bus-v1") { db in
-            // Every accepted intake event, keyed for idempotency by source + id.
+            // Every accepted intake event, in arrival order; the unique index is the
+            // idempotency key (source + id).
             try db.execute(
                 sql: """
                     CREATE TABLE bus_intake (
+                        seq INTEGER PRIMARY KEY,
                         source TEXT NOT NULL,
                         event_id TEXT NOT NULL,
                         content_hash BLOB NOT NULL,
                         type TEXT NOT NULL,
                         subject TEXT,
                         received_at TEXT NOT NULL,
-                        body BLOB NOT NULL,
-                        PRIMARY KEY (source, event_id)
-                    ) WITHOUT ROWID;
+                        body BLOB NOT NULL
+                    );
+                    CREATE UNIQUE INDEX bus_intake_key ON bus_intake(source, event_id);
                     CREATE TABLE bus_outbox (
                         sequence INTEGER PRIMARY KEY,
                         event_id TEXT NOT NULL,

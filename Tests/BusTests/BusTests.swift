@@ -14,6 +14,7 @@ import Testing
 struct NoteApplier: IntakeApplier {
     typealias Command = String
     let acceptedTypes: Set<String> = ["note.recorded", "note.refused"]
+    let refusesWhileApplying = true
     let outbox: Outbox
 
     func validate(_ event: CloudEvent) throws(Rejection) -> String {

@@ -17,13 +17,14 @@ public struct RegistryDatabase: Sendable {
             try db.execute(
                 sql: """
                     CREATE TABLE merchants (
-                        uscc TEXT PRIMARY KEY,
+                        id INTEGER PRIMARY KEY,
+                        uscc TEXT NOT NULL UNIQUE,
                         registered INTEGER NOT NULL DEFAULT 0,
                         version INTEGER NOT NULL DEFAULT 0,
                         state BLOB NOT NULL,
-                        profile BLOB,
+                        profile_hash BLOB,
                         updated_at TEXT NOT NULL
-                    ) WITHOUT ROWID;
+                    );
                     CREATE TABLE leases (
                         lease_id TEXT PRIMARY KEY,
                         tenant_uscc TEXT NOT NULL,

@@ -11,6 +11,8 @@ import Storage
 public struct RegistryApplier: IntakeApplier {
     public typealias Command = Fact
     public let acceptedTypes: Set<String> = Set(Fact.types)
+    /// Every refusal happens in `validate`: a fact about any USCC is kept.
+    public let refusesWhileApplying = false
     let outbox: Outbox
     let clock: any WallClock
 
@@ -145,7 +147,7 @@ public struct RegistryApplier: IntakeApplier {
     /// `merchant.profiled` to the outbox.
     func republish(_ uscc: String, _ db: Database, state known: MerchantState? = nil) throws {
         if let known, known.registration == nil { return }
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT state, version, profile FROM merchants WHERE uscc = ?"), arguments: [uscc])
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT state, version, profile_hash FROM merchants WHERE uscc = ?"), arguments: [uscc])
         else { return }
         let state: MerchantState
         if let known {
@@ -155,10 +157,11 @@ public struct RegistryApplier: IntakeApplier {
             state = MerchantState(json: try JSONParser.parse([UInt8](stateData)))
         }
         guard let profile = ProfileBuilder.build(uscc: uscc, state: state, leases: try leases(of: uscc, db)) else { return }
-        let canonical = Data(profile.serialized(sortedKeys: true).utf8)
-        if let old: Data = row["profile"], old == canonical { return }
+        // Only a fingerprint of the last published profile is kept, to tell whether it changed.
+        let fingerprint = Data(SHA256.hash(profile.serializedBytes(sortedKeys: true)))
+        if let old: Data = row["profile_hash"], old == fingerprint { return }
         let version: Int64 = (row["version"] as Int64) + 1
-        try db.cachedStatement(sql: "UPDATE merchants SET version = ?, profile = ? WHERE uscc = ?").execute(arguments: [version, canonical, uscc])
+        try db.cachedStatement(sql: "UPDATE merchants SET version = ?, profile_hash = ? WHERE uscc = ?").execute(arguments: [version, fingerprint, uscc])
         guard case .object(var data) = profile else { return }
         data["version"] = .int(version)
         try outbox.append(db, type: "merchant.profiled", subject: uscc, id: "merchant.profiled/\(uscc)/\(version)", data: .object(data))
@@ -197,14 +200,23 @@ public enum RegistryService {
             },
             extra: { req in
                 guard req["op"]?.stringValue == "merchant.show", let uscc = req["uscc"]?.stringValue else { return nil }
-                let row = try database.db.writer.read { db in
-                    try Row.fetchOne(db, sql: "SELECT version, profile FROM merchants WHERE uscc = ?", arguments: [uscc])
+                let applier = RegistryApplier(outbox: outbox, clock: env.clock)
+                let profile = try database.db.writer.read { db -> JSON? in
+                    guard let row = try Row.fetchOne(db, sql: "SELECT state, version FROM merchants WHERE uscc = ?", arguments: [uscc]) else {
+                        return nil
+                    }
+                    let stateData: Data = row["state"]
+                    let state = MerchantState(json: try JSONParser.parse([UInt8](stateData)))
+                    guard case .object(var o)? = ProfileBuilder.build(uscc: uscc, state: state, leases: try applier.leases(of: uscc, db)) else {
+                        return nil
+                    }
+                    o["version"] = .int(row["version"])
+                    return .object(o)
                 }
-                guard let row, let p: Data = row["profile"], case .object(var o) = try JSONParser.parse([UInt8](p)) else {
+                guard let profile else {
                     return ["op": "error", "code": "not_found", "message": .string("no registered merchant \(uscc)")]
                 }
-                o["version"] = .int(row["version"])
-                return ["op": "merchant", "profile": .object(o)]
+                return ["op": "merchant", "profile": profile]
             })
         let node = ServiceNode(
             name: name, context: env.context, endpoints: options.endpoints, settings: settings, processor: pipeline,
