@@ -31,8 +31,32 @@ public enum USCC {
         return alphabetCharacters[(31 - sum % 31) % 31]
     }
 
+    /// Byte → value (0...30), 255 for bytes outside the alphabet.
+    private static let byteValues: [UInt8] = {
+        var t = [UInt8](repeating: 255, count: 256)
+        for (i, b) in alphabet.utf8.enumerated() { t[Int(b)] = UInt8(i) }
+        return t
+    }()
+
+    /// The common case without allocation: 18 alphabet bytes with the right check character.
+    static func isValidFast(_ code: String) -> Bool {
+        var code = code
+        return code.withUTF8 { b in
+            guard b.count == 18 else { return false }
+            var sum = 0
+            for i in 0..<17 {
+                let v = byteValues[Int(b[i])]
+                if v == 255 { return false }
+                sum += Int(v) * weights[i]
+            }
+            let check = byteValues[Int(b[17])]
+            return check != 255 && Int(check) == (31 - sum % 31) % 31
+        }
+    }
+
     /// Throws `invalid_uscc` with a precise message naming `field`.
     public static func validate(_ code: String, field: String) throws(Rejection) {
+        if isValidFast(code) { return }
         let chars = Array(code)
         guard chars.count == length else {
             throw Rejection(.invalidUSCC, field: field, "must be 18 characters, got \(chars.count)")
@@ -93,8 +117,32 @@ public enum ResidentID {
         return checkCharacters[sum % 11]
     }
 
+    private static let checkBytes: [UInt8] = Array("10X98765432".utf8)
+
+    /// The common case without allocation: 17 digits, a real birth date, the right check.
+    static func isValidFast(_ number: String) -> Bool {
+        var number = number
+        return number.withUTF8 { b in
+            guard b.count == 18 else { return false }
+            var sum = 0
+            var birth = 0
+            for i in 0..<17 {
+                let d = Int(b[i]) - 48
+                if d < 0 || d > 9 { return false }
+                sum += d * weights[i]
+                if i >= 6 && i < 14 { birth = birth * 10 + d }
+            }
+            guard CivilDate(year: birth / 10_000, month: birth / 100 % 100, day: birth % 100) != nil,
+                (1900...2100).contains(birth / 10_000)
+            else { return false }
+            let expected = checkBytes[sum % 11]
+            return b[17] == expected
+        }
+    }
+
     /// Throws `invalid_id_number` with a precise message naming `field`.
     public static func validate(_ number: String, field: String) throws(Rejection) {
+        if isValidFast(number) { return }
         let chars = Array(number)
         guard chars.count == length else {
             throw Rejection(.invalidIDNumber, field: field, "must be 18 characters, got \(chars.count)")

@@ -66,9 +66,20 @@ public enum JSON: Sendable, Equatable {
 }
 
 /// An ordered JSON object with unique keys.
+///
+/// Members are kept in an array (most objects are small, and a linear scan beats hashing);
+/// past `indexThreshold` members a key → position index is kept too, so that a hostile object
+/// with many members cannot make lookups quadratic.
 public struct JSONObject: Sendable, Equatable {
-    public private(set) var keys: [String] = []
-    private var values: [String: JSON] = [:]
+    private var pairs: [Member] = []
+    private var index: [String: Int]?
+
+    struct Member: Sendable {
+        var key: String
+        var value: JSON
+    }
+
+    static let indexThreshold = 16
 
     public init() {}
 
@@ -76,26 +87,66 @@ public struct JSONObject: Sendable, Equatable {
         for (k, v) in pairs { self[k] = v }
     }
 
+    public var keys: [String] { pairs.map(\.key) }
+
+    private func position(of key: String) -> Int? {
+        if let index { return index[key] }
+        for i in pairs.indices where pairs[i].key == key { return i }
+        return nil
+    }
+
     public subscript(key: String) -> JSON? {
-        get { values[key] }
+        get { position(of: key).map { pairs[$0].value } }
         set {
-            if let newValue {
-                if values.updateValue(newValue, forKey: key) == nil { keys.append(key) }
-            } else if values.removeValue(forKey: key) != nil {
-                keys.removeAll { $0 == key }
+            if let p = position(of: key) {
+                if let newValue {
+                    pairs[p].value = newValue
+                } else {
+                    pairs.remove(at: p)
+                    if index != nil { rebuildIndex() }
+                }
+            } else if let newValue {
+                pairs.append(Member(key: key, value: newValue))
+                if index != nil {
+                    index![key] = pairs.count - 1
+                } else if pairs.count > Self.indexThreshold {
+                    rebuildIndex()
+                }
             }
         }
     }
 
-    public var count: Int { keys.count }
-    public var isEmpty: Bool { keys.isEmpty }
+    private mutating func rebuildIndex() {
+        guard pairs.count > Self.indexThreshold else {
+            index = nil
+            return
+        }
+        var i: [String: Int] = [:]
+        i.reserveCapacity(pairs.count)
+        for (k, m) in pairs.enumerated() { i[m.key] = k }
+        index = i
+    }
+
+    public var count: Int { pairs.count }
+    public var isEmpty: Bool { pairs.isEmpty }
 
     public var members: [(key: String, value: JSON)] {
-        keys.map { ($0, values[$0]!) }
+        pairs.map { ($0.key, $0.value) }
     }
 
     public static func == (a: JSONObject, b: JSONObject) -> Bool {
-        a.values == b.values
+        guard a.pairs.count == b.pairs.count else { return false }
+        for m in a.pairs where b[m.key] != m.value { return false }
+        return true
+    }
+
+    /// Visits the members in document order, or in key order for the canonical form.
+    func forEach(sorted: Bool, _ body: (String, JSON) -> Void) {
+        if sorted {
+            for m in pairs.sorted(by: { $0.key < $1.key }) { body(m.key, m.value) }
+        } else {
+            for m in pairs { body(m.key, m.value) }
+        }
     }
 }
 
@@ -437,7 +488,7 @@ extension JSON {
         }
     }
 
-    static func writeString(_ s: String, into out: inout [UInt8]) {
+    public static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         var s = s
         s.withUTF8 { bytes in
@@ -462,16 +513,6 @@ extension JSON {
     }
 }
 
-extension JSONObject {
-    /// Visits the members in document order, or in key order for the canonical form.
-    func forEach(sorted: Bool, _ body: (String, JSON) -> Void) {
-        if sorted {
-            for k in keys.sorted() { body(k, self[k]!) }
-        } else {
-            for k in keys { body(k, self[k]!) }
-        }
-    }
-}
 
 extension JSON: CustomStringConvertible {
     public var description: String { serialized() }

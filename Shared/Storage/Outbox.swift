@@ -19,13 +19,38 @@ public struct Outbox: Sendable {
     /// event (e.g. `merchant.profiled/<uscc>/<version>`), so that consumers can deduplicate.
     @discardableResult
     public func append(_ db: Database, type: String, subject: String?, id: String, data: JSON) throws -> UInt64 {
+        try append(db, type: type, subject: subject, id: id, rawData: data.serializedBytes())
+    }
+
+    /// Appends an event whose `data` is already serialised JSON (must be one JSON value).
+    @discardableResult
+    public func append(_ db: Database, type: String, subject: String?, id: String, rawData: [UInt8]) throws -> UInt64 {
         let last = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(sequence) FROM bus_outbox")) ?? 0
         let sequence = UInt64(last) + 1
-        let event = CloudEvent(
-            id: id, source: source, type: type, subject: subject, time: Timestamp.format(clock.now()),
-            datacontenttype: "application/json", sequence: String(sequence), data: data)
+        // The envelope in the same attribute order as `CloudEvent.json`.
+        var out: [UInt8] = []
+        out.reserveCapacity(rawData.count + 320)
+        func attribute(_ name: StaticString, _ value: String, first: Bool = false) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+            JSON.writeString(value, into: &out)
+        }
+        out.append(UInt8(ascii: "{"))
+        attribute("specversion", CloudEvent.specVersion, first: true)
+        attribute("id", id)
+        attribute("source", source)
+        attribute("type", type)
+        if let subject { attribute("subject", subject) }
+        attribute("time", Timestamp.format(clock.now()))
+        attribute("datacontenttype", "application/json")
+        attribute("sequence", String(sequence))
+        out.append(contentsOf: Array(",\"data\":".utf8))
+        out.append(contentsOf: rawData)
+        out.append(UInt8(ascii: "}"))
         try db.cachedStatement(sql: "INSERT INTO bus_outbox(sequence, event_id, type, subject, body) VALUES (?, ?, ?, ?, ?)")
-            .execute(arguments: [Int64(sequence), id, type, subject, Data(event.serialized().utf8)])
+            .execute(arguments: [Int64(sequence), id, type, subject, Data(out)])
         return sequence
     }
 

@@ -113,7 +113,7 @@ public struct RegistryApplier: IntakeApplier {
     /// `sublease_of` up the chain) and whether it is itself sublet.
     func leases(of uscc: String, _ db: Database) throws -> [JSON] {
         var out: [JSON] = []
-        for data in try Data.fetchAll(db, sql: "SELECT body FROM leases WHERE tenant_uscc = ? ORDER BY lease_id", arguments: [uscc]) {
+        for data in try Data.fetchAll(db.cachedStatement(sql: "SELECT body FROM leases WHERE tenant_uscc = ? ORDER BY lease_id"), arguments: [uscc]) {
             guard case .object(var l) = try JSONParser.parse([UInt8](data)) else { continue }
             let id = l["lease_id"]?.stringValue ?? ""
             var root: JSON? = l["lessor"]
@@ -124,7 +124,7 @@ public struct RegistryApplier: IntakeApplier {
             while let p = parent {
                 hops += 1
                 guard hops <= Self.maxChain, visited.insert(p).inserted,
-                    let pd = try Data.fetchOne(db, sql: "SELECT body FROM leases WHERE lease_id = ?", arguments: [p])
+                    let pd = try Data.fetchOne(db.cachedStatement(sql: "SELECT body FROM leases WHERE lease_id = ?"), arguments: [p])
                 else {
                     complete = false
                     root = nil
@@ -136,7 +136,8 @@ public struct RegistryApplier: IntakeApplier {
             }
             l["root_lessor"] = root ?? .null
             l["chain_complete"] = .bool(complete)
-            l["sublet"] = .bool(try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM leases WHERE sublease_of = ?)", arguments: [id]) ?? false)
+            l["sublet"] = .bool(
+                try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM leases WHERE sublease_of = ?)"), arguments: [id]) ?? false)
             l["tenant_uscc"] = nil
             out.append(.object(l))
         }
@@ -157,14 +158,17 @@ public struct RegistryApplier: IntakeApplier {
             state = MerchantState(json: try JSONParser.parse([UInt8](stateData)))
         }
         guard let profile = ProfileBuilder.build(uscc: uscc, state: state, leases: try leases(of: uscc, db)) else { return }
-        // Only a fingerprint of the last published profile is kept, to tell whether it changed.
-        let fingerprint = Data(SHA256.hash(profile.serializedBytes(sortedKeys: true)))
+        // The builder emits members in a fixed order, so the compact text is canonical; only its
+        // fingerprint is kept, to tell whether the next profile differs.
+        var bytes = profile.serializedBytes()
+        let fingerprint = Data(SHA256.hash(bytes))
         if let old: Data = row["profile_hash"], old == fingerprint { return }
         let version: Int64 = (row["version"] as Int64) + 1
         try db.cachedStatement(sql: "UPDATE merchants SET version = ?, profile_hash = ? WHERE uscc = ?").execute(arguments: [version, fingerprint, uscc])
-        guard case .object(var data) = profile else { return }
-        data["version"] = .int(version)
-        try outbox.append(db, type: "merchant.profiled", subject: uscc, id: "merchant.profiled/\(uscc)/\(version)", data: .object(data))
+        // `data` is the profile with its version appended as the last member.
+        bytes.removeLast()
+        bytes.append(contentsOf: Array(",\"version\":\(version)}".utf8))
+        try outbox.append(db, type: "merchant.profiled", subject: uscc, id: "merchant.profiled/\(uscc)/\(version)", rawData: bytes)
     }
 }
 
