@@ -34,31 +34,66 @@ public struct RegistryApplier: IntakeApplier {
         if case .lease(let lease) = fact {
             affected = try upsertLease(lease, db)
         } else {
-            var state = try loadState(fact.uscc, db) ?? MerchantState()
+            // One read and one write of the merchant row per fact.
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT state, version, profile_hash FROM merchants WHERE uscc = ?"), arguments: [fact.uscc])
+            var state = MerchantState()
+            if let row {
+                let data: Data = row["state"]
+                state = MerchantState(json: try JSONParser.parse([UInt8](data)))
+            }
             state.apply(fact)
-            try saveState(fact.uscc, state, db)
-            try republish(fact.uscc, db, state: state)
+            var version: Int64 = row?["version"] ?? 0
+            var hash: Data? = row?["profile_hash"]
+            let update = try render(fact.uscc, state, db, version: version, hash: hash)
+            if let update {
+                version = update.version
+                hash = update.hash
+            }
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO merchants(uscc, registered, version, state, profile_hash, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(uscc) DO UPDATE SET registered = excluded.registered, version = excluded.version,
+                        state = excluded.state, profile_hash = excluded.profile_hash, updated_at = excluded.updated_at
+                    """
+            ).execute(arguments: [
+                fact.uscc, state.registration != nil, version, Data(state.json.serializedBytes()), hash, Timestamp.format(clock.now()),
+            ])
+            if let update { try publish(fact.uscc, update, db) }
         }
         for uscc in affected { try republish(uscc, db) }
     }
 
-    // MARK: State
+    struct ProfileUpdate {
+        var version: Int64
+        var hash: Data
+        /// The profile's compact JSON, without its version.
+        var bytes: [UInt8]
+    }
 
-    func loadState(_ uscc: String, _ db: Database) throws -> MerchantState? {
-        guard let data = try Data.fetchOne(db.cachedStatement(sql: "SELECT state FROM merchants WHERE uscc = ?"), arguments: [uscc])
+    /// The merchant's profile if it differs from the one last published (by fingerprint), with
+    /// the next version; nil if unregistered or unchanged.
+    func render(_ uscc: String, _ state: MerchantState, _ db: Database, version: Int64, hash: Data?) throws -> ProfileUpdate? {
+        guard state.registration != nil,
+            let profile = ProfileBuilder.build(uscc: uscc, state: state, leases: try leases(of: uscc, db))
         else { return nil }
-        return MerchantState(json: try JSONParser.parse([UInt8](data)))
+        // The builder emits members in a fixed order, so the compact text is canonical; only its
+        // fingerprint is kept, to tell whether the next profile differs.
+        let bytes = profile.serializedBytes()
+        let fingerprint = Data(SHA256.hash(bytes))
+        if fingerprint == hash { return nil }
+        return ProfileUpdate(version: version + 1, hash: fingerprint, bytes: bytes)
     }
 
-    func saveState(_ uscc: String, _ state: MerchantState, _ db: Database) throws {
-        let now = Timestamp.format(clock.now())
-        try db.cachedStatement(
-            sql: """
-                INSERT INTO merchants(uscc, registered, version, state, updated_at) VALUES (?, ?, 0, ?, ?)
-                ON CONFLICT(uscc) DO UPDATE SET registered = excluded.registered, state = excluded.state, updated_at = excluded.updated_at
-                """
-        ).execute(arguments: [uscc, state.registration != nil, Data(state.json.serializedBytes()), now])
+    /// Appends `merchant.profiled`: the profile with its version as the last member.
+    func publish(_ uscc: String, _ update: ProfileUpdate, _ db: Database) throws {
+        var bytes = update.bytes
+        bytes.removeLast()
+        bytes.append(contentsOf: Array(",\"version\":\(update.version)}".utf8))
+        try outbox.append(db, type: "merchant.profiled", subject: uscc, id: "merchant.profiled/\(uscc)/\(update.version)", rawData: bytes)
     }
+
+    // MARK: Leases
 
     /// Stores a lease and returns every merchant whose profile it may change: its tenant, the
     /// previous tenant if the lease changed hands, the tenant of the lease it sublets (now
@@ -144,31 +179,17 @@ public struct RegistryApplier: IntakeApplier {
         return out
     }
 
-    /// Recomputes a merchant's profile and, if it changed, bumps its version and appends
-    /// `merchant.profiled` to the outbox.
-    func republish(_ uscc: String, _ db: Database, state known: MerchantState? = nil) throws {
-        if let known, known.registration == nil { return }
+    /// Recomputes a merchant's profile after a change outside its own row (a lease in its
+    /// chain) and, if it changed, bumps its version and appends `merchant.profiled`.
+    func republish(_ uscc: String, _ db: Database) throws {
         guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT state, version, profile_hash FROM merchants WHERE uscc = ?"), arguments: [uscc])
         else { return }
-        let state: MerchantState
-        if let known {
-            state = known
-        } else {
-            let stateData: Data = row["state"]
-            state = MerchantState(json: try JSONParser.parse([UInt8](stateData)))
-        }
-        guard let profile = ProfileBuilder.build(uscc: uscc, state: state, leases: try leases(of: uscc, db)) else { return }
-        // The builder emits members in a fixed order, so the compact text is canonical; only its
-        // fingerprint is kept, to tell whether the next profile differs.
-        var bytes = profile.serializedBytes()
-        let fingerprint = Data(SHA256.hash(bytes))
-        if let old: Data = row["profile_hash"], old == fingerprint { return }
-        let version: Int64 = (row["version"] as Int64) + 1
-        try db.cachedStatement(sql: "UPDATE merchants SET version = ?, profile_hash = ? WHERE uscc = ?").execute(arguments: [version, fingerprint, uscc])
-        // `data` is the profile with its version appended as the last member.
-        bytes.removeLast()
-        bytes.append(contentsOf: Array(",\"version\":\(version)}".utf8))
-        try outbox.append(db, type: "merchant.profiled", subject: uscc, id: "merchant.profiled/\(uscc)/\(version)", rawData: bytes)
+        let stateData: Data = row["state"]
+        let state = MerchantState(json: try JSONParser.parse([UInt8](stateData)))
+        guard let update = try render(uscc, state, db, version: row["version"], hash: row["profile_hash"]) else { return }
+        try db.cachedStatement(sql: "UPDATE merchants SET version = ?, profile_hash = ? WHERE uscc = ?")
+            .execute(arguments: [update.version, update.hash, uscc])
+        try publish(uscc, update, db)
     }
 }
 
