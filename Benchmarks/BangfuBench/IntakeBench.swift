@@ -151,7 +151,8 @@ struct IntakeBench {
     }
 
     static func sibling(_ name: String) -> String {
-        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent(name).path
+        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent(name)
+            .path
     }
 }
 
@@ -192,21 +193,25 @@ final class ChildService: @unchecked Sendable {
         self.binary = binary
         self.stateDir = stateDir
         endpoints = NodeEndpoints(
-            intake: "tcp://127.0.0.1:\(try freePort())", feed: "tcp://127.0.0.1:\(try freePort())", replay: "tcp://127.0.0.1:\(try freePort())")
+            intake: "tcp://127.0.0.1:\(try freePort())", feed: "tcp://127.0.0.1:\(try freePort())",
+            replay: "tcp://127.0.0.1:\(try freePort())")
     }
 
     func start() async throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = [
-            "--state-dir", stateDir, "--intake", endpoints.intake, "--feed", endpoints.feed, "--replay", endpoints.replay, "--log-level", "warning",
+            "--state-dir", stateDir, "--intake", endpoints.intake, "--feed", endpoints.feed, "--replay", endpoints.replay, "--log-level",
+            "warning",
         ]
         try p.run()
         process = p
         let ctx = ZContext()
         defer { ctx.terminate() }
         for _ in 0..<300 {
-            if (try? QueryClient.replay(context: ctx, endpoint: endpoints.replay, after: 0, max: 0, timeoutMs: 200)) ?? nil != nil { return }
+            if (try? QueryClient.replay(context: ctx, endpoint: endpoints.replay, after: 0, max: 0, timeoutMs: 200)) ?? nil != nil {
+                return
+            }
             if !p.isRunning { break }
         }
         throw BenchError("\(binary) did not become ready")

@@ -364,4 +364,3 @@ public enum NodeError: Error, CustomStringConvertible {
         }
     }
 }
-

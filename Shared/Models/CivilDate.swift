@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// Why a `YYYY-MM-DD` or `YYYY-MM` text is not an acceptable date (the message is user-facing).

@@ -177,15 +177,21 @@ public struct ServiceOptions: Sendable {
     }
 
     static func usage(service: String, keys: Set<String>) -> String {
-        "usage: bangfu-\(service) " + keys.sorted().map { booleanKeys.contains($0) ? "[--\($0)]" : "[--\($0) VALUE]" }.joined(separator: " ")
+        "usage: bangfu-\(service) "
+            + keys.sorted().map { booleanKeys.contains($0) ? "[--\($0)]" : "[--\($0) VALUE]" }.joined(separator: " ")
     }
 
     /// A readable summary for `--check-config`.
     public var summary: String {
-        var lines = ["service: \(service)", "state-dir: \(stateDir ?? "(in memory)")", "intake: \(endpoints.intake)",
-                     "feed: \(endpoints.feed)", "replay: \(endpoints.replay)"]
+        var lines = [
+            "service: \(service)", "state-dir: \(stateDir ?? "(in memory)")", "intake: \(endpoints.intake)",
+            "feed: \(endpoints.feed)", "replay: \(endpoints.replay)",
+        ]
         for u in upstreams { lines += ["\(u.name)-feed: \(u.feed)", "\(u.name)-replay: \(u.replay)"] }
-        lines += ["simulated-clock: \(simulatedClock)", "insecure: \(insecure)", "log-level: \(logLevel)", "max-message-bytes: \(maxMessageBytes)"]
+        lines += [
+            "simulated-clock: \(simulatedClock)", "insecure: \(insecure)", "log-level: \(logLevel)",
+            "max-message-bytes: \(maxMessageBytes)",
+        ]
         for (k, v) in extra.sorted(by: { $0.key < $1.key }) { lines.append("\(k): \(v)") }
         return lines.joined(separator: "\n")
     }

@@ -89,7 +89,8 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
             for (frame, p) in zip(batch, prepared) {
                 switch p! {
                 case .rejected(let id, let source, let type, let r):
-                    try Quarantine.add(db, origin: "intake", at: receivedAt, rejection: r, source: source, eventID: id, type: type, frame: frame.payload)
+                    try Quarantine.add(
+                        db, origin: "intake", at: receivedAt, rejection: r, source: source, eventID: id, type: type, frame: frame.payload)
                     acks.append(.rejected(id, r))
                 case .ready(let event, let hash, let command):
                     acks.append(try admit(db, event: event, hash: hash, command: command, frame: frame.payload, receivedAt: receivedAt))
@@ -125,14 +126,18 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
         }
     }
 
-    private func admit(_ db: Database, event: CloudEvent, hash: [UInt8], command: Applier.Command, frame: [UInt8], receivedAt: String) throws -> Ack {
+    private func admit(_ db: Database, event: CloudEvent, hash: [UInt8], command: Applier.Command, frame: [UInt8], receivedAt: String)
+        throws -> Ack
+    {
         let existing = try Data.fetchOne(
             db.cachedStatement(sql: "SELECT content_hash FROM bus_intake INDEXED BY bus_intake_key WHERE source = ? AND event_id = ?"),
             arguments: [event.source, event.id])
         if let existing {
             if existing == Data(hash) { return Ack(id: event.id, status: .duplicate) }
-            let r = Rejection(.conflict, field: "id", "id \(event.id.prefix(80)) from \(event.source.prefix(80)) was already used for different content")
-            try Quarantine.add(db, origin: "intake", at: receivedAt, rejection: r, source: event.source, eventID: event.id, type: event.type, frame: frame)
+            let r = Rejection(
+                .conflict, field: "id", "id \(event.id.prefix(80)) from \(event.source.prefix(80)) was already used for different content")
+            try Quarantine.add(
+                db, origin: "intake", at: receivedAt, rejection: r, source: event.source, eventID: event.id, type: event.type, frame: frame)
             return .rejected(event.id, r)
         }
         var refusal: Rejection?
@@ -156,7 +161,8 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
             try take()
         }
         if let r = refusal {
-            try Quarantine.add(db, origin: "intake", at: receivedAt, rejection: r, source: event.source, eventID: event.id, type: event.type, frame: frame)
+            try Quarantine.add(
+                db, origin: "intake", at: receivedAt, rejection: r, source: event.source, eventID: event.id, type: event.type, frame: frame)
             return .rejected(event.id, r)
         }
         return Ack(id: event.id, status: .accepted)

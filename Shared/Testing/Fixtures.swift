@@ -69,7 +69,9 @@ public struct Fixtures: Sendable {
     }
 
     public static func socialInsurance(uscc: String, month: String, insured: Int64) -> CloudEvent {
-        event("social_insurance.reported", ["uscc": .string(uscc), "month": .string(month), "insured_employees": .int(insured)], subject: uscc)
+        event(
+            "social_insurance.reported", ["uscc": .string(uscc), "month": .string(month), "insured_employees": .int(insured)], subject: uscc
+        )
     }
 
     public static func lease(

@@ -87,7 +87,8 @@ public struct SyntheticCounty: Sendable {
             // A bad record: a USCC with the wrong check character.
             let wrong = String(u.dropLast()) + (u.last == "0" ? "1" : "0")
             data["uscc"] = .string(wrong)
-            return Fixtures.event("business.registered", .object(data), subject: wrong, source: "/samr/xuchang", id: "samr-reg-\(seed)-\(i)")
+            return Fixtures.event(
+                "business.registered", .object(data), subject: wrong, source: "/samr/xuchang", id: "samr-reg-\(seed)-\(i)")
         }
         return Fixtures.event("business.registered", .object(data), subject: u, source: "/samr/xuchang", id: "samr-reg-\(seed)-\(i)")
     }
@@ -102,7 +103,8 @@ public struct SyntheticCounty: Sendable {
         // Finance: most enterprises report; sizes spread from micro to medium, a few large.
         if !individual || rng.int(0...3) == 0, rng.int(0...9) > 0 {
             let scale = rng.int(0...99)
-            let employees = Int64(scale < 60 ? rng.int(1...9) : scale < 90 ? rng.int(10...99) : scale < 99 ? rng.int(100...299) : rng.int(300...2_000))
+            let employees = Int64(
+                scale < 60 ? rng.int(1...9) : scale < 90 ? rng.int(10...99) : scale < 99 ? rng.int(100...299) : rng.int(300...2_000))
             var revenue = Int64(rng.int(10...5_000)) * 1_000_000 / 10 * Int64(1 + employees / 10)
             if badEvery > 0, i % (badEvery * 3) == badEvery { revenue = -revenue }  // bad: negative money
             out.append(
@@ -171,7 +173,8 @@ public struct SyntheticCounty: Sendable {
         if rng.int(0...49) == 0 {
             out.append(
                 Fixtures.event(
-                    "credit.flagged", ["uscc": .string(u), "list": rng.int(0...1) == 0 ? "serious_violation" : "abnormal_operation", "since": "2021-11-01"],
+                    "credit.flagged",
+                    ["uscc": .string(u), "list": rng.int(0...1) == 0 ? "serious_violation" : "abnormal_operation", "since": "2021-11-01"],
                     subject: u, source: "/credit/xuchang", id: "credit-\(seed)-\(i)"))
         }
         // Verified accounts; every 150th merchant shares the account of the one before it.
@@ -188,7 +191,8 @@ public struct SyntheticCounty: Sendable {
         if rng.int(0...99) == 0 {
             out.append(
                 Fixtures.event(
-                    "aid.received", ["uscc": .string(u), "programme": "flood-relief-2021", "source": "市应急管理局", "amount_fen": 500_000, "on": "2021-08-20"],
+                    "aid.received",
+                    ["uscc": .string(u), "programme": "flood-relief-2021", "source": "市应急管理局", "amount_fen": 500_000, "on": "2021-08-20"],
                     subject: u, source: "/finance/xuchang", id: "aid-\(seed)-\(i)"))
         }
         if i % 1_000 == 500 {

@@ -1,3 +1,4 @@
+import BangfuTesting
 import Bus
 import Foundation
 import GRDB
@@ -5,7 +6,6 @@ import Logging
 import Models
 import Storage
 import Synchronization
-import BangfuTesting
 import Testing
 
 /// A tiny service used to test the bus library on its own: it takes `note.recorded` events,
@@ -56,7 +56,9 @@ struct NoteConsumer: FeedConsumer {
     func apply(feed: String, _ deliveries: [FeedDelivery]) throws {
         try database.writer.write { db in
             for d in deliveries {
-                try db.execute(sql: "INSERT INTO copies(sequence, text) VALUES (?, ?)", arguments: [Int64(d.sequence), d.event?.data?["text"]?.stringValue])
+                try db.execute(
+                    sql: "INSERT INTO copies(sequence, text) VALUES (?, ?)",
+                    arguments: [Int64(d.sequence), d.event?.data?["text"]?.stringValue])
             }
             try InboxCursor.set(db, feed: feed, to: deliveries.last!.sequence)
         }
@@ -74,7 +76,10 @@ final class NoteService: Sendable {
     let node: ServiceNode
     let endpoints: NodeEndpoints
 
-    init(context: ZContext, path: String? = nil, tag: String = UUID().uuidString, settings: NodeSettings = NodeSettings(), authorize: IntakeAuthorizer? = nil) throws {
+    init(
+        context: ZContext, path: String? = nil, tag: String = UUID().uuidString, settings: NodeSettings = NodeSettings(),
+        authorize: IntakeAuthorizer? = nil
+    ) throws {
         self.context = context
         database = try ServiceDatabase(path: path) { m in
             m.registerMigration("notes") { db in try db.execute(sql: "CREATE TABLE notes(text TEXT)") }
@@ -135,8 +140,11 @@ struct IntakeTests {
         let first = try await svc.publish([e])
         #expect(first[0].ack?.status == .accepted)
         // Same content with keys in another order and extra whitespace is the same event.
-        let reordered = Array(#"{ "data": {"text":"hello"}, "type":"note.recorded","source":"/test/client","id":"fixed-id","specversion":"1.0","datacontenttype":"application/json" }"#.utf8)
-        let again = try await IntakeClient.publish(context: svc.context, endpoint: svc.endpoints.intake, events: [OutgoingEvent(frame: reordered)])
+        let reordered = Array(
+            #"{ "data": {"text":"hello"}, "type":"note.recorded","source":"/test/client","id":"fixed-id","specversion":"1.0","datacontenttype":"application/json" }"#
+                .utf8)
+        let again = try await IntakeClient.publish(
+            context: svc.context, endpoint: svc.endpoints.intake, events: [OutgoingEvent(frame: reordered)])
         #expect(again[0].ack?.status == .duplicate)
         let other = try await svc.publish([note("different", id: "fixed-id")])
         #expect(other[0].ack?.status == .rejected)
@@ -201,10 +209,15 @@ struct IntakeTests {
             (Array(#"{"specversion":"1.0","id":"b","source":"/s","type":"note.recorded","time":"yesterday"}"#.utf8), .invalidEnvelope),
             (Array(#"{"specversion":"1.0","id":"c","source":"/s","type":"weather.reported"}"#.utf8), .unknownType),
             (Array(#"{"specversion":"1.0","id":"d","source":"/s","type":"note.recorded","data":{}}"#.utf8), .invalidData),
-            (Array(("{\"specversion\":\"1.0\",\"id\":\"e\",\"source\":\"/s\",\"type\":\"note.recorded\",\"data\":{\"text\":\"" + String(repeating: "x", count: 5_000) + "\"}}").utf8), .tooLarge),
+            (
+                Array(
+                    ("{\"specversion\":\"1.0\",\"id\":\"e\",\"source\":\"/s\",\"type\":\"note.recorded\",\"data\":{\"text\":\""
+                        + String(repeating: "x", count: 5_000) + "\"}}").utf8), .tooLarge
+            ),
         ]
         for (frame, code) in cases {
-            let r = try await IntakeClient.publish(context: svc.context, endpoint: svc.endpoints.intake, events: [OutgoingEvent(frame: frame)])
+            let r = try await IntakeClient.publish(
+                context: svc.context, endpoint: svc.endpoints.intake, events: [OutgoingEvent(frame: frame)])
             #expect(r[0].ack?.status == .rejected)
             #expect(r[0].ack?.rejection?.code == code, "frame \(String(decoding: frame.prefix(40), as: UTF8.self))")
             #expect(!(r[0].ack?.rejection?.message.isEmpty ?? true))
@@ -248,7 +261,8 @@ struct IntakeTests {
         options.timeoutMs = 300
         options.retries = 20
         // The client starts first; the service binds only after the first attempts time out.
-        async let results = IntakeClient.publish(context: ctx, endpoint: "inproc://\(tag)-in", events: events.map(OutgoingEvent.init), options: options)
+        async let results = IntakeClient.publish(
+            context: ctx, endpoint: "inproc://\(tag)-in", events: events.map(OutgoingEvent.init), options: options)
         // Justified wait: the behaviour under test is a retry after a timeout, so the service must
         // appear only after the client's first attempt has timed out (300 ms).
         try await Task.sleep(for: .milliseconds(700))

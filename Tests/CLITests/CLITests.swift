@@ -156,14 +156,16 @@ struct CLIHarnessTests {
         try "{\"id\": ".write(toFile: notJSON, atomically: true, encoding: .utf8)
         ro.file = notJSON
         do {
-            _ = try await QuarantineCommand.resubmit(context: h.context, target: t, id: usccID, options: ro, console: CapturedConsole().console)
+            _ = try await QuarantineCommand.resubmit(
+                context: h.context, target: t, id: usccID, options: ro, console: CapturedConsole().console)
             Issue.record("expected an error")
         } catch {
             #expect(error.exitCode == 65)
         }
         ro.file = h.directory + "/missing.json"
         do {
-            _ = try await QuarantineCommand.resubmit(context: h.context, target: t, id: usccID, options: ro, console: CapturedConsole().console)
+            _ = try await QuarantineCommand.resubmit(
+                context: h.context, target: t, id: usccID, options: ro, console: CapturedConsole().console)
             Issue.record("expected an error")
         } catch {
             #expect(error.exitCode == 66)
@@ -262,7 +264,10 @@ struct CLIUnitTests {
     @Test("endpoints: flag > environment > default")
     func endpoints() throws {
         let d = try EndpointResolver.resolve(service: "matcher", environment: [:])
-        #expect(d == ServiceTarget(service: "matcher", intake: "tcp://127.0.0.1:7201", feed: "tcp://127.0.0.1:7202", replay: "tcp://127.0.0.1:7203"))
+        #expect(
+            d
+                == ServiceTarget(
+                    service: "matcher", intake: "tcp://127.0.0.1:7201", feed: "tcp://127.0.0.1:7202", replay: "tcp://127.0.0.1:7203"))
         let env = ["BANGFU_REGISTRY_INTAKE": "ipc:///run/bangfu/registry-intake", "BANGFU_REGISTRY_REPLAY": "tcp://10.0.0.1:9"]
         let e = try EndpointResolver.resolve(service: "registry", replay: "tcp://127.0.0.1:1", environment: env)
         #expect(e.intake == "ipc:///run/bangfu/registry-intake")
@@ -278,7 +283,11 @@ struct CLIUnitTests {
         let r = LineReader(text: "a\r\n\n\(long)\nb", maxLineBytes: 50)
         var got: [LineReader.Line] = []
         while let l = try r.next() { got.append(l) }
-        #expect(got == [.text(number: 1, bytes: Array("a".utf8)), .text(number: 2, bytes: []), .tooLong(number: 3, bytes: 100), .text(number: 4, bytes: Array("b".utf8))])
+        #expect(
+            got == [
+                .text(number: 1, bytes: Array("a".utf8)), .text(number: 2, bytes: []), .tooLong(number: 3, bytes: 100),
+                .text(number: 4, bytes: Array("b".utf8)),
+            ])
         #expect(LineReader(text: "a\n\n  \nb\n").countRemainingLines() == 2)
     }
 
@@ -292,7 +301,11 @@ struct CLIUnitTests {
         #expect(r.countRemainingLines() == 3)
         var got: [LineReader.Line] = []
         while let l = try r.next() { got.append(l) }
-        #expect(got == [.text(number: 1, bytes: Array("one".utf8)), .tooLong(number: 2, bytes: 200_000), .text(number: 3, bytes: Array("three".utf8))])
+        #expect(
+            got == [
+                .text(number: 1, bytes: Array("one".utf8)), .tooLong(number: 2, bytes: 200_000),
+                .text(number: 3, bytes: Array("three".utf8)),
+            ])
         #expect(throws: CLIError.self) { try LineReader.open(path: path + ".missing") }
     }
 
@@ -307,7 +320,8 @@ struct CLIUnitTests {
         o.quiet = true
         let out = CapturedConsole()
         let input = LineReader(text: ok + "\n" + String(repeating: "z", count: 5_000) + "\n", maxLineBytes: o.maxMessageBytes)
-        let s = try await PublishCommand.run(context: h.context, endpoint: reg.endpoints.intake, input: input, options: o, console: out.console)
+        let s = try await PublishCommand.run(
+            context: h.context, endpoint: reg.endpoints.intake, input: input, options: o, console: out.console)
         #expect(s.accepted == 1 && s.rejected == 1 && s.rejectedByCode == ["too_large": 1] && s.exitCode == 2)
         #expect(out.out.isEmpty)
         let empty = try await PublishCommand.run(

@@ -50,7 +50,9 @@ struct RegistryEndToEndTests {
         #expect(await feed.wait(count: 2))
         #expect(profiles(feed.events, uscc).last?["tags"]?["size"]?.stringValue == "small")
         // The same figures again under a new id: accepted, but nothing changes, so no event.
-        #expect(try await reg.publish(Fixtures.finance(uscc: uscc, employees: 10, revenueFen: 100 * 1_000_000, assetsFen: 0)).status == .accepted)
+        #expect(
+            try await reg.publish(Fixtures.finance(uscc: uscc, employees: 10, revenueFen: 100 * 1_000_000, assetsFen: 0)).status
+                == .accepted)
         // One fen under the floor makes it micro; an older year never overrides a newer one.
         _ = try await reg.publish(Fixtures.finance(uscc: uscc, year: 2020, employees: 500, revenueFen: 1, assetsFen: 0))
         _ = try await reg.publish(Fixtures.finance(uscc: uscc, employees: 10, revenueFen: 100 * 1_000_000 - 1, assetsFen: 0))
@@ -123,14 +125,18 @@ struct RegistryEndToEndTests {
         var p = profiles(try await reg.replayAll(), uscc).last!
         #expect(p["credit_flags"]?.arrayValue?.first?["list"]?.stringValue == "serious_violation")
         // A clearance dated before the flag does not clear it; one after does.
-        _ = try await reg.publish(Fixtures.event("credit.cleared", ["uscc": .string(uscc), "list": "serious_violation", "since": "2021-12-01"], subject: uscc))
+        _ = try await reg.publish(
+            Fixtures.event("credit.cleared", ["uscc": .string(uscc), "list": "serious_violation", "since": "2021-12-01"], subject: uscc))
         p = profiles(try await reg.replayAll(), uscc).last!
         #expect(p["credit_flags"]?.arrayValue?.count == 1)
-        _ = try await reg.publish(Fixtures.event("credit.cleared", ["uscc": .string(uscc), "list": "serious_violation", "since": "2022-03-01"], subject: uscc))
+        _ = try await reg.publish(
+            Fixtures.event("credit.cleared", ["uscc": .string(uscc), "list": "serious_violation", "since": "2022-03-01"], subject: uscc))
         p = profiles(try await reg.replayAll(), uscc).last!
         #expect(p["credit_flags"]?.arrayValue?.isEmpty == true)
-        _ = try await reg.publish(Fixtures.event("business.status_changed", ["uscc": .string(uscc), "status": "suspended", "on": "2022-05-01"], subject: uscc))
-        _ = try await reg.publish(Fixtures.event("fraud.confirmed", ["uscc": .string(uscc), "finding": "虚报损失", "confirmed_by": "区市场监管局"], subject: uscc))
+        _ = try await reg.publish(
+            Fixtures.event("business.status_changed", ["uscc": .string(uscc), "status": "suspended", "on": "2022-05-01"], subject: uscc))
+        _ = try await reg.publish(
+            Fixtures.event("fraud.confirmed", ["uscc": .string(uscc), "finding": "虚报损失", "confirmed_by": "区市场监管局"], subject: uscc))
         p = profiles(try await reg.replayAll(), uscc).last!
         #expect(p["status"]?.stringValue == "suspended")
         #expect(p["disqualified"]?.boolValue == true)
@@ -162,14 +168,28 @@ struct RegistryEndToEndTests {
             ("unknown type", mutate(good) { $0["type"] = "weather.reported" }, .unknownType, "type"),
             ("missing name", mutateData(good) { $0["name"] = nil }, .invalidData, "data.name"),
             ("bad kind", mutateData(good) { $0["kind"] = "cooperative" }, .invalidData, "data.kind"),
-            ("bad uscc", mutate(good) { o in
-                o["subject"] = .string(badUSCC)
-                if case .object(var d)? = o["data"] { d["uscc"] = .string(badUSCC); o["data"] = .object(d) }
-            }, .invalidUSCC, "data.uscc"),
-            ("bad id number", mutateData(good) { $0["legal_rep"] = ["name": "李四", "id_number": "411002198001011230"] }, .invalidIDNumber, "data.legal_rep.id_number"),
+            (
+                "bad uscc",
+                mutate(good) { o in
+                    o["subject"] = .string(badUSCC)
+                    if case .object(var d)? = o["data"] { d["uscc"] = .string(badUSCC); o["data"] = .object(d) }
+                }, .invalidUSCC, "data.uscc"
+            ),
+            (
+                "bad id number", mutateData(good) { $0["legal_rep"] = ["name": "李四", "id_number": "411002198001011230"] }, .invalidIDNumber,
+                "data.legal_rep.id_number"
+            ),
             ("impossible date", mutateData(good) { $0["registered_on"] = "2021-02-30" }, .invalidDate, "data.registered_on"),
-            ("negative money", Fixtures.finance(uscc: good.subject!, employees: 1, revenueFen: -1, assetsFen: 0).serializedBytes, .invalidAmount, "data.operating_revenue_fen"),
-            ("fractional money", Array(#"{"specversion":"1.0","id":"frac","source":"/t","type":"finance.reported","data":{"uscc":"\#(good.subject!)","year":2021,"employees":1,"operating_revenue_fen":10.5,"total_assets_fen":0}}"#.utf8), .invalidAmount, "data.operating_revenue_fen"),
+            (
+                "negative money", Fixtures.finance(uscc: good.subject!, employees: 1, revenueFen: -1, assetsFen: 0).serializedBytes,
+                .invalidAmount, "data.operating_revenue_fen"
+            ),
+            (
+                "fractional money",
+                Array(
+                    #"{"specversion":"1.0","id":"frac","source":"/t","type":"finance.reported","data":{"uscc":"\#(good.subject!)","year":2021,"employees":1,"operating_revenue_fen":10.5,"total_assets_fen":0}}"#
+                        .utf8), .invalidAmount, "data.operating_revenue_fen"
+            ),
             ("subject mismatch", mutate(good) { $0["subject"] = .string(f.uscc()) }, .invalidEnvelope, "subject"),
         ]
         for (label, frame, code, field) in cases {

@@ -23,7 +23,8 @@ struct SyntheticCountyTests {
         #expect(codes["invalid_data"] == nil)
         #expect(Set(codes.keys).isSubset(of: ["invalid_uscc", "invalid_amount", "invalid_date"]))
         // Same seed, same county.
-        #expect(SyntheticCounty(seed: 7, merchants: 50).facts(of: 42).map { $0.serialized() } == county.facts(of: 42).map { $0.serialized() })
+        #expect(
+            SyntheticCounty(seed: 7, merchants: 50).facts(of: 42).map { $0.serialized() } == county.facts(of: 42).map { $0.serialized() })
         await h.shutdown()
     }
 }

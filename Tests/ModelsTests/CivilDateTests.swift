@@ -105,8 +105,9 @@ struct CivilDateTests {
         #expect(date("2021-12-31") < date("2022-01-01"))
         #expect(date("2022-01-31") < date("2022-02-01"))
         #expect(!(date("2022-01-01") < date("2022-01-01")))
-        #expect([date("2022-03-01"), date("2021-03-01"), date("2022-02-28")].sorted().map(\.description)
-            == ["2021-03-01", "2022-02-28", "2022-03-01"])
+        #expect(
+            [date("2022-03-01"), date("2021-03-01"), date("2022-02-28")].sorted().map(\.description)
+                == ["2021-03-01", "2022-02-28", "2022-03-01"])
     }
 
     @Test func failableInit() {

@@ -678,7 +678,10 @@ struct FactDecodingTests {
     // MARK: bank accounts
 
     @Test func accountNumbers() throws {
-        for (given, stored) in [("12345678", "12345678"), (String(repeating: "9", count: 34), String(repeating: "9", count: 34)), ("6222 0212 3456", "622202123456")] {
+        for (given, stored) in [
+            ("12345678", "12345678"), (String(repeating: "9", count: 34), String(repeating: "9", count: 34)),
+            ("6222 0212 3456", "622202123456"),
+        ] {
             guard case .accountVerified(let a) = try S.decode("account.verified", setting: "account_no", to: .string(given))
             else {
                 Issue.record("wrong case")
@@ -686,7 +689,9 @@ struct FactDecodingTests {
             }
             #expect(a.accountNo == stored)
         }
-        for bad: JSON in ["1234567", .string(String(repeating: "9", count: 35)), "6222-0212-3456", "62220212345x", "        ", 62_220_212_345] {
+        for bad: JSON in [
+            "1234567", .string(String(repeating: "9", count: 35)), "6222-0212-3456", "62220212345x", "        ", 62_220_212_345,
+        ] {
             let r = S.rejection("account.verified", setting: "account_no", to: bad)
             #expect(r?.code == .invalidData, "\(bad)")
             #expect(r?.field == "data.account_no")

@@ -135,7 +135,8 @@ struct PublishVerb: AsyncParsableCommand {
             o.retries = retries
             o.quiet = quiet
             o.json = json
-            let summary = try await PublishCommand.run(context: context, endpoint: target.intake, input: input, options: o, console: console)
+            let summary = try await PublishCommand.run(
+                context: context, endpoint: target.intake, input: input, options: o, console: console)
             return summary.exitCode
         }
     }
@@ -289,7 +290,8 @@ struct QuarantineVerb: AsyncParsableCommand {
                 o.json = json
                 o.timeoutMs = timeoutMs
                 o.retries = retries
-                return try await QuarantineCommand.resubmit(context: context, target: try endpoints.target(), id: id, options: o, console: console)
+                return try await QuarantineCommand.resubmit(
+                    context: context, target: try endpoints.target(), id: id, options: o, console: console)
             }
         }
     }

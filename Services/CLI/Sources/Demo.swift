@@ -26,10 +26,13 @@ public struct DemoOptions: Sendable {
 public enum DemoCommand {
     public static func run(options: DemoOptions, console: Console) async throws -> Int32 {
         let fm = FileManager.default
-        let dir = URL(fileURLWithPath: options.directory, relativeTo: URL(fileURLWithPath: fm.currentDirectoryPath)).standardizedFileURL.path
+        let dir = URL(fileURLWithPath: options.directory, relativeTo: URL(fileURLWithPath: fm.currentDirectoryPath)).standardizedFileURL
+            .path
         try? fm.removeItem(atPath: dir)
         try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let bin = options.binDirectory ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+        let bin =
+            options.binDirectory
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
         // ipc:// paths must be short (108 bytes); fall back to /tmp for deep directories.
         var socketDir = dir + "/sockets"
         if socketDir.utf8.count > 80 { socketDir = "/tmp/bangfu-demo-\(getpid())" }
@@ -37,7 +40,8 @@ public enum DemoCommand {
 
         console.line("Bangfu demo: \(options.merchants) merchants (seed \(options.seed)) in \(dir)")
         let registry = DemoProcess(
-            name: "registry", binary: bin + "/bangfu-registry", stateDir: dir + "/registry", socketDir: socketDir, logPath: dir + "/registry.log")
+            name: "registry", binary: bin + "/bangfu-registry", stateDir: dir + "/registry", socketDir: socketDir,
+            logPath: dir + "/registry.log")
         try registry.start(extra: ["--simulated-clock"])
         defer { registry.stopOrKill() }
         let context = ZContext()
@@ -54,7 +58,9 @@ public enum DemoCommand {
         for i in 0..<options.merchants {
             for e in county.facts(of: i) { events.append(OutgoingEvent(e)) }
         }
-        console.line("  generated \(Format.grouped(events.count)) facts from registration, statistics, tax, social insurance, housing, health, emergency, credit and bank feeds")
+        console.line(
+            "  generated \(Format.grouped(events.count)) facts from registration, statistics, tax, social insurance, housing, health, emergency, credit and bank feeds"
+        )
 
         var clientOptions = IntakeClientOptions()
         clientOptions.window = options.window
@@ -96,7 +102,9 @@ public enum DemoCommand {
         console.line(
             "  intake: \(Format.grouped(accepted)) accepted, \(duplicate) duplicate, \(rejected.values.reduce(0, +)) rejected, \(unanswered) unacknowledged in \(String(format: "%.1f", seconds)) s (\(Int(Double(total) / max(seconds, 0.001)))/s)"
         )
-        for (code, n) in rejected.sorted(by: { $0.key < $1.key }) { console.line("    rejected \(code): \(n)  (kept in quarantine: bangfu quarantine list --code \(code))") }
+        for (code, n) in rejected.sorted(by: { $0.key < $1.key }) {
+            console.line("    rejected \(code): \(n)  (kept in quarantine: bangfu quarantine list --code \(code))")
+        }
 
         // Read the profiles back from the feed, as any downstream service would.
         let replayEP = registry.endpoint("replay")
@@ -133,12 +141,16 @@ public enum DemoCommand {
         }
         let status = try QueryClient.request(context: context, endpoint: replayEP, ["op": "status"])?.last
         console.line("")
-        console.line("名录库 registry: \(Format.grouped(profiles.count)) merchant profiles (feed sequence \(status?["last"]?.stringValue ?? "?"))")
+        console.line(
+            "名录库 registry: \(Format.grouped(profiles.count)) merchant profiles (feed sequence \(status?["last"]?.stringValue ?? "?"))")
         console.line("  size (MIIT 2011): " + sizes.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
-        console.line("  sectors: " + sectors.sorted { $0.value > $1.value }.prefix(8).map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        console.line(
+            "  sectors: " + sectors.sorted { $0.value > $1.value }.prefix(8).map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         console.line("  service industry \(service), priority sectors \(priority), renting state property \(stateLeases)")
         console.line("  credit-flagged \(flagged), disqualified for fraud \(disqualified)")
-        console.line("  quarantined: \(status?["quarantined"]?.intValue ?? 0) bad records, by code \(status?["quarantined_by_code"]?.serialized() ?? "{}")")
+        console.line(
+            "  quarantined: \(status?["quarantined"]?.intValue ?? 0) bad records, by code \(status?["quarantined_by_code"]?.serialized() ?? "{}")"
+        )
         console.line("")
         console.line("State: \(dir)/registry/registry.sqlite   Log: \(dir)/registry.log")
         console.line("Next: the policy matcher, the notifier and payments join this demo as they are built.")

@@ -14,7 +14,9 @@ public enum QuarantineCommand {
     }
 
     /// Lists quarantined items as a table (or JSON lines with `json`). Returns the exit code.
-    public static func list(context: ZContext, target: ServiceTarget, options: ListOptions, console: Console) async throws(CLIError) -> Int32 {
+    public static func list(context: ZContext, target: ServiceTarget, options: ListOptions, console: Console) async throws(CLIError)
+        -> Int32
+    {
         var after = options.after ?? "0"
         var items: [JSON] = []
         var more = false
@@ -42,7 +44,8 @@ public enum QuarantineCommand {
             return ExitCodes.ok
         }
         if items.isEmpty {
-            console.line("no quarantined items\(options.code.map { " with code \($0)" } ?? "")\(options.after.map { " after \($0)" } ?? "")")
+            console.line(
+                "no quarantined items\(options.code.map { " with code \($0)" } ?? "")\(options.after.map { " after \($0)" } ?? "")")
             console.flush()
             return ExitCodes.ok
         }

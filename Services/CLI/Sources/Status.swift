@@ -15,7 +15,9 @@ public enum StatusCommand {
     }
 
     /// Asks every target at once; returns 0 if each answered, 1 otherwise.
-    public static func run(context: ZContext, targets: [ServiceTarget], timeoutMs: Int = 2_000, json: Bool = false, console: Console) async -> Int32 {
+    public static func run(context: ZContext, targets: [ServiceTarget], timeoutMs: Int = 2_000, json: Bool = false, console: Console) async
+        -> Int32
+    {
         let reports = await withTaskGroup(of: (Int, Report).self) { group in
             for (k, t) in targets.enumerated() {
                 group.addTask { (k, await ask(context: context, target: t, timeoutMs: timeoutMs)) }
@@ -94,7 +96,9 @@ public enum StatusCommand {
             row("intake", parts.joined(separator: ", "))
             let others = c.members.filter { !["accepted", "duplicate", "rejected"].contains($0.key) }
             if !others.isEmpty {
-                row("counters", others.map { "\($0.key) \($0.value.intValue.map(Format.grouped) ?? $0.value.text)" }.joined(separator: ", "))
+                row(
+                    "counters", others.map { "\($0.key) \($0.value.intValue.map(Format.grouped) ?? $0.value.text)" }.joined(separator: ", ")
+                )
             }
         }
         if let q = s["quarantined"]?.intValue {

@@ -84,7 +84,8 @@ struct Tailer {
                 let endLast = end["last"]?.stringValue.flatMap({ UInt64($0) })
             else {
                 if let e = frames.last, e["op"]?.stringValue == "error" {
-                    throw CLIError("\(target.service) refused the replay: \(e["code"]?.stringValue ?? "?"): \(e["message"]?.stringValue ?? "")")
+                    throw CLIError(
+                        "\(target.service) refused the replay: \(e["code"]?.stringValue ?? "?"): \(e["message"]?.stringValue ?? "")")
                 }
                 throw CLIError("\(target.service) answered the replay with an unexpected message")
             }

@@ -179,11 +179,16 @@ public enum Classification {
         SizeRow(sector: .postal, ceilings: [E(1000), R(30000)], mediumFloors: [E(300), R(2000)], smallFloors: [E(20), R(100)]),
         SizeRow(sector: .accommodation, ceilings: [E(300), R(10000)], mediumFloors: [E(100), R(2000)], smallFloors: [E(10), R(100)]),
         SizeRow(sector: .catering, ceilings: [E(300), R(10000)], mediumFloors: [E(100), R(2000)], smallFloors: [E(10), R(100)]),
-        SizeRow(sector: .informationTransmission, ceilings: [E(2000), R(100000)], mediumFloors: [E(100), R(1000)], smallFloors: [E(10), R(100)]),
+        SizeRow(
+            sector: .informationTransmission, ceilings: [E(2000), R(100000)], mediumFloors: [E(100), R(1000)], smallFloors: [E(10), R(100)]),
         SizeRow(sector: .softwareIT, ceilings: [E(300), R(10000)], mediumFloors: [E(100), R(1000)], smallFloors: [E(10), R(50)]),
-        SizeRow(sector: .realEstateDevelopment, ceilings: [R(200000), A(10000)], mediumFloors: [R(1000), A(5000)], smallFloors: [R(100), A(2000)]),
-        SizeRow(sector: .propertyManagement, ceilings: [E(1000), R(5000)], mediumFloors: [E(300), R(1000)], smallFloors: [E(100), R(500)]),
-        SizeRow(sector: .leasingBusinessServices, ceilings: [E(300), A(120000)], mediumFloors: [E(100), A(8000)], smallFloors: [E(10), A(100)]),
+        SizeRow(
+            sector: .realEstateDevelopment, ceilings: [R(200000), A(10000)], mediumFloors: [R(1000), A(5000)],
+            smallFloors: [R(100), A(2000)]),
+        SizeRow(
+            sector: .propertyManagement, ceilings: [E(1000), R(5000)], mediumFloors: [E(300), R(1000)], smallFloors: [E(100), R(500)]),
+        SizeRow(
+            sector: .leasingBusinessServices, ceilings: [E(300), A(120000)], mediumFloors: [E(100), A(8000)], smallFloors: [E(10), A(100)]),
         SizeRow(sector: .other, ceilings: [E(300)], mediumFloors: [E(100)], smallFloors: [E(10)]),
     ]
 

@@ -85,7 +85,10 @@ public struct BusinessRegistered: FactPayload {
     public var phone: String?
     public var address: String?
 
-    public init(uscc: String, name: String, kind: BusinessKind, legalRep: LegalRepresentative, industry: IndustryCode, district: String, registeredOn: CivilDate, status: BusinessStatus, phone: String? = nil, address: String? = nil) {
+    public init(
+        uscc: String, name: String, kind: BusinessKind, legalRep: LegalRepresentative, industry: IndustryCode, district: String,
+        registeredOn: CivilDate, status: BusinessStatus, phone: String? = nil, address: String? = nil
+    ) {
         self.uscc = uscc
         self.name = name
         self.kind = kind
@@ -232,7 +235,10 @@ public struct LeaseRegistered: FactPayload {
     public var startsOn: CivilDate
     public var endsOn: CivilDate
 
-    public init(leaseId: String, tenantUSCC: String, lessor: Lessor, subleaseOf: String? = nil, use: LeaseUse, monthlyRentFen: Int64, startsOn: CivilDate, endsOn: CivilDate) {
+    public init(
+        leaseId: String, tenantUSCC: String, lessor: Lessor, subleaseOf: String? = nil, use: LeaseUse, monthlyRentFen: Int64,
+        startsOn: CivilDate, endsOn: CivilDate
+    ) {
         self.leaseId = leaseId
         self.tenantUSCC = tenantUSCC
         self.lessor = lessor

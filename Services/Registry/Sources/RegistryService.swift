@@ -148,7 +148,9 @@ public struct RegistryApplier: IntakeApplier {
     /// `sublease_of` up the chain) and whether it is itself sublet.
     func leases(of uscc: String, _ db: Database) throws -> [JSON] {
         var out: [JSON] = []
-        for data in try Data.fetchAll(db.cachedStatement(sql: "SELECT body FROM leases WHERE tenant_uscc = ? ORDER BY lease_id"), arguments: [uscc]) {
+        for data in try Data.fetchAll(
+            db.cachedStatement(sql: "SELECT body FROM leases WHERE tenant_uscc = ? ORDER BY lease_id"), arguments: [uscc])
+        {
             guard case .object(var l) = try JSONParser.parse([UInt8](data)) else { continue }
             let id = l["lease_id"]?.stringValue ?? ""
             var root: JSON? = l["lessor"]
@@ -172,7 +174,8 @@ public struct RegistryApplier: IntakeApplier {
             l["root_lessor"] = root ?? .null
             l["chain_complete"] = .bool(complete)
             l["sublet"] = .bool(
-                try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM leases WHERE sublease_of = ?)"), arguments: [id]) ?? false)
+                try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM leases WHERE sublease_of = ?)"), arguments: [id])
+                    ?? false)
             l["tenant_uscc"] = nil
             out.append(.object(l))
         }
@@ -182,7 +185,9 @@ public struct RegistryApplier: IntakeApplier {
     /// Recomputes a merchant's profile after a change outside its own row (a lease in its
     /// chain) and, if it changed, bumps its version and appends `merchant.profiled`.
     func republish(_ uscc: String, _ db: Database) throws {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT state, version, profile_hash FROM merchants WHERE uscc = ?"), arguments: [uscc])
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT state, version, profile_hash FROM merchants WHERE uscc = ?"), arguments: [uscc])
         else { return }
         let stateData: Data = row["state"]
         let state = MerchantState(json: try JSONParser.parse([UInt8](stateData)))
@@ -227,12 +232,14 @@ public enum RegistryService {
                 guard req["op"]?.stringValue == "merchant.show", let uscc = req["uscc"]?.stringValue else { return nil }
                 let applier = RegistryApplier(outbox: outbox, clock: env.clock)
                 let profile = try database.db.writer.read { db -> JSON? in
-                    guard let row = try Row.fetchOne(db, sql: "SELECT state, version FROM merchants WHERE uscc = ?", arguments: [uscc]) else {
+                    guard let row = try Row.fetchOne(db, sql: "SELECT state, version FROM merchants WHERE uscc = ?", arguments: [uscc])
+                    else {
                         return nil
                     }
                     let stateData: Data = row["state"]
                     let state = MerchantState(json: try JSONParser.parse([UInt8](stateData)))
-                    guard case .object(var o)? = ProfileBuilder.build(uscc: uscc, state: state, leases: try applier.leases(of: uscc, db)) else {
+                    guard case .object(var o)? = ProfileBuilder.build(uscc: uscc, state: state, leases: try applier.leases(of: uscc, db))
+                    else {
                         return nil
                     }
                     o["version"] = .int(row["version"])
