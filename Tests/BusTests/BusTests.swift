@@ -260,17 +260,24 @@ struct IntakeTests {
         var options = IntakeClientOptions()
         options.timeoutMs = 300
         options.retries = 20
-        // The client starts first; the service binds only after the first attempts time out.
+        // A black hole takes the first attempt and never answers; then the real service binds
+        // the same endpoint. Only a retry (same ids, fresh socket) can reach it.
+        let hole = try ctx.socket(.router)
+        try hole.bind("inproc://\(tag)-in")
         async let results = IntakeClient.publish(
             context: ctx, endpoint: "inproc://\(tag)-in", events: events.map(OutgoingEvent.init), options: options)
-        // Justified wait: the behaviour under test is a retry after a timeout, so the service must
-        // appear only after the client's first attempt has timed out (300 ms).
-        try await Task.sleep(for: .milliseconds(700))
+        let swallowed = try await OwnerThread.run {
+            var p = ZPoller([.socket(hole)])
+            guard try p.poll(timeoutMs: 20_000)[0] else { return false }
+            hole.close()
+            return true
+        }
+        #expect(swallowed)
         let svc = try NoteService(context: ctx, tag: tag)
         defer { svc.node.stopAndWait() }
         let r = try await results
         #expect(r.allSatisfy { $0.ack?.status == .accepted })
-        #expect(r.contains { $0.attempts > 1 })
+        #expect(r.allSatisfy { $0.attempts > 1 })
         #expect(try svc.notes() == 50)
     }
 }
