@@ -35,6 +35,8 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
     public let applier: Applier
     let clock: any WallClock
     let authorize: IntakeAuthorizer?
+    /// Set when the service runs with `--simulated-clock`: `clock.advanced` moves it.
+    let simulatedClock: TestClock?
     let logger: Logger
 
     public init(
@@ -45,12 +47,14 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
         self.applier = applier
         self.clock = clock
         self.authorize = authorize
+        self.simulatedClock = clock as? TestClock
         self.logger = logger
     }
 
     enum Prepared {
         case rejected(id: String?, source: String?, type: String?, Rejection)
         case ready(CloudEvent, hash: [UInt8], Applier.Command)
+        case clock(CloudEvent, hash: [UInt8], Date)
     }
 
     public func process(_ batch: [IntakeFrame]) throws -> [Ack] {
@@ -94,6 +98,8 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
                     acks.append(.rejected(id, r))
                 case .ready(let event, let hash, let command):
                     acks.append(try admit(db, event: event, hash: hash, command: command, frame: frame.payload, receivedAt: receivedAt))
+                case .clock(let event, let hash, let to):
+                    acks.append(try admitClock(db, event: event, hash: hash, to: to, frame: frame.payload, receivedAt: receivedAt))
                 }
             }
             return acks
@@ -113,6 +119,9 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
         if let authorize, let r = authorize(frame.clientKey, event) {
             return .rejected(id: event.id, source: event.source, type: event.type, r)
         }
+        if event.type == SimulatedTime.eventType {
+            return prepareClock(event)
+        }
         guard applier.acceptedTypes.contains(event.type) else {
             return .rejected(
                 id: event.id, source: event.source, type: event.type,
@@ -124,6 +133,49 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
         } catch {
             return .rejected(id: event.id, source: event.source, type: event.type, error)
         }
+    }
+
+    /// `clock.advanced` (DESIGN §11): `data.to` (an RFC 3339 instant) or `data.seconds`; only a
+    /// service started with `--simulated-clock` takes it; time never goes backwards.
+    private func prepareClock(_ event: CloudEvent) -> Prepared {
+        func refuse(_ r: Rejection) -> Prepared { .rejected(id: event.id, source: event.source, type: event.type, r) }
+        guard let sim = simulatedClock else {
+            return refuse(
+                Rejection(.unauthorized, field: "type", "clock.advanced is taken only by a service started with --simulated-clock"))
+        }
+        var target: Date
+        if let to = event.data?["to"] {
+            guard let text = to.stringValue, let d = Timestamp.parse(text) else {
+                return refuse(Rejection(.invalidDate, field: "data.to", "to must be an RFC 3339 instant"))
+            }
+            target = d
+        } else if let sec = event.data?["seconds"] {
+            guard let n = sec.intValue, n >= 0 else {
+                return refuse(Rejection(.invalidData, field: "data.seconds", "seconds must be a non-negative integer"))
+            }
+            target = sim.now().addingTimeInterval(TimeInterval(n))
+        } else {
+            return refuse(Rejection(.invalidData, field: "data.to", "give data.to (an RFC 3339 instant) or data.seconds"))
+        }
+        if target < sim.now() { target = sim.now() }
+        return .clock(event, hash: SHA256.hash(event.canonicalContent().utf8), target)
+    }
+
+    private func admitClock(_ db: Database, event: CloudEvent, hash: [UInt8], to: Date, frame: [UInt8], receivedAt: String) throws -> Ack {
+        let existing = try Data.fetchOne(
+            db.cachedStatement(sql: "SELECT content_hash FROM bus_intake INDEXED BY bus_intake_key WHERE source = ? AND event_id = ?"),
+            arguments: [event.source, event.id])
+        if let existing {
+            return existing == Data(hash)
+                ? Ack(id: event.id, status: .duplicate)
+                : .rejected(event.id, Rejection(.conflict, field: "id", "id reused for different content"))
+        }
+        try db.cachedStatement(
+            sql: "INSERT INTO bus_intake(source, event_id, content_hash, type, subject, received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        ).execute(arguments: [event.source, event.id, Data(hash), event.type, event.subject, receivedAt, Data(frame)])
+        simulatedClock?.set(to)
+        try SimulatedTime.save(db, Timestamp.format(simulatedClock?.now() ?? to))
+        return Ack(id: event.id, status: .accepted)
     }
 
     private func admit(_ db: Database, event: CloudEvent, hash: [UInt8], command: Applier.Command, frame: [UInt8], receivedAt: String)
@@ -231,5 +283,26 @@ public enum Quarantine {
 
     public static func show(_ db: Database, id: Int64) throws -> JSON? {
         try Row.fetchOne(db, sql: "SELECT * FROM bus_quarantine WHERE id = ?", arguments: [id]).map { item($0, withFrame: true) }
+    }
+}
+
+/// The simulated clock's position, kept in the database so that a restarted service resumes at
+/// the simulated time it had reached.
+public enum SimulatedTime {
+    public static let eventType = "clock.advanced"
+
+    public static func save(_ db: Database, _ rfc3339: String) throws {
+        try db.execute(
+            sql: "INSERT INTO bus_meta(key, value) VALUES ('simulated_now', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            arguments: [rfc3339])
+    }
+
+    /// Restores a simulated clock from the database (no-op for a system clock).
+    public static func restore(_ clock: any WallClock, from database: ServiceDatabase) throws {
+        guard let sim = clock as? TestClock else { return }
+        let saved = try database.writer.read { db in
+            try String.fetchOne(db, sql: "SELECT value FROM bus_meta WHERE key = 'simulated_now'")
+        }
+        if let saved, let d = Timestamp.parse(saved) { sim.set(d) }
     }
 }

@@ -95,6 +95,9 @@ public enum BusSchema {
                     CREATE INDEX bus_quarantine_code ON bus_quarantine(code);
                     """)
         }
+        m.registerMigration("bus-v2-meta") { db in
+            try db.execute(sql: "CREATE TABLE bus_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        }
     }
 }
 

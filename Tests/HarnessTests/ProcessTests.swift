@@ -74,6 +74,32 @@ struct ProcessTests {
         #expect(try await proc.terminate() == 0)
     }
 
+    @Test func clockAdvancedNeedsTheSimulatedClockAndSurvivesARestart() async throws {
+        let proc = try ServiceProcess(name: "bangfu-registry")
+        defer { proc.cleanup() }
+        func advance(_ to: String) async throws -> Ack {
+            let ev = CloudEvent(id: UUID().uuidString, source: "/ops/demo", type: "clock.advanced", data: ["to": .string(to)])
+            let r = try await IntakeClient.publish(context: proc.context, endpoint: proc.endpoint("intake"), events: [OutgoingEvent(ev)])
+            return try #require(r[0].ack)
+        }
+        func status() async throws -> JSON {
+            let ctx = proc.context
+            let ep = proc.endpoint("replay")
+            return try await OwnerThread.run { try QueryClient.request(context: ctx, endpoint: ep, ["op": "status"])?.last ?? [:] }
+        }
+        try await proc.start()
+        #expect(try await advance("2030-01-01T00:00:00+08:00").rejection?.code == .unauthorized)
+        #expect(try await status()["simulated_clock"]?.boolValue == false)
+        #expect(try await proc.terminate() == 0)
+        try await proc.start(["--simulated-clock"])
+        #expect(try await advance("2030-01-01T00:00:00+08:00").status == .accepted)
+        #expect(try await status()["clock"]?.stringValue?.hasPrefix("2030-01-01T00:00:00") == true)
+        #expect(try await proc.terminate() == 0)
+        try await proc.start(["--simulated-clock"])
+        #expect(try await status()["clock"]?.stringValue?.hasPrefix("2030-01-01T00:00:00") == true, "the simulated time survives a restart")
+        #expect(try await proc.terminate() == 0)
+    }
+
     @Test func badFlagsAndNonLoopbackWithoutKeysRefuseToStart() async throws {
         let bin = try ServiceProcess.binary("bangfu-registry")
         func run(_ args: [String]) throws -> (Int32, String) {
@@ -130,13 +156,14 @@ final class ServiceProcess: @unchecked Sendable {
 
     func endpoint(_ which: String) -> String { "ipc://\(dir)/\(which).sock" }
 
-    func start() async throws {
+    func start(_ extra: [String] = []) async throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binaryPath)
-        p.arguments = [
-            "--state-dir", dir + "/state", "--intake", endpoint("intake"), "--feed", endpoint("feed"), "--replay", endpoint("replay"),
-            "--log-level", "warning",
-        ]
+        p.arguments =
+            [
+                "--state-dir", dir + "/state", "--intake", endpoint("intake"), "--feed", endpoint("feed"), "--replay", endpoint("replay"),
+                "--log-level", "warning",
+            ] + extra
         FileManager.default.createFile(atPath: dir + "/log", contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/log"))
         log.seekToEndOfFile()

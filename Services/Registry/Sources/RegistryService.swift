@@ -207,6 +207,7 @@ public enum RegistryService {
         var logger = env.logger
         logger[metadataKey: "service"] = "registry"
         let database = try RegistryDatabase(stateDir: options.stateDir)
+        try SimulatedTime.restore(env.clock, from: database.db)
         let outbox = Outbox(source: eventSource, clock: env.clock)
         let pipeline = IntakePipeline(
             database: database.db, applier: RegistryApplier(outbox: outbox, clock: env.clock), clock: env.clock, logger: logger)
