@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "bangfu-registry", targets: ["bangfu-registry"]),
+        .executable(name: "bangfu-matcher", targets: ["bangfu-matcher"]),
         .executable(name: "bangfu", targets: ["bangfu"]),
         .executable(name: "bangfu-bench", targets: ["bangfu-bench"]),
         .library(name: "BangfuTesting", targets: ["BangfuTesting"]),
@@ -29,6 +30,12 @@ let package = Package(
             providers: [.apt(["libzmq3-dev"])]
         ),
         .target(name: "Models", path: "Shared/Models", swiftSettings: strict),
+        .target(
+            name: "Policy",
+            dependencies: ["Models", .product(name: "Yams", package: "Yams")],
+            path: "Shared/Policy",
+            swiftSettings: strict
+        ),
         .target(
             name: "Bus",
             dependencies: ["CZeroMQ", "Models", .product(name: "Logging", package: "swift-log")],
@@ -69,15 +76,31 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "Matcher",
+            dependencies: [
+                "Models", "Bus", "Storage", "ServiceKit", "Policy",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Services/Matcher/Sources",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "bangfu-matcher",
+            dependencies: ["Matcher", "ServiceKit"],
+            path: "Services/Matcher/Main",
+            swiftSettings: strict
+        ),
+        .target(
             name: "BangfuTesting",
-            dependencies: ["Models", "Bus", "Storage", "ServiceKit", "Registry"],
+            dependencies: ["Models", "Bus", "Storage", "ServiceKit", "Registry", "Matcher", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Shared/Testing",
             swiftSettings: strict
         ),
         .target(
             name: "BangfuCLI",
             dependencies: [
-                "Models", "Bus", "ServiceKit", "BangfuTesting",
+                "Models", "Bus", "ServiceKit", "BangfuTesting", "Policy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Services/CLI/Sources",
@@ -100,6 +123,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "ModelsTests", dependencies: ["Models"], path: "Tests/ModelsTests"),
+        .testTarget(name: "PolicyTests", dependencies: ["Policy", "Models"], path: "Tests/PolicyTests"),
         .testTarget(
             name: "BusTests",
             dependencies: ["Bus", "Storage", "Models", "BangfuTesting", .product(name: "GRDB", package: "GRDB.swift")],
@@ -109,6 +133,11 @@ let package = Package(
             name: "RegistryTests",
             dependencies: ["Registry", "Models", "BangfuTesting"],
             path: "Tests/RegistryTests"
+        ),
+        .testTarget(
+            name: "MatcherTests",
+            dependencies: ["Matcher", "Policy", "BangfuTesting", "Bus", "Models"],
+            path: "Tests/MatcherTests"
         ),
         .testTarget(
             name: "CLITests",

@@ -1,6 +1,7 @@
 import Bus
 import Foundation
 import Logging
+import Matcher
 import Models
 import Registry
 import ServiceKit
@@ -54,6 +55,22 @@ public final class Harness: Sendable {
     public func startRegistry() async throws -> RunningService {
         let svc = try RegistryService.build(options: options(RegistryService.name), environment: environment())
         return try await start(svc, endpoints: endpoints(RegistryService.name))
+    }
+
+    /// Starts the matcher, following the registry and (stand-ins for) the notifier and payments.
+    @discardableResult
+    public func startMatcher(dropLive: (@Sendable (String, UInt64) -> Bool)? = nil) async throws -> RunningService {
+        let svc = try MatcherService.build(
+            options: options(MatcherService.name, upstreams: MatcherService.upstreams), environment: environment(dropLive: dropLive))
+        return try await start(svc, endpoints: endpoints(MatcherService.name))
+    }
+
+    /// Starts a stand-in for a service not built yet ("notifier", "payments"): what a test
+    /// publishes to its intake appears on its feed.
+    @discardableResult
+    public func startStandIn(_ name: String) async throws -> RunningService {
+        let svc = try StandInService.build(name: name, options: options(name), environment: environment())
+        return try await start(svc, endpoints: endpoints(name))
     }
 
     /// Runs a built service in a `ServiceGroup` and waits for its readiness probe.

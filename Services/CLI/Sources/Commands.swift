@@ -23,7 +23,10 @@ public struct Bangfu: AsyncParsableCommand {
             override them (e.g. BANGFU_REGISTRY_INTAKE), and --intake, --replay, --feed override both.
             """,
         version: "bangfu \(version)",
-        subcommands: [PublishVerb.self, TailVerb.self, QuarantineVerb.self, StatusVerb.self, DemoVerb.self]
+        subcommands: [
+            PublishVerb.self, TailVerb.self, QuarantineVerb.self, StatusVerb.self, PolicyVerb.self, ExplainVerb.self, ApplyVerb.self,
+            DemoVerb.self,
+        ]
     )
 
     public init() {}

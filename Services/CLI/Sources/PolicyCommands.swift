@@ -1,0 +1,243 @@
+import ArgumentParser
+import Bus
+import Foundation
+import Models
+import Policy
+
+/// Endpoint selection for the matcher's verbs (same rules as `EndpointOptions`, matcher by default).
+struct MatcherEndpointOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The matcher's intake endpoint.", valueName: "EP"))
+    var intake: String?
+
+    @Option(help: ArgumentHelp("The matcher's replay endpoint.", valueName: "EP"))
+    var replay: String?
+
+    @Option(name: .customLong("timeout-ms"), help: "How long to wait for the matcher.")
+    var timeoutMs: Int = 10_000
+
+    func target() throws(CLIError) -> ServiceTarget {
+        try EndpointResolver.resolve(service: "matcher", intake: intake, replay: replay)
+    }
+}
+
+/// `bangfu policy check|publish|list`, `bangfu explain`, `bangfu apply`.
+public enum PolicyCommands {
+    /// Compiles a policy file offline; prints `FILE:LINE:COLUMN: message` per error.
+    public static func check(path: String, console: Console) -> (Int32, CompiledPolicy?) {
+        guard let yaml = try? String(contentsOfFile: path, encoding: .utf8) else {
+            console.error("bangfu: cannot read \(path)")
+            return (ExitCodes.noInput, nil)
+        }
+        do {
+            let p = try PolicyCompiler.compile(yaml: yaml)
+            let d = p.document
+            console.line(
+                "\(path): OK — \(d.id) revision \(d.revision): \(d.title) [\(d.benefit.rawValue) via \(d.channel), per \(d.per.rawValue)]")
+            return (ExitCodes.ok, p)
+        } catch {
+            for e in error.errors { console.line("\(path):\(e.line):\(e.column): \(e.message)") }
+            console.line("\(path): \(error.errors.count) error\(error.errors.count == 1 ? "" : "s")")
+            return (ExitCodes.failure, nil)
+        }
+    }
+
+    public static func publish(context: ZContext, target: ServiceTarget, path: String, timeoutMs: Int, console: Console) async throws
+        -> Int32
+    {
+        let (code, compiled) = check(path: path, console: console)
+        guard code == 0, let compiled, let yaml = try? String(contentsOfFile: path, encoding: .utf8) else { return code }
+        let d = compiled.document
+        // One id per revision: re-publishing the same file is `duplicate`; changing a published
+        // revision's text is a `conflict` (publish a new revision instead).
+        let event = CloudEvent(
+            id: "policy.published/\(d.id)/\(d.revision)", source: "/bangfu/cli", type: "policy.published",
+            time: Timestamp.format(Date()), data: ["yaml": .string(yaml), "source_hash": .string(compiled.sourceHash)])
+        return try await send(context: context, target: target, event: event, timeoutMs: timeoutMs, console: console)
+    }
+
+    static func send(context: ZContext, target: ServiceTarget, event: CloudEvent, timeoutMs: Int, console: Console) async throws -> Int32 {
+        var options = IntakeClientOptions()
+        options.timeoutMs = timeoutMs
+        options.retries = 2
+        let results = try await IntakeClient.publish(
+            context: context, endpoint: target.intake, events: [OutgoingEvent(event)], options: options)
+        guard let ack = results.first?.ack else {
+            console.error("bangfu: \(target.service) did not acknowledge on \(target.intake)")
+            return ExitCodes.unacknowledged
+        }
+        switch ack.status {
+        case .accepted, .duplicate:
+            console.line("\(event.type) \(ack.status.rawValue): \(event.id)")
+            return ExitCodes.ok
+        case .rejected:
+            let r = ack.rejection
+            console.line("\(event.type) rejected: \(r?.code.rawValue ?? "?") \(r?.field ?? "") \(r?.message ?? "")")
+            return ExitCodes.rejected
+        }
+    }
+
+    public static func list(context: ZContext, target: ServiceTarget, timeoutMs: Int, json: Bool, console: Console) async throws -> Int32 {
+        let answer = try await Query.require(context: context, target: target, ["op": "policy.list"], timeoutMs: timeoutMs)
+        let items = answer["items"]?.arrayValue ?? []
+        if json {
+            for i in items { console.line(i.serialized()) }
+            return ExitCodes.ok
+        }
+        console.line(
+            Format.pad("policy", 30) + Format.pad("rev", 5) + Format.pad("live", 6) + Format.pad("entitled", 10)
+                + Format.pad("incomplete", 12) + "title")
+        for i in items {
+            console.line(
+                Format.pad(i["policy_id"].text, 30) + Format.pad(i["revision"].text, 5)
+                    + Format.pad(i["live"]?.boolValue == true ? "yes" : "no", 6)
+                    + Format.pad(i["entitled"].text, 10) + Format.pad(i["incomplete"].text, 12) + i["title"].text)
+        }
+        return ExitCodes.ok
+    }
+
+    public static func explain(
+        context: ZContext, target: ServiceTarget, uscc: String, policy: String, timeoutMs: Int, json: Bool, console: Console
+    ) async throws -> Int32 {
+        let answer = try await Query.require(
+            context: context, target: target, ["op": "explain", "uscc": .string(uscc), "policy": .string(policy)], timeoutMs: timeoutMs)
+        if json {
+            console.line(answer.serialized())
+            return ExitCodes.ok
+        }
+        console.line(
+            "\(answer["title"].text) (\(policy) revision \(answer["revision"].text)) — merchant \(uscc), profile version \(answer["profile_version"].text)"
+        )
+        if answer["requires_application"]?.boolValue == true {
+            console.line(answer["applied"]?.boolValue == true ? "application: submitted" : "application: not submitted (required)")
+        }
+        let determinations = answer["determinations"]?.arrayValue ?? []
+        if determinations.isEmpty { console.line("nothing to evaluate (no \(policy) binding such as a lease or a damage report)") }
+        for d in determinations {
+            let outcome = d["outcome"]
+            var headline = "[\(d["binding"].text)] \(outcome?["result"].text ?? "?")"
+            if let amount = outcome?["amount_fen"]?.intValue { headline += ": \(Money.yuan(amount))" }
+            if let missing = outcome?["missing"]?.arrayValue { headline += " — missing: " + missing.map(\.text).joined(separator: ", ") }
+            console.line("")
+            console.line(headline)
+            console.line(
+                "entitlement \(d["entitlement_id"].text): \(d["state"].text)\(d["reason"].map { $0.isNull ? "" : " (\($0.text))" } ?? "")")
+            if let flag = d["review_flag"], !flag.isNull { console.line("REVIEW FLAG: \(flag.serialized())") }
+            console.out(d["text"].text)
+            if !d["text"].text.hasSuffix("\n") { console.line("") }
+        }
+        return ExitCodes.ok
+    }
+
+    public static func apply(
+        context: ZContext, target: ServiceTarget, uscc: String, policy: String, documents: [String], submittedAt: String?, timeoutMs: Int,
+        console: Console
+    ) async throws -> Int32 {
+        let at = submittedAt ?? Timestamp.format(Date())
+        let event = CloudEvent(
+            id: "application/\(policy)/\(uscc)", source: "/bangfu/cli", type: "application.submitted", subject: uscc, time: at,
+            data: [
+                "uscc": .string(uscc), "policy_id": .string(policy), "submitted_at": .string(at),
+                "documents": .array(documents.map { .string($0) }),
+            ])
+        return try await send(context: context, target: target, event: event, timeoutMs: timeoutMs, console: console)
+    }
+}
+
+/// Fen shown as yuan, exactly (no floating point): 123456 → "¥1,234.56 (123456 fen)".
+enum Money {
+    static func yuan(_ fen: Int64) -> String {
+        let sign = fen < 0 ? "-" : ""
+        let m = fen.magnitude
+        let cents = m % 100
+        return "\(sign)¥\(Format.grouped(m / 100)).\(cents < 10 ? "0" : "")\(cents) (\(fen) fen)"
+    }
+}
+
+struct PolicyVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "policy", abstract: "Check, publish and list policies (the matcher's programmes).",
+        subcommands: [PolicyCheckVerb.self, PolicyPublishVerb.self, PolicyListVerb.self])
+}
+
+struct PolicyCheckVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check", abstract: "Parse and type-check policy files offline; errors with line and column (exit 1).")
+
+    @Argument(help: "Policy YAML files.") var files: [String]
+
+    func run() async throws {
+        try await execute { _, console in
+            var worst: Int32 = 0
+            for f in files { worst = max(worst, PolicyCommands.check(path: f, console: console).0) }
+            return worst
+        }
+    }
+}
+
+struct PolicyPublishVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "publish", abstract: "Check a policy file, then publish it to the matcher (which screens every merchant).")
+
+    @Argument(help: "The policy YAML file.") var file: String
+    @OptionGroup var endpoints: MatcherEndpointOptions
+
+    func run() async throws {
+        try await execute { context, console in
+            try await PolicyCommands.publish(
+                context: context, target: try endpoints.target(), path: file, timeoutMs: endpoints.timeoutMs, console: console)
+        }
+    }
+}
+
+struct PolicyListVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List published policies with their entitlement counts.")
+
+    @OptionGroup var endpoints: MatcherEndpointOptions
+    @Flag(help: "One JSON object per line.") var json = false
+
+    func run() async throws {
+        try await execute { context, console in
+            try await PolicyCommands.list(
+                context: context, target: try endpoints.target(), timeoutMs: endpoints.timeoutMs, json: json, console: console)
+        }
+    }
+}
+
+struct ExplainVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "explain", abstract: "Explain a merchant's result under a policy: every clause, its inputs, and the amount worked out."
+    )
+
+    @Option(help: "The merchant's USCC.") var uscc: String
+    @Option(help: "The policy id.") var policy: String
+    @OptionGroup var endpoints: MatcherEndpointOptions
+    @Flag(help: "Print the explanation as JSON.") var json = false
+
+    func run() async throws {
+        try await execute { context, console in
+            try await PolicyCommands.explain(
+                context: context, target: try endpoints.target(), uscc: uscc, policy: policy, timeoutMs: endpoints.timeoutMs, json: json,
+                console: console)
+        }
+    }
+}
+
+struct ApplyVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apply", abstract: "Submit a merchant's application to a programme (rejected as late after its window).")
+
+    @Option(help: "The merchant's USCC.") var uscc: String
+    @Option(help: "The policy id.") var policy: String
+    @Option(parsing: .upToNextOption, help: "Document references (evidence).") var documents: [String] = []
+    @Option(name: .customLong("submitted-at"), help: "RFC 3339 instant of submission (default: now).") var submittedAt: String?
+    @OptionGroup var endpoints: MatcherEndpointOptions
+
+    func run() async throws {
+        try await execute { context, console in
+            try await PolicyCommands.apply(
+                context: context, target: try endpoints.target(), uscc: uscc, policy: policy, documents: documents,
+                submittedAt: submittedAt,
+                timeoutMs: endpoints.timeoutMs, console: console)
+        }
+    }
+}

@@ -1,0 +1,169 @@
+import Foundation
+import GRDB
+import Models
+import Storage
+
+/// The matcher's database façade: its copy of the registry's profiles, the policies by revision,
+/// applications, and the entitlements whose state it owns (DESIGN §7).
+public struct MatcherDatabase: Sendable {
+    public let db: ServiceDatabase
+
+    public init(stateDir: String?) throws {
+        db = try ServiceDatabase(stateDir: stateDir, name: "matcher", migrations: Self.migrations)
+    }
+
+    static func migrations(_ m: inout DatabaseMigrator) {
+        m.registerMigration("matcher-v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE profiles (
+                        id INTEGER PRIMARY KEY,
+                        uscc TEXT NOT NULL UNIQUE,
+                        version INTEGER NOT NULL,
+                        body BLOB NOT NULL
+                    );
+                    CREATE TABLE policies (
+                        policy_id TEXT NOT NULL,
+                        revision INTEGER NOT NULL,
+                        yaml TEXT NOT NULL,
+                        source_hash TEXT NOT NULL,
+                        published_at TEXT NOT NULL,
+                        withdrawn_at TEXT,
+                        withdraw_reason TEXT,
+                        PRIMARY KEY (policy_id, revision)
+                    );
+                    CREATE TABLE applications (
+                        policy_id TEXT NOT NULL,
+                        uscc TEXT NOT NULL,
+                        submitted_at TEXT NOT NULL,
+                        documents BLOB NOT NULL,
+                        event_id TEXT NOT NULL,
+                        PRIMARY KEY (policy_id, uscc)
+                    );
+                    CREATE TABLE entitlements (
+                        id TEXT PRIMARY KEY,
+                        policy_id TEXT NOT NULL,
+                        policy_revision INTEGER NOT NULL,
+                        uscc TEXT NOT NULL,
+                        binding_key TEXT NOT NULL,
+                        exclusive_group TEXT,
+                        state TEXT NOT NULL,
+                        amount_fen INTEGER NOT NULL,
+                        approved_amount_fen INTEGER,
+                        priority INTEGER NOT NULL DEFAULT 0,
+                        missing BLOB,
+                        reason TEXT,
+                        review_flag BLOB,
+                        trace BLOB NOT NULL,
+                        events INTEGER NOT NULL DEFAULT 0,
+                        created_at TEXT NOT NULL,
+                        updated_at TEXT NOT NULL
+                    );
+                    CREATE INDEX entitlements_uscc ON entitlements(uscc);
+                    CREATE INDEX entitlements_policy ON entitlements(policy_id, state);
+                    """)
+        }
+    }
+}
+
+/// An entitlement as stored. Amounts are Int64 fen.
+public struct EntitlementRecord: Sendable, Equatable {
+    public var id: String
+    public var policyID: String
+    public var policyRevision: Int
+    public var uscc: String
+    public var bindingKey: String
+    public var exclusiveGroup: String?
+    public var state: EntitlementState
+    public var amountFen: Int64
+    public var approvedAmountFen: Int64?
+    public var priority: Bool
+    public var missing: [String]
+    public var reason: String?
+    public var reviewFlag: JSON?
+    public var trace: JSON
+    public var events: Int
+
+    init(row: Row) throws {
+        id = row["id"]
+        policyID = row["policy_id"]
+        policyRevision = row["policy_revision"]
+        uscc = row["uscc"]
+        bindingKey = row["binding_key"]
+        exclusiveGroup = row["exclusive_group"]
+        state = EntitlementState(rawValue: row["state"]) ?? .revoked
+        amountFen = row["amount_fen"]
+        approvedAmountFen = row["approved_amount_fen"]
+        priority = (row["priority"] as Int64) != 0
+        if let m: Data = row["missing"], let j = try? JSONParser.parse([UInt8](m)) {
+            missing = j.arrayValue?.compactMap(\.stringValue) ?? []
+        } else {
+            missing = []
+        }
+        reason = row["reason"]
+        reviewFlag = (row["review_flag"] as Data?).flatMap { try? JSONParser.parse([UInt8]($0)) }
+        let t: Data = row["trace"]
+        trace = (try? JSONParser.parse([UInt8](t))) ?? .object(JSONObject())
+        events = row["events"]
+    }
+
+    public init(
+        id: String, policyID: String, policyRevision: Int, uscc: String, bindingKey: String, exclusiveGroup: String?,
+        state: EntitlementState, amountFen: Int64, priority: Bool, missing: [String], trace: JSON
+    ) {
+        self.id = id
+        self.policyID = policyID
+        self.policyRevision = policyRevision
+        self.uscc = uscc
+        self.bindingKey = bindingKey
+        self.exclusiveGroup = exclusiveGroup
+        self.state = state
+        self.amountFen = amountFen
+        self.approvedAmountFen = nil
+        self.priority = priority
+        self.missing = missing
+        self.reason = nil
+        self.reviewFlag = nil
+        self.trace = trace
+        self.events = 0
+    }
+
+    func save(_ db: Database, now: String) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO entitlements(id, policy_id, policy_revision, uscc, binding_key, exclusive_group, state, amount_fen,
+                    approved_amount_fen, priority, missing, reason, review_flag, trace, events, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET policy_revision = excluded.policy_revision, exclusive_group = excluded.exclusive_group,
+                    state = excluded.state, amount_fen = excluded.amount_fen, approved_amount_fen = excluded.approved_amount_fen,
+                    priority = excluded.priority, missing = excluded.missing, reason = excluded.reason,
+                    review_flag = excluded.review_flag, trace = excluded.trace, events = excluded.events, updated_at = excluded.updated_at
+                """
+        ).execute(arguments: [
+            id, policyID, policyRevision, uscc, bindingKey, exclusiveGroup, state.rawValue, amountFen, approvedAmountFen,
+            priority ? 1 : 0, missing.isEmpty ? nil : Data(JSON.array(missing.map { .string($0) }).serializedBytes()), reason,
+            reviewFlag.map { Data($0.serializedBytes()) }, Data(trace.serializedBytes()), events, now, now,
+        ])
+    }
+
+    static func all(uscc: String, _ db: Database) throws -> [EntitlementRecord] {
+        try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM entitlements WHERE uscc = ?"), arguments: [uscc]).map(
+            EntitlementRecord.init)
+    }
+
+    static func find(_ id: String, _ db: Database) throws -> EntitlementRecord? {
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM entitlements WHERE id = ?"), arguments: [id]).map(EntitlementRecord.init)
+    }
+}
+
+/// The lifecycle of DESIGN §7. The matcher owns it; the notifier owns disclosure and payments own
+/// money, and their feeds move it along.
+public enum EntitlementState: String, Sendable, CaseIterable {
+    case incomplete, proposed, disclosed, cleared, approved, instructed, held, paid, failed, revoked
+    case clawedBack = "clawed_back"
+
+    /// Before approval the amount may still change with the facts.
+    public var beforeApproval: Bool { [.incomplete, .proposed, .disclosed, .cleared].contains(self) }
+    /// Counts toward an exclusive group: a live claim on the programme's money.
+    public var holdsExclusiveGroup: Bool { ![.incomplete, .revoked, .clawedBack].contains(self) }
+}

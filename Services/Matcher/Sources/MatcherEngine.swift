@@ -1,0 +1,337 @@
+import Foundation
+import GRDB
+import Logging
+import Models
+import Policy
+import Storage
+import Synchronization
+
+/// The live policies, compiled once per revision. Changed only inside a write transaction (so
+/// every transaction sees a set consistent with the database); a rolled-back change reloads.
+public final class PolicyCache: Sendable {
+    private let live = Mutex<[String: CompiledPolicy]>([:])
+
+    public init() {}
+
+    /// Live policies in a stable order (by id), so exclusive groups resolve deterministically.
+    public var policies: [CompiledPolicy] {
+        live.withLock { $0.values.sorted { $0.document.id < $1.document.id } }
+    }
+
+    public func policy(_ id: String) -> CompiledPolicy? { live.withLock { $0[id] } }
+
+    func set(_ p: CompiledPolicy) { live.withLock { $0[p.document.id] = p } }
+    func remove(_ id: String) { live.withLock { $0[id] = nil } }
+
+    /// Loads the latest non-withdrawn revision of every policy.
+    public func reload(_ db: Database) throws {
+        var fresh: [String: CompiledPolicy] = [:]
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT p.policy_id, p.yaml FROM policies p
+                WHERE p.withdrawn_at IS NULL AND p.revision = (SELECT MAX(revision) FROM policies q WHERE q.policy_id = p.policy_id)
+                """)
+        for row in rows {
+            let yaml: String = row["yaml"]
+            if let compiled = try? PolicyCompiler.compile(yaml: yaml) { fresh[compiled.document.id] = compiled }
+        }
+        live.withLock { $0 = fresh }
+    }
+}
+
+/// Evaluates merchants against policies and keeps each entitlement's state, appending the
+/// `entitlement.*` events its changes cause to the outbox in the same transaction.
+public struct MatcherEngine: Sendable {
+    let cache: PolicyCache
+    let outbox: Outbox
+    let clock: any WallClock
+    let logger: Logger
+
+    public static let source = "/bangfu/matcher"
+
+    /// The stable entitlement id: a hash of policy id, USCC, benefit period and binding
+    /// (DESIGN §4) — the same for every revision of the policy, so retries and replays never
+    /// make a second entitlement.
+    public static func entitlementID(policy: PolicyDocument, uscc: String, bindingKey: String) -> String {
+        let key = "\(policy.id)|\(uscc)|\(policy.periodFrom)..\(policy.periodTo)|\(bindingKey)"
+        return "ent-" + String(SHA256.hex(key).prefix(32))
+    }
+
+    var now: String { Timestamp.format(clock.now()) }
+
+    // MARK: Evaluation
+
+    /// Re-evaluates one merchant against `policies` (all live ones by default).
+    func evaluate(uscc: String, profile: JSON, db: Database, only: [CompiledPolicy]? = nil) throws {
+        let policies = only ?? cache.policies
+        guard !policies.isEmpty else { return }
+        var existing: [String: EntitlementRecord] = [:]
+        for e in try EntitlementRecord.all(uscc: uscc, db) { existing[e.id] = e }
+        let applications = try self.applications(uscc: uscc, db)
+        for policy in policies {
+            let doc = policy.document
+            let application = applications[doc.id]
+            let determinations = policy.evaluate(PolicyInput(merchant: profile, application: application))
+            var seen: Set<String> = []
+            for d in determinations {
+                let id = Self.entitlementID(policy: doc, uscc: uscc, bindingKey: d.bindingKey)
+                seen.insert(id)
+                let outcome = try decide(d, policy: doc, applied: application != nil, uscc: uscc, existing: existing, db: db)
+                if let updated = try reconcile(
+                    id: id, determination: d, outcome: outcome, policy: doc, uscc: uscc, profile: profile, existing: existing[id], db: db)
+                {
+                    existing[id] = updated
+                }
+            }
+            // Bindings that disappeared (a lease or damage no longer in the profile).
+            for e in existing.values where e.policyID == doc.id && !seen.contains(e.id) && e.state != .revoked {
+                if let updated = try reconcile(
+                    id: e.id, determination: nil, outcome: .none(reason: "the \(doc.per.rawValue) is no longer in the profile"),
+                    policy: doc, uscc: uscc, profile: profile, existing: e, db: db)
+                {
+                    existing[e.id] = updated
+                }
+            }
+        }
+    }
+
+    enum Wanted {
+        case proposed(amountFen: Int64)
+        case incomplete(missing: [String])
+        case none(reason: String)
+    }
+
+    /// What the entitlement should be, given the determination, the application and the
+    /// exclusive group.
+    func decide(
+        _ d: Determination, policy: PolicyDocument, applied: Bool, uscc: String, existing: [String: EntitlementRecord], db: Database
+    ) throws -> Wanted {
+        switch d.outcome {
+        case .ineligible:
+            return .none(reason: "not eligible: " + failingClauses(d.trace))
+        case .error(let message):
+            logger.error("policy evaluation failed", metadata: ["policy": "\(policy.id)", "uscc": "\(uscc)", "error": "\(message)"])
+            return .none(reason: "evaluation error: \(message)")
+        case .incomplete(let missing):
+            return .incomplete(missing: missing)
+        case .eligible(let amount):
+            if policy.requiresApplication && !applied { return .incomplete(missing: ["application"]) }
+            if let group = policy.exclusiveGroup {
+                let id = Self.entitlementID(policy: policy, uscc: uscc, bindingKey: d.bindingKey)
+                if let other = existing.values.first(where: {
+                    $0.exclusiveGroup == group && $0.policyID != policy.id && $0.id != id && $0.state.holdsExclusiveGroup
+                }) {
+                    return .none(reason: "exclusive group \(group): already entitled under \(other.policyID) (\(other.id))")
+                }
+            }
+            return .proposed(amountFen: amount)
+        }
+    }
+
+    func failingClauses(_ trace: Trace) -> String {
+        let clauses = trace.json["clauses"]?.arrayValue ?? []
+        let failing = clauses.filter { $0["value"]?.boolValue == false }.compactMap { $0["source"]?.stringValue ?? $0["text"]?.stringValue }
+        return failing.isEmpty ? "the eligibility rule is false" : failing.joined(separator: "; ")
+    }
+
+    /// Moves one entitlement toward what the facts now say; returns the record if it changed.
+    func reconcile(
+        id: String, determination d: Determination?, outcome: Wanted, policy: PolicyDocument, uscc: String, profile: JSON,
+        existing: EntitlementRecord?, db: Database
+    ) throws -> EntitlementRecord? {
+        let trace = d?.trace.json ?? existing?.trace ?? .object(JSONObject())
+        let priority = d?.priority ?? existing?.priority ?? false
+        guard var e = existing else {
+            switch outcome {
+            case .none:
+                return nil
+            case .incomplete(let missing):
+                var e = EntitlementRecord(
+                    id: id, policyID: policy.id, policyRevision: policy.revision, uscc: uscc, bindingKey: d?.bindingKey ?? "merchant",
+                    exclusiveGroup: policy.exclusiveGroup, state: .incomplete, amountFen: 0, priority: priority, missing: missing,
+                    trace: trace)
+                try emit(&e, "entitlement.incomplete", policy: policy, profile: profile, db: db)
+                return e
+            case .proposed(let amount):
+                var e = EntitlementRecord(
+                    id: id, policyID: policy.id, policyRevision: policy.revision, uscc: uscc, bindingKey: d?.bindingKey ?? "merchant",
+                    exclusiveGroup: policy.exclusiveGroup, state: .proposed, amountFen: amount, priority: priority, missing: [],
+                    trace: trace)
+                try emit(&e, "entitlement.proposed", policy: policy, profile: profile, db: db)
+                try autoApproveIfNoDisclosure(&e, policy: policy, profile: profile, db: db)
+                return e
+            }
+        }
+        let before = e
+        e.policyRevision = policy.revision
+        e.exclusiveGroup = policy.exclusiveGroup
+        if e.state.beforeApproval {
+            switch outcome {
+            case .proposed(let amount):
+                e.trace = trace
+                e.priority = priority
+                if e.state == .incomplete || amount != e.amountFen {
+                    // New or changed amount: (re-)proposed, and disclosed again.
+                    e.state = .proposed
+                    e.amountFen = amount
+                    e.missing = []
+                    e.reason = nil
+                    try emit(&e, "entitlement.proposed", policy: policy, profile: profile, db: db)
+                    try autoApproveIfNoDisclosure(&e, policy: policy, profile: profile, db: db)
+                } else if e != before {
+                    try e.save(db, now: now)
+                }
+            case .incomplete(let missing):
+                if e.state == .incomplete && e.missing == missing { return nil }
+                e.state = .incomplete
+                e.missing = missing
+                e.trace = trace
+                try emit(&e, "entitlement.incomplete", policy: policy, profile: profile, db: db)
+            case .none(let reason):
+                e.state = .revoked
+                e.reason = "facts_changed: \(reason)"
+                e.trace = trace
+                try emit(&e, "entitlement.revoked", policy: policy, profile: profile, db: db)
+            }
+            return e
+        }
+        if e.state == .revoked {
+            // Only an entitlement revoked because the facts changed comes back with the facts;
+            // one revoked by an objection, a review or a withdrawal stays revoked.
+            guard e.reason?.hasPrefix("facts_changed") == true else { return nil }
+            switch outcome {
+            case .none: return nil
+            case .incomplete(let missing):
+                e.state = .incomplete
+                e.missing = missing
+                e.reason = nil
+                e.trace = trace
+                try emit(&e, "entitlement.incomplete", policy: policy, profile: profile, db: db)
+            case .proposed(let amount):
+                e.state = .proposed
+                e.amountFen = amount
+                e.missing = []
+                e.reason = nil
+                e.trace = trace
+                try emit(&e, "entitlement.proposed", policy: policy, profile: profile, db: db)
+                try autoApproveIfNoDisclosure(&e, policy: policy, profile: profile, db: db)
+            }
+            return e
+        }
+        if e.state == .clawedBack { return nil }
+        // Approved or later: the amount is frozen (DESIGN §7). Fraud revokes; any other change
+        // raises a review flag for an operator instead of changing what is being paid.
+        if profile["disqualified"]?.boolValue == true {
+            e.state = .revoked
+            e.reason = "fraud: disqualified from every programme"
+            e.trace = trace
+            try emit(&e, "entitlement.revoked", policy: policy, profile: profile, db: db)
+            return e
+        }
+        var flag: JSON?
+        switch outcome {
+        case .proposed(let amount) where amount == e.approvedAmountFen ?? e.amountFen:
+            flag = nil
+        case .proposed(let amount):
+            flag = ["kind": "amount_changed", "would_be_fen": .int(amount), "frozen_fen": .int(e.approvedAmountFen ?? e.amountFen)]
+        case .incomplete(let missing):
+            flag = ["kind": "facts_missing", "missing": .array(missing.map { .string($0) })]
+        case .none(let reason):
+            flag = ["kind": "no_longer_eligible", "reason": .string(reason)]
+        }
+        if flag != e.reviewFlag {
+            e.reviewFlag = flag
+            if let flag {
+                logger.warning(
+                    "approved entitlement flagged for review",
+                    metadata: ["entitlement": "\(e.id)", "policy": "\(e.policyID)", "flag": "\(flag.serialized())"])
+            }
+            try e.save(db, now: now)
+            return e
+        }
+        return nil
+    }
+
+    func autoApproveIfNoDisclosure(_ e: inout EntitlementRecord, policy: PolicyDocument, profile: JSON, db: Database) throws {
+        guard policy.disclosureWorkingDays == 0 && policy.autoApprove else { return }
+        try approve(&e, by: "auto (no disclosure period)", policy: policy, profile: profile, db: db)
+    }
+
+    func approve(_ e: inout EntitlementRecord, by: String, policy: PolicyDocument?, profile: JSON?, db: Database) throws {
+        e.state = .approved
+        e.approvedAmountFen = e.amountFen
+        e.reason = "approved by \(by)"
+        try emit(&e, "entitlement.approved", policy: policy, profile: profile, db: db)
+    }
+
+    /// Saves the record and appends its event: `<type>/<entitlement id>/<n>` is the event id.
+    func emit(_ e: inout EntitlementRecord, _ type: String, policy: PolicyDocument?, profile: JSON?, db: Database) throws {
+        e.events += 1
+        try e.save(db, now: now)
+        var o = JSONObject()
+        o["entitlement_id"] = .string(e.id)
+        o["policy_id"] = .string(e.policyID)
+        o["policy_revision"] = .int(Int64(e.policyRevision))
+        o["uscc"] = .string(e.uscc)
+        if let profile {
+            o["name"] = profile["name"] ?? .null
+            o["district"] = profile["district"] ?? .null
+        }
+        o["state"] = .string(e.state.rawValue)
+        o["amount_fen"] = .int(e.approvedAmountFen ?? e.amountFen)
+        o["binding"] = .string(e.bindingKey)
+        if let policy {
+            o["title"] = .string(policy.title)
+            o["benefit"] = .string(policy.benefit.rawValue)
+            o["channel"] = .string(policy.channel)
+            o["pool"] = policy.pool.map { .string($0) } ?? .null
+            o["period"] = ["from": .string(policy.periodFrom.description), "to": .string(policy.periodTo.description)]
+            o["disclosure"] = ["working_days": .int(Int64(policy.disclosureWorkingDays)), "auto_approve": .bool(policy.autoApprove)]
+            o["requires_application"] = .bool(policy.requiresApplication)
+        }
+        o["exclusive_group"] = e.exclusiveGroup.map { .string($0) } ?? .null
+        o["priority"] = .bool(e.priority)
+        if !e.missing.isEmpty { o["missing"] = .array(e.missing.map { .string($0) }) }
+        if let reason = e.reason { o["reason"] = .string(reason) }
+        o["trace"] = e.trace
+        try outbox.append(db, type: type, subject: e.uscc, id: "\(type)/\(e.id)/\(e.events)", data: .object(o))
+    }
+
+    // MARK: Inputs
+
+    func applications(uscc: String, _ db: Database) throws -> [String: JSON] {
+        var out: [String: JSON] = [:]
+        for row in try Row.fetchAll(
+            db.cachedStatement(sql: "SELECT policy_id, submitted_at, documents FROM applications WHERE uscc = ?"), arguments: [uscc])
+        {
+            let submitted: String = row["submitted_at"]
+            let docs: Data = row["documents"]
+            let submittedOn = Timestamp.parse(submitted).map { ChinaTime.civilDate(of: $0).description } ?? submitted
+            out[row["policy_id"]] = [
+                "submitted_on": .string(submittedOn), "submitted_at": .string(submitted),
+                "documents": (try? JSONParser.parse([UInt8](docs))) ?? .array([]),
+            ]
+        }
+        return out
+    }
+
+    static func profile(uscc: String, _ db: Database) throws -> JSON? {
+        guard let data = try Data.fetchOne(db.cachedStatement(sql: "SELECT body FROM profiles WHERE uscc = ?"), arguments: [uscc]) else {
+            return nil
+        }
+        return try JSONParser.parse([UInt8](data))
+    }
+
+    /// Screens every merchant in the projection against one policy (after publication).
+    func screenAll(_ policy: CompiledPolicy, db: Database) throws -> Int {
+        let rows = try Row.fetchCursor(db, sql: "SELECT uscc, body FROM profiles ORDER BY id")
+        var n = 0
+        while let row = try rows.next() {
+            let body: Data = row["body"]
+            try evaluate(uscc: row["uscc"], profile: try JSONParser.parse([UInt8](body)), db: db, only: [policy])
+            n += 1
+        }
+        return n
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+import GRDB
+import Logging
+import Models
+import Policy
+import Storage
+
+/// A validated matcher command.
+public enum MatcherCommand: Sendable {
+    case publish(CompiledPolicy, yaml: String)
+    case withdraw(policyID: String, reason: String)
+    case apply(uscc: String, policyID: String, submittedAt: String, submitted: Date, documents: [String])
+    case review(ids: [String], approved: Bool, by: String, reason: String?)
+}
+
+/// The matcher's intake (DESIGN §4): policies, applications, reviews.
+public struct MatcherApplier: IntakeApplier {
+    public typealias Command = MatcherCommand
+    public let acceptedTypes: Set<String> = [
+        "policy.published", "policy.withdrawn", "application.submitted", "review.approved", "review.rejected",
+    ]
+    public let refusesWhileApplying = true
+    let engine: MatcherEngine
+
+    public func validate(_ event: CloudEvent) throws(Rejection) -> MatcherCommand {
+        guard case .object(let data)? = event.data else {
+            throw Rejection(.invalidData, field: "data", "data must be an object")
+        }
+        func string(_ key: String) throws(Rejection) -> String {
+            guard let v = data[key] else { throw Rejection(.invalidData, field: "data.\(key)", "\(key) is required") }
+            guard let s = v.stringValue, !s.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw Rejection(.invalidData, field: "data.\(key)", "\(key) must be a non-empty string")
+            }
+            return s
+        }
+        switch event.type {
+        case "policy.published":
+            // `data.yaml` carries the document as written; a JSON object is accepted too (JSON is YAML).
+            let yaml: String
+            if let y = data["yaml"] {
+                guard let s = y.stringValue else { throw Rejection(.invalidData, field: "data.yaml", "yaml must be a string") }
+                yaml = s
+            } else {
+                yaml = JSON.object(data).serialized()
+            }
+            do {
+                return .publish(try PolicyCompiler.compile(yaml: yaml), yaml: yaml)
+            } catch {
+                let first = error.errors.first
+                throw Rejection(
+                    .invalidData, field: "data.yaml",
+                    error.errors.map(\.description).joined(separator: "; ") + (first == nil ? "invalid policy" : ""))
+            }
+        case "policy.withdrawn":
+            return .withdraw(policyID: try string("policy_id"), reason: (data["reason"]?.stringValue) ?? "withdrawn")
+        case "application.submitted":
+            let uscc = try string("uscc")
+            try USCC.validate(uscc, field: "data.uscc")
+            if let subject = event.subject, subject != uscc {
+                throw Rejection(.invalidEnvelope, field: "subject", "subject must be the applicant's USCC (\(uscc))")
+            }
+            let at = try string("submitted_at")
+            guard let date = Timestamp.parse(at) else {
+                throw Rejection(.invalidDate, field: "data.submitted_at", "submitted_at must be an RFC 3339 instant, got \(at.prefix(40))")
+            }
+            var documents: [String] = []
+            if let d = data["documents"], !d.isNull {
+                guard let list = d.arrayValue else { throw Rejection(.invalidData, field: "data.documents", "documents must be a list") }
+                for (k, item) in list.enumerated() {
+                    guard let s = item.stringValue, !s.isEmpty else {
+                        throw Rejection(.invalidData, field: "data.documents[\(k)]", "each document is a non-empty string reference")
+                    }
+                    documents.append(s)
+                }
+            }
+            return .apply(uscc: uscc, policyID: try string("policy_id"), submittedAt: at, submitted: date, documents: documents)
+        case "review.approved", "review.rejected":
+            var ids: [String] = []
+            if let one = data["entitlement_id"]?.stringValue { ids.append(one) }
+            if let many = data["entitlement_ids"] {
+                guard let list = many.arrayValue, list.allSatisfy({ $0.stringValue != nil }) else {
+                    throw Rejection(.invalidData, field: "data.entitlement_ids", "entitlement_ids must be a list of ids")
+                }
+                ids += list.compactMap(\.stringValue)
+            }
+            guard !ids.isEmpty else {
+                throw Rejection(.invalidData, field: "data.entitlement_id", "entitlement_id (or entitlement_ids) is required")
+            }
+            return .review(ids: ids, approved: event.type == "review.approved", by: try string("by"), reason: data["reason"]?.stringValue)
+        default:
+            throw Rejection(.unknownType, field: "type", "this service takes no events of type \(event.type)")
+        }
+    }
+
+    public func apply(_ command: MatcherCommand, event: CloudEvent, db: Database) throws {
+        let now = Timestamp.format(engine.clock.now())
+        switch command {
+        case .publish(let policy, let yaml):
+            let doc = policy.document
+            if let old = try String.fetchOne(
+                db, sql: "SELECT source_hash FROM policies WHERE policy_id = ? AND revision = ?", arguments: [doc.id, doc.revision])
+            {
+                if old == policy.sourceHash { return }  // the same revision again: nothing to do
+                throw Rejection(
+                    .conflict, field: "data.yaml",
+                    "revision \(doc.revision) of \(doc.id) was already published with other content; publish a new revision")
+            }
+            let latest = try Int.fetchOne(db, sql: "SELECT MAX(revision) FROM policies WHERE policy_id = ?", arguments: [doc.id])
+            if let latest, latest > doc.revision {
+                throw Rejection(
+                    .invalidData, field: "data.yaml", "revision \(doc.revision) of \(doc.id) is older than the published revision \(latest)"
+                )
+            }
+            try db.execute(
+                sql: "INSERT INTO policies(policy_id, revision, yaml, source_hash, published_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [doc.id, doc.revision, yaml, policy.sourceHash, now])
+            let cache = engine.cache
+            cache.set(policy)
+            db.afterNextTransaction(onCommit: { _ in }, onRollback: { db in try? cache.reload(db) })
+            let screened = try engine.screenAll(policy, db: db)
+            engine.logger.info(
+                "policy published and screened",
+                metadata: ["policy": "\(doc.id)", "revision": "\(doc.revision)", "merchants": "\(screened)"])
+        case .withdraw(let policyID, let reason):
+            let n =
+                try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM policies WHERE policy_id = ? AND withdrawn_at IS NULL", arguments: [policyID]) ?? 0
+            guard n > 0 else { throw Rejection(.invalidData, field: "data.policy_id", "no live policy \(policyID)") }
+            let policy = engine.cache.policy(policyID)?.document
+            try db.execute(
+                sql: "UPDATE policies SET withdrawn_at = ?, withdraw_reason = ? WHERE policy_id = ? AND withdrawn_at IS NULL",
+                arguments: [now, reason, policyID])
+            let cache = engine.cache
+            cache.remove(policyID)
+            db.afterNextTransaction(onCommit: { _ in }, onRollback: { db in try? cache.reload(db) })
+            // Entitlements not yet paying out are revoked; money already instructed or paid is
+            // left to payments and to an operator (a withdrawal is not a finding of fraud).
+            let rows = try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT * FROM entitlements WHERE policy_id = ? AND state IN ('incomplete','proposed','disclosed','cleared','approved')",
+                arguments: [policyID])
+            for row in rows {
+                var e = try EntitlementRecord(row: row)
+                e.state = .revoked
+                e.reason = "policy_withdrawn: \(reason)"
+                try engine.emit(&e, "entitlement.revoked", policy: policy, profile: try MatcherEngine.profile(uscc: e.uscc, db), db: db)
+            }
+        case .apply(let uscc, let policyID, let submittedAt, let submitted, let documents):
+            guard let policy = engine.cache.policy(policyID) else {
+                throw Rejection(.invalidData, field: "data.policy_id", "no live policy \(policyID)")
+            }
+            let doc = policy.document
+            if let until = doc.applyUntil, submitted >= ChinaTime.endOfDay(until) {
+                throw Rejection(
+                    .late, field: "data.submitted_at",
+                    "applications to \(doc.id) closed at 24:00 China Standard Time on \(until) (超过时限不再受理)")
+            }
+            if let from = doc.applyFrom, submitted < ChinaTime.startOfDay(from) {
+                throw Rejection(.invalidDate, field: "data.submitted_at", "applications to \(doc.id) open on \(from)")
+            }
+            let inserted = try db.cachedStatement(
+                sql:
+                    "INSERT INTO applications(policy_id, uscc, submitted_at, documents, event_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+            )
+            try inserted.execute(arguments: [
+                policyID, uscc, submittedAt, Data(JSON.array(documents.map { .string($0) }).serializedBytes()), event.id,
+            ])
+            if let profile = try MatcherEngine.profile(uscc: uscc, db) {
+                try engine.evaluate(uscc: uscc, profile: profile, db: db, only: [policy])
+            }
+        case .review(let ids, let approved, let by, let reason):
+            for id in ids {
+                guard var e = try EntitlementRecord.find(id, db) else {
+                    throw Rejection(.invalidData, field: "data.entitlement_id", "no entitlement \(id)")
+                }
+                let policy = engine.cache.policy(e.policyID)?.document
+                let profile = try MatcherEngine.profile(uscc: e.uscc, db)
+                if approved {
+                    if e.state == .approved || !e.state.beforeApproval && e.state != .revoked { continue }
+                    let noDisclosure = (policy?.disclosureWorkingDays ?? 1) == 0
+                    guard e.state == .cleared || (noDisclosure && [.proposed, .disclosed].contains(e.state)) else {
+                        throw Rejection(
+                            .invalidData, field: "data.entitlement_id",
+                            "entitlement \(id) is \(e.state.rawValue); only a cleared entitlement (after disclosure) can be approved")
+                    }
+                    try engine.approve(&e, by: by + (reason.map { ": \($0)" } ?? ""), policy: policy, profile: profile, db: db)
+                } else {
+                    if e.state == .revoked { continue }
+                    guard e.state.beforeApproval || e.state == .approved else {
+                        throw Rejection(
+                            .invalidData, field: "data.entitlement_id",
+                            "entitlement \(id) is \(e.state.rawValue) and can no longer be rejected")
+                    }
+                    e.state = .revoked
+                    e.reason = "review_rejected by \(by)" + (reason.map { ": \($0)" } ?? "")
+                    try engine.emit(&e, "entitlement.revoked", policy: policy, profile: profile, db: db)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,323 @@
+import Bus
+import Foundation
+import GRDB
+import Logging
+import Models
+import Policy
+import ServiceKit
+import Storage
+import Synchronization
+
+/// Applies the upstream feeds the matcher follows, each delivery batch in one transaction with
+/// the inbox cursor: the registry's profiles (re-evaluate that merchant), the notifier's
+/// disclosure events and payments' payment events (move the entitlement along its lifecycle).
+struct MatcherFeeds: FeedConsumer {
+    let database: ServiceDatabase
+    let engine: MatcherEngine
+    let node: NodeBox
+
+    func cursor(feed: String) throws -> UInt64 {
+        try database.writer.read { db in try InboxCursor.get(db, feed: feed) }
+    }
+
+    func apply(feed: String, _ deliveries: [FeedDelivery]) throws {
+        try database.writer.write { db in
+            for d in deliveries {
+                guard let event = d.event else {
+                    try Quarantine.add(
+                        db, origin: "feed:\(feed)", at: Timestamp.format(engine.clock.now()),
+                        rejection: d.error ?? Rejection(.invalidJSON, "unreadable upstream event"), source: nil, eventID: nil, type: nil,
+                        frame: d.raw)
+                    continue
+                }
+                switch event.type {
+                case "merchant.profiled": try profiled(event, db)
+                default: try lifecycle(event, db)
+                }
+            }
+            try InboxCursor.set(db, feed: feed, to: deliveries.last!.sequence)
+        }
+        node.node?.notifyOutbox()
+    }
+
+    func profiled(_ event: CloudEvent, _ db: Database) throws {
+        guard let data = event.data, let uscc = data["uscc"]?.stringValue, let version = data["version"]?.intValue else { return }
+        let stored = try Int64.fetchOne(db.cachedStatement(sql: "SELECT version FROM profiles WHERE uscc = ?"), arguments: [uscc])
+        if let stored, stored >= version { return }
+        try db.cachedStatement(
+            sql:
+                "INSERT INTO profiles(uscc, version, body) VALUES (?, ?, ?) ON CONFLICT(uscc) DO UPDATE SET version = excluded.version, body = excluded.body"
+        ).execute(arguments: [uscc, version, Data(data.serializedBytes())])
+        try engine.evaluate(uscc: uscc, profile: data, db: db)
+    }
+
+    static func ids(_ data: JSON?) -> [String] {
+        var out: [String] = []
+        for key in ["entitlement_id", "payment_id"] { if let s = data?[key]?.stringValue { out.append(s) } }
+        out += data?["entitlement_ids"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        var seen: Set<String> = []
+        return out.filter { seen.insert($0).inserted }
+    }
+
+    /// disclosure.* (notifier) and payment.* (payments) move an entitlement along DESIGN §7.
+    func lifecycle(_ event: CloudEvent, _ db: Database) throws {
+        for id in Self.ids(event.data) {
+            guard var e = try EntitlementRecord.find(id, db) else {
+                engine.logger.warning(
+                    "lifecycle event for an unknown entitlement", metadata: ["type": "\(event.type)", "entitlement": "\(id)"])
+                continue
+            }
+            let policy = engine.cache.policy(e.policyID)?.document
+            let profile = try MatcherEngine.profile(uscc: e.uscc, db)
+            let from = e.state
+            switch (event.type, e.state) {
+            case ("disclosure.opened", .proposed):
+                e.state = .disclosed
+                try e.save(db, now: engine.now)
+            case ("disclosure.cleared", .proposed), ("disclosure.cleared", .disclosed):
+                e.state = .cleared
+                e.reason = "disclosure cleared"
+                if policy?.autoApprove == true {
+                    try engine.approve(&e, by: "auto after disclosure", policy: policy, profile: profile, db: db)
+                } else {
+                    try e.save(db, now: engine.now)
+                }
+            case ("disclosure.objection_upheld", let s) where s.beforeApproval:
+                e.state = .revoked
+                e.reason = "objection_upheld" + (event.data?["reason"]?.stringValue.map { ": \($0)" } ?? "")
+                try engine.emit(&e, "entitlement.revoked", policy: policy, profile: profile, db: db)
+            case ("payment.instructed", .approved), ("payment.instructed", .held), ("payment.instructed", .failed):
+                e.state = .instructed
+                try e.save(db, now: engine.now)
+            case ("payment.held", .approved), ("payment.held", .instructed):
+                e.state = .held
+                e.reason = "held: " + (event.data?["reason"]?.stringValue ?? "unspecified")
+                try e.save(db, now: engine.now)
+            case ("payment.settled", .approved), ("payment.settled", .instructed), ("payment.settled", .held):
+                e.state = .paid
+                e.reason = nil
+                try engine.emit(&e, "entitlement.paid", policy: policy, profile: profile, db: db)
+            case ("payment.failed", .instructed), ("payment.failed", .approved):
+                e.state = .failed
+                e.reason = "failed: " + (event.data?["reason"]?.stringValue ?? "bank return")
+                try e.save(db, now: engine.now)
+            case ("clawback.opened", _):
+                e.state = .clawedBack
+                e.reason = "clawback: " + (event.data?["reason"]?.stringValue ?? "opened")
+                try e.save(db, now: engine.now)
+            default:
+                engine.logger.debug(
+                    "lifecycle event does not apply in this state",
+                    metadata: ["type": "\(event.type)", "entitlement": "\(id)", "state": "\(from.rawValue)"])
+            }
+        }
+    }
+}
+
+/// Builds the matcher: the same function `bangfu-matcher`'s `main` and the tests call.
+public enum MatcherService {
+    public static let name = "matcher"
+    public static let upstreams = ["registry", "notifier", "payments"]
+
+    public static func build(options: ServiceOptions, environment env: ServiceEnvironment) throws -> BusService {
+        var logger = env.logger
+        logger[metadataKey: "service"] = "matcher"
+        let database = try MatcherDatabase(stateDir: options.stateDir)
+        try SimulatedTime.restore(env.clock, from: database.db)
+        let cache = PolicyCache()
+        try database.db.writer.read { db in try cache.reload(db) }
+        let engine = MatcherEngine(
+            cache: cache, outbox: Outbox(source: MatcherEngine.source, clock: env.clock), clock: env.clock, logger: logger)
+        let pipeline = IntakePipeline(database: database.db, applier: MatcherApplier(engine: engine), clock: env.clock, logger: logger)
+        var settings = NodeSettings()
+        settings.socket.maxMessageBytes = options.maxMessageBytes
+        let box = NodeBox()
+        let subscribers = Box<[FeedSubscriber]>([])
+        let queries = StandardQueries(
+            service: name, database: database.db,
+            live: {
+                var o = JSONObject()
+                o["simulated_clock"] = .bool(options.simulatedClock)
+                o["clock"] = .string(Timestamp.format(env.clock.now()))
+                if let c = box.node?.counters {
+                    o["counters"] = [
+                        "accepted": .int(Int64(c.accepted)), "duplicate": .int(Int64(c.duplicate)), "rejected": .int(Int64(c.rejected)),
+                        "batches": .int(Int64(c.batches)), "published": .int(Int64(c.published)),
+                    ]
+                }
+                var feeds = JSONObject()
+                for s in subscribers.value {
+                    let st = s.status
+                    feeds[s.upstream.name] = [
+                        "cursor": .string(String(st.cursor)), "upstream_last": .string(String(st.upstreamLast)), "lag": .int(Int64(st.lag)),
+                        "caught_up": .bool(st.caughtUp),
+                    ]
+                }
+                o["feeds"] = .object(feeds)
+                o["live_policies"] = .array(cache.policies.map { .string("\($0.document.id)@\($0.document.revision)") })
+                return o
+            },
+            extra: { req in try MatcherQueries(database: database.db, engine: engine).respond(req) })
+        let node = ServiceNode(
+            name: name, context: env.context, endpoints: options.endpoints, settings: settings, processor: pipeline,
+            feed: OutboxFeedStore(database: database.db), responder: queries, logger: logger)
+        box.node = node
+        let consumer = MatcherFeeds(database: database.db, engine: engine, node: box)
+        var subs: [FeedSubscriber] = []
+        for u in options.upstreams {
+            var drop: (@Sendable (UInt64) -> Bool)?
+            if let dropLive = env.dropLive {
+                let name = u.name
+                drop = { seq in dropLive(name, seq) }
+            }
+            subs.append(FeedSubscriber(upstream: u, context: env.context, consumer: consumer, logger: logger, dropLive: drop))
+        }
+        subscribers.value = subs
+        return BusService(name: name, node: node, subscribers: subs, logger: logger)
+    }
+}
+
+/// A value set once while building and read afterwards from other threads.
+final class Box<T: Sendable>: Sendable {
+    private let storage: Mutex<T>
+    init(_ v: T) { storage = Mutex(v) }
+    var value: T {
+        get { storage.withLock { $0 } }
+        set { storage.withLock { $0 = newValue } }
+    }
+}
+
+final class NodeBox: Sendable {
+    private let storage = Mutex<ServiceNode?>(nil)
+    var node: ServiceNode? {
+        get { storage.withLock { $0 } }
+        set { storage.withLock { $0 = newValue } }
+    }
+}
+
+/// The matcher's operator queries: `policy.list`, `explain`, `entitlement.show`, `entitlement.list`.
+struct MatcherQueries {
+    let database: ServiceDatabase
+    let engine: MatcherEngine
+
+    func respond(_ req: JSON) throws -> JSON? {
+        switch req["op"]?.stringValue {
+        case "policy.list":
+            let rows = try database.writer.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT policy_id, revision, source_hash, published_at, withdrawn_at, withdraw_reason,
+                            (SELECT COUNT(*) FROM entitlements e WHERE e.policy_id = p.policy_id AND e.state NOT IN ('revoked','incomplete')) AS entitled,
+                            (SELECT COUNT(*) FROM entitlements e WHERE e.policy_id = p.policy_id AND e.state = 'incomplete') AS incomplete
+                        FROM policies p ORDER BY policy_id, revision
+                        """)
+            }
+            let items: [JSON] = rows.map { r in
+                let id: String = r["policy_id"]
+                let doc = engine.cache.policy(id)?.document
+                return [
+                    "policy_id": .string(id), "revision": .int(r["revision"]), "source_hash": .string(r["source_hash"]),
+                    "published_at": .string(r["published_at"]),
+                    "withdrawn_at": (r["withdrawn_at"] as String?).map { .string($0) } ?? .null,
+                    "live": .bool(doc?.revision == (r["revision"] as Int) && (r["withdrawn_at"] as String?) == nil),
+                    "title": doc.map { .string($0.title) } ?? .null, "entitled": .int(r["entitled"]), "incomplete": .int(r["incomplete"]),
+                ]
+            }
+            return ["op": "policies", "items": .array(items)]
+        case "explain":
+            guard let uscc = req["uscc"]?.stringValue, let policyID = req["policy"]?.stringValue else {
+                return ["op": "error", "code": "invalid_request", "message": "uscc and policy are required"]
+            }
+            guard let policy = engine.cache.policy(policyID) else {
+                return ["op": "error", "code": "not_found", "message": .string("no live policy \(policyID)")]
+            }
+            return try database.writer.read { db -> JSON in
+                guard let profile = try MatcherEngine.profile(uscc: uscc, db) else {
+                    return ["op": "error", "code": "not_found", "message": .string("the matcher has no profile for \(uscc)")]
+                }
+                let application = try engine.applications(uscc: uscc, db)[policyID]
+                let determinations = policy.evaluate(PolicyInput(merchant: profile, application: application))
+                var items: [JSON] = []
+                for d in determinations {
+                    let id = MatcherEngine.entitlementID(policy: policy.document, uscc: uscc, bindingKey: d.bindingKey)
+                    let e = try EntitlementRecord.find(id, db)
+                    var o = JSONObject()
+                    o["entitlement_id"] = .string(id)
+                    o["binding"] = .string(d.bindingKey)
+                    o["outcome"] = Self.outcome(d.outcome)
+                    o["priority"] = .bool(d.priority)
+                    o["trace"] = d.trace.json
+                    o["text"] = .string(d.trace.text())
+                    o["state"] = e.map { .string($0.state.rawValue) } ?? .null
+                    o["reason"] = e?.reason.map { .string($0) } ?? .null
+                    o["review_flag"] = e?.reviewFlag ?? .null
+                    items.append(.object(o))
+                }
+                return [
+                    "op": "explanation", "uscc": .string(uscc), "policy": .string(policyID),
+                    "revision": .int(Int64(policy.document.revision)),
+                    "title": .string(policy.document.title), "profile_version": profile["version"] ?? .null,
+                    "applied": .bool(application != nil), "requires_application": .bool(policy.document.requiresApplication),
+                    "determinations": .array(items),
+                ]
+            }
+        case "entitlement.show":
+            guard let id = req["id"]?.stringValue else { return ["op": "error", "code": "invalid_request", "message": "id is required"] }
+            guard let e = try database.writer.read({ db in try EntitlementRecord.find(id, db) }) else {
+                return ["op": "error", "code": "not_found", "message": .string("no entitlement \(id)")]
+            }
+            return ["op": "entitlement", "entitlement": Self.json(e)]
+        case "entitlement.list":
+            var sql = "SELECT * FROM entitlements WHERE 1 = 1"
+            var args: [any DatabaseValueConvertible] = []
+            if let p = req["policy"]?.stringValue {
+                sql += " AND policy_id = ?"
+                args.append(p)
+            }
+            if let s = req["state"]?.stringValue {
+                sql += " AND state = ?"
+                args.append(s)
+            }
+            if let u = req["uscc"]?.stringValue {
+                sql += " AND uscc = ?"
+                args.append(u)
+            }
+            sql += " ORDER BY id LIMIT ?"
+            args.append(Int(min(max(req["max"]?.intValue ?? 100, 1), 1_000)))
+            let list = try database.writer.read { db in
+                try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map(EntitlementRecord.init)
+            }
+            return ["op": "entitlements", "items": .array(list.map { Self.json($0) })]
+        default:
+            return nil
+        }
+    }
+
+    static func outcome(_ o: Determination.Outcome) -> JSON {
+        switch o {
+        case .eligible(let amount): ["result": "eligible", "amount_fen": .int(amount)]
+        case .ineligible: ["result": "ineligible"]
+        case .incomplete(let missing): ["result": "incomplete", "missing": .array(missing.map { .string($0) })]
+        case .error(let m): ["result": "error", "message": .string(m)]
+        }
+    }
+
+    static func json(_ e: EntitlementRecord) -> JSON {
+        var o = JSONObject()
+        o["id"] = .string(e.id)
+        o["policy_id"] = .string(e.policyID)
+        o["policy_revision"] = .int(Int64(e.policyRevision))
+        o["uscc"] = .string(e.uscc)
+        o["binding"] = .string(e.bindingKey)
+        o["state"] = .string(e.state.rawValue)
+        o["amount_fen"] = .int(e.amountFen)
+        o["approved_amount_fen"] = e.approvedAmountFen.map { .int($0) } ?? .null
+        o["priority"] = .bool(e.priority)
+        o["missing"] = .array(e.missing.map { .string($0) })
+        o["reason"] = e.reason.map { .string($0) } ?? .null
+        o["review_flag"] = e.reviewFlag ?? .null
+        o["trace"] = e.trace
+        return .object(o)
+    }
+}
