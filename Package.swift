@@ -115,7 +115,7 @@ let package = Package(
         .executableTarget(
             name: "bangfu-bench",
             dependencies: [
-                "CZeroMQ", "Models", "Bus", "Storage", "Registry", "ServiceKit", "BangfuTesting",
+                "CZeroMQ", "Models", "Bus", "Storage", "Registry", "ServiceKit", "BangfuTesting", "Policy",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -248,3 +248,68 @@ enum ProfileBuilder {
         return .object(o)
     }
 }
+
+/// How the profile shows a tenant's leases: each with its root lessor (following `sublease_of`
+/// up the chain, at most `maxChain` hops, cycle-safe), whether the chain is complete, and
+/// whether the lease is itself sublet. The lookups come from the database or, for benchmarks and
+/// tools, from memory.
+public enum LeaseViews {
+    public static let maxChain = 16
+
+    public static func resolve(
+        _ own: [JSON], parent: (String) throws -> JSON?, isSublet: (String) throws -> Bool
+    ) throws -> [JSON] {
+        var out: [JSON] = []
+        for lease in own {
+            guard case .object(var l) = lease else { continue }
+            let id = l["lease_id"]?.stringValue ?? ""
+            var root: JSON? = l["lessor"]
+            var next = l["sublease_of"]?.stringValue
+            var complete = true
+            var hops = 0
+            var visited: Set<String> = [id]
+            while let p = next {
+                hops += 1
+                guard hops <= maxChain, visited.insert(p).inserted, let pj = try parent(p) else {
+                    complete = false
+                    root = nil
+                    break
+                }
+                root = pj["lessor"]
+                next = pj["sublease_of"]?.stringValue
+            }
+            l["root_lessor"] = root ?? .null
+            l["chain_complete"] = .bool(complete)
+            l["sublet"] = .bool(try isSublet(id))
+            l["tenant_uscc"] = nil
+            out.append(.object(l))
+        }
+        return out
+    }
+}
+
+/// Profiles built in memory from facts, exactly as the registry builds them (same state folding,
+/// same builder), for benchmarks and tools that need many profiles without the bus.
+public enum OfflineProfiles {
+    /// The profile of one merchant from its facts (in arrival order), or nil if unregistered.
+    /// `leases` looks up any lease by id (for sublease chains); `sublet` says whether a lease
+    /// has been sublet onwards.
+    public static func profile(
+        uscc: String, facts: [Fact], version: Int64 = 1, leases: (String) -> JSON? = { _ in nil }, sublet: (String) -> Bool = { _ in false }
+    ) -> JSON? {
+        var state = MerchantState()
+        var own: [String: JSON] = [:]
+        for f in facts {
+            if case .lease(let l) = f {
+                own[l.leaseId] = l.json
+            } else {
+                state.apply(f)
+            }
+        }
+        let views =
+            (try? LeaseViews.resolve(own.keys.sorted().map { own[$0]! }, parent: { own[$0] ?? leases($0) }, isSublet: { sublet($0) })) ?? []
+        guard case .object(var o)? = ProfileBuilder.build(uscc: uscc, state: state, leases: views) else { return nil }
+        o["version"] = .int(version)
+        return .object(o)
+    }
+}

@@ -147,39 +147,19 @@ public struct RegistryApplier: IntakeApplier {
     /// The tenant's leases as the profile shows them, each with its root lessor (following
     /// `sublease_of` up the chain) and whether it is itself sublet.
     func leases(of uscc: String, _ db: Database) throws -> [JSON] {
-        var out: [JSON] = []
-        for data in try Data.fetchAll(
-            db.cachedStatement(sql: "SELECT body FROM leases WHERE tenant_uscc = ? ORDER BY lease_id"), arguments: [uscc])
-        {
-            guard case .object(var l) = try JSONParser.parse([UInt8](data)) else { continue }
-            let id = l["lease_id"]?.stringValue ?? ""
-            var root: JSON? = l["lessor"]
-            var parent = l["sublease_of"]?.stringValue
-            var complete = true
-            var hops = 0
-            var visited: Set<String> = [id]
-            while let p = parent {
-                hops += 1
-                guard hops <= Self.maxChain, visited.insert(p).inserted,
-                    let pd = try Data.fetchOne(db.cachedStatement(sql: "SELECT body FROM leases WHERE lease_id = ?"), arguments: [p])
-                else {
-                    complete = false
-                    root = nil
-                    break
-                }
-                let pj = try JSONParser.parse([UInt8](pd))
-                root = pj["lessor"]
-                parent = pj["sublease_of"]?.stringValue
-            }
-            l["root_lessor"] = root ?? .null
-            l["chain_complete"] = .bool(complete)
-            l["sublet"] = .bool(
+        let own = try Data.fetchAll(
+            db.cachedStatement(sql: "SELECT body FROM leases WHERE tenant_uscc = ? ORDER BY lease_id"), arguments: [uscc]
+        ).map { try JSONParser.parse([UInt8]($0)) }
+        return try LeaseViews.resolve(
+            own,
+            parent: { id in
+                try Data.fetchOne(db.cachedStatement(sql: "SELECT body FROM leases WHERE lease_id = ?"), arguments: [id])
+                    .map { try JSONParser.parse([UInt8]($0)) }
+            },
+            isSublet: { id in
                 try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM leases WHERE sublease_of = ?)"), arguments: [id])
-                    ?? false)
-            l["tenant_uscc"] = nil
-            out.append(.object(l))
-        }
-        return out
+                    ?? false
+            })
     }
 
     /// Recomputes a merchant's profile after a change outside its own row (a lease in its
