@@ -136,7 +136,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MatcherTests",
-            dependencies: ["Matcher", "Policy", "BangfuTesting", "Bus", "Models"],
+            dependencies: ["Matcher", "Policy", "Registry", "BangfuTesting", "Bus", "Models"],
             path: "Tests/MatcherTests"
         ),
         .testTarget(

@@ -68,7 +68,12 @@ public final class ServiceNode: Sendable {
         var started = false
         var counters = NodeCounters()
         var startError: String?
+        var tick: (@Sendable () -> Void)?
     }
+
+    /// Called from the node's own loop at every heartbeat: proof that the loop is alive (the
+    /// service turns it into systemd's WATCHDOG=1).
+    public func onTick(_ f: @escaping @Sendable () -> Void) { state.withLock { $0.tick = f } }
 
     public init(
         name: String, context: ZContext, endpoints: NodeEndpoints, settings: NodeSettings = NodeSettings(),
@@ -185,6 +190,7 @@ public final class ServiceNode: Sendable {
             if DispatchTime.now().uptimeNanoseconds >= nextHeartbeat {
                 let hb = JSON.object(JSONObject(["sequence": .string(String(lastPublished))]))
                 _ = try? pub.send([Array("_hb".utf8), hb.serializedBytes()])
+                state.withLock { $0.tick }?()
                 nextHeartbeat = DispatchTime.now().uptimeNanoseconds + UInt64(settings.heartbeatMs) * 1_000_000
             }
         }

@@ -35,22 +35,18 @@ public final class BusService: Service, Sendable {
     }
 
     public func run() async throws {
+        if notifier.watchdogMicroseconds != nil {
+            // WATCHDOG=1 comes from the bus loop itself (every heartbeat), so a stuck loop trips
+            // systemd's WatchdogSec=.
+            let n = notifier
+            node.onTick { n.notify("WATCHDOG=1") }
+        }
         try await OwnerThread.run { [node] in try node.start() }
         try extraStart()
         for s in subscribers { s.start() }
         notifier.notify("READY=1\nSTATUS=serving")
         logger.info("service ready", metadata: ["service": "\(name)"])
-        let watchdog = Task { [notifier] in
-            // WATCHDOG=1 while the node's loop is alive (systemd's WatchdogSec=).
-            guard let usec = notifier.watchdogMicroseconds else { return }
-            let interval = Duration.microseconds(Int64(usec / 2))
-            while !Task.isCancelled {
-                notifier.notify("WATCHDOG=1")
-                try? await Task.sleep(for: interval)
-            }
-        }
         try? await gracefulShutdown()
-        watchdog.cancel()
         notifier.notify("STOPPING=1")
         logger.info("service stopping", metadata: ["service": "\(name)"])
         for s in subscribers { await s.stop() }

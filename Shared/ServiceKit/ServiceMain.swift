@@ -4,6 +4,10 @@ import Logging
 import Models
 import ServiceLifecycle
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// What a service's `build…` function is given besides its options.
 public struct ServiceEnvironment: Sendable {
     public var context: ZContext
@@ -42,6 +46,21 @@ public enum ServiceMain {
             print("configuration OK")
             return 0
         }
+        guard let stateDir = options.stateDir else {
+            FileHandle.standardError.write(
+                Data("no state directory: give --state-dir DIR (or BANGFU_STATE_DIR, or systemd's StateDirectory=)\n".utf8))
+            return 64
+        }
+        // One process per state directory: a second one would share the database and the
+        // ipc:// sockets of the first.
+        let lock: Int32
+        do {
+            lock = try StateLock.acquire(directory: stateDir, service: service)
+        } catch {
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            return 1
+        }
+        defer { close(lock) }
         let level = Logger.Level(rawValue: options.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardOutput(label: label)
@@ -79,5 +98,20 @@ public enum ServiceMain {
         }
         context.terminate()
         return 0
+    }
+}
+
+/// An exclusive `flock` on `<state-dir>/<service>.lock`, held for the life of the process.
+public enum StateLock {
+    public static func acquire(directory: String, service: String) throws -> Int32 {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = (directory as NSString).appendingPathComponent("\(service).lock")
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ConfigError("cannot open \(path): errno \(errno)") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw ConfigError("another bangfu-\(service) is already running with the state directory \(directory)")
+        }
+        return fd
     }
 }

@@ -100,6 +100,89 @@ struct ProcessTests {
         #expect(try await proc.terminate() == 0)
     }
 
+    @Test func oneProcessPerStateDirectoryAndNoneWithoutOne() async throws {
+        let first = try ServiceProcess(name: "bangfu-registry")
+        defer { first.cleanup() }
+        try await first.start()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: first.binaryPath)
+        p.arguments = [
+            "--state-dir", first.dir + "/bangfu-registry-state", "--intake", "ipc://\(first.dir)/other-i", "--feed",
+            "ipc://\(first.dir)/other-f", "--replay", "ipc://\(first.dir)/other-r",
+        ]
+        let pipe = Pipe()
+        p.standardError = pipe
+        p.standardOutput = pipe
+        try p.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 1)
+        #expect(out.contains("already running"))
+        #expect(try await first.terminate() == 0)
+
+        let q = Process()
+        q.executableURL = URL(fileURLWithPath: first.binaryPath)
+        q.arguments = ["--intake", "ipc://\(first.dir)/x-i"]
+        q.environment = ProcessInfo.processInfo.environment.filter { $0.key != "STATE_DIRECTORY" && $0.key != "BANGFU_STATE_DIR" }
+        let qpipe = Pipe()
+        q.standardError = qpipe
+        q.standardOutput = qpipe
+        try q.run()
+        let qout = String(decoding: qpipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        q.waitUntilExit()
+        #expect(q.terminationStatus == 64)
+        #expect(qout.contains("no state directory"))
+    }
+
+    @Test func systemdNotificationsReadyWatchdogAndStopping() async throws {
+        let proc = try ServiceProcess(name: "bangfu-registry")
+        defer { proc.cleanup() }
+        let socketPath = proc.dir + "/notify.sock"
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in
+            for (k, b) in socketPath.utf8.enumerated() { p[k] = b }
+        }
+        let bound = withUnsafePointer(to: &addr) { ap in
+            ap.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0)
+        proc.environment = ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "2000000"]
+        try await proc.start()
+        func receive() async throws -> String {
+            try await OwnerThread.run {
+                var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                guard poll(&pfd, 1, 20_000) == 1 else { return "" }
+                var buf = [UInt8](repeating: 0, count: 4096)
+                let n = recv(fd, &buf, buf.count, 0)
+                return n > 0 ? String(decoding: buf[0..<n], as: UTF8.self) : ""
+            }
+        }
+        var seen: [String] = []
+        while !seen.contains(where: { $0.contains("READY=1") }) {
+            let m = try await receive()
+            if m.isEmpty { break }
+            seen.append(m)
+        }
+        #expect(seen.contains { $0.contains("READY=1") })
+        // The bus loop's heartbeat tick sends WATCHDOG=1 (once a second).
+        var watchdog = false
+        for _ in 0..<5 where !watchdog { watchdog = try await receive().contains("WATCHDOG=1") }
+        #expect(watchdog)
+        proc.process?.terminate()
+        var stopping = false
+        for _ in 0..<10 where !stopping {
+            let m = try await receive()
+            if m.isEmpty { break }
+            stopping = m.contains("STOPPING=1")
+        }
+        #expect(stopping)
+        #expect(try await proc.waitForExit() == 0)
+    }
+
     @Test func badFlagsAndNonLoopbackWithoutKeysRefuseToStart() async throws {
         let bin = try ServiceProcess.binary("bangfu-registry")
         func run(_ args: [String]) throws -> (Int32, String) {
@@ -123,106 +206,5 @@ struct ProcessTests {
         let (c3, o3) = try run(["--intake", "ipc:///tmp/x", "--check-config"])
         #expect(c3 == 0)
         #expect(o3.contains("intake: ipc:///tmp/x"))
-    }
-}
-
-/// One service executable run as a child process on `ipc://` endpoints in a temporary directory.
-final class ServiceProcess: @unchecked Sendable {
-    let name: String
-    let binaryPath: String
-    let dir: String
-    let context = ZContext()
-    private(set) var process: Process?
-
-    static func binary(_ name: String) throws -> String {
-        let dir =
-            ProcessInfo.processInfo.environment["BANGFU_BIN"]
-            ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
-        let path = dir + "/" + name
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw HarnessError.notReady("\(name) is not built at \(path); run `swift build` first or set BANGFU_BIN")
-        }
-        return path
-    }
-
-    init(name: String) throws {
-        self.name = name
-        binaryPath = try Self.binary(name)
-        dir = "/tmp/bangfu-proc-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    }
-
-    var pid: Int32 { process?.processIdentifier ?? 0 }
-
-    func endpoint(_ which: String) -> String { "ipc://\(dir)/\(which).sock" }
-
-    func start(_ extra: [String] = []) async throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binaryPath)
-        p.arguments =
-            [
-                "--state-dir", dir + "/state", "--intake", endpoint("intake"), "--feed", endpoint("feed"), "--replay", endpoint("replay"),
-                "--log-level", "warning",
-            ] + extra
-        FileManager.default.createFile(atPath: dir + "/log", contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/log"))
-        log.seekToEndOfFile()
-        p.standardOutput = log
-        p.standardError = log
-        try p.run()
-        process = p
-        let ctx = context
-        let ep = endpoint("replay")
-        let ready = try await OwnerThread.run {
-            for _ in 0..<300 {
-                if !p.isRunning { return false }
-                if (try? QueryClient.replay(context: ctx, endpoint: ep, after: 0, max: 0, timeoutMs: 200)) ?? nil != nil { return true }
-            }
-            return false
-        }
-        guard ready else {
-            let log = (try? String(contentsOfFile: dir + "/log", encoding: .utf8)) ?? ""
-            throw HarnessError.notReady("\(name): \(log.suffix(2000))")
-        }
-    }
-
-    func waitForExit() async throws -> Int32 {
-        guard let p = process else { return 0 }
-        return try await OwnerThread.run {
-            p.waitUntilExit()
-            return p.terminationStatus
-        }
-    }
-
-    /// SIGTERM, then the exit status.
-    func terminate() async throws -> Int32 {
-        guard let p = process else { return 0 }
-        p.terminate()
-        return try await waitForExit()
-    }
-
-    func replayAll() async throws -> [CloudEvent] {
-        let ctx = context
-        let ep = endpoint("replay")
-        return try await OwnerThread.run {
-            var out: [CloudEvent] = []
-            var after: UInt64 = 0
-            while true {
-                guard let (events, last) = try QueryClient.replay(context: ctx, endpoint: ep, after: after, max: 1_000) else {
-                    throw HarnessError.noAck("replay")
-                }
-                out += events
-                guard let l = events.last?.sequenceNumber, l < last else { return out }
-                after = l
-            }
-        }
-    }
-
-    func cleanup() {
-        if let p = process, p.isRunning {
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
-        }
-        try? FileManager.default.removeItem(atPath: dir)
     }
 }

@@ -143,6 +143,29 @@ struct RegistryEndToEndTests {
         await h.shutdown()
     }
 
+    @Test func aClearanceBeforeItsFlagStillClearsAndPersonLessorsAreMasked() async throws {
+        let h = try Harness()
+        let reg = try await h.startRegistry()
+        var f = Fixtures()
+        let uscc = f.uscc()
+        _ = try await reg.publish(f.registration(uscc: uscc, name: "乱序测试店"))
+        // The credit bureau's clearance arrives before its flag: the flag must not stick.
+        _ = try await reg.publish(
+            Fixtures.event("credit.cleared", ["uscc": .string(uscc), "list": "abnormal_operation", "since": "2022-03-01"], subject: uscc))
+        _ = try await reg.publish(
+            Fixtures.event("credit.flagged", ["uscc": .string(uscc), "list": "abnormal_operation", "since": "2022-01-01"], subject: uscc))
+        // A later flag after the clearance does stick.
+        _ = try await reg.publish(
+            Fixtures.event("credit.flagged", ["uscc": .string(uscc), "list": "dishonest_debtor", "since": "2022-04-01"], subject: uscc))
+        _ = try await reg.publish(Fixtures.lease(id: "P-1", tenant: uscc, lessorName: "刘桂芳", lessorOwnership: "private"))
+        let p = try #require(profiles(try await reg.replayAll(), uscc).last)
+        #expect(p["credit_flags"]?.arrayValue?.compactMap { $0["list"]?.stringValue } == ["dishonest_debtor"])
+        let lease = try #require(p["leases"]?.arrayValue?.first)
+        #expect(lease["lessor"]?["name"]?.stringValue == "刘*芳", "a natural person's name is masked")
+        #expect(lease["root_lessor"]?["name"]?.stringValue == "刘*芳")
+        await h.shutdown()
+    }
+
     @Test func everyRegistryRejectionCodeIsAnsweredAndQuarantined() async throws {
         let h = try Harness()
         let reg = try await h.startRegistry()

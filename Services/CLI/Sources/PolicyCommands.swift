@@ -47,11 +47,11 @@ public enum PolicyCommands {
         let (code, compiled) = check(path: path, console: console)
         guard code == 0, let compiled, let yaml = try? String(contentsOfFile: path, encoding: .utf8) else { return code }
         let d = compiled.document
-        // One id per revision: re-publishing the same file is `duplicate`; changing a published
-        // revision's text is a `conflict` (publish a new revision instead).
+        // One id per revision and no `time`: re-publishing the same file is `duplicate`; changing
+        // a published revision's text is a `conflict` (publish a new revision instead).
         let event = CloudEvent(
             id: "policy.published/\(d.id)/\(d.revision)", source: "/bangfu/cli", type: "policy.published",
-            time: Timestamp.format(Date()), data: ["yaml": .string(yaml), "source_hash": .string(compiled.sourceHash)])
+            data: ["yaml": .string(yaml), "source_hash": .string(compiled.sourceHash)])
         return try await send(context: context, target: target, event: event, timeoutMs: timeoutMs, console: console)
     }
 

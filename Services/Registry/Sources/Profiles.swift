@@ -51,6 +51,9 @@ struct MerchantState {
     var closures: [JSON] = []
     var damages: [String: JSON] = [:]
     var credit: [String: JSON] = [:]
+    /// The latest clearance date per list, kept so that a clearance that arrives before its flag
+    /// (feeds arrive in any order) still clears it.
+    var creditCleared: [String: JSON] = [:]
     var account: JSON?
     var aid: [JSON] = []
     var fraud: [JSON] = []
@@ -68,6 +71,7 @@ struct MerchantState {
         closures = json["closures"]?.arrayValue ?? []
         damages = Self.dict(json["damages"])
         credit = Self.dict(json["credit"])
+        creditCleared = Self.dict(json["credit_cleared"])
         account = json["account"].flatMap { $0.isNull ? nil : $0 }
         aid = json["aid"]?.arrayValue ?? []
         fraud = json["fraud"]?.arrayValue ?? []
@@ -95,6 +99,7 @@ struct MerchantState {
         o["closures"] = .array(closures)
         o["damages"] = Self.object(damages)
         o["credit"] = Self.object(credit)
+        if !creditCleared.isEmpty { o["credit_cleared"] = Self.object(creditCleared) }
         o["account"] = account ?? .null
         o["aid"] = .array(aid)
         o["fraud"] = .array(fraud)
@@ -128,9 +133,16 @@ struct MerchantState {
         case .damage(let f):
             damages[f.event] = f.json
         case .creditFlagged(let f):
+            if let cleared = creditCleared[f.list.rawValue]?.stringValue, cleared >= f.since.description { return }
             credit[f.list.rawValue] = f.json
         case .creditCleared(let f):
-            if let since = credit[f.list.rawValue]?["since"]?.stringValue, since <= f.since.description {
+            let on = f.since.description
+            if let old = creditCleared[f.list.rawValue]?.stringValue, old >= on {
+                // an older clearance adds nothing
+            } else {
+                creditCleared[f.list.rawValue] = .string(on)
+            }
+            if let since = credit[f.list.rawValue]?["since"]?.stringValue, since <= on {
                 credit[f.list.rawValue] = nil
             }
         case .accountVerified(let f):
@@ -154,11 +166,25 @@ struct MerchantState {
 /// latest figures, leases with their root lessor, and personal data masked (a fingerprint lets
 /// downstream services compare values without seeing them).
 enum ProfileBuilder {
-    static func fingerprint(_ kind: String, _ value: String) -> String {
-        String(SHA256.hex("bangfu:\(kind):\(value)").prefix(32))
+    /// A keyed fingerprint: the same value gives the same fingerprint within one registry (so
+    /// downstream services can compare), but without the registry's secret salt an ID or phone
+    /// number cannot be recovered by trying every value.
+    static func fingerprint(_ kind: String, _ value: String, salt: String) -> String {
+        String(SHA256.hex("\(salt):\(kind):\(value)").prefix(32))
     }
 
-    static func build(uscc: String, state: MerchantState, leases: [JSON]) -> JSON? {
+    /// A natural person's name is masked; a lessor with a USCC is an organisation and keeps it.
+    static func maskPersonLessor(_ lease: JSON) -> JSON {
+        guard case .object(var l) = lease else { return lease }
+        for key in ["lessor", "root_lessor"] {
+            guard case .object(var who)? = l[key] else { continue }
+            if who["uscc"]?.stringValue == nil, let name = who["name"]?.stringValue { who["name"] = .string(Mask.name(name)) }
+            l[key] = .object(who)
+        }
+        return .object(l)
+    }
+
+    static func build(uscc: String, state: MerchantState, leases: [JSON], salt: String) -> JSON? {
         guard let reg = state.registration else { return nil }
         var o = JSONObject()
         o["uscc"] = .string(uscc)
@@ -183,18 +209,18 @@ enum ProfileBuilder {
         let repID = reg["legal_rep"]?["id_number"]?.stringValue ?? ""
         rep["name"] = .string(Mask.name(repName))
         rep["id_number"] = .string(Mask.idNumber(repID))
-        rep["id_fingerprint"] = .string(fingerprint("id", repID))
+        rep["id_fingerprint"] = .string(fingerprint("id", repID, salt: salt))
         o["legal_rep"] = .object(rep)
         var contact = JSONObject()
         if let phone = reg["phone"]?.stringValue {
             contact["phone"] = .string(Mask.phone(phone))
-            contact["phone_fingerprint"] = .string(fingerprint("phone", phone.filter(\.isNumber)))
+            contact["phone_fingerprint"] = .string(fingerprint("phone", phone.filter(\.isNumber), salt: salt))
         } else {
             contact["phone"] = .null
             contact["phone_fingerprint"] = .null
         }
         contact["address_fingerprint"] =
-            reg["address"]?.stringValue.map { .string(fingerprint("address", $0.filter { !$0.isWhitespace })) } ?? .null
+            reg["address"]?.stringValue.map { .string(fingerprint("address", $0.filter { !$0.isWhitespace }, salt: salt)) } ?? .null
         o["contact"] = .object(contact)
 
         let industry = IndustryCode.parse(industryText)
@@ -218,7 +244,7 @@ enum ProfileBuilder {
         let siKeys = state.socialInsurance.keys.sorted()
         o["social_insurance"] = siKeys.last.map { without(state.socialInsurance[$0]!, "uscc") } ?? .null
         o["social_insurance_history"] = .array(siKeys.map { without(state.socialInsurance[$0]!, "uscc") })
-        o["leases"] = .array(leases)
+        o["leases"] = .array(leases.map(maskPersonLessor))
         o["closures"] = .array(state.closures.map { without($0, "uscc") })
         o["damages"] = .array(state.damages.keys.sorted().map { without(state.damages[$0]!, "uscc") })
         o["credit_flags"] = .array(state.credit.keys.sorted().map { without(state.credit[$0]!, "uscc") })
@@ -228,7 +254,7 @@ enum ProfileBuilder {
             let holder = acc["holder_name"]?.stringValue ?? ""
             a["bank"] = acc["bank"] ?? .null
             a["account_no"] = .string(Mask.bankAccount(number))
-            a["fingerprint"] = .string(fingerprint("account", number))
+            a["fingerprint"] = .string(fingerprint("account", number, salt: salt))
             a["holder_name"] = .string(kind == "individual" ? Mask.name(holder) : holder)
             a["holder_matches"] = .bool(holder == name || (kind == "individual" && holder == repName))
             a["verified_on"] = acc["verified_on"] ?? .null
@@ -295,7 +321,8 @@ public enum OfflineProfiles {
     /// `leases` looks up any lease by id (for sublease chains); `sublet` says whether a lease
     /// has been sublet onwards.
     public static func profile(
-        uscc: String, facts: [Fact], version: Int64 = 1, leases: (String) -> JSON? = { _ in nil }, sublet: (String) -> Bool = { _ in false }
+        uscc: String, facts: [Fact], version: Int64 = 1, salt: String = "offline", leases: (String) -> JSON? = { _ in nil },
+        sublet: (String) -> Bool = { _ in false }
     ) -> JSON? {
         var state = MerchantState()
         var own: [String: JSON] = [:]
@@ -308,7 +335,7 @@ public enum OfflineProfiles {
         }
         let views =
             (try? LeaseViews.resolve(own.keys.sorted().map { own[$0]! }, parent: { own[$0] ?? leases($0) }, isSublet: { sublet($0) })) ?? []
-        guard case .object(var o)? = ProfileBuilder.build(uscc: uscc, state: state, leases: views) else { return nil }
+        guard case .object(var o)? = ProfileBuilder.build(uscc: uscc, state: state, leases: views, salt: salt) else { return nil }
         o["version"] = .int(version)
         return .object(o)
     }

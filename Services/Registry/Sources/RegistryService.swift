@@ -15,10 +15,13 @@ public struct RegistryApplier: IntakeApplier {
     public let refusesWhileApplying = false
     let outbox: Outbox
     let clock: any WallClock
+    /// The secret salt of this registry's personal-data fingerprints.
+    let salt: String
 
-    public init(outbox: Outbox, clock: any WallClock) {
+    public init(outbox: Outbox, clock: any WallClock, salt: String) {
         self.outbox = outbox
         self.clock = clock
+        self.salt = salt
     }
 
     public func validate(_ event: CloudEvent) throws(Rejection) -> Fact {
@@ -75,7 +78,7 @@ public struct RegistryApplier: IntakeApplier {
     /// the next version; nil if unregistered or unchanged.
     func render(_ uscc: String, _ state: MerchantState, _ db: Database, version: Int64, hash: Data?) throws -> ProfileUpdate? {
         guard state.registration != nil,
-            let profile = ProfileBuilder.build(uscc: uscc, state: state, leases: try leases(of: uscc, db))
+            let profile = ProfileBuilder.build(uscc: uscc, state: state, leases: try leases(of: uscc, db), salt: salt)
         else { return nil }
         // The builder emits members in a fixed order, so the compact text is canonical; only its
         // fingerprint is kept, to tell whether the next profile differs.
@@ -189,8 +192,9 @@ public enum RegistryService {
         let database = try RegistryDatabase(stateDir: options.stateDir)
         try SimulatedTime.restore(env.clock, from: database.db)
         let outbox = Outbox(source: eventSource, clock: env.clock)
+        let salt = try FingerprintSalt.load(database.db)
         let pipeline = IntakePipeline(
-            database: database.db, applier: RegistryApplier(outbox: outbox, clock: env.clock), clock: env.clock, logger: logger)
+            database: database.db, applier: RegistryApplier(outbox: outbox, clock: env.clock, salt: salt), clock: env.clock, logger: logger)
         var settings = NodeSettings()
         settings.socket.maxMessageBytes = options.maxMessageBytes
         let nodeBox = NodeBox()
@@ -211,7 +215,7 @@ public enum RegistryService {
             },
             extra: { req in
                 guard req["op"]?.stringValue == "merchant.show", let uscc = req["uscc"]?.stringValue else { return nil }
-                let applier = RegistryApplier(outbox: outbox, clock: env.clock)
+                let applier = RegistryApplier(outbox: outbox, clock: env.clock, salt: salt)
                 let profile = try database.db.writer.read { db -> JSON? in
                     guard let row = try Row.fetchOne(db, sql: "SELECT state, version FROM merchants WHERE uscc = ?", arguments: [uscc])
                     else {
@@ -219,7 +223,9 @@ public enum RegistryService {
                     }
                     let stateData: Data = row["state"]
                     let state = MerchantState(json: try JSONParser.parse([UInt8](stateData)))
-                    guard case .object(var o)? = ProfileBuilder.build(uscc: uscc, state: state, leases: try applier.leases(of: uscc, db))
+                    guard
+                        case .object(var o)? = ProfileBuilder.build(
+                            uscc: uscc, state: state, leases: try applier.leases(of: uscc, db), salt: salt)
                     else {
                         return nil
                     }
@@ -246,5 +252,19 @@ final class NodeBox: @unchecked Sendable {
     var node: ServiceNode? {
         get { lock.withLock { _node } }
         set { lock.withLock { _node = newValue } }
+    }
+}
+
+/// The registry's fingerprint salt: 32 random bytes made at first start and kept in the database
+/// (a backup restores it, so fingerprints stay stable).
+enum FingerprintSalt {
+    static func load(_ database: ServiceDatabase) throws -> String {
+        try database.writer.write { db in
+            if let s = try String.fetchOne(db, sql: "SELECT value FROM bus_meta WHERE key = 'fingerprint_salt'") { return s }
+            var rng = SystemRandomNumberGenerator()
+            let salt = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }.hexString
+            try db.execute(sql: "INSERT INTO bus_meta(key, value) VALUES ('fingerprint_salt', ?)", arguments: [salt])
+            return salt
+        }
     }
 }

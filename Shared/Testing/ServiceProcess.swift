@@ -1,0 +1,131 @@
+import Bus
+import Foundation
+import Models
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One service executable run as a child process on `ipc://` endpoints in a temporary directory.
+public final class ServiceProcess: @unchecked Sendable {
+    public let name: String
+    public let binaryPath: String
+    public let dir: String
+    public let context: ZContext
+    public private(set) var process: Process?
+    /// Flags given on every start (e.g. upstream endpoints).
+    public var baseArguments: [String] = []
+    /// Extra environment variables for the child (e.g. NOTIFY_SOCKET).
+    public var environment: [String: String] = [:]
+
+    public static func binary(_ name: String) throws -> String {
+        let dir =
+            ProcessInfo.processInfo.environment["BANGFU_BIN"]
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+        let path = dir + "/" + name
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw HarnessError.notReady("\(name) is not built at \(path); run `swift build` first or set BANGFU_BIN")
+        }
+        return path
+    }
+
+    /// `dir` defaults to a fresh directory under /tmp (ipc:// paths must stay short).
+    public init(name: String, dir: String? = nil, context: ZContext = ZContext()) throws {
+        self.name = name
+        self.context = context
+        binaryPath = try Self.binary(name)
+        self.dir = dir ?? "/tmp/bangfu-proc-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: self.dir, withIntermediateDirectories: true)
+    }
+
+    public var pid: Int32 { process?.processIdentifier ?? 0 }
+
+    public func endpoint(_ which: String) -> String { "ipc://\(dir)/\(name)-\(which).sock" }
+
+    public func start(_ extra: [String] = []) async throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binaryPath)
+        p.arguments =
+            [
+                "--state-dir", dir + "/\(name)-state", "--intake", endpoint("intake"), "--feed", endpoint("feed"), "--replay",
+                endpoint("replay"),
+                "--log-level", "warning",
+            ] + baseArguments + extra
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        p.standardOutput = log
+        p.standardError = log
+        if !environment.isEmpty {
+            p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
+        try p.run()
+        process = p
+        let ctx = context
+        let ep = endpoint("replay")
+        let ready = try await OwnerThread.run {
+            for _ in 0..<300 {
+                if !p.isRunning { return false }
+                if (try? QueryClient.replay(context: ctx, endpoint: ep, after: 0, max: 0, timeoutMs: 200)) ?? nil != nil { return true }
+            }
+            return false
+        }
+        guard ready else {
+            let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            throw HarnessError.notReady("\(name): \(log.suffix(2000))")
+        }
+    }
+
+    public var logPath: String { dir + "/\(name).log" }
+
+    public func waitForExit() async throws -> Int32 {
+        guard let p = process else { return 0 }
+        return try await OwnerThread.run {
+            p.waitUntilExit()
+            return p.terminationStatus
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    public func terminate() async throws -> Int32 {
+        guard let p = process else { return 0 }
+        p.terminate()
+        return try await waitForExit()
+    }
+
+    /// Sends an operator query to the replay endpoint.
+    public func query(_ request: JSON) async throws -> JSON {
+        let ctx = context
+        let ep = endpoint("replay")
+        return try await OwnerThread.run {
+            guard let f = try QueryClient.request(context: ctx, endpoint: ep, request)?.last else { throw HarnessError.noAck("query") }
+            return f
+        }
+    }
+
+    public func replayAll() async throws -> [CloudEvent] {
+        let ctx = context
+        let ep = endpoint("replay")
+        return try await OwnerThread.run {
+            var out: [CloudEvent] = []
+            var after: UInt64 = 0
+            while true {
+                guard let (events, last) = try QueryClient.replay(context: ctx, endpoint: ep, after: after, max: 1_000) else {
+                    throw HarnessError.noAck("replay")
+                }
+                out += events
+                guard let l = events.last?.sequenceNumber, l < last else { return out }
+                after = l
+            }
+        }
+    }
+
+    /// Kills the process if it runs and removes the directory (unless others share it).
+    public func cleanup(removeDirectory: Bool = true) {
+        if let p = process, p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+        }
+        if removeDirectory { try? FileManager.default.removeItem(atPath: dir) }
+    }
+}
