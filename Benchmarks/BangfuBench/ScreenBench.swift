@@ -43,6 +43,7 @@ struct ScreenBench {
         var determinations = 0
         var allSeconds = 0.0
         var parallelSeconds = 0.0
+        var tracedSeconds = 0.0
         var rentSeconds = 0.0
         var totals = Totals()
         var latencies: [UInt64] = []
@@ -68,17 +69,26 @@ struct ScreenBench {
             for p in profiles {
                 let input = PolicyInput(merchant: p, application: application)
                 let s = DispatchTime.now().uptimeNanoseconds
-                for policy in policies { determinations += policy.evaluate(input).count }
+                for policy in policies { determinations += policy.evaluate(input, traced: false).count }
                 if latencies.count < 20_000 { latencies.append(DispatchTime.now().uptimeNanoseconds - s) }
             }
             allSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             evaluations += profiles.count * policies.count
 
+            // Timed, one core: the same with full traces (what `explain` and every kept
+            // entitlement carry).
+            t0 = DispatchTime.now().uptimeNanoseconds
+            for p in profiles {
+                let input = PolicyInput(merchant: p, application: application)
+                for policy in policies { _ = policy.evaluate(input, traced: true) }
+            }
+            tracedSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+
             // Timed, one core: the rent waiver alone (the rule compared with OpenFisca).
             t0 = DispatchTime.now().uptimeNanoseconds
             var chunkTotals = Totals()
             for p in profiles {
-                for d in rent.evaluate(PolicyInput(merchant: p, application: application)) {
+                for d in rent.evaluate(PolicyInput(merchant: p, application: application), traced: false) {
                     chunkTotals.leases += 1
                     switch d.outcome {
                     case .eligible(let fen):
@@ -104,7 +114,7 @@ struct ScreenBench {
                 DispatchQueue.concurrentPerform(iterations: cores) { c in
                     for k in (c * per)..<min(buf.count, (c + 1) * per) {
                         let input = PolicyInput(merchant: buf[k], application: application)
-                        for policy in policies { _ = policy.evaluate(input) }
+                        for policy in policies { _ = policy.evaluate(input, traced: false) }
                     }
                 }
             }
@@ -116,6 +126,7 @@ struct ScreenBench {
         let p50 = Double(latencies[latencies.count / 2]) / 1_000
         let p99 = Double(latencies[min(latencies.count - 1, latencies.count * 99 / 100)]) / 1_000
         let perCore = Double(evaluations) / allSeconds
+        let tracedPerCore = Double(evaluations) / tracedSeconds
         let allCores = Double(evaluations) / parallelSeconds
         let rentPerSecond = Double(totals.leases) / rentSeconds
         try? export.synchronize()
@@ -147,6 +158,7 @@ struct ScreenBench {
             o["determinations"] = .int(Int64(determinations))
             o["evaluations_per_second_one_core"] = .int(Int64(perCore))
             o["evaluations_per_second_all_cores"] = .int(Int64(allCores))
+            o["evaluations_per_second_one_core_traced"] = .int(Int64(tracedPerCore))
             o["reevaluation_p50_us"] = .string(String(format: "%.1f", p50))
             o["reevaluation_p99_us"] = .string(String(format: "%.1f", p99))
             o["rent_waiver_leases"] = .int(Int64(totals.leases))
@@ -166,6 +178,7 @@ struct ScreenBench {
             "| merchants × policies | \(generated) × \(policies.count) = \(evaluations) evaluations (\(determinations) determinations: per lease / damage / merchant) |",
             "| screening, one core | \(Int(perCore)) merchant×policy evaluations/s |",
             "| screening, \(ProcessInfo.processInfo.activeProcessorCount) cores | \(Int(allCores)) evaluations/s |",
+            "| evaluation with full traces, one core | \(Int(tracedPerCore)) evaluations/s |",
             "| one merchant re-evaluated against all \(policies.count) policies (engine) | p50 \(String(format: "%.1f", p50)) µs, p99 \(String(format: "%.1f", p99)) µs |",
             "| rent waiver alone, one core | \(Int(rentPerSecond)) leases/s over \(totals.leases) leases: \(totals.eligible) eligible, \(totals.incomplete) incomplete, \(totals.amountFen) fen |",
         ]
@@ -174,6 +187,14 @@ struct ScreenBench {
                 "| OpenFisca \(of["openfisca_core_version"]?.stringValue ?? "?"), same rule, same leases, one core | \(Int(ofRate)) leases/s (calculate only; build \(of["build_seconds"].map { $0.serialized() } ?? "?") s) |"
             )
             rows.append("| Bangfu ÷ OpenFisca (calculate only), per core | \(String(format: "%.4f", rentPerSecond / ofRate))× |")
+            if let l = of["load_seconds"].flatMap(Self.number), let b = of["build_seconds"].flatMap(Self.number),
+                let c = of["calculate_seconds"].flatMap(Self.number)
+            {
+                let endToEnd = Double(totals.leases) / (l + b + c)
+                rows.append(
+                    "| Bangfu ÷ OpenFisca (reading the JSON input + build + calculate: \(Int(endToEnd)) leases/s), per core | \(String(format: "%.3f", rentPerSecond / endToEnd))× |"
+                )
+            }
             if let ofBuildAndCalc {
                 rows.append(
                     "| Bangfu ÷ OpenFisca (build + calculate: \(Int(ofBuildAndCalc)) leases/s), per core | \(String(format: "%.4f", rentPerSecond / ofBuildAndCalc))× |"

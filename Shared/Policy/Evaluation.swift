@@ -263,7 +263,12 @@ public final class CompiledPolicy: Sendable {
 
     /// The determinations for one merchant: one for `per: merchant`, one per lease or per
     /// damage event otherwise (none when the merchant has none).
-    public func evaluate(_ input: PolicyInput) -> [Determination] {
+    public func evaluate(_ input: PolicyInput) -> [Determination] { evaluate(input, traced: true) }
+
+    /// With `traced: false` (screening), the outcome and amount are the same but the trace is
+    /// empty and evaluation stops at the first false clause; evaluate again with a trace for the
+    /// determinations that are kept or explained.
+    public func evaluate(_ input: PolicyInput, traced: Bool) -> [Determination] {
         guard case .object(let m) = input.merchant else {
             return [failure("merchant", nil, "the merchant profile is not a JSON object")]
         }
@@ -280,7 +285,7 @@ public final class CompiledPolicy: Sendable {
         let idKey: String
         switch document.per {
         case .merchant:
-            return [determine(roots, key: "merchant", binding: nil)]
+            return [determine(roots, key: "merchant", binding: nil, traced: traced)]
         case .lease:
             listKey = "leases"
             idKey = "lease_id"
@@ -305,7 +310,7 @@ public final class CompiledPolicy: Sendable {
             }
             var r = roots
             r[RootSlot.binding.rawValue] = .obj(o, path: document.per.rawValue)
-            out.append(determine(r, key: key, binding: item))
+            out.append(determine(r, key: key, binding: item, traced: traced))
         }
         return out
     }
@@ -345,13 +350,17 @@ public final class CompiledPolicy: Sendable {
         return c
     }
 
-    private func determine(_ roots: [Value], key: String, binding: JSON?) -> Determination {
-        let ctx = EvalContext(roots: roots)
+    private func determine(_ roots: [Value], key: String, binding: JSON?, traced: Bool = true) -> Determination {
+        let ctx = EvalContext(roots: roots, tracing: traced)
         // Every clause is evaluated (for the trace); combined as `&&` is: false wins, then
-        // unknown, then an error.
+        // unknown, then an error. Untraced, the first false clause decides.
         var clauses: [ClauseTrace] = []
         clauses.reserveCapacity(eligible.clauses.count)
-        for c in eligible.clauses { clauses.append(CompiledPolicy.truth(c.eval, c.source, ctx)) }
+        for c in eligible.clauses {
+            let t = CompiledPolicy.truth(c.eval, c.source, ctx)
+            clauses.append(t)
+            if !traced && t.value == .false { break }
+        }
         var outcome: Determination.Outcome
         var amountTrace: AmountTrace?
         if clauses.contains(where: { $0.value == .false }) {
@@ -394,9 +403,12 @@ public final class CompiledPolicy: Sendable {
         if let priority, let f = priority.clauses.first {
             priorityTrace = CompiledPolicy.truth(f.eval, priority.source, ctx)
         }
-        let trace = Trace(
-            policyID: document.id, revision: document.revision, bindingKey: key, clauses: clauses, amount: amountTrace,
-            priority: priorityTrace, outcome: outcome)
+        let trace =
+            traced
+            ? Trace(
+                policyID: document.id, revision: document.revision, bindingKey: key, clauses: clauses, amount: amountTrace,
+                priority: priorityTrace, outcome: outcome)
+            : Trace(policyID: document.id, revision: document.revision, bindingKey: key, clauses: [], outcome: outcome)
         return Determination(
             bindingKey: key, binding: binding, outcome: outcome, priority: priorityTrace?.value == .true, trace: trace)
     }

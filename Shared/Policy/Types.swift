@@ -260,10 +260,17 @@ final class EvalContext {
     /// Inputs read, in order, by path (the trace).
     var reads: [(path: String, value: JSON)] = []
     var seen: Set<String> = []
+    /// When false (screening), nothing is recorded: the trace is built later, only for the
+    /// determinations that need one.
+    let tracing: Bool
 
-    init(roots: [Value]) { self.roots = roots }
+    init(roots: [Value], tracing: Bool = true) {
+        self.roots = roots
+        self.tracing = tracing
+    }
 
     func record(_ path: String, _ value: JSON) {
+        guard tracing else { return }
         // Elements of lists are covered by the list itself.
         guard !path.utf8.contains(UInt8(ascii: "[")), seen.insert(path).inserted else { return }
         reads.append((path, value))

@@ -72,7 +72,17 @@ public struct MatcherEngine: Sendable {
         for policy in policies {
             let doc = policy.document
             let application = applications[doc.id]
-            let determinations = policy.evaluate(PolicyInput(merchant: profile, application: application))
+            // Screen without a trace; trace only what is kept, changed or revoked (most
+            // merchant × policy pairs are simply not eligible and leave nothing behind).
+            let input = PolicyInput(merchant: profile, application: application)
+            var determinations = policy.evaluate(input, traced: false)
+            let touched =
+                existing.values.contains { $0.policyID == doc.id }
+                || determinations.contains {
+                    if case .ineligible = $0.outcome { return false }
+                    return true
+                }
+            if touched { determinations = policy.evaluate(input, traced: true) }
             var seen: Set<String> = []
             for d in determinations {
                 let id = Self.entitlementID(policy: doc, uscc: uscc, bindingKey: d.bindingKey)
