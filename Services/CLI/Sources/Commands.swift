@@ -359,6 +359,9 @@ struct DemoVerb: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The folder with the service executables.", valueName: "DIR"))
     var bin: String?
 
+    @Option(help: ArgumentHelp("The policy files to publish to the matcher.", valueName: "DIR"))
+    var policies: String = "policies"
+
     func validate() throws { try positive("--merchants", merchants) }
 
     func run() async throws {
@@ -368,6 +371,7 @@ struct DemoVerb: AsyncParsableCommand {
             o.seed = seed
             o.directory = dir
             o.binDirectory = bin
+            o.policiesDirectory = policies
             return try await DemoCommand.run(options: o, console: console)
         }
     }

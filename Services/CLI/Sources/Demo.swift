@@ -2,6 +2,7 @@ import BangfuTesting
 import Bus
 import Foundation
 import Models
+import Policy
 
 #if canImport(Glibc)
     import Glibc
@@ -15,6 +16,8 @@ public struct DemoOptions: Sendable {
     /// The folder holding the service executables (default: beside `bangfu`).
     public var binDirectory: String?
     public var window = 2_000
+    /// The policy files published to the matcher.
+    public var policiesDirectory = "policies"
 
     public init() {}
 }
@@ -50,6 +53,19 @@ public enum DemoCommand {
             throw CLIError("bangfu-registry did not start; see \(dir)/registry.log", exitCode: 1)
         }
         console.line("  started bangfu-registry (pid \(registry.pid)), intake \(registry.endpoint("intake"))")
+        let matcher = DemoProcess(
+            name: "matcher", binary: bin + "/bangfu-matcher", stateDir: dir + "/matcher", socketDir: socketDir,
+            logPath: dir + "/matcher.log")
+        try matcher.start(extra: [
+            "--simulated-clock", "--registry-feed", registry.endpoint("feed"), "--registry-replay", registry.endpoint("replay"),
+            "--notifier-feed", "ipc://\(socketDir)/notifier-feed", "--notifier-replay", "ipc://\(socketDir)/notifier-replay",
+            "--payments-feed", "ipc://\(socketDir)/payments-feed", "--payments-replay", "ipc://\(socketDir)/payments-replay",
+        ])
+        defer { matcher.stopOrKill() }
+        guard try await matcher.waitReady(context: context) else {
+            throw CLIError("bangfu-matcher did not start; see \(dir)/matcher.log", exitCode: 1)
+        }
+        console.line("  started bangfu-matcher (pid \(matcher.pid)), following the registry's feed")
 
         // Facts from every agency, as they would arrive.
         let county = SyntheticCounty(seed: options.seed, merchants: options.merchants)
@@ -151,11 +167,15 @@ public enum DemoCommand {
         console.line(
             "  quarantined: \(status?["quarantined"]?.intValue ?? 0) bad records, by code \(status?["quarantined_by_code"]?.serialized() ?? "{}")"
         )
+
+        // 政策匹配: publish the seed programmes, let merchants apply, read the entitlements.
+        let matched = try await DemoMatcher.run(
+            context: context, matcher: matcher, registry: registry, county: county, options: options, console: console)
         console.line("")
-        console.line("State: \(dir)/registry/registry.sqlite   Log: \(dir)/registry.log")
-        console.line("Next: the policy matcher, the notifier and payments join this demo as they are built.")
+        console.line("State: \(dir)/{registry,matcher}/*.sqlite   Logs: \(dir)/*.log")
+        console.line("Next: the notifier (disclosure) and payments join this demo as they are built.")
         console.flush()
-        return unanswered == 0 && accepted > 0 ? 0 : 1
+        return unanswered == 0 && accepted > 0 && matched ? 0 : 1
     }
 }
 
@@ -212,5 +232,122 @@ final class DemoProcess: @unchecked Sendable {
         guard let p = process, p.isRunning else { return }
         p.terminate()
         p.waitUntilExit()
+    }
+}
+
+/// The matcher stage of the demo.
+enum DemoMatcher {
+    static func run(
+        context: ZContext, matcher: DemoProcess, registry: DemoProcess, county: SyntheticCounty, options: DemoOptions, console: Console
+    ) async throws -> Bool {
+        let fm = FileManager.default
+        guard let files = try? fm.contentsOfDirectory(atPath: options.policiesDirectory).filter({ $0.hasSuffix(".yaml") }).sorted(),
+            !files.isEmpty
+        else {
+            console.line("  no policy files in \(options.policiesDirectory): the matcher stage is skipped (run from the repository root)")
+            return true
+        }
+        var policies: [OutgoingEvent] = []
+        var titles: [String: String] = [:]
+        var windows: [(id: String, until: String)] = []
+        for f in files {
+            let yaml = try String(contentsOfFile: options.policiesDirectory + "/" + f, encoding: .utf8)
+            let compiled = try PolicyCompiler.compile(yaml: yaml)
+            let d = compiled.document
+            titles[d.id] = d.title
+            if d.requiresApplication, let until = d.applyUntil { windows.append((d.id, until.description)) }
+            policies.append(
+                OutgoingEvent(
+                    CloudEvent(
+                        id: "policy.published/\(d.id)/\(d.revision)", source: "/bangfu/demo", type: "policy.published",
+                        data: ["yaml": .string(yaml)])))
+        }
+        let intake = matcher.endpoint("intake")
+        let published = try await IntakeClient.publish(context: context, endpoint: intake, events: policies)
+        let ok = published.filter { $0.ack?.status == .accepted || $0.ack?.status == .duplicate }.count
+        console.line("  published \(ok)/\(policies.count) policies: \(titles.keys.sorted().joined(separator: ", "))")
+
+        // Applications: most merchants apply to the programmes that need one, on time; a few
+        // apply a second after the deadline and are refused (超过时限不再受理).
+        var applications: [OutgoingEvent] = []
+        for i in 0..<county.merchants where i % 10 < 7 {
+            let u = county.uscc(i)
+            for w in windows {
+                let late = i % 97 == 0
+                let day = CivilDate.parse(w.until)!
+                let at = late ? "\(day.adding(days: 1))T00:00:01+08:00" : "\(day)T10:00:00+08:00"
+                applications.append(
+                    OutgoingEvent(
+                        CloudEvent(
+                            id: "application/\(w.id)/\(u)", source: "/portal/xuchang", type: "application.submitted", subject: u,
+                            data: ["uscc": .string(u), "policy_id": .string(w.id), "submitted_at": .string(at), "documents": ["申请书.pdf"]])))
+            }
+        }
+        var options2 = IntakeClientOptions()
+        options2.timeoutMs = 60_000
+        let applied = try await IntakeClient.publish(context: context, endpoint: intake, events: applications, options: options2)
+        let lateCount = applied.filter { $0.ack?.rejection?.code == .late }.count
+        let acceptedApps = applied.filter { $0.ack?.status == .accepted }.count
+        console.line("  applications: \(acceptedApps) taken, \(lateCount) refused as late (after 24:00 CST of the last day)")
+
+        // Wait until the matcher has applied the registry's whole feed.
+        let registryLast =
+            try QueryClient.request(context: context, endpoint: registry.endpoint("replay"), ["op": "status"])?.last?["last"]?
+            .stringValue ?? "0"
+        while true {
+            let s = try await OwnerThread.run {
+                try QueryClient.request(context: context, endpoint: matcher.endpoint("replay"), ["op": "status"])?.last
+            }
+            if s?["inbox"]?["registry"]?.stringValue == registryLast { break }
+        }
+        // Fold the matcher's feed: the last state of every entitlement.
+        let replayEP = matcher.endpoint("replay")
+        let final = try await OwnerThread.run { () -> [String: JSON] in
+            var latest: [String: JSON] = [:]
+            var after: UInt64 = 0
+            while let page = try QueryClient.replay(context: context, endpoint: replayEP, after: after, max: 5_000), !page.events.isEmpty {
+                for e in page.events { if let id = e.data?["entitlement_id"]?.stringValue { latest[id] = e.data } }
+                after = page.events.last?.sequenceNumber ?? after
+                if after >= page.last { break }
+            }
+            return latest
+        }
+        struct Row {
+            var proposed = 0
+            var approved = 0
+            var incomplete = 0
+            var revoked = 0
+            var fen: Int64 = 0
+        }
+        var rows: [String: Row] = [:]
+        for e in final.values {
+            let p = e["policy_id"]?.stringValue ?? "?"
+            var r = rows[p] ?? Row()
+            switch e["state"]?.stringValue {
+            case "proposed"?:
+                r.proposed += 1
+                r.fen += e["amount_fen"]?.intValue ?? 0
+            case "approved"?:
+                r.approved += 1
+                r.fen += e["amount_fen"]?.intValue ?? 0
+            case "incomplete"?: r.incomplete += 1
+            case "revoked"?: r.revoked += 1
+            default: break
+            }
+            rows[p] = r
+        }
+        console.line("")
+        console.line("政策匹配 matcher: \(final.count) entitlements")
+        console.line(
+            Format.pad("programme", 28) + Format.pad("proposed", 10) + Format.pad("approved", 10) + Format.pad("incomplete", 12)
+                + Format.pad("revoked", 9) + "amount")
+        for id in titles.keys.sorted() {
+            let r = rows[id] ?? Row()
+            console.line(
+                Format.pad(id, 28) + Format.pad("\(r.proposed)", 10) + Format.pad("\(r.approved)", 10) + Format.pad("\(r.incomplete)", 12)
+                    + Format.pad("\(r.revoked)", 9) + Money.yuan(r.fen))
+        }
+        console.line("  (proposed: awaiting disclosure 公示; incomplete: facts or an application missing, 线上补报)")
+        return ok == policies.count
     }
 }
