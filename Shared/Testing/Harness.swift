@@ -214,19 +214,13 @@ public enum HarnessError: Error, CustomStringConvertible {
 /// Collects a feed in memory through the real `FeedSubscriber` (exactly once, gap recovery and
 /// all), and lets a test await events without sleeping.
 public final class FeedCollector: Sendable {
-    struct Waiter {
-        let predicate: @Sendable ([CloudEvent]) -> Bool
-        let continuation: CheckedContinuation<Bool, Never>
-    }
-
     struct State {
         var events: [CloudEvent] = []
         var cursor: UInt64 = 0
-        var applyCalls = 0
-        var waiters: [UUID: Waiter] = [:]
     }
 
     let state = Mutex(State())
+    let changed = AsyncCondition()
     public let subscriber: FeedSubscriber
 
     init(context: ZContext, upstream: UpstreamFeed, logger: Logger, dropLive: (@Sendable (UInt64) -> Bool)?) {
@@ -247,21 +241,14 @@ public final class FeedCollector: Sendable {
     }
 
     func apply(_ deliveries: [FeedDelivery]) {
-        let ready = state.withLock { s -> [CheckedContinuation<Bool, Never>] in
+        state.withLock { s in
             for d in deliveries {
                 precondition(d.sequence == s.cursor + 1, "collector got sequence \(d.sequence) after \(s.cursor)")
                 if let e = d.event { s.events.append(e) }
                 s.cursor = d.sequence
             }
-            s.applyCalls += 1
-            var done: [CheckedContinuation<Bool, Never>] = []
-            for (k, w) in s.waiters where w.predicate(s.events) {
-                done.append(w.continuation)
-                s.waiters[k] = nil
-            }
-            return done
         }
-        for c in ready { c.resume(returning: true) }
+        changed.signal()
     }
 
     public var events: [CloudEvent] { state.withLock { $0.events } }
@@ -269,23 +256,7 @@ public final class FeedCollector: Sendable {
     /// Waits until the collected events satisfy `predicate`; returns false after `timeout`
     /// (a safety net so a broken build fails instead of hanging, not a synchronisation device).
     public func wait(timeout: Duration = .seconds(20), until predicate: @escaping @Sendable ([CloudEvent]) -> Bool) async -> Bool {
-        let key = UUID()
-        return await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
-            let satisfied = state.withLock { s -> Bool in
-                if predicate(s.events) { return true }
-                s.waiters[key] = Waiter(predicate: predicate, continuation: c)
-                return false
-            }
-            if satisfied {
-                c.resume(returning: true)
-                return
-            }
-            Task {
-                try? await Task.sleep(for: timeout)
-                let w = self.state.withLock { $0.waiters.removeValue(forKey: key) }
-                w?.continuation.resume(returning: false)
-            }
-        }
+        await changed.wait(timeout: timeout) { [self] in predicate(events) }
     }
 
     /// Waits until at least `count` events arrived.

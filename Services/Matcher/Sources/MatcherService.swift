@@ -14,7 +14,7 @@ import Synchronization
 struct MatcherFeeds: FeedConsumer {
     let database: ServiceDatabase
     let engine: MatcherEngine
-    let node: NodeBox
+    let handle: ServiceHandle
 
     func cursor(feed: String) throws -> UInt64 {
         try database.writer.read { db in try InboxCursor.get(db, feed: feed) }
@@ -37,7 +37,7 @@ struct MatcherFeeds: FeedConsumer {
             }
             try InboxCursor.set(db, feed: feed, to: deliveries.last!.sequence)
         }
-        node.node?.notifyOutbox()
+        handle.node?.notifyOutbox()
     }
 
     func profiled(_ event: CloudEvent, _ db: Database) throws {
@@ -131,29 +131,11 @@ public enum MatcherService {
         let pipeline = IntakePipeline(database: database.db, applier: MatcherApplier(engine: engine), clock: env.clock, logger: logger)
         var settings = NodeSettings()
         settings.socket.maxMessageBytes = options.maxMessageBytes
-        let box = NodeBox()
-        let subscribers = Box<[FeedSubscriber]>([])
+        let handle = ServiceHandle()
         let queries = StandardQueries(
             service: name, database: database.db,
             live: {
-                var o = JSONObject()
-                o["simulated_clock"] = .bool(options.simulatedClock)
-                o["clock"] = .string(Timestamp.format(env.clock.now()))
-                if let c = box.node?.counters {
-                    o["counters"] = [
-                        "accepted": .int(Int64(c.accepted)), "duplicate": .int(Int64(c.duplicate)), "rejected": .int(Int64(c.rejected)),
-                        "batches": .int(Int64(c.batches)), "published": .int(Int64(c.published)),
-                    ]
-                }
-                var feeds = JSONObject()
-                for s in subscribers.value {
-                    let st = s.status
-                    feeds[s.upstream.name] = [
-                        "cursor": .string(String(st.cursor)), "upstream_last": .string(String(st.upstreamLast)), "lag": .int(Int64(st.lag)),
-                        "caught_up": .bool(st.caughtUp),
-                    ]
-                }
-                o["feeds"] = .object(feeds)
+                var o = handle.figures(simulatedClock: options.simulatedClock, clock: env.clock)
                 o["live_policies"] = .array(cache.policies.map { .string("\($0.document.id)@\($0.document.revision)") })
                 return o
             },
@@ -161,8 +143,8 @@ public enum MatcherService {
         let node = ServiceNode(
             name: name, context: env.context, endpoints: options.endpoints, settings: settings, processor: pipeline,
             feed: OutboxFeedStore(database: database.db), responder: queries, logger: logger)
-        box.node = node
-        let consumer = MatcherFeeds(database: database.db, engine: engine, node: box)
+        handle.node = node
+        let consumer = MatcherFeeds(database: database.db, engine: engine, handle: handle)
         var subs: [FeedSubscriber] = []
         for u in options.upstreams {
             var drop: (@Sendable (UInt64) -> Bool)?
@@ -172,26 +154,8 @@ public enum MatcherService {
             }
             subs.append(FeedSubscriber(upstream: u, context: env.context, consumer: consumer, logger: logger, dropLive: drop))
         }
-        subscribers.value = subs
+        handle.subscribers = subs
         return BusService(name: name, node: node, subscribers: subs, logger: logger)
-    }
-}
-
-/// A value set once while building and read afterwards from other threads.
-final class Box<T: Sendable>: Sendable {
-    private let storage: Mutex<T>
-    init(_ v: T) { storage = Mutex(v) }
-    var value: T {
-        get { storage.withLock { $0 } }
-        set { storage.withLock { $0 = newValue } }
-    }
-}
-
-final class NodeBox: Sendable {
-    private let storage = Mutex<ServiceNode?>(nil)
-    var node: ServiceNode? {
-        get { storage.withLock { $0 } }
-        set { storage.withLock { $0 = newValue } }
     }
 }
 

@@ -197,22 +197,10 @@ public enum RegistryService {
             database: database.db, applier: RegistryApplier(outbox: outbox, clock: env.clock, salt: salt), clock: env.clock, logger: logger)
         var settings = NodeSettings()
         settings.socket.maxMessageBytes = options.maxMessageBytes
-        let nodeBox = NodeBox()
+        let handle = ServiceHandle()
         let queries = StandardQueries(
             service: name, database: database.db,
-            live: {
-                var o = JSONObject()
-                o["simulated_clock"] = .bool(options.simulatedClock)
-                o["clock"] = .string(Timestamp.format(env.clock.now()))
-                if let c = nodeBox.node?.counters {
-                    o["counters"] = [
-                        "accepted": .int(Int64(c.accepted)), "duplicate": .int(Int64(c.duplicate)),
-                        "rejected": .int(Int64(c.rejected)), "batches": .int(Int64(c.batches)),
-                        "published": .int(Int64(c.published)), "replay_requests": .int(Int64(c.replayRequests)),
-                    ]
-                }
-                return o
-            },
+            live: { handle.figures(simulatedClock: options.simulatedClock, clock: env.clock) },
             extra: { req in
                 guard req["op"]?.stringValue == "merchant.show", let uscc = req["uscc"]?.stringValue else { return nil }
                 let applier = RegistryApplier(outbox: outbox, clock: env.clock, salt: salt)
@@ -240,21 +228,10 @@ public enum RegistryService {
         let node = ServiceNode(
             name: name, context: env.context, endpoints: options.endpoints, settings: settings, processor: pipeline,
             feed: OutboxFeedStore(database: database.db), responder: queries, logger: logger)
-        nodeBox.node = node
+        handle.node = node
         return BusService(name: name, node: node, logger: logger)
     }
 }
-
-/// Lets the status query read the node's counters once the node exists.
-final class NodeBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var _node: ServiceNode?
-    var node: ServiceNode? {
-        get { lock.withLock { _node } }
-        set { lock.withLock { _node = newValue } }
-    }
-}
-
 /// The registry's fingerprint salt: 32 random bytes made at first start and kept in the database
 /// (a backup restores it, so fingerprints stay stable).
 enum FingerprintSalt {

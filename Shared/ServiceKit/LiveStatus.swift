@@ -1,0 +1,50 @@
+import Bus
+import Foundation
+import Models
+import Synchronization
+
+/// What a service's `build…` function knows only after it has made its node and subscribers:
+/// the status query reads them through this handle.
+public final class ServiceHandle: Sendable {
+    private let state = Mutex<(node: ServiceNode?, subscribers: [FeedSubscriber])>((nil, []))
+
+    public init() {}
+
+    public var node: ServiceNode? {
+        get { state.withLock { $0.node } }
+        set { state.withLock { $0.node = newValue } }
+    }
+
+    public var subscribers: [FeedSubscriber] {
+        get { state.withLock { $0.subscribers } }
+        set { state.withLock { $0.subscribers = newValue } }
+    }
+
+    /// The live part of every service's `status` answer: clock mode, intake counters, and per
+    /// upstream feed the cursor, the upstream's last sequence and the lag.
+    public func figures(simulatedClock: Bool, clock: any WallClock) -> JSONObject {
+        var o = JSONObject()
+        o["simulated_clock"] = .bool(simulatedClock)
+        o["clock"] = .string(Timestamp.format(clock.now()))
+        if let c = node?.counters {
+            o["counters"] = [
+                "accepted": .int(Int64(c.accepted)), "duplicate": .int(Int64(c.duplicate)), "rejected": .int(Int64(c.rejected)),
+                "batches": .int(Int64(c.batches)), "published": .int(Int64(c.published)), "replay_requests": .int(Int64(c.replayRequests)),
+                "unroutable_acks": .int(Int64(c.unroutableAcks)),
+            ]
+        }
+        let subs = subscribers
+        if !subs.isEmpty {
+            var feeds = JSONObject()
+            for s in subs {
+                let st = s.status
+                feeds[s.upstream.name] = [
+                    "cursor": .string(String(st.cursor)), "upstream_last": .string(String(st.upstreamLast)), "lag": .int(Int64(st.lag)),
+                    "caught_up": .bool(st.caughtUp),
+                ]
+            }
+            o["feeds"] = .object(feeds)
+        }
+        return o
+    }
+}
