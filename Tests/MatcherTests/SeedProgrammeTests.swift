@@ -377,6 +377,60 @@ struct SeedProgrammeTests {
         await w.close()
     }
 
+    @Test func utilitiesDeferralExclusiveGroupsAndNoEventWhenNothingChanges() async throws {
+        let w = try await World()
+        var f = Fixtures(seed: 37)
+        let shop = f.uscc(individual: true)
+        let mid = f.uscc()
+        try await w.facts([
+            f.registration(uscc: shop, name: "水电缓缴小店", kind: "individual"),
+            f.registration(uscc: mid, name: "中型商场有限公司", industry: "F5211"),
+            Fixtures.finance(uscc: mid, employees: 200, revenueFen: 20_000 * 1_000_000, assetsFen: 0),  // retail: E ≥ 50, R ≥ 500 万 → medium
+        ])
+        try await w.settle()
+        try await w.publish("utilities-no-cutoff")
+        for u in [shop, mid] { _ = try await w.apply(u, "utilities-no-cutoff", at: "2022-06-01T09:00:00+08:00") }
+        let ok = await w.await("entitlement.approved", "utilities-no-cutoff", shop)
+        #expect(ok?["channel"]?.stringValue == "agency:utilities")
+        #expect(ok?["amount_fen"]?.intValue == 0)
+        #expect(
+            w.events("utilities-no-cutoff", mid).allSatisfy { $0.type != "entitlement.proposed" }, "a medium enterprise is not small/micro")
+
+        // A fact that changes the profile but not the outcome: no entitlement event.
+        let before = w.events("utilities-no-cutoff", shop).count
+        try await w.facts([Fixtures.socialInsurance(uscc: shop, month: "2022-05", insured: 2)])
+        try await w.settle()
+        #expect(w.events("utilities-no-cutoff", shop).count == before)
+
+        // Two programmes in one exclusive group: a merchant gets only one of them.
+        let flooded = f.uscc(individual: true)
+        try await w.facts([
+            f.registration(uscc: flooded, name: "双重申报商户", kind: "individual", industry: "F5261"),
+            Fixtures.lease(id: "FX", tenant: flooded, lessorOwnership: "private", rentFen: 200_000, from: "2020-01-01", to: "2022-12-31"),
+            Fixtures.event(
+                "damage.reported", ["uscc": .string(flooded), "event": "flood-2021-07", "loss_fen": 500_000, "evidence": ["p.jpg"]],
+                subject: flooded),
+        ])
+        try await w.settle()
+        var city = try SeedProgrammeTests.policyYAML("flood-relief")
+        city = city.replacingOccurrences(of: "id: flood-relief\n", with: "id: flood-relief-city\n")
+        city = city.replacingOccurrences(of: "apply_until: 2021-08-13", with: "apply_until: 2022-12-31")
+        let pub = try await w.matcher.publish(Fixtures.event("policy.published", ["yaml": .string(city)], source: "/ops/test"))
+        #expect(pub.status == .accepted, "\(pub.rejection?.description ?? "")")
+        try await w.publish("flood-relief")
+        _ = try await w.apply(flooded, "flood-relief", at: "2021-08-01T09:00:00+08:00")
+        _ = try await w.apply(flooded, "flood-relief-city", at: "2021-08-01T09:00:00+08:00")
+        let first = await w.await("entitlement.proposed", "flood-relief", flooded)
+        #expect(first?["amount_fen"]?.intValue == 600_000)
+        #expect(w.events("flood-relief-city", flooded).allSatisfy { $0.type != "entitlement.proposed" })
+        let x = try await w.explain(flooded, "flood-relief-city")
+        let d = x["determinations"]?.arrayValue?.first
+        #expect(d?["outcome"]?["result"]?.stringValue == "eligible", "eligible on its own terms …")
+        #expect(d?["state"]?.stringValue == "revoked", "… but the group already pays under flood-relief")
+        #expect(d?["reason"]?.stringValue?.contains("exclusive group flood-relief") == true)
+        await w.close()
+    }
+
     @Test func badPoliciesAreRejectedWithLineAndColumnAndRevisionsAreImmutable() async throws {
         let w = try await World()
         var yaml = try Self.policyYAML("utilities-no-cutoff")
