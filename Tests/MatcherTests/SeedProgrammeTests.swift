@@ -385,7 +385,8 @@ struct SeedProgrammeTests {
         try await w.facts([
             f.registration(uscc: shop, name: "水电缓缴小店", kind: "individual"),
             f.registration(uscc: mid, name: "中型商场有限公司", industry: "F5211"),
-            Fixtures.finance(uscc: mid, employees: 200, revenueFen: 20_000 * 1_000_000, assetsFen: 0),  // retail: E ≥ 50, R ≥ 500 万 → medium
+            // retail: E ≥ 50 and R ≥ 500 万元 → medium
+            Fixtures.finance(uscc: mid, employees: 200, revenueFen: 20_000 * 1_000_000, assetsFen: 0),
         ])
         try await w.settle()
         try await w.publish("utilities-no-cutoff")
