@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "bangfu-registry", targets: ["bangfu-registry"]),
         .executable(name: "bangfu-matcher", targets: ["bangfu-matcher"]),
+        .executable(name: "bangfu-payments", targets: ["bangfu-payments"]),
         .executable(name: "bangfu", targets: ["bangfu"]),
         .executable(name: "bangfu-bench", targets: ["bangfu-bench"]),
         .library(name: "BangfuTesting", targets: ["BangfuTesting"]),
@@ -34,6 +35,12 @@ let package = Package(
             name: "Policy",
             dependencies: ["Models", .product(name: "Yams", package: "Yams")],
             path: "Shared/Policy",
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ISO20022",
+            dependencies: ["Models"],
+            path: "Shared/ISO20022",
             swiftSettings: strict
         ),
         .target(
@@ -92,8 +99,26 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "Payments",
+            dependencies: [
+                "Models", "Bus", "Storage", "ServiceKit", "ISO20022",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Services/Payments/Sources",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "bangfu-payments",
+            dependencies: ["Payments", "ServiceKit"],
+            path: "Services/Payments/Main",
+            swiftSettings: strict
+        ),
+        .target(
             name: "BangfuTesting",
-            dependencies: ["Models", "Bus", "Storage", "ServiceKit", "Registry", "Matcher", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "Models", "Bus", "Storage", "ServiceKit", "Registry", "Matcher", "Payments", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             path: "Shared/Testing",
             swiftSettings: strict
         ),
@@ -138,6 +163,18 @@ let package = Package(
             name: "MatcherTests",
             dependencies: ["Matcher", "Policy", "Registry", "BangfuTesting", "Bus", "Models"],
             path: "Tests/MatcherTests"
+        ),
+        .testTarget(
+            name: "ISO20022Tests",
+            dependencies: ["ISO20022", "Models"],
+            path: "Tests/ISO20022Tests"
+        ),
+        .testTarget(
+            name: "PaymentsTests",
+            dependencies: [
+                "Payments", "ISO20022", "BangfuTesting", "Bus", "Storage", "Models", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            path: "Tests/PaymentsTests"
         ),
         .testTarget(
             name: "CLITests",

@@ -38,7 +38,8 @@ public final class TestClock: WallClock {
 extension Timestamp {
     /// Formats an instant as RFC 3339 in China Standard Time, e.g. `2026-11-29T10:00:00.123+08:00`.
     public static func format(_ date: Date) -> String {
-        let ms = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        // To the nearest millisecond: an instant parsed from "…39.898" formats as "…39.898".
+        let ms = Int64((date.timeIntervalSince1970 * 1000).rounded())
         let local = ms + 8 * 3_600_000
         let days = Int64((Double(local) / 86_400_000).rounded(.down))
         let msOfDay = local - days * 86_400_000
@@ -64,12 +65,21 @@ extension Timestamp {
         var k = 19
         if b[k] == UInt8(ascii: ".") {
             k += 1
-            var scale = 0.1
+            // The fraction as an exact integer of nanoseconds, added once.
+            var nanos: Int64 = 0
+            var digits = 0
             while k < b.count, b[k] >= 0x30, b[k] <= 0x39 {
-                seconds += Double(b[k] - 0x30) * scale
-                scale /= 10
+                if digits < 9 {
+                    nanos = nanos * 10 + Int64(b[k] - 0x30)
+                    digits += 1
+                }
                 k += 1
             }
+            while digits < 9 {
+                nanos *= 10
+                digits += 1
+            }
+            seconds += Double(nanos) / 1e9
         }
         if b[k] == UInt8(ascii: "+") || b[k] == UInt8(ascii: "-") {
             let off = Double(num((k + 1)..<(k + 3)) * 3600 + num((k + 4)..<(k + 6)) * 60)

@@ -521,3 +521,10 @@ extension JSON {
 extension JSON: CustomStringConvertible {
     public var description: String { serialized() }
 }
+
+extension JSONObject: ExpressibleByDictionaryLiteral {
+    public init(dictionaryLiteral elements: (String, JSON)...) {
+        self.init()
+        for (k, v) in elements { self[k] = v }
+    }
+}

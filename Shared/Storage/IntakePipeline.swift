@@ -37,12 +37,16 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
     let authorize: IntakeAuthorizer?
     /// Set when the service runs with `--simulated-clock`: `clock.advanced` moves it.
     let simulatedClock: TestClock?
+    /// Runs after each batch commits and before its acks go out (e.g. writing the files a
+    /// batch decided on), outside the database's write lock.
+    let afterCommit: (@Sendable () -> Void)?
     let logger: Logger
 
     public init(
         database: ServiceDatabase, applier: Applier, clock: any WallClock, authorize: IntakeAuthorizer? = nil,
-        logger: Logger
+        logger: Logger, afterCommit: (@Sendable () -> Void)? = nil
     ) {
+        self.afterCommit = afterCommit
         self.database = database
         self.applier = applier
         self.clock = clock
@@ -86,7 +90,7 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
                     "apply_ms": "\((applied &- t1) / 1_000_000)", "commit_ms": "\((t2 &- applied) / 1_000_000)",
                 ])
         }
-        return try database.writer.write { db in
+        let acks = try database.writer.write { db in
             defer { applied = DispatchTime.now().uptimeNanoseconds }
             var acks: [Ack] = []
             acks.reserveCapacity(prepared.count)
@@ -104,6 +108,8 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
             }
             return acks
         }
+        afterCommit?()
+        return acks
     }
 
     private func prepare(_ frame: IntakeFrame) -> Prepared {

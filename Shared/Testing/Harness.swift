@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Matcher
 import Models
+import Payments
 import Registry
 import ServiceKit
 import ServiceLifecycle
@@ -63,6 +64,15 @@ public final class Harness: Sendable {
         let svc = try MatcherService.build(
             options: options(MatcherService.name, upstreams: MatcherService.upstreams), environment: environment(dropLive: dropLive))
         return try await start(svc, endpoints: endpoints(MatcherService.name))
+    }
+
+    /// Starts payments, following the registry and the matcher; its files go under the
+    /// harness directory (`payments/outbox`, `payments/inbox`).
+    @discardableResult
+    public func startPayments() async throws -> RunningService {
+        let svc = try PaymentsService.build(
+            options: options(PaymentsService.name, upstreams: PaymentsService.upstreams), environment: environment())
+        return try await start(svc, endpoints: endpoints(PaymentsService.name))
     }
 
     /// Starts a stand-in for a service not built yet ("notifier", "payments"): what a test

@@ -180,3 +180,13 @@ struct CivilDateTests {
         #expect(ChinaTime.civilDate(of: end) == deadline.adding(days: 1))
     }
 }
+
+@Suite("Timestamps")
+struct TimestampRoundTripTests {
+    @Test func everyMillisecondRoundTripsThroughParseAndFormat() {
+        for ms in 0..<1_000 {
+            let text = "2026-11-29T10:00:39.\(String(1_000 + ms).dropFirst())+08:00"
+            #expect(Timestamp.format(Timestamp.parse(text)!) == text)
+        }
+    }
+}

@@ -45,6 +45,8 @@ public struct RegistryApplier: IntakeApplier {
                 let data: Data = row["state"]
                 state = MerchantState(json: try JSONParser.parse([UInt8](data)))
             }
+            let previousAccount = state.account
+            let wasRegistered = state.registration != nil
             state.apply(fact)
             var version: Int64 = row?["version"] ?? 0
             var hash: Data? = row?["profile_hash"]
@@ -63,6 +65,12 @@ public struct RegistryApplier: IntakeApplier {
                 fact.uscc, state.registration != nil, version, Data(state.json.serializedBytes()), hash, Timestamp.format(clock.now()),
             ])
             if let update { try publish(fact.uscc, update, db) }
+            // The payee for payments (DESIGN §8): the account number in clear, on the internal feed
+            // only (merchant.profiled carries it masked) — when the account changes, or when the
+            // registration arrives after the bank's verification.
+            if let account = state.account, state.registration != nil, account != previousAccount || !wasRegistered {
+                try publishPayee(fact.uscc, account, state: state, db)
+            }
         }
         for uscc in affected { try republish(uscc, db) }
     }
@@ -86,6 +94,22 @@ public struct RegistryApplier: IntakeApplier {
         let fingerprint = Data(SHA256.hash(bytes))
         if fingerprint == hash { return nil }
         return ProfileUpdate(version: version + 1, hash: fingerprint, bytes: bytes)
+    }
+
+    func publishPayee(_ uscc: String, _ account: JSON, state: MerchantState, _ db: Database) throws {
+        let name = state.registration?["name"]?.stringValue ?? ""
+        let kind = state.registration?["kind"]?.stringValue ?? ""
+        let operatorName = state.registration?["legal_rep"]?["name"]?.stringValue ?? ""
+        let holder = account["holder_name"]?.stringValue ?? ""
+        let number = account["account_no"]?.stringValue ?? ""
+        let matches = holder == name || (kind == "individual" && holder == operatorName)
+        let data: JSON = [
+            "uscc": .string(uscc), "bank": account["bank"] ?? .null, "account_no": .string(number), "holder_name": .string(holder),
+            "holder_matches": .bool(matches), "verified_on": account["verified_on"] ?? .null,
+            "fingerprint": .string(ProfileBuilder.fingerprint("account", number, salt: salt)),
+        ]
+        let id = "payee.verified/\(uscc)/\(String(SHA256.hex(data.serialized(sortedKeys: true)).prefix(16)))"
+        try outbox.append(db, type: "payee.verified", subject: uscc, id: id, data: data)
     }
 
     /// Appends `merchant.profiled`: the profile with its version as the last member.

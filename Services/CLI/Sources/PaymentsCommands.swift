@@ -1,0 +1,238 @@
+import ArgumentParser
+import Bus
+import Foundation
+import Models
+
+/// Endpoint selection for the payment router's verbs.
+struct PaymentsEndpointOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The payment router's intake endpoint.", valueName: "EP"))
+    var intake: String?
+
+    @Option(help: ArgumentHelp("The payment router's replay endpoint.", valueName: "EP"))
+    var replay: String?
+
+    @Option(name: .customLong("timeout-ms"), help: "How long to wait for the payment router.")
+    var timeoutMs: Int = 10_000
+
+    func target() throws(CLIError) -> ServiceTarget {
+        try EndpointResolver.resolve(service: "payments", intake: intake, replay: replay)
+    }
+}
+
+/// `bangfu ledger check`, `bangfu audit verify`, `bangfu pool fund|status`, `bangfu hold
+/// release|reject|list`, `bangfu payments batch`.
+public enum PaymentsCommands {
+    static func operatorName() -> String {
+        ProcessInfo.processInfo.environment["BANGFU_OPERATOR"] ?? ProcessInfo.processInfo.environment["USER"] ?? "operator"
+    }
+
+    public static func command(
+        context: ZContext, target: ServiceTarget, type: String, data: JSON, timeoutMs: Int, console: Console
+    ) async throws -> Int32 {
+        let event = CloudEvent(
+            id: UUID().uuidString, source: "/bangfu/cli/\(operatorName())", type: type, time: Timestamp.format(Date()), data: data)
+        return try await PolicyCommands.send(context: context, target: target, event: event, timeoutMs: timeoutMs, console: console)
+    }
+
+    public static func ledgerCheck(context: ZContext, target: ServiceTarget, timeoutMs: Int, console: Console) async throws -> Int32 {
+        let a = try await Query.require(context: context, target: target, ["op": "ledger.check"], timeoutMs: timeoutMs)
+        let ok = a["ok"]?.boolValue == true
+        console.line(ok ? "ledger OK: every balance recomputed from its transfers; the sum of all balances is zero" : "LEDGER BROKEN")
+        console.line(a["report"].text)
+        for p in a["problems"]?.arrayValue ?? [] { console.line("  problem: \(p.text)") }
+        return ok ? ExitCodes.ok : ExitCodes.failure
+    }
+
+    public static func auditVerify(context: ZContext, target: ServiceTarget, timeoutMs: Int, console: Console) async throws -> Int32 {
+        let a = try await Query.require(context: context, target: target, ["op": "audit.verify"], timeoutMs: timeoutMs)
+        if a["ok"]?.boolValue == true {
+            console.line("audit chain OK: \(a["entries"].text) entries, every link recomputed")
+            return ExitCodes.ok
+        }
+        console.line("AUDIT CHAIN BROKEN at entry \(a["first_broken"].text): \(a["reason"].text)")
+        return ExitCodes.failure
+    }
+
+    public static func poolStatus(context: ZContext, target: ServiceTarget, timeoutMs: Int, console: Console) async throws -> Int32 {
+        let a = try await Query.require(context: context, target: target, ["op": "pool.status"], timeoutMs: timeoutMs)
+        console.line(Format.pad("pool", 32) + Format.pad("funded less paid", 34) + Format.pad("reserved", 34) + "available")
+        for p in a["items"]?.arrayValue ?? [] {
+            console.line(
+                Format.pad(p["pool"].text, 32) + Format.pad(Money.yuan(p["posted_fen"]?.intValue ?? 0), 34)
+                    + Format.pad(Money.yuan(p["reserved_fen"]?.intValue ?? 0), 34) + Money.yuan(p["available_fen"]?.intValue ?? 0))
+        }
+        return ExitCodes.ok
+    }
+
+    public static func holds(context: ZContext, target: ServiceTarget, timeoutMs: Int, console: Console) async throws -> Int32 {
+        let a = try await Query.require(context: context, target: target, ["op": "holds", "max": 1_000], timeoutMs: timeoutMs)
+        for p in a["items"]?.arrayValue ?? [] {
+            console.line(
+                "\(p["payment_id"].text)  \(p["uscc"].text)  \(Money.yuan(p["amount_fen"]?.intValue ?? 0))  \(p["hold_code"].text): \(p["reason"].text)"
+            )
+        }
+        return ExitCodes.ok
+    }
+}
+
+struct LedgerVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ledger", abstract: "The payment router's double-entry ledger.", subcommands: [LedgerCheckVerb.self])
+}
+
+struct LedgerCheckVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check", abstract: "Recompute every balance from the transfers; prove the sum of all balances is zero (exit 1 if not)."
+    )
+    @OptionGroup var endpoints: PaymentsEndpointOptions
+
+    func run() async throws {
+        try await execute { context, console in
+            try await PaymentsCommands.ledgerCheck(
+                context: context, target: try endpoints.target(), timeoutMs: endpoints.timeoutMs, console: console)
+        }
+    }
+}
+
+struct AuditVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit", abstract: "The audit chain (全程督).", subcommands: [AuditVerifyVerb.self])
+}
+
+struct AuditVerifyVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify", abstract: "Recompute the SHA-256 hash chain and name the first broken link (exit 1 if broken).")
+    @OptionGroup var endpoints: PaymentsEndpointOptions
+
+    func run() async throws {
+        try await execute { context, console in
+            try await PaymentsCommands.auditVerify(
+                context: context, target: try endpoints.target(), timeoutMs: endpoints.timeoutMs, console: console)
+        }
+    }
+}
+
+struct PoolVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pool", abstract: "Fund pools (资金池) and show their balances.", subcommands: [PoolFundVerb.self, PoolStatusVerb.self])
+}
+
+struct PoolFundVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fund", abstract: "Credit a pool (central, special_bond or local funds); held payments are released in priority order."
+    )
+    @Option(help: "The pool id, as policies name it.") var pool: String
+    @Option(help: "central, special_bond or local.") var source: String
+    @Option(name: .customLong("amount-fen"), help: "The amount in fen (integer).") var amountFen: Int64
+    @OptionGroup var endpoints: PaymentsEndpointOptions
+
+    func run() async throws {
+        try await execute { context, console in
+            try await PaymentsCommands.command(
+                context: context, target: try endpoints.target(), type: "pool.funded",
+                data: ["pool": .string(pool), "source": .string(source), "amount_fen": .int(amountFen)], timeoutMs: endpoints.timeoutMs,
+                console: console)
+        }
+    }
+}
+
+struct PoolStatusVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Each pool's funds, reservations and availability.")
+    @OptionGroup var endpoints: PaymentsEndpointOptions
+
+    func run() async throws {
+        try await execute { context, console in
+            try await PaymentsCommands.poolStatus(
+                context: context, target: try endpoints.target(), timeoutMs: endpoints.timeoutMs, console: console)
+        }
+    }
+}
+
+struct HoldVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hold", abstract: "Payments held by a check (fraud signals, no verified account).",
+        subcommands: [HoldListVerb.self, HoldReleaseVerb.self, HoldRejectVerb.self])
+}
+
+struct HoldListVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "Held payments with their hold codes.")
+    @OptionGroup var endpoints: PaymentsEndpointOptions
+
+    func run() async throws {
+        try await execute { context, console in
+            try await PaymentsCommands.holds(
+                context: context, target: try endpoints.target(), timeoutMs: endpoints.timeoutMs, console: console)
+        }
+    }
+}
+
+struct HoldReleaseVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "release", abstract: "Release a hold (recorded in the audit chain: who, when, why); the other checks still run.")
+    @Option(help: "The payment id (= entitlement id).") var payment: String
+    @Option(help: "Why the hold is released.") var reason: String
+    @Option(help: "Who releases it (default: $BANGFU_OPERATOR or $USER).") var by: String?
+    @OptionGroup var endpoints: PaymentsEndpointOptions
+
+    func run() async throws {
+        try await execute { context, console in
+            try await PaymentsCommands.command(
+                context: context, target: try endpoints.target(), type: "hold.released",
+                data: ["payment_id": .string(payment), "reason": .string(reason), "by": .string(by ?? PaymentsCommands.operatorName())],
+                timeoutMs: endpoints.timeoutMs, console: console)
+        }
+    }
+}
+
+struct HoldRejectVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reject", abstract: "Reject a held payment: it is voided (recorded in the audit chain).")
+    @Option(help: "The payment id (= entitlement id).") var payment: String
+    @Option(help: "Why it is rejected.") var reason: String
+    @Option(help: "Who rejects it (default: $BANGFU_OPERATOR or $USER).") var by: String?
+    @OptionGroup var endpoints: PaymentsEndpointOptions
+
+    func run() async throws {
+        try await execute { context, console in
+            try await PaymentsCommands.command(
+                context: context, target: try endpoints.target(), type: "hold.rejected",
+                data: ["payment_id": .string(payment), "reason": .string(reason), "by": .string(by ?? PaymentsCommands.operatorName())],
+                timeoutMs: endpoints.timeoutMs, console: console)
+        }
+    }
+}
+
+struct PaymentsVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "payments", abstract: "Payment batches and channels.", subcommands: [PaymentsBatchVerb.self, PaymentsResumeVerb.self])
+}
+
+struct PaymentsBatchVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "batch",
+        abstract: "Write the next batch of a channel (treasury: a pain.001 file; lessor, agency:<name>: instruction files).")
+    @Option(help: "treasury, lessor or agency:<name>.") var channel: String = "treasury"
+    @OptionGroup var endpoints: PaymentsEndpointOptions
+
+    func run() async throws {
+        try await execute { context, console in
+            try await PaymentsCommands.command(
+                context: context, target: try endpoints.target(), type: "payments.batch", data: ["channel": .string(channel)],
+                timeoutMs: endpoints.timeoutMs, console: console)
+        }
+    }
+}
+
+struct PaymentsResumeVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "resume", abstract: "Resume a channel paused by a high failure rate.")
+    @Option(help: "The channel.") var channel: String = "treasury"
+    @OptionGroup var endpoints: PaymentsEndpointOptions
+
+    func run() async throws {
+        try await execute { context, console in
+            try await PaymentsCommands.command(
+                context: context, target: try endpoints.target(), type: "channel.resumed", data: ["channel": .string(channel)],
+                timeoutMs: endpoints.timeoutMs, console: console)
+        }
+    }
+}

@@ -1,0 +1,577 @@
+import Foundation
+import GRDB
+import ISO20022
+import Logging
+import Models
+import Storage
+
+/// Settings of the payment router (DESIGN §8).
+public struct PaymentsSettings: Sendable {
+    /// Where batch and instruction files are written (the bank or agency picks them up).
+    public var outboxDirectory: String
+    /// Where the bank drops pain.002 / camt.054 returns.
+    public var inboxDirectory: String
+    /// A batch whose failed share exceeds this pauses its channel.
+    public var failurePauseThreshold: Rational = Rational(numerator: 1, denominator: 5)
+    /// Days a lessor has to confirm a rent waiver (seed 篇二: 30 days).
+    public var lessorDeadlineDays = 30
+    public var debtorName = "国库集中支付账户"
+    public var debtorAccount = "0000000000000000"
+    public var debtorAgent = "PBOC-TREASURY"
+
+    public init(outboxDirectory: String, inboxDirectory: String) {
+        self.outboxDirectory = outboxDirectory
+        self.inboxDirectory = inboxDirectory
+    }
+
+    public struct Rational: Sendable {
+        public var numerator: Int64
+        public var denominator: Int64
+        public init(numerator: Int64, denominator: Int64) {
+            self.numerator = numerator
+            self.denominator = denominator
+        }
+        /// `failed / total > this`, in integers.
+        func exceeded(failed: Int64, total: Int64) -> Bool { total > 0 && failed * denominator > numerator * total }
+    }
+}
+
+/// A file to write once the transaction that decided it has committed.
+public struct PendingFile: Sendable {
+    public var batchID: String
+    public var name: String
+    public var content: String
+}
+
+/// The payment router's decisions. Every function runs inside the caller's write transaction;
+/// ledger movements, state changes, audit entries and `payment.*` events commit together.
+public struct PaymentsEngine: Sendable {
+    let ledger: Ledger
+    let audit: AuditChain
+    let outbox: Outbox
+    let clock: any WallClock
+    let settings: PaymentsSettings
+    let logger: Logger
+
+    public static let source = "/bangfu/payments"
+
+    var now: String { Timestamp.format(clock.now()) }
+
+    static func poolAccount(_ pool: String) -> String { "pool:\(pool)" }
+    static func paidAccount(_ pool: String) -> String { "paid:\(pool)" }
+    static func receivableAccount(_ pool: String) -> String { "receivable:\(pool)" }
+
+    // MARK: Events
+
+    func emit(_ p: inout PaymentRecord, _ type: String, extra: JSONObject = JSONObject(), db: Database) throws {
+        p.events += 1
+        try p.save(db, now: now)
+        guard case .object(var o) = p.json else { return }
+        for (k, v) in extra.members { o[k] = v }
+        try outbox.append(db, type: type, subject: p.uscc, id: "\(type)/\(p.id)/\(p.events)", data: .object(o))
+    }
+
+    func record(_ db: Database, _ kind: String, _ entry: JSON) throws { _ = try audit.append(db, kind: kind, entry: entry) }
+
+    // MARK: Upstream facts
+
+    /// The registry's profile: what the checks need (status, fraud, fingerprints).
+    func profiled(_ data: JSON, _ db: Database) throws {
+        guard let uscc = data["uscc"]?.stringValue else { return }
+        let disqualified = data["disqualified"]?.boolValue == true
+        let before = try Bool.fetchOne(db.cachedStatement(sql: "SELECT disqualified FROM merchants WHERE uscc = ?"), arguments: [uscc])
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO merchants(uscc, name, kind, status, disqualified, id_fp, phone_fp, address_fp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(uscc) DO UPDATE SET name = excluded.name, kind = excluded.kind, status = excluded.status,
+                    disqualified = excluded.disqualified, id_fp = excluded.id_fp, phone_fp = excluded.phone_fp, address_fp = excluded.address_fp
+                """
+        ).execute(arguments: [
+            uscc, data["name"]?.stringValue ?? "", data["kind"]?.stringValue ?? "", data["status"]?.stringValue ?? "", disqualified,
+            data["legal_rep"]?["id_fingerprint"]?.stringValue, data["contact"]?["phone_fingerprint"]?.stringValue,
+            data["contact"]?["address_fingerprint"]?.stringValue,
+        ])
+        if disqualified && before != true { try fraud(uscc: uscc, db) }
+    }
+
+    /// The registry's payee (the verified account, in clear). A change of account after a
+    /// payment was approved holds it (a fraud signal: DESIGN §8).
+    func payee(_ data: JSON, _ db: Database) throws {
+        guard let uscc = data["uscc"]?.stringValue, let number = data["account_no"]?.stringValue,
+            let fp = data["fingerprint"]?.stringValue
+        else { return }
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO payees(uscc, bank, account_no, holder_name, holder_matches, verified_on, fingerprint, changed_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(uscc) DO UPDATE SET bank = excluded.bank, account_no = excluded.account_no, holder_name = excluded.holder_name,
+                    holder_matches = excluded.holder_matches, verified_on = excluded.verified_on, fingerprint = excluded.fingerprint,
+                    changed_at = excluded.changed_at
+                """
+        ).execute(arguments: [
+            uscc, data["bank"]?.stringValue, number, data["holder_name"]?.stringValue ?? "", data["holder_matches"]?.boolValue == true,
+            data["verified_on"]?.stringValue, fp, now,
+        ])
+        // Payments waiting for an account get another chance; ready ones whose account changed are held.
+        for row in try Row.fetchAll(
+            db, sql: "SELECT * FROM payments WHERE uscc = ? AND state IN ('held', 'ready') AND channel = 'treasury'", arguments: [uscc])
+        {
+            var p = PaymentRecord(row: row)
+            if p.state == .held && p.holdCode == "no_verified_account" {
+                try check(&p, db)
+            } else if p.state == .ready, let old = p.payeeFingerprint, old != fp {
+                try releaseReservation(&p, db)
+                try hold(&p, "account_changed", "the bank account changed after approval", db)
+            }
+        }
+    }
+
+    // MARK: Entitlements
+
+    /// `entitlement.approved`: a payment is born (payment id = entitlement id) and checked.
+    func approved(_ data: JSON, sequence: UInt64, _ db: Database) throws {
+        guard let id = data["entitlement_id"]?.stringValue, let uscc = data["uscc"]?.stringValue,
+            let amount = data["amount_fen"]?.intValue, amount >= 0
+        else { return }
+        if try PaymentRecord.find(id, db) != nil { return }  // a replayed or repeated approval
+        var p = PaymentRecord(
+            id: id, policyID: data["policy_id"]?.stringValue ?? "", title: data["title"]?.stringValue, uscc: uscc,
+            benefit: data["benefit"]?.stringValue ?? "cash", channel: data["channel"]?.stringValue ?? "treasury",
+            pool: data["pool"]?.stringValue, amountFen: amount, priority: data["priority"]?.boolValue == true,
+            binding: data["binding"]?.stringValue,
+            approvedSeq: Int64(sequence))
+        try p.save(db, now: now)
+        try record(db, "payment.received", p.json)
+        try check(&p, db)
+    }
+
+    /// `entitlement.revoked`: money not yet out is released; money already paid opens a clawback.
+    func revoked(_ data: JSON, _ db: Database) throws {
+        guard let id = data["entitlement_id"]?.stringValue, var p = try PaymentRecord.find(id, db) else { return }
+        let reason = data["reason"]?.stringValue ?? "revoked"
+        switch p.state {
+        case .received, .held, .ready:
+            try releaseReservation(&p, db)
+            p.state = .voided
+            p.holdReason = reason
+            try p.save(db, now: now)
+            try record(db, "payment.voided", p.json)
+        case .instructed:
+            // In the bank's hands: it settles or fails; a settlement then opens a clawback.
+            p.holdReason = "revoked while instructed: \(reason)"
+            try p.save(db, now: now)
+            try record(db, "payment.revoked_in_flight", p.json)
+        case .settled:
+            try openClawback(&p, reason: reason, db)
+        case .failed, .voided, .clawedBack:
+            break
+        }
+    }
+
+    /// Fraud (DESIGN §8 收回): pending payments to the merchant are voided, paid ones clawed back.
+    func fraud(uscc: String, _ db: Database) throws {
+        for row in try Row.fetchAll(db, sql: "SELECT * FROM payments WHERE uscc = ?", arguments: [uscc]) {
+            var p = PaymentRecord(row: row)
+            switch p.state {
+            case .received, .held, .ready:
+                try releaseReservation(&p, db)
+                p.state = .voided
+                p.holdReason = "fraud: disqualified"
+                try p.save(db, now: now)
+                try record(db, "payment.voided", p.json)
+            case .settled:
+                try openClawback(&p, reason: "fraud: disqualified", db)
+            default:
+                break
+            }
+        }
+    }
+
+    func openClawback(_ p: inout PaymentRecord, reason: String, _ db: Database) throws {
+        guard p.benefit == "cash", let pool = p.pool else {
+            p.state = .clawedBack
+            try emit(&p, "clawback.opened", extra: ["reason": .string(reason), "amount_fen": 0], db: db)
+            return
+        }
+        let receivable = Self.receivableAccount(pool)
+        try ledger.openAccount(db, id: receivable, kind: "receivable", mayGoNegative: true)
+        try ledger.transfer(
+            db, id: "clawback/\(p.id)", debit: Self.paidAccount(pool), credit: receivable, amountFen: p.amountFen, ref: p.id, note: reason)
+        try db.execute(
+            sql:
+                "INSERT INTO receivables(id, payment_id, uscc, amount_fen, state, reason, opened_at) VALUES (?, ?, ?, ?, 'open', ?, ?) ON CONFLICT DO NOTHING",
+            arguments: ["recv/\(p.id)", p.id, p.uscc, p.amountFen, reason, now])
+        p.state = .clawedBack
+        try emit(&p, "clawback.opened", extra: ["reason": .string(reason), "receivable_fen": .int(p.amountFen)], db: db)
+    }
+
+    // MARK: Checks
+
+    /// Runs every check that is not cleared, in order: fraud, real-name account, shared
+    /// identifiers within the programme, then the pool reservation.
+    func check(_ p: inout PaymentRecord, _ db: Database) throws {
+        guard [.received, .held].contains(p.state) else { return }
+        let merchant = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM merchants WHERE uscc = ?"), arguments: [p.uscc])
+        if merchant?["disqualified"] == true {
+            p.state = .voided
+            p.holdReason = "fraud: disqualified"
+            try p.save(db, now: now)
+            try record(db, "payment.voided", p.json)
+            return
+        }
+        if p.benefit == "cash" {
+            let payee = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM payees WHERE uscc = ?"), arguments: [p.uscc])
+            if !p.clearedHolds.contains("no_verified_account") {
+                guard let payee, (payee["holder_matches"] as Bool?) == true else {
+                    return try hold(
+                        &p, "no_verified_account",
+                        payee == nil
+                            ? "no bank account verified for this merchant (实名制)"
+                            : "the verified account's holder is not the registered name",
+                        db)
+                }
+            }
+            if let (code, detail) = try sharedIdentifier(p, merchant: merchant, payeeFP: payee?["fingerprint"], db),
+                !p.clearedHolds.contains(code)
+            {
+                return try hold(&p, code, detail, db)
+            }
+            p.payeeFingerprint = payee?["fingerprint"]
+            guard let pool = p.pool else { return try hold(&p, "no_pool", "a cash benefit without a fund pool", db) }
+            try ledger.openAccount(db, id: Self.poolAccount(pool), kind: "pool", mayGoNegative: false)
+            try ledger.openAccount(db, id: Self.paidAccount(pool), kind: "paid", mayGoNegative: true)
+            var short = false
+            do {
+                try ledger.reserve(
+                    db, id: "reserve/\(p.id)", debit: Self.poolAccount(pool), credit: Self.paidAccount(pool), amountFen: p.amountFen,
+                    ref: p.id,
+                    note: p.policyID)
+            } catch {
+                guard error.code == .insufficientFunds else { throw error }
+                short = true
+            }
+            if short {
+                return try hold(
+                    &p, "pool_short", "pool \(pool) cannot cover \(p.amountFen) fen now; released in priority order when funds arrive", db)
+            }
+        }
+        p.state = .ready
+        p.holdCode = nil
+        p.holdReason = nil
+        try p.save(db, now: now)
+        try record(db, "payment.ready", p.json)
+    }
+
+    /// Another recipient of the same programme with the same bank account, legal
+    /// representative, phone or address (the PPP/EIDL lessons).
+    func sharedIdentifier(_ p: PaymentRecord, merchant: Row?, payeeFP: String?, _ db: Database) throws -> (String, String)? {
+        let live = "p.state NOT IN ('voided', 'failed') AND p.policy_id = ? AND p.uscc != ?"
+        if let fp = payeeFP,
+            let other = try String.fetchOne(
+                db, sql: "SELECT p.uscc FROM payments p JOIN payees y ON y.uscc = p.uscc WHERE \(live) AND y.fingerprint = ? LIMIT 1",
+                arguments: [p.policyID, p.uscc, fp])
+        {
+            return ("shared_account", "the same bank account as \(other), another recipient of \(p.policyID)")
+        }
+        for (column, code, what) in [
+            ("id_fp", "shared_legal_rep", "legal representative"), ("phone_fp", "shared_phone", "phone"),
+            ("address_fp", "shared_address", "address"),
+        ] {
+            guard let fp: String = merchant?[column] else { continue }
+            if let other = try String.fetchOne(
+                db, sql: "SELECT p.uscc FROM payments p JOIN merchants m ON m.uscc = p.uscc WHERE \(live) AND m.\(column) = ? LIMIT 1",
+                arguments: [p.policyID, p.uscc, fp])
+            {
+                return (code, "the same \(what) as \(other), another recipient of \(p.policyID)")
+            }
+        }
+        return nil
+    }
+
+    func hold(_ p: inout PaymentRecord, _ code: String, _ detail: String, _ db: Database) throws {
+        if p.state == .held && p.holdCode == code { return }
+        p.state = .held
+        p.holdCode = code
+        p.holdReason = detail
+        try db.execute(
+            sql: "INSERT INTO holds(payment_id, code, detail, opened_at) VALUES (?, ?, ?, ?)", arguments: [p.id, code, detail, now])
+        try record(db, "hold.opened", ["payment_id": .string(p.id), "code": .string(code), "detail": .string(detail)])
+        try emit(&p, "payment.held", extra: ["reason": .string(code)], db: db)
+    }
+
+    func releaseReservation(_ p: inout PaymentRecord, _ db: Database) throws {
+        guard p.benefit == "cash", p.pool != nil, p.state == .ready || p.state == .instructed else { return }
+        do {
+            try ledger.void(db, id: "void/\(p.id)", pendingID: "reserve/\(p.id)", note: "released")
+        } catch {
+            // Nothing reserved, or already resolved: nothing to release.
+            guard error.code == .unknownPending || error.code == .alreadyResolved else { throw error }
+        }
+    }
+
+    // MARK: Operator commands
+
+    /// `pool.funded`: money into a pool, then held payments released in priority order.
+    func fund(pool: String, source: String, amountFen: Int64, transferID: String, _ db: Database) throws {
+        try ledger.openAccount(db, id: "source:\(source)", kind: "source", mayGoNegative: true)
+        try ledger.openAccount(db, id: Self.poolAccount(pool), kind: "pool", mayGoNegative: false)
+        try ledger.transfer(
+            db, id: transferID, debit: "source:\(source)", credit: Self.poolAccount(pool), amountFen: amountFen, ref: pool, note: source)
+        for row in try Row.fetchAll(
+            db,
+            sql:
+                "SELECT * FROM payments WHERE state = 'held' AND hold_code = 'pool_short' AND pool = ? ORDER BY priority DESC, approved_seq",
+            arguments: [pool])
+        {
+            var p = PaymentRecord(row: row)
+            try check(&p, db)
+            if p.state == .held && p.holdCode == "pool_short" { break }  // strict priority order
+        }
+    }
+
+    func releaseHold(id: String, by: String, reason: String, _ db: Database) throws {
+        guard var p = try PaymentRecord.find(id, db) else { throw Rejection(.invalidData, field: "data.payment_id", "no payment \(id)") }
+        guard p.state == .held, let code = p.holdCode else {
+            throw Rejection(.invalidData, field: "data.payment_id", "payment \(id) is \(p.state.rawValue), not held")
+        }
+        guard code != "pool_short" else {
+            throw Rejection(.invalidData, field: "data.payment_id", "a pool_short hold is released by funding the pool, not by an operator")
+        }
+        try db.execute(
+            sql:
+                "UPDATE holds SET resolution = 'released', resolved_by = ?, resolved_at = ?, reason = ? WHERE payment_id = ? AND resolution IS NULL",
+            arguments: [by, now, reason, id])
+        try record(db, "hold.released", ["payment_id": .string(id), "code": .string(code), "by": .string(by), "reason": .string(reason)])
+        p.clearedHolds.insert(code)
+        p.state = .received
+        try check(&p, db)
+    }
+
+    func rejectHold(id: String, by: String, reason: String, _ db: Database) throws {
+        guard var p = try PaymentRecord.find(id, db), p.state == .held else {
+            throw Rejection(.invalidData, field: "data.payment_id", "payment \(id) is not held")
+        }
+        try db.execute(
+            sql:
+                "UPDATE holds SET resolution = 'rejected', resolved_by = ?, resolved_at = ?, reason = ? WHERE payment_id = ? AND resolution IS NULL",
+            arguments: [by, now, reason, id])
+        try record(
+            db, "hold.rejected",
+            ["payment_id": .string(id), "code": .string(p.holdCode ?? ""), "by": .string(by), "reason": .string(reason)])
+        p.state = .voided
+        p.holdReason = "hold rejected by \(by): \(reason)"
+        try p.save(db, now: now)
+    }
+
+    func recovered(paymentID: String, amountFen: Int64, transferID: String, _ db: Database) throws {
+        guard let p = try PaymentRecord.find(paymentID, db), p.state == .clawedBack, let pool = p.pool else {
+            throw Rejection(.invalidData, field: "data.payment_id", "no open clawback for \(paymentID)")
+        }
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT amount_fen, recovered_fen FROM receivables WHERE payment_id = ?", arguments: [paymentID])
+        else {
+            throw Rejection(.invalidData, field: "data.payment_id", "no receivable for \(paymentID)")
+        }
+        let open: Int64 = (row["amount_fen"] as Int64) - (row["recovered_fen"] as Int64)
+        guard amountFen <= open else {
+            throw Rejection(.invalidAmount, field: "data.amount_fen", "only \(open) fen is still owed on \(paymentID)")
+        }
+        try ledger.transfer(
+            db, id: transferID, debit: Self.receivableAccount(pool), credit: Self.poolAccount(pool), amountFen: amountFen, ref: paymentID,
+            note: "clawback recovered")
+        try db.execute(
+            sql:
+                "UPDATE receivables SET recovered_fen = recovered_fen + ?, state = CASE WHEN recovered_fen + ? >= amount_fen THEN 'closed' ELSE 'open' END WHERE payment_id = ?",
+            arguments: [amountFen, amountFen, paymentID])
+    }
+
+    // MARK: Channels
+
+    /// Writes the next batch of a channel: every ready payment of it, in priority order. The
+    /// file's content is stored with the batch (same transaction), then written after commit.
+    func batch(channel: String, _ db: Database) throws -> PendingFile? {
+        if let paused = try Row.fetchOne(db, sql: "SELECT reason FROM channels WHERE channel = ? AND paused = 1", arguments: [channel]) {
+            throw Rejection(.invalidData, field: "data.channel", "channel \(channel) is paused: \(paused["reason"] as String? ?? "")")
+        }
+        let rows = try Row.fetchAll(
+            db, sql: "SELECT * FROM payments WHERE state = 'ready' AND channel = ? ORDER BY priority DESC, approved_seq",
+            arguments: [channel])
+        guard !rows.isEmpty else { return nil }
+        var payments = rows.map(PaymentRecord.init)
+        let seq = (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM batches") ?? 0) + 1
+        let kind = channel == "treasury" ? "pain001" : channel == "lessor" ? "lessor" : "agency"
+        let batchID = String(format: "B%06d", seq)
+        let total = payments.reduce(Int64(0)) { $0 + $1.amountFen }
+        let content: String
+        let fileName: String
+        switch kind {
+        case "pain001":
+            var transfers: [CreditTransfer] = []
+            for p in payments {
+                guard let payee = try Row.fetchOne(db, sql: "SELECT * FROM payees WHERE uscc = ?", arguments: [p.uscc]) else { continue }
+                let name = (try String.fetchOne(db, sql: "SELECT name FROM merchants WHERE uscc = ?", arguments: [p.uscc])) ?? p.uscc
+                transfers.append(
+                    CreditTransfer(
+                        endToEndID: Self.endToEndID(p.id), amountFen: p.amountFen, creditorName: name, creditorAccount: payee["account_no"],
+                        creditorAgent: (payee["bank"] as String?) ?? "", remittanceInformation: String((p.title ?? p.policyID).prefix(140)))
+                )
+            }
+            let batch = CreditTransferBatch(
+                messageID: "BANGFU-\(batchID)", createdAt: clock.now(), initiatingParty: "Bangfu 帮扶", debtorName: settings.debtorName,
+                debtorAccount: settings.debtorAccount, debtorAgent: settings.debtorAgent,
+                requestedExecutionDate: ChinaTime.civilDate(of: clock.now()), payments: transfers)
+            content = try Pain001.xml(batch)
+            fileName = "BANGFU-\(batchID).xml"
+        default:
+            var lines: [JSON] = []
+            for p in payments {
+                var o = p.json.objectValue ?? JSONObject()
+                o["instruction"] = .string(
+                    kind == "lessor" ? "rent_waiver: refund, offset or extension within \(settings.lessorDeadlineDays) days" : "deferral")
+                lines.append(.object(o))
+            }
+            let header: JSON = [
+                "kind": .string(channel), "batch_id": .string(batchID), "count": .int(Int64(lines.count)), "total_fen": .int(total),
+                "created_at": .string(now),
+            ]
+            content = ([header] + lines).map { $0.serialized() }.joined(separator: "\n") + "\n"
+            fileName = "BANGFU-\(batchID)-\(channel.replacingOccurrences(of: ":", with: "_")).jsonl"
+        }
+        try db.execute(
+            sql: "INSERT INTO batches(id, seq, channel, file_name, content, count, total_fen, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            arguments: [batchID, seq, channel, fileName, Data(content.utf8), payments.count, total, now])
+        try record(
+            db, "batch.created",
+            ["batch_id": .string(batchID), "channel": .string(channel), "count": .int(Int64(payments.count)), "total_fen": .int(total)])
+        let deadline =
+            kind == "lessor" ? Timestamp.format(clock.now().addingTimeInterval(TimeInterval(settings.lessorDeadlineDays * 86_400))) : nil
+        for k in payments.indices {
+            payments[k].state = .instructed
+            payments[k].batchID = batchID
+            payments[k].deadline = deadline
+            try emit(&payments[k], "payment.instructed", extra: ["file": .string(fileName)], db: db)
+        }
+        return PendingFile(batchID: batchID, name: fileName, content: content)
+    }
+
+    /// The payment id is the entitlement id; ISO 20022's EndToEndId holds 35 characters, so the
+    /// `ent-` prefix is left out on the wire.
+    static func endToEndID(_ paymentID: String) -> String {
+        paymentID.hasPrefix("ent-") ? String(paymentID.dropFirst(4)) : String(paymentID.prefix(35))
+    }
+
+    static func paymentID(endToEnd: String) -> String { endToEnd.count == 32 ? "ent-" + endToEnd : endToEnd }
+
+    /// Applies a bank return; lines for unknown or already settled payments are reported, not
+    /// applied twice. Returns (applied, anomalies).
+    func applyReturn(_ file: ReturnFile, returnID: String, _ db: Database) throws -> (Int, Int) {
+        if try Bool.fetchOne(db, sql: "SELECT 1 FROM returns WHERE id = ?", arguments: [returnID]) == true { return (0, 0) }
+        var applied = 0
+        var anomalies = 0
+        var batches: Set<String> = []
+        for line in file.lines {
+            let id = Self.paymentID(endToEnd: line.endToEndID)
+            guard var p = try PaymentRecord.find(id, db) else {
+                anomalies += 1
+                try db.execute(
+                    sql: "INSERT INTO return_anomalies(return_id, payment_id, problem) VALUES (?, ?, 'unknown payment')",
+                    arguments: [returnID, id])
+                continue
+            }
+            guard p.state == .instructed, p.channel == "treasury" else {
+                anomalies += 1
+                try db.execute(
+                    sql: "INSERT INTO return_anomalies(return_id, payment_id, problem) VALUES (?, ?, ?)",
+                    arguments: [returnID, id, "payment is \(p.state.rawValue), not awaiting a return"])
+                continue
+            }
+            if let amount = line.amountFen, amount != p.amountFen {
+                anomalies += 1
+                try db.execute(
+                    sql: "INSERT INTO return_anomalies(return_id, payment_id, problem) VALUES (?, ?, ?)",
+                    arguments: [returnID, id, "amount \(amount) fen does not match the instructed \(p.amountFen) fen"])
+                continue
+            }
+            if let b = p.batchID { batches.insert(b) }
+            switch line.status {
+            case .settled:
+                try ledger.post(db, id: "settle/\(p.id)", pendingID: "reserve/\(p.id)", note: "bank return \(returnID)")
+                p.state = .settled
+                try emit(&p, "payment.settled", extra: ["return_id": .string(returnID)], db: db)
+                if let b = p.batchID { try db.execute(sql: "UPDATE batches SET settled = settled + 1 WHERE id = ?", arguments: [b]) }
+            case .failed(let code, let reason):
+                try ledger.void(db, id: "void/\(p.id)", pendingID: "reserve/\(p.id)", note: "bank return \(returnID): \(code)")
+                p.state = .failed
+                p.holdReason = "bank return \(code)" + (reason.map { ": \($0)" } ?? "")
+                try emit(&p, "payment.failed", extra: ["reason": .string(code), "return_id": .string(returnID)], db: db)
+                if let b = p.batchID { try db.execute(sql: "UPDATE batches SET failed = failed + 1 WHERE id = ?", arguments: [b]) }
+            }
+            applied += 1
+        }
+        try db.execute(
+            sql: "INSERT INTO returns(id, kind, lines, applied, anomalies, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [returnID, file.kind == .pain002 ? "pain.002" : "camt.054", file.lines.count, applied, anomalies, now])
+        try record(
+            db, "return.applied", ["return_id": .string(returnID), "applied": .int(Int64(applied)), "anomalies": .int(Int64(anomalies))])
+        // A batch whose failure share is over the threshold pauses its channel (an alert).
+        for b in batches {
+            guard let row = try Row.fetchOne(db, sql: "SELECT count, failed, channel FROM batches WHERE id = ?", arguments: [b]) else {
+                continue
+            }
+            let failed: Int64 = row["failed"]
+            let count: Int64 = row["count"]
+            if settings.failurePauseThreshold.exceeded(failed: failed, total: count) {
+                let channel: String = row["channel"]
+                let reason = "batch \(b): \(failed) of \(count) payments failed"
+                try db.execute(
+                    sql:
+                        "INSERT INTO channels(channel, paused, reason) VALUES (?, 1, ?) ON CONFLICT(channel) DO UPDATE SET paused = 1, reason = excluded.reason",
+                    arguments: [channel, reason])
+                try record(db, "channel.paused", ["channel": .string(channel), "reason": .string(reason)])
+                logger.critical(
+                    "payment channel paused: failure rate over the threshold", metadata: ["channel": "\(channel)", "batch": "\(b)"])
+            }
+        }
+        return (applied, anomalies)
+    }
+
+    /// `lessor.confirmed` / `agency.confirmed`: the lessor or agency carried the instruction
+    /// out; a failed offset or extension turns into a refund the lessor owes (seed 篇二 (三)).
+    func confirmed(paymentID: String, ok: Bool, method: String?, _ db: Database) throws {
+        guard var p = try PaymentRecord.find(paymentID, db) else {
+            throw Rejection(.invalidData, field: "data.payment_id", "no payment \(paymentID)")
+        }
+        guard p.state == .instructed || p.state == .held else { return }
+        if ok {
+            p.state = .settled
+            try emit(&p, "payment.settled", extra: ["method": method.map { .string($0) } ?? .null], db: db)
+        } else if p.channel == "lessor", let m = method, m == "offset" || m == "extension" {
+            p.state = .instructed
+            p.holdReason = "\(m) failed: the lessor owes a refund of the waived rent"
+            p.deadline = Timestamp.format(clock.now().addingTimeInterval(TimeInterval(settings.lessorDeadlineDays * 86_400)))
+            try emit(&p, "payment.instructed", extra: ["instruction": "refund", "reason": .string("\(m)_failed")], db: db)
+        } else {
+            p.state = .failed
+            p.holdReason = "not carried out" + (method.map { " (\($0))" } ?? "")
+            try emit(&p, "payment.failed", extra: ["reason": "not_carried_out"], db: db)
+        }
+    }
+
+    /// Lessor instructions unconfirmed past their deadline are escalated (held, for an operator).
+    func escalateOverdue(_ db: Database) throws -> Int {
+        let rows = try Row.fetchAll(
+            db, sql: "SELECT * FROM payments WHERE state = 'instructed' AND channel = 'lessor' AND deadline IS NOT NULL AND deadline < ?",
+            arguments: [now])
+        for row in rows {
+            var p = PaymentRecord(row: row)
+            try hold(&p, "lessor_unconfirmed", "no confirmation from the lessor within \(settings.lessorDeadlineDays) days", db)
+        }
+        return rows.count
+    }
+
+    func resume(channel: String, _ db: Database) throws {
+        try db.execute(sql: "UPDATE channels SET paused = 0, reason = NULL WHERE channel = ?", arguments: [channel])
+        try record(db, "channel.resumed", ["channel": .string(channel)])
+    }
+}

@@ -1,0 +1,354 @@
+import Bus
+import Foundation
+import GRDB
+import ISO20022
+import Logging
+import Models
+import ServiceKit
+import Storage
+
+/// A validated payments command.
+public enum PaymentsCommand: Sendable {
+    case fund(pool: String, source: String, amountFen: Int64)
+    case bankReturned(ReturnFile, returnID: String)
+    case confirmed(paymentID: String, ok: Bool, method: String?)
+    case recovered(paymentID: String, amountFen: Int64)
+    case releaseHold(paymentID: String, by: String, reason: String)
+    case rejectHold(paymentID: String, by: String, reason: String)
+    case batch(channel: String)
+    case resume(channel: String)
+}
+
+/// The payment router's intake (DESIGN §4): pool funding, bank returns, confirmations,
+/// recoveries, and the operator's hold and batch commands.
+struct PaymentsApplier: IntakeApplier {
+    typealias Command = PaymentsCommand
+    let acceptedTypes: Set<String> = [
+        "pool.funded", "bank.returned", "lessor.confirmed", "agency.confirmed", "clawback.recovered", "hold.released", "hold.rejected",
+        "payments.batch", "channel.resumed",
+    ]
+    let refusesWhileApplying = true
+    let engine: PaymentsEngine
+
+    func validate(_ event: CloudEvent) throws(Rejection) -> PaymentsCommand {
+        guard case .object(let d)? = event.data else { throw Rejection(.invalidData, field: "data", "data must be an object") }
+        func string(_ k: String) throws(Rejection) -> String {
+            guard let s = d[k]?.stringValue, !s.isEmpty else { throw Rejection(.invalidData, field: "data.\(k)", "\(k) is required") }
+            return s
+        }
+        func fen(_ k: String) throws(Rejection) -> Int64 {
+            guard let v = d[k] else { throw Rejection(.invalidData, field: "data.\(k)", "\(k) is required") }
+            guard case .int(let n) = v, n > 0, n <= 1_000_000_000_000_000 else {
+                throw Rejection(.invalidAmount, field: "data.\(k)", "\(k) must be a positive whole number of fen")
+            }
+            return n
+        }
+        switch event.type {
+        case "pool.funded":
+            let source = try string("source")
+            guard ["central", "special_bond", "local"].contains(source) else {
+                throw Rejection(.invalidData, field: "data.source", "source must be central, special_bond or local")
+            }
+            return .fund(pool: try string("pool"), source: source, amountFen: try fen("amount_fen"))
+        case "bank.returned":
+            let xml = try string("file")
+            let parsed: ReturnFile
+            do {
+                parsed = try ReturnParser.parse(xml)
+            } catch {
+                throw Rejection(.invalidData, field: "data.file", "not a readable pain.002 or camt.054 file: \(error)")
+            }
+            do {
+                try parsed.checkTotals()
+            } catch {
+                throw Rejection(.invalidAmount, field: "data.file", "the return's control totals disagree with its lines: \(error)")
+            }
+            return .bankReturned(parsed, returnID: d["return_id"]?.stringValue ?? parsed.messageID)
+        case "lessor.confirmed", "agency.confirmed":
+            return .confirmed(paymentID: try string("payment_id"), ok: d["ok"]?.boolValue ?? true, method: d["method"]?.stringValue)
+        case "clawback.recovered":
+            return .recovered(paymentID: try string("payment_id"), amountFen: try fen("amount_fen"))
+        case "hold.released":
+            return .releaseHold(paymentID: try string("payment_id"), by: try string("by"), reason: try string("reason"))
+        case "hold.rejected":
+            return .rejectHold(paymentID: try string("payment_id"), by: try string("by"), reason: try string("reason"))
+        case "payments.batch":
+            return .batch(channel: try string("channel"))
+        case "channel.resumed":
+            return .resume(channel: try string("channel"))
+        default:
+            throw Rejection(.unknownType, field: "type", "this service takes no events of type \(event.type)")
+        }
+    }
+
+    func apply(_ command: PaymentsCommand, event: CloudEvent, db: Database) throws {
+        do {
+            switch command {
+            case .fund(let pool, let source, let amount):
+                try engine.fund(pool: pool, source: source, amountFen: amount, transferID: "fund/\(event.source)/\(event.id)", db)
+            case .bankReturned(let file, let id):
+                _ = try engine.applyReturn(file, returnID: id, db)
+            case .confirmed(let id, let ok, let method):
+                try engine.confirmed(paymentID: id, ok: ok, method: method, db)
+            case .recovered(let id, let amount):
+                try engine.recovered(paymentID: id, amountFen: amount, transferID: "recovered/\(event.source)/\(event.id)", db)
+            case .releaseHold(let id, let by, let reason):
+                try engine.releaseHold(id: id, by: by, reason: reason, db)
+            case .rejectHold(let id, let by, let reason):
+                try engine.rejectHold(id: id, by: by, reason: reason, db)
+            case .batch(let channel):
+                _ = try engine.escalateOverdue(db)
+                _ = try engine.batch(channel: channel, db)  // written by `PendingFiles.flush` after the commit
+            case .resume(let channel):
+                try engine.resume(channel: channel, db)
+            }
+        } catch let e as LedgerError {
+            throw Rejection(e.code == .insufficientFunds ? .invalidAmount : .invalidData, e.message)
+        }
+    }
+}
+
+/// Batch files decided inside a transaction and written after it commits (atomically, temp +
+/// rename); on start, any batch recorded but not yet written is written (same content: it is
+/// stored with the batch), so a crash never loses or duplicates a file.
+final class PendingFiles: Sendable {
+    let directory: String
+    let database: ServiceDatabase
+    let logger: Logger
+
+    init(directory: String, database: ServiceDatabase, logger: Logger) {
+        self.directory = directory
+        self.database = database
+        self.logger = logger
+    }
+
+    /// Writes every batch not yet written.
+    func flush() {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let rows = try database.writer.read { db in
+                try Row.fetchAll(db, sql: "SELECT id, file_name, content FROM batches WHERE written = 0 ORDER BY seq")
+            }
+            for row in rows {
+                let content: Data = row["content"]
+                try InstructionFiles.writeAtomically(content, name: row["file_name"], directory: directory)
+                let id: String = row["id"]
+                try database.writer.write { db in try db.execute(sql: "UPDATE batches SET written = 1 WHERE id = ?", arguments: [id]) }
+            }
+        } catch {
+            logger.error("writing a batch file failed; retried at the next batch or restart", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Applies the feeds payments follows: the matcher's entitlements and the registry's profiles
+/// and payees, each delivery batch in one transaction with its cursor.
+struct PaymentsFeeds: FeedConsumer {
+    let database: ServiceDatabase
+    let engine: PaymentsEngine
+    let handle: ServiceHandle
+
+    func cursor(feed: String) throws -> UInt64 {
+        try database.writer.read { db in try InboxCursor.get(db, feed: feed) }
+    }
+
+    func apply(feed: String, _ deliveries: [FeedDelivery]) throws {
+        try database.writer.write { db in
+            for d in deliveries {
+                guard let e = d.event, let data = e.data else { continue }
+                switch e.type {
+                case "merchant.profiled": try engine.profiled(data, db)
+                case "payee.verified": try engine.payee(data, db)
+                case "entitlement.approved": try engine.approved(data, sequence: d.sequence, db)
+                case "entitlement.revoked": try engine.revoked(data, db)
+                default: break
+                }
+            }
+            try InboxCursor.set(db, feed: feed, to: deliveries.last!.sequence)
+        }
+        handle.node?.notifyOutbox()
+    }
+}
+
+/// Builds the payment router: the same function `bangfu-payments`'s `main` and the tests call.
+public enum PaymentsService {
+    public static let name = "payments"
+    public static let upstreams = ["registry", "matcher"]
+    /// The service's own settings (flags, `BANGFU_…` variables, config keys), empty = default.
+    public static let settings: [String: String] = ["outbox-dir": "", "inbox-dir": "", "failure-pause-percent": ""]
+
+    public static func build(options: ServiceOptions, environment env: ServiceEnvironment) throws -> BusService {
+        var logger = env.logger
+        logger[metadataKey: "service"] = "payments"
+        let database = try PaymentsDatabase(stateDir: options.stateDir)
+        try SimulatedTime.restore(env.clock, from: database.db)
+        let base = options.stateDir ?? NSTemporaryDirectory()
+        func setting(_ key: String) -> String? { options.extra[key].flatMap { $0.isEmpty ? nil : $0 } }
+        var settings = PaymentsSettings(
+            outboxDirectory: setting("outbox-dir") ?? (base as NSString).appendingPathComponent("outbox"),
+            inboxDirectory: setting("inbox-dir") ?? (base as NSString).appendingPathComponent("inbox"))
+        if let t = setting("failure-pause-percent"), let pct = Int64(t) {
+            settings.failurePauseThreshold = .init(numerator: pct, denominator: 100)
+        }
+        let audit = AuditChain(clock: env.clock)
+        let engine = PaymentsEngine(
+            ledger: Ledger(clock: env.clock, audit: audit), audit: audit, outbox: Outbox(source: PaymentsEngine.source, clock: env.clock),
+            clock: env.clock, settings: settings, logger: logger)
+        let files = PendingFiles(directory: settings.outboxDirectory, database: database.db, logger: logger)
+        let pipeline = IntakePipeline(
+            database: database.db, applier: PaymentsApplier(engine: engine), clock: env.clock, logger: logger,
+            afterCommit: { files.flush() })
+        var nodeSettings = NodeSettings()
+        nodeSettings.socket.maxMessageBytes = options.maxMessageBytes
+        let handle = ServiceHandle()
+        let queries = StandardQueries(
+            service: name, database: database.db,
+            live: { handle.figures(simulatedClock: options.simulatedClock, clock: env.clock) },
+            extra: { req in try PaymentsQueries(database: database.db, engine: engine).respond(req) })
+        let node = ServiceNode(
+            name: name, context: env.context, endpoints: options.endpoints, settings: nodeSettings, processor: pipeline,
+            feed: OutboxFeedStore(database: database.db), responder: queries, logger: logger)
+        handle.node = node
+        let consumer = PaymentsFeeds(database: database.db, engine: engine, handle: handle)
+        var subs: [FeedSubscriber] = []
+        for u in options.upstreams {
+            var drop: (@Sendable (UInt64) -> Bool)?
+            if let dropLive = env.dropLive {
+                let n = u.name
+                drop = { seq in dropLive(n, seq) }
+            }
+            subs.append(FeedSubscriber(upstream: u, context: env.context, consumer: consumer, logger: logger, dropLive: drop))
+        }
+        handle.subscribers = subs
+        let inbox = ReturnInbox(directory: settings.inboxDirectory, database: database.db, engine: engine, handle: handle, logger: logger)
+        return BusService(
+            name: name, node: node, subscribers: subs, logger: logger,
+            onStart: {
+                files.flush()
+                inbox.start()
+            },
+            onStop: { inbox.stop() })
+    }
+}
+
+/// Watches the inbox directory for the bank's return files (pain.002, camt.054): each is read,
+/// its totals checked (a mismatch is quarantined, never applied), applied in one transaction,
+/// and moved to `processed/` or `quarantined/`.
+final class ReturnInbox: Sendable {
+    let directory: String
+    let database: ServiceDatabase
+    let engine: PaymentsEngine
+    let handle: ServiceHandle
+    let logger: Logger
+    nonisolated(unsafe) let timer: any DispatchSourceTimer
+
+    init(directory: String, database: ServiceDatabase, engine: PaymentsEngine, handle: ServiceHandle, logger: Logger) {
+        self.directory = directory
+        self.database = database
+        self.engine = engine
+        self.handle = handle
+        self.logger = logger
+        timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "bangfu.payments.inbox"))
+    }
+
+    func start() {
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        timer.schedule(deadline: .now(), repeating: .seconds(1))
+        timer.setEventHandler { [self] in self.scan() }
+        timer.resume()
+    }
+
+    func stop() { timer.cancel() }
+
+    func scan() {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: directory).filter({ $0.hasSuffix(".xml") }).sorted(), !names.isEmpty else {
+            return
+        }
+        for name in names {
+            let path = (directory as NSString).appendingPathComponent(name)
+            guard let data = fm.contents(atPath: path) else { continue }
+            let text = String(decoding: data, as: UTF8.self)
+            var destination = "processed"
+            do {
+                let file = try ReturnParser.parse(text)
+                do {
+                    try file.checkTotals()
+                    try database.writer.write { db in _ = try engine.applyReturn(file, returnID: file.messageID, db) }
+                } catch {
+                    destination = "quarantined"
+                    try database.writer.write { db in
+                        try Quarantine.add(
+                            db, origin: "inbox", at: engine.now,
+                            rejection: Rejection(.invalidAmount, field: "file", "return \(name): control totals disagree: \(error)"),
+                            source: nil,
+                            eventID: name, type: "bank.returned", frame: [UInt8](data))
+                    }
+                    logger.error("return file quarantined: its totals disagree", metadata: ["file": "\(name)"])
+                }
+            } catch {
+                destination = "quarantined"
+                try? database.writer.write { db in
+                    try Quarantine.add(
+                        db, origin: "inbox", at: engine.now,
+                        rejection: Rejection(.invalidData, field: "file", "return \(name) unreadable: \(error)"),
+                        source: nil, eventID: name, type: "bank.returned", frame: [UInt8](data))
+                }
+            }
+            let dir = (directory as NSString).appendingPathComponent(destination)
+            try? fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try? fm.moveItem(atPath: path, toPath: (dir as NSString).appendingPathComponent(name))
+            handle.node?.notifyOutbox()
+        }
+    }
+}
+
+/// The payment router's operator queries: `ledger.check`, `audit.verify`, `payment.show`,
+/// `payment.list`, `pool.status`, `holds`.
+struct PaymentsQueries {
+    let database: ServiceDatabase
+    let engine: PaymentsEngine
+
+    func respond(_ req: JSON) throws -> JSON? {
+        switch req["op"]?.stringValue {
+        case "ledger.check":
+            let c = try database.writer.read { db in try engine.ledger.check(db) }
+            return ["op": "ledger", "ok": .bool(c.ok), "problems": .array(c.problems.map { .string($0) }), "report": .string("\(c)")]
+        case "audit.verify":
+            let v = try database.writer.read { db in try engine.audit.verify(db) }
+            return [
+                "op": "audit", "ok": .bool(v.ok), "entries": .int(Int64(v.entries)),
+                "first_broken": v.firstBroken.map { .int($0) } ?? .null,
+                "reason": v.reason.map { .string($0) } ?? .null,
+            ]
+        case "payment.show":
+            guard let id = req["id"]?.stringValue else { return ["op": "error", "code": "invalid_request", "message": "id is required"] }
+            guard let p = try database.writer.read({ db in try PaymentRecord.find(id, db) }) else {
+                return ["op": "error", "code": "not_found", "message": .string("no payment \(id)")]
+            }
+            return ["op": "payment", "payment": p.json]
+        case "payment.list", "holds":
+            let state = req["op"]?.stringValue == "holds" ? "held" : req["state"]?.stringValue
+            let rows = try database.writer.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT * FROM payments WHERE (? IS NULL OR state = ?) ORDER BY approved_seq LIMIT ?",
+                    arguments: [state, state, Int(min(max(req["max"]?.intValue ?? 100, 1), 1_000))])
+            }
+            return ["op": "payments", "items": .array(rows.map { PaymentRecord(row: $0).json })]
+        case "pool.status":
+            let pools = try database.writer.read { db -> [JSON] in
+                try String.fetchAll(db, sql: "SELECT id FROM ledger_accounts WHERE kind = 'pool' ORDER BY id").map { account in
+                    let b = try engine.ledger.balance(db, account: account)
+                    return [
+                        "pool": .string(String(account.dropFirst("pool:".count))), "posted_fen": .int(b.posted),
+                        "reserved_fen": .int(b.pendingDebits),
+                        "available_fen": .int(b.available),
+                    ]
+                }
+            }
+            return ["op": "pools", "items": .array(pools)]
+        default:
+            return nil
+        }
+    }
+}

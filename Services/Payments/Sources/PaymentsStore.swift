@@ -1,0 +1,244 @@
+import Foundation
+import GRDB
+import Models
+import Storage
+
+/// The payment router's own tables, beside the ledger and the audit chain (PaymentsSchema):
+/// its copies of merchants and payees, payments, holds, batches, returns and receivables.
+public struct PaymentsDatabase: Sendable {
+    public let db: ServiceDatabase
+
+    public init(stateDir: String?) throws {
+        db = try ServiceDatabase(stateDir: stateDir, name: "payments") { m in
+            PaymentsSchema.register(&m)
+            Self.migrations(&m)
+        }
+    }
+
+    static func migrations(_ m: inout DatabaseMigrator) {
+        m.registerMigration("payments-service-v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE merchants (
+                        uscc TEXT PRIMARY KEY,
+                        name TEXT NOT NULL,
+                        kind TEXT NOT NULL,
+                        status TEXT NOT NULL,
+                        disqualified INTEGER NOT NULL DEFAULT 0,
+                        id_fp TEXT, phone_fp TEXT, address_fp TEXT
+                    ) WITHOUT ROWID;
+                    CREATE TABLE payees (
+                        uscc TEXT PRIMARY KEY,
+                        bank TEXT, account_no TEXT NOT NULL, holder_name TEXT NOT NULL,
+                        holder_matches INTEGER NOT NULL, verified_on TEXT, fingerprint TEXT NOT NULL,
+                        changed_at TEXT NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE TABLE payments (
+                        id TEXT PRIMARY KEY,
+                        policy_id TEXT NOT NULL,
+                        title TEXT,
+                        uscc TEXT NOT NULL,
+                        benefit TEXT NOT NULL,
+                        channel TEXT NOT NULL,
+                        pool TEXT,
+                        amount_fen INTEGER NOT NULL,
+                        priority INTEGER NOT NULL DEFAULT 0,
+                        binding TEXT,
+                        state TEXT NOT NULL,
+                        hold_code TEXT,
+                        hold_reason TEXT,
+                        cleared_holds TEXT NOT NULL DEFAULT '',
+                        batch_id TEXT,
+                        approved_seq INTEGER NOT NULL,
+                        payee_fp TEXT,
+                        deadline TEXT,
+                        events INTEGER NOT NULL DEFAULT 0,
+                        updated_at TEXT NOT NULL
+                    );
+                    CREATE INDEX payments_state ON payments(state, channel);
+                    CREATE INDEX payments_uscc ON payments(uscc);
+                    CREATE INDEX payments_policy ON payments(policy_id);
+                    CREATE TABLE holds (
+                        id INTEGER PRIMARY KEY,
+                        payment_id TEXT NOT NULL,
+                        code TEXT NOT NULL,
+                        detail TEXT,
+                        opened_at TEXT NOT NULL,
+                        resolution TEXT,
+                        resolved_by TEXT,
+                        resolved_at TEXT,
+                        reason TEXT
+                    );
+                    CREATE INDEX holds_payment ON holds(payment_id);
+                    CREATE TABLE batches (
+                        id TEXT PRIMARY KEY,
+                        seq INTEGER NOT NULL UNIQUE,
+                        channel TEXT NOT NULL,
+                        file_name TEXT NOT NULL,
+                        content BLOB NOT NULL,
+                        count INTEGER NOT NULL,
+                        total_fen INTEGER NOT NULL,
+                        created_at TEXT NOT NULL,
+                        written INTEGER NOT NULL DEFAULT 0,
+                        settled INTEGER NOT NULL DEFAULT 0,
+                        failed INTEGER NOT NULL DEFAULT 0
+                    );
+                    CREATE TABLE returns (
+                        id TEXT PRIMARY KEY,
+                        kind TEXT NOT NULL,
+                        lines INTEGER NOT NULL,
+                        applied INTEGER NOT NULL,
+                        anomalies INTEGER NOT NULL,
+                        received_at TEXT NOT NULL
+                    );
+                    CREATE TABLE return_anomalies (
+                        id INTEGER PRIMARY KEY,
+                        return_id TEXT NOT NULL,
+                        payment_id TEXT NOT NULL,
+                        problem TEXT NOT NULL
+                    );
+                    CREATE TABLE channels (
+                        channel TEXT PRIMARY KEY,
+                        paused INTEGER NOT NULL DEFAULT 0,
+                        reason TEXT
+                    );
+                    CREATE TABLE receivables (
+                        id TEXT PRIMARY KEY,
+                        payment_id TEXT NOT NULL,
+                        uscc TEXT NOT NULL,
+                        amount_fen INTEGER NOT NULL,
+                        recovered_fen INTEGER NOT NULL DEFAULT 0,
+                        state TEXT NOT NULL,
+                        reason TEXT,
+                        opened_at TEXT NOT NULL
+                    );
+                    """)
+        }
+    }
+}
+
+/// A payment: one per approved entitlement (payment id = entitlement id).
+public struct PaymentRecord: Sendable, Equatable {
+    public var id: String
+    public var policyID: String
+    public var title: String?
+    public var uscc: String
+    public var benefit: String
+    public var channel: String
+    public var pool: String?
+    public var amountFen: Int64
+    public var priority: Bool
+    public var binding: String?
+    public var state: PaymentState
+    public var holdCode: String?
+    public var holdReason: String?
+    /// Hold codes an operator released; the checks skip them from then on.
+    public var clearedHolds: Set<String>
+    public var batchID: String?
+    public var approvedSeq: Int64
+    public var payeeFingerprint: String?
+    public var deadline: String?
+    public var events: Int
+
+    init(row: Row) {
+        id = row["id"]
+        policyID = row["policy_id"]
+        title = row["title"]
+        uscc = row["uscc"]
+        benefit = row["benefit"]
+        channel = row["channel"]
+        pool = row["pool"]
+        amountFen = row["amount_fen"]
+        priority = (row["priority"] as Int64) != 0
+        binding = row["binding"]
+        state = PaymentState(rawValue: row["state"]) ?? .failed
+        holdCode = row["hold_code"]
+        holdReason = row["hold_reason"]
+        clearedHolds = Set(((row["cleared_holds"] as String?) ?? "").split(separator: ",").map(String.init))
+        batchID = row["batch_id"]
+        approvedSeq = row["approved_seq"]
+        payeeFingerprint = row["payee_fp"]
+        deadline = row["deadline"]
+        events = row["events"]
+    }
+
+    init(
+        id: String, policyID: String, title: String?, uscc: String, benefit: String, channel: String, pool: String?, amountFen: Int64,
+        priority: Bool, binding: String?, approvedSeq: Int64
+    ) {
+        self.id = id
+        self.policyID = policyID
+        self.title = title
+        self.uscc = uscc
+        self.benefit = benefit
+        self.channel = channel
+        self.pool = pool
+        self.amountFen = amountFen
+        self.priority = priority
+        self.binding = binding
+        self.state = .received
+        self.clearedHolds = []
+        self.approvedSeq = approvedSeq
+        self.events = 0
+    }
+
+    func save(_ db: Database, now: String) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO payments(id, policy_id, title, uscc, benefit, channel, pool, amount_fen, priority, binding, state, hold_code,
+                    hold_reason, cleared_holds, batch_id, approved_seq, payee_fp, deadline, events, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET state = excluded.state, hold_code = excluded.hold_code, hold_reason = excluded.hold_reason,
+                    cleared_holds = excluded.cleared_holds, batch_id = excluded.batch_id, payee_fp = excluded.payee_fp,
+                    deadline = excluded.deadline, events = excluded.events, updated_at = excluded.updated_at
+                """
+        ).execute(arguments: [
+            id, policyID, title, uscc, benefit, channel, pool, amountFen, priority ? 1 : 0, binding, state.rawValue, holdCode, holdReason,
+            clearedHolds.sorted().joined(separator: ","), batchID, approvedSeq, payeeFingerprint, deadline, events, now,
+        ])
+    }
+
+    static func find(_ id: String, _ db: Database) throws -> PaymentRecord? {
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM payments WHERE id = ?"), arguments: [id]).map(PaymentRecord.init)
+    }
+
+    var json: JSON {
+        var o = JSONObject()
+        o["payment_id"] = .string(id)
+        o["entitlement_id"] = .string(id)
+        o["policy_id"] = .string(policyID)
+        o["title"] = title.map { .string($0) } ?? .null
+        o["uscc"] = .string(uscc)
+        o["benefit"] = .string(benefit)
+        o["channel"] = .string(channel)
+        o["pool"] = pool.map { .string($0) } ?? .null
+        o["amount_fen"] = .int(amountFen)
+        o["priority"] = .bool(priority)
+        o["state"] = .string(state.rawValue)
+        if let holdCode { o["hold_code"] = .string(holdCode) }
+        if let holdReason { o["reason"] = .string(holdReason) }
+        if let batchID { o["batch_id"] = .string(batchID) }
+        if let deadline { o["deadline"] = .string(deadline) }
+        return .object(o)
+    }
+}
+
+/// A payment's life in the router.
+public enum PaymentState: String, Sendable {
+    /// Approved, checks not yet passed.
+    case received
+    /// Held: pool short, no verified account, a fraud signal; `hold_code` says which.
+    case held
+    /// Checks passed and the amount reserved in the pool: waiting for the channel's next batch.
+    case ready
+    /// In a written batch (treasury file, lessor or agency instruction).
+    case instructed
+    /// The bank, lessor or agency confirmed it.
+    case settled
+    /// Returned or refused; the reservation is voided.
+    case failed
+    /// Withdrawn before money left (entitlement revoked, operator rejected the hold).
+    case voided
+    /// Paid, then revoked: a receivable is open.
+    case clawedBack = "clawed_back"
+}

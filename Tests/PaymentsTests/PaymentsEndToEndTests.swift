@@ -1,0 +1,221 @@
+import BangfuTesting
+import Bus
+import Foundation
+import GRDB
+import ISO20022
+import Models
+import Testing
+
+/// Registry + matcher + payments in process (the notifier's stand-in is not needed: the test
+/// policy approves without disclosure): facts in, a cash policy published, entitlements
+/// approved, pools funded, checks and holds, a pain.001 batch out, a pain.002 return in,
+/// settled and failed events out, the ledger and the audit chain verified.
+@Suite("Payments end to end", .serialized)
+struct PaymentsEndToEndTests {
+    static let policy = """
+        id: test-cash
+        revision: 1
+        title: 测试现金补助
+        authority: test
+        benefit: cash
+        channel: treasury
+        pool: test-pool
+        requires_application: false
+        period: {from: 2022-01-01, to: 2022-12-31}
+        disclosure: {working_days: 0, auto_approve: true}
+        priority: merchant.tags.priority_sector
+        per: merchant
+        eligible: merchant.status == "active" && !merchant.disqualified
+        amount_fen: 100000
+        """
+
+    final class World: Sendable {
+        let h: Harness
+        let registry: RunningService
+        let matcher: RunningService
+        let payments: RunningService
+        let feed: FeedCollector
+        let matcherFeed: FeedCollector
+
+        init() async throws {
+            h = try Harness()
+            registry = try await h.startRegistry()
+            _ = try await h.startStandIn("notifier")
+            payments = try await h.startPayments()
+            matcher = try await h.startMatcher()
+            feed = h.collect("payments")
+            matcherFeed = h.collect("matcher")
+        }
+
+        func account(_ uscc: String, holder: String, number: String) -> CloudEvent {
+            Fixtures.event(
+                "account.verified",
+                [
+                    "uscc": .string(uscc), "bank": "中国工商银行许昌分行", "account_no": .string(number), "holder_name": .string(holder),
+                    "verified_on": "2022-03-15",
+                ],
+                subject: uscc)
+        }
+
+        /// The last `type` event about `uscc` whose data satisfies `where`, once there is one.
+        func paymentEvent(_ type: String, _ uscc: String, where check: @escaping @Sendable (JSON) -> Bool = { _ in true }) async -> JSON? {
+            let matches: @Sendable (CloudEvent) -> Bool = { $0.type == type && $0.subject == uscc && check($0.data ?? .null) }
+            guard await feed.wait(until: { $0.contains(where: matches) }) else { return nil }
+            return feed.events.last(where: matches)?.data
+        }
+
+        func held(_ uscc: String, _ code: String) async -> Bool {
+            await paymentEvent("payment.held", uscc) { $0["hold_code"]?.stringValue == code } != nil
+        }
+
+        func command(_ type: String, _ data: JSON) async throws -> Ack {
+            try await payments.publish(Fixtures.event(type, data, source: "/ops/test"))
+        }
+
+        func close() async {
+            await feed.stop()
+            await matcherFeed.stop()
+            await h.shutdown()
+        }
+    }
+
+    @Test func fundCheckHoldBatchReturnSettleAndVerify() async throws {
+        let w = try await World()
+        var f = Fixtures(seed: 51)
+        let good = f.uscc()  // verified account in its own name
+        let noAccount = f.uscc()  // no verified account: held (实名制)
+        let twinA = f.uscc()  // twinA and twinB share one bank account: the second is held
+        let twinB = f.uscc()
+        try await w.registry.publish([
+            f.registration(uscc: good, name: "甲商贸有限公司"), w.account(good, holder: "甲商贸有限公司", number: "6222020000000001"),
+            f.registration(uscc: noAccount, name: "乙商贸有限公司"),
+            f.registration(uscc: twinA, name: "丙商贸有限公司"), w.account(twinA, holder: "丙商贸有限公司", number: "6222020000000099"),
+        ]).forEach { #expect($0.status == .accepted) }
+        #expect(
+            try await w.matcher.publish(Fixtures.event("policy.published", ["yaml": .string(Self.policy)], source: "/ops/test")).status
+                == .accepted)
+
+        // No money in the pool yet: good and twinA wait (pool_short); noAccount is held for its account.
+        #expect(await w.held(good, "pool_short"))
+        #expect(await w.held(twinA, "pool_short"))
+        #expect(await w.held(noAccount, "no_verified_account"))
+        // 150,000 fen: enough for one payment of 100,000, in priority then approval order.
+        #expect(try await w.command("pool.funded", ["pool": "test-pool", "source": "central", "amount_fen": 150_000]).status == .accepted)
+        var pools = try await w.payments.query(["op": "pool.status"])
+        #expect(pools["items"]?.arrayValue?.first?["reserved_fen"]?.intValue == 100_000)
+        #expect(pools["items"]?.arrayValue?.first?["available_fen"]?.intValue == 50_000)
+        #expect(
+            try await w.command("pool.funded", ["pool": "test-pool", "source": "special_bond", "amount_fen": 200_000]).status == .accepted)
+        pools = try await w.payments.query(["op": "pool.status"])
+        #expect(pools["items"]?.arrayValue?.first?["reserved_fen"]?.intValue == 200_000, "both waiting payments reserved once funded")
+
+        // twinB registers with twinA's bank account: held as shared_account.
+        try await w.registry.publish([
+            f.registration(uscc: twinB, name: "丁商贸有限公司"), w.account(twinB, holder: "丁商贸有限公司", number: "6222020000000099"),
+        ])
+        .forEach { #expect($0.status == .accepted) }
+        #expect(await w.held(twinB, "shared_account"))
+        // An operator clears it, with a reason that goes into the audit chain.
+        let twinBID = try #require(w.feed.events.last { $0.subject == twinB }?.data?["payment_id"]?.stringValue)
+        #expect(
+            try await w.command("hold.released", ["payment_id": .string(twinBID), "by": "区财政局 张三", "reason": "夫妻店，共用账户已核实"]).status
+                == .accepted)
+        let released = try await w.payments.query(["op": "payment.show", "id": .string(twinBID)])
+        #expect(released["payment"]?["state"]?.stringValue == "ready")
+
+        // The treasury batch: one pain.001 file with every ready payment.
+        #expect(try await w.command("payments.batch", ["channel": "treasury"]).status == .accepted)
+        #expect(await w.paymentEvent("payment.instructed", good) != nil)
+        let outbox = w.h.directory + "/payments/outbox"
+        let files = try FileManager.default.contentsOfDirectory(atPath: outbox).filter { $0.hasSuffix(".xml") }
+        #expect(files.count == 1)
+        let xml = try String(contentsOfFile: outbox + "/" + files[0], encoding: .utf8)
+        #expect(xml.contains("<NbOfTxs>3</NbOfTxs>"))
+        #expect(xml.contains("<CtrlSum>3000.00</CtrlSum>"))
+
+        // The bank's return: good settled, twinA failed.
+        let instructed = w.feed.events.filter { $0.type == "payment.instructed" }.compactMap(\.data)
+        func e2e(_ uscc: String) -> String {
+            let id = instructed.first { $0["uscc"]?.stringValue == uscc }?["payment_id"]?.stringValue ?? ""
+            return String(id.dropFirst(4))
+        }
+        let ret = Pain002.xml(
+            originalMessageID: "BANGFU-B000001", messageID: "RET-1",
+            lines: [
+                ReturnLine(endToEndID: e2e(good), status: .settled, amountFen: 100_000),
+                ReturnLine(endToEndID: e2e(twinA), status: .failed(reasonCode: "AC04", reason: "账户已销户"), amountFen: 100_000),
+            ])
+        #expect(try await w.command("bank.returned", ["file": .string(ret)]).status == .accepted)
+        #expect(await w.paymentEvent("payment.settled", good)?["amount_fen"]?.intValue == 100_000)
+        #expect(await w.paymentEvent("payment.failed", twinA)?["reason"]?.stringValue == "AC04")
+        // The matcher hears it: entitlement.paid.
+        #expect(await w.matcherFeed.wait { $0.contains { $0.type == "entitlement.paid" && $0.subject == good } })
+        // The same return again changes nothing.
+        #expect(try await w.command("bank.returned", ["file": .string(ret), "return_id": "RET-1-again"]).status == .accepted)
+        #expect(w.feed.events.filter { $0.type == "payment.settled" && $0.subject == good }.count == 1)
+
+        // A return whose control totals disagree is refused and quarantined.
+        let bad = Pain002.xml(
+            originalMessageID: "BANGFU-B000001", messageID: "RET-BAD",
+            lines: [ReturnLine(endToEndID: e2e(twinB), status: .settled, amountFen: 100_000)], declaredCount: 2, declaredTotalFen: 200_000)
+        let refused = try await w.command("bank.returned", ["file": .string(bad)])
+        #expect(refused.rejection?.code == .invalidAmount)
+
+        // The ledger balances and the audit chain verifies.
+        let ledger = try await w.payments.query(["op": "ledger.check"])
+        #expect(ledger["ok"]?.boolValue == true, "\(ledger)")
+        let audit = try await w.payments.query(["op": "audit.verify"])
+        #expect(audit["ok"]?.boolValue == true)
+        #expect((audit["entries"]?.intValue ?? 0) > 10)
+        pools = try await w.payments.query(["op": "pool.status"])
+        // 350,000 funded − 100,000 paid; twinA's failed reservation released; twinB still reserved.
+        #expect(pools["items"]?.arrayValue?.first?["posted_fen"]?.intValue == 250_000)
+        #expect(pools["items"]?.arrayValue?.first?["reserved_fen"]?.intValue == 100_000)
+
+        // Fraud found later: the paid merchant's payment is clawed back; recovery closes it.
+        try await w.registry.publish([
+            Fixtures.event("fraud.confirmed", ["uscc": .string(good), "finding": "虚报", "confirmed_by": "区纪委"], subject: good)
+        ])
+        .forEach { #expect($0.status == .accepted) }
+        let claw = await w.paymentEvent("clawback.opened", good)
+        #expect(claw?["receivable_fen"]?.intValue == 100_000)
+        let paidID = try #require(claw?["payment_id"]?.stringValue)
+        #expect(try await w.command("clawback.recovered", ["payment_id": .string(paidID), "amount_fen": 100_000]).status == .accepted)
+        #expect(
+            try await w.command("clawback.recovered", ["payment_id": .string(paidID), "amount_fen": 1]).rejection?.code == .invalidAmount)
+        #expect(try await w.payments.query(["op": "ledger.check"])["ok"]?.boolValue == true)
+        await w.close()
+    }
+
+    @Test func tamperingWithTheAuditChainIsFoundAtTheFirstBrokenLink() async throws {
+        let w = try await World()
+        var f = Fixtures(seed: 52)
+        let u = f.uscc()
+        try await w.registry.publish([
+            f.registration(uscc: u, name: "审计测试有限公司"), w.account(u, holder: "审计测试有限公司", number: "6222020000000777"),
+        ])
+        .forEach { #expect($0.status == .accepted) }
+        _ = try await w.matcher.publish(Fixtures.event("policy.published", ["yaml": .string(Self.policy)], source: "/ops/test"))
+        _ = try await w.command("pool.funded", ["pool": "test-pool", "source": "central", "amount_fen": 1_000_000])
+        #expect(await w.matcherFeed.wait { $0.contains { $0.type == "entitlement.approved" && $0.subject == u } })
+        #expect(try await w.payments.query(["op": "audit.verify"])["ok"]?.boolValue == true)
+        // Change one entry's content behind the service's back, in the database file.
+        let path = w.h.directory + "/payments/payments.sqlite"
+        let dbq = try DatabaseQueue(path: path)
+        try await dbq.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE audit_chain SET entry = CAST(replace(CAST(entry AS TEXT), '1000000', '9000000') AS BLOB)
+                    WHERE seq = (SELECT MIN(seq) FROM audit_chain WHERE CAST(entry AS TEXT) LIKE '%1000000%')
+                    """)
+        }
+        let broken = try await dbq.read { db in
+            try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM audit_chain WHERE CAST(entry AS TEXT) LIKE '%9000000%'")
+        }
+        #expect(broken != nil)
+        let v = try await w.payments.query(["op": "audit.verify"])
+        #expect(v["ok"]?.boolValue == false)
+        #expect(v["first_broken"]?.intValue == broken)
+        await w.close()
+    }
+}
