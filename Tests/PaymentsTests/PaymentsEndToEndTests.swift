@@ -130,6 +130,10 @@ struct PaymentsEndToEndTests {
         let files = try FileManager.default.contentsOfDirectory(atPath: outbox).filter { $0.hasSuffix(".xml") }
         #expect(files.count == 1)
         let xml = try String(contentsOfFile: outbox + "/" + files[0], encoding: .utf8)
+        if let samples = ProcessInfo.processInfo.environment["BANGFU_ISO_SAMPLES_DIR"], !samples.isEmpty {
+            // CI validates the service's real batch against the official XSD too.
+            try? xml.write(toFile: samples + "/payments-e2e-" + files[0], atomically: true, encoding: .utf8)
+        }
         #expect(xml.contains("<NbOfTxs>3</NbOfTxs>"))
         #expect(xml.contains("<CtrlSum>3000.00</CtrlSum>"))
 
