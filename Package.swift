@@ -140,7 +140,7 @@ let package = Package(
         .executableTarget(
             name: "bangfu-bench",
             dependencies: [
-                "CZeroMQ", "Models", "Bus", "Storage", "Registry", "ServiceKit", "BangfuTesting", "Policy",
+                "CZeroMQ", "Models", "Bus", "Storage", "Registry", "ServiceKit", "BangfuTesting", "Policy", "Payments",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -49,8 +49,13 @@ struct ChannelTests {
             facts += [f.registration(uscc: u, name: "租户\(rent)"), Fixtures.lease(id: "L-\(u)", tenant: u, rentFen: rent)]
         }
         try await w.registry.publish(facts).forEach { #expect($0.status == .accepted) }
-        #expect(try await w.matcher.publish(Fixtures.event("policy.published", ["yaml": .string(Self.rentWaiver)], source: "/ops/test")).status == .accepted)
-        #expect(await w.matcherFeed.wait { events in [a, b, c].allSatisfy { u in events.contains { $0.type == "entitlement.approved" && $0.subject == u } } })
+        #expect(
+            try await w.matcher.publish(Fixtures.event("policy.published", ["yaml": .string(Self.rentWaiver)], source: "/ops/test")).status
+                == .accepted)
+        #expect(
+            await w.matcherFeed.wait { events in
+                [a, b, c].allSatisfy { u in events.contains { $0.type == "entitlement.approved" && $0.subject == u } }
+            })
         // Wait until payments has all three (its matcher subscription is its own).
         let payments = w.payments
         while try await payments.query(["op": "payment.list", "state": "ready"])["items"]?.arrayValue?.count ?? 0 < 3 { await Task.yield() }
@@ -66,9 +71,11 @@ struct ChannelTests {
 
         func id(_ u: String) -> String { w.feed.events.last { $0.subject == u }?.data?["payment_id"]?.stringValue ?? "" }
         // a: refunded by the lessor. b: the offset failed, so the lessor owes a refund instead.
-        #expect(try await w.command("lessor.confirmed", ["payment_id": .string(id(a)), "method": "refund", "ok": true]).status == .accepted)
+        #expect(
+            try await w.command("lessor.confirmed", ["payment_id": .string(id(a)), "method": "refund", "ok": true]).status == .accepted)
         #expect(await w.paymentEvent("payment.settled", a)?["method"]?.stringValue == "refund")
-        #expect(try await w.command("lessor.confirmed", ["payment_id": .string(id(b)), "method": "offset", "ok": false]).status == .accepted)
+        #expect(
+            try await w.command("lessor.confirmed", ["payment_id": .string(id(b)), "method": "offset", "ok": false]).status == .accepted)
         #expect(await w.paymentEvent("payment.instructed", b) { $0["instruction"]?.stringValue == "refund" } != nil)
         // 31 days later nobody has confirmed b's refund or c's waiver: both are escalated.
         w.h.clock.advance(seconds: 31 * 86_400)
@@ -84,7 +91,9 @@ struct ChannelTests {
         var f = Fixtures(seed: 62)
         let u = f.uscc()
         try await w.registry.publish([f.registration(uscc: u, name: "缓缴企业")]).forEach { #expect($0.status == .accepted) }
-        #expect(try await w.matcher.publish(Fixtures.event("policy.published", ["yaml": .string(Self.deferral)], source: "/ops/test")).status == .accepted)
+        #expect(
+            try await w.matcher.publish(Fixtures.event("policy.published", ["yaml": .string(Self.deferral)], source: "/ops/test")).status
+                == .accepted)
         let payments = w.payments
         while try await payments.query(["op": "payment.list", "state": "ready"])["items"]?.arrayValue?.count ?? 0 < 1 { await Task.yield() }
         #expect(try await w.command("payments.batch", ["channel": "agency:social-insurance"]).status == .accepted)
