@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "bangfu-registry", targets: ["bangfu-registry"]),
         .executable(name: "bangfu-matcher", targets: ["bangfu-matcher"]),
         .executable(name: "bangfu-payments", targets: ["bangfu-payments"]),
+        .executable(name: "bangfu-notifier", targets: ["bangfu-notifier"]),
         .executable(name: "bangfu", targets: ["bangfu"]),
         .executable(name: "bangfu-bench", targets: ["bangfu-bench"]),
         .library(name: "BangfuTesting", targets: ["BangfuTesting"]),
@@ -115,9 +116,26 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "Notifier",
+            dependencies: [
+                "Models", "Bus", "Storage", "ServiceKit",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Services/Notifier/Sources",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "bangfu-notifier",
+            dependencies: ["Notifier", "ServiceKit"],
+            path: "Services/Notifier/Main",
+            swiftSettings: strict
+        ),
+        .target(
             name: "BangfuTesting",
             dependencies: [
-                "Models", "Bus", "Storage", "ServiceKit", "Registry", "Matcher", "Payments", .product(name: "GRDB", package: "GRDB.swift"),
+                "Models", "Bus", "Storage", "ServiceKit", "Registry", "Matcher", "Payments", "Notifier",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Shared/Testing",
             swiftSettings: strict
@@ -175,6 +193,11 @@ let package = Package(
                 "Payments", "ISO20022", "BangfuTesting", "Bus", "Storage", "Models", .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Tests/PaymentsTests"
+        ),
+        .testTarget(
+            name: "NotifierTests",
+            dependencies: ["Notifier", "BangfuTesting", "Bus", "Storage", "Models", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Tests/NotifierTests"
         ),
         .testTarget(
             name: "CLITests",

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Matcher
 import Models
+import Notifier
 import Payments
 import Registry
 import ServiceKit
@@ -73,6 +74,16 @@ public final class Harness: Sendable {
         let svc = try PaymentsService.build(
             options: options(PaymentsService.name, upstreams: PaymentsService.upstreams), environment: environment())
         return try await start(svc, endpoints: endpoints(PaymentsService.name))
+    }
+
+    /// Starts the notifier, following the registry, the matcher and payments; its board,
+    /// reports and notifications file go under the harness directory (`notifier/…`).
+    @discardableResult
+    public func startNotifier(settings: [String: String] = [:]) async throws -> RunningService {
+        var o = options(NotifierService.name, upstreams: NotifierService.upstreams)
+        o.extra = NotifierService.settings.merging(settings) { $1 }
+        let svc = try NotifierService.build(options: o, environment: environment())
+        return try await start(svc, endpoints: endpoints(NotifierService.name))
     }
 
     /// Starts a stand-in for a service not built yet ("notifier", "payments"): what a test

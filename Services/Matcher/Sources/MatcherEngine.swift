@@ -293,6 +293,8 @@ public struct MatcherEngine: Sendable {
         o["binding"] = .string(e.bindingKey)
         if let policy {
             o["title"] = .string(policy.title)
+            o["authority"] = .string(policy.authority)
+            if let notes = policy.notes { o["standard"] = .string(notes) }
             o["benefit"] = .string(policy.benefit.rawValue)
             o["channel"] = .string(policy.channel)
             o["pool"] = policy.pool.map { .string($0) } ?? .null

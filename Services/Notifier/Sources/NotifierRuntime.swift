@@ -1,0 +1,437 @@
+import Bus
+import Foundation
+import GRDB
+import Logging
+import Models
+import ServiceKit
+import Storage
+import Synchronization
+
+public enum NotifierCommand: Sendable {
+    case objection(entitlementID: String, reason: String, contact: String?)
+    case resolve(entitlementID: String, upheld: Bool, by: String, note: String?)
+}
+
+/// The notifier's intake: objections during a disclosure window, and their resolution.
+struct NotifierApplier: IntakeApplier {
+    typealias Command = NotifierCommand
+    let acceptedTypes: Set<String> = ["objection.filed", "objection.resolved"]
+    let refusesWhileApplying = true
+    let engine: NotifierEngine
+
+    func validate(_ event: CloudEvent) throws(Rejection) -> NotifierCommand {
+        guard case .object(let d)? = event.data else { throw Rejection(.invalidData, field: "data", "data must be an object") }
+        func string(_ k: String) throws(Rejection) -> String {
+            guard let s = d[k]?.stringValue, !s.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw Rejection(.invalidData, field: "data.\(k)", "\(k) is required")
+            }
+            return s
+        }
+        switch event.type {
+        case "objection.filed":
+            let reason = try string("reason")
+            guard reason.count <= 2_000 else {
+                throw Rejection(.invalidData, field: "data.reason", "reason is longer than 2,000 characters")
+            }
+            return .objection(entitlementID: try string("entitlement_id"), reason: reason, contact: d["contact"]?.stringValue)
+        case "objection.resolved":
+            let outcome = try string("outcome")
+            guard outcome == "upheld" || outcome == "dismissed" else {
+                throw Rejection(.invalidData, field: "data.outcome", "outcome must be upheld or dismissed")
+            }
+            return .resolve(
+                entitlementID: try string("entitlement_id"), upheld: outcome == "upheld", by: try string("by"), note: d["note"]?.stringValue
+            )
+        default:
+            throw Rejection(.unknownType, field: "type", "this service takes no events of type \(event.type)")
+        }
+    }
+
+    func apply(_ command: NotifierCommand, event: CloudEvent, db: Database) throws {
+        let now = engine.now
+        switch command {
+        case .objection(let id, let reason, let contact):
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql:
+                        "SELECT e.round_id, r.closes_at, r.state FROM entitlements e LEFT JOIN rounds r ON r.id = e.round_id WHERE e.id = ?",
+                    arguments: [id])
+            else {
+                throw Rejection(.invalidData, field: "data.entitlement_id", "no entitlement \(id) on the board")
+            }
+            guard let round: String = row["round_id"], let closes: String = row["closes_at"] else {
+                throw Rejection(.invalidData, field: "data.entitlement_id", "entitlement \(id) is not in a disclosure round")
+            }
+            guard (row["state"] as String?) == "open", now < closes else {
+                throw Rejection(.late, field: "data.entitlement_id", "the disclosure window of \(round) closed at \(closes) (公示期已结束)")
+            }
+            try db.execute(
+                sql: "INSERT INTO objections(entitlement_id, round_id, reason, contact, filed_at, state) VALUES (?, ?, ?, ?, ?, 'pending')",
+                arguments: [id, round, reason, contact, now])
+            try db.execute(sql: "UPDATE entitlements SET board_status = '有异议待处理' WHERE id = ?", arguments: [id])
+        case .resolve(let id, let upheld, let by, let note):
+            guard
+                let oid = try Int64.fetchOne(
+                    db, sql: "SELECT id FROM objections WHERE entitlement_id = ? AND state = 'pending' ORDER BY id LIMIT 1", arguments: [id]
+                )
+            else {
+                throw Rejection(.invalidData, field: "data.entitlement_id", "no pending objection about \(id)")
+            }
+            try db.execute(
+                sql: "UPDATE objections SET state = ?, resolved_by = ?, resolved_at = ? WHERE id = ?",
+                arguments: [upheld ? "upheld" : "dismissed", by, now, oid])
+            let round = try String.fetchOne(db, sql: "SELECT round_id FROM entitlements WHERE id = ?", arguments: [id]) ?? ""
+            if upheld {
+                try db.execute(sql: "UPDATE entitlements SET board_status = '异议成立' WHERE id = ?", arguments: [id])
+                try engine.outbox.append(
+                    db, type: "disclosure.objection_upheld", subject: round, id: "disclosure.objection_upheld/\(id)/\(oid)",
+                    data: [
+                        "entitlement_id": .string(id), "round_id": .string(round), "by": .string(by),
+                        "reason": note.map { .string($0) } ?? .null,
+                    ])
+            } else {
+                try db.execute(sql: "UPDATE entitlements SET board_status = '公示中' WHERE id = ?", arguments: [id])
+                let closed = try String.fetchOne(db, sql: "SELECT state FROM rounds WHERE id = ?", arguments: [round]) == "closed"
+                let pending =
+                    try Int.fetchOne(
+                        db, sql: "SELECT COUNT(*) FROM objections WHERE entitlement_id = ? AND state = 'pending'", arguments: [id]) ?? 0
+                if closed && pending == 0 {
+                    // The window already passed; the objection held it back until now.
+                    try engine.disclosure.clear([id], round: round, db)
+                    try engine.notifyCleared([id], db)
+                }
+            }
+        }
+    }
+}
+
+/// Applies the registry's, the matcher's and payments' feeds.
+struct NotifierFeeds: FeedConsumer {
+    let database: ServiceDatabase
+    let engine: NotifierEngine
+    let handle: ServiceHandle
+    let dirty: Dirty
+
+    func cursor(feed: String) throws -> UInt64 {
+        try database.writer.read { db in try InboxCursor.get(db, feed: feed) }
+    }
+
+    func apply(feed: String, _ deliveries: [FeedDelivery]) throws {
+        try database.writer.write { db in
+            var enrol: [(id: String, policy: String, workingDays: Int)] = []
+            for d in deliveries {
+                guard let e = d.event else { continue }
+                switch e.type {
+                case "merchant.profiled": try e.data.map { try engine.profiled($0, db) }
+                case let t where t.hasPrefix("entitlement."):
+                    if let x = try engine.entitlement(e, db) { enrol.append((x.0, x.1, x.2)) }
+                case "payment.failed", "payment.held", "clawback.opened": try engine.payment(e, db)
+                default: break
+                }
+            }
+            if !enrol.isEmpty { try engine.notifyDisclosure(try engine.disclosure.enrol(enrol, db), db) }
+            try engine.notifyCleared(try engine.disclosure.closeDue(db), db)
+            try InboxCursor.set(db, feed: feed, to: deliveries.last!.sequence)
+        }
+        dirty.mark()
+        handle.node?.notifyOutbox()
+    }
+}
+
+/// Set when the board or the notifications need work.
+final class Dirty: Sendable {
+    private let flag = Mutex(true)
+    func mark() { flag.withLock { $0 = true } }
+    func take() -> Bool {
+        flag.withLock { v in
+            defer { v = false }; return v
+        }
+    }
+}
+
+/// Background work on its own queue, once a second: close due rounds (time passes), deliver
+/// pending notifications, regenerate the board when something changed.
+final class NotifierWorker: Sendable {
+    let database: ServiceDatabase
+    let engine: NotifierEngine
+    let settings: NotifierSettings
+    let channels: [any NotificationChannel]
+    let handle: ServiceHandle
+    let dirty: Dirty
+    let logger: Logger
+    nonisolated(unsafe) let timer: any DispatchSourceTimer
+    let queue = DispatchQueue(label: "bangfu.notifier.worker")
+
+    init(
+        database: ServiceDatabase, engine: NotifierEngine, settings: NotifierSettings, channels: [any NotificationChannel],
+        handle: ServiceHandle,
+        dirty: Dirty, logger: Logger
+    ) {
+        self.database = database
+        self.engine = engine
+        self.settings = settings
+        self.channels = channels
+        self.handle = handle
+        self.dirty = dirty
+        self.logger = logger
+        timer = DispatchSource.makeTimerSource(queue: queue)
+    }
+
+    func start() {
+        timer.schedule(deadline: .now(), repeating: .milliseconds(500))
+        timer.setEventHandler { [self] in self.tick() }
+        timer.resume()
+    }
+
+    func stop() {
+        timer.cancel()
+        queue.sync {}
+    }
+
+    /// Also called after every intake commit (a `clock.advanced` may have closed a round).
+    func kick() { queue.async { [self] in self.tick() } }
+
+    func tick() {
+        do {
+            let cleared = try database.writer.write { db -> [String] in
+                let ids = try engine.disclosure.closeDue(db)
+                try engine.notifyCleared(ids, db)
+                return ids
+            }
+            if !cleared.isEmpty {
+                dirty.mark()
+                handle.node?.notifyOutbox()
+            }
+            try deliver()
+            if dirty.take() { try regenerateBoard() }
+        } catch {
+            logger.error("notifier background work failed; retried", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Delivers pending notifications through every channel; records each attempt and emits
+    /// `notification.sent` or `notification.failed`.
+    func deliver() throws {
+        let pending = try database.writer.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT key, uscc, kind, text, data FROM notifications WHERE state = 'pending' ORDER BY created_at LIMIT 200")
+        }
+        for row in pending {
+            let key: String = row["key"]
+            let data: Data = row["data"]
+            let n = Notification(
+                key: key, uscc: row["uscc"], kind: NotificationKind(rawValue: row["kind"]) ?? .incomplete, text: row["text"],
+                data: (try? JSONParser.parse([UInt8](data))) ?? .null)
+            var attempts: [JSON] = []
+            var delivered = true
+            for channel in channels {
+                let r = channel.deliver(n)
+                for a in r.attempts {
+                    attempts.append([
+                        "channel": .string(channel.name), "at": .string(Timestamp.format(a.at)), "ok": .bool(a.ok),
+                        "status": a.status.map { .int(Int64($0)) } ?? .null, "error": a.error.map { .string($0) } ?? .null,
+                    ])
+                }
+                if !r.delivered { delivered = false }
+            }
+            try database.writer.write { db in
+                try db.execute(
+                    sql: "UPDATE notifications SET state = ?, attempts = ?, updated_at = ? WHERE key = ?",
+                    arguments: [delivered ? "sent" : "failed", Data(JSON.array(attempts).serializedBytes()), engine.now, key])
+                let type = delivered ? "notification.sent" : "notification.failed"
+                try engine.outbox.append(
+                    db, type: type, subject: n.uscc, id: "\(type)/\(SHA256.hex(key).prefix(32))",
+                    data: [
+                        "key": .string(key), "uscc": .string(n.uscc), "kind": .string(n.kind.rawValue),
+                        "attempts": .int(Int64(attempts.count)),
+                    ])
+            }
+            handle.node?.notifyOutbox()
+        }
+    }
+
+    func regenerateBoard() throws {
+        let (programmes, rows) = try database.writer.read { db -> ([BoardProgramme], [BoardRow]) in
+            let ps = try Row.fetchAll(db, sql: "SELECT * FROM programmes ORDER BY policy_id").map {
+                BoardProgramme(
+                    id: $0["policy_id"], title: $0["title"], authority: $0["authority"] ?? "", standard: $0["standard"] ?? "",
+                    benefit: $0["benefit"])
+            }
+            let rs = try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT e.*, r.opened_on, r.closes_on FROM entitlements e JOIN rounds r ON r.id = e.round_id WHERE e.board_status IS NOT NULL ORDER BY e.round_id, e.id"
+            ).compactMap { r -> BoardRow? in
+                guard let opened = CivilDate.parse(r["opened_on"]), let closes = CivilDate.parse(r["closes_on"]) else { return nil }
+                return BoardRow(
+                    entitlementID: r["id"], roundID: r["round_id"], programmeID: r["policy_id"], merchantName: r["name"] ?? "",
+                    merchantIsPerson: (r["kind"] as String?) == "individual", uscc: r["uscc"], amountFen: r["amount_fen"],
+                    status: r["board_status"] ?? "公示中", district: r["district"] ?? "", openedOn: opened, closesOn: closes,
+                    paidFen: r["paid_fen"])
+            }
+            return (ps, rs)
+        }
+        try BoardSite.generate(
+            programmes: programmes, rows: rows, config: settings.board, generatedAt: engine.clock.now(),
+            today: ChinaTime.civilDate(of: engine.clock.now()),
+            into: settings.boardDirectory)
+    }
+}
+
+/// Builds the notifier: the same function `bangfu-notifier`'s `main` and the tests call.
+public enum NotifierService {
+    public static let name = "notifier"
+    public static let upstreams = ["registry", "matcher", "payments"]
+    public static let settings: [String: String] = [
+        "board-dir": "", "reports-dir": "", "notifications-file": "", "webhook-url": "", "holidays": "", "templates-dir": "",
+    ]
+
+    public static func build(options: ServiceOptions, environment env: ServiceEnvironment) throws -> BusService {
+        var logger = env.logger
+        logger[metadataKey: "service"] = "notifier"
+        let database = try NotifierDatabase(stateDir: options.stateDir)
+        try SimulatedTime.restore(env.clock, from: database.db)
+        func setting(_ key: String) -> String? { options.extra[key].flatMap { $0.isEmpty ? nil : $0 } }
+        let base = options.stateDir ?? NSTemporaryDirectory()
+        var settings = NotifierSettings(
+            boardDirectory: setting("board-dir") ?? (base as NSString).appendingPathComponent("board"),
+            reportsDirectory: setting("reports-dir") ?? (base as NSString).appendingPathComponent("reports"),
+            notificationsFile: setting("notifications-file") ?? (base as NSString).appendingPathComponent("notifications.jsonl"),
+            webhook: setting("webhook-url").flatMap(URL.init(string:)))
+        if let h = setting("holidays") { settings.calendar = try WorkingCalendar(file: h) }
+        let templates = try setting("templates-dir").map { try Templates(directory: $0) } ?? Templates.zhCN
+        let outbox = Outbox(source: "/bangfu/notifier", clock: env.clock)
+        let engine = NotifierEngine(
+            disclosure: Disclosure(calendar: settings.calendar, outbox: outbox, clock: env.clock), templates: templates, outbox: outbox,
+            clock: env.clock,
+            logger: logger)
+        var channels: [any NotificationChannel] = [JSONLinesChannel(path: settings.notificationsFile)]
+        if let url = settings.webhook { channels.append(WebhookChannel(url: url)) }
+        let handle = ServiceHandle()
+        let dirty = Dirty()
+        let worker = NotifierWorker(
+            database: database.db, engine: engine, settings: settings, channels: channels, handle: handle, dirty: dirty, logger: logger)
+        let pipeline = IntakePipeline(
+            database: database.db, applier: NotifierApplier(engine: engine), clock: env.clock, logger: logger,
+            afterCommit: {
+                dirty.mark()
+                worker.kick()
+            })
+        var nodeSettings = NodeSettings()
+        nodeSettings.socket.maxMessageBytes = options.maxMessageBytes
+        let reports = settings.reportsDirectory
+        let queries = StandardQueries(
+            service: name, database: database.db, live: { handle.figures(simulatedClock: options.simulatedClock, clock: env.clock) },
+            extra: { req in try NotifierQueries(database: database.db, clock: env.clock, reportsDirectory: reports).respond(req) })
+        let node = ServiceNode(
+            name: name, context: env.context, endpoints: options.endpoints, settings: nodeSettings, processor: pipeline,
+            feed: OutboxFeedStore(database: database.db), responder: queries, logger: logger)
+        handle.node = node
+        let consumer = NotifierFeeds(database: database.db, engine: engine, handle: handle, dirty: dirty)
+        var subs: [FeedSubscriber] = []
+        for u in options.upstreams {
+            var drop: (@Sendable (UInt64) -> Bool)?
+            if let dropLive = env.dropLive {
+                let n = u.name
+                drop = { seq in dropLive(n, seq) }
+            }
+            subs.append(FeedSubscriber(upstream: u, context: env.context, consumer: consumer, logger: logger, dropLive: drop))
+        }
+        handle.subscribers = subs
+        return BusService(name: name, node: node, subscribers: subs, logger: logger, onStart: { worker.start() }, onStop: { worker.stop() })
+    }
+}
+
+/// `report.monthly`, `round.list`, `objection.list`.
+struct NotifierQueries {
+    let database: ServiceDatabase
+    let clock: any WallClock
+    let reportsDirectory: String
+
+    func respond(_ req: JSON) throws -> JSON? {
+        switch req["op"]?.stringValue {
+        case "report.monthly":
+            guard let monthText = req["month"]?.stringValue, let month = YearMonth.parse(monthText) else {
+                return ["op": "error", "code": "invalid_request", "message": "month (YYYY-MM) is required"]
+            }
+            let figures = try database.writer.read { db in try MonthlyFigures.compute(month: month, db) }
+            let paths = try MonthlyReport.write(month: month, figures: figures, generatedAt: clock.now(), into: reportsDirectory)
+            return [
+                "op": "report", "month": .string(month.description), "html": .string(paths.html), "csv": .string(paths.csv),
+                "districts": .int(Int64(figures.count)), "paid_fen": .int(figures.reduce(0) { $0 + $1.paidFen }),
+            ]
+        case "round.list":
+            let rows = try database.writer.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql:
+                        "SELECT r.*, (SELECT COUNT(*) FROM entitlements e WHERE e.round_id = r.id) AS n, (SELECT COUNT(*) FROM objections o WHERE o.round_id = r.id AND o.state = 'pending') AS pending FROM rounds r ORDER BY r.id"
+                )
+            }
+            let items: [JSON] = rows.map { r in
+                [
+                    "round_id": .string(r["id"]), "policy_id": .string(r["policy_id"]), "opened_on": .string(r["opened_on"]),
+                    "closes_at": .string(r["closes_at"]), "state": .string(r["state"]), "entitlements": .int(r["n"]),
+                    "pending_objections": .int(r["pending"]),
+                ]
+            }
+            return ["op": "rounds", "items": .array(items)]
+        default:
+            return nil
+        }
+    }
+}
+
+extension MonthlyFigures {
+    /// Per district for one month: 两直 funds allocated (approved cash) and paid; 四减 (tax
+    /// relief reported by the tax bureau, fee waivers, rent waivers, interest relief); jobs kept
+    /// (insured employees of merchants with an entitlement).
+    static func compute(month: YearMonth, _ db: Database) throws -> [MonthlyFigures] {
+        let prefix = month.description
+        var byDistrict: [String: MonthlyFigures] = [:]
+        func fig(_ d: String) -> MonthlyFigures {
+            byDistrict[d]
+                ?? MonthlyFigures(
+                    district: d, allocatedFen: 0, paidFen: 0, taxReliefFen: 0, feeReliefFen: 0, rentReliefFen: 0, interestReliefFen: 0,
+                    insuredEmployees: 0,
+                    merchantsPaid: 0)
+        }
+        for r in try Row.fetchAll(db, sql: "SELECT * FROM entitlements WHERE state IN ('approved', 'paid') OR paid_at IS NOT NULL") {
+            let d: String = r["district"] ?? "?"
+            var f = fig(d)
+            let amount: Int64 = r["amount_fen"]
+            let benefit: String = r["benefit"] ?? ""
+            let approvedIn = ((r["approved_at"] as String?) ?? "").hasPrefix(prefix)
+            let paidIn = ((r["paid_at"] as String?) ?? "").hasPrefix(prefix)
+            if benefit == "cash" {
+                if approvedIn { f.allocatedFen += amount }
+                if paidIn {
+                    f.paidFen += (r["paid_fen"] as Int64?) ?? amount
+                    f.merchantsPaid += 1
+                }
+            } else if benefit == "rent_waiver", approvedIn || paidIn {
+                f.rentReliefFen += amount
+            } else if benefit == "fee_waiver", approvedIn || paidIn {
+                f.feeReliefFen += amount
+            }
+            byDistrict[d] = f
+        }
+        for row in try Row.fetchAll(db, sql: "SELECT body FROM profiles") {
+            let data: Data = row["body"]
+            guard let p = try? JSONParser.parse([UInt8](data)), let d = p["district"]?.stringValue else { continue }
+            var f = fig(d)
+            for t in p["tax_history"]?.arrayValue ?? [] where t["period"]?.stringValue == prefix {
+                f.taxReliefFen += t["tax_relief_fen"]?.intValue ?? 0
+            }
+            if let uscc = p["uscc"]?.stringValue,
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM entitlements WHERE uscc = ? AND state != 'revoked'", arguments: [uscc]) ?? 0
+                    > 0
+            {
+                f.insuredEmployees += p["social_insurance"]?["insured_employees"]?.intValue ?? 0
+            }
+            byDistrict[d] = f
+        }
+        return byDistrict.keys.sorted().map { byDistrict[$0]! }
+    }
+}

@@ -1,0 +1,128 @@
+import BangfuTesting
+import Bus
+import Foundation
+import Models
+import Testing
+
+/// Registry + matcher + notifier in process with the test clock (payments is a stand-in): a
+/// round opens, an objection blocks one entitlement, the window passes in test time, the rest
+/// clear and are approved (the programme auto-approves), a late objection is refused, the
+/// upheld objection revokes, the board and the monthly report are written, notifications go
+/// out once each.
+@Suite("Notifier end to end", .serialized)
+struct NotifierEndToEndTests {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    @Test func disclosureObjectionClearingApprovalBoardAndNotifications() async throws {
+        let h = try Harness(start: "2022-04-01T09:00:00+08:00")  // a Friday
+        let registry = try await h.startRegistry()
+        _ = try await h.startStandIn("payments")
+        let notifier = try await h.startNotifier()
+        let matcher = try await h.startMatcher()
+        let matcherFeed = h.collect("matcher")
+        let notifierFeed = h.collect("notifier")
+        var f = Fixtures(seed: 91)
+        let (a, b, c) = (f.uscc(), f.uscc(), f.uscc())
+        var facts: [CloudEvent] = []
+        for (u, name) in [(a, "甲工厂有限公司"), (b, "乙工厂有限公司"), (c, "丙工厂有限公司")] {
+            facts += [
+                f.registration(uscc: u, name: name), Fixtures.finance(uscc: u, employees: 40, revenueFen: 1_000 * 1_000_000, assetsFen: 0),
+                Fixtures.socialInsurance(uscc: u, month: "2022-03", insured: 10),
+                Fixtures.event(
+                    "closure.reported",
+                    ["uscc": .string(u), "from": "2022-03-20", "to": "2022-03-31", "reason": "epidemic_control", "district": "411002"],
+                    subject: u),
+            ]
+        }
+        #expect(try await registry.publish(facts).allSatisfy { $0.status == .accepted })
+        let yaml = try String(contentsOf: Self.repo.appendingPathComponent("policies/retention-training-subsidy.yaml"), encoding: .utf8)
+        #expect(
+            try await matcher.publish(Fixtures.event("policy.published", ["yaml": .string(yaml)], source: "/ops/test")).status == .accepted)
+
+        // The round opens; the matcher marks the entitlements disclosed.
+        #expect(
+            await notifierFeed.wait {
+                $0.filter { $0.type == "disclosure.opened" }.flatMap { $0.data?["entitlement_ids"]?.arrayValue ?? [] }.count == 3
+            })
+        let opened = try #require(notifierFeed.events.first { $0.type == "disclosure.opened" }?.data)
+        #expect(opened["closes_at"]?.stringValue == "2022-04-09T00:00:00.000+08:00")  // 5 working days after Friday: Mon..Fri, 24:00
+        let ids = Dictionary(
+            uniqueKeysWithValues: matcherFeed.events.filter { $0.type == "entitlement.proposed" }.compactMap { e in
+                e.subject.flatMap { s in e.data?["entitlement_id"]?.stringValue.map { (s, $0) } }
+            })
+        #expect(ids.count == 3)
+
+        // Someone objects to b during the window.
+        let objection = try await notifier.publish(
+            Fixtures.event(
+                "objection.filed", ["entitlement_id": .string(ids[b]!), "reason": "该企业三月份并未停业", "contact": "13800000000"],
+                source: "/public/board"))
+        #expect(objection.status == .accepted)
+
+        // The window passes in test time: a and c clear; b waits for its objection.
+        h.clock.advance(seconds: 8 * 86_400)
+        #expect(
+            await notifierFeed.wait {
+                $0.filter { $0.type == "disclosure.cleared" }.flatMap { $0.data?["entitlement_ids"]?.arrayValue ?? [] }.count == 2
+            })
+        let cleared = notifierFeed.events.filter { $0.type == "disclosure.cleared" }.flatMap {
+            $0.data?["entitlement_ids"]?.arrayValue ?? []
+        }.compactMap(\.stringValue)
+        #expect(Set(cleared) == [ids[a]!, ids[c]!])
+        #expect(
+            await matcherFeed.wait { events in
+                [a, c].allSatisfy { u in events.contains { $0.type == "entitlement.approved" && $0.subject == u } }
+            })
+
+        // Too late to object now.
+        let late = try await notifier.publish(
+            Fixtures.event("objection.filed", ["entitlement_id": .string(ids[a]!), "reason": "迟到的异议"], source: "/public/board"))
+        #expect(late.rejection?.code == .late)
+
+        // The objection to b is upheld: the matcher revokes b.
+        let upheld = try await notifier.publish(
+            Fixtures.event(
+                "objection.resolved", ["entitlement_id": .string(ids[b]!), "outcome": "upheld", "by": "区人社局 李科长", "note": "核实停业不足7日"],
+                source: "/ops/test"))
+        #expect(upheld.status == .accepted)
+        #expect(await matcherFeed.wait { $0.contains { $0.type == "entitlement.revoked" && $0.subject == b } })
+
+        // The board: rows with masked codes, no clear USCC anywhere.
+        let board = h.directory + "/notifier/board"
+        let notifierHandle = notifier
+        while !FileManager.default.fileExists(atPath: board + "/data.json") { _ = try await notifierHandle.query(["op": "status"]) }
+        var json = try JSONParser.parse(String(contentsOfFile: board + "/data.json", encoding: .utf8))
+        while (json["rows"]?.arrayValue ?? []).contains(where: { $0["status"]?.stringValue == "有异议待处理" }) {
+            _ = try await notifierHandle.query(["op": "status"])
+            json = try JSONParser.parse(String(contentsOfFile: board + "/data.json", encoding: .utf8))
+        }
+        let html = try String(contentsOfFile: board + "/index.html", encoding: .utf8)
+        for u in [a, b, c] {
+            #expect(!html.contains(u))
+            #expect(html.contains(Mask.uscc(u)))
+        }
+        #expect(html.contains("甲工厂有限公司"))
+
+        // Notifications: one per event, in the JSON Lines channel.
+        let file = h.directory + "/notifier/notifications.jsonl"
+        #expect(await notifierFeed.wait { $0.filter { $0.type == "notification.sent" }.count >= 5 })
+        let lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").compactMap {
+            try? JSONParser.parse(String($0))
+        }
+        let keys = lines.compactMap { $0["key"]?.stringValue }
+        #expect(Set(keys).count == keys.count, "never the same notification twice")
+        #expect(lines.contains { $0["uscc"]?.stringValue == a && $0["kind"]?.stringValue == "disclosure" })
+        #expect(lines.contains { $0["uscc"]?.stringValue == a && $0["kind"]?.stringValue == "approved" })
+
+        // The monthly evaluation (月度评) for April 2022.
+        let report = try await notifier.query(["op": "report.monthly", "month": "2022-04"])
+        let reportHTML = try String(contentsOfFile: try #require(report["html"]?.stringValue), encoding: .utf8)
+        #expect(reportHTML.contains("<svg"))
+        #expect(report["districts"]?.intValue ?? 0 >= 1)
+        let rounds = try await notifier.query(["op": "round.list"])
+        #expect(rounds["items"]?.arrayValue?.first?["state"]?.stringValue == "closed")
+        await matcherFeed.stop()
+        await notifierFeed.stop()
+        await h.shutdown()
+    }
+}
