@@ -33,6 +33,12 @@ public final class TestClock: WallClock {
     public func set(_ date: Date) {
         current.withLock { if date > $0 { $0 = date } }
     }
+
+    /// Puts the clock at `date`, earlier or later: only for restoring a saved simulated time
+    /// when a service starts.
+    public func restore(_ date: Date) {
+        current.withLock { $0 = date }
+    }
 }
 
 extension Timestamp {

@@ -163,7 +163,9 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
         } else {
             return refuse(Rejection(.invalidData, field: "data.to", "give data.to (an RFC 3339 instant) or data.seconds"))
         }
-        if target < sim.now() { target = sim.now() }
+        // Time only moves forward, unless the command says `"set": true` (placing a simulated
+        // clock on a past date, e.g. the 2022 windows of the seed programmes, for a demo).
+        if target < sim.now() && event.data?["set"]?.boolValue != true { target = sim.now() }
         return .clock(event, hash: SHA256.hash(event.canonicalContent().utf8), target)
     }
 
@@ -179,8 +181,8 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
         try db.cachedStatement(
             sql: "INSERT INTO bus_intake(source, event_id, content_hash, type, subject, received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
         ).execute(arguments: [event.source, event.id, Data(hash), event.type, event.subject, receivedAt, Data(frame)])
-        simulatedClock?.set(to)
-        try SimulatedTime.save(db, Timestamp.format(simulatedClock?.now() ?? to))
+        simulatedClock?.restore(to)
+        try SimulatedTime.save(db, Timestamp.format(to))
         return Ack(id: event.id, status: .accepted)
     }
 
@@ -309,6 +311,6 @@ public enum SimulatedTime {
         let saved = try database.writer.read { db in
             try String.fetchOne(db, sql: "SELECT value FROM bus_meta WHERE key = 'simulated_now'")
         }
-        if let saved, let d = Timestamp.parse(saved) { sim.set(d) }
+        if let saved, let d = Timestamp.parse(saved) { sim.restore(d) }
     }
 }

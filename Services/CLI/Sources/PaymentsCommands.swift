@@ -236,3 +236,29 @@ struct PaymentsResumeVerb: AsyncParsableCommand {
         }
     }
 }
+
+struct ReportVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report", abstract: "Reports of the notifier (月度评).", subcommands: [ReportMonthlyVerb.self])
+}
+
+struct ReportMonthlyVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "monthly",
+        abstract: "The monthly evaluation per district: 两直 funds paid vs allocated, 四减 amounts, jobs kept (HTML with charts, and CSV).")
+    @Option(help: "The month, YYYY-MM.") var month: String
+    @Option(help: ArgumentHelp("The notifier's replay endpoint.", valueName: "EP")) var replay: String?
+    @Option(name: .customLong("timeout-ms"), help: "How long to wait for the notifier.") var timeoutMs: Int = 30_000
+
+    func run() async throws {
+        try await execute { context, console in
+            let target = try EndpointResolver.resolve(service: "notifier", replay: replay)
+            let a = try await Query.require(
+                context: context, target: target, ["op": "report.monthly", "month": .string(month)], timeoutMs: timeoutMs)
+            console.line("monthly evaluation \(month): \(a["districts"].text) districts, paid \(Money.yuan(a["paid_fen"]?.intValue ?? 0))")
+            console.line("  HTML: \(a["html"].text)")
+            console.line("  CSV:  \(a["csv"].text)")
+            return ExitCodes.ok
+        }
+    }
+}
