@@ -143,7 +143,7 @@ let package = Package(
         .target(
             name: "BangfuCLI",
             dependencies: [
-                "Models", "Bus", "ServiceKit", "BangfuTesting", "Policy",
+                "Models", "Bus", "ServiceKit", "BangfuTesting", "Policy", "ISO20022",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Services/CLI/Sources",

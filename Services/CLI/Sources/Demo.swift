@@ -1,6 +1,7 @@
 import BangfuTesting
 import Bus
 import Foundation
+import ISO20022
 import Models
 import Policy
 
@@ -66,6 +67,32 @@ public enum DemoCommand {
             throw CLIError("bangfu-matcher did not start; see \(dir)/matcher.log", exitCode: 1)
         }
         console.line("  started bangfu-matcher (pid \(matcher.pid)), following the registry's feed")
+        let payments = DemoProcess(
+            name: "payments", binary: bin + "/bangfu-payments", stateDir: dir + "/payments", socketDir: socketDir,
+            logPath: dir + "/payments.log")
+        try payments.start(extra: [
+            "--simulated-clock", "--registry-feed", registry.endpoint("feed"), "--registry-replay", registry.endpoint("replay"),
+            "--matcher-feed", matcher.endpoint("feed"), "--matcher-replay", matcher.endpoint("replay"), "--outbox-dir",
+            dir + "/payment-files",
+            "--inbox-dir", dir + "/bank-returns",
+        ])
+        defer { payments.stopOrKill() }
+        let notifier = DemoProcess(
+            name: "notifier", binary: bin + "/bangfu-notifier", stateDir: dir + "/notifier", socketDir: socketDir,
+            logPath: dir + "/notifier.log")
+        try notifier.start(extra: [
+            "--simulated-clock", "--registry-feed", registry.endpoint("feed"), "--registry-replay", registry.endpoint("replay"),
+            "--matcher-feed", matcher.endpoint("feed"), "--matcher-replay", matcher.endpoint("replay"), "--payments-feed",
+            payments.endpoint("feed"),
+            "--payments-replay", payments.endpoint("replay"), "--board-dir", dir + "/board", "--reports-dir", dir + "/reports",
+        ])
+        defer { notifier.stopOrKill() }
+        for p in [payments, notifier] {
+            guard try await p.waitReady(context: context) else {
+                throw CLIError("bangfu-\(p.name) did not start; see \(dir)/\(p.name).log", exitCode: 1)
+            }
+        }
+        console.line("  started bangfu-payments (pid \(payments.pid)) and bangfu-notifier (pid \(notifier.pid))")
 
         // Facts from every agency, as they would arrive.
         let county = SyntheticCounty(seed: options.seed, merchants: options.merchants)
@@ -171,11 +198,17 @@ public enum DemoCommand {
         // 政策匹配: publish the seed programmes, let merchants apply, read the entitlements.
         let matched = try await DemoMatcher.run(
             context: context, matcher: matcher, registry: registry, county: county, options: options, console: console)
+        // 公示 → 审核 → 拨付 → 回单 → 月度评.
+        let paid = try await DemoPayout.run(
+            context: context, matcher: matcher, notifier: notifier, payments: payments, dir: dir, console: console)
         console.line("")
-        console.line("State: \(dir)/{registry,matcher}/*.sqlite   Logs: \(dir)/*.log")
-        console.line("Next: the notifier (disclosure) and payments join this demo as they are built.")
+        console.line("Board (公示):        \(dir)/board/index.html (serve the directory with any static web server)")
+        console.line("Payment files:       \(dir)/payment-files/ (pain.001.001.09, lessor and agency instructions)")
+        console.line("Bank returns:        \(dir)/bank-returns/processed/")
+        console.line("Notifications:       \(dir)/notifier/notifications.jsonl")
+        console.line("State and logs:      \(dir)/{registry,matcher,payments,notifier}/, \(dir)/*.log")
         console.flush()
-        return unanswered == 0 && accepted > 0 && matched ? 0 : 1
+        return unanswered == 0 && accepted > 0 && matched && paid ? 0 : 1
     }
 }
 
@@ -349,5 +382,123 @@ enum DemoMatcher {
         }
         console.line("  (proposed: awaiting disclosure 公示; incomplete: facts or an application missing, 线上补报)")
         return ok == policies.count
+    }
+}
+
+/// The disclosure, review, payment and evaluation stages of the demo.
+enum DemoPayout {
+    static func status(_ context: ZContext, _ p: DemoProcess) async throws -> JSON {
+        try await OwnerThread.run {
+            try QueryClient.request(context: context, endpoint: p.endpoint("replay"), ["op": "status"])?.last ?? [:]
+        }
+    }
+
+    static func query(_ context: ZContext, _ p: DemoProcess, _ req: JSON) async throws -> JSON {
+        try await OwnerThread.run {
+            try QueryClient.request(context: context, endpoint: p.endpoint("replay"), req, timeoutMs: 60_000)?.last ?? [:]
+        }
+    }
+
+    /// Waits until `downstream` has applied `upstream`'s whole feed.
+    static func settle(_ context: ZContext, _ downstream: DemoProcess, follows upstream: DemoProcess) async throws {
+        while true {
+            let last = try await status(context, upstream)["last"]?.stringValue ?? "0"
+            let cursor = try await status(context, downstream)["inbox"]?[upstream.name]?.stringValue ?? "0"
+            if cursor == last { return }
+        }
+    }
+
+    static func send(_ context: ZContext, _ p: DemoProcess, _ type: String, _ data: JSON) async throws -> Ack? {
+        let e = CloudEvent(id: UUID().uuidString, source: "/bangfu/demo", type: type, data: data)
+        var o = IntakeClientOptions()
+        o.timeoutMs = 120_000
+        return try await IntakeClient.publish(context: context, endpoint: p.endpoint("intake"), events: [OutgoingEvent(e)], options: o)
+            .first?.ack
+    }
+
+    static func run(
+        context: ZContext, matcher: DemoProcess, notifier: DemoProcess, payments: DemoProcess, dir: String, console: Console
+    ) async throws -> Bool {
+        try await settle(context, notifier, follows: matcher)
+        let rounds = try await query(context, notifier, ["op": "round.list"])["items"]?.arrayValue ?? []
+        console.line("")
+        console.line("公示与通知 notifier: \(rounds.count) disclosure rounds opened; letting 8 days pass on the simulated clock")
+        _ = try await send(context, notifier, "clock.advanced", ["seconds": .int(8 * 86_400)])
+        while try await query(context, notifier, ["op": "round.list"])["items"]?.arrayValue?.contains(where: {
+            $0["state"]?.stringValue == "open"
+        }) == true {
+            await Task.yield()
+        }
+        try await settle(context, matcher, follows: notifier)
+        // Programmes without auto-approval are reviewed by an operator (here, the demo).
+        var reviewed = 0
+        while true {
+            let cleared =
+                try await query(context, matcher, ["op": "entitlement.list", "state": "cleared", "max": 1_000])["items"]?.arrayValue ?? []
+            if cleared.isEmpty { break }
+            let ids = cleared.compactMap { $0["id"] }
+            _ = try await send(context, matcher, "review.approved", ["entitlement_ids": .array(ids), "by": "区财政局（演示审核）"])
+            reviewed += ids.count
+        }
+        console.line("  disclosure passed; \(reviewed) entitlements approved by review, the rest by their programmes' auto-approval")
+
+        // 支付路由: fund the pools, batch, and feed back the bank's return.
+        try await settle(context, payments, follows: matcher)
+        _ = try await send(
+            context, payments, "pool.funded", ["pool": "unemployment-insurance-fund", "source": "central", "amount_fen": 50_000_000_000])
+        _ = try await send(
+            context, payments, "pool.funded", ["pool": "flood-relief-2021", "source": "special_bond", "amount_fen": 5_000_000])
+        for channel in ["treasury", "lessor", "agency:utilities", "agency:social-insurance"] {
+            _ = try await send(context, payments, "payments.batch", ["channel": .string(channel)])
+        }
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/payment-files").sorted()) ?? []
+        var returned = 0
+        var failed = 0
+        try FileManager.default.createDirectory(atPath: dir + "/bank-returns", withIntermediateDirectories: true)
+        for f in files where f.hasSuffix(".xml") {
+            let batch = try Pain001.parse(String(contentsOfFile: dir + "/payment-files/" + f, encoding: .utf8))
+            var lines: [ReturnLine] = []
+            for (k, p) in batch.payments.enumerated() {
+                let fail = k % 40 == 7
+                if fail { failed += 1 }
+                lines.append(
+                    ReturnLine(
+                        endToEndID: p.endToEndID, status: fail ? .failed(reasonCode: "AC04", reason: "账户已销户") : .settled,
+                        amountFen: p.amountFen))
+            }
+            returned += lines.count
+            let xml = Pain002.xml(originalMessageID: batch.messageID, messageID: "RET-" + batch.messageID, lines: lines)
+            try xml.write(toFile: dir + "/bank-returns/RET-\(f)", atomically: true, encoding: .utf8)
+        }
+        // The inbox is read once a second; wait until every treasury payment has its answer.
+        while true {
+            let summary = try await query(context, payments, ["op": "payment.summary"])["items"]?.arrayValue ?? []
+            let waiting = summary.contains { $0["state"]?.stringValue == "instructed" && $0["channel"]?.stringValue == "treasury" }
+            if returned == 0 || !waiting { break }
+            await Task.yield()
+        }
+        let summary = try await query(context, payments, ["op": "payment.summary"])["items"]?.arrayValue ?? []
+        console.line("")
+        console.line("支付路由 payments: \(files.count) batch files; bank return: \(returned - failed) settled, \(failed) failed")
+        console.line(Format.pad("programme", 28) + Format.pad("state", 22) + Format.pad("count", 8) + "amount")
+        for r in summary {
+            let state = r["state"].text + (r["hold_code"].map { $0.isNull ? "" : " (\($0.text))" } ?? "")
+            console.line(
+                Format.pad(r["policy_id"].text, 28) + Format.pad(state, 22) + Format.pad(r["count"].text, 8)
+                    + Money.yuan(r["amount_fen"]?.intValue ?? 0))
+        }
+        let ledger = try await query(context, payments, ["op": "ledger.check"])
+        let audit = try await query(context, payments, ["op": "audit.verify"])
+        console.line(
+            "  ledger check: \(ledger["ok"]?.boolValue == true ? "OK (balances sum to zero)" : "BROKEN"); audit chain: \(audit["ok"]?.boolValue == true ? "OK, \(audit["entries"].text) links" : "BROKEN")"
+        )
+        // 月度评.
+        try await settle(context, notifier, follows: matcher)
+        let clock = try await status(context, notifier)["clock"]?.stringValue ?? ""
+        let month = String(clock.prefix(7))
+        let report = try await query(context, notifier, ["op": "report.monthly", "month": .string(month)])
+        console.line("")
+        console.line("月度评 monthly evaluation \(month): \(report["html"].text)")
+        return ledger["ok"]?.boolValue == true && audit["ok"]?.boolValue == true
     }
 }

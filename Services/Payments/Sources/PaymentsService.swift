@@ -335,6 +335,22 @@ struct PaymentsQueries {
                     arguments: [state, state, Int(min(max(req["max"]?.intValue ?? 100, 1), 1_000))])
             }
             return ["op": "payments", "items": .array(rows.map { PaymentRecord(row: $0).json })]
+        case "payment.summary":
+            let rows = try database.writer.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql:
+                        "SELECT policy_id, channel, state, hold_code, COUNT(*) AS n, SUM(amount_fen) AS fen FROM payments GROUP BY policy_id, channel, state, hold_code ORDER BY policy_id, state"
+                )
+            }
+            let items: [JSON] = rows.map { r in
+                [
+                    "policy_id": .string(r["policy_id"]), "channel": .string(r["channel"]), "state": .string(r["state"]),
+                    "hold_code": (r["hold_code"] as String?).map { .string($0) } ?? .null,
+                    "count": .int(r["n"]), "amount_fen": .int(r["fen"] ?? 0),
+                ]
+            }
+            return ["op": "payment.summary", "items": .array(items)]
         case "pool.status":
             let pools = try database.writer.read { db -> [JSON] in
                 try String.fetchAll(db, sql: "SELECT id FROM ledger_accounts WHERE kind = 'pool' ORDER BY id").map { account in
