@@ -79,6 +79,12 @@ struct NotifierEndToEndTests {
             Fixtures.event("objection.filed", ["entitlement_id": .string(ids[a]!), "reason": "迟到的异议"], source: "/public/board"))
         #expect(late.rejection?.code == .late)
 
+        // b is still held back by its objection after the window: not cleared.
+        #expect(
+            !notifierFeed.events.contains {
+                $0.type == "disclosure.cleared" && ($0.data?["entitlement_ids"]?.arrayValue ?? []).contains(.string(ids[b]!))
+            })
+
         // The objection to b is upheld: the matcher revokes b.
         let upheld = try await notifier.publish(
             Fixtures.event(
@@ -123,6 +129,56 @@ struct NotifierEndToEndTests {
         #expect(rounds["items"]?.arrayValue?.first?["state"]?.stringValue == "closed")
         await matcherFeed.stop()
         await notifierFeed.stop()
+        await h.shutdown()
+    }
+
+    @Test func aDismissedObjectionClearsItsEntitlementAfterTheWindow() async throws {
+        let h = try Harness(start: "2022-04-01T09:00:00+08:00")
+        let registry = try await h.startRegistry()
+        _ = try await h.startStandIn("payments")
+        let notifier = try await h.startNotifier()
+        let matcher = try await h.startMatcher()
+        let notifierFeed = h.collect("notifier")
+        let matcherFeed = h.collect("matcher")
+        var f = Fixtures(seed: 92)
+        let u = f.uscc()
+        #expect(
+            try await registry.publish([
+                f.registration(uscc: u, name: "丁工厂有限公司"),
+                Fixtures.finance(uscc: u, employees: 40, revenueFen: 1_000 * 1_000_000, assetsFen: 0),
+                Fixtures.socialInsurance(uscc: u, month: "2022-03", insured: 4),
+                Fixtures.event(
+                    "closure.reported",
+                    ["uscc": .string(u), "from": "2022-03-20", "to": "2022-03-31", "reason": "epidemic_control", "district": "411002"],
+                    subject: u),
+            ]).allSatisfy { $0.status == .accepted })
+        let yaml = try String(contentsOf: Self.repo.appendingPathComponent("policies/retention-training-subsidy.yaml"), encoding: .utf8)
+        _ = try await matcher.publish(Fixtures.event("policy.published", ["yaml": .string(yaml)], source: "/ops/test"))
+        #expect(await notifierFeed.wait { $0.contains { $0.type == "disclosure.opened" } })
+        let id = try #require(
+            notifierFeed.events.first { $0.type == "disclosure.opened" }?.data?["entitlement_ids"]?.arrayValue?.first?.stringValue)
+        #expect(
+            try await notifier.publish(
+                Fixtures.event("objection.filed", ["entitlement_id": .string(id), "reason": "怀疑"], source: "/public/board")
+            ).status == .accepted)
+        h.clock.advance(seconds: 8 * 86_400)
+        // The round closes with nothing to clear (its only entitlement is held back) …
+        let notifierHandle = notifier
+        while try await notifierHandle.query(["op": "round.list"])["items"]?.arrayValue?.first?["state"]?.stringValue != "closed" {
+            await Task.yield()
+        }
+        #expect(!notifierFeed.events.contains { $0.type == "disclosure.cleared" })
+        // … and the dismissal clears it at once.
+        #expect(
+            try await notifier.publish(
+                Fixtures.event(
+                    "objection.resolved", ["entitlement_id": .string(id), "outcome": "dismissed", "by": "区人社局"], source: "/ops/test")
+            ).status
+                == .accepted)
+        #expect(await notifierFeed.wait { $0.contains { $0.type == "disclosure.cleared" } })
+        #expect(await matcherFeed.wait { $0.contains { $0.type == "entitlement.approved" && $0.subject == u } })
+        await notifierFeed.stop()
+        await matcherFeed.stop()
         await h.shutdown()
     }
 }
