@@ -29,6 +29,8 @@ public struct NodeSettings: Sendable {
     public var maxReplayPage = 10_000
     /// How long to wait after stop for in-flight work (the drain limit).
     public var drainMs = 5_000
+    /// CurveZMQ on the three sockets (DESIGN §3.5); a ZAP handler must run on the context.
+    public var curve: CurveServer?
 
     public init() {}
 }
@@ -141,6 +143,13 @@ public final class ServiceNode: Sendable {
             try replay.apply(settings.socket, tcpHeartbeats: Endpoint.isTCP(endpoints.replay))
             try pub.apply(settings.socket, tcpHeartbeats: Endpoint.isTCP(endpoints.feed))
             try pub.set(ZMQ_SNDHWM, Int32(100_000))
+            if let curve = settings.curve {
+                // Over tcp:// (DESIGN §3.5); ipc:// and inproc:// stay on this host, behind file
+                // permissions and the process boundary.
+                for (s, ep) in [(intake, endpoints.intake), (replay, endpoints.replay), (pub, endpoints.feed)] where Endpoint.isTCP(ep) {
+                    try s.applyCurveServer(curve)
+                }
+            }
             try intake.bind(endpoints.intake)
             try pub.bind(endpoints.feed)
             try replay.bind(endpoints.replay)
@@ -232,7 +241,7 @@ public final class ServiceNode: Sendable {
                         preRejection: Rejection(.tooLarge, "the frame exceeds max_message_bytes (\(settings.socket.maxMessageBytes))"),
                         idHint: id))
             } else {
-                frames.append(IntakeFrame(payload: body[0]))
+                frames.append(IntakeFrame(payload: body[0], clientKey: msg.userID))
             }
         }
         guard !frames.isEmpty else { return }

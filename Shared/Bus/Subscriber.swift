@@ -26,6 +26,8 @@ public struct SubscriberSettings: Sendable {
     public var applyRetryMs = 500
     /// Largest batch of live events applied in one transaction.
     public var maxLiveBatch = 2_000
+    /// The keys this subscriber presents to a CURVE upstream.
+    public var curve: CurveClientKeys?
 
     public init() {}
 }
@@ -111,6 +113,7 @@ public final class FeedSubscriber: Sendable {
             sub = try context.socket(.sub)
             try sub.apply(settings.socket, tcpHeartbeats: Endpoint.isTCP(upstream.feed))
             try sub.set(ZMQ_RCVHWM, Int32(100_000))
+            if let c = settings.curve { try sub.applyCurveClient(c) }
             try sub.subscribe("")
             try sub.connect(upstream.feed)
         } catch {
@@ -276,6 +279,7 @@ public final class FeedSubscriber: Sendable {
                 let d = try context.socket(.dealer)
                 try d.apply(settings.socket, tcpHeartbeats: Endpoint.isTCP(upstream.replay))
                 try d.set(ZMQ_IMMEDIATE, Int32(0))
+                if let c = settings.curve { try d.applyCurveClient(c) }
                 try d.connect(upstream.replay)
                 dealer = d
             } catch {

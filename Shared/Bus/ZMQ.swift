@@ -213,6 +213,7 @@ public final class ZSocket: @unchecked Sendable {
     public func receive(dontWait: Bool = true, maxFrames: Int = 16) throws(ZMQError) -> ZMessage? {
         var frames: [[UInt8]] = []
         var overflow = false
+        var userID: String?
         var msg = zmq_msg_t()
         while true {
             zmq_msg_init(&msg)
@@ -234,10 +235,15 @@ public final class ZSocket: @unchecked Sendable {
                 overflow = true
             }
             let more = zmq_msg_more(&msg) != 0
+            if !more, let uid = zmq_msg_gets(&msg, "User-Id") {
+                // Set by the ZAP handler: the CURVE client's public key.
+                let s = String(cString: uid)
+                userID = s.isEmpty ? nil : s
+            }
             zmq_msg_close(&msg)
             if !more { break }
         }
-        return ZMessage(frames: frames, overflow: overflow)
+        return ZMessage(frames: frames, overflow: overflow, userID: userID)
     }
 }
 
@@ -246,6 +252,8 @@ public struct ZMessage: Sendable {
     public var frames: [[UInt8]]
     /// True when the message had more frames than the receiver keeps.
     public var overflow: Bool
+    /// The authenticated client (its CURVE public key, Z85), when the socket is a CURVE server.
+    public var userID: String? = nil
 }
 
 /// `zmq_poll` over sockets and plain file descriptors.

@@ -19,12 +19,15 @@ public final class BusService: Service, Sendable {
     let notifier: SystemdNotifier
     let extraStart: @Sendable () throws -> Void
     let extraStop: @Sendable () -> Void
+    let zap: ZAPHandler?
 
     public init(
         name: String, node: ServiceNode, subscribers: [FeedSubscriber] = [], logger: Logger,
-        notifier: SystemdNotifier = SystemdNotifier(), onStart: @escaping @Sendable () throws -> Void = {},
+        notifier: SystemdNotifier = SystemdNotifier(), security: ServiceSecurity? = nil,
+        onStart: @escaping @Sendable () throws -> Void = {},
         onStop: @escaping @Sendable () -> Void = {}
     ) {
+        self.zap = security?.zap
         self.name = name
         self.node = node
         self.subscribers = subscribers
@@ -41,6 +44,8 @@ public final class BusService: Service, Sendable {
             let n = notifier
             node.onTick { n.notify("WATCHDOG=1") }
         }
+        // The ZAP handler first: no CURVE socket may exist without it (fail closed).
+        if let zap { try await OwnerThread.run { zap.start() } }
         try await OwnerThread.run { [node] in try node.start() }
         try extraStart()
         for s in subscribers { s.start() }
@@ -52,6 +57,7 @@ public final class BusService: Service, Sendable {
         for s in subscribers { await s.stop() }
         extraStop()
         await node.stop()
+        if let zap { try? await OwnerThread.run { zap.stopAndWait() } }
         logger.info("service stopped", metadata: ["service": "\(name)"])
     }
 }

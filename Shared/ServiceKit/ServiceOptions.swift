@@ -36,6 +36,13 @@ public struct ServiceOptions: Sendable {
     public var maxMessageBytes: Int64 = 1 << 20
     /// Service-specific settings, by flag name.
     public var extra: [String: String] = [:]
+    /// This service's CurveZMQ identity (`curve-public-key`, `curve-secret-key`).
+    public var curvePublicKey: String?
+    public var curveSecretKey: String?
+    /// The allowlist of client keys with their rights (`curve-clients`, a YAML file).
+    public var curveClientsFile: String?
+    /// Each upstream's server public key (`<upstream>-server-key`).
+    public var upstreamServerKeys: [String: String] = [:]
     /// Where each setting came from (for `--check-config`).
     public var origins: [String: String] = [:]
 
@@ -57,9 +64,12 @@ public struct ServiceOptions: Sendable {
     ) throws -> ServiceOptions {
         var o = ServiceOptions(service: service, upstreams: upstreams)
         o.extra = extraKeys
-        var keys: Set<String> = ["config", "state-dir", "intake", "feed", "replay", "log-level", "max-message-bytes"]
+        var keys: Set<String> = [
+            "config", "state-dir", "intake", "feed", "replay", "log-level", "max-message-bytes", "curve-public-key", "curve-secret-key",
+            "curve-clients",
+        ]
         keys.formUnion(booleanKeys)
-        for u in upstreams { keys.formUnion(["\(u)-feed", "\(u)-replay"]) }
+        for u in upstreams { keys.formUnion(["\(u)-feed", "\(u)-replay", "\(u)-server-key"]) }
         keys.formUnion(extraKeys.keys)
 
         // Flags first (to find --config), applied last.
@@ -147,6 +157,16 @@ public struct ServiceOptions: Sendable {
                 throw ConfigError("log-level (\(origin)) must be one of trace debug info notice warning error critical")
             }
             logLevel = value
+        case "curve-public-key", "curve-secret-key":
+            guard value.utf8.count == 40 else {
+                throw ConfigError("\(key) (\(origin)) must be a 40-character Z85 key (bangfu keys generate)")
+            }
+            if key == "curve-public-key" { curvePublicKey = value } else { curveSecretKey = value }
+        case "curve-clients":
+            curveClientsFile = value
+        case _ where key.hasSuffix("-server-key"):
+            guard value.utf8.count == 40 else { throw ConfigError("\(key) (\(origin)) must be a 40-character Z85 key") }
+            upstreamServerKeys[String(key.dropLast("-server-key".count))] = value
         case "max-message-bytes":
             guard let v = Int64(value), v >= 1024 else { throw ConfigError("max-message-bytes (\(origin)) must be an integer ≥ 1024") }
             maxMessageBytes = v
@@ -163,13 +183,20 @@ public struct ServiceOptions: Sendable {
     }
 
     func validate() throws {
+        if (curvePublicKey == nil) != (curveSecretKey == nil) {
+            throw ConfigError("curve-public-key and curve-secret-key go together")
+        }
+        if curvePublicKey != nil && curveClientsFile == nil {
+            throw ConfigError("curve keys without curve-clients: give the allowlist of client keys (a YAML file)")
+        }
         var all = [("intake", endpoints.intake), ("feed", endpoints.feed), ("replay", endpoints.replay)]
         for u in upstreams { all += [("\(u.name)-feed", u.feed), ("\(u.name)-replay", u.replay)] }
         for (k, ep) in all {
             guard ep.hasPrefix("tcp://") || ep.hasPrefix("ipc://") || ep.hasPrefix("inproc://") else {
                 throw ConfigError("\(k): \(ep) is not a tcp://, ipc:// or inproc:// endpoint")
             }
-            if !Endpoint.isLocal(ep) && !insecure {
+            let secured = curvePublicKey != nil && curveSecretKey != nil
+            if !Endpoint.isLocal(ep) && !insecure && !secured {
                 throw ConfigError(
                     "\(k): \(ep) is not on loopback; plain TCP off loopback needs CURVE keys, or --insecure to accept the risk")
             }

@@ -25,7 +25,7 @@ public struct Bangfu: AsyncParsableCommand {
         version: "bangfu \(version)",
         subcommands: [
             PublishVerb.self, TailVerb.self, QuarantineVerb.self, StatusVerb.self, PolicyVerb.self, ExplainVerb.self, ApplyVerb.self,
-            PoolVerb.self, HoldVerb.self, PaymentsVerb.self, LedgerVerb.self, AuditVerb.self, ReportVerb.self, DemoVerb.self,
+            PoolVerb.self, HoldVerb.self, PaymentsVerb.self, LedgerVerb.self, AuditVerb.self, ReportVerb.self, KeysVerb.self, DemoVerb.self,
         ]
     )
 

@@ -262,3 +262,26 @@ struct ReportMonthlyVerb: AsyncParsableCommand {
         }
     }
 }
+
+struct KeysVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys", abstract: "CurveZMQ keys (DESIGN §3.5).", subcommands: [KeysGenerateVerb.self])
+}
+
+struct KeysGenerateVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract:
+            "Print a new CurveZMQ key pair (Z85): the public key goes into the server's allowlist, the secret key stays with its owner.")
+    @Option(help: "A name for the key's owner, printed with it (e.g. tax-bureau).") var name: String = "client"
+
+    func run() async throws {
+        try await execute { _, console in
+            let k = try CurveKeyPair.generate()
+            console.line("# \(name)")
+            console.line("public: \(k.publicKey)")
+            console.line("secret: \(k.secretKey)")
+            return ExitCodes.ok
+        }
+    }
+}

@@ -122,14 +122,18 @@ public enum MatcherService {
     public static func build(options: ServiceOptions, environment env: ServiceEnvironment) throws -> BusService {
         var logger = env.logger
         logger[metadataKey: "service"] = "matcher"
+        let security = try ServiceSecurity(options: options, environment: env)
         let database = try MatcherDatabase(stateDir: options.stateDir)
         try SimulatedTime.restore(env.clock, from: database.db)
         let cache = PolicyCache()
         try database.db.writer.read { db in try cache.reload(db) }
         let engine = MatcherEngine(
             cache: cache, outbox: Outbox(source: MatcherEngine.source, clock: env.clock), clock: env.clock, logger: logger)
-        let pipeline = IntakePipeline(database: database.db, applier: MatcherApplier(engine: engine), clock: env.clock, logger: logger)
+        let pipeline = IntakePipeline(
+            database: database.db, applier: MatcherApplier(engine: engine), clock: env.clock, authorize: security.authorizer, logger: logger
+        )
         var settings = NodeSettings()
+        security.secure(&settings)
         settings.socket.maxMessageBytes = options.maxMessageBytes
         let handle = ServiceHandle()
         let queries = StandardQueries(
@@ -152,10 +156,14 @@ public enum MatcherService {
                 let name = u.name
                 drop = { seq in dropLive(name, seq) }
             }
-            subs.append(FeedSubscriber(upstream: u, context: env.context, consumer: consumer, logger: logger, dropLive: drop))
+            var subSettings = SubscriberSettings()
+            subSettings.curve = security.clientKeys(for: u.name)
+            subs.append(
+                FeedSubscriber(upstream: u, context: env.context, consumer: consumer, settings: subSettings, logger: logger, dropLive: drop)
+            )
         }
         handle.subscribers = subs
-        return BusService(name: name, node: node, subscribers: subs, logger: logger)
+        return BusService(name: name, node: node, subscribers: subs, logger: logger, security: security)
     }
 }
 

@@ -290,6 +290,7 @@ public enum NotifierService {
     public static func build(options: ServiceOptions, environment env: ServiceEnvironment) throws -> BusService {
         var logger = env.logger
         logger[metadataKey: "service"] = "notifier"
+        let security = try ServiceSecurity(options: options, environment: env)
         let database = try NotifierDatabase(stateDir: options.stateDir)
         try SimulatedTime.restore(env.clock, from: database.db)
         func setting(_ key: String) -> String? { options.extra[key].flatMap { $0.isEmpty ? nil : $0 } }
@@ -313,12 +314,14 @@ public enum NotifierService {
         let worker = NotifierWorker(
             database: database.db, engine: engine, settings: settings, channels: channels, handle: handle, dirty: dirty, logger: logger)
         let pipeline = IntakePipeline(
-            database: database.db, applier: NotifierApplier(engine: engine), clock: env.clock, logger: logger,
+            database: database.db, applier: NotifierApplier(engine: engine), clock: env.clock, authorize: security.authorizer,
+            logger: logger,
             afterCommit: {
                 dirty.mark()
                 worker.kick()
             })
         var nodeSettings = NodeSettings()
+        security.secure(&nodeSettings)
         nodeSettings.socket.maxMessageBytes = options.maxMessageBytes
         let reports = settings.reportsDirectory
         let queries = StandardQueries(
@@ -336,10 +339,16 @@ public enum NotifierService {
                 let n = u.name
                 drop = { seq in dropLive(n, seq) }
             }
-            subs.append(FeedSubscriber(upstream: u, context: env.context, consumer: consumer, logger: logger, dropLive: drop))
+            var subSettings = SubscriberSettings()
+            subSettings.curve = security.clientKeys(for: u.name)
+            subs.append(
+                FeedSubscriber(upstream: u, context: env.context, consumer: consumer, settings: subSettings, logger: logger, dropLive: drop)
+            )
         }
         handle.subscribers = subs
-        return BusService(name: name, node: node, subscribers: subs, logger: logger, onStart: { worker.start() }, onStop: { worker.stop() })
+        return BusService(
+            name: name, node: node, subscribers: subs, logger: logger, security: security, onStart: { worker.start() },
+            onStop: { worker.stop() })
     }
 }
 

@@ -180,6 +180,7 @@ public enum PaymentsService {
     public static func build(options: ServiceOptions, environment env: ServiceEnvironment) throws -> BusService {
         var logger = env.logger
         logger[metadataKey: "service"] = "payments"
+        let security = try ServiceSecurity(options: options, environment: env)
         let database = try PaymentsDatabase(stateDir: options.stateDir)
         try SimulatedTime.restore(env.clock, from: database.db)
         let base = options.stateDir ?? NSTemporaryDirectory()
@@ -196,9 +197,11 @@ public enum PaymentsService {
             clock: env.clock, settings: settings, logger: logger)
         let files = PendingFiles(directory: settings.outboxDirectory, database: database.db, logger: logger)
         let pipeline = IntakePipeline(
-            database: database.db, applier: PaymentsApplier(engine: engine), clock: env.clock, logger: logger,
+            database: database.db, applier: PaymentsApplier(engine: engine), clock: env.clock, authorize: security.authorizer,
+            logger: logger,
             afterCommit: { files.flush() })
         var nodeSettings = NodeSettings()
+        security.secure(&nodeSettings)
         nodeSettings.socket.maxMessageBytes = options.maxMessageBytes
         let handle = ServiceHandle()
         let queries = StandardQueries(
@@ -217,12 +220,16 @@ public enum PaymentsService {
                 let n = u.name
                 drop = { seq in dropLive(n, seq) }
             }
-            subs.append(FeedSubscriber(upstream: u, context: env.context, consumer: consumer, logger: logger, dropLive: drop))
+            var subSettings = SubscriberSettings()
+            subSettings.curve = security.clientKeys(for: u.name)
+            subs.append(
+                FeedSubscriber(upstream: u, context: env.context, consumer: consumer, settings: subSettings, logger: logger, dropLive: drop)
+            )
         }
         handle.subscribers = subs
         let inbox = ReturnInbox(directory: settings.inboxDirectory, database: database.db, engine: engine, handle: handle, logger: logger)
         return BusService(
-            name: name, node: node, subscribers: subs, logger: logger,
+            name: name, node: node, subscribers: subs, logger: logger, security: security,
             onStart: {
                 files.flush()
                 inbox.start()

@@ -213,13 +213,16 @@ public enum RegistryService {
     public static func build(options: ServiceOptions, environment env: ServiceEnvironment) throws -> BusService {
         var logger = env.logger
         logger[metadataKey: "service"] = "registry"
+        let security = try ServiceSecurity(options: options, environment: env)
         let database = try RegistryDatabase(stateDir: options.stateDir)
         try SimulatedTime.restore(env.clock, from: database.db)
         let outbox = Outbox(source: eventSource, clock: env.clock)
         let salt = try FingerprintSalt.load(database.db)
         let pipeline = IntakePipeline(
-            database: database.db, applier: RegistryApplier(outbox: outbox, clock: env.clock, salt: salt), clock: env.clock, logger: logger)
+            database: database.db, applier: RegistryApplier(outbox: outbox, clock: env.clock, salt: salt), clock: env.clock,
+            authorize: security.authorizer, logger: logger)
         var settings = NodeSettings()
+        security.secure(&settings)
         settings.socket.maxMessageBytes = options.maxMessageBytes
         let handle = ServiceHandle()
         let queries = StandardQueries(
@@ -253,7 +256,7 @@ public enum RegistryService {
             name: name, context: env.context, endpoints: options.endpoints, settings: settings, processor: pipeline,
             feed: OutboxFeedStore(database: database.db), responder: queries, logger: logger)
         handle.node = node
-        return BusService(name: name, node: node, logger: logger)
+        return BusService(name: name, node: node, logger: logger, security: security)
     }
 }
 /// The registry's fingerprint salt: 32 random bytes made at first start and kept in the database

@@ -1,0 +1,74 @@
+import Bus
+import Foundation
+import Logging
+import Models
+import Storage
+import Yams
+
+/// A service's CurveZMQ setup (DESIGN §3.5): its server identity on its three sockets, the ZAP
+/// handler that admits only allowlisted client keys, the authorizer that binds each key to the
+/// event types and `source` prefixes it may publish, and the keys it presents to its upstreams.
+public struct ServiceSecurity: Sendable {
+    public let server: CurveServer?
+    public let zap: ZAPHandler?
+    let clientKeys: CurveKeyPair?
+    let upstreamServerKeys: [String: String]
+
+    public init(options: ServiceOptions, environment env: ServiceEnvironment) throws {
+        upstreamServerKeys = options.upstreamServerKeys
+        guard let pub = options.curvePublicKey, let sec = options.curveSecretKey, let file = options.curveClientsFile else {
+            server = nil
+            zap = nil
+            clientKeys = nil
+            return
+        }
+        let keys = CurveKeyPair(publicKey: pub, secretKey: sec)
+        let s = CurveServer(keys: keys, grants: try Self.loadGrants(file))
+        server = s
+        zap = ZAPHandler(context: env.context, server: s, logger: env.logger)
+        clientKeys = keys
+    }
+
+    /// The allowlist file: a YAML list of `{name, key, types: [...], sources: [...]}`.
+    public static func loadGrants(_ path: String) throws -> [ClientGrant] {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError("cannot read the client allowlist \(path)")
+        }
+        guard let list = try Yams.load(yaml: text) as? [[String: Any]] else {
+            throw ConfigError("\(path): the client allowlist is a YAML list of {name, key, types, sources}")
+        }
+        return try list.enumerated().map { k, e in
+            guard let name = e["name"] as? String, let key = e["key"] as? String, key.utf8.count == 40 else {
+                throw ConfigError("\(path): entry \(k + 1) needs a name and a 40-character key")
+            }
+            return ClientGrant(
+                name: name, publicKey: key, types: (e["types"] as? [String]) ?? [], sources: (e["sources"] as? [String]) ?? [])
+        }
+    }
+
+    /// Refuses an event its publisher's key may not publish (`unauthorized`).
+    public var authorizer: IntakeAuthorizer? {
+        guard let server else { return nil }
+        return { key, event in
+            guard let grant = server.grant(for: key) else {
+                return Rejection(.unauthorized, "no client key: this intake takes only CURVE clients in its allowlist")
+            }
+            if grant.allows(type: event.type, source: event.source) { return nil }
+            return Rejection(
+                .unauthorized, field: "type",
+                "the key of \(grant.name) may not publish \(event.type.prefix(80)) from \(event.source.prefix(80))")
+        }
+    }
+
+    /// Applies the server side to a node's settings.
+    public func secure(_ settings: inout NodeSettings) { settings.curve = server }
+
+    /// The keys for subscribing to `upstream` (nil when it is not CURVE-secured).
+    public func clientKeys(for upstream: String) -> CurveClientKeys? {
+        guard let mine = clientKeys, let theirs = upstreamServerKeys[upstream] else { return nil }
+        return CurveClientKeys(serverPublic: theirs, clientPublic: mine.publicKey, clientSecret: mine.secretKey)
+    }
+}
