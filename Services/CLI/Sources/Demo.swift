@@ -43,6 +43,7 @@ public enum DemoCommand {
         try fm.createDirectory(atPath: socketDir, withIntermediateDirectories: true)
 
         console.line("Bangfu demo: \(options.merchants) merchants (seed \(options.seed)) in \(dir)")
+        let demoStarted = DispatchTime.now().uptimeNanoseconds
         let registry = DemoProcess(
             name: "registry", binary: bin + "/bangfu-registry", stateDir: dir + "/registry", socketDir: socketDir,
             logPath: dir + "/registry.log")
@@ -207,6 +208,10 @@ public enum DemoCommand {
         console.line("Bank returns:        \(dir)/bank-returns/processed/")
         console.line("Notifications:       \(dir)/notifier/notifications.jsonl")
         console.line("State and logs:      \(dir)/{registry,matcher,payments,notifier}/, \(dir)/*.log")
+        let wall = Double(DispatchTime.now().uptimeNanoseconds - demoStarted) / 1e9
+        console.line(
+            "Wall time \(String(format: "%.1f", wall)) s; peak memory: "
+                + [registry, matcher, payments, notifier].map { "\($0.name) \($0.peakRSSMiB()) MiB" }.joined(separator: ", "))
         console.flush()
         return unanswered == 0 && accepted > 0 && matched && paid ? 0 : 1
     }
@@ -259,6 +264,14 @@ final class DemoProcess: @unchecked Sendable {
             }
             return false
         }
+    }
+
+    /// The process's peak resident memory (VmHWM), in MiB.
+    func peakRSSMiB() -> Int {
+        guard let pid = process?.processIdentifier, let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+        else { return 0 }
+        return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
     }
 
     func stopOrKill() {

@@ -87,12 +87,9 @@ struct Disclosure {
         }
         var out: [(String, [String], String)] = []
         for (round, v) in byRound.sorted(by: { $0.key < $1.key }) {
-            let n =
-                (try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM bus_outbox WHERE type = 'disclosure.opened' AND subject = ?", arguments: [round]) ?? 0)
-                + 1
+            // Each entitlement joins a round once, so the first id names this batch uniquely.
             try outbox.append(
-                db, type: "disclosure.opened", subject: round, id: "disclosure.opened/\(round)/\(n)",
+                db, type: "disclosure.opened", subject: round, id: "disclosure.opened/\(round)/\(v.ids[0])",
                 data: ["round_id": .string(round), "entitlement_ids": .array(v.ids.map { .string($0) }), "closes_at": .string(v.closes)])
             out.append((round, v.ids, v.closes))
         }
@@ -122,11 +119,9 @@ struct Disclosure {
 
     func clear(_ ids: [String], round: String, _ db: Database) throws {
         for id in ids { try db.execute(sql: "UPDATE entitlements SET board_status = '无异议' WHERE id = ?", arguments: [id]) }
-        let n =
-            (try Int.fetchOne(
-                db, sql: "SELECT COUNT(*) FROM bus_outbox WHERE type = 'disclosure.cleared' AND subject = ?", arguments: [round]) ?? 0) + 1
+        // Each entitlement is cleared once, so the first id names this batch uniquely.
         try outbox.append(
-            db, type: "disclosure.cleared", subject: round, id: "disclosure.cleared/\(round)/\(n)",
+            db, type: "disclosure.cleared", subject: round, id: "disclosure.cleared/\(round)/\(ids[0])",
             data: ["round_id": .string(round), "entitlement_ids": .array(ids.map { .string($0) })])
     }
 }
