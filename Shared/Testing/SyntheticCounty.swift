@@ -82,7 +82,10 @@ public struct SyntheticCounty: Sendable {
         data["registered_on"] = .string(registeredOn)
         data["status"] = .string(i % 97 == 0 ? "suspended" : "active")
         data["phone"] = .string(phone)
-        data["address"] = .string("许昌市魏都区\(Self.shopWords[i % Self.shopWords.count])路\(rng.int(1...300))号")
+        // One address per merchant, except every 200th, which shares the previous one's (a
+        // deliberate link for the payments' fraud checks).
+        let addressOwner = i % 200 == 199 ? i - 1 : i
+        data["address"] = .string("许昌市魏都区\(Self.shopWords[addressOwner % Self.shopWords.count])路\(addressOwner + 1)号")
         if badEvery > 0, i % badEvery == badEvery / 2 {
             // A bad record: a USCC with the wrong check character.
             let wrong = String(u.dropLast()) + (u.last == "0" ? "1" : "0")
