@@ -18,7 +18,8 @@ public struct CurveKeyPair: Sendable, Equatable {
         var pub = [CChar](repeating: 0, count: 41)
         var sec = [CChar](repeating: 0, count: 41)
         guard zmq_curve_keypair(&pub, &sec) == 0 else { throw ZMQError("zmq_curve_keypair") }
-        return CurveKeyPair(publicKey: String(cString: pub), secretKey: String(cString: sec))
+        func text(_ c: [CChar]) -> String { String(decoding: c.prefix(40).map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+        return CurveKeyPair(publicKey: text(pub), secretKey: text(sec))
     }
 
     /// True for a 40-character Z85 key.
@@ -180,6 +181,6 @@ public final class ZAPHandler: Sendable {
     static func z85(_ key: [UInt8]) -> String {
         var out = [CChar](repeating: 0, count: 41)
         _ = key.withUnsafeBufferPointer { zmq_z85_encode(&out, $0.baseAddress, 32) }
-        return String(cString: out)
+        return String(decoding: out.prefix(40).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -398,13 +398,13 @@ struct StorageTests {
     @Test func outboxSequencesAreGaplessAcrossRolledBackTransactions() throws {
         let db = try ServiceDatabase(path: nil)
         let outbox = Outbox(source: "/test", clock: TestClock(rfc3339: "2026-11-29T10:00:00+08:00"))
-        try db.writer.write { d in try outbox.append(d, type: "t", subject: nil, id: "1", data: [:]) }
+        _ = try db.writer.write { d in try outbox.append(d, type: "t", subject: nil, id: "1", data: [:]) }
         struct Boom: Error {}
         _ = try? db.writer.write { d in
             try outbox.append(d, type: "t", subject: nil, id: "2", data: [:])
             throw Boom()
         }
-        try db.writer.write { d in try outbox.append(d, type: "t", subject: nil, id: "3", data: [:]) }
+        _ = try db.writer.write { d in try outbox.append(d, type: "t", subject: nil, id: "3", data: [:]) }
         let records = try OutboxFeedStore(database: db).records(after: 0, max: 10)
         #expect(records.map(\.sequence) == [1, 2])
         let second = try CloudEvent.parse(records[1].body)
