@@ -72,3 +72,27 @@ public struct ServiceSecurity: Sendable {
         return CurveClientKeys(serverPublic: theirs, clientPublic: mine.publicKey, clientSecret: mine.secretKey)
     }
 }
+
+extension ServiceEnvironment {
+    /// One subscriber per upstream in `options`, each presenting this service's CURVE keys to
+    /// its upstream and honouring the test hook that drops live events; recorded in `handle`
+    /// for the status query.
+    public func subscribers(
+        options: ServiceOptions, consumer: any FeedConsumer, security: ServiceSecurity, handle: ServiceHandle, logger: Logger
+    ) -> [FeedSubscriber] {
+        var subs: [FeedSubscriber] = []
+        for u in options.upstreams {
+            var drop: (@Sendable (UInt64) -> Bool)?
+            if let dropLive {
+                let name = u.name
+                drop = { seq in dropLive(name, seq) }
+            }
+            var settings = SubscriberSettings()
+            settings.curve = security.clientKeys(for: u.name)
+            subs.append(
+                FeedSubscriber(upstream: u, context: context, consumer: consumer, settings: settings, logger: logger, dropLive: drop))
+        }
+        handle.subscribers = subs
+        return subs
+    }
+}

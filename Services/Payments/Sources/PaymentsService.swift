@@ -213,20 +213,7 @@ public enum PaymentsService {
             feed: OutboxFeedStore(database: database.db), responder: queries, logger: logger)
         handle.node = node
         let consumer = PaymentsFeeds(database: database.db, engine: engine, handle: handle)
-        var subs: [FeedSubscriber] = []
-        for u in options.upstreams {
-            var drop: (@Sendable (UInt64) -> Bool)?
-            if let dropLive = env.dropLive {
-                let n = u.name
-                drop = { seq in dropLive(n, seq) }
-            }
-            var subSettings = SubscriberSettings()
-            subSettings.curve = security.clientKeys(for: u.name)
-            subs.append(
-                FeedSubscriber(upstream: u, context: env.context, consumer: consumer, settings: subSettings, logger: logger, dropLive: drop)
-            )
-        }
-        handle.subscribers = subs
+        let subs = env.subscribers(options: options, consumer: consumer, security: security, handle: handle, logger: logger)
         let inbox = ReturnInbox(directory: settings.inboxDirectory, database: database.db, engine: engine, handle: handle, logger: logger)
         return BusService(
             name: name, node: node, subscribers: subs, logger: logger, security: security,
