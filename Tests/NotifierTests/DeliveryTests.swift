@@ -58,6 +58,7 @@ private final class Receiver {
                         json.dump(log, f, ensure_ascii=False)
                     os.replace(record + ".tmp", record)
                 if mode == "hang":
+                    # A receiver that never answers: the client's own timeout is under test.
                     time.sleep(120)
                     return
                 if mode == "retry-after":
