@@ -404,11 +404,18 @@ final class ExprCompiler {
     /// treatment of unknowns and errors: an absorbing value wins over both; then unknown (naming
     /// every fact that could decide it: it may yet turn out absorbing); then an error.
     static func logical(absorbing: Bool, _ operands: [Eval], _ ctx: EvalContext) throws(EvalError) -> Value {
+        try logical(absorbing: absorbing, operands) { (f) throws(EvalError) in try f(ctx) }
+    }
+
+    /// The same rule over any sequence, each element evaluated on demand (`exists`, `all`).
+    static func logical<S: Sequence>(
+        absorbing: Bool, _ elements: S, _ evaluate: (S.Element) throws(EvalError) -> Value
+    ) throws(EvalError) -> Value {
         var missing: Set<String>?
         var firstError: EvalError?
-        for f in operands {
+        for e in elements {
             let v: Value
-            do throws(EvalError) { v = try f(ctx) } catch {
+            do throws(EvalError) { v = try evaluate(e) } catch {
                 if firstError == nil { firstError = error }
                 continue
             }

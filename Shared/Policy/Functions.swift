@@ -431,24 +431,10 @@ extension ExprCompiler {
                     guard case .list(let items) = lv else { return lv }
                     ctx.vars.append(.unknown([]))
                     defer { ctx.vars.removeLast() }
-                    var missing: Set<String>?
-                    var firstError: EvalError?
-                    for item in items {
+                    return try ExprCompiler.logical(absorbing: absorbing, items) { (item) throws(EvalError) in
                         ctx.vars[slot] = item
-                        let v: Value
-                        do throws(EvalError) { v = try body(ctx) } catch {
-                            if firstError == nil { firstError = error }
-                            continue
-                        }
-                        switch v {
-                        case .bool(let b) where b == absorbing: return .bool(absorbing)
-                        case .unknown(let m): missing = (missing ?? []).union(m)
-                        default: break
-                        }
+                        return try body(ctx)
                     }
-                    if let missing { return .unknown(missing) }
-                    if let firstError { throw firstError }
-                    return .bool(!absorbing)
                 })
         case "filter":
             return Typed(

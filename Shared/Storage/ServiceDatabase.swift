@@ -1,3 +1,4 @@
+import Bus
 import Foundation
 import GRDB
 import Models
@@ -119,5 +120,16 @@ public enum InboxCursor {
             out[row["feed"]] = UInt64(row["sequence"] as Int64)
         }
         return out
+    }
+}
+
+/// A feed consumer whose inbox cursors live in its service database (every service's).
+public protocol DatabaseFeedConsumer: FeedConsumer {
+    var database: ServiceDatabase { get }
+}
+
+extension DatabaseFeedConsumer {
+    public func cursor(feed: String) throws -> UInt64 {
+        try database.writer.read { db in try InboxCursor.get(db, feed: feed) }
     }
 }

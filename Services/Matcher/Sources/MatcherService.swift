@@ -11,14 +11,10 @@ import Synchronization
 /// Applies the upstream feeds the matcher follows, each delivery batch in one transaction with
 /// the inbox cursor: the registry's profiles (re-evaluate that merchant), the notifier's
 /// disclosure events and payments' payment events (move the entitlement along its lifecycle).
-struct MatcherFeeds: FeedConsumer {
+struct MatcherFeeds: DatabaseFeedConsumer {
     let database: ServiceDatabase
     let engine: MatcherEngine
     let handle: ServiceHandle
-
-    func cursor(feed: String) throws -> UInt64 {
-        try database.writer.read { db in try InboxCursor.get(db, feed: feed) }
-    }
 
     func apply(feed: String, _ deliveries: [FeedDelivery]) throws {
         try database.writer.write { db in

@@ -107,15 +107,11 @@ struct NotifierApplier: IntakeApplier {
 }
 
 /// Applies the registry's, the matcher's and payments' feeds.
-struct NotifierFeeds: FeedConsumer {
+struct NotifierFeeds: DatabaseFeedConsumer {
     let database: ServiceDatabase
     let engine: NotifierEngine
     let handle: ServiceHandle
     let dirty: Dirty
-
-    func cursor(feed: String) throws -> UInt64 {
-        try database.writer.read { db in try InboxCursor.get(db, feed: feed) }
-    }
 
     func apply(feed: String, _ deliveries: [FeedDelivery]) throws {
         try database.writer.write { db in

@@ -143,14 +143,10 @@ final class PendingFiles: Sendable {
 
 /// Applies the feeds payments follows: the matcher's entitlements and the registry's profiles
 /// and payees, each delivery batch in one transaction with its cursor.
-struct PaymentsFeeds: FeedConsumer {
+struct PaymentsFeeds: DatabaseFeedConsumer {
     let database: ServiceDatabase
     let engine: PaymentsEngine
     let handle: ServiceHandle
-
-    func cursor(feed: String) throws -> UInt64 {
-        try database.writer.read { db in try InboxCursor.get(db, feed: feed) }
-    }
 
     func apply(feed: String, _ deliveries: [FeedDelivery]) throws {
         try database.writer.write { db in
