@@ -62,7 +62,9 @@ public struct CurveClientKeys: Sendable {
 
 /// A DEALER client of a service intake: pipelines up to `window` events, matches acks by id,
 /// and on a timeout closes its socket, opens a new one and re-sends what is unanswered with
-/// the same ids (the service answers `duplicate` for what it already committed). Confined to
+/// the same ids (the service answers `duplicate` for what it already committed), in their
+/// original order — so the service commits one client's events in the order they were sent,
+/// even across a crash and restart of the service. Confined to
 /// the thread that created it; use `IntakeClient.publish(...)` (async) from async code.
 public final class IntakeClient {
     let context: ZContext
@@ -89,6 +91,11 @@ public final class IntakeClient {
         try s.apply(options.socket, tcpHeartbeats: Endpoint.isTCP(endpoint))
         try s.set(ZMQ_SNDTIMEO, Int32(options.timeoutMs))
         try s.set(ZMQ_LINGER, Int32(0))
+        // No automatic reconnection: after a service restart the old socket would reconnect and
+        // deliver the events queued behind the lost ones before they are re-sent, so the service
+        // would commit them out of order. Instead, a timeout opens a fresh socket and re-sends
+        // everything unanswered in the original order (see docs/protocol.md §3.3).
+        try s.set(ZMQ_RECONNECT_IVL, Int32(-1))
         if let c = options.curve {
             try s.set(ZMQ_CURVE_SERVERKEY, string: c.serverPublic)
             try s.set(ZMQ_CURVE_PUBLICKEY, string: c.clientPublic)

@@ -2,7 +2,7 @@ import Foundation
 import Models
 
 /// Deterministic test data: valid identifiers and CloudEvents for every fact type.
-public struct Fixtures: Sendable {
+public struct Fixtures: Sendable, RandomNumberGenerator {
     var state: UInt64
 
     public init(seed: UInt64 = 20_261_129) { state = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }

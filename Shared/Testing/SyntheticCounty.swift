@@ -209,7 +209,7 @@ public struct SyntheticCounty: Sendable {
 
     /// Every fact of the county, as JSON Lines.
     public func writeJSONLines(to path: String) throws -> Int {
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         defer { try? h.close() }
         var count = 0

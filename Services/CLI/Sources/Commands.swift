@@ -362,11 +362,32 @@ struct DemoVerb: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The policy files to publish to the matcher.", valueName: "DIR"))
     var policies: String = "policies"
 
-    func validate() throws { try positive("--merchants", merchants) }
+    @Option(help: ArgumentHelp("Where every service's simulated clock starts (RFC 3339).", valueName: "INSTANT"))
+    var start: String = DemoOptions().start
+
+    @Option(
+        help: "The crash proof: kill a random service with SIGKILL at random moments at least this many times, restarting it each time.")
+    var chaosKills: Int = 0
+
+    @Option(help: ArgumentHelp("The mean time between two kills.", valueName: "MS"))
+    var chaosIntervalMs: Int = 3_000
+
+    @Option(help: ArgumentHelp("Write the run's end state (sorted lines) to this file, to compare runs.", valueName: "FILE"))
+    var endState: String?
+
+    func validate() throws {
+        try positive("--merchants", merchants)
+        try positive("--chaos-interval-ms", chaosIntervalMs)
+        if chaosKills < 0 { throw ValidationError("--chaos-kills must not be negative") }
+    }
 
     func run() async throws {
         try await execute { _, console in
             var o = DemoOptions()
+            o.start = start
+            o.chaosKills = chaosKills
+            o.chaosIntervalMs = chaosIntervalMs
+            o.endStatePath = endState
             o.merchants = merchants
             o.seed = seed
             o.directory = dir

@@ -4,6 +4,7 @@ import Foundation
 import ISO20022
 import Models
 import Policy
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -19,14 +20,24 @@ public struct DemoOptions: Sendable {
     public var window = 2_000
     /// The policy files published to the matcher.
     public var policiesDirectory = "policies"
+    /// Where every service's simulated clock starts (a Monday), so that two runs of one seed
+    /// write the same files.
+    public var start = "2026-11-02T09:00:00+08:00"
+    /// The crash proof: kill a random service with SIGKILL at random moments, at least this many
+    /// times, restarting it each time (0: an undisturbed run).
+    public var chaosKills = 0
+    /// The mean time between two kills.
+    public var chaosIntervalMs = 3_000
+    /// Where to write the run's end state (sorted lines; see `DemoEndState`).
+    public var endStatePath: String?
 
     public init() {}
 }
 
-/// `bangfu demo`: the pipeline on a synthetic county, with the real executables as separate
-/// processes on `ipc://` endpoints and the simulated clock. Today it runs the registry (名录库):
-/// facts in, profiles out, bad records quarantined; the matcher, notifier and payments join it
-/// as they land.
+/// `bangfu demo`: the whole pipeline on a synthetic county, with the four real executables as
+/// separate processes on `ipc://` endpoints and the simulated clock: facts in → profiles →
+/// policies and applications → entitlements → disclosure → review → pools, batches and files →
+/// a synthetic bank return → ledger and audit checks → the monthly evaluation.
 public enum DemoCommand {
     public static func run(options: DemoOptions, console: Console) async throws -> Int32 {
         let fm = FileManager.default
@@ -41,6 +52,9 @@ public enum DemoCommand {
         var socketDir = dir + "/sockets"
         if socketDir.utf8.count > 80 { socketDir = "/tmp/bangfu-demo-\(getpid())" }
         try fm.createDirectory(atPath: socketDir, withIntermediateDirectories: true)
+        guard let startDate = Timestamp.parse(options.start) else {
+            throw CLIError("--start \(options.start) is not an RFC 3339 instant", exitCode: ExitCodes.usage)
+        }
 
         console.line("Bangfu demo: \(options.merchants) merchants (seed \(options.seed)) in \(dir)")
         let demoStarted = DispatchTime.now().uptimeNanoseconds
@@ -94,8 +108,31 @@ public enum DemoCommand {
             }
         }
         console.line("  started bangfu-payments (pid \(payments.pid)) and bangfu-notifier (pid \(notifier.pid))")
+        let services = [registry, matcher, payments, notifier]
+
+        // Every service's simulated clock starts at the same instant, so that two runs of one seed
+        // produce the same timestamps and files.
+        let chaos = options.chaosKills > 0
+        let link = DemoLink(context: context, timeoutMs: chaos ? 3_000 : 10_000)
+        for p in services {
+            try await link.send(p, "clock.advanced", key: "start", ["to": .string(Timestamp.format(startDate)), "set": true])
+        }
+        console.line("  simulated clocks set to \(options.start)")
+        let monkey =
+            chaos
+            ? ChaosMonkey(
+                processes: services, context: context, minimumKills: options.chaosKills, meanIntervalMs: options.chaosIntervalMs,
+                seed: options.seed)
+            : nil
+        if let monkey {
+            console.line(
+                "  chaos: killing a random service with SIGKILL every ~\(options.chaosIntervalMs) ms (at least \(options.chaosKills) kills), restarting it each time"
+            )
+            monkey.start()
+        }
 
         // Facts from every agency, as they would arrive.
+        monkey?.enter(stage: "facts")
         let county = SyntheticCounty(seed: options.seed, merchants: options.merchants)
         var events: [OutgoingEvent] = []
         events.reserveCapacity(options.merchants * 5)
@@ -105,31 +142,19 @@ public enum DemoCommand {
         console.line(
             "  generated \(Format.grouped(events.count)) facts from registration, statistics, tax, social insurance, housing, health, emergency, credit and bank feeds"
         )
-
-        var clientOptions = IntakeClientOptions()
-        clientOptions.window = options.window
-        clientOptions.timeoutMs = 30_000
-        let endpoint = registry.endpoint("intake")
-        let progress = console.progress
         let total = events.count
-        let snapshot = events
-        let copts = clientOptions
+        let meter = Mutex((meter: console.progress.map { ProgressMeter(total: total, draw: $0) }, tenth: 0))
         let started = DispatchTime.now().uptimeNanoseconds
-        let results = try await OwnerThread.run {
-            let client = IntakeClient(context: context, endpoint: endpoint, options: copts)
-            defer { client.close() }
-            var meter = progress.map { ProgressMeter(total: total, draw: $0) }
-            var lastTenth = 0
-            let r = try client.publish(snapshot) { done, _ in
-                meter?.advance(to: done)
-                if progress == nil, done * 10 / total > lastTenth {
-                    lastTenth = done * 10 / total
-                    console.line("  published \(lastTenth * 10)%")
+        let results = try await link.publish(registry, events, window: options.window) { done, _ in
+            meter.withLock { m in
+                m.meter?.advance(to: done)
+                if m.meter == nil, done * 10 / total > m.tenth {
+                    m.tenth = done * 10 / total
+                    console.line("  published \(m.tenth * 10)%")
                 }
             }
-            meter?.finish(at: total)
-            return r
         }
+        meter.withLock { $0.meter?.finish(at: total) }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         var accepted = 0
         var duplicate = 0
@@ -151,18 +176,9 @@ public enum DemoCommand {
         }
 
         // Read the profiles back from the feed, as any downstream service would.
-        let replayEP = registry.endpoint("replay")
-        let profiles = try await OwnerThread.run { () -> [String: JSON] in
-            var latest: [String: JSON] = [:]
-            var after: UInt64 = 0
-            while let page = try QueryClient.replay(context: context, endpoint: replayEP, after: after, max: 5_000), !page.events.isEmpty {
-                for e in page.events where e.type == "merchant.profiled" {
-                    if let s = e.subject, let d = e.data { latest[s] = d }
-                }
-                after = page.events.last?.sequenceNumber ?? after
-                if after >= page.last { break }
-            }
-            return latest
+        var profiles: [String: JSON] = [:]
+        try await link.replay(registry) { e in
+            if e.type == "merchant.profiled", let s = e.subject, let d = e.data { profiles[s] = d }
         }
         var sizes: [String: Int] = [:]
         var sectors: [String: Int] = [:]
@@ -183,25 +199,69 @@ public enum DemoCommand {
                 stateLeases += 1
             }
         }
-        let status = try QueryClient.request(context: context, endpoint: replayEP, ["op": "status"])?.last
+        let status = try await link.status(registry)
         console.line("")
-        console.line(
-            "名录库 registry: \(Format.grouped(profiles.count)) merchant profiles (feed sequence \(status?["last"]?.stringValue ?? "?"))")
+        console.line("名录库 registry: \(Format.grouped(profiles.count)) merchant profiles (feed sequence \(status["last"].text))")
         console.line("  size (MIIT 2011): " + sizes.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         console.line(
             "  sectors: " + sectors.sorted { $0.value > $1.value }.prefix(8).map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         console.line("  service industry \(service), priority sectors \(priority), renting state property \(stateLeases)")
         console.line("  credit-flagged \(flagged), disqualified for fraud \(disqualified)")
         console.line(
-            "  quarantined: \(status?["quarantined"]?.intValue ?? 0) bad records, by code \(status?["quarantined_by_code"]?.serialized() ?? "{}")"
+            "  quarantined: \(status["quarantined"]?.intValue ?? 0) bad records, by code \(status["quarantined_by_code"]?.serialized() ?? "{}")"
         )
 
         // 政策匹配: publish the seed programmes, let merchants apply, read the entitlements.
+        monkey?.enter(stage: "matching")
         let matched = try await DemoMatcher.run(
-            context: context, matcher: matcher, registry: registry, county: county, options: options, console: console)
+            link: link, matcher: matcher, registry: registry, county: county, options: options, console: console)
         // 公示 → 审核 → 拨付 → 回单 → 月度评.
         let paid = try await DemoPayout.run(
-            context: context, matcher: matcher, notifier: notifier, payments: payments, dir: dir, console: console)
+            link: link, registry: registry, matcher: matcher, notifier: notifier, payments: payments, dir: dir, monkey: monkey,
+            console: console)
+
+        // The end state, once every service has applied every feed it follows (after the last
+        // kill of a chaos run, every restarted service catches up first).
+        var checksPassed = true
+        if let monkey {
+            monkey.enter(stage: "end")
+            let kills = try await monkey.finish()
+            console.line("")
+            console.line("Chaos: \(kills.count) kills with SIGKILL, each followed by a restart")
+            var byService: [String: Int] = [:]
+            for k in kills { byService[k.service, default: 0] += 1 }
+            console.line("  by service: " + byService.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            var byStage: [String: Int] = [:]
+            for k in kills { byStage[k.stage, default: 0] += 1 }
+            console.line("  by stage: " + byStage.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            let down = kills.map(\.downSeconds)
+            if !down.isEmpty {
+                console.line(
+                    "  back up after \(String(format: "%.2f", down.reduce(0, +) / Double(down.count))) s on average (max \(String(format: "%.2f", down.max() ?? 0)) s)"
+                )
+            }
+            try
+                (kills.map {
+                    "\(String(format: "%.3f", $0.at))\t\($0.service)\t\($0.pid)\t\($0.stage)\t\(String(format: "%.3f", $0.downSeconds))"
+                }
+                .joined(separator: "\n") + "\n").write(toFile: dir + "/kills.tsv", atomically: true, encoding: .utf8)
+        }
+        if options.endStatePath != nil || monkey != nil {
+            try await quiesce(link: link, registry: registry, matcher: matcher, payments: payments, notifier: notifier)
+            let end = try await DemoEndState.collect(
+                link: link, registry: registry, matcher: matcher, payments: payments, notifier: notifier, dir: dir)
+            console.line("")
+            console.line(
+                "End state: \(Format.grouped(end.lines.count)) lines, digest \(end.digest.prefix(16)); audit chain \(end.auditEntries) links"
+            )
+            for p in end.problems.prefix(20) { console.line("  PROBLEM: \(p)") }
+            if end.problems.isEmpty {
+                console.line("  checks: ledger balanced, audit chain intact, no payment in two files, no notification twice")
+            }
+            checksPassed = end.problems.isEmpty
+            if let path = options.endStatePath { try end.write(to: path) }
+        }
+
         console.line("")
         console.line("Board (公示):        \(dir)/board/index.html (serve the directory with any static web server)")
         console.line("Payment files:       \(dir)/payment-files/ (pain.001.001.09, lessor and agency instructions)")
@@ -211,80 +271,39 @@ public enum DemoCommand {
         let wall = Double(DispatchTime.now().uptimeNanoseconds - demoStarted) / 1e9
         console.line(
             "Wall time \(String(format: "%.1f", wall)) s; peak memory: "
-                + [registry, matcher, payments, notifier].map { "\($0.name) \($0.peakRSSMiB()) MiB" }.joined(separator: ", "))
+                + services.map { "\($0.name) \($0.peakRSSMiB()) MiB" }.joined(separator: ", "))
         console.flush()
-        return unanswered == 0 && accepted > 0 && matched && paid ? 0 : 1
-    }
-}
-
-/// A service executable started by the demo.
-final class DemoProcess: @unchecked Sendable {
-    let name: String
-    let binary: String
-    let stateDir: String
-    let socketDir: String
-    let logPath: String
-    var process: Process?
-
-    init(name: String, binary: String, stateDir: String, socketDir: String, logPath: String) {
-        self.name = name
-        self.binary = binary
-        self.stateDir = stateDir
-        self.socketDir = socketDir
-        self.logPath = logPath
+        return unanswered == 0 && accepted > 0 && matched && paid && checksPassed ? 0 : 1
     }
 
-    var pid: Int32 { process?.processIdentifier ?? 0 }
-
-    func endpoint(_ which: String) -> String { "ipc://\(socketDir)/\(name)-\(which)" }
-
-    func start(extra: [String] = []) throws {
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw CLIError("\(binary) is not built (build it with `swift build -c release`)", exitCode: 1)
-        }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments =
-            ["--state-dir", stateDir, "--intake", endpoint("intake"), "--feed", endpoint("feed"), "--replay", endpoint("replay")] + extra
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        p.standardOutput = log
-        p.standardError = log
-        try p.run()
-        process = p
-    }
-
-    func waitReady(context: ZContext) async throws -> Bool {
-        let ep = endpoint("replay")
-        let p = process
-        return try await OwnerThread.run {
-            for _ in 0..<300 {
-                if let p, !p.isRunning { return false }
-                if (try? QueryClient.replay(context: context, endpoint: ep, after: 0, max: 0, timeoutMs: 200)) ?? nil != nil { return true }
+    /// Waits until every service has applied everything upstream of it and has no notification
+    /// left to deliver; repeated until a whole pass changes nothing.
+    static func quiesce(link: DemoLink, registry: DemoProcess, matcher: DemoProcess, payments: DemoProcess, notifier: DemoProcess)
+        async throws
+    {
+        let follows: [(DemoProcess, [DemoProcess])] = [
+            (matcher, [registry, notifier, payments]), (payments, [registry, matcher]), (notifier, [registry, matcher, payments]),
+        ]
+        while true {
+            var before: [String] = []
+            for p in [registry, matcher, payments, notifier] { before.append(try await link.status(p)["last"].text) }
+            for (downstream, upstreams) in follows {
+                for u in upstreams { try await link.settle(downstream, follows: u) }
             }
-            return false
+            try await link.until("delivering notifications", notifier) {
+                try await link.query(notifier, ["op": "notification.summary"])["pending"]?.intValue == 0
+            }
+            var after: [String] = []
+            for p in [registry, matcher, payments, notifier] { after.append(try await link.status(p)["last"].text) }
+            if before == after { return }
         }
-    }
-
-    /// The process's peak resident memory (VmHWM), in MiB.
-    func peakRSSMiB() -> Int {
-        guard let pid = process?.processIdentifier, let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
-        else { return 0 }
-        return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
-    }
-
-    func stopOrKill() {
-        guard let p = process, p.isRunning else { return }
-        p.terminate()
-        p.waitUntilExit()
     }
 }
 
 /// The matcher stage of the demo.
 enum DemoMatcher {
     static func run(
-        context: ZContext, matcher: DemoProcess, registry: DemoProcess, county: SyntheticCounty, options: DemoOptions, console: Console
+        link: DemoLink, matcher: DemoProcess, registry: DemoProcess, county: SyntheticCounty, options: DemoOptions, console: Console
     ) async throws -> Bool {
         let fm = FileManager.default
         guard let files = try? fm.contentsOfDirectory(atPath: options.policiesDirectory).filter({ $0.hasSuffix(".yaml") }).sorted(),
@@ -308,11 +327,14 @@ enum DemoMatcher {
                         id: "policy.published/\(d.id)/\(d.revision)", source: "/bangfu/demo", type: "policy.published",
                         data: ["yaml": .string(yaml)])))
         }
-        let intake = matcher.endpoint("intake")
-        let published = try await IntakeClient.publish(context: context, endpoint: intake, events: policies)
+        let published = try await link.publish(matcher, policies)
         let ok = published.filter { $0.ack?.status == .accepted || $0.ack?.status == .duplicate }.count
         console.line("  published \(ok)/\(policies.count) policies: \(titles.keys.sorted().joined(separator: ", "))")
 
+        // The application window opens once the matcher knows every profile, so that each
+        // application is judged on the merchant's full record (and two runs see their inputs in
+        // the same order).
+        try await link.settle(matcher, follows: registry)
         // Applications: most merchants apply to the programmes that need one, on time; a few
         // apply a second after the deadline and are refused (超过时限不再受理).
         var applications: [OutgoingEvent] = []
@@ -329,34 +351,17 @@ enum DemoMatcher {
                             data: ["uscc": .string(u), "policy_id": .string(w.id), "submitted_at": .string(at), "documents": ["申请书.pdf"]])))
             }
         }
-        var options2 = IntakeClientOptions()
-        options2.timeoutMs = 60_000
-        let applied = try await IntakeClient.publish(context: context, endpoint: intake, events: applications, options: options2)
+        let applied = try await link.publish(matcher, applications)
         let lateCount = applied.filter { $0.ack?.rejection?.code == .late }.count
         let acceptedApps = applied.filter { $0.ack?.status == .accepted }.count
         console.line("  applications: \(acceptedApps) taken, \(lateCount) refused as late (after 24:00 CST of the last day)")
 
         // Wait until the matcher has applied the registry's whole feed.
-        let registryLast =
-            try QueryClient.request(context: context, endpoint: registry.endpoint("replay"), ["op": "status"])?.last?["last"]?
-            .stringValue ?? "0"
-        while true {
-            let s = try await OwnerThread.run {
-                try QueryClient.request(context: context, endpoint: matcher.endpoint("replay"), ["op": "status"])?.last
-            }
-            if s?["inbox"]?["registry"]?.stringValue == registryLast { break }
-        }
+        try await link.settle(matcher, follows: registry)
         // Fold the matcher's feed: the last state of every entitlement.
-        let replayEP = matcher.endpoint("replay")
-        let final = try await OwnerThread.run { () -> [String: JSON] in
-            var latest: [String: JSON] = [:]
-            var after: UInt64 = 0
-            while let page = try QueryClient.replay(context: context, endpoint: replayEP, after: after, max: 5_000), !page.events.isEmpty {
-                for e in page.events { if let id = e.data?["entitlement_id"]?.stringValue { latest[id] = e.data } }
-                after = page.events.last?.sequenceNumber ?? after
-                if after >= page.last { break }
-            }
-            return latest
+        var final: [String: JSON] = [:]
+        try await link.replay(matcher) { e in
+            if let id = e.data?["entitlement_id"]?.stringValue { final[id] = e.data }
         }
         struct Row {
             var proposed = 0
@@ -400,74 +405,62 @@ enum DemoMatcher {
 
 /// The disclosure, review, payment and evaluation stages of the demo.
 enum DemoPayout {
-    static func status(_ context: ZContext, _ p: DemoProcess) async throws -> JSON {
-        try await OwnerThread.run {
-            try QueryClient.request(context: context, endpoint: p.endpoint("replay"), ["op": "status"])?.last ?? [:]
-        }
-    }
-
-    static func query(_ context: ZContext, _ p: DemoProcess, _ req: JSON) async throws -> JSON {
-        try await OwnerThread.run {
-            try QueryClient.request(context: context, endpoint: p.endpoint("replay"), req, timeoutMs: 60_000)?.last ?? [:]
-        }
-    }
-
-    /// Waits until `downstream` has applied `upstream`'s whole feed.
-    static func settle(_ context: ZContext, _ downstream: DemoProcess, follows upstream: DemoProcess) async throws {
-        while true {
-            let last = try await status(context, upstream)["last"]?.stringValue ?? "0"
-            let cursor = try await status(context, downstream)["inbox"]?[upstream.name]?.stringValue ?? "0"
-            if cursor == last { return }
-        }
-    }
-
-    static func send(_ context: ZContext, _ p: DemoProcess, _ type: String, _ data: JSON) async throws -> Ack? {
-        let e = CloudEvent(id: UUID().uuidString, source: "/bangfu/demo", type: type, data: data)
-        var o = IntakeClientOptions()
-        o.timeoutMs = 120_000
-        return try await IntakeClient.publish(context: context, endpoint: p.endpoint("intake"), events: [OutgoingEvent(e)], options: o)
-            .first?.ack
-    }
-
     static func run(
-        context: ZContext, matcher: DemoProcess, notifier: DemoProcess, payments: DemoProcess, dir: String, console: Console
+        link: DemoLink, registry: DemoProcess, matcher: DemoProcess, notifier: DemoProcess, payments: DemoProcess, dir: String,
+        monkey: ChaosMonkey?, console: Console
     ) async throws -> Bool {
-        try await settle(context, notifier, follows: matcher)
-        let rounds = try await query(context, notifier, ["op": "round.list"])["items"]?.arrayValue ?? []
+        monkey?.enter(stage: "disclosure")
+        try await link.settle(notifier, follows: registry)
+        try await link.settle(notifier, follows: matcher)
+        let rounds = try await link.query(notifier, ["op": "round.list"])["items"]?.arrayValue ?? []
         console.line("")
         console.line("公示与通知 notifier: \(rounds.count) disclosure rounds opened; letting 8 days pass on the simulated clock")
-        _ = try await send(context, notifier, "clock.advanced", ["seconds": .int(8 * 86_400)])
-        while try await query(context, notifier, ["op": "round.list"])["items"]?.arrayValue?.contains(where: {
-            $0["state"]?.stringValue == "open"
-        }) == true {
-            await Task.yield()
+        try await link.send(notifier, "clock.advanced", key: "disclosure+8d", ["seconds": .int(8 * 86_400)])
+        try await link.until("closing the disclosure rounds", notifier) {
+            try await link.query(notifier, ["op": "round.list"])["items"]?.arrayValue?.contains(where: {
+                $0["state"]?.stringValue == "open"
+            }) == false
         }
-        try await settle(context, matcher, follows: notifier)
+        try await link.settle(matcher, follows: notifier)
         // Programmes without auto-approval are reviewed by an operator (here, the demo).
+        monkey?.enter(stage: "review")
         var reviewed = 0
         while true {
             let cleared =
-                try await query(context, matcher, ["op": "entitlement.list", "state": "cleared", "max": 1_000])["items"]?.arrayValue ?? []
+                try await link.query(matcher, ["op": "entitlement.list", "state": "cleared", "max": 1_000])["items"]?.arrayValue ?? []
             if cleared.isEmpty { break }
             let ids = cleared.compactMap { $0["id"] }
-            _ = try await send(context, matcher, "review.approved", ["entitlement_ids": .array(ids), "by": "区财政局（演示审核）"])
+            let key = SHA256.hex(ids.map(\.text).joined(separator: ",")).prefix(32)
+            try await link.send(matcher, "review.approved", key: String(key), ["entitlement_ids": .array(ids), "by": "区财政局（演示审核）"])
             reviewed += ids.count
         }
         console.line("  disclosure passed; \(reviewed) entitlements approved by review, the rest by their programmes' auto-approval")
 
         // 支付路由: fund the pools, batch, and feed back the bank's return.
-        try await settle(context, payments, follows: matcher)
-        _ = try await send(
-            context, payments, "pool.funded", ["pool": "unemployment-insurance-fund", "source": "central", "amount_fen": 50_000_000_000])
-        _ = try await send(
-            context, payments, "pool.funded", ["pool": "flood-relief-2021", "source": "special_bond", "amount_fen": 5_000_000])
+        monkey?.enter(stage: "payments")
+        try await link.settle(payments, follows: registry)
+        try await link.settle(payments, follows: matcher)
+        try await link.send(
+            payments, "pool.funded", key: "unemployment-insurance-fund",
+            ["pool": "unemployment-insurance-fund", "source": "central", "amount_fen": 50_000_000_000])
+        try await link.send(
+            payments, "pool.funded", key: "flood-relief-2021",
+            ["pool": "flood-relief-2021", "source": "special_bond", "amount_fen": 5_000_000])
         for channel in ["treasury", "lessor", "agency:utilities", "agency:social-insurance"] {
-            _ = try await send(context, payments, "payments.batch", ["channel": .string(channel)])
+            try await link.send(payments, "payments.batch", key: channel, ["channel": .string(channel)])
         }
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/payment-files").sorted()) ?? []
+        // A batch's file is written after its transaction commits (or on the next start, after a
+        // crash): wait until every batch is on disk.
+        var batches: [JSON] = []
+        try await link.until("writing the batch files", payments) {
+            batches = try await link.query(payments, ["op": "batch.list"])["items"]?.arrayValue ?? []
+            return batches.allSatisfy { $0["written"]?.boolValue == true }
+        }
+        let files = batches.compactMap { $0["file"]?.stringValue }
         var returned = 0
         var failed = 0
         try FileManager.default.createDirectory(atPath: dir + "/bank-returns", withIntermediateDirectories: true)
+        monkey?.enter(stage: "bank-return")
         for f in files where f.hasSuffix(".xml") {
             let batch = try Pain001.parse(String(contentsOfFile: dir + "/payment-files/" + f, encoding: .utf8))
             var lines: [ReturnLine] = []
@@ -484,13 +477,12 @@ enum DemoPayout {
             try xml.write(toFile: dir + "/bank-returns/RET-\(f)", atomically: true, encoding: .utf8)
         }
         // The inbox is read once a second; wait until every treasury payment has its answer.
-        while true {
-            let summary = try await query(context, payments, ["op": "payment.summary"])["items"]?.arrayValue ?? []
+        try await link.until("reading the bank return", payments) {
+            let summary = try await link.query(payments, ["op": "payment.summary"])["items"]?.arrayValue ?? []
             let waiting = summary.contains { $0["state"]?.stringValue == "instructed" && $0["channel"]?.stringValue == "treasury" }
-            if returned == 0 || !waiting { break }
-            await Task.yield()
+            return returned == 0 || !waiting
         }
-        let summary = try await query(context, payments, ["op": "payment.summary"])["items"]?.arrayValue ?? []
+        let summary = try await link.query(payments, ["op": "payment.summary"])["items"]?.arrayValue ?? []
         console.line("")
         console.line("支付路由 payments: \(files.count) batch files; bank return: \(returned - failed) settled, \(failed) failed")
         console.line(Format.pad("programme", 28) + Format.pad("state", 22) + Format.pad("count", 8) + "amount")
@@ -500,16 +492,17 @@ enum DemoPayout {
                 Format.pad(r["policy_id"].text, 28) + Format.pad(state, 22) + Format.pad(r["count"].text, 8)
                     + Money.yuan(r["amount_fen"]?.intValue ?? 0))
         }
-        let ledger = try await query(context, payments, ["op": "ledger.check"])
-        let audit = try await query(context, payments, ["op": "audit.verify"])
+        let ledger = try await link.query(payments, ["op": "ledger.check"])
+        let audit = try await link.query(payments, ["op": "audit.verify"])
         console.line(
             "  ledger check: \(ledger["ok"]?.boolValue == true ? "OK (balances sum to zero)" : "BROKEN"); audit chain: \(audit["ok"]?.boolValue == true ? "OK, \(audit["entries"].text) links" : "BROKEN")"
         )
         // 月度评.
-        try await settle(context, notifier, follows: matcher)
-        let clock = try await status(context, notifier)["clock"]?.stringValue ?? ""
+        monkey?.enter(stage: "report")
+        try await link.settle(notifier, follows: matcher)
+        let clock = try await link.status(notifier)["clock"]?.stringValue ?? ""
         let month = String(clock.prefix(7))
-        let report = try await query(context, notifier, ["op": "report.monthly", "month": .string(month)])
+        let report = try await link.query(notifier, ["op": "report.monthly", "month": .string(month)])
         console.line("")
         console.line("月度评 monthly evaluation \(month): \(report["html"].text)")
         return ledger["ok"]?.boolValue == true && audit["ok"]?.boolValue == true

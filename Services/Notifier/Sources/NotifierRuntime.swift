@@ -335,7 +335,7 @@ public enum NotifierService {
     }
 }
 
-/// `report.monthly`, `round.list`, `objection.list`.
+/// `report.monthly`, `round.list`, `notification.summary`.
 struct NotifierQueries {
     let database: ServiceDatabase
     let clock: any WallClock
@@ -369,6 +369,13 @@ struct NotifierQueries {
                 ]
             }
             return ["op": "rounds", "items": .array(items)]
+        case "notification.summary":
+            let rows = try database.writer.read { db in
+                try Row.fetchAll(db, sql: "SELECT kind, state, COUNT(*) AS n FROM notifications GROUP BY kind, state ORDER BY kind, state")
+            }
+            let items: [JSON] = rows.map { r in ["kind": .string(r["kind"]), "state": .string(r["state"]), "count": .int(r["n"])] }
+            let pending = rows.reduce(Int64(0)) { $0 + (($1["state"] as String) == "pending" ? ($1["n"] as Int64) : 0) }
+            return ["op": "notification.summary", "items": .array(items), "pending": .int(pending)]
         default:
             return nil
         }

@@ -294,7 +294,7 @@ final class ReturnInbox: Sendable {
 }
 
 /// The payment router's operator queries: `ledger.check`, `audit.verify`, `payment.show`,
-/// `payment.list`, `pool.status`, `holds`.
+/// `payment.list`, `payment.summary`, `batch.list`, `pool.status`, `holds`.
 struct PaymentsQueries {
     let database: ServiceDatabase
     let engine: PaymentsEngine
@@ -341,6 +341,20 @@ struct PaymentsQueries {
                 ]
             }
             return ["op": "payment.summary", "items": .array(items)]
+        case "batch.list":
+            let rows = try database.writer.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql: "SELECT id, channel, file_name, count, total_fen, created_at, written, settled, failed FROM batches ORDER BY seq")
+            }
+            let items: [JSON] = rows.map { r in
+                [
+                    "batch_id": .string(r["id"]), "channel": .string(r["channel"]), "file": .string(r["file_name"]),
+                    "count": .int(r["count"]), "total_fen": .int(r["total_fen"]), "created_at": .string(r["created_at"]),
+                    "written": .bool(r["written"]), "settled": .int(r["settled"]), "failed": .int(r["failed"]),
+                ]
+            }
+            return ["op": "batches", "items": .array(items)]
         case "pool.status":
             let pools = try database.writer.read { db -> [JSON] in
                 try String.fetchAll(db, sql: "SELECT id FROM ledger_accounts WHERE kind = 'pool' ORDER BY id").map { account in
