@@ -136,14 +136,20 @@ public final class IntakeClient {
             progress?(done, events.count)
         }
 
+        // Set when a send could not be queued within the timeout (no connection to the service):
+        // nothing more is sent on this socket; the timeout path opens a fresh one.
+        var stalled = false
         while done < events.count {
             // Fill the window.
-            while next < events.count, anonymous == nil, pending.count < options.window {
+            while !stalled, next < events.count, anonymous == nil, pending.count < options.window {
                 let ev = events[next]
                 if let id = ev.id {
                     if pending[id] != nil { break }  // the same id twice: wait for the first ack
                     pending[id] = Pending(index: next, sentAt: now(), attempts: 1)
-                    if try !send(next) { pending[id]!.sentAt = 0 }  // not sent: times out at once
+                    if try !send(next) {  // not sent: times out at once
+                        pending[id]!.sentAt = 0
+                        stalled = true
+                    }
                 } else {
                     if !pending.isEmpty { break }
                     anonymous = Pending(index: next, sentAt: now(), attempts: 1)
@@ -193,9 +199,12 @@ public final class IntakeClient {
             }
             guard expired else { continue }
             close()
+            stalled = false
             for (id, p) in pending.sorted(by: { $0.value.index < $1.value.index }) {
-                pending[id] = Pending(index: p.index, sentAt: now(), attempts: p.attempts + 1)
-                if try !send(p.index) { pending[id]!.sentAt = 0 }
+                pending[id] = Pending(index: p.index, sentAt: 0, attempts: p.attempts + 1)
+                // Once one send fails (the service is not there yet), the rest wait for the next
+                // round rather than each waiting out the send timeout.
+                if !stalled, try send(p.index) { pending[id]!.sentAt = now() } else { stalled = true }
             }
             if let a = anonymous {
                 anonymous = Pending(index: a.index, sentAt: now(), attempts: a.attempts + 1)

@@ -56,6 +56,7 @@ struct ProcessTests {
         let feed = try await proc.replayAll()
         #expect(feed.compactMap(\.sequenceNumber) == Array(1...UInt64(events.count)), "gapless, one profile per registration")
         #expect(Set(feed.compactMap(\.subject)) == Set(events.compactMap(\.subject)))
+        #expect(feed.compactMap(\.subject) == events.compactMap(\.subject), "committed in the order sent, across the crash")
         #expect(try await proc.terminate() == 0)
     }
 
