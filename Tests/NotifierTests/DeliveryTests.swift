@@ -484,6 +484,22 @@ struct JSONLinesChannelTests {
         #expect(try lines(path).count == 2)
     }
 
+    @Test("a batch is written together: new keys once each, known and repeated keys not again")
+    func batch() throws {
+        let path = tempPath("outbox.jsonl")
+        let channel = JSONLinesChannel(path: path)
+        #expect(channel.deliver(sample("k-1")).delivered)
+        let results = channel.deliver(batch: [sample("k-1"), sample("k-2"), sample("k-3"), sample("k-2")])
+        #expect(results.map(\.delivered) == [true, true, true, true])
+        #expect(results.map(\.duplicate) == [true, false, false, true])
+        #expect(results.map(\.attempts.count) == [0, 1, 1, 0])
+        let keys = try lines(path).map { line in try JSONParser.parse(line)["key"]?.stringValue }
+        #expect(keys == ["k-1", "k-2", "k-3"])
+        // After a restart, the whole batch is known.
+        let again = JSONLinesChannel(path: path).deliver(batch: [sample("k-2"), sample("k-3")])
+        #expect(again.allSatisfy { $0.duplicate })
+    }
+
     @Test("lines written between opening and first use are found by the re-scan")
     func rescanOnFirstUse() throws {
         let path = tempPath("outbox.jsonl")
@@ -525,7 +541,7 @@ struct JSONLinesChannelTests {
                 group.addTask { _ = await onWorkerThread { channel.deliver(sample("k-\(i % 20)")) } }
             }
         }
-        let keys = try lines(path).map { try JSONParser.parse($0)["key"]?.stringValue }
+        let keys = try lines(path).map { line in try JSONParser.parse(line)["key"]?.stringValue }
         #expect(keys.count == 20)
         #expect(Set(keys).count == 20)
     }

@@ -41,6 +41,18 @@ public struct Console: Sendable {
             flush: { stdoutWriter.flush() })
     }
 
+    /// The same console with `out` flushed at every write: for long runs whose progress must show
+    /// when stdout is a file or a pipe.
+    public func flushingEveryLine() -> Console {
+        var c = self
+        let (out, flush) = (self.out, self.flush)
+        c.out = { s in
+            out(s)
+            flush()
+        }
+        return c
+    }
+
     /// Writes one line (a newline is added) to `out`.
     public func line(_ s: String) { out(s + "\n") }
     /// Writes one line to `err`.

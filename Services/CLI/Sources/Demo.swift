@@ -40,6 +40,7 @@ public struct DemoOptions: Sendable {
 /// a synthetic bank return → ledger and audit checks → the monthly evaluation.
 public enum DemoCommand {
     public static func run(options: DemoOptions, console: Console) async throws -> Int32 {
+        let console = console.flushingEveryLine()  // progress shows in a log file too
         let fm = FileManager.default
         let dir = URL(fileURLWithPath: options.directory, relativeTo: URL(fileURLWithPath: fm.currentDirectoryPath)).standardizedFileURL
             .path
@@ -113,7 +114,9 @@ public enum DemoCommand {
         // Every service's simulated clock starts at the same instant, so that two runs of one seed
         // produce the same timestamps and files.
         let chaos = options.chaosKills > 0
-        let link = DemoLink(context: context, timeoutMs: chaos ? 3_000 : 10_000)
+        // A chaos run notices a killed service by its silence, so it waits less for each answer.
+        let link = DemoLink(
+            context: context, timeoutMs: chaos ? 5_000 : 30_000, patienceSeconds: 900 + Double(options.merchants) / 100)
         for p in services {
             try await link.send(p, "clock.advanced", key: "start", ["to": .string(Timestamp.format(startDate)), "set": true])
         }
@@ -201,7 +204,8 @@ public enum DemoCommand {
         }
         let status = try await link.status(registry)
         console.line("")
-        console.line("名录库 registry: \(Format.grouped(profiles.count)) merchant profiles (feed sequence \(status["last"].text))")
+        console.line(
+            "\(link.stamp) 名录库 registry: \(Format.grouped(profiles.count)) merchant profiles (feed sequence \(status["last"].text))")
         console.line("  size (MIIT 2011): " + sizes.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         console.line(
             "  sectors: " + sectors.sorted { $0.value > $1.value }.prefix(8).map { "\($0.key) \($0.value)" }.joined(separator: ", "))
@@ -227,7 +231,7 @@ public enum DemoCommand {
             monkey.enter(stage: "end")
             let kills = try await monkey.finish()
             console.line("")
-            console.line("Chaos: \(kills.count) kills with SIGKILL, each followed by a restart")
+            console.line("\(link.stamp) Chaos: \(kills.count) kills with SIGKILL, each followed by a restart")
             var byService: [String: Int] = [:]
             for k in kills { byService[k.service, default: 0] += 1 }
             console.line("  by service: " + byService.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
@@ -252,7 +256,7 @@ public enum DemoCommand {
                 link: link, registry: registry, matcher: matcher, payments: payments, notifier: notifier, dir: dir)
             console.line("")
             console.line(
-                "End state: \(Format.grouped(end.lines.count)) lines, digest \(end.digest.prefix(16)); audit chain \(end.auditEntries) links"
+                "\(link.stamp) End state: \(Format.grouped(end.lines.count)) lines, digest \(end.digest.prefix(16)); audit chain \(end.auditEntries) links"
             )
             for p in end.problems.prefix(20) { console.line("  PROBLEM: \(p)") }
             if end.problems.isEmpty {
@@ -388,7 +392,7 @@ enum DemoMatcher {
             rows[p] = r
         }
         console.line("")
-        console.line("政策匹配 matcher: \(final.count) entitlements")
+        console.line("\(link.stamp) 政策匹配 matcher: \(final.count) entitlements")
         console.line(
             Format.pad("programme", 28) + Format.pad("proposed", 10) + Format.pad("approved", 10) + Format.pad("incomplete", 12)
                 + Format.pad("revoked", 9) + "amount")
@@ -414,7 +418,7 @@ enum DemoPayout {
         try await link.settle(notifier, follows: matcher)
         let rounds = try await link.query(notifier, ["op": "round.list"])["items"]?.arrayValue ?? []
         console.line("")
-        console.line("公示与通知 notifier: \(rounds.count) disclosure rounds opened; letting 8 days pass on the simulated clock")
+        console.line("\(link.stamp) 公示与通知 notifier: \(rounds.count) disclosure rounds opened; letting 8 days pass on the simulated clock")
         try await link.send(notifier, "clock.advanced", key: "disclosure+8d", ["seconds": .int(8 * 86_400)])
         try await link.until("closing the disclosure rounds", notifier) {
             try await link.query(notifier, ["op": "round.list"])["items"]?.arrayValue?.contains(where: {
@@ -484,7 +488,7 @@ enum DemoPayout {
         }
         let summary = try await link.query(payments, ["op": "payment.summary"])["items"]?.arrayValue ?? []
         console.line("")
-        console.line("支付路由 payments: \(files.count) batch files; bank return: \(returned - failed) settled, \(failed) failed")
+        console.line("\(link.stamp) 支付路由 payments: \(files.count) batch files; bank return: \(returned - failed) settled, \(failed) failed")
         console.line(Format.pad("programme", 28) + Format.pad("state", 22) + Format.pad("count", 8) + "amount")
         for r in summary {
             let state = r["state"].text + (r["hold_code"].map { $0.isNull ? "" : " (\($0.text))" } ?? "")
@@ -504,7 +508,7 @@ enum DemoPayout {
         let month = String(clock.prefix(7))
         let report = try await link.query(notifier, ["op": "report.monthly", "month": .string(month)])
         console.line("")
-        console.line("月度评 monthly evaluation \(month): \(report["html"].text)")
+        console.line("\(link.stamp) 月度评 monthly evaluation \(month): \(report["html"].text)")
         return ledger["ok"]?.boolValue == true && audit["ok"]?.boolValue == true
     }
 }

@@ -13,6 +13,11 @@ struct DemoLink: Sendable {
     var timeoutMs = 5_000
     /// How long the demo keeps trying before it gives up on a service.
     var patienceSeconds = 900.0
+    /// When the pipeline started (uptime nanoseconds), for the stage stamps.
+    var started = DispatchTime.now().uptimeNanoseconds
+
+    /// `[+12.3 s]`: the time since the pipeline started, for progress lines.
+    var stamp: String { "[+\(String(format: "%.1f", Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)) s]" }
 
     /// One operator query on `p`'s replay socket, retried until it is answered.
     func query(_ p: DemoProcess, _ request: JSON) async throws -> JSON {
@@ -92,7 +97,7 @@ struct DemoLink: Sendable {
             let cursor = try await status(downstream)["inbox"]?[upstream.name]?.stringValue ?? "0"
             if cursor == last { return }
             try giveUpIfOverdue(started, downstream, "following \(upstream.name)")
-            try await Task.sleep(for: .milliseconds(20))  // polling: leave the cores to the services
+            try await Task.sleep(for: .milliseconds(100))  // polling: leave the cores to the services
         }
     }
 
@@ -101,7 +106,7 @@ struct DemoLink: Sendable {
         let started = DispatchTime.now().uptimeNanoseconds
         while try await !condition() {
             try giveUpIfOverdue(started, p, what)
-            try await Task.sleep(for: .milliseconds(20))  // polling: leave the cores to the services
+            try await Task.sleep(for: .milliseconds(100))  // polling: leave the cores to the services
         }
     }
 

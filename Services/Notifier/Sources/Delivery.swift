@@ -98,6 +98,13 @@ public struct DeliveryResult: Sendable, Equatable {
 public protocol NotificationChannel: Sendable {
     var name: String { get }
     func deliver(_ n: Notification) -> DeliveryResult
+    /// Several notifications at once, one result each, in order. A channel that can (a file)
+    /// makes them durable together; the default delivers them one by one.
+    func deliver(batch: [Notification]) -> [DeliveryResult]
+}
+
+extension NotificationChannel {
+    public func deliver(batch: [Notification]) -> [DeliveryResult] { batch.map { deliver($0) } }
 }
 
 /// A channel's configuration is unusable.
@@ -388,7 +395,8 @@ struct SplitMix64: RandomNumberGenerator {
 // MARK: - JSON Lines outbox
 
 /// Appends each notification as one JSON line `{key, uscc, kind, text, data, at}` to a file
-/// that another system picks up (or an operator reads), fsyncing every line.
+/// that another system picks up (or an operator reads), fsyncing every batch of lines before
+/// it counts as delivered.
 ///
 /// Idempotent by key: a key already in the file is not written again, across restarts. The
 /// keys are read when the channel is created and read again on its first delivery (to catch
@@ -424,27 +432,41 @@ public struct JSONLinesChannel: NotificationChannel {
         state.keys.withLock { $0.keys.contains(key) }
     }
 
-    public func deliver(_ n: Notification) -> DeliveryResult {
+    public func deliver(_ n: Notification) -> DeliveryResult { deliver(batch: [n])[0] }
+
+    /// Appends every notification not yet in the file as one write and one fsync.
+    public func deliver(batch: [Notification]) -> [DeliveryResult] {
         let at = clock.now()
-        return state.keys.withLock { k -> DeliveryResult in
+        return state.keys.withLock { k -> [DeliveryResult] in
             do {
                 if !k.rescanned {
                     k.keys.formUnion(try Self.scanKeys(path))
                     k.rescanned = true
                 }
-                if k.keys.contains(n.key) { return DeliveryResult(delivered: true, attempts: [], duplicate: true) }
-                var line = n.payload
-                if case .object(var o) = line {
-                    o["at"] = .string(Timestamp.format(at))
-                    line = .object(o)
+                var bytes: [UInt8] = []
+                var results: [DeliveryResult] = []
+                var keys = Set<String>()
+                for n in batch {
+                    if k.keys.contains(n.key) || keys.contains(n.key) {
+                        results.append(DeliveryResult(delivered: true, attempts: [], duplicate: true))
+                        continue
+                    }
+                    var line = n.payload
+                    if case .object(var o) = line {
+                        o["at"] = .string(Timestamp.format(at))
+                        line = .object(o)
+                    }
+                    bytes.append(contentsOf: line.serializedBytes())
+                    bytes.append(UInt8(ascii: "\n"))
+                    keys.insert(n.key)
+                    results.append(DeliveryResult(delivered: true, attempts: [DeliveryAttempt(at: at, ok: true)]))
                 }
-                var bytes = line.serializedBytes()
-                bytes.append(UInt8(ascii: "\n"))
-                try Self.append(bytes, to: path)
-                k.keys.insert(n.key)
-                return DeliveryResult(delivered: true, attempts: [DeliveryAttempt(at: at, ok: true)])
+                if !bytes.isEmpty { try Self.append(bytes, to: path) }
+                k.keys.formUnion(keys)
+                return results
             } catch {
-                return DeliveryResult(delivered: false, attempts: [DeliveryAttempt(at: at, ok: false, error: "\(error)")])
+                return batch.map { _ in DeliveryResult(delivered: false, attempts: [DeliveryAttempt(at: at, ok: false, error: "\(error)")])
+                }
             }
         }
     }

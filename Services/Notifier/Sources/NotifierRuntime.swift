@@ -144,6 +144,7 @@ final class Dirty: Sendable {
             defer { v = false }; return v
         }
     }
+    var isSet: Bool { flag.withLock { $0 } }
 }
 
 /// Background work on its own queue, once a second: close due rounds (time passes), deliver
@@ -158,6 +159,9 @@ final class NotifierWorker: Sendable {
     let logger: Logger
     nonisolated(unsafe) let timer: any DispatchSourceTimer
     let queue = DispatchQueue(label: "bangfu.notifier.worker")
+    /// When the board was last rebuilt and how long that took (uptime nanoseconds).
+    let boardTiming = Mutex<(last: UInt64, took: UInt64)>((0, 0))
+    static let deliveryBatch = 1_000
 
     init(
         database: ServiceDatabase, engine: NotifierEngine, settings: NotifierSettings, channels: [any NotificationChannel],
@@ -199,52 +203,66 @@ final class NotifierWorker: Sendable {
                 dirty.mark()
                 handle.node?.notifyOutbox()
             }
-            try deliver()
-            if dirty.take() { try regenerateBoard() }
+            // Every pending notification, a batch at a time (bounded, so the board gets its turn).
+            var rounds = 0
+            while try deliver() == Self.deliveryBatch, rounds < 50 { rounds += 1 }
+            // The board is rebuilt whole; a big one is rebuilt at most a tenth of the time.
+            let now = DispatchTime.now().uptimeNanoseconds
+            if dirty.isSet, now >= boardTiming.withLock({ $0.last &+ 10 &* $0.took }) {
+                _ = dirty.take()
+                try regenerateBoard()
+                let took = DispatchTime.now().uptimeNanoseconds - now
+                boardTiming.withLock { $0 = (now, took) }
+            }
         } catch {
             logger.error("notifier background work failed; retried", metadata: ["error": "\(error)"])
         }
     }
 
-    /// Delivers pending notifications through every channel; records each attempt and emits
-    /// `notification.sent` or `notification.failed`.
-    func deliver() throws {
+    /// Delivers pending notifications through every channel, a batch at a time; records each
+    /// attempt and emits `notification.sent` or `notification.failed` (one transaction per batch).
+    @discardableResult
+    func deliver() throws -> Int {
         let pending = try database.writer.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT key, uscc, kind, text, data FROM notifications WHERE state = 'pending' ORDER BY created_at LIMIT 200")
+                db, sql: "SELECT key, uscc, kind, text, data FROM notifications WHERE state = 'pending' ORDER BY created_at LIMIT ?",
+                arguments: [Self.deliveryBatch])
         }
-        for row in pending {
-            let key: String = row["key"]
+        if pending.isEmpty { return 0 }
+        let batch = pending.map { row in
             let data: Data = row["data"]
-            let n = Notification(
-                key: key, uscc: row["uscc"], kind: NotificationKind(rawValue: row["kind"]) ?? .incomplete, text: row["text"],
+            return Notification(
+                key: row["key"], uscc: row["uscc"], kind: NotificationKind(rawValue: row["kind"]) ?? .incomplete, text: row["text"],
                 data: (try? JSONParser.parse([UInt8](data))) ?? .null)
-            var attempts: [JSON] = []
-            var delivered = true
-            for channel in channels {
-                let r = channel.deliver(n)
+        }
+        var attempts = Array(repeating: [JSON](), count: batch.count)
+        var delivered = Array(repeating: true, count: batch.count)
+        for channel in channels {
+            for (i, r) in channel.deliver(batch: batch).enumerated() {
                 for a in r.attempts {
-                    attempts.append([
+                    attempts[i].append([
                         "channel": .string(channel.name), "at": .string(Timestamp.format(a.at)), "ok": .bool(a.ok),
                         "status": a.status.map { .int(Int64($0)) } ?? .null, "error": a.error.map { .string($0) } ?? .null,
                     ])
                 }
-                if !r.delivered { delivered = false }
+                if !r.delivered { delivered[i] = false }
             }
-            try database.writer.write { db in
-                try db.execute(
-                    sql: "UPDATE notifications SET state = ?, attempts = ?, updated_at = ? WHERE key = ?",
-                    arguments: [delivered ? "sent" : "failed", Data(JSON.array(attempts).serializedBytes()), engine.now, key])
-                let type = delivered ? "notification.sent" : "notification.failed"
+        }
+        try database.writer.write { db in
+            for (i, n) in batch.enumerated() {
+                try db.cachedStatement(sql: "UPDATE notifications SET state = ?, attempts = ?, updated_at = ? WHERE key = ?").execute(
+                    arguments: [delivered[i] ? "sent" : "failed", Data(JSON.array(attempts[i]).serializedBytes()), engine.now, n.key])
+                let type = delivered[i] ? "notification.sent" : "notification.failed"
                 try engine.outbox.append(
-                    db, type: type, subject: n.uscc, id: "\(type)/\(SHA256.hex(key).prefix(32))",
+                    db, type: type, subject: n.uscc, id: "\(type)/\(SHA256.hex(n.key).prefix(32))",
                     data: [
-                        "key": .string(key), "uscc": .string(n.uscc), "kind": .string(n.kind.rawValue),
-                        "attempts": .int(Int64(attempts.count)),
+                        "key": .string(n.key), "uscc": .string(n.uscc), "kind": .string(n.kind.rawValue),
+                        "attempts": .int(Int64(attempts[i].count)),
                     ])
             }
-            handle.node?.notifyOutbox()
         }
+        handle.node?.notifyOutbox()
+        return batch.count
     }
 
     func regenerateBoard() throws {
