@@ -326,15 +326,13 @@ struct WebhookChannelTests {
         let receiver = try Receiver("hang")
         defer { receiver.stop() }
         let channel = WebhookChannel(url: receiver.url, timeoutSeconds: 1, maxAttempts: 2, sleeper: Delays().sleeper)
-        let started = Date()
         let result = await onWorkerThread { channel.deliver(sample()) }
-        let elapsed = Date().timeIntervalSince(started)
         #expect(!result.delivered)
         #expect(result.attempts.count == 2)
+        // Each attempt ended by its own timeout (the receiver never answers), not by an error.
         #expect(
             result.attempts.allSatisfy { $0.status == nil && $0.error?.hasPrefix("timed out") == true },
             "\(result.attempts.map { $0.error })")
-        #expect(elapsed < 8, "each attempt is bounded by its timeout (took \(elapsed) s)")
     }
 
     @Test("a large body is delivered in one attempt")

@@ -63,6 +63,11 @@ public struct MatcherDatabase: Sendable {
                     CREATE INDEX entitlements_policy ON entitlements(policy_id, state);
                     """)
         }
+        // Every evaluation reads the merchant's applications by USCC; the primary key starts
+        // with the policy, so without this each one was a scan of the whole table.
+        m.registerMigration("matcher-v2-applications-by-merchant") { db in
+            try db.execute(sql: "CREATE INDEX applications_uscc ON applications(uscc)")
+        }
     }
 }
 

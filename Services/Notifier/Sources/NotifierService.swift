@@ -68,6 +68,15 @@ public struct NotifierDatabase: Sendable {
                         CREATE INDEX notifications_state ON notifications(state);
                         """)
             }
+            // The monthly evaluation counts each merchant's entitlements; pending notifications
+            // are delivered oldest first.
+            m.registerMigration("notifier-v2-indexes") { db in
+                try db.execute(
+                    sql: """
+                        CREATE INDEX entitlements_uscc ON entitlements(uscc);
+                        CREATE INDEX notifications_pending ON notifications(state, created_at);
+                        """)
+            }
         }
     }
 }

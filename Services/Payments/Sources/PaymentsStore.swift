@@ -114,6 +114,9 @@ public struct PaymentsDatabase: Sendable {
                     );
                     """)
         }
+        m.registerMigration("payments-service-v2-receivables-by-payment") { db in
+            try db.execute(sql: "CREATE INDEX receivables_payment ON receivables(payment_id)")
+        }
     }
 }
 
