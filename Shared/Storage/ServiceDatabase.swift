@@ -18,9 +18,10 @@ public final class ServiceDatabase: Sendable {
         config.maximumReaderCount = 3
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
-            // A page cache large enough that a group-commit batch does not spill to the WAL
-            // before it commits (64 MiB per connection at most).
-            try db.execute(sql: "PRAGMA cache_size = -65536")
+            // The writer's page cache is large enough that a group-commit batch does not spill to
+            // the WAL before it commits (64 MiB at most); readers (queries, replay) keep 8 MiB each,
+            // so that a big county's database does not cost a quarter GiB of cache per service.
+            try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -8192" : "PRAGMA cache_size = -65536")
         }
         if let path {
             let dir = (path as NSString).deletingLastPathComponent

@@ -414,7 +414,10 @@ extension MonthlyFigures {
                     insuredEmployees: 0,
                     merchantsPaid: 0)
         }
-        for r in try Row.fetchAll(db, sql: "SELECT * FROM entitlements WHERE state IN ('approved', 'paid') OR paid_at IS NOT NULL") {
+        // Cursors, not arrays: a county's profiles and entitlements need not fit in memory at once.
+        let entitlements = try Row.fetchCursor(
+            db, sql: "SELECT * FROM entitlements WHERE state IN ('approved', 'paid') OR paid_at IS NOT NULL")
+        while let r = try entitlements.next() {
             let d: String = r["district"] ?? "?"
             var f = fig(d)
             let amount: Int64 = r["amount_fen"]
@@ -434,7 +437,9 @@ extension MonthlyFigures {
             }
             byDistrict[d] = f
         }
-        for row in try Row.fetchAll(db, sql: "SELECT body FROM profiles") {
+        let profiles = try Row.fetchCursor(db, sql: "SELECT body FROM profiles")
+        let counted = try db.cachedStatement(sql: "SELECT COUNT(*) FROM entitlements WHERE uscc = ? AND state != 'revoked'")
+        while let row = try profiles.next() {
             let data: Data = row["body"]
             guard let p = try? JSONParser.parse([UInt8](data)), let d = p["district"]?.stringValue else { continue }
             var f = fig(d)
@@ -442,8 +447,7 @@ extension MonthlyFigures {
                 f.taxReliefFen += t["tax_relief_fen"]?.intValue ?? 0
             }
             if let uscc = p["uscc"]?.stringValue,
-                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM entitlements WHERE uscc = ? AND state != 'revoked'", arguments: [uscc]) ?? 0
-                    > 0
+                try Int.fetchOne(counted, arguments: [uscc]) ?? 0 > 0
             {
                 f.insuredEmployees += p["social_insurance"]?["insured_employees"]?.intValue ?? 0
             }

@@ -265,11 +265,16 @@ public struct PaymentsEngine: Sendable {
     /// Another recipient of the same programme with the same bank account, legal
     /// representative, phone or address (the PPP/EIDL lessons).
     func sharedIdentifier(_ p: PaymentRecord, merchant: Row?, payeeFP: String?, _ db: Database) throws -> (String, String)? {
-        let live = "p.state NOT IN ('voided', 'failed') AND p.policy_id = ? AND p.uscc != ?"
+        // The identifier's index leads (CROSS JOIN fixes the order), then each of the few
+        // merchants sharing it is looked up by USCC (`+` keeps the planner off the programme's
+        // index): a programme has thousands of payments.
+        let live = "p.state NOT IN ('voided', 'failed') AND +p.policy_id = ? AND p.uscc != ?"
         if let fp = payeeFP,
             let other = try String.fetchOne(
-                db, sql: "SELECT p.uscc FROM payments p JOIN payees y ON y.uscc = p.uscc WHERE \(live) AND y.fingerprint = ? LIMIT 1",
-                arguments: [p.policyID, p.uscc, fp])
+                db,
+                sql:
+                    "SELECT p.uscc FROM payees y CROSS JOIN payments p ON p.uscc = y.uscc WHERE y.fingerprint = ? AND \(live) LIMIT 1",
+                arguments: [fp, p.policyID, p.uscc])
         {
             return ("shared_account", "the same bank account as \(other), another recipient of \(p.policyID)")
         }
@@ -279,8 +284,10 @@ public struct PaymentsEngine: Sendable {
         ] {
             guard let fp: String = merchant?[column] else { continue }
             if let other = try String.fetchOne(
-                db, sql: "SELECT p.uscc FROM payments p JOIN merchants m ON m.uscc = p.uscc WHERE \(live) AND m.\(column) = ? LIMIT 1",
-                arguments: [p.policyID, p.uscc, fp])
+                db,
+                sql:
+                    "SELECT p.uscc FROM merchants m CROSS JOIN payments p ON p.uscc = m.uscc WHERE m.\(column) = ? AND \(live) LIMIT 1",
+                arguments: [fp, p.policyID, p.uscc])
             {
                 return (code, "the same \(what) as \(other), another recipient of \(p.policyID)")
             }

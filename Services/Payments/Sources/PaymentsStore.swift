@@ -114,8 +114,18 @@ public struct PaymentsDatabase: Sendable {
                     );
                     """)
         }
-        m.registerMigration("payments-service-v2-receivables-by-payment") { db in
-            try db.execute(sql: "CREATE INDEX receivables_payment ON receivables(payment_id)")
+        // The link analysis looks for another recipient with the same account, legal
+        // representative, phone or address: without these, every check walked the programme's
+        // payments. Receivables are found by payment.
+        m.registerMigration("payments-service-v2-indexes") { db in
+            try db.execute(
+                sql: """
+                    CREATE INDEX payees_fingerprint ON payees(fingerprint);
+                    CREATE INDEX merchants_id_fp ON merchants(id_fp);
+                    CREATE INDEX merchants_phone_fp ON merchants(phone_fp);
+                    CREATE INDEX merchants_address_fp ON merchants(address_fp);
+                    CREATE INDEX receivables_payment ON receivables(payment_id);
+                    """)
         }
     }
 }
