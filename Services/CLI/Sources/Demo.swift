@@ -159,6 +159,7 @@ public enum DemoCommand {
         }
         meter.withLock { $0.meter?.finish(at: total) }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        events = []  // the facts are in the registry now
         var accepted = 0
         var duplicate = 0
         var rejected: [String: Int] = [:]
@@ -178,10 +179,28 @@ public enum DemoCommand {
             console.line("    rejected \(code): \(n)  (kept in quarantine: bangfu quarantine list --code \(code))")
         }
 
-        // Read the profiles back from the feed, as any downstream service would.
-        var profiles: [String: JSON] = [:]
+        // Read the profiles back from the feed, as any downstream service would; only what the
+        // summary needs is kept of each merchant's latest profile.
+        struct ProfileSummary {
+            var size = "?"
+            var sector = "?"
+            var priority = false
+            var service = false
+            var disqualified = false
+            var flagged = false
+            var stateLease = false
+        }
+        var profiles: [String: ProfileSummary] = [:]
         try await link.replay(registry) { e in
-            if e.type == "merchant.profiled", let s = e.subject, let d = e.data { profiles[s] = d }
+            guard e.type == "merchant.profiled", let s = e.subject, let p = e.data else { return }
+            let leases = p["leases"]?.arrayValue ?? []
+            profiles[s] = ProfileSummary(
+                size: p["tags"]?["size"]?.stringValue ?? "?", sector: p["tags"]?["sector"]?.stringValue ?? "?",
+                priority: p["tags"]?["priority_sector"]?.boolValue == true, service: p["tags"]?["service_industry"]?.boolValue == true,
+                disqualified: p["disqualified"]?.boolValue == true, flagged: !(p["credit_flags"]?.arrayValue?.isEmpty ?? true),
+                stateLease: leases.contains {
+                    ["state_enterprise", "government"].contains($0["root_lessor"]?["ownership"]?.stringValue ?? "")
+                })
         }
         var sizes: [String: Int] = [:]
         var sectors: [String: Int] = [:]
@@ -191,16 +210,13 @@ public enum DemoCommand {
         var disqualified = 0
         var flagged = 0
         for p in profiles.values {
-            sizes[p["tags"]?["size"]?.stringValue ?? "?", default: 0] += 1
-            sectors[p["tags"]?["sector"]?.stringValue ?? "?", default: 0] += 1
-            if p["tags"]?["priority_sector"]?.boolValue == true { priority += 1 }
-            if p["tags"]?["service_industry"]?.boolValue == true { service += 1 }
-            if p["disqualified"]?.boolValue == true { disqualified += 1 }
-            if !(p["credit_flags"]?.arrayValue?.isEmpty ?? true) { flagged += 1 }
-            let leases = p["leases"]?.arrayValue ?? []
-            if leases.contains(where: { ["state_enterprise", "government"].contains($0["root_lessor"]?["ownership"]?.stringValue ?? "") }) {
-                stateLeases += 1
-            }
+            sizes[p.size, default: 0] += 1
+            sectors[p.sector, default: 0] += 1
+            if p.priority { priority += 1 }
+            if p.service { service += 1 }
+            if p.disqualified { disqualified += 1 }
+            if p.flagged { flagged += 1 }
+            if p.stateLease { stateLeases += 1 }
         }
         let status = try await link.status(registry)
         console.line("")
@@ -363,9 +379,11 @@ enum DemoMatcher {
         // Wait until the matcher has applied the registry's whole feed.
         try await link.settle(matcher, follows: registry)
         // Fold the matcher's feed: the last state of every entitlement.
-        var final: [String: JSON] = [:]
+        var final: [String: (policy: String, state: String, fen: Int64)] = [:]
         try await link.replay(matcher) { e in
-            if let id = e.data?["entitlement_id"]?.stringValue { final[id] = e.data }
+            if let d = e.data, let id = d["entitlement_id"]?.stringValue {
+                final[id] = (d["policy_id"]?.stringValue ?? "?", d["state"]?.stringValue ?? "?", d["amount_fen"]?.intValue ?? 0)
+            }
         }
         struct Row {
             var proposed = 0
@@ -376,20 +394,19 @@ enum DemoMatcher {
         }
         var rows: [String: Row] = [:]
         for e in final.values {
-            let p = e["policy_id"]?.stringValue ?? "?"
-            var r = rows[p] ?? Row()
-            switch e["state"]?.stringValue {
-            case "proposed"?:
+            var r = rows[e.policy] ?? Row()
+            switch e.state {
+            case "proposed":
                 r.proposed += 1
-                r.fen += e["amount_fen"]?.intValue ?? 0
-            case "approved"?:
+                r.fen += e.fen
+            case "approved":
                 r.approved += 1
-                r.fen += e["amount_fen"]?.intValue ?? 0
-            case "incomplete"?: r.incomplete += 1
-            case "revoked"?: r.revoked += 1
+                r.fen += e.fen
+            case "incomplete": r.incomplete += 1
+            case "revoked": r.revoked += 1
             default: break
             }
-            rows[p] = r
+            rows[e.policy] = r
         }
         console.line("")
         console.line("\(link.stamp) 政策匹配 matcher: \(final.count) entitlements")

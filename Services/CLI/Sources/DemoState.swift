@@ -24,24 +24,26 @@ struct DemoEndState {
         }
         for (u, digest) in profiles { s.lines.append("profile\t\(u)\t\(digest)") }
 
-        var entitlements: [String: JSON] = [:]
+        // The latest line of each entitlement and payment (not the events: a county's traces do not
+        // need to sit in memory).
+        var entitlements: [String: String] = [:]
         try await link.replay(matcher) { e in
-            if e.type.hasPrefix("entitlement."), let id = e.data?["entitlement_id"]?.stringValue { entitlements[id] = e.data }
+            if e.type.hasPrefix("entitlement."), let d = e.data, let id = d["entitlement_id"]?.stringValue {
+                entitlements[id] =
+                    ["entitlement", id, d["policy_id"].text, d["uscc"].text, d["state"].text, d["amount_fen"].text].joined(separator: "\t")
+            }
         }
-        for (id, d) in entitlements {
-            s.lines.append(
-                ["entitlement", id, d["policy_id"].text, d["uscc"].text, d["state"].text, d["amount_fen"].text].joined(separator: "\t"))
-        }
+        s.lines += entitlements.values
 
-        var paymentStates: [String: JSON] = [:]
+        var paymentStates: [String: String] = [:]
         try await link.replay(payments) { e in
-            if e.type.hasPrefix("payment."), let id = e.data?["payment_id"]?.stringValue { paymentStates[id] = e.data }
+            if e.type.hasPrefix("payment."), let d = e.data, let id = d["payment_id"]?.stringValue {
+                paymentStates[id] =
+                    ["payment", id, d["channel"].text, d["state"].text, d["amount_fen"].text, d["hold_code"].text, d["batch_id"].text]
+                    .joined(separator: "\t")
+            }
         }
-        for (id, d) in paymentStates {
-            s.lines.append(
-                ["payment", id, d["channel"].text, d["state"].text, d["amount_fen"].text, d["hold_code"].text, d["batch_id"].text].joined(
-                    separator: "\t"))
-        }
+        s.lines += paymentStates.values
         for p in try await link.query(payments, ["op": "pool.status"])["items"]?.arrayValue ?? [] {
             s.lines.append(
                 ["pool", p["pool"].text, p["posted_fen"].text, p["reserved_fen"].text, p["available_fen"].text].joined(separator: "\t"))
