@@ -22,6 +22,9 @@ public final class ServiceDatabase: Sendable {
             // the WAL before it commits (64 MiB at most); readers (queries, replay) keep 8 MiB each,
             // so that a big county's database does not cost a quarter GiB of cache per service.
             try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -8192" : "PRAGMA cache_size = -65536")
+            // The WAL grows while readers hold old snapshots; after a checkpoint resets it, give the
+            // disk back down to 64 MiB.
+            if !db.configuration.readonly { try db.execute(sql: "PRAGMA journal_size_limit = 67108864") }
         }
         if let path {
             let dir = (path as NSString).deletingLastPathComponent
