@@ -150,9 +150,9 @@ public final class ServiceNode: Sendable {
                     try s.applyCurveServer(curve)
                 }
             }
-            try intake.bind(endpoints.intake)
-            try pub.bind(endpoints.feed)
-            try replay.bind(endpoints.replay)
+            try intake.bind(endpoints.intake, patienceMs: 2_000)
+            try pub.bind(endpoints.feed, patienceMs: 2_000)
+            try replay.bind(endpoints.replay, patienceMs: 2_000)
         } catch {
             state.withLock { $0.startError = "\(error)" }
             ready.signal()

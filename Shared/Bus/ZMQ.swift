@@ -174,6 +174,22 @@ public final class ZSocket: @unchecked Sendable {
         if zmq_bind(handle, endpoint) != 0 { throw ZMQError("zmq_bind \(endpoint)") }
     }
 
+    /// `bind`, waiting up to `patienceMs` while the address is still in use: a socket that had it
+    /// in this process is released by libzmq's reaper thread after `close` returns, so a node
+    /// restarted in the same process can find its `inproc://` name still taken for a moment.
+    public func bind(_ endpoint: String, patienceMs: Int) throws(ZMQError) {
+        var waited = 0
+        while true {
+            do {
+                return try bind(endpoint)
+            } catch {
+                guard error.errno == EADDRINUSE, waited < patienceMs else { throw error }
+                usleep(10_000)
+                waited += 10
+            }
+        }
+    }
+
     public func connect(_ endpoint: String) throws(ZMQError) {
         if zmq_connect(handle, endpoint) != 0 { throw ZMQError("zmq_connect \(endpoint)") }
     }
