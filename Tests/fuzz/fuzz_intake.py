@@ -19,6 +19,7 @@ import random
 import string
 import subprocess
 import sys
+import shutil
 import tempfile
 import threading
 import time
@@ -246,6 +247,10 @@ def run(bin_dir, service, frames, seed):
         problems.append(f"SIGTERM exit status {code}")
     print(f"fuzz {service}: {sent} malformed frames sent, {rejected} rejected with stable codes and quarantined, "
           f"{len(good_acks)} good events accepted meanwhile, exit {code}" + (": " + "; ".join(problems) if problems else ": OK"))
+    if problems:
+        print(f"fuzz {service}: state and log kept in {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)  # a gigabyte of quarantined frames
     return not problems
 
 
