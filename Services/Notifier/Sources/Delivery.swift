@@ -145,6 +145,27 @@ public struct WebhookChannel: NotificationChannel {
     public let jitterSeed: UInt64?
     private let clock: any WallClock
     private let sleeper: @Sendable (Int) -> Void
+    private let http: HTTPSession
+
+    /// One URLSession for the channel's life. (A session per delivery, invalidated after it, is
+    /// the pattern behind FoundationNetworking's teardown races on Linux — a heap corruption seen
+    /// here once under parallel tests; a session is torn down only when the channel goes, idle.)
+    private final class HTTPSession: Sendable {
+        let session: URLSession
+
+        init(timeoutSeconds: Int) {
+            let config = URLSessionConfiguration.ephemeral
+            config.timeoutIntervalForRequest = TimeInterval(timeoutSeconds)
+            config.timeoutIntervalForResource = TimeInterval(timeoutSeconds)
+            config.requestCachePolicy = .reloadIgnoringLocalCacheData
+            config.urlCache = nil
+            config.httpShouldSetCookies = false
+            config.httpMaximumConnectionsPerHost = 4
+            session = URLSession(configuration: config, delegate: RefuseRedirects(), delegateQueue: nil)
+        }
+
+        deinit { session.finishTasksAndInvalidate() }
+    }
 
     /// Sleeps the calling thread for the given number of milliseconds.
     public static let realSleep: @Sendable (Int) -> Void = { ms in
@@ -166,6 +187,7 @@ public struct WebhookChannel: NotificationChannel {
         self.jitterSeed = jitterSeed
         self.clock = clock
         self.sleeper = sleeper
+        self.http = HTTPSession(timeoutSeconds: self.timeoutSeconds)
     }
 
     /// Checks a webhook URL for configuration (`--check-config`): `http` or `https` with a host.
@@ -221,18 +243,7 @@ public struct WebhookChannel: NotificationChannel {
         request.setValue(Self.headerValue(n.key), forHTTPHeaderField: "Idempotency-Key")
         request.httpBody = Data(n.payload.serializedBytes())
 
-        let config = URLSessionConfiguration.ephemeral
-        config.timeoutIntervalForRequest = TimeInterval(timeoutSeconds)
-        config.timeoutIntervalForResource = TimeInterval(timeoutSeconds)
-        config.requestCachePolicy = .reloadIgnoringLocalCacheData
-        config.urlCache = nil
-        config.httpShouldSetCookies = false
-        config.httpMaximumConnectionsPerHost = 1
-        // One session per delivery: nothing outlives the call, and a retry after a connection
-        // error opens a fresh connection.
-        let session = URLSession(configuration: config, delegate: RefuseRedirects(), delegateQueue: nil)
-        defer { session.invalidateAndCancel() }
-
+        let session = http.session
         var attempts: [DeliveryAttempt] = []
         for attempt in 0..<maxAttempts {
             let at = clock.now()
