@@ -272,17 +272,21 @@ final class NotifierWorker: Sendable {
                     id: $0["policy_id"], title: $0["title"], authority: $0["authority"] ?? "", standard: $0["standard"] ?? "",
                     benefit: $0["benefit"])
             }
-            let rs = try Row.fetchAll(
+            // A cursor: only the board's own rows are held, not the database rows as well.
+            let cursor = try Row.fetchCursor(
                 db,
                 sql:
                     "SELECT e.*, r.opened_on, r.closes_on FROM entitlements e JOIN rounds r ON r.id = e.round_id WHERE e.board_status IS NOT NULL ORDER BY e.round_id, e.id"
-            ).compactMap { r -> BoardRow? in
-                guard let opened = CivilDate.parse(r["opened_on"]), let closes = CivilDate.parse(r["closes_on"]) else { return nil }
-                return BoardRow(
-                    entitlementID: r["id"], roundID: r["round_id"], programmeID: r["policy_id"], merchantName: r["name"] ?? "",
-                    merchantIsPerson: (r["kind"] as String?) == "individual", uscc: r["uscc"], amountFen: r["amount_fen"],
-                    status: r["board_status"] ?? "公示中", district: r["district"] ?? "", openedOn: opened, closesOn: closes,
-                    paidFen: r["paid_fen"])
+            )
+            var rs: [BoardRow] = []
+            while let r = try cursor.next() {
+                guard let opened = CivilDate.parse(r["opened_on"]), let closes = CivilDate.parse(r["closes_on"]) else { continue }
+                rs.append(
+                    BoardRow(
+                        entitlementID: r["id"], roundID: r["round_id"], programmeID: r["policy_id"], merchantName: r["name"] ?? "",
+                        merchantIsPerson: (r["kind"] as String?) == "individual", uscc: r["uscc"], amountFen: r["amount_fen"],
+                        status: r["board_status"] ?? "公示中", district: r["district"] ?? "", openedOn: opened, closesOn: closes,
+                        paidFen: r["paid_fen"]))
             }
             return (ps, rs)
         }
