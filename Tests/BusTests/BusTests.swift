@@ -277,7 +277,10 @@ struct IntakeTests {
         defer { svc.node.stopAndWait() }
         let r = try await results
         #expect(r.allSatisfy { $0.ack?.status == .accepted })
-        #expect(r.allSatisfy { $0.attempts > 1 })
+        // The hole took the first event (one DEALER's messages arrive in order): only a retry
+        // reached the service. Events the client had not sent before the hole closed may go out
+        // first on the fresh socket.
+        #expect(r[0].attempts > 1)
         #expect(try svc.notes() == 50)
     }
 }
