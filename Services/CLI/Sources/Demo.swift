@@ -347,13 +347,17 @@ enum DemoMatcher {
                         id: "policy.published/\(d.id)/\(d.revision)", source: "/bangfu/demo", type: "policy.published",
                         data: ["yaml": .string(yaml)])))
         }
+        // The programmes are published once the matcher has caught up with the registry: a
+        // matcher still replaying older profile versions would screen them against the live
+        // policies and leave entitlements behind (incomplete, then revoked) that a matcher which
+        // kept up never makes — so two runs would differ by when the matcher last restarted.
+        try await link.settle(matcher, follows: registry)
         let published = try await link.publish(matcher, policies)
         let ok = published.filter { $0.ack?.status == .accepted || $0.ack?.status == .duplicate }.count
         console.line("  published \(ok)/\(policies.count) policies: \(titles.keys.sorted().joined(separator: ", "))")
 
         // The application window opens once the matcher knows every profile, so that each
-        // application is judged on the merchant's full record (and two runs see their inputs in
-        // the same order).
+        // application is judged on the merchant's full record.
         try await link.settle(matcher, follows: registry)
         // Applications: most merchants apply to the programmes that need one, on time; a few
         // apply a second after the deadline and are refused (超过时限不再受理).
