@@ -217,13 +217,7 @@ final class ChildService: @unchecked Sendable {
         throw BenchError("\(binary) did not become ready")
     }
 
-    func peakRSSKiB() -> Int {
-        guard let pid = process?.processIdentifier,
-            let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
-        else { return 0 }
-        return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
-    }
+    func peakRSSKiB() -> Int { peakResidentKiB(pid: process?.processIdentifier ?? 0) }
 
     func terminate() async throws -> Int32 {
         guard let p = process else { return 0 }

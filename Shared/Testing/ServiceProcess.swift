@@ -129,3 +129,12 @@ public final class ServiceProcess: @unchecked Sendable {
         if removeDirectory { try? FileManager.default.removeItem(atPath: dir) }
     }
 }
+
+/// A process's peak resident memory (VmHWM from `/proc/<pid>/status`), in KiB; 0 when unknown
+/// (the process is gone, or this is not Linux).
+public func peakResidentKiB(pid: Int32) -> Int {
+    guard pid > 0, let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+        let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+    else { return 0 }
+    return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+}

@@ -72,7 +72,7 @@ final class DemoProcess: Sendable {
         let (p, arguments) = running.withLock { ($0.process, $0.arguments) }
         guard let p else { throw CLIError("bangfu-\(name) was never started", exitCode: 1) }
         let pid = p.processIdentifier
-        let peak = Self.peakKiB(pid)
+        let peak = peakResidentKiB(pid: pid)
         _ = kill(pid, SIGKILL)
         p.waitUntilExit()
         running.withLock { $0.earlierPeakKiB = max($0.earlierPeakKiB, peak) }
@@ -98,14 +98,7 @@ final class DemoProcess: Sendable {
     /// The process's peak resident memory (VmHWM), in MiB, over every incarnation.
     func peakRSSMiB() -> Int {
         let (pid, earlier) = running.withLock { ($0.process?.processIdentifier ?? 0, $0.earlierPeakKiB) }
-        return max(Self.peakKiB(pid), earlier) / 1024
-    }
-
-    static func peakKiB(_ pid: Int32) -> Int {
-        guard pid > 0, let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
-        else { return 0 }
-        return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        return max(peakResidentKiB(pid: pid), earlier) / 1024
     }
 
     func stopOrKill() {
