@@ -365,6 +365,65 @@ struct BoardTests {
         #expect((attributes[.posixPermissions] as? Int).map { $0 & 0o044 } == 0o044, "readable by a static server")
     }
 
+    // MARK: pages
+
+    @Test func aBigBoardIsPagedAndItsDownloadsHoldEveryRow() throws {
+        let root = try Self.scratch()
+        defer { Self.remove(root) }
+        let dir = root + "/board"
+        var config = BoardConfig()
+        config.pageRows = 3
+        let rows = (1...7).map { Self.row("e\($0)", name: "商行\($0)号", amountFen: Int64($0) * 100) }
+        let out = try Self.generate(rows: rows, config: config, into: dir)
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: dir)) == Set(BoardSite.files + ["page-2.html", "page-3.html"]))
+        func page(_ n: Int) throws -> String {
+            String(decoding: try Data(contentsOf: URL(fileURLWithPath: dir + "/" + BoardSite.pageFile(n))), as: UTF8.self)
+        }
+        let pages = [out.html, try page(2), try page(3)]
+        // Rows go to the pages in order, 3 + 3 + 1, each exactly once.
+        #expect(pages.map { Self.count("<tr class=\"row\"", in: $0) } == [3, 3, 1])
+        for (i, name) in rows.map(\.merchantName).enumerated() {
+            #expect(pages.map { Self.count(">\(name)<", in: $0) } == (0..<3).map { $0 == i / 3 ? 1 : 0 }, "\(name)")
+        }
+        // Every page shows the whole board's tallies and links to its neighbours.
+        for p in pages {
+            #expect(p.contains("7 户，合计 28.00 元"))
+            #expect(p.contains("共 7 条，分 3 页"))
+        }
+        #expect(out.html.contains("<a href=\"page-2.html\">下一页</a>"))
+        #expect(!out.html.contains("上一页"))
+        #expect(try page(2).contains("<a href=\"index.html\">上一页</a>"))
+        #expect(try page(2).contains("<a href=\"page-3.html\">下一页</a>"))
+        #expect(try page(3).contains("本页第 7–7 条"))
+        #expect(!(try page(3)).contains("下一页"))
+        // The count line (which the search script rewrites) counts this page's rows.
+        #expect(try page(3).contains("<p id=\"count\" class=\"meta\">共 1 条</p>"))
+        // The downloads are whole.
+        #expect(out.jsonRows.count == 7)
+        #expect(out.jsonRows.compactMap { $0["amount_fen"]?.intValue } == (1...7).map { Int64($0) * 100 })
+        #expect(Self.parseCSV(out.csv).count == 8)
+        // A board that fits on one page has no page links.
+        let small = try Self.generate(rows: Array(rows.prefix(3)), config: config)
+        #expect(!small.html.contains("nav class=\"pages\""))
+        #expect(small.html.contains("<p id=\"count\" class=\"meta\">共 3 条</p>"))
+    }
+
+    @Test func rowsPastRetentionAreLeftOutOfThePageCount() throws {
+        var config = BoardConfig()
+        config.pageRows = 2
+        config.retentionDays = 30
+        let old = CivilDate(year: 2021, month: 1, day: 10)!
+        let rows = [
+            Self.row("e1", name: "旧甲", opened: old, closes: old), Self.row("e2", name: "新乙"),
+            Self.row("e3", name: "旧丙", opened: old, closes: old), Self.row("e4", name: "新丁"),
+        ]
+        let out = try Self.generate(rows: rows, config: config)
+        #expect(Self.count("<tr class=\"row\"", in: out.html) == 2)
+        #expect(!out.html.contains("nav class=\"pages\""), "two shown rows fit on one page")
+        #expect(out.jsonRows.count == 2)
+        #expect(!out.html.contains("旧甲"))
+    }
+
     struct Interrupted: Error {}
 
     @Test func aFailedGenerationLeavesTheOldBoard() throws {

@@ -86,6 +86,53 @@ struct ChannelTests {
         await w.close()
     }
 
+    @Test func aBatchHoldsAtMostMaxPaymentsAndTheNextTakesTheRest() async throws {
+        let w = try await PaymentsEndToEndTests.World()
+        var f = Fixtures(seed: 63)
+        let tenants = (0..<3).map { _ in f.uscc() }
+        var facts: [CloudEvent] = []
+        for (k, u) in tenants.enumerated() {
+            facts += [f.registration(uscc: u, name: "租户\(k)"), Fixtures.lease(id: "L-\(u)", tenant: u, rentFen: Int64(k + 1) * 100_000)]
+        }
+        try await w.registry.publish(facts).forEach { #expect($0.status == .accepted) }
+        #expect(
+            try await w.matcher.publish(Fixtures.event("policy.published", ["yaml": .string(Self.rentWaiver)], source: "/ops/test")).status
+                == .accepted)
+        let payments = w.payments
+        while try await payments.query(["op": "payment.list", "state": "ready"])["items"]?.arrayValue?.count ?? 0 < 3 { await Task.yield() }
+
+        // A max that is not a whole number of payments from 1 up is refused, and writes nothing.
+        let bad: [JSON] = [.int(0), .int(-1), .number("1.5"), .string("2")]
+        for max in bad {
+            let r = try await w.command("payments.batch", ["channel": "lessor", "max": max])
+            #expect(r.status == Ack.Status.rejected, "\(max)")
+            #expect(r.rejection?.code == RejectionCode.invalidData, "\(max)")
+        }
+        #expect(try await payments.query(["op": "batch.list"])["items"]?.arrayValue?.isEmpty == true)
+
+        #expect(try await w.command("payments.batch", ["channel": "lessor", "max": 2]).status == .accepted)
+        #expect(try await payments.query(["op": "payment.list", "state": "ready"])["items"]?.arrayValue?.count == 1)
+        #expect(try await w.command("payments.batch", ["channel": "lessor", "max": 2]).status == .accepted)
+        // Nothing is left: a third batch writes no file.
+        #expect(try await w.command("payments.batch", ["channel": "lessor", "max": 2]).status == .accepted)
+        let batches = try await payments.query(["op": "batch.list"])["items"]?.arrayValue ?? []
+        let counts: [Int64?] = batches.map { $0["count"]?.intValue }
+        #expect(counts == [2, 1])
+        // Every payment went out once: two in the first file, the third in the second.
+        let totals: [Int64] = batches.compactMap { $0["total_fen"]?.intValue }
+        let all: Int64 = (1 + 2 + 3) * 100_000 * 3
+        #expect(totals.reduce(0, +) == all)
+        var files: [String: Int] = [:]
+        for u in tenants {
+            let batch = await w.paymentEvent("payment.instructed", u)?["batch_id"]?.stringValue
+            files[batch ?? "none", default: 0] += 1
+        }
+        let first = batches[0]["batch_id"]?.stringValue ?? "?"
+        let second = batches[1]["batch_id"]?.stringValue ?? "?"
+        #expect(files == [first: 2, second: 1])
+        await w.close()
+    }
+
     @Test func agencyDeferralInstructionsAreConfirmed() async throws {
         let w = try await PaymentsEndToEndTests.World()
         var f = Fixtures(seed: 62)

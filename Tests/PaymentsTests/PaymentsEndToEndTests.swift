@@ -125,7 +125,8 @@ struct PaymentsEndToEndTests {
 
         // The treasury batch: one pain.001 file with every ready payment.
         #expect(try await w.command("payments.batch", ["channel": "treasury"]).status == .accepted)
-        #expect(await w.paymentEvent("payment.instructed", good) != nil)
+        // The return below names payments by the ids their instructed events carry: wait for all three.
+        for u in [good, twinA, twinB] { #expect(await w.paymentEvent("payment.instructed", u) != nil) }
         let outbox = w.h.directory + "/payments/outbox"
         let files = try FileManager.default.contentsOfDirectory(atPath: outbox).filter { $0.hasSuffix(".xml") }
         #expect(files.count == 1)

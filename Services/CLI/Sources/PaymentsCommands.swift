@@ -212,12 +212,17 @@ struct PaymentsBatchVerb: AsyncParsableCommand {
         commandName: "batch",
         abstract: "Write the next batch of a channel (treasury: a pain.001 file; lessor, agency:<name>: instruction files).")
     @Option(help: "treasury, lessor or agency:<name>.") var channel: String = "treasury"
+    @Option(help: "At most this many payments in the file (default: the service's batch-max-payments).") var max: Int?
     @OptionGroup var endpoints: PaymentsEndpointOptions
 
     func run() async throws {
+        var data = JSONObject()
+        data["channel"] = .string(channel)
+        if let max { data["max"] = .int(Int64(max)) }
+        let payload = JSON.object(data)
         try await execute { context, console in
             try await PaymentsCommands.command(
-                context: context, target: try endpoints.target(), type: "payments.batch", data: ["channel": .string(channel)],
+                context: context, target: try endpoints.target(), type: "payments.batch", data: payload,
                 timeoutMs: endpoints.timeoutMs, console: console)
         }
     }

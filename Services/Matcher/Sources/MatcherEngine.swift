@@ -286,6 +286,7 @@ public struct MatcherEngine: Sendable {
         o["uscc"] = .string(e.uscc)
         if let profile {
             o["name"] = profile["name"] ?? .null
+            o["kind"] = profile["kind"] ?? .null
             o["district"] = profile["district"] ?? .null
         }
         o["state"] = .string(e.state.rawValue)

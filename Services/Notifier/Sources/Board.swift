@@ -22,6 +22,9 @@ public struct BoardConfig: Sendable {
     public var fields: [BoardField] = BoardField.allCases
     /// A row is taken down once its round closed more than this many days before `today`.
     public var retentionDays: Int = 180
+    /// Rows per HTML page: the first page is `index.html`, the next `page-2.html`, ….
+    /// `data.json` and `data.csv` always hold every row.
+    public var pageRows: Int = 2_000
 
     public init() {}
 }
@@ -134,10 +137,28 @@ public struct BoardWriteError: Error, Sendable, CustomStringConvertible {
 
 /// Generates the static disclosure board.
 public enum BoardSite {
-    /// The file names written into the board directory.
+    /// The file names always written into the board directory; a board of more than
+    /// `BoardConfig.pageRows` rows also has `page-2.html`, `page-3.html`, ….
     public static let files = ["index.html", "data.json", "data.csv"]
 
-    /// Writes `index.html`, `data.json` and `data.csv` into `directory`, replacing what was there.
+    /// The file of page `n` (1-based): `index.html` for the first.
+    public static func pageFile(_ n: Int) -> String { n <= 1 ? "index.html" : "page-\(n).html" }
+
+    /// Writes the board into `directory` from an array of rows (see the streaming variant).
+    public static func generate(
+        programmes: [BoardProgramme], rows: [BoardRow], config: BoardConfig, generatedAt: Date, today: CivilDate,
+        into directory: String
+    ) throws {
+        try generate(programmes: programmes, config: config, generatedAt: generatedAt, today: today, into: directory) { body in
+            for r in rows { try body(r) }
+        }
+    }
+
+    /// Writes `index.html` (and further pages), `data.json` and `data.csv` into `directory`,
+    /// replacing what was there, streaming: `forEachRow` is called twice (once to count, once to
+    /// write) and must give the same rows, in the order to show, both times — the notifier reads
+    /// them through a cursor in one read transaction, so a board of millions of rows is never held
+    /// in memory.
     ///
     /// Everything is written into a sibling `<directory>.tmp-<random>` and fsynced; then the old
     /// directory (if any) is renamed to `<directory>.old-<random>`, the new one renamed into place and
@@ -145,16 +166,65 @@ public enum BoardSite {
     /// concurrently for the same `directory`.
     ///
     /// Rows whose round closed more than `config.retentionDays` days before `today` are taken down.
-    /// Rows are shown in the order given.
     public static func generate(
-        programmes: [BoardProgramme], rows: [BoardRow], config: BoardConfig, generatedAt: Date, today: CivilDate,
-        into directory: String
+        programmes: [BoardProgramme], config: BoardConfig, generatedAt: Date, today: CivilDate, into directory: String,
+        rows forEachRow: ((BoardRow) throws -> Void) throws -> Void
     ) throws {
-        let content = render(programmes: programmes, rows: rows, config: config, generatedAt: generatedAt, today: today)
+        let fields = uniqueFields(config.fields)
+        let titles = Dictionary(programmes.map { ($0.id, $0.title) }, uniquingKeysWith: { a, _ in a })
+        var tally = Tally()
+        try forEachRow { r in
+            guard isShown(r, config: config, today: today) else { return }
+            tally.add(r)
+        }
+        let layout = PageLayout(
+            programmes: programmes, tally: tally, fields: fields, title: config.title, stamp: Timestamp.format(generatedAt),
+            pageRows: max(config.pageRows, 1))
         try BoardFiles.replaceDirectory(directory) { temp in
-            try BoardFiles.writeSynced(Array(content.html.utf8), to: temp + "/index.html")
-            try BoardFiles.writeSynced(Array(content.json.utf8), to: temp + "/data.json")
-            try BoardFiles.writeSynced([0xEF, 0xBB, 0xBF] + Array(content.csv.utf8), to: temp + "/data.csv")
+            let json = try BoardFiles.SyncedWriter(path: temp + "/data.json")
+            let csv = try BoardFiles.SyncedWriter(path: temp + "/data.csv")
+            json.append(jsonHead(layout))
+            csv.append([0xEF, 0xBB, 0xBF])
+            csv.append(csvHeader(fields))
+            var page: BoardFiles.SyncedWriter?
+            var pageNumber = 0
+            var inPage = 0
+            var written = 0
+            try forEachRow { r in
+                guard isShown(r, config: config, today: today) else { return }
+                let p = PublicRow(r, titles: titles)
+                if page == nil {
+                    pageNumber += 1
+                    let first = (pageNumber - 1) * layout.pageRows + 1
+                    let rowsHere = min(layout.pageRows, max(layout.total - first + 1, 1))
+                    page = try BoardFiles.SyncedWriter(path: temp + "/" + pageFile(pageNumber))
+                    page!.append(htmlHead(layout, page: pageNumber, rowsHere: rowsHere))
+                }
+                page!.append(htmlRow(p, fields))
+                inPage += 1
+                if inPage == layout.pageRows {
+                    page!.append(htmlFoot(layout, page: pageNumber, hasRows: true))
+                    try page!.finish()
+                    page = nil
+                    inPage = 0
+                }
+                json.append(written == 0 ? [] : [UInt8(ascii: ",")])
+                json.append(jsonRow(p, fields))
+                csv.append(csvRow(p, fields))
+                written += 1
+            }
+            if let open = page {
+                open.append(htmlFoot(layout, page: pageNumber, hasRows: true))
+                try open.finish()
+            } else if pageNumber == 0 {
+                let index = try BoardFiles.SyncedWriter(path: temp + "/index.html")
+                index.append(htmlHead(layout, page: 1, rowsHere: 0))
+                index.append(htmlFoot(layout, page: 1, hasRows: false))
+                try index.finish()
+            }
+            json.append(Array("]}\n".utf8))
+            try json.finish()
+            try csv.finish()
         }
     }
 
@@ -163,19 +233,29 @@ public enum BoardSite {
         today.dayNumber - row.closesOn.dayNumber <= config.retentionDays
     }
 
-    /// The three files' contents (the CSV without its byte order mark).
-    static func render(
-        programmes: [BoardProgramme], rows: [BoardRow], config: BoardConfig, generatedAt: Date, today: CivilDate
-    ) -> (html: String, json: String, csv: String) {
-        let fields = uniqueFields(config.fields)
-        let titles = Dictionary(programmes.map { ($0.id, $0.title) }, uniquingKeysWith: { a, _ in a })
-        let shown = rows.filter { isShown($0, config: config, today: today) }.map { PublicRow($0, titles: titles) }
-        let stamp = Timestamp.format(generatedAt)
-        return (
-            html: html(programmes: programmes, rows: shown, fields: fields, title: config.title, stamp: stamp),
-            json: json(programmes: programmes, rows: shown, fields: fields, title: config.title, stamp: stamp),
-            csv: csv(rows: shown, fields: fields)
-        )
+    /// Rows shown, in all and per programme (count and amount), from the counting pass.
+    struct Tally {
+        var total = 0
+        var rows: [String: Int] = [:]
+        var fen: [String: Int64] = [:]
+
+        mutating func add(_ r: BoardRow) {
+            total += 1
+            rows[r.programmeID, default: 0] += 1
+            fen[r.programmeID, default: 0] &+= r.amountFen
+        }
+    }
+
+    /// What every page shares.
+    struct PageLayout {
+        var programmes: [BoardProgramme]
+        var tally: Tally
+        var fields: [BoardField]
+        var title: String
+        var stamp: String
+        var pageRows: Int
+        var total: Int { tally.total }
+        var pages: Int { max(1, (tally.total + pageRows - 1) / pageRows) }
     }
 
     private static func uniqueFields(_ fields: [BoardField]) -> [BoardField] {
@@ -224,41 +304,39 @@ public enum BoardSite {
 
     // MARK: HTML
 
-    static func html(programmes: [BoardProgramme], rows: [PublicRow], fields: [BoardField], title: String, stamp: String)
-        -> String
-    {
+    /// A page up to its first row (or its "nothing to show" line when the board is empty).
+    static func htmlHead(_ l: PageLayout, page: Int, rowsHere: Int) -> String {
         let e = BoardText.html
         var h = ""
-        h.reserveCapacity(4096 + rows.count * 600)
+        h.reserveCapacity(8192)
         h += """
             <!DOCTYPE html>
             <html lang="zh-CN">
             <head>
             <meta charset="utf-8">
             <meta name="viewport" content="width=device-width, initial-scale=1">
-            <title>\(e(title))</title>
+            <title>\(e(l.title))\(l.pages > 1 ? e("（第 \(page) 页）") : "")</title>
             <style>\(boardCSS)</style>
             </head>
             <body>
             <header>
-            <h1>\(e(title))</h1>
-            <p class="meta">更新时间：<time datetime="\(e(stamp))">\(e(BoardText.displayTime(stamp)))</time>（北京时间）</p>
+            <h1>\(e(l.title))</h1>
+            <p class="meta">更新时间：<time datetime="\(e(l.stamp))">\(e(BoardText.displayTime(l.stamp)))</time>（北京时间）</p>
             </header>
             <main>
 
             """
         // The programmes: policy, authority and standard (公开补助政策、补助标准).
         h += "<section id=\"programmes\">\n<h2>补助政策与标准</h2>\n"
-        if programmes.isEmpty { h += "<p class=\"empty\">暂无补助政策。</p>\n" }
-        for p in programmes {
-            let own = rows.filter { $0.programmeID == p.id }
+        if l.programmes.isEmpty { h += "<p class=\"empty\">暂无补助政策。</p>\n" }
+        for p in l.programmes {
             h += "<article class=\"programme\">\n<h3>\(e(p.title))</h3>\n<dl>\n"
             h += "<dt>主管部门</dt><dd>\(e(p.authority))</dd>\n"
             h += "<dt>补助方式</dt><dd>\(e(p.benefit))</dd>\n"
             h += "<dt>补助标准</dt><dd class=\"standard\">\(e(p.standard))</dd>\n"
-            var listed = "\(own.count) 户"
-            if fields.contains(.amount) {
-                listed += "，合计 \(BoardText.yuan(own.reduce(Int64(0)) { $0 &+ $1.amountFen })) 元"
+            var listed = "\(l.tally.rows[p.id] ?? 0) 户"
+            if l.fields.contains(.amount) {
+                listed += "，合计 \(BoardText.yuan(l.tally.fen[p.id] ?? 0)) 元"
             }
             h += "<dt>公示对象</dt><dd>\(e(listed))</dd>\n</dl>\n</article>\n"
         }
@@ -272,26 +350,61 @@ public enum BoardSite {
             <label for="q">搜索</label>
             <input type="search" id="q" name="q" placeholder="名称、信用代码、政策或区域" autocomplete="off">
             </div>
-            <p id="count" class="meta">共 \(rows.count) 条</p>
 
             """
-        if rows.isEmpty {
+        if l.pages > 1 {
+            let first = (page - 1) * l.pageRows + 1
+            h += "<p class=\"meta\">共 \(l.total) 条，分 \(l.pages) 页；本页第 \(first)–\(first + rowsHere - 1) 条，搜索只在本页内进行，"
+            h += "全部数据请下载 <a href=\"data.csv\" download>CSV</a>。</p>\n"
+            h += pageNav(l, page: page)
+        }
+        h += "<p id=\"count\" class=\"meta\">共 \(l.pages > 1 ? rowsHere : l.total) 条</p>\n"
+        if rowsHere == 0 {
             h += "<p class=\"empty\">暂无公示信息。</p>\n"
         } else {
             h += "<div class=\"scroll\">\n<table class=\"board\">\n<thead><tr>"
-            for f in fields {
+            for f in l.fields {
                 h += "<th scope=\"col\" class=\"c-\(f.rawValue)\">\(e(f.heading))</th>"
             }
             h += "</tr></thead>\n<tbody>\n"
-            for r in rows {
-                h += "<tr class=\"row\" data-search=\"\(e(r.searchText(fields)))\">"
-                for f in fields {
-                    h += "<td class=\"c-\(f.rawValue)\" data-label=\"\(e(f.heading))\">\(htmlCell(r, f))</td>"
-                }
-                h += "</tr>\n"
-            }
+        }
+        return h
+    }
+
+    /// Links to the first, previous, nearby, next and last pages.
+    static func pageNav(_ l: PageLayout, page: Int) -> String {
+        var h = "<nav class=\"pages\" aria-label=\"分页\">"
+        func link(_ n: Int, _ text: String) {
+            h += n == page ? "<span class=\"here\">\(text)</span> " : "<a href=\"\(pageFile(n))\">\(text)</a> "
+        }
+        if page > 1 {
+            link(1, "首页")
+            link(page - 1, "上一页")
+        }
+        for n in max(1, page - 5)...min(l.pages, page + 5) { link(n, String(n)) }
+        if page < l.pages {
+            link(page + 1, "下一页")
+            link(l.pages, "末页")
+        }
+        return h + "</nav>\n"
+    }
+
+    static func htmlRow(_ r: PublicRow, _ fields: [BoardField]) -> String {
+        let e = BoardText.html
+        var h = "<tr class=\"row\" data-search=\"\(e(r.searchText(fields)))\">"
+        for f in fields {
+            h += "<td class=\"c-\(f.rawValue)\" data-label=\"\(e(f.heading))\">\(htmlCell(r, f))</td>"
+        }
+        return h + "</tr>\n"
+    }
+
+    /// A page after its last row.
+    static func htmlFoot(_ l: PageLayout, page: Int, hasRows: Bool) -> String {
+        var h = ""
+        if hasRows {
             h += "</tbody>\n</table>\n</div>\n"
             h += "<p id=\"nomatch\" class=\"empty\" hidden>没有符合条件的公示信息。</p>\n"
+            if l.pages > 1 { h += pageNav(l, page: page) }
         }
         h += """
             </section>
@@ -337,58 +450,61 @@ public enum BoardSite {
 
     // MARK: JSON
 
-    static func json(programmes: [BoardProgramme], rows: [PublicRow], fields: [BoardField], title: String, stamp: String)
-        -> String
-    {
+    /// The document up to the rows' opening bracket: `{"title":…,"programmes":[…],"rows":[`.
+    static func jsonHead(_ l: PageLayout) -> [UInt8] {
         var doc = JSONObject()
-        doc["title"] = .string(title)
-        doc["generated_at"] = .string(stamp)
-        doc["fields"] = .array(fields.map { .string($0.rawValue) })
+        doc["title"] = .string(l.title)
+        doc["generated_at"] = .string(l.stamp)
+        doc["fields"] = .array(l.fields.map { .string($0.rawValue) })
         doc["programmes"] = .array(
-            programmes.map { p in
+            l.programmes.map { p in
                 var o = JSONObject()
                 o["id"] = .string(p.id)
                 o["title"] = .string(p.title)
                 o["authority"] = .string(p.authority)
                 o["benefit"] = .string(p.benefit)
                 o["standard"] = .string(p.standard)
-                o["rows"] = .int(Int64(rows.lazy.filter { $0.programmeID == p.id }.count))
+                o["rows"] = .int(Int64(l.tally.rows[p.id] ?? 0))
                 return .object(o)
             })
-        doc["rows"] = .array(
-            rows.map { r in
-                var o = JSONObject()
-                for f in fields {
-                    switch f {
-                    case .name: o["name"] = .string(r.name)
-                    case .uscc: o["uscc"] = .string(r.uscc)
-                    case .programme:
-                        o["programme_id"] = .string(r.programmeID)
-                        o["programme"] = .string(r.programme)
-                    case .amount:
-                        o["amount_fen"] = .int(r.amountFen)
-                        o["amount_yuan"] = .string(BoardText.yuan(r.amountFen, grouped: false))
-                    case .status: o["status"] = .string(r.status)
-                    case .district: o["district"] = .string(r.district)
-                    case .round:
-                        o["round_id"] = .string(r.roundID)
-                        o["opened_on"] = .string(r.openedOn.description)
-                        o["closes_on"] = .string(r.closesOn.description)
-                    case .payment:
-                        o["paid_fen"] = r.paidFen.map { .int($0) } ?? .null
-                        o["paid_yuan"] = r.paidFen.map { .string(BoardText.yuan($0, grouped: false)) } ?? .null
-                    }
-                }
-                return .object(o)
-            })
-        return JSON.object(doc).serialized() + "\n"
+        doc["rows"] = .array([])
+        var out = JSON.object(doc).serializedBytes()
+        // Serialised in insertion order, so the text ends with `"rows":[]}`: reopen the array.
+        out.removeLast(2)
+        return out
+    }
+
+    static func jsonRow(_ r: PublicRow, _ fields: [BoardField]) -> [UInt8] {
+        var o = JSONObject()
+        for f in fields {
+            switch f {
+            case .name: o["name"] = .string(r.name)
+            case .uscc: o["uscc"] = .string(r.uscc)
+            case .programme:
+                o["programme_id"] = .string(r.programmeID)
+                o["programme"] = .string(r.programme)
+            case .amount:
+                o["amount_fen"] = .int(r.amountFen)
+                o["amount_yuan"] = .string(BoardText.yuan(r.amountFen, grouped: false))
+            case .status: o["status"] = .string(r.status)
+            case .district: o["district"] = .string(r.district)
+            case .round:
+                o["round_id"] = .string(r.roundID)
+                o["opened_on"] = .string(r.openedOn.description)
+                o["closes_on"] = .string(r.closesOn.description)
+            case .payment:
+                o["paid_fen"] = r.paidFen.map { .int($0) } ?? .null
+                o["paid_yuan"] = r.paidFen.map { .string(BoardText.yuan($0, grouped: false)) } ?? .null
+            }
+        }
+        return JSON.object(o).serializedBytes()
     }
 
     // MARK: CSV
 
     /// RFC 4180 text with CRLF line ends (the caller prepends the UTF-8 byte order mark so that
     /// Excel opens it as UTF-8). Amounts are plain decimals without grouping (`1234.56`).
-    static func csv(rows: [PublicRow], fields: [BoardField]) -> String {
+    static func csvHeader(_ fields: [BoardField]) -> String {
         var header: [String] = []
         for f in fields {
             switch f {
@@ -396,25 +512,25 @@ public enum BoardSite {
             default: header.append(f.heading)
             }
         }
-        var out = BoardText.csvLine(header)
-        for r in rows {
-            var cells: [String] = []
-            for f in fields {
-                switch f {
-                case .name: cells.append(BoardText.csvText(r.name))
-                case .uscc: cells.append(BoardText.csvText(r.uscc))
-                case .programme: cells.append(BoardText.csvText(r.programme))
-                case .amount: cells.append(BoardText.yuan(r.amountFen, grouped: false))
-                case .status: cells.append(BoardText.csvText(r.status))
-                case .district: cells.append(BoardText.csvText(r.district))
-                case .round:
-                    cells += [BoardText.csvText(r.roundID), r.openedOn.description, r.closesOn.description]
-                case .payment: cells.append(r.paidFen.map { BoardText.yuan($0, grouped: false) } ?? "")
-                }
+        return BoardText.csvLine(header)
+    }
+
+    static func csvRow(_ r: PublicRow, _ fields: [BoardField]) -> String {
+        var cells: [String] = []
+        for f in fields {
+            switch f {
+            case .name: cells.append(BoardText.csvText(r.name))
+            case .uscc: cells.append(BoardText.csvText(r.uscc))
+            case .programme: cells.append(BoardText.csvText(r.programme))
+            case .amount: cells.append(BoardText.yuan(r.amountFen, grouped: false))
+            case .status: cells.append(BoardText.csvText(r.status))
+            case .district: cells.append(BoardText.csvText(r.district))
+            case .round:
+                cells += [BoardText.csvText(r.roundID), r.openedOn.description, r.closesOn.description]
+            case .payment: cells.append(r.paidFen.map { BoardText.yuan($0, grouped: false) } ?? "")
             }
-            out += BoardText.csvLine(cells)
         }
-        return out
+        return BoardText.csvLine(cells)
     }
 
     // MARK: assets (inline: the board works offline, with no external requests)
@@ -451,6 +567,8 @@ public enum BoardSite {
         .st-open{background:#fff4d6;color:#7a5200}.st-ok{background:#e3f4e8;color:#1a6b34}.st-held{background:#ffe8cc;color:#8a4500}
         .st-bad{background:#fde3e1;color:#a11d15}.st-paid{background:#ddeeff;color:#0b4f94}
         .empty{color:var(--muted)}
+        nav.pages{margin:.6em 0;display:flex;flex-wrap:wrap;gap:.2em .5em}
+        nav.pages .here{font-weight:bold}
         [hidden]{display:none!important}
         footer{color:var(--muted);font-size:.9em;border-top:1px solid var(--line);margin-top:2em;padding-bottom:2em}
         @media (max-width:640px){
@@ -591,6 +709,67 @@ enum BoardFiles {
         }
         guard fsync(fd) == 0 else { throw BoardWriteError(path: path, operation: "fsync", errno: errno) }
         ok = true
+    }
+
+    /// A file written through a 1 MiB buffer and fsynced by `finish()`; closed (and, unless
+    /// finished, removed) when released.
+    final class SyncedWriter {
+        let path: String
+        private let fd: Int32
+        private var buffer: [UInt8] = []
+        private var error: BoardWriteError?
+        private var finished = false
+        static let flushAt = 1 << 20
+
+        init(path: String) throws {
+            self.path = path
+            fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw BoardWriteError(path: path, operation: "create", errno: errno) }
+            buffer.reserveCapacity(Self.flushAt + 65_536)
+        }
+
+        deinit {
+            close(fd)
+            if !finished { unlink(path) }
+        }
+
+        func append(_ bytes: [UInt8]) {
+            buffer += bytes
+            if buffer.count >= Self.flushAt { flush() }
+        }
+
+        func append(_ text: String) {
+            buffer.append(contentsOf: text.utf8)
+            if buffer.count >= Self.flushAt { flush() }
+        }
+
+        /// Writes the buffer out; the first failure is kept and thrown by `finish()`.
+        private func flush() {
+            guard error == nil else {
+                buffer.removeAll(keepingCapacity: true)
+                return
+            }
+            var offset = 0
+            buffer.withUnsafeBytes { buf in
+                while offset < buf.count {
+                    let n = write(fd, buf.baseAddress! + offset, buf.count - offset)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        error = BoardWriteError(path: path, operation: "write", errno: errno)
+                        return
+                    }
+                    offset += n
+                }
+            }
+            buffer.removeAll(keepingCapacity: true)
+        }
+
+        func finish() throws {
+            flush()
+            if let error { throw error }
+            guard fsync(fd) == 0 else { throw BoardWriteError(path: path, operation: "fsync", errno: errno) }
+            finished = true
+        }
     }
 
     /// fsyncs a directory so that renames and new entries in it are durable (best effort).

@@ -225,7 +225,7 @@ final class NotifierWorker: Sendable {
     func deliver() throws -> Int {
         let pending = try database.writer.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT key, uscc, kind, text, data FROM notifications WHERE state = 'pending' ORDER BY created_at LIMIT ?",
+                db, sql: "SELECT rowid, key, uscc, kind, text, data FROM notifications WHERE state = 'pending' ORDER BY created_at LIMIT ?",
                 arguments: [Self.deliveryBatch])
         }
         if pending.isEmpty { return 0 }
@@ -249,9 +249,13 @@ final class NotifierWorker: Sendable {
             }
         }
         try database.writer.write { db in
+            let now = engine.now
             for (i, n) in batch.enumerated() {
-                try db.cachedStatement(sql: "UPDATE notifications SET state = ?, attempts = ?, updated_at = ? WHERE key = ?").execute(
-                    arguments: [delivered[i] ? "sent" : "failed", Data(JSON.array(attempts[i]).serializedBytes()), engine.now, n.key])
+                try db.cachedStatement(sql: "UPDATE notifications SET state = ?, attempts = ?, updated_at = ? WHERE rowid = ?").execute(
+                    arguments: [
+                        delivered[i] ? "sent" : "failed", Data(JSON.array(attempts[i]).serializedBytes()), now,
+                        pending[i]["rowid"] as Int64,
+                    ])
                 let type = delivered[i] ? "notification.sent" : "notification.failed"
                 try engine.outbox.append(
                     db, type: type, subject: n.uscc, id: "\(type)/\(SHA256.hex(n.key).prefix(32))",
@@ -265,35 +269,39 @@ final class NotifierWorker: Sendable {
         return batch.count
     }
 
+    /// Rebuilds the board from one read transaction, streaming the rows twice through a cursor
+    /// (count, then write): memory stays flat however many rows the board has.
     func regenerateBoard() throws {
-        let (programmes, rows) = try database.writer.read { db -> ([BoardProgramme], [BoardRow]) in
-            let ps = try Row.fetchAll(db, sql: "SELECT * FROM programmes ORDER BY policy_id").map {
+        let settings = settings
+        let now = engine.clock.now()
+        try database.writer.read { db in
+            let programmes = try Row.fetchAll(db, sql: "SELECT * FROM programmes ORDER BY policy_id").map {
                 BoardProgramme(
                     id: $0["policy_id"], title: $0["title"], authority: $0["authority"] ?? "", standard: $0["standard"] ?? "",
                     benefit: $0["benefit"])
             }
-            // A cursor: only the board's own rows are held, not the database rows as well.
-            let cursor = try Row.fetchCursor(
-                db,
-                sql:
-                    "SELECT e.*, r.opened_on, r.closes_on FROM entitlements e JOIN rounds r ON r.id = e.round_id WHERE e.board_status IS NOT NULL ORDER BY e.round_id, e.id"
-            )
-            var rs: [BoardRow] = []
-            while let r = try cursor.next() {
-                guard let opened = CivilDate.parse(r["opened_on"]), let closes = CivilDate.parse(r["closes_on"]) else { continue }
-                rs.append(
-                    BoardRow(
-                        entitlementID: r["id"], roundID: r["round_id"], programmeID: r["policy_id"], merchantName: r["name"] ?? "",
-                        merchantIsPerson: (r["kind"] as String?) == "individual", uscc: r["uscc"], amountFen: r["amount_fen"],
-                        status: r["board_status"] ?? "公示中", district: r["district"] ?? "", openedOn: opened, closesOn: closes,
-                        paidFen: r["paid_fen"]))
+            try BoardSite.generate(
+                programmes: programmes, config: settings.board, generatedAt: now, today: ChinaTime.civilDate(of: now),
+                into: settings.boardDirectory
+            ) { body in
+                let cursor = try Row.fetchCursor(
+                    db,
+                    sql: """
+                        SELECT e.id, e.round_id, e.policy_id, e.name, e.kind, e.uscc, e.amount_fen, e.board_status, e.district,
+                            e.paid_fen, r.opened_on, r.closes_on
+                        FROM entitlements e JOIN rounds r ON r.id = e.round_id WHERE e.board_status IS NOT NULL ORDER BY e.round_id, e.id
+                        """)
+                while let r = try cursor.next() {
+                    guard let opened = CivilDate.parse(r["opened_on"]), let closes = CivilDate.parse(r["closes_on"]) else { continue }
+                    try body(
+                        BoardRow(
+                            entitlementID: r["id"], roundID: r["round_id"], programmeID: r["policy_id"], merchantName: r["name"] ?? "",
+                            merchantIsPerson: (r["kind"] as String?) == "individual", uscc: r["uscc"], amountFen: r["amount_fen"],
+                            status: r["board_status"] ?? "公示中", district: r["district"] ?? "", openedOn: opened, closesOn: closes,
+                            paidFen: r["paid_fen"]))
+                }
             }
-            return (ps, rs)
         }
-        try BoardSite.generate(
-            programmes: programmes, rows: rows, config: settings.board, generatedAt: engine.clock.now(),
-            today: ChinaTime.civilDate(of: engine.clock.now()),
-            into: settings.boardDirectory)
     }
 }
 

@@ -18,6 +18,9 @@ public struct PaymentsSettings: Sendable {
     public var debtorName = "国库集中支付账户"
     public var debtorAccount = "0000000000000000"
     public var debtorAgent = "PBOC-TREASURY"
+    /// Most payments in one batch file; the rest wait for the next `payments.batch` (a file, its
+    /// transaction and the service's memory stay bounded however many payments are ready).
+    public var batchMaxPayments = 10_000
 
     public init(outboxDirectory: String, inboxDirectory: String) {
         self.outboxDirectory = outboxDirectory
@@ -395,15 +398,16 @@ public struct PaymentsEngine: Sendable {
 
     // MARK: Channels
 
-    /// Writes the next batch of a channel: every ready payment of it, in priority order. The
-    /// file's content is stored with the batch (same transaction), then written after commit.
-    func batch(channel: String, _ db: Database) throws -> PendingFile? {
+    /// Writes the next batch of a channel: its ready payments in priority order, at most
+    /// `max` (default `settings.batchMaxPayments`). The file's content is stored with the batch
+    /// (same transaction), then written after commit.
+    func batch(channel: String, max: Int? = nil, _ db: Database) throws -> PendingFile? {
         if let paused = try Row.fetchOne(db, sql: "SELECT reason FROM channels WHERE channel = ? AND paused = 1", arguments: [channel]) {
             throw Rejection(.invalidData, field: "data.channel", "channel \(channel) is paused: \(paused["reason"] as String? ?? "")")
         }
         let rows = try Row.fetchAll(
-            db, sql: "SELECT * FROM payments WHERE state = 'ready' AND channel = ? ORDER BY priority DESC, approved_seq",
-            arguments: [channel])
+            db, sql: "SELECT * FROM payments WHERE state = 'ready' AND channel = ? ORDER BY priority DESC, approved_seq LIMIT ?",
+            arguments: [channel, Swift.max(1, max ?? settings.batchMaxPayments)])
         guard !rows.isEmpty else { return nil }
         var payments = rows.map(PaymentRecord.init)
         let seq = (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM batches") ?? 0) + 1

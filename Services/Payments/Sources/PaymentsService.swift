@@ -15,7 +15,7 @@ public enum PaymentsCommand: Sendable {
     case recovered(paymentID: String, amountFen: Int64)
     case releaseHold(paymentID: String, by: String, reason: String)
     case rejectHold(paymentID: String, by: String, reason: String)
-    case batch(channel: String)
+    case batch(channel: String, max: Int?)
     case resume(channel: String)
 }
 
@@ -73,7 +73,14 @@ struct PaymentsApplier: IntakeApplier {
         case "hold.rejected":
             return .rejectHold(paymentID: try string("payment_id"), by: try string("by"), reason: try string("reason"))
         case "payments.batch":
-            return .batch(channel: try string("channel"))
+            var max: Int?
+            if let m = d["max"], !m.isNull {
+                guard let n = m.intValue, n >= 1, n <= 1_000_000 else {
+                    throw Rejection(.invalidData, field: "data.max", "max must be a whole number of payments from 1 to 1,000,000")
+                }
+                max = Int(n)
+            }
+            return .batch(channel: try string("channel"), max: max)
         case "channel.resumed":
             return .resume(channel: try string("channel"))
         default:
@@ -96,9 +103,9 @@ struct PaymentsApplier: IntakeApplier {
                 try engine.releaseHold(id: id, by: by, reason: reason, db)
             case .rejectHold(let id, let by, let reason):
                 try engine.rejectHold(id: id, by: by, reason: reason, db)
-            case .batch(let channel):
+            case .batch(let channel, let max):
                 _ = try engine.escalateOverdue(db)
-                _ = try engine.batch(channel: channel, db)  // written by `PendingFiles.flush` after the commit
+                _ = try engine.batch(channel: channel, max: max, db)  // written by `PendingFiles.flush` after the commit
             case .resume(let channel):
                 try engine.resume(channel: channel, db)
             }
@@ -171,7 +178,9 @@ public enum PaymentsService {
     public static let name = "payments"
     public static let upstreams = ["registry", "matcher"]
     /// The service's own settings (flags, `BANGFU_…` variables, config keys), empty = default.
-    public static let settings: [String: String] = ["outbox-dir": "", "inbox-dir": "", "failure-pause-percent": ""]
+    public static let settings: [String: String] = [
+        "outbox-dir": "", "inbox-dir": "", "failure-pause-percent": "", "batch-max-payments": "",
+    ]
 
     public static func build(options: ServiceOptions, environment env: ServiceEnvironment) throws -> BusService {
         var logger = env.logger
@@ -186,6 +195,12 @@ public enum PaymentsService {
             inboxDirectory: setting("inbox-dir") ?? (base as NSString).appendingPathComponent("inbox"))
         if let t = setting("failure-pause-percent"), let pct = Int64(t) {
             settings.failurePauseThreshold = .init(numerator: pct, denominator: 100)
+        }
+        if let t = setting("batch-max-payments") {
+            guard let n = Int(t), n >= 1, n <= 1_000_000 else {
+                throw ConfigError("batch-max-payments must be a whole number from 1 to 1,000,000, not \(t)")
+            }
+            settings.batchMaxPayments = n
         }
         let audit = AuditChain(clock: env.clock)
         let engine = PaymentsEngine(

@@ -1,0 +1,62 @@
+import Foundation
+import GRDB
+import Testing
+
+@testable import Notifier
+
+/// A database written before `notifier-v3-rowid-tables` keeps its profiles and notifications
+/// (and their delivery order) when the notifier next opens it.
+@Suite("Notifier database migrations")
+struct NotifierMigrationTests {
+    @Test func rowidMigrationKeepsProfilesAndNotifications() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("notifier-migration-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // The two tables as notifier-v1 and notifier-v2-indexes left them, with rows.
+        let old = try DatabaseQueue(path: dir + "/notifier.sqlite")
+        try old.write { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY);
+                    INSERT INTO grdb_migrations VALUES ('notifier-v1'), ('notifier-v2-indexes');
+                    CREATE TABLE profiles (uscc TEXT PRIMARY KEY, version INTEGER NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;
+                    CREATE TABLE notifications (
+                        key TEXT PRIMARY KEY, uscc TEXT NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL, data BLOB NOT NULL,
+                        state TEXT NOT NULL, attempts BLOB, created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE INDEX notifications_state ON notifications(state);
+                    CREATE INDEX notifications_pending ON notifications(state, created_at);
+                    """)
+            try db.execute(sql: "INSERT INTO profiles VALUES ('91410102MA9XYZ1234', 3, ?)", arguments: [Data(#"{"name":"甲"}"#.utf8)])
+            for (key, created, state) in [
+                ("z", "2022-04-01T09:00:00.000+08:00", "pending"), ("a", "2022-04-01T10:00:00.000+08:00", "pending"),
+                ("m", "2022-04-01T08:00:00.000+08:00", "sent"),
+            ] {
+                try db.execute(
+                    sql: "INSERT INTO notifications VALUES (?, 'u', 'approved', '文本', x'7b7d', ?, NULL, ?, ?)",
+                    arguments: [key, state, created, created])
+            }
+        }
+        try old.close()
+
+        let database = try NotifierDatabase(stateDir: dir)
+        try database.db.writer.read { db in
+            for table in ["profiles", "notifications"] {
+                let sql = try String.fetchOne(db, sql: "SELECT sql FROM sqlite_master WHERE name = ?", arguments: [table]) ?? ""
+                #expect(!sql.isEmpty)
+                #expect(!sql.uppercased().contains("WITHOUT ROWID"), "\(table) is a rowid table now")
+            }
+            #expect(try Int.fetchOne(db, sql: "SELECT version FROM profiles WHERE uscc = '91410102MA9XYZ1234'") == 3)
+            #expect(try String.fetchAll(db, sql: "SELECT key FROM notifications ORDER BY rowid") == ["m", "z", "a"])
+            let pending = try String.fetchAll(db, sql: "SELECT key FROM notifications WHERE state = 'pending' ORDER BY created_at")
+            #expect(pending == ["z", "a"])
+        }
+        // The key stays unique.
+        let error = #expect(throws: DatabaseError.self) {
+            try database.db.writer.write { db in
+                try db.execute(sql: "INSERT INTO notifications SELECT * FROM notifications WHERE key = 'z'")
+            }
+        }
+        #expect(error?.resultCode == .SQLITE_CONSTRAINT)
+    }
+}
