@@ -138,3 +138,18 @@ public func peakResidentKiB(pid: Int32) -> Int {
     else { return 0 }
     return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
 }
+
+/// The CPU time a process has used so far (user + system, from `/proc/<pid>/stat`), in clock
+/// ticks of `sysconf(_SC_CLK_TCK)`; 0 when unknown.
+public func cpuTicks(pid: Int32) -> Int {
+    guard pid > 0, let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = text.lastIndex(of: ")")
+    else { return 0 }
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 12, let user = Int(fields[11]), let system = Int(fields[12]) else { return 0 }
+    return user + system
+}
+
+/// Clock ticks per second for `cpuTicks`.
+public let cpuTicksPerSecond = max(Int(sysconf(Int32(_SC_CLK_TCK))), 1)

@@ -292,6 +292,9 @@ public enum DemoCommand {
         console.line(
             "Wall time \(String(format: "%.1f", wall)) s; peak memory: "
                 + services.map { "\($0.name) \($0.peakRSSMiB()) MiB" }.joined(separator: ", "))
+        console.line(
+            "CPU time: " + services.map { "\($0.name) \(String(format: "%.1f", $0.cpuSeconds())) s" }.joined(separator: ", ")
+                + ", this demo \(String(format: "%.1f", Double(cpuTicks(pid: getpid())) / Double(cpuTicksPerSecond))) s")
         console.flush()
         return unanswered == 0 && accepted > 0 && matched && paid && checksPassed ? 0 : 1
     }

@@ -21,6 +21,8 @@ final class DemoProcess: Sendable {
         var arguments: [String] = []
         /// The highest VmHWM seen in an earlier incarnation (before a kill), in KiB.
         var earlierPeakKiB = 0
+        /// CPU time of the incarnations killed before this one.
+        var earlierCPUTicks = 0
         var starts = 0
     }
     private let running = Mutex(Running())
@@ -73,9 +75,13 @@ final class DemoProcess: Sendable {
         guard let p else { throw CLIError("bangfu-\(name) was never started", exitCode: 1) }
         let pid = p.processIdentifier
         let peak = peakResidentKiB(pid: pid)
+        let ticks = cpuTicks(pid: pid)
         _ = kill(pid, SIGKILL)
         p.waitUntilExit()
-        running.withLock { $0.earlierPeakKiB = max($0.earlierPeakKiB, peak) }
+        running.withLock {
+            $0.earlierPeakKiB = max($0.earlierPeakKiB, peak)
+            $0.earlierCPUTicks += ticks
+        }
         try launch(arguments)
         return pid
     }
@@ -99,6 +105,12 @@ final class DemoProcess: Sendable {
     func peakRSSMiB() -> Int {
         let (pid, earlier) = running.withLock { ($0.process?.processIdentifier ?? 0, $0.earlierPeakKiB) }
         return max(peakResidentKiB(pid: pid), earlier) / 1024
+    }
+
+    /// CPU seconds used so far (user + system), over every incarnation.
+    func cpuSeconds() -> Double {
+        let (pid, earlier) = running.withLock { ($0.process?.processIdentifier ?? 0, $0.earlierCPUTicks) }
+        return Double(cpuTicks(pid: pid) + earlier) / Double(cpuTicksPerSecond)
     }
 
     func stopOrKill() {
