@@ -47,10 +47,11 @@ public struct NodeCounters: Sendable {
     public var lastPublished: UInt64 = 0
 }
 
-/// One service's bus presence: the intake ROUTER, the feed PUB and the replay ROUTER, all owned
-/// by one dedicated thread running a `zmq_poll` loop (DESIGN §3.4). Swift's cooperative pool is
-/// never blocked on libzmq: async code talks to the node only through `start`, `stop` and
-/// `notifyOutbox`, which return at once.
+/// One service's bus presence: the intake ROUTER and the feed PUB, owned by one dedicated thread
+/// running a `zmq_poll` loop, and the replay ROUTER (replay and queries), owned by a second one
+/// (DESIGN §3.4) — so a subscriber catching up, or an operator's query, never waits behind an
+/// intake batch being applied. Swift's cooperative pool is never blocked on libzmq: async code
+/// talks to the node only through `start`, `stop` and `notifyOutbox`, which return at once.
 public final class ServiceNode: Sendable {
     public let name: String
     public let endpoints: NodeEndpoints
@@ -61,7 +62,10 @@ public final class ServiceNode: Sendable {
     let responder: (any QueryResponder)?
     let logger: Logger
     let wake = WakePipe()
+    /// Wakes the replay thread (to stop).
+    let replayWake = WakePipe()
     let state = Mutex(State())
+    /// Signalled once by each of the two threads.
     private let finished = DispatchSemaphore(value: 0)
     private let ready = DispatchSemaphore(value: 0)
 
@@ -98,10 +102,19 @@ public final class ServiceNode: Sendable {
     public func start() throws {
         let thread = Thread { [self] in self.threadMain() }
         thread.name = "bangfu.\(name).node"
+        let replayThread = Thread { [self] in self.replayThreadMain() }
+        replayThread.name = "bangfu.\(name).replay"
         state.withLock { $0.started = true }
         thread.start()
+        replayThread.start()
+        ready.wait()
         ready.wait()
         if let err = state.withLock({ $0.startError }) {
+            // One of the two may be up: stop it too.
+            state.withLock { $0.stopping = true }
+            wake.wake()
+            replayWake.wake()
+            finished.wait()
             finished.wait()
             throw NodeError.bindFailed(err)
         }
@@ -115,7 +128,11 @@ public final class ServiceNode: Sendable {
             return s.started
         }
         wake.wake()
-        if started { finished.wait() }
+        replayWake.wake()
+        if started {
+            finished.wait()
+            finished.wait()
+        }
     }
 
     public func stop() async {
@@ -130,31 +147,61 @@ public final class ServiceNode: Sendable {
     /// Tells the publisher that new outbox rows were committed by another thread.
     public func notifyOutbox() { wake.wake() }
 
+    /// The replay ROUTER's thread: replay pages and queries, read from the database's readers.
+    private func replayThreadMain() {
+        defer { finished.signal() }
+        let replay: ZSocket
+        do {
+            replay = try context.socket(.router)
+            try replay.apply(settings.socket, tcpHeartbeats: Endpoint.isTCP(endpoints.replay))
+            if let curve = settings.curve, Endpoint.isTCP(endpoints.replay) { try replay.applyCurveServer(curve) }
+            try replay.bind(endpoints.replay, patienceMs: 2_000)
+        } catch {
+            state.withLock { $0.startError = $0.startError ?? "\(error)" }
+            ready.signal()
+            return
+        }
+        ready.signal()
+        var poller = ZPoller([.socket(replay), .fd(replayWake.readFD)])
+        while !state.withLock({ $0.stopping }) {
+            let readable: [Bool]
+            do {
+                readable = try poller.poll(timeoutMs: 1_000)
+            } catch {
+                if error.isTerminated { break }
+                logger.error("poll failed", metadata: ["error": "\(error)"])
+                continue
+            }
+            if readable[1] { replayWake.drain() }
+            if readable[0] { serveReplay(replay) }
+        }
+        replay.close()
+    }
+
     private func threadMain() {
         defer { finished.signal() }
         let intake: ZSocket
-        let replay: ZSocket
         let pub: ZSocket
         do {
             intake = try context.socket(.router)
-            replay = try context.socket(.router)
             pub = try context.socket(.pub)
             try intake.apply(settings.socket, tcpHeartbeats: Endpoint.isTCP(endpoints.intake))
-            try replay.apply(settings.socket, tcpHeartbeats: Endpoint.isTCP(endpoints.replay))
+            // The feed keeps the socket options' send HWM (10,000 per subscriber): past it a slow
+            // subscriber loses live events and replays them from the outbox, instead of this
+            // process queuing a big commit's events for it in memory (600,000 × 2 KB at a million
+            // merchants).
             try pub.apply(settings.socket, tcpHeartbeats: Endpoint.isTCP(endpoints.feed))
-            try pub.set(ZMQ_SNDHWM, Int32(100_000))
             if let curve = settings.curve {
                 // Over tcp:// (DESIGN §3.5); ipc:// and inproc:// stay on this host, behind file
                 // permissions and the process boundary.
-                for (s, ep) in [(intake, endpoints.intake), (replay, endpoints.replay), (pub, endpoints.feed)] where Endpoint.isTCP(ep) {
+                for (s, ep) in [(intake, endpoints.intake), (pub, endpoints.feed)] where Endpoint.isTCP(ep) {
                     try s.applyCurveServer(curve)
                 }
             }
             try intake.bind(endpoints.intake, patienceMs: 2_000)
             try pub.bind(endpoints.feed, patienceMs: 2_000)
-            try replay.bind(endpoints.replay, patienceMs: 2_000)
         } catch {
-            state.withLock { $0.startError = "\(error)" }
+            state.withLock { $0.startError = $0.startError ?? "\(error)" }
             ready.signal()
             return
         }
@@ -162,9 +209,8 @@ public final class ServiceNode: Sendable {
         do {
             lastPublished = try feed.lastSequence()
         } catch {
-            state.withLock { $0.startError = "reading the outbox: \(error)" }
+            state.withLock { $0.startError = $0.startError ?? "reading the outbox: \(error)" }
             intake.close()
-            replay.close()
             pub.close()
             ready.signal()
             return
@@ -178,7 +224,7 @@ public final class ServiceNode: Sendable {
                 "last_sequence": "\(lastPublished)",
             ])
 
-        var poller = ZPoller([.socket(intake), .socket(replay), .fd(wake.readFD)])
+        var poller = ZPoller([.socket(intake), .fd(wake.readFD)])
         var nextHeartbeat = DispatchTime.now().uptimeNanoseconds + UInt64(settings.heartbeatMs) * 1_000_000
         while true {
             if state.withLock({ $0.stopping }) { break }
@@ -192,9 +238,8 @@ public final class ServiceNode: Sendable {
                 logger.error("poll failed", metadata: ["error": "\(error)"])
                 continue
             }
-            if readable[2] { wake.drain() }
+            if readable[1] { wake.drain() }
             if readable[0] { serveIntake(intake) }
-            if readable[1] { serveReplay(replay) }
             publish(pub, after: &lastPublished)
             if DispatchTime.now().uptimeNanoseconds >= nextHeartbeat {
                 let hb = JSON.object(JSONObject(["sequence": .string(String(lastPublished))]))
@@ -207,7 +252,6 @@ public final class ServiceNode: Sendable {
         serveIntake(intake)
         publish(pub, after: &lastPublished)
         intake.close(lingerMs: Int32(min(settings.drainMs, 2_000)))
-        replay.close()
         pub.close(lingerMs: Int32(min(settings.drainMs, 2_000)))
         logger.info("bus node stopped", metadata: ["last_sequence": "\(lastPublished)"])
     }
