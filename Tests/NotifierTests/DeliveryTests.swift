@@ -498,6 +498,41 @@ struct JSONLinesChannelTests {
         #expect(again.allSatisfy { $0.duplicate })
     }
 
+    @Test("only the most recent keys are remembered, so memory stays bounded")
+    func boundedWindow() throws {
+        let path = tempPath("outbox.jsonl")
+        let channel = JSONLinesChannel(path: path, window: 3)
+        _ = channel.deliver(batch: (1...5).map { sample("k-\($0)") })
+        #expect(channel.rememberedKeys == 3)
+        #expect(!channel.contains(key: "k-2"))
+        #expect(channel.contains(key: "k-3") && channel.contains(key: "k-5"))
+        // The last batch again (a crash before its commit): not written twice.
+        #expect(channel.deliver(batch: [sample("k-4"), sample("k-5")]).allSatisfy { $0.duplicate })
+        // After a restart the window is read back from the file's end.
+        let restarted = JSONLinesChannel(path: path, window: 3)
+        #expect(restarted.rememberedKeys == 3)
+        #expect(restarted.deliver(sample("k-5")).duplicate)
+        #expect(!restarted.contains(key: "k-1"))
+        #expect(try lines(path).count == 5)
+    }
+
+    @Test("at start only the file's tail is read, from its first whole line")
+    func tailScan() throws {
+        let path = tempPath("outbox.jsonl")
+        _ = JSONLinesChannel(path: path).deliver(batch: (1...50).map { sample("k-\($0)") })
+        let all = try lines(path)
+        // A tail that starts inside line 41 (of 50): lines 42–50 are whole.
+        let tail = all[41...].reduce(0) { $0 + $1.utf8.count + 1 } + 10
+        let keys = try JSONLinesChannel.scanKeys(path, tailBytes: tail)
+        #expect(keys == (42...50).map { "k-\($0)" })
+        // A tail that starts exactly on a line boundary keeps that line.
+        let exact = all[40...].reduce(0) { $0 + $1.utf8.count + 1 }
+        #expect(try JSONLinesChannel.scanKeys(path, tailBytes: exact) == (41...50).map { "k-\($0)" })
+        #expect(try JSONLinesChannel.scanKeys(path).count == 50)
+        let channel = JSONLinesChannel(path: path, tailBytes: tail)
+        #expect(channel.rememberedKeys == 9 && channel.contains(key: "k-50") && !channel.contains(key: "k-41"))
+    }
+
     @Test("lines written between opening and first use are found by the re-scan")
     func rescanOnFirstUse() throws {
         let path = tempPath("outbox.jsonl")

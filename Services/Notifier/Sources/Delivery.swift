@@ -409,10 +409,14 @@ struct SplitMix64: RandomNumberGenerator {
 /// that another system picks up (or an operator reads), fsyncing every batch of lines before
 /// it counts as delivered.
 ///
-/// Idempotent by key: a key already in the file is not written again, across restarts. The
-/// keys are read when the channel is created and read again on its first delivery (to catch
-/// lines written in between, e.g. by the previous run of a service that is restarting); after
-/// that the channel keeps them in memory, so one process should own a file. Appends take an
+/// Idempotent by key, across restarts, for the most recent `window` keys (default 100,000): a
+/// key among them is not written again. What needs it is a crash between a batch's fsync and
+/// the commit that records it as sent — the batch is delivered again after the restart, and it
+/// is the file's last one — so the channel remembers a bounded window, not every key ever
+/// written (at a million merchants that was 3.5 million keys, ~600 MB). The window is read from
+/// the file's last `tailBytes` when the channel is created and again on its first delivery (to
+/// catch lines written in between, e.g. by the previous run of a service that is restarting);
+/// after that the channel keeps it in memory, so one process should own a file. Appends take an
 /// exclusive `flock`, and a line cut short by a crash is left alone (it is not valid JSON, so
 /// its key counts as not delivered) and the next line starts on a line of its own.
 public struct JSONLinesChannel: NotificationChannel {
@@ -421,27 +425,66 @@ public struct JSONLinesChannel: NotificationChannel {
     private let clock: any WallClock
     private let state: State
 
+    /// The most recent keys, in a set and in a ring of their arrival order (the oldest is
+    /// forgotten when the window is full).
+    struct KeyWindow: Sendable {
+        let capacity: Int
+        private(set) var members: Set<String> = []
+        private var ring: [String] = []
+        private var oldest = 0
+
+        init(capacity: Int) { self.capacity = max(capacity, 1) }
+
+        func contains(_ key: String) -> Bool { members.contains(key) }
+        var count: Int { members.count }
+
+        mutating func insert(_ key: String) {
+            guard members.insert(key).inserted else { return }
+            if ring.count < capacity {
+                ring.append(key)
+            } else {
+                members.remove(ring[oldest])
+                ring[oldest] = key
+                oldest = (oldest + 1) % capacity
+            }
+        }
+    }
+
     private struct Keys: Sendable {
-        var keys: Set<String>
+        var window: KeyWindow
         var rescanned: Bool
     }
 
     private final class State: Sendable {
         let keys: Mutex<Keys>
-        init(_ keys: Set<String>) { self.keys = Mutex(Keys(keys: keys, rescanned: false)) }
+        init(_ window: KeyWindow) { self.keys = Mutex(Keys(window: window, rescanned: false)) }
     }
 
-    public init(name: String = "jsonl", path: String, clock: any WallClock = SystemClock()) {
+    /// How many of the last keys are remembered.
+    public let window: Int
+    /// How much of the file's end is read for them (lines are ~0.6 KB).
+    public let tailBytes: Int
+
+    public init(
+        name: String = "jsonl", path: String, clock: any WallClock = SystemClock(), window: Int = 100_000, tailBytes: Int = 128 << 20
+    ) {
         self.name = name
         self.path = path
         self.clock = clock
-        self.state = State((try? Self.scanKeys(path)) ?? [])
+        self.window = window
+        self.tailBytes = tailBytes
+        var keys = KeyWindow(capacity: window)
+        for k in (try? Self.scanKeys(path, tailBytes: tailBytes)) ?? [] { keys.insert(k) }
+        self.state = State(keys)
     }
 
-    /// Whether `key` is known to be in the file.
+    /// Whether `key` is among the remembered keys of the file.
     public func contains(key: String) -> Bool {
-        state.keys.withLock { $0.keys.contains(key) }
+        state.keys.withLock { $0.window.contains(key) }
     }
+
+    /// How many keys are remembered (at most `window`).
+    public var rememberedKeys: Int { state.keys.withLock { $0.window.count } }
 
     public func deliver(_ n: Notification) -> DeliveryResult { deliver(batch: [n])[0] }
 
@@ -451,14 +494,15 @@ public struct JSONLinesChannel: NotificationChannel {
         return state.keys.withLock { k -> [DeliveryResult] in
             do {
                 if !k.rescanned {
-                    k.keys.formUnion(try Self.scanKeys(path))
+                    for key in try Self.scanKeys(path, tailBytes: tailBytes) { k.window.insert(key) }
                     k.rescanned = true
                 }
                 var bytes: [UInt8] = []
                 var results: [DeliveryResult] = []
                 var keys = Set<String>()
+                var order: [String] = []
                 for n in batch {
-                    if k.keys.contains(n.key) || keys.contains(n.key) {
+                    if k.window.contains(n.key) || keys.contains(n.key) {
                         results.append(DeliveryResult(delivered: true, attempts: [], duplicate: true))
                         continue
                     }
@@ -470,10 +514,11 @@ public struct JSONLinesChannel: NotificationChannel {
                     bytes.append(contentsOf: line.serializedBytes())
                     bytes.append(UInt8(ascii: "\n"))
                     keys.insert(n.key)
+                    order.append(n.key)
                     results.append(DeliveryResult(delivered: true, attempts: [DeliveryAttempt(at: at, ok: true)]))
                 }
                 if !bytes.isEmpty { try Self.append(bytes, to: path) }
-                k.keys.formUnion(keys)
+                for key in order { k.window.insert(key) }
                 return results
             } catch {
                 return batch.map { _ in DeliveryResult(delivered: false, attempts: [DeliveryAttempt(at: at, ok: false, error: "\(error)")])
@@ -482,20 +527,34 @@ public struct JSONLinesChannel: NotificationChannel {
         }
     }
 
-    /// The keys of the complete, valid lines of the file (none if it does not exist).
-    static func scanKeys(_ path: String) throws(ChannelConfigError) -> Set<String> {
+    /// The keys of the complete, valid lines in the last `tailBytes` of the file, in file order
+    /// (none if it does not exist). A line cut by the start of the tail is skipped.
+    public static func scanKeys(_ path: String, tailBytes: Int = .max) throws(ChannelConfigError) -> [String] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT { return [] }
             throw ChannelConfigError("\(path): cannot open: \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
-        var keys = Set<String>()
+        var keys: [String] = []
         var pending: [UInt8] = []
+        let size = lseek(fd, 0, SEEK_END)
+        var skipFirstLine = false
+        if size > 0, Int64(size) > Int64(tailBytes) {
+            // Start one byte early: if that byte ends a line, the tail starts on a whole line.
+            lseek(fd, off_t(Int64(size) - Int64(tailBytes) - 1), SEEK_SET)
+            skipFirstLine = true
+        } else {
+            lseek(fd, 0, SEEK_SET)
+        }
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         func take(_ line: ArraySlice<UInt8>) {
+            if skipFirstLine {
+                skipFirstLine = false
+                return
+            }
             guard !line.isEmpty, let j = try? JSONParser.parse(line), let key = j["key"]?.stringValue else { return }
-            keys.insert(key)
+            keys.append(key)
         }
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
