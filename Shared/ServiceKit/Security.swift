@@ -89,6 +89,8 @@ extension ServiceEnvironment {
             }
             var settings = SubscriberSettings()
             settings.curve = security.clientKeys(for: u.name)
+            // An upstream's events obey the same limit as this service's own sockets.
+            settings.socket.maxMessageBytes = options.maxMessageBytes
             subs.append(
                 FeedSubscriber(upstream: u, context: context, consumer: consumer, settings: settings, logger: logger, dropLive: drop))
         }

@@ -1,5 +1,7 @@
 import Foundation
 import GRDB
+import Models
+import Storage
 import Testing
 
 @testable import Notifier
@@ -58,5 +60,38 @@ struct NotifierMigrationTests {
             }
         }
         #expect(error?.resultCode == .SQLITE_CONSTRAINT)
+    }
+
+    /// A round of a million merchants clears hundreds of thousands of entitlements at once: its
+    /// `disclosure.cleared` ids are split over events of at most 5,000 (each far under 1 MiB).
+    @Test func aBigRoundClearsInEventsOfAtMost5000Ids() throws {
+        let database = try NotifierDatabase(stateDir: nil)
+        let clock = TestClock(rfc3339: "2022-04-01T09:00:00+08:00")
+        let disclosure = Disclosure(calendar: WorkingCalendar(), outbox: Outbox(source: "/bangfu/notifier", clock: clock), clock: clock)
+        let ids = (0..<12_345).map { String(format: "ent-%06d", $0) }
+        try database.db.writer.write { db in
+            for id in ids {
+                try db.execute(
+                    sql: "INSERT INTO entitlements(id, policy_id, uscc, amount_fen, state) VALUES (?, 'p', 'u', 1, 'proposed')",
+                    arguments: [id])
+            }
+            try disclosure.clear(ids, round: "R-p-20220401", db)
+        }
+        let events = try database.db.writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT event_id, body FROM bus_outbox WHERE type = 'disclosure.cleared' ORDER BY sequence")
+        }
+        let chunks = try events.map { row -> [String] in
+            let body: Data = row["body"]
+            #expect(body.count < 1 << 20)
+            let event = try CloudEvent.parse([UInt8](body))
+            return event.data?["entitlement_ids"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        }
+        #expect(chunks.map(\.count) == [5_000, 5_000, 2_345])
+        #expect(chunks.flatMap { $0 } == ids, "every id once, in order")
+        #expect(Set(events.map { $0["event_id"] as String }).count == 3, "distinct event ids")
+        let cleared = try database.db.writer.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM entitlements WHERE board_status = '无异议'")
+        }
+        #expect(cleared == ids.count)
     }
 }

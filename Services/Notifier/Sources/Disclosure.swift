@@ -87,10 +87,13 @@ struct Disclosure {
         }
         var out: [(String, [String], String)] = []
         for (round, v) in byRound.sorted(by: { $0.key < $1.key }) {
-            // Each entitlement joins a round once, so the first id names this batch uniquely.
-            try outbox.append(
-                db, type: "disclosure.opened", subject: round, id: "disclosure.opened/\(round)/\(v.ids[0])",
-                data: ["round_id": .string(round), "entitlement_ids": .array(v.ids.map { .string($0) }), "closes_at": .string(v.closes)])
+            for start in stride(from: 0, to: v.ids.count, by: Self.maxIDsPerEvent) {
+                let chunk = v.ids[start..<min(start + Self.maxIDsPerEvent, v.ids.count)]
+                // Each entitlement joins a round once, so a chunk's first id names its event uniquely.
+                try outbox.append(
+                    db, type: "disclosure.opened", subject: round, id: "disclosure.opened/\(round)/\(chunk.first!)",
+                    data: ["round_id": .string(round), "entitlement_ids": .array(chunk.map { .string($0) }), "closes_at": .string(v.closes)])
+            }
             out.append((round, v.ids, v.closes))
         }
         return out
@@ -117,11 +120,20 @@ struct Disclosure {
         return cleared
     }
 
+    /// Most entitlement ids in one `disclosure.*` event (~200 KB): a round of a million
+    /// merchants clears hundreds of thousands at once, and one event must stay well under the
+    /// bus's 1 MiB message limit.
+    static let maxIDsPerEvent = 5_000
+
     func clear(_ ids: [String], round: String, _ db: Database) throws {
-        for id in ids { try db.execute(sql: "UPDATE entitlements SET board_status = '无异议' WHERE id = ?", arguments: [id]) }
-        // Each entitlement is cleared once, so the first id names this batch uniquely.
-        try outbox.append(
-            db, type: "disclosure.cleared", subject: round, id: "disclosure.cleared/\(round)/\(ids[0])",
-            data: ["round_id": .string(round), "entitlement_ids": .array(ids.map { .string($0) })])
+        let update = try db.cachedStatement(sql: "UPDATE entitlements SET board_status = '无异议' WHERE id = ?")
+        for id in ids { try update.execute(arguments: [id]) }
+        for start in stride(from: 0, to: ids.count, by: Self.maxIDsPerEvent) {
+            let chunk = ids[start..<min(start + Self.maxIDsPerEvent, ids.count)]
+            // Each entitlement is cleared once, so a chunk's first id names its event uniquely.
+            try outbox.append(
+                db, type: "disclosure.cleared", subject: round, id: "disclosure.cleared/\(round)/\(chunk.first!)",
+                data: ["round_id": .string(round), "entitlement_ids": .array(chunk.map { .string($0) })])
+        }
     }
 }
