@@ -92,7 +92,9 @@ struct Disclosure {
                 // Each entitlement joins a round once, so a chunk's first id names its event uniquely.
                 try outbox.append(
                     db, type: "disclosure.opened", subject: round, id: "disclosure.opened/\(round)/\(chunk.first!)",
-                    data: ["round_id": .string(round), "entitlement_ids": .array(chunk.map { .string($0) }), "closes_at": .string(v.closes)])
+                    data: [
+                        "round_id": .string(round), "entitlement_ids": .array(chunk.map { .string($0) }), "closes_at": .string(v.closes),
+                    ])
             }
             out.append((round, v.ids, v.closes))
         }
