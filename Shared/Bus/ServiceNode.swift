@@ -116,6 +116,8 @@ public final class ServiceNode: Sendable {
             replayWake.wake()
             finished.wait()
             finished.wait()
+            // Both threads are gone: a later stop has nothing to wait for.
+            state.withLock { $0.started = false }
             throw NodeError.bindFailed(err)
         }
     }

@@ -133,6 +133,42 @@ struct IntakeTests {
         #expect(c.batches < 3_000)
     }
 
+    @Test func aNodeThatCannotBindSaysWhyAndStopsCleanly() async throws {
+        let ctx = ZContext()
+        let tag = UUID().uuidString
+        let first = try NoteService(context: ctx, tag: tag)
+        defer { first.node.stopAndWait() }
+        // A second node on the same replay endpoint: its replay thread cannot bind, and its
+        // intake thread, which could, is stopped too.
+        var endpoints = first.endpoints
+        endpoints.intake = "inproc://\(tag)-other-in"
+        endpoints.feed = "inproc://\(tag)-other-feed"
+        let second = ServiceNode(
+            name: "second", context: ctx, endpoints: endpoints,
+            processor: IntakePipeline(
+                database: first.database, applier: NoteApplier(outbox: Outbox(source: "/test/notes", clock: SystemClock())),
+                clock: SystemClock(), logger: quietLogger()),
+            feed: OutboxFeedStore(database: first.database), logger: quietLogger())
+        #expect(throws: NodeError.self) { try second.start() }
+        // Stopping a node whose start failed returns at once (nothing is left to wait for).
+        let stopped = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            second.stopAndWait()
+            stopped.signal()
+        }
+        #expect(stopped.wait(timeout: .now() + 30) == .success, "stop after a failed start must not hang")
+        // The other endpoints were released: a third node binds them.
+        let third = ServiceNode(
+            name: "third", context: ctx,
+            endpoints: NodeEndpoints(intake: endpoints.intake, feed: endpoints.feed, replay: "inproc://\(tag)-third-replay"),
+            processor: IntakePipeline(
+                database: first.database, applier: NoteApplier(outbox: Outbox(source: "/test/notes", clock: SystemClock())),
+                clock: SystemClock(), logger: quietLogger()),
+            feed: OutboxFeedStore(database: first.database), logger: quietLogger())
+        try third.start()
+        third.stopAndWait()
+    }
+
     @Test func sameEventTwiceIsADuplicateAndDifferentContentIsAConflict() async throws {
         let svc = try NoteService(context: ZContext())
         defer { svc.node.stopAndWait() }
