@@ -319,9 +319,26 @@ public struct JSONParser {
             guard i < bytes.count, isDigit(bytes[i]) else { throw fail("invalid number") }
             while i < bytes.count, isDigit(bytes[i]) { i += 1 }
         }
-        let text = String(decoding: bytes[start..<i], as: UTF8.self)
-        if integral, let v = Int64(text) { return .int(v) }
-        return .number(text)
+        if integral, let v = Self.int64(bytes[start..<i]) { return .int(v) }
+        // Only ASCII digits, signs, '.' and 'e' got here: always valid UTF-8.
+        return .number(bytes[start..<i].withUnsafeBufferPointer { UTF8Text.string($0) } ?? "")
+    }
+
+    /// A JSON integer (already checked to be `-?digits`) as Int64, or nil when it overflows.
+    static func int64(_ digits: ArraySlice<UInt8>) -> Int64? {
+        var k = digits.startIndex
+        let negative = digits[k] == UInt8(ascii: "-")
+        if negative { k += 1 }
+        var v: Int64 = 0
+        while k < digits.endIndex {
+            let d = Int64(digits[k] &- 0x30)
+            let (m, o1) = v.multipliedReportingOverflow(by: 10)
+            let (a, o2) = negative ? m.subtractingReportingOverflow(d) : m.addingReportingOverflow(d)
+            if o1 || o2 { return nil }
+            v = a
+            k += 1
+        }
+        return v
     }
 
     @inline(__always) private func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
@@ -408,7 +425,8 @@ public struct JSONParser {
     }
 
     private func validUTF8(_ slice: ArraySlice<UInt8>) throws(JSONParseError) -> String {
-        guard let s = String(validating: slice, as: UTF8.self) else { throw fail("string is not valid UTF-8") }
+        let s = slice.withUnsafeBufferPointer { UTF8Text.string($0) }
+        guard let s else { throw fail("string is not valid UTF-8") }
         return s
     }
 }
@@ -526,5 +544,55 @@ extension JSONObject: ExpressibleByDictionaryLiteral {
     public init(dictionaryLiteral elements: (String, JSON)...) {
         self.init()
         for (k, v) in elements { self[k] = v }
+    }
+}
+
+/// UTF-8 validation and String construction without going through the standard library's
+/// generic `String(validating:)` (which, called across modules, instantiates generic metadata
+/// for every string and was a tenth of the registry's intake time).
+public enum UTF8Text {
+    /// The string these bytes spell, or nil if they are not well-formed UTF-8 (overlong forms,
+    /// surrogates and code points past U+10FFFF are refused, as Unicode requires).
+    public static func string(_ b: UnsafeBufferPointer<UInt8>) -> String? {
+        guard isValid(b) else { return nil }
+        if b.isEmpty { return "" }
+        return String(unsafeUninitializedCapacity: b.count) { out in
+            _ = out.initialize(fromContentsOf: b)
+            return b.count
+        }
+    }
+
+    public static func isValid(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        var i = 0
+        let n = b.count
+        while i < n {
+            let c = b[i]
+            if c < 0x80 {
+                i += 1
+                continue
+            }
+            if c < 0xC2 { return false }
+            if c < 0xE0 {
+                guard i + 1 < n, b[i + 1] & 0xC0 == 0x80 else { return false }
+                i += 2
+                continue
+            }
+            if c < 0xF0 {
+                guard i + 2 < n, b[i + 1] & 0xC0 == 0x80, b[i + 2] & 0xC0 == 0x80 else { return false }
+                if c == 0xE0 && b[i + 1] < 0xA0 { return false }  // overlong
+                if c == 0xED && b[i + 1] >= 0xA0 { return false }  // surrogate
+                i += 3
+                continue
+            }
+            if c < 0xF5 {
+                guard i + 3 < n, b[i + 1] & 0xC0 == 0x80, b[i + 2] & 0xC0 == 0x80, b[i + 3] & 0xC0 == 0x80 else { return false }
+                if c == 0xF0 && b[i + 1] < 0x90 { return false }  // overlong
+                if c == 0xF4 && b[i + 1] >= 0x90 { return false }  // past U+10FFFF
+                i += 4
+                continue
+            }
+            return false
+        }
+        return true
     }
 }
