@@ -93,6 +93,8 @@ public struct FeedDelivery: Sendable {
     public var event: CloudEvent?
     public var raw: [UInt8]
     public var error: Rejection?
+    /// Passed over: the consumer does not want its type (only its sequence counts).
+    var skipped = false
 
     public init(sequence: UInt64, event: CloudEvent?, raw: [UInt8], error: Rejection?) {
         self.sequence = sequence
@@ -100,12 +102,25 @@ public struct FeedDelivery: Sendable {
         self.raw = raw
         self.error = error
     }
+
+    static func skipped(_ sequence: UInt64) -> FeedDelivery {
+        var d = FeedDelivery(sequence: sequence, event: nil, raw: [], error: nil)
+        d.skipped = true
+        return d
+    }
 }
 
-/// The downstream side of a feed subscription. `apply` receives events with consecutive
-/// sequences starting right after `cursor()`, and must store the new cursor in the same
-/// transaction as their effects (the idempotent inbox of DESIGN §3.3).
+/// The downstream side of a feed subscription. `apply` receives, in order, the wanted events of
+/// the consecutive sequences right after `cursor()` up to `through`, and must store `through` as
+/// the new cursor in the same transaction as their effects (the idempotent inbox of DESIGN
+/// §3.3). Events whose type `wants` refuses are passed over without being parsed; their
+/// sequences still move the cursor, so `deliveries` may be empty.
 public protocol FeedConsumer: Sendable {
     func cursor(feed: String) throws -> UInt64
-    func apply(feed: String, _ deliveries: [FeedDelivery]) throws
+    func wants(feed: String, type: String) -> Bool
+    func apply(feed: String, _ deliveries: [FeedDelivery], through: UInt64) throws
+}
+
+extension FeedConsumer {
+    public func wants(feed: String, type: String) -> Bool { true }
 }

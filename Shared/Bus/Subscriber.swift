@@ -197,6 +197,24 @@ public final class FeedSubscriber: Sendable {
                     }
                     continue
                 }
+                if let type = UTF8Text.string(msg.frames[0]), !consumer.wants(feed: upstream.name, type: type),
+                    let peek = EventPeek.typeAndSequence(msg.frames[1]), peek.type == type
+                {
+                    let seq = peek.sequence
+                    if seq < expected { continue }
+                    if let dropLive, dropLive(seq) { continue }
+                    if seq > expected {
+                        needCatchUp = true
+                        setStatus {
+                            $0.gapsDetected += 1
+                            $0.upstreamLast = max($0.upstreamLast, seq)
+                        }
+                        break
+                    }
+                    batch.append(.skipped(seq))
+                    expected += 1
+                    continue
+                }
                 guard let ev = try? CloudEvent.parse(msg.frames[1]), let seq = ev.sequenceNumber else {
                     logger.warning("unparseable live event; will replay", metadata: ["feed": "\(upstream.name)"])
                     needCatchUp = true
@@ -258,7 +276,7 @@ public final class FeedSubscriber: Sendable {
 
     private func applyOrPause(_ deliveries: [FeedDelivery]) -> Bool {
         do {
-            try consumer.apply(feed: upstream.name, deliveries)
+            try consumer.apply(feed: upstream.name, deliveries.filter { !$0.skipped }, through: deliveries.last!.sequence)
             return true
         } catch {
             logger.error(
@@ -319,6 +337,11 @@ public final class FeedSubscriber: Sendable {
                 var deliveries: [FeedDelivery] = []
                 var previous = after
                 for body in frames.dropLast() {
+                    if let peek = EventPeek.typeAndSequence(body), !consumer.wants(feed: upstream.name, type: peek.type) {
+                        deliveries.append(.skipped(peek.sequence))
+                        previous = peek.sequence
+                        continue
+                    }
                     do {
                         let ev = try CloudEvent.parse(body)
                         let seq = ev.sequenceNumber ?? previous + 1

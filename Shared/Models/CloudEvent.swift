@@ -164,3 +164,120 @@ public enum Timestamp {
         return oh < 24 && om < 60
     }
 }
+
+/// Reads an event's top-level `type` and `sequence` without building it: a subscriber uses it
+/// to pass over the events it does not need (the matcher has no use for the notifier's millions
+/// of `notification.sent`) at the cost of one scan of the bytes. Returns nil for anything it
+/// is not sure of (escapes in those members, a repeated member, broken structure); the caller
+/// then parses the event in full, which gives the real verdict.
+public enum EventPeek {
+    public static func typeAndSequence(_ bytes: [UInt8]) -> (type: String, sequence: UInt64)? {
+        bytes.withUnsafeBufferPointer { scan($0) }
+    }
+
+    static func scan(_ b: UnsafeBufferPointer<UInt8>) -> (type: String, sequence: UInt64)? {
+        var i = 0
+        let n = b.count
+        func space() { while i < n, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 } }
+        /// A string with no escapes; i is on its opening quote. Returns its byte range.
+        func plainString() -> Range<Int>? {
+            guard i < n, b[i] == 0x22 else { return nil }
+            let start = i + 1
+            var k = start
+            while k < n {
+                if b[k] == 0x22 {
+                    i = k + 1
+                    return start..<k
+                }
+                if b[k] == 0x5C || b[k] < 0x20 { return nil }
+                k += 1
+            }
+            return nil
+        }
+        /// Skips any value, nested or not; strings may hold escapes.
+        func skipValue() -> Bool {
+            var depth = 0
+            repeat {
+                space()
+                guard i < n else { return false }
+                switch b[i] {
+                case 0x22:
+                    i += 1
+                    while i < n, b[i] != 0x22 { i += b[i] == 0x5C ? 2 : 1 }
+                    guard i < n else { return false }
+                    i += 1
+                case 0x7B, 0x5B:
+                    depth += 1
+                    i += 1
+                case 0x7D, 0x5D:
+                    depth -= 1
+                    guard depth >= 0 else { return false }
+                    i += 1
+                case 0x2C, 0x3A:
+                    guard depth > 0 else { return false }
+                    i += 1
+                default:
+                    let start = i
+                    while i < n,
+                        !(b[i] == 0x2C || b[i] == 0x7D || b[i] == 0x5D || b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09)
+                    {
+                        i += 1
+                    }
+                    if i == start { return false }
+                }
+            } while depth > 0
+            return true
+        }
+        func equals(_ r: Range<Int>, _ word: StaticString) -> Bool {
+            guard r.count == word.utf8CodeUnitCount else { return false }
+            let w = word.utf8Start
+            for (k, x) in r.enumerated() where b[x] != w[k] { return false }
+            return true
+        }
+        space()
+        guard i < n, b[i] == 0x7B else { return nil }
+        i += 1
+        var type: String?
+        var sequence: UInt64?
+        while true {
+            space()
+            guard let key = plainString() else { return nil }
+            space()
+            guard i < n, b[i] == 0x3A else { return nil }
+            i += 1
+            space()
+            if equals(key, "type") || equals(key, "sequence") {
+                let isType = equals(key, "type")
+                if (isType ? type != nil : sequence != nil) { return nil }
+                guard let r = plainString(), !r.isEmpty else { return nil }
+                if isType {
+                    guard let s = UTF8Text.string(UnsafeBufferPointer(rebasing: b[r])) else { return nil }
+                    type = s
+                } else {
+                    var v: UInt64 = 0
+                    for x in r {
+                        guard b[x] >= 0x30 && b[x] <= 0x39 else { return nil }
+                        let (m, o1) = v.multipliedReportingOverflow(by: 10)
+                        let (a, o2) = m.addingReportingOverflow(UInt64(b[x] - 0x30))
+                        if o1 || o2 { return nil }
+                        v = a
+                    }
+                    sequence = v
+                }
+            } else {
+                guard skipValue() else { return nil }
+            }
+            space()
+            guard i < n else { return nil }
+            if b[i] == 0x2C {
+                i += 1
+                continue
+            }
+            guard b[i] == 0x7D else { return nil }
+            i += 1
+            space()
+            guard i == n, let type, let sequence else { return nil }
+            return (type, sequence)
+        }
+    }
+}

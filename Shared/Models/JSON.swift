@@ -562,6 +562,8 @@ public enum UTF8Text {
         }
     }
 
+    public static func string(_ bytes: [UInt8]) -> String? { bytes.withUnsafeBufferPointer { string($0) } }
+
     public static func isValid(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
         var i = 0
         let n = b.count

@@ -258,16 +258,20 @@ public final class FeedCollector: Sendable {
     final class Sink: FeedConsumer {
         let collector = Mutex<FeedCollector?>(nil)
         func cursor(feed: String) throws -> UInt64 { collector.withLock { $0! }.state.withLock { $0.cursor } }
-        func apply(feed: String, _ deliveries: [FeedDelivery]) throws { collector.withLock { $0! }.apply(deliveries) }
+        func apply(feed: String, _ deliveries: [FeedDelivery], through: UInt64) throws {
+            collector.withLock { $0! }.apply(deliveries, through: through)
+        }
     }
 
-    func apply(_ deliveries: [FeedDelivery]) {
+    func apply(_ deliveries: [FeedDelivery], through: UInt64) {
         state.withLock { s in
             for d in deliveries {
                 precondition(d.sequence == s.cursor + 1, "collector got sequence \(d.sequence) after \(s.cursor)")
                 if let e = d.event { s.events.append(e) }
                 s.cursor = d.sequence
             }
+            precondition(through >= s.cursor, "collector told to stop at \(through) after \(s.cursor)")
+            s.cursor = through
         }
         changed.signal()
     }

@@ -27,7 +27,9 @@ struct NoteApplier: IntakeApplier {
     func apply(_ text: String, event: CloudEvent, db: Database) throws {
         if event.type == "note.refused" { throw Rejection(.late, "refused while applying") }
         try db.execute(sql: "INSERT INTO notes(text) VALUES (?)", arguments: [text])
-        try outbox.append(db, type: "note.stored", subject: nil, id: "note/\(event.id)", data: ["text": .string(text)])
+        // Notes marked "aside" go out under another type, for subscribers that pass them over.
+        let type = text.hasPrefix("aside") ? "note.aside" : "note.stored"
+        try outbox.append(db, type: type, subject: nil, id: "note/\(event.id)", data: ["text": .string(text)])
     }
 }
 
@@ -35,8 +37,16 @@ struct NoteApplier: IntakeApplier {
 struct NoteConsumer: FeedConsumer {
     let database: ServiceDatabase
     let applied = AsyncCondition()
+    /// The types it applies (nil: every type).
+    var wanted: Set<String>?
 
-    static func inMemory() throws -> NoteConsumer { try NoteConsumer(path: nil) }
+    static func inMemory(wanted: Set<String>? = nil) throws -> NoteConsumer {
+        var c = try NoteConsumer(path: nil)
+        c.wanted = wanted
+        return c
+    }
+
+    func wants(feed: String, type: String) -> Bool { wanted?.contains(type) ?? true }
 
     init(path: String?) throws {
         database = try ServiceDatabase(path: path) { m in
@@ -53,17 +63,23 @@ struct NoteConsumer: FeedConsumer {
         try database.writer.read { db in try InboxCursor.get(db, feed: feed) }
     }
 
-    func apply(feed: String, _ deliveries: [FeedDelivery]) throws {
+    func apply(feed: String, _ deliveries: [FeedDelivery], through: UInt64) throws {
         try database.writer.write { db in
             for d in deliveries {
                 try db.execute(
                     sql: "INSERT INTO copies(sequence, text) VALUES (?, ?)",
                     arguments: [Int64(d.sequence), d.event?.data?["text"]?.stringValue])
             }
-            try InboxCursor.set(db, feed: feed, to: deliveries.last!.sequence)
+            try InboxCursor.set(db, feed: feed, to: through)
         }
         applied.signal()
     }
+
+    func texts() throws -> [String] {
+        try database.writer.read { db in try String.fetchAll(db, sql: "SELECT text FROM copies ORDER BY sequence") }
+    }
+
+    func storedCursor() throws -> UInt64 { try database.writer.read { db in try InboxCursor.get(db, feed: "notes") } }
 
     func copies() throws -> [Int64] {
         try database.writer.read { db in try Int64.fetchAll(db, sql: "SELECT sequence FROM copies ORDER BY sequence") }
@@ -370,6 +386,38 @@ struct FeedTests {
         #expect(try consumer.copies() == Array(1...210))  // the primary key also forbids applying twice
         #expect(sub.status.gapsDetected + sub.status.replayPages > 1)
         #expect(!dropped.withLock { $0 }.isEmpty)
+    }
+
+    @Test func eventsTheConsumerDoesNotWantArePassedOverButMoveTheCursor() async throws {
+        let ctx = ZContext()
+        let svc = try NoteService(context: ctx)
+        defer { svc.node.stopAndWait() }
+        func batch(_ tag: String, _ n: Int) -> [CloudEvent] { (0..<n).map { note($0 % 3 == 0 ? "aside \(tag)\($0)" : "kept \(tag)\($0)") } }
+        _ = try await svc.publish(batch("r", 30))  // replayed on start
+        let consumer = try NoteConsumer.inMemory(wanted: ["note.stored"])
+        let dropped = Mutex<Set<UInt64>>([])
+        let sub = FeedSubscriber(
+            upstream: UpstreamFeed(name: "notes", feed: svc.endpoints.feed, replay: svc.endpoints.replay), context: ctx,
+            consumer: consumer, logger: quietLogger(),
+            dropLive: { seq in
+                // Lose some live events once (wanted or not): the gap still has to be noticed.
+                guard seq % 11 == 0 else { return false }
+                return dropped.withLock { $0.insert(seq).inserted }
+            })
+        sub.start()
+        defer { sub.stopAndWait() }
+        _ = try await svc.publish(batch("l", 300))
+        #expect(await consumer.applied.wait { (try? consumer.storedCursor()) == 330 })
+        let texts = try consumer.texts()
+        #expect(texts.count == 20 + 200)
+        #expect(texts.allSatisfy { $0.hasPrefix("kept") })
+        #expect(Set(texts).count == texts.count)
+        #expect(sub.status.cursor == 330)
+        #expect(!dropped.withLock { $0 }.isEmpty)
+        // Only the unwanted events at the very end: the cursor still reaches them.
+        _ = try await svc.publish([note("aside tail 1"), note("aside tail 2")])
+        #expect(await consumer.applied.wait { (try? consumer.storedCursor()) == 332 })
+        #expect(try consumer.texts().count == 220)
     }
 
     @Test func aLostTailIsFoundThroughTheHeartbeat() async throws {

@@ -16,7 +16,13 @@ struct MatcherFeeds: DatabaseFeedConsumer {
     let engine: MatcherEngine
     let handle: ServiceHandle
 
-    func apply(feed: String, _ deliveries: [FeedDelivery]) throws {
+    /// Profiles, disclosure rounds and payment outcomes; not the notifier's `notification.*`
+    /// nor payments' own bookkeeping.
+    func wants(feed: String, type: String) -> Bool {
+        type == "merchant.profiled" || type.hasPrefix("disclosure.") || type.hasPrefix("payment.") || type == "clawback.opened"
+    }
+
+    func apply(feed: String, _ deliveries: [FeedDelivery], through: UInt64) throws {
         try database.writer.write { db in
             for d in deliveries {
                 guard let event = d.event else {
@@ -31,7 +37,7 @@ struct MatcherFeeds: DatabaseFeedConsumer {
                 default: try lifecycle(event, db)
                 }
             }
-            try InboxCursor.set(db, feed: feed, to: deliveries.last!.sequence)
+            try InboxCursor.set(db, feed: feed, to: through)
         }
         handle.node?.notifyOutbox()
     }

@@ -113,7 +113,12 @@ struct NotifierFeeds: DatabaseFeedConsumer {
     let handle: ServiceHandle
     let dirty: Dirty
 
-    func apply(feed: String, _ deliveries: [FeedDelivery]) throws {
+    func wants(feed: String, type: String) -> Bool {
+        type == "merchant.profiled" || type.hasPrefix("entitlement.") || type == "payment.failed" || type == "payment.held"
+            || type == "clawback.opened"
+    }
+
+    func apply(feed: String, _ deliveries: [FeedDelivery], through: UInt64) throws {
         try database.writer.write { db in
             var enrol: [(id: String, policy: String, workingDays: Int)] = []
             for d in deliveries {
@@ -128,7 +133,7 @@ struct NotifierFeeds: DatabaseFeedConsumer {
             }
             if !enrol.isEmpty { try engine.notifyDisclosure(try engine.disclosure.enrol(enrol, db), db) }
             try engine.notifyCleared(try engine.disclosure.closeDue(db), db)
-            try InboxCursor.set(db, feed: feed, to: deliveries.last!.sequence)
+            try InboxCursor.set(db, feed: feed, to: through)
         }
         dirty.mark()
         handle.node?.notifyOutbox()

@@ -155,7 +155,11 @@ struct PaymentsFeeds: DatabaseFeedConsumer {
     let engine: PaymentsEngine
     let handle: ServiceHandle
 
-    func apply(feed: String, _ deliveries: [FeedDelivery]) throws {
+    static let wanted: Set<String> = ["merchant.profiled", "payee.verified", "entitlement.approved", "entitlement.revoked"]
+
+    func wants(feed: String, type: String) -> Bool { Self.wanted.contains(type) }
+
+    func apply(feed: String, _ deliveries: [FeedDelivery], through: UInt64) throws {
         try database.writer.write { db in
             for d in deliveries {
                 guard let e = d.event, let data = e.data else { continue }
@@ -167,7 +171,7 @@ struct PaymentsFeeds: DatabaseFeedConsumer {
                 default: break
                 }
             }
-            try InboxCursor.set(db, feed: feed, to: deliveries.last!.sequence)
+            try InboxCursor.set(db, feed: feed, to: through)
         }
         handle.node?.notifyOutbox()
     }
