@@ -86,8 +86,15 @@ public struct EntitlementRecord: Sendable, Equatable {
     public var missing: [String]
     public var reason: String?
     public var reviewFlag: JSON?
-    public var trace: JSON
+    /// The trace as stored (compact JSON): kept as bytes, because most records are loaded to
+    /// be compared with a fresh evaluation and saved or left alone, never to read the trace.
+    var traceBytes: [UInt8]
     public var events: Int
+
+    public var trace: JSON {
+        get { (try? JSONParser.parse(traceBytes)) ?? .object(JSONObject()) }
+        set { traceBytes = newValue.serializedBytes() }
+    }
 
     init(row: Row) throws {
         id = row["id"]
@@ -108,7 +115,7 @@ public struct EntitlementRecord: Sendable, Equatable {
         reason = row["reason"]
         reviewFlag = (row["review_flag"] as Data?).flatMap { try? JSONParser.parse([UInt8]($0)) }
         let t: Data = row["trace"]
-        trace = (try? JSONParser.parse([UInt8](t))) ?? .object(JSONObject())
+        traceBytes = [UInt8](t)
         events = row["events"]
     }
 
@@ -129,7 +136,7 @@ public struct EntitlementRecord: Sendable, Equatable {
         self.missing = missing
         self.reason = nil
         self.reviewFlag = nil
-        self.trace = trace
+        self.traceBytes = trace.serializedBytes()
         self.events = 0
     }
 
@@ -147,7 +154,7 @@ public struct EntitlementRecord: Sendable, Equatable {
         ).execute(arguments: [
             id, policyID, policyRevision, uscc, bindingKey, exclusiveGroup, state.rawValue, amountFen, approvedAmountFen,
             priority ? 1 : 0, missing.isEmpty ? nil : Data(JSON.array(missing.map { .string($0) }).serializedBytes()), reason,
-            reviewFlag.map { Data($0.serializedBytes()) }, Data(trace.serializedBytes()), events, now, now,
+            reviewFlag.map { Data($0.serializedBytes()) }, Data(traceBytes), events, now, now,
         ])
     }
 

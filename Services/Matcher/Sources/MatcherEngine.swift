@@ -150,7 +150,7 @@ public struct MatcherEngine: Sendable {
         id: String, determination d: Determination?, outcome: Wanted, policy: PolicyDocument, uscc: String, profile: JSON,
         existing: EntitlementRecord?, db: Database
     ) throws -> EntitlementRecord? {
-        let trace = d?.trace.json ?? existing?.trace ?? .object(JSONObject())
+        let trace = d.map { $0.trace.json.serializedBytes() } ?? existing?.traceBytes ?? Array("{}".utf8)
         let priority = d?.priority ?? existing?.priority ?? false
         guard var e = existing else {
             switch outcome {
@@ -160,14 +160,16 @@ public struct MatcherEngine: Sendable {
                 var e = EntitlementRecord(
                     id: id, policyID: policy.id, policyRevision: policy.revision, uscc: uscc, bindingKey: d?.bindingKey ?? "merchant",
                     exclusiveGroup: policy.exclusiveGroup, state: .incomplete, amountFen: 0, priority: priority, missing: missing,
-                    trace: trace)
+                    trace: .null)
+                e.traceBytes = trace
                 try emit(&e, "entitlement.incomplete", policy: policy, profile: profile, db: db)
                 return e
             case .proposed(let amount):
                 var e = EntitlementRecord(
                     id: id, policyID: policy.id, policyRevision: policy.revision, uscc: uscc, bindingKey: d?.bindingKey ?? "merchant",
                     exclusiveGroup: policy.exclusiveGroup, state: .proposed, amountFen: amount, priority: priority, missing: [],
-                    trace: trace)
+                    trace: .null)
+                e.traceBytes = trace
                 try emit(&e, "entitlement.proposed", policy: policy, profile: profile, db: db)
                 try autoApproveIfNoDisclosure(&e, policy: policy, profile: profile, db: db)
                 return e
@@ -179,7 +181,7 @@ public struct MatcherEngine: Sendable {
         if e.state.beforeApproval {
             switch outcome {
             case .proposed(let amount):
-                e.trace = trace
+                e.traceBytes = trace
                 e.priority = priority
                 if e.state == .incomplete || amount != e.amountFen {
                     // New or changed amount: (re-)proposed, and disclosed again.
@@ -196,12 +198,12 @@ public struct MatcherEngine: Sendable {
                 if e.state == .incomplete && e.missing == missing { return nil }
                 e.state = .incomplete
                 e.missing = missing
-                e.trace = trace
+                e.traceBytes = trace
                 try emit(&e, "entitlement.incomplete", policy: policy, profile: profile, db: db)
             case .none(let reason):
                 e.state = .revoked
                 e.reason = "facts_changed: \(reason)"
-                e.trace = trace
+                e.traceBytes = trace
                 try emit(&e, "entitlement.revoked", policy: policy, profile: profile, db: db)
             }
             return e
@@ -216,14 +218,14 @@ public struct MatcherEngine: Sendable {
                 e.state = .incomplete
                 e.missing = missing
                 e.reason = nil
-                e.trace = trace
+                e.traceBytes = trace
                 try emit(&e, "entitlement.incomplete", policy: policy, profile: profile, db: db)
             case .proposed(let amount):
                 e.state = .proposed
                 e.amountFen = amount
                 e.missing = []
                 e.reason = nil
-                e.trace = trace
+                e.traceBytes = trace
                 try emit(&e, "entitlement.proposed", policy: policy, profile: profile, db: db)
                 try autoApproveIfNoDisclosure(&e, policy: policy, profile: profile, db: db)
             }
@@ -235,7 +237,7 @@ public struct MatcherEngine: Sendable {
         if profile["disqualified"]?.boolValue == true {
             e.state = .revoked
             e.reason = "fraud: disqualified from every programme"
-            e.trace = trace
+            e.traceBytes = trace
             try emit(&e, "entitlement.revoked", policy: policy, profile: profile, db: db)
             return e
         }
