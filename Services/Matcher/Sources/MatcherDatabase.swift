@@ -96,27 +96,35 @@ public struct EntitlementRecord: Sendable, Equatable {
         set { traceBytes = newValue.serializedBytes() }
     }
 
+    /// The columns `init(row:)` reads, in its order: select with `SELECT \(columns) FROM entitlements`.
+    static let columns = """
+        id, policy_id, policy_revision, uscc, binding_key, exclusive_group, state, amount_fen, approved_amount_fen, priority,
+        missing, reason, review_flag, trace, events
+        """
+
+    /// A row of `columns`, read by position (reading by name costs a case-insensitive lookup
+    /// per column, which showed in the matcher's profile).
     init(row: Row) throws {
-        id = row["id"]
-        policyID = row["policy_id"]
-        policyRevision = row["policy_revision"]
-        uscc = row["uscc"]
-        bindingKey = row["binding_key"]
-        exclusiveGroup = row["exclusive_group"]
-        state = EntitlementState(rawValue: row["state"]) ?? .revoked
-        amountFen = row["amount_fen"]
-        approvedAmountFen = row["approved_amount_fen"]
-        priority = (row["priority"] as Int64) != 0
-        if let m: Data = row["missing"], let j = try? JSONParser.parse([UInt8](m)) {
+        id = row[0]
+        policyID = row[1]
+        policyRevision = row[2]
+        uscc = row[3]
+        bindingKey = row[4]
+        exclusiveGroup = row[5]
+        state = EntitlementState(rawValue: row[6]) ?? .revoked
+        amountFen = row[7]
+        approvedAmountFen = row[8]
+        priority = (row[9] as Int64) != 0
+        if let m: Data = row[10], let j = try? JSONParser.parse([UInt8](m)) {
             missing = j.arrayValue?.compactMap(\.stringValue) ?? []
         } else {
             missing = []
         }
-        reason = row["reason"]
-        reviewFlag = (row["review_flag"] as Data?).flatMap { try? JSONParser.parse([UInt8]($0)) }
-        let t: Data = row["trace"]
+        reason = row[11]
+        reviewFlag = (row[12] as Data?).flatMap { try? JSONParser.parse([UInt8]($0)) }
+        let t: Data = row[13]
         traceBytes = [UInt8](t)
-        events = row["events"]
+        events = row[14]
     }
 
     public init(
@@ -159,12 +167,13 @@ public struct EntitlementRecord: Sendable, Equatable {
     }
 
     static func all(uscc: String, _ db: Database) throws -> [EntitlementRecord] {
-        try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM entitlements WHERE uscc = ?"), arguments: [uscc]).map(
+        try Row.fetchAll(db.cachedStatement(sql: "SELECT \(columns) FROM entitlements WHERE uscc = ?"), arguments: [uscc]).map(
             EntitlementRecord.init)
     }
 
     static func find(_ id: String, _ db: Database) throws -> EntitlementRecord? {
-        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM entitlements WHERE id = ?"), arguments: [id]).map(EntitlementRecord.init)
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT \(columns) FROM entitlements WHERE id = ?"), arguments: [id]).map(
+            EntitlementRecord.init)
     }
 }
 

@@ -138,7 +138,7 @@ public struct MatcherApplier: IntakeApplier {
             let rows = try Row.fetchAll(
                 db,
                 sql:
-                    "SELECT * FROM entitlements WHERE policy_id = ? AND state IN ('incomplete','proposed','disclosed','cleared','approved')",
+                    "SELECT \(EntitlementRecord.columns) FROM entitlements WHERE policy_id = ? AND state IN ('incomplete','proposed','disclosed','cleared','approved')",
                 arguments: [policyID])
             for row in rows {
                 var e = try EntitlementRecord(row: row)

@@ -70,7 +70,9 @@ struct MatcherFeeds: DatabaseFeedConsumer {
                 continue
             }
             let policy = engine.cache.policy(e.policyID)?.document
-            let profile = try MatcherEngine.profile(uscc: e.uscc, db)
+            // Read (and parsed) only when an event goes out: most steps just save the state.
+            let uscc = e.uscc
+            var profile: JSON? { get throws { try MatcherEngine.profile(uscc: uscc, db) } }
             let from = e.state
             switch (event.type, e.state) {
             case ("disclosure.opened", .proposed):
@@ -230,7 +232,7 @@ struct MatcherQueries {
             }
             return ["op": "entitlement", "entitlement": Self.json(e)]
         case "entitlement.list":
-            var sql = "SELECT * FROM entitlements WHERE 1 = 1"
+            var sql = "SELECT \(EntitlementRecord.columns) FROM entitlements WHERE 1 = 1"
             var args: [any DatabaseValueConvertible] = []
             if let p = req["policy"]?.stringValue {
                 sql += " AND policy_id = ?"
