@@ -309,8 +309,13 @@ public struct MatcherEngine: Sendable {
         o["priority"] = .bool(e.priority)
         if !e.missing.isEmpty { o["missing"] = .array(e.missing.map { .string($0) }) }
         if let reason = e.reason { o["reason"] = .string(reason) }
-        o["trace"] = e.trace
-        try outbox.append(db, type: type, subject: e.uscc, id: "\(type)/\(e.id)/\(e.events)", data: .object(o))
+        // The trace goes in as stored (already compact JSON) rather than parsed and written again.
+        var bytes = JSON.object(o).serializedBytes()
+        bytes.removeLast()
+        bytes.append(contentsOf: Array(",\"trace\":".utf8))
+        bytes.append(contentsOf: e.traceBytes.isEmpty ? Array("{}".utf8) : e.traceBytes)
+        bytes.append(UInt8(ascii: "}"))
+        try outbox.append(db, type: type, subject: e.uscc, id: "\(type)/\(e.id)/\(e.events)", rawData: bytes)
     }
 
     // MARK: Inputs
