@@ -118,9 +118,13 @@ public struct FeedDelivery: Sendable {
 public protocol FeedConsumer: Sendable {
     func cursor(feed: String) throws -> UInt64
     func wants(feed: String, type: String) -> Bool
+    /// Members of the events' `data` the consumer never reads (an entitlement's `trace`): parsed
+    /// as JSON syntax only, not built, and absent from the delivered events.
+    func omittedDataMembers(feed: String) -> Set<String>
     func apply(feed: String, _ deliveries: [FeedDelivery], through: UInt64) throws
 }
 
 extension FeedConsumer {
     public func wants(feed: String, type: String) -> Bool { true }
+    public func omittedDataMembers(feed: String) -> Set<String> { [] }
 }

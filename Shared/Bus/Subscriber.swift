@@ -51,6 +51,7 @@ public final class FeedSubscriber: Sendable {
     public let upstream: UpstreamFeed
     let context: ZContext
     let consumer: any FeedConsumer
+    let omitted: Set<String>
     let settings: SubscriberSettings
     let logger: Logger
     /// Test hook: return true to drop a live event as if the network lost it.
@@ -72,6 +73,7 @@ public final class FeedSubscriber: Sendable {
         self.upstream = upstream
         self.context = context
         self.consumer = consumer
+        self.omitted = consumer.omittedDataMembers(feed: upstream.name)
         self.settings = settings
         self.logger = logger
         self.dropLive = dropLive
@@ -215,7 +217,7 @@ public final class FeedSubscriber: Sendable {
                     expected += 1
                     continue
                 }
-                guard let ev = try? CloudEvent.parse(msg.frames[1]), let seq = ev.sequenceNumber else {
+                guard let ev = try? CloudEvent.parse(msg.frames[1], omittingData: omitted), let seq = ev.sequenceNumber else {
                     logger.warning("unparseable live event; will replay", metadata: ["feed": "\(upstream.name)"])
                     needCatchUp = true
                     break
@@ -343,7 +345,7 @@ public final class FeedSubscriber: Sendable {
                         continue
                     }
                     do {
-                        let ev = try CloudEvent.parse(body)
+                        let ev = try CloudEvent.parse(body, omittingData: omitted)
                         let seq = ev.sequenceNumber ?? previous + 1
                         deliveries.append(FeedDelivery(sequence: seq, event: ev, raw: body, error: nil))
                         previous = seq

@@ -33,9 +33,15 @@ public struct CloudEvent: Sendable, Equatable {
     /// Parses one frame: UTF-8 JSON object carrying a valid CloudEvents 1.0 envelope.
     /// Throws `invalid_json` or `invalid_envelope`.
     public static func parse(_ frame: some Sequence<UInt8>) throws(Rejection) -> CloudEvent {
+        try parse(Array(frame), omittingData: [])
+    }
+
+    /// Parses one frame leaving out the named members of `data` (checked as JSON, not built):
+    /// for a reader that never looks at them.
+    public static func parse(_ frame: [UInt8], omittingData omitted: Set<String>) throws(Rejection) -> CloudEvent {
         let json: JSON
         do {
-            json = try JSONParser.parse(frame)
+            json = try JSONParser.parse(frame, omitting: omitted, atDepth: 2)
         } catch {
             throw Rejection(.invalidJSON, "not a JSON document: \(error.description)")
         }

@@ -180,6 +180,10 @@ public struct JSONParser {
     private let bytes: [UInt8]
     private var i = 0
     private let maxDepth: Int
+    /// Members left out of the result (their values are still checked as JSON syntax, but not
+    /// built): names, at the object depth `omitDepth` (1 = the top-level object).
+    private var omitting: Set<String> = []
+    private var omitDepth = 0
 
     private init(_ bytes: [UInt8], maxDepth: Int) {
         self.bytes = bytes
@@ -187,7 +191,19 @@ public struct JSONParser {
     }
 
     public static func parse(_ bytes: some Sequence<UInt8>, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
-        var p = JSONParser(Array(bytes), maxDepth: maxDepth)
+        try parse(Array(bytes), maxDepth: maxDepth, omitting: [], atDepth: 0)
+    }
+
+    /// Parses, leaving out the members named in `omitting` of every object at depth `atDepth`
+    /// (1 = the top-level object, 2 = objects directly inside it). A reader that never looks at
+    /// a large member (a subscriber and an entitlement's trace) is spared building it. The
+    /// omitted values must still be well-formed JSON; repeated names inside them go unnoticed.
+    public static func parse(
+        _ bytes: [UInt8], maxDepth: Int = defaultMaxDepth, omitting: Set<String>, atDepth: Int
+    ) throws(JSONParseError) -> JSON {
+        var p = JSONParser(bytes, maxDepth: maxDepth)
+        p.omitting = omitting
+        p.omitDepth = omitting.isEmpty ? 0 : atDepth
         p.skipBOMAndSpace()
         let v = try p.value(depth: 0)
         p.skipSpace()
@@ -255,7 +271,11 @@ public struct JSONParser {
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             i += 1
             skipSpace()
-            o[key] = try value(depth: depth)
+            if depth == omitDepth && omitting.contains(key) {
+                try skipValue(depth: depth)
+            } else {
+                o[key] = try value(depth: depth)
+            }
             skipSpace()
             guard i < bytes.count else { throw fail("unexpected end of input") }
             if bytes[i] == UInt8(ascii: ",") {
@@ -267,6 +287,84 @@ public struct JSONParser {
                 return .object(o)
             }
             throw fail("expected ',' or '}'")
+        }
+    }
+
+    /// Checks one value's syntax without building it.
+    private mutating func skipValue(depth: Int) throws(JSONParseError) {
+        guard i < bytes.count else { throw fail("unexpected end of input") }
+        switch bytes[i] {
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            let close = bytes[i] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+            let isObject = close == UInt8(ascii: "}")
+            if depth + 1 > maxDepth { throw fail("nesting deeper than \(maxDepth)") }
+            i += 1
+            skipSpace()
+            if i < bytes.count, bytes[i] == close {
+                i += 1
+                return
+            }
+            while true {
+                skipSpace()
+                if isObject {
+                    guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a member name") }
+                    try skipString()
+                    skipSpace()
+                    guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+                    i += 1
+                    skipSpace()
+                }
+                try skipValue(depth: depth + 1)
+                skipSpace()
+                guard i < bytes.count else { throw fail("unexpected end of input") }
+                if bytes[i] == UInt8(ascii: ",") {
+                    i += 1
+                    continue
+                }
+                if bytes[i] == close {
+                    i += 1
+                    return
+                }
+                throw fail(isObject ? "expected ',' or '}'" : "expected ',' or ']'")
+            }
+        case UInt8(ascii: "\""):
+            try skipString()
+        default:
+            _ = try value(depth: depth)  // a number or a literal: nothing to allocate
+        }
+    }
+
+    /// Checks a string (escapes, control characters, UTF-8) without building it.
+    private mutating func skipString() throws(JSONParseError) {
+        i += 1
+        var start = i
+        while true {
+            guard i < bytes.count else { throw fail("unterminated string") }
+            let b = bytes[i]
+            if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") {
+                let ok = bytes.withUnsafeBufferPointer { UTF8Text.isValid(UnsafeBufferPointer(rebasing: $0[start..<i])) }
+                if !ok { throw fail("string is not valid UTF-8") }
+                if b == UInt8(ascii: "\"") {
+                    i += 1
+                    return
+                }
+                i += 1
+                guard i < bytes.count else { throw fail("unterminated escape") }
+                switch bytes[i] {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                    UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    i += 1
+                case UInt8(ascii: "u"):
+                    i += 1
+                    _ = try hex4()  // surrogate pairing is left to a full parse
+                default:
+                    throw fail("invalid escape")
+                }
+                start = i
+                continue
+            }
+            if b < 0x20 { throw fail("control character in string") }
+            i += 1
         }
     }
 

@@ -26,6 +26,17 @@ struct EventPeekTests {
         }
     }
 
+    @Test func anEventCanBeReadWithoutItsTrace() throws {
+        let ev = CloudEvent(
+            id: "entitlement.proposed/ent-1/1", source: "/bangfu/matcher", type: "entitlement.proposed", sequence: "42",
+            data: ["entitlement_id": "ent-1", "amount_fen": 150_000, "trace": ["clauses": .array([["value": true]])]])
+        let lean = try CloudEvent.parse(ev.json.serializedBytes(), omittingData: ["trace"])
+        #expect(lean.data?["trace"] == nil)
+        #expect(lean.data?["amount_fen"] == .int(150_000))
+        #expect(lean.sequenceNumber == 42)
+        #expect(try CloudEvent.parse(ev.json.serializedBytes()).data?["trace"] != nil)
+    }
+
     @Test func declinesWhatItCannotBeSureOf() {
         #expect(peek(#"{"type":"a.b","sequence":"12"}"#)! == ("a.b", 12))
         #expect(peek(#" { "sequence" : "7" , "data" : {"type":"x"} , "type" : "a.b" } "#)! == ("a.b", 7))

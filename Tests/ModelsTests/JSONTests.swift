@@ -249,6 +249,38 @@ struct SHA256Tests {
         #expect(try JSONParser.parse("\"名录库 ✓\"") == .string("名录库 ✓"))
     }
 
+    @Test func omittedMembersAreCheckedButNotBuilt() throws {
+        let text =
+            #"{"type":"e.x","data":{"id":"a","trace":{"clauses":[{"v":true,"s":"名\"录\u4e00"}],"n":-1.5e3},"amount":5,"inner":{"trace":1}},"trace":"top"}"#
+        let full = try JSONParser.parse(text)
+        let lean = try JSONParser.parse(Array(text.utf8), omitting: ["trace"], atDepth: 2)
+        #expect(lean["data"]?["trace"] == nil)
+        #expect(lean["data"]?["id"] == "a")
+        #expect(lean["data"]?["amount"] == .int(5))
+        #expect(lean["data"]?["inner"]?["trace"] == .int(1))  // deeper: kept
+        #expect(lean["trace"] == "top")  // shallower: kept
+        var expected = full
+        if case .object(var o) = full, case .object(var d)? = o["data"] {
+            d["trace"] = nil
+            o["data"] = .object(d)
+            expected = .object(o)
+        }
+        #expect(lean == expected)
+        // An omitted value must still be JSON.
+        for broken in [
+            #"{"data":{"trace":{"a":}}}"#, #"{"data":{"trace":[1,2}}"#, #"{"data":{"trace":"\q"}}"#, #"{"data":{"trace":"x"#,
+            #"{"data":{"trace":tru}}"#, #"{"data":{"trace":{"a" 1}}}"#, "{\"data\":{\"trace\":\"\u{1}\"}}",
+        ] {
+            #expect(throws: JSONParseError.self) { try JSONParser.parse(Array(broken.utf8), omitting: ["trace"], atDepth: 2) }
+        }
+        #expect(throws: JSONParseError.self) {
+            try JSONParser.parse(
+                [0x7B, 0x22, 0x64, 0x22, 0x3A, 0x7B, 0x22, 0x74, 0x22, 0x3A, 0x22, 0xFF, 0x22, 0x7D, 0x7D], omitting: ["t"], atDepth: 2)
+        }
+        let deep = "{\"data\":{\"trace\":" + String(repeating: "[", count: 80) + String(repeating: "]", count: 80) + "}}"
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(Array(deep.utf8), omitting: ["trace"], atDepth: 2) }
+    }
+
     @Test func integersAtTheEdgesOfInt64() throws {
         #expect(try JSONParser.parse("9223372036854775807") == .int(Int64.max))
         #expect(try JSONParser.parse("-9223372036854775808") == .int(Int64.min))

@@ -118,6 +118,10 @@ struct NotifierFeeds: DatabaseFeedConsumer {
             || type == "clawback.opened"
     }
 
+    /// The board and the notices show the outcome, not the matcher's trace (an operator reads it
+    /// with `bangfu explain`).
+    func omittedDataMembers(feed: String) -> Set<String> { ["trace"] }
+
     func apply(feed: String, _ deliveries: [FeedDelivery], through: UInt64) throws {
         try database.writer.write { db in
             var enrol: [(id: String, policy: String, workingDays: Int)] = []

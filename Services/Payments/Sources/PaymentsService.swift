@@ -158,6 +158,7 @@ struct PaymentsFeeds: DatabaseFeedConsumer {
     static let wanted: Set<String> = ["merchant.profiled", "payee.verified", "entitlement.approved", "entitlement.revoked"]
 
     func wants(feed: String, type: String) -> Bool { Self.wanted.contains(type) }
+    func omittedDataMembers(feed: String) -> Set<String> { ["trace"] }
 
     func apply(feed: String, _ deliveries: [FeedDelivery], through: UInt64) throws {
         try database.writer.write { db in
