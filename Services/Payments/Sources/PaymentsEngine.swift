@@ -274,9 +274,8 @@ public struct PaymentsEngine: Sendable {
         let live = "p.state NOT IN ('voided', 'failed') AND +p.policy_id = ? AND p.uscc != ?"
         if let fp = payeeFP,
             let other = try String.fetchOne(
-                db,
-                sql:
-                    "SELECT p.uscc FROM payees y CROSS JOIN payments p ON p.uscc = y.uscc WHERE y.fingerprint = ? AND \(live) LIMIT 1",
+                db.cachedStatement(
+                    sql: "SELECT p.uscc FROM payees y CROSS JOIN payments p ON p.uscc = y.uscc WHERE y.fingerprint = ? AND \(live) LIMIT 1"),
                 arguments: [fp, p.policyID, p.uscc])
         {
             return ("shared_account", "the same bank account as \(other), another recipient of \(p.policyID)")
@@ -287,9 +286,9 @@ public struct PaymentsEngine: Sendable {
         ] {
             guard let fp: String = merchant?[column] else { continue }
             if let other = try String.fetchOne(
-                db,
-                sql:
-                    "SELECT p.uscc FROM merchants m CROSS JOIN payments p ON p.uscc = m.uscc WHERE m.\(column) = ? AND \(live) LIMIT 1",
+                db.cachedStatement(
+                    sql: "SELECT p.uscc FROM merchants m CROSS JOIN payments p ON p.uscc = m.uscc WHERE m.\(column) = ? AND \(live) LIMIT 1"
+                ),
                 arguments: [fp, p.policyID, p.uscc])
             {
                 return (code, "the same \(what) as \(other), another recipient of \(p.policyID)")
@@ -420,8 +419,13 @@ public struct PaymentsEngine: Sendable {
         case "pain001":
             var transfers: [CreditTransfer] = []
             for p in payments {
-                guard let payee = try Row.fetchOne(db, sql: "SELECT * FROM payees WHERE uscc = ?", arguments: [p.uscc]) else { continue }
-                let name = (try String.fetchOne(db, sql: "SELECT name FROM merchants WHERE uscc = ?", arguments: [p.uscc])) ?? p.uscc
+                guard
+                    let payee = try Row.fetchOne(
+                        db.cachedStatement(sql: "SELECT account_no, bank FROM payees WHERE uscc = ?"), arguments: [p.uscc])
+                else { continue }
+                let name =
+                    (try String.fetchOne(db.cachedStatement(sql: "SELECT name FROM merchants WHERE uscc = ?"), arguments: [p.uscc]))
+                    ?? p.uscc
                 transfers.append(
                     CreditTransfer(
                         endToEndID: Self.endToEndID(p.id), amountFen: p.amountFen, creditorName: name, creditorAccount: payee["account_no"],
