@@ -230,33 +230,40 @@ public final class ZSocket: @unchecked Sendable {
         var frames: [[UInt8]] = []
         var overflow = false
         var userID: String?
-        var msg = zmq_msg_t()
+        // A zmq_msg_t must stay at one address from init to close (a small message's bytes live
+        // inside it): give it heap storage rather than a Swift variable passed with `&`, whose
+        // address is only guaranteed for the length of one call.
+        let msg = UnsafeMutablePointer<zmq_msg_t>.allocate(capacity: 1)
+        defer { msg.deallocate() }
         while true {
-            zmq_msg_init(&msg)
+            zmq_msg_init(msg)
             var rc: Int32
             repeat {
-                rc = zmq_msg_recv(&msg, handle, dontWait && frames.isEmpty ? ZMQ_DONTWAIT : 0)
+                rc = zmq_msg_recv(msg, handle, dontWait && frames.isEmpty ? ZMQ_DONTWAIT : 0)
             } while rc < 0 && zmq_errno() == EINTR
             if rc < 0 {
                 let e = zmq_errno()
-                zmq_msg_close(&msg)
+                zmq_msg_close(msg)
                 if e == EAGAIN && frames.isEmpty { return nil }
                 throw ZMQError("zmq_msg_recv")
             }
             if frames.count < maxFrames {
-                let size = zmq_msg_size(&msg)
-                let data = zmq_msg_data(&msg)!
-                frames.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
+                let size = zmq_msg_size(msg)
+                if size == 0 {
+                    frames.append([])
+                } else {
+                    frames.append(Array(UnsafeRawBufferPointer(start: zmq_msg_data(msg), count: size)))
+                }
             } else {
                 overflow = true
             }
-            let more = zmq_msg_more(&msg) != 0
-            if !more, let uid = zmq_msg_gets(&msg, "User-Id") {
+            let more = zmq_msg_more(msg) != 0
+            if !more, let uid = zmq_msg_gets(msg, "User-Id") {
                 // Set by the ZAP handler: the CURVE client's public key.
                 let s = String(cString: uid)
                 userID = s.isEmpty ? nil : s
             }
-            zmq_msg_close(&msg)
+            zmq_msg_close(msg)
             if !more { break }
         }
         return ZMessage(frames: frames, overflow: overflow, userID: userID)

@@ -45,17 +45,19 @@ struct NotifierEndToEndTests {
                 $0.filter { $0.type == "disclosure.opened" }.flatMap { $0.data?["entitlement_ids"]?.arrayValue ?? [] }.count == 3
             })
         let opened = try #require(notifierFeed.events.first { $0.type == "disclosure.opened" }?.data)
+        // The test's own copy of the matcher's feed may trail the notifier's.
+        #expect(await matcherFeed.wait { $0.filter { $0.type == "entitlement.proposed" }.count >= 3 })
         #expect(opened["closes_at"]?.stringValue == "2022-04-09T00:00:00.000+08:00")  // 5 working days after Friday: Mon..Fri, 24:00
         let ids = Dictionary(
             uniqueKeysWithValues: matcherFeed.events.filter { $0.type == "entitlement.proposed" }.compactMap { e in
                 e.subject.flatMap { s in e.data?["entitlement_id"]?.stringValue.map { (s, $0) } }
             })
-        #expect(ids.count == 3)
+        try #require(ids.count == 3)
 
         // Someone objects to b during the window.
         let objection = try await notifier.publish(
             Fixtures.event(
-                "objection.filed", ["entitlement_id": .string(ids[b]!), "reason": "该企业三月份并未停业", "contact": "13800000000"],
+                "objection.filed", ["entitlement_id": .string(try #require(ids[b])), "reason": "该企业三月份并未停业", "contact": "13800000000"],
                 source: "/public/board"))
         #expect(objection.status == .accepted)
 

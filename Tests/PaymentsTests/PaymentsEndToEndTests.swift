@@ -206,7 +206,10 @@ struct PaymentsEndToEndTests {
         #expect(try await w.payments.query(["op": "audit.verify"])["ok"]?.boolValue == true)
         // Change one entry's content behind the service's back, in the database file.
         let path = w.h.directory + "/payments/payments.sqlite"
-        let dbq = try DatabaseQueue(path: path)
+        // The service may be writing (an outbox publish, a checkpoint): wait for the lock.
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        let dbq = try DatabaseQueue(path: path, configuration: configuration)
         try await dbq.write { db in
             try db.execute(
                 sql: """
