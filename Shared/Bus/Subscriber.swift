@@ -199,29 +199,20 @@ public final class FeedSubscriber: Sendable {
                     }
                     continue
                 }
+                // An event of a type the consumer does not apply is read only for its sequence.
+                let delivery: FeedDelivery
                 if let type = UTF8Text.string(msg.frames[0]), !consumer.wants(feed: upstream.name, type: type),
                     let peek = EventPeek.typeAndSequence(msg.frames[1]), peek.type == type
                 {
-                    let seq = peek.sequence
-                    if seq < expected { continue }
-                    if let dropLive, dropLive(seq) { continue }
-                    if seq > expected {
-                        needCatchUp = true
-                        setStatus {
-                            $0.gapsDetected += 1
-                            $0.upstreamLast = max($0.upstreamLast, seq)
-                        }
-                        break
-                    }
-                    batch.append(.skipped(seq))
-                    expected += 1
-                    continue
-                }
-                guard let ev = try? CloudEvent.parse(msg.frames[1], omittingData: omitted), let seq = ev.sequenceNumber else {
+                    delivery = .skipped(peek.sequence)
+                } else if let ev = try? CloudEvent.parse(msg.frames[1], omittingData: omitted), let seq = ev.sequenceNumber {
+                    delivery = FeedDelivery(sequence: seq, event: ev, raw: msg.frames[1], error: nil)
+                } else {
                     logger.warning("unparseable live event; will replay", metadata: ["feed": "\(upstream.name)"])
                     needCatchUp = true
                     break
                 }
+                let seq = delivery.sequence
                 if seq < expected { continue }
                 if let dropLive, dropLive(seq) { continue }
                 if seq > expected {
@@ -232,7 +223,7 @@ public final class FeedSubscriber: Sendable {
                     }
                     break
                 }
-                batch.append(FeedDelivery(sequence: seq, event: ev, raw: msg.frames[1], error: nil))
+                batch.append(delivery)
                 expected += 1
             }
             if needCatchUp { setStatus { $0.caughtUp = false } }

@@ -174,8 +174,10 @@ public enum Timestamp {
 /// Reads an event's top-level `type` and `sequence` without building it: a subscriber uses it
 /// to pass over the events it does not need (the matcher has no use for the notifier's millions
 /// of `notification.sent`) at the cost of one scan of the bytes. Returns nil for anything it
-/// is not sure of (escapes in those members, a repeated member, broken structure); the caller
-/// then parses the event in full, which gives the real verdict.
+/// is not sure of (escapes in those members, a repeated member, unbalanced quotes or brackets);
+/// the caller then parses the event in full, which gives the real verdict. It checks structure,
+/// not every number and literal: an event passed over on its word is not validated further,
+/// which is why only feeds of Bangfu's own services are read this way.
 public enum EventPeek {
     public static func typeAndSequence(_ bytes: [UInt8]) -> (type: String, sequence: UInt64)? {
         bytes.withUnsafeBufferPointer { scan($0) }

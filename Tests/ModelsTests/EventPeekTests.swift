@@ -7,7 +7,7 @@ struct EventPeekTests {
     private func peek(_ s: String) -> (type: String, sequence: UInt64)? { EventPeek.typeAndSequence(Array(s.utf8)) }
 
     @Test func agreesWithTheFullParseOnEventsAsServicesWriteThem() throws {
-        var rng = SeededGenerator(seed: 7)
+        var rng = SplitMix64(seed: 7)
         let awkward: [JSON] = [
             "引号\"和\\反斜杠", .array([.object(JSONObject(["}": "]", "nested": .array([.null, true, .number("1.5")])]))]), .int(-3),
             .object(JSONObject(["sequence": "999", "type": "not.this"])), "\u{1}\u{7f}", .number("1e10"),

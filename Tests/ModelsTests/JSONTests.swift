@@ -223,7 +223,7 @@ struct SHA256Tests {
     // MARK: UTF-8 and integers without the generic standard-library paths
 
     @Test func utf8ValidatorAgreesWithTheStandardLibrary() throws {
-        var rng = SeededGenerator(seed: 20_261_201)
+        var rng = SplitMix64(seed: 20_261_201)
         let pieces: [[UInt8]] = [
             Array("a".utf8), Array("名录".utf8), Array("😀".utf8), [0xC0, 0x80], [0xE0, 0x80, 0x80], [0xED, 0xA0, 0x80],
             [0xF4, 0x90, 0x80, 0x80], [0xF0, 0x9F, 0x98], [0xFF], [0x80], [0xC2], [0xE4, 0xB8], [0xF5, 0x80, 0x80, 0x80],
@@ -288,18 +288,5 @@ struct SHA256Tests {
         #expect(try JSONParser.parse("9223372036854775808") == .number("9223372036854775808"))
         #expect(try JSONParser.parse("-9223372036854775809") == .number("-9223372036854775809"))
         #expect(try JSONParser.parse("[1,-23,450]") == .array([.int(1), .int(-23), .int(450)]))
-    }
-}
-
-/// SplitMix64, so a failing property run can be replayed from its seed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -68,19 +68,6 @@ func outcome(_ body: () throws -> Void) -> LedgerError.Code? {
     }
 }
 
-/// SplitMix64: a small seeded generator, so that a failing property run can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite struct LedgerTests {
     @Test func openAccountIsIdempotentAndRefusesOtherContent() throws {
         let f = try LedgerFixture()
@@ -366,7 +353,7 @@ struct SeededGenerator: RandomNumberGenerator {
     @Test(arguments: [1, 2, 3, 42, 20_261_129] as [UInt64])
     func randomOperationsKeepTheLedgerBalanced(seed: UInt64) throws {
         let f = try LedgerFixture()
-        var rng = SeededGenerator(seed: seed)
+        var rng = SplitMix64(seed: seed)
         struct Model {
             var mayGoNegative: Bool
             var postedDebits: Int64 = 0
@@ -572,7 +559,7 @@ struct SeededGenerator: RandomNumberGenerator {
         }
         let unexpected = Mutex<[String]>([])
         DispatchQueue.concurrentPerform(iterations: 8) { t in
-            var rng = SeededGenerator(seed: UInt64(t))
+            var rng = SplitMix64(seed: UInt64(t))
             for i in 0..<100 {
                 let amount = Int64.random(in: 500...3_000, using: &rng)
                 do {

@@ -382,20 +382,8 @@ private final class RefuseRedirects: NSObject, URLSessionTaskDelegate, Sendable 
     }
 }
 
-/// A small seedable generator (SplitMix64) for the backoff jitter.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+/// Mixes a notification's key into the jitter seed (FNV-1a).
+extension SplitMix64 {
     static func fnv1a(_ s: String) -> UInt64 {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
         for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
