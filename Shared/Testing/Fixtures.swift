@@ -3,18 +3,11 @@ import Models
 
 /// Deterministic test data: valid identifiers and CloudEvents for every fact type.
 public struct Fixtures: Sendable, RandomNumberGenerator {
-    var state: UInt64
+    var rng: SplitMix64
 
-    public init(seed: UInt64 = 20_261_129) { state = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }
+    public init(seed: UInt64 = 20_261_129) { rng = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15 | 1) }
 
-    /// splitmix64.
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { rng.next() }
 
     public mutating func int(_ range: ClosedRange<Int>) -> Int {
         range.lowerBound + Int(next() % UInt64(range.count))
