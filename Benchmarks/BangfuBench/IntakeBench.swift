@@ -107,7 +107,7 @@ struct IntakeBench {
         let done = DispatchSemaphore(value: 0)
         let count = frames.count
         let started = DispatchTime.now().uptimeNanoseconds
-        let sender = Thread {
+        DedicatedThread.start(name: "bench.push") {
             do {
                 let push = try context.socket(.push)
                 try push.apply(socketOptions, tcpHeartbeats: false)
@@ -119,7 +119,6 @@ struct IntakeBench {
             }
             done.signal()
         }
-        sender.start()
         var received = 0
         while received < count {
             if try pull.receive(dontWait: false) != nil { received += 1 }

@@ -271,12 +271,6 @@ public enum QueryClient {
 /// Runs blocking libzmq work on a dedicated thread and hands the result back to async code.
 public enum OwnerThread {
     public static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { c in
-            let t = Thread {
-                do { c.resume(returning: try body()) } catch { c.resume(throwing: error) }
-            }
-            t.name = "bangfu.client"
-            t.start()
-        }
+        try await DedicatedThread.run(name: "bangfu.client", body)
     }
 }

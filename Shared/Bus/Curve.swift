@@ -115,9 +115,7 @@ public final class ZAPHandler: Sendable {
     public var refused: Int { state.withLock { $0.refused } }
 
     public func start() {
-        let t = Thread { [self] in self.threadMain() }
-        t.name = "bangfu.zap"
-        t.start()
+        DedicatedThread.start(name: "zap") { [self] in self.threadMain() }
         bound.wait()
     }
 

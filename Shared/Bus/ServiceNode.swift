@@ -100,13 +100,9 @@ public final class ServiceNode: Sendable {
     /// Binds the three sockets on the owner thread and starts its loop. Returns once the sockets
     /// are bound (so the caller can report readiness), or throws if a bind failed.
     public func start() throws {
-        let thread = Thread { [self] in self.threadMain() }
-        thread.name = "bangfu.\(name).node"
-        let replayThread = Thread { [self] in self.replayThreadMain() }
-        replayThread.name = "bangfu.\(name).replay"
         state.withLock { $0.started = true }
-        thread.start()
-        replayThread.start()
+        DedicatedThread.start(name: "\(name).node") { [self] in self.threadMain() }
+        DedicatedThread.start(name: "\(name).replay") { [self] in self.replayThreadMain() }
         ready.wait()
         ready.wait()
         if let err = state.withLock({ $0.startError }) {
@@ -138,12 +134,7 @@ public final class ServiceNode: Sendable {
     }
 
     public func stop() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            Thread.detachNewThread {
-                self.stopAndWait()
-                c.resume()
-            }
-        }
+        await DedicatedThread.run(name: "\(name).stop") { self.stopAndWait() }
     }
 
     /// Tells the publisher that new outbox rows were committed by another thread.

@@ -83,9 +83,7 @@ public final class FeedSubscriber: Sendable {
 
     public func start() {
         state.withLock { $0.started = true }
-        let t = Thread { [self] in self.threadMain() }
-        t.name = "bangfu.sub.\(upstream.name)"
-        t.start()
+        DedicatedThread.start(name: "sub.\(upstream.name)") { [self] in self.threadMain() }
     }
 
     public func stopAndWait() {
@@ -98,12 +96,7 @@ public final class FeedSubscriber: Sendable {
     }
 
     public func stop() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            Thread.detachNewThread {
-                self.stopAndWait()
-                c.resume()
-            }
-        }
+        await DedicatedThread.run(name: "sub.stop") { self.stopAndWait() }
     }
 
     private var stopping: Bool { state.withLock { $0.stopping } }

@@ -168,7 +168,7 @@ struct IntakeTests {
         #expect(throws: NodeError.self) { try second.start() }
         // Stopping a node whose start failed returns at once (nothing is left to wait for).
         let stopped = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
+        DedicatedThread.start(name: "test.stop") {
             second.stopAndWait()
             stopped.signal()
         }

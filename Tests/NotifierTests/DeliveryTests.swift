@@ -1,3 +1,4 @@
+import Bus
 import Foundation
 import Models
 import Notifier
@@ -131,9 +132,7 @@ private final class Delays: Sendable {
 
 /// Runs a blocking call on a thread of its own, as the service does (never the cooperative pool).
 private func onWorkerThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in
-        Thread { continuation.resume(returning: body()) }.start()
-    }
+    await DedicatedThread.run(name: "test.delivery", body)
 }
 
 private func sample(_ key: String = MerchantNotification.key(event: "evt-1", recipient: "91410100MA00000001", kind: .paid))

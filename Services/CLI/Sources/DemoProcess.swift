@@ -166,12 +166,10 @@ final class ChaosMonkey: Sendable {
     func enter(stage: String) { state.withLock { $0.stage = stage } }
 
     func start() {
-        let t = Thread { [self] in
+        DedicatedThread.start(name: "chaos") { [self] in
             loop()
             done.signal()
         }
-        t.name = "bangfu.chaos"
-        t.start()
     }
 
     /// Stops killing once at least the minimum number of kills has happened (killing on, quickly,
