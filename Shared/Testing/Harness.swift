@@ -152,10 +152,19 @@ public final class RunningService: Sendable {
         throw HarnessError.notReady(name)
     }
 
+    /// The harness's clients wait longer for an ack than a deployed client's default (5 s):
+    /// tests check what is answered, not how fast, and a sanitizer build or a busy CI machine
+    /// may take longer than 5 s to work through a window of 2,000 events.
+    static var publishOptions: IntakeClientOptions {
+        var o = IntakeClientOptions()
+        o.timeoutMs = 30_000
+        return o
+    }
+
     /// Publishes events to this service's intake (pipelined) and returns their acks in order.
     public func publish(_ events: [CloudEvent]) async throws -> [Ack] {
         let results = try await IntakeClient.publish(
-            context: harness.context, endpoint: endpoints.intake, events: events.map(OutgoingEvent.init))
+            context: harness.context, endpoint: endpoints.intake, events: events.map(OutgoingEvent.init), options: Self.publishOptions)
         return try results.map { r in
             guard let ack = r.ack else { throw HarnessError.noAck(r.id ?? "?") }
             return ack
@@ -169,7 +178,8 @@ public final class RunningService: Sendable {
     /// Sends raw frames (for bad-input tests).
     public func publishRaw(_ frames: [[UInt8]]) async throws -> [Ack] {
         let results = try await IntakeClient.publish(
-            context: harness.context, endpoint: endpoints.intake, events: frames.map { OutgoingEvent(frame: $0) })
+            context: harness.context, endpoint: endpoints.intake, events: frames.map { OutgoingEvent(frame: $0) },
+            options: Self.publishOptions)
         return try results.map { r in
             guard let ack = r.ack else { throw HarnessError.noAck(r.id ?? "?") }
             return ack
