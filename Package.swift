@@ -206,7 +206,10 @@ let package = Package(
         ),
         .testTarget(
             name: "HarnessTests",
-            dependencies: ["BangfuTesting", "Registry", "Bus", "Models"],
+            dependencies: [
+                "BangfuTesting", "Registry", "Bus", "Models", "ServiceKit",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             path: "Tests/HarnessTests"
         ),
     ]

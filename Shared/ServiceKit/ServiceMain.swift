@@ -86,9 +86,13 @@ public enum ServiceMain {
             context.terminate()
             return 1
         }
+        var services = [ServiceGroupConfiguration.ServiceConfiguration(service: svc)]
+        if let watch = ParentWatch.fromEnvironment(ProcessInfo.processInfo.environment, logger: logger) {
+            services.append(.init(service: watch, successTerminationBehavior: .gracefullyShutdownGroup))
+        }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [svc], gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger))
+                services: services, gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger))
         do {
             try await group.run()
         } catch {

@@ -56,9 +56,10 @@ public final class ServiceProcess: @unchecked Sendable {
         log.seekToEndOfFile()
         p.standardOutput = log
         p.standardError = log
-        if !environment.isEmpty {
-            p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
+        // The child shuts itself down if this test process dies without stopping it.
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }.merging([
+            "BANGFU_PARENT_PID": String(getpid())
+        ]) { $1 }
         try p.run()
         process = p
         let ctx = context

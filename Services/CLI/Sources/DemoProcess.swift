@@ -61,6 +61,8 @@ final class DemoProcess: Sendable {
         try log.seekToEnd()
         p.standardOutput = log
         p.standardError = log
+        // The service shuts itself down if the demo dies without stopping it (kill -9, a crash).
+        p.environment = ProcessInfo.processInfo.environment.merging(["BANGFU_PARENT_PID": String(getpid())]) { $1 }
         try p.run()
         running.withLock {
             $0.process = p

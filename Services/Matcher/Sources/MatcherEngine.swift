@@ -75,14 +75,16 @@ public struct MatcherEngine: Sendable {
             // Screen without a trace; trace only what is kept, changed or revoked (most
             // merchant × policy pairs are simply not eligible and leave nothing behind).
             let input = PolicyInput(merchant: profile, application: application)
-            var determinations = policy.evaluate(input, traced: false)
+            // A merchant with an entitlement under this policy is always traced: evaluate once.
+            let held = existing.values.contains { $0.policyID == doc.id }
+            var determinations = policy.evaluate(input, traced: held)
             let touched =
-                existing.values.contains { $0.policyID == doc.id }
+                held
                 || determinations.contains {
                     if case .ineligible = $0.outcome { return false }
                     return true
                 }
-            if touched { determinations = policy.evaluate(input, traced: true) }
+            if touched && !held { determinations = policy.evaluate(input, traced: true) }
             var seen: Set<String> = []
             for d in determinations {
                 let id = Self.entitlementID(policy: doc, uscc: uscc, bindingKey: d.bindingKey)
