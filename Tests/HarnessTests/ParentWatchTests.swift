@@ -83,14 +83,25 @@ struct ParentWatchTests {
         shell.standardOutput = log
         shell.standardError = log
         try shell.run()
+        defer {
+            // Whatever happened above, nothing this test started outlives it.
+            if shell.isRunning { kill(shell.processIdentifier, SIGKILL) }
+            if let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+                let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+                kill(pid, 0) == 0
+            {
+                kill(pid, SIGKILL)
+            }
+        }
         let context = proc.context
         let replay = proc.endpoint("replay")
         // Ready: the pid is written and the service answers a replay request.
         let servicePid: pid_t = try await OwnerThread.run {
             for _ in 0..<300 {
-                if let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
-                    let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)),
-                    (try? QueryClient.replay(context: context, endpoint: replay, after: 0, max: 0, timeoutMs: 200)) ?? nil != nil
+                // The request waits up to 200 ms for an answer: it paces the loop.
+                let answered = (try? QueryClient.replay(context: context, endpoint: replay, after: 0, max: 0, timeoutMs: 200)) ?? nil != nil
+                if answered, let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+                    let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))
                 {
                     return pid
                 }
@@ -117,7 +128,6 @@ struct ParentWatchTests {
             }
             return false
         }
-        if !exited { kill(servicePid, SIGKILL) }
         #expect(exited, "the orphaned service shut itself down")
         let text = try String(contentsOfFile: proc.logPath, encoding: .utf8)
         #expect(text.contains("the process that started this service is gone; shutting down"))
