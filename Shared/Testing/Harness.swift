@@ -152,19 +152,10 @@ public final class RunningService: Sendable {
         throw HarnessError.notReady(name)
     }
 
-    /// The harness's clients wait longer for an ack than a deployed client's default (5 s):
-    /// tests check what is answered, not how fast, and a sanitizer build or a busy CI machine
-    /// may take longer than 5 s to work through a window of 2,000 events.
-    static var publishOptions: IntakeClientOptions {
-        var o = IntakeClientOptions()
-        o.timeoutMs = 30_000
-        return o
-    }
-
     /// Publishes events to this service's intake (pipelined) and returns their acks in order.
     public func publish(_ events: [CloudEvent]) async throws -> [Ack] {
         let results = try await IntakeClient.publish(
-            context: harness.context, endpoint: endpoints.intake, events: events.map(OutgoingEvent.init), options: Self.publishOptions)
+            context: harness.context, endpoint: endpoints.intake, events: events.map(OutgoingEvent.init), options: .forTests)
         return try results.map { r in
             guard let ack = r.ack else { throw HarnessError.noAck(r.id ?? "?") }
             return ack
@@ -179,7 +170,7 @@ public final class RunningService: Sendable {
     public func publishRaw(_ frames: [[UInt8]]) async throws -> [Ack] {
         let results = try await IntakeClient.publish(
             context: harness.context, endpoint: endpoints.intake, events: frames.map { OutgoingEvent(frame: $0) },
-            options: Self.publishOptions)
+            options: .forTests)
         return try results.map { r in
             guard let ack = r.ack else { throw HarnessError.noAck(r.id ?? "?") }
             return ack
@@ -300,4 +291,15 @@ public final class FeedCollector: Sendable {
     }
 
     public func stop() async { await subscriber.stop() }
+}
+
+extension IntakeClientOptions {
+    /// Test clients wait longer for an ack than a deployed client's default (5 s): tests check
+    /// what is answered, not how fast, and a sanitizer build or a busy CI machine may take
+    /// longer than 5 s to work through a window of 2,000 events (seen under AddressSanitizer).
+    public static var forTests: IntakeClientOptions {
+        var o = IntakeClientOptions()
+        o.timeoutMs = 30_000
+        return o
+    }
 }

@@ -115,7 +115,8 @@ final class NoteService: Sendable {
     }
 
     func publish(_ events: [CloudEvent]) async throws -> [PublishResult] {
-        try await IntakeClient.publish(context: context, endpoint: endpoints.intake, events: events.map(OutgoingEvent.init))
+        try await IntakeClient.publish(
+            context: context, endpoint: endpoints.intake, events: events.map(OutgoingEvent.init), options: .forTests)
     }
 
     func notes() throws -> Int { try database.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM notes")! } }
@@ -196,7 +197,7 @@ struct IntakeTests {
             #"{ "data": {"text":"hello"}, "type":"note.recorded","source":"/test/client","id":"fixed-id","specversion":"1.0","datacontenttype":"application/json" }"#
                 .utf8)
         let again = try await IntakeClient.publish(
-            context: svc.context, endpoint: svc.endpoints.intake, events: [OutgoingEvent(frame: reordered)])
+            context: svc.context, endpoint: svc.endpoints.intake, events: [OutgoingEvent(frame: reordered)], options: .forTests)
         #expect(again[0].ack?.status == .duplicate)
         let other = try await svc.publish([note("different", id: "fixed-id")])
         #expect(other[0].ack?.status == .rejected)
@@ -217,7 +218,7 @@ struct IntakeTests {
         let e = note("twice")
         let frames = [OutgoingEvent(e), OutgoingEvent(e)]
         // Sent back to back on one socket they usually land in one batch.
-        let r = try await IntakeClient.publish(context: svc.context, endpoint: svc.endpoints.intake, events: frames)
+        let r = try await IntakeClient.publish(context: svc.context, endpoint: svc.endpoints.intake, events: frames, options: .forTests)
         #expect(r.compactMap(\.ack?.status).sorted { $0.rawValue < $1.rawValue } == [.accepted, .duplicate])
         #expect(try svc.notes() == 1)
     }
@@ -269,7 +270,7 @@ struct IntakeTests {
         ]
         for (frame, code) in cases {
             let r = try await IntakeClient.publish(
-                context: svc.context, endpoint: svc.endpoints.intake, events: [OutgoingEvent(frame: frame)])
+                context: svc.context, endpoint: svc.endpoints.intake, events: [OutgoingEvent(frame: frame)], options: .forTests)
             #expect(r[0].ack?.status == .rejected)
             #expect(r[0].ack?.rejection?.code == code, "frame \(String(decoding: frame.prefix(40), as: UTF8.self))")
             #expect(!(r[0].ack?.rejection?.message.isEmpty ?? true))

@@ -67,7 +67,7 @@ struct ProcessTests {
         var f = Fixtures(seed: 10)
         let results = try await IntakeClient.publish(
             context: proc.context, endpoint: proc.endpoint("intake"),
-            events: (0..<200).map { _ in OutgoingEvent(f.registration(uscc: f.uscc(), name: "下班前")) })
+            events: (0..<200).map { _ in OutgoingEvent(f.registration(uscc: f.uscc(), name: "下班前")) }, options: .forTests)
         #expect(results.allSatisfy { $0.ack?.status == .accepted })
         #expect(try await proc.terminate() == 0)
         try await proc.start()
@@ -80,7 +80,8 @@ struct ProcessTests {
         defer { proc.cleanup() }
         func advance(_ to: String) async throws -> Ack {
             let ev = CloudEvent(id: UUID().uuidString, source: "/ops/demo", type: "clock.advanced", data: ["to": .string(to)])
-            let r = try await IntakeClient.publish(context: proc.context, endpoint: proc.endpoint("intake"), events: [OutgoingEvent(ev)])
+            let r = try await IntakeClient.publish(
+                context: proc.context, endpoint: proc.endpoint("intake"), events: [OutgoingEvent(ev)], options: .forTests)
             return try #require(r[0].ack)
         }
         func status() async throws -> JSON {

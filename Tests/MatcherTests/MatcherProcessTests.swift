@@ -46,13 +46,14 @@ struct MatcherProcessTests {
         }
         let p = try await IntakeClient.publish(
             context: context, endpoint: matcher.endpoint("intake"),
-            events: [OutgoingEvent(Fixtures.event("policy.published", ["yaml": .string(yaml)], source: "/ops/test", id: "pol-1"))])
+            events: [OutgoingEvent(Fixtures.event("policy.published", ["yaml": .string(yaml)], source: "/ops/test", id: "pol-1"))],
+            options: .forTests)
         #expect(p[0].ack?.status == .accepted)
         let a = try await IntakeClient.publish(
-            context: context, endpoint: matcher.endpoint("intake"), events: applications.map(OutgoingEvent.init))
+            context: context, endpoint: matcher.endpoint("intake"), events: applications.map(OutgoingEvent.init), options: .forTests)
         #expect(a.allSatisfy { $0.ack?.status == .accepted })
         let r = try await IntakeClient.publish(
-            context: context, endpoint: registry.endpoint("intake"), events: facts.map(OutgoingEvent.init))
+            context: context, endpoint: registry.endpoint("intake"), events: facts.map(OutgoingEvent.init), options: .forTests)
         #expect(r.allSatisfy { $0.ack?.status == .accepted })
         let registryLast = try await registry.query(["op": "status"])["last"]?.stringValue ?? "0"
 

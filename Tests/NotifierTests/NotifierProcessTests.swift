@@ -27,7 +27,8 @@ struct NotifierProcessTests {
         try await proc.start(["--holidays", proc.dir + "/holidays.txt"])
         let advance = CloudEvent(
             id: "t1", source: "/ops/test", type: "clock.advanced", data: ["to": "2022-06-30T12:00:00+08:00", "set": true])
-        let r = try await IntakeClient.publish(context: proc.context, endpoint: proc.endpoint("intake"), events: [OutgoingEvent(advance)])
+        let r = try await IntakeClient.publish(
+            context: proc.context, endpoint: proc.endpoint("intake"), events: [OutgoingEvent(advance)], options: .forTests)
         #expect(r[0].ack?.status == .accepted)
         #expect(try await proc.terminate() == 0)
         try await proc.start(["--holidays", proc.dir + "/holidays.txt"])

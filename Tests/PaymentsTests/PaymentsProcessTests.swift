@@ -56,7 +56,7 @@ struct PaymentsProcessTests {
             ]
         }
         func publish(_ ep: String, _ events: [CloudEvent]) async throws -> [PublishResult] {
-            try await IntakeClient.publish(context: context, endpoint: ep, events: events.map(OutgoingEvent.init))
+            try await IntakeClient.publish(context: context, endpoint: ep, events: events.map(OutgoingEvent.init), options: .forTests)
         }
         #expect(try await publish(registry.endpoint("intake"), facts).allSatisfy { $0.ack?.status == .accepted })
         #expect(
