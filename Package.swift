@@ -134,7 +134,7 @@ let package = Package(
         .target(
             name: "BangfuTesting",
             dependencies: [
-                "Models", "Bus", "Storage", "ServiceKit", "Registry", "Matcher", "Payments", "Notifier",
+                "CZeroMQ", "Models", "Bus", "Storage", "ServiceKit", "Registry", "Matcher", "Payments", "Notifier",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Shared/Testing",

@@ -1,4 +1,5 @@
 import Bus
+import CZeroMQ
 import Foundation
 import Models
 
@@ -154,3 +155,18 @@ public func cpuTicks(pid: Int32) -> Int {
 
 /// Clock ticks per second for `cpuTicks`.
 public let cpuTicksPerSecond = max(Int(sysconf(Int32(_SC_CLK_TCK))), 1)
+
+/// Waits until process `pid` — any process, not only a child of this one — has ended, for at
+/// most `timeoutMs`; true when it has. Uses a pidfd (Linux 5.3+): `poll` wakes when the process
+/// exits, so nothing is polled on a timer.
+public func waitForProcessEnd(pid: Int32, timeoutMs: Int32) -> Bool {
+    let fd = bangfu_pidfd_open(pid)
+    if fd < 0 { return errno == ESRCH }  // already gone (and reaped)
+    defer { close(fd) }
+    var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    while true {
+        let n = poll(&p, 1, timeoutMs)
+        if n < 0 && errno == EINTR { continue }
+        return n > 0
+    }
+}

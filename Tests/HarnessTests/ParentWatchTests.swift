@@ -111,23 +111,8 @@ struct ParentWatchTests {
         // (Not `waitUntilExit()`: Foundation notices the shell's end only when every process
         // holding its inherited descriptors has ended, the orphaned service included.)
         #expect(kill(shell.processIdentifier, SIGKILL) == 0)
-        // Gone (or a zombie waiting for whoever adopted it to reap it) within the watch's second
-        // plus the drain; bounded at 30 s.
-        let exited: Bool = try await OwnerThread.run {
-            let deadline = Date().addingTimeInterval(30)
-            while Date() < deadline {
-                if kill(servicePid, 0) != 0 { return true }
-                if let stat = try? String(contentsOfFile: "/proc/\(servicePid)/stat", encoding: .utf8),
-                    let close = stat.lastIndex(of: ")"), stat[stat.index(close, offsetBy: 2)] == "Z"
-                {
-                    return true
-                }
-                // Poll the process table: there is no exit notification for a process that is
-                // not our child.
-                usleep(50_000)
-            }
-            return false
-        }
+        // Gone within the watch's second plus the drain (bounded at 30 s).
+        let exited = try await OwnerThread.run { waitForProcessEnd(pid: servicePid, timeoutMs: 30_000) }
         #expect(exited, "the orphaned service shut itself down")
         let text = try String(contentsOfFile: proc.logPath, encoding: .utf8)
         #expect(text.contains("the process that started this service is gone; shutting down"))
