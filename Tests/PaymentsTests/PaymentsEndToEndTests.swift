@@ -192,6 +192,43 @@ struct PaymentsEndToEndTests {
         await w.close()
     }
 
+    /// Link analysis reads the legal representative's fingerprint from the registry's profiles
+    /// (payments keeps only the profile members it reads): of two recipients of one programme
+    /// with one legal representative, the later one is held.
+    @Test func aSharedLegalRepresentativeIsHeld() async throws {
+        let w = try await World()
+        var f = Fixtures(seed: 52)
+        let first = f.uscc()
+        let second = f.uscc()
+        let idNumber = f.idNumber()
+        func registration(_ uscc: String, _ name: String) -> CloudEvent {
+            Fixtures.event(
+                "business.registered",
+                [
+                    "uscc": .string(uscc), "name": .string(name), "kind": "enterprise",
+                    "legal_rep": ["name": "王五", "id_number": .string(idNumber)], "industry": "H6210", "district": "411002",
+                    "registered_on": "2019-03-01", "status": "active",
+                ], subject: uscc)
+        }
+        #expect(
+            try await w.command("pool.funded", ["pool": "test-pool", "source": "central", "amount_fen": 1_000_000]).status == .accepted)
+        #expect(
+            try await w.matcher.publish(Fixtures.event("policy.published", ["yaml": .string(Self.policy)], source: "/ops/test")).status
+                == .accepted)
+        try await w.registry.publish([
+            registration(first, "戊商贸有限公司"), w.account(first, holder: "戊商贸有限公司", number: "6222020000000201"),
+            registration(second, "己商贸有限公司"), w.account(second, holder: "己商贸有限公司", number: "6222020000000202"),
+            Fixtures.finance(uscc: first, employees: 12, revenueFen: 3_000_000_00, assetsFen: 1_000_000_00),
+        ]).forEach { #expect($0.status == .accepted) }
+        let shared: @Sendable (CloudEvent) -> Bool = {
+            $0.type == "payment.held" && $0.data?["hold_code"]?.stringValue == "shared_legal_rep"
+        }
+        #expect(await w.feed.wait(until: { $0.contains(where: shared) }))
+        let held = Set(w.feed.events.filter(shared).compactMap(\.subject))
+        #expect(held.count == 1 && held.isSubset(of: [first, second]), "exactly one of the two is held: \(held)")
+        await w.close()
+    }
+
     @Test func tamperingWithTheAuditChainIsFoundAtTheFirstBrokenLink() async throws {
         let w = try await World()
         var f = Fixtures(seed: 52)

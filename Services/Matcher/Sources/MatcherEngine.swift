@@ -347,12 +347,31 @@ public struct MatcherEngine: Sendable {
 
     /// Screens every merchant in the projection against one policy (after publication).
     func screenAll(_ policy: CompiledPolicy, db: Database) throws -> Int {
+        // Under a policy nobody holds an entitlement under or has applied to yet, a merchant it
+        // finds ineligible leaves nothing behind: only the others need their entitlements and
+        // applications read (`evaluate` would reach the same nothing through them).
+        let id = policy.document.id
+        let fresh = try
+            !(Bool.fetchOne(
+                db,
+                sql:
+                    "SELECT EXISTS(SELECT 1 FROM entitlements WHERE policy_id = ?) OR EXISTS(SELECT 1 FROM applications WHERE policy_id = ?)",
+                arguments: [id, id]) ?? true)
         let rows = try Row.fetchCursor(db, sql: "SELECT uscc, body FROM profiles ORDER BY id")
         var n = 0
         while let row = try rows.next() {
             let body: Data = row["body"]
-            try evaluate(uscc: row["uscc"], profile: try JSONParser.parse([UInt8](body)), db: db, only: [policy])
+            let profile = try JSONParser.parse([UInt8](body))
             n += 1
+            if fresh
+                && policy.evaluate(PolicyInput(merchant: profile, application: nil), traced: false).allSatisfy({
+                    if case .ineligible = $0.outcome { return true }
+                    return false
+                })
+            {
+                continue
+            }
+            try evaluate(uscc: row["uscc"], profile: profile, db: db, only: [policy])
         }
         return n
     }

@@ -120,7 +120,15 @@ struct NotifierFeeds: DatabaseFeedConsumer {
 
     /// The board and the notices show the outcome, not the matcher's trace (an operator reads it
     /// with `bangfu explain`).
-    func omittedDataMembers(feed: String) -> Set<String> { ["trace"] }
+    /// Of a profile, it keeps only what the monthly report reads (`NotifierEngine.reportedPart`).
+    func omittedDataMembers(feed: String) -> Set<String> {
+        feed == "registry" ? Self.unreadProfileMembers : ["trace"]
+    }
+
+    static let unreadProfileMembers: Set<String> = [
+        "industry", "registered_on", "status", "legal_rep", "contact", "tags", "finance", "tax", "social_insurance_history",
+        "leases", "closures", "damages", "credit_flags", "account", "aid", "fraud", "disqualified",
+    ]
 
     func apply(feed: String, _ deliveries: [FeedDelivery], through: UInt64) throws {
         try database.writer.write { db in

@@ -82,19 +82,33 @@ public struct PaymentsEngine: Sendable {
     func profiled(_ data: JSON, _ db: Database) throws {
         guard let uscc = data["uscc"]?.stringValue else { return }
         let disqualified = data["disqualified"]?.boolValue == true
-        let before = try Bool.fetchOne(db.cachedStatement(sql: "SELECT disqualified FROM merchants WHERE uscc = ?"), arguments: [uscc])
+        let columns = Self.keptColumns(of: data)
+        let stored = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT name, kind, status, disqualified, id_fp, phone_fp, address_fp FROM merchants WHERE uscc = ?"),
+            arguments: [uscc])
+        // Most profile changes (figures, leases, closures) leave what payments keeps as it was.
+        if let stored, (0..<columns.count).allSatisfy({ stored[$0] as DatabaseValue == columns[$0] }) { return }
+        let before = stored.map { ($0[3] as Bool?) ?? false }
         try db.cachedStatement(
             sql: """
                 INSERT INTO merchants(uscc, name, kind, status, disqualified, id_fp, phone_fp, address_fp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(uscc) DO UPDATE SET name = excluded.name, kind = excluded.kind, status = excluded.status,
                     disqualified = excluded.disqualified, id_fp = excluded.id_fp, phone_fp = excluded.phone_fp, address_fp = excluded.address_fp
                 """
-        ).execute(arguments: [
-            uscc, data["name"]?.stringValue ?? "", data["kind"]?.stringValue ?? "", data["status"]?.stringValue ?? "", disqualified,
-            data["legal_rep"]?["id_fingerprint"]?.stringValue, data["contact"]?["phone_fingerprint"]?.stringValue,
-            data["contact"]?["address_fingerprint"]?.stringValue,
-        ])
+        ).execute(arguments: StatementArguments([uscc.databaseValue] + columns))
         if disqualified && before != true { try fraud(uscc: uscc, db) }
+    }
+
+    /// What payments keeps of a profile, in the order of the `merchants` columns name, kind,
+    /// status, disqualified, id_fp, phone_fp, address_fp.
+    static func keptColumns(of data: JSON) -> [DatabaseValue] {
+        [
+            (data["name"]?.stringValue ?? "").databaseValue, (data["kind"]?.stringValue ?? "").databaseValue,
+            (data["status"]?.stringValue ?? "").databaseValue, (data["disqualified"]?.boolValue == true).databaseValue,
+            data["legal_rep"]?["id_fingerprint"]?.stringValue.databaseValue ?? .null,
+            data["contact"]?["phone_fingerprint"]?.stringValue.databaseValue ?? .null,
+            data["contact"]?["address_fingerprint"]?.stringValue.databaseValue ?? .null,
+        ]
     }
 
     /// The registry's payee (the verified account, in clear). A change of account after a
@@ -117,7 +131,8 @@ public struct PaymentsEngine: Sendable {
         ])
         // Payments waiting for an account get another chance; ready ones whose account changed are held.
         for row in try Row.fetchAll(
-            db, sql: "SELECT * FROM payments WHERE uscc = ? AND state IN ('held', 'ready') AND channel = 'treasury'", arguments: [uscc])
+            db.cachedStatement(sql: "SELECT * FROM payments WHERE uscc = ? AND state IN ('held', 'ready') AND channel = 'treasury'"),
+            arguments: [uscc])
         {
             var p = PaymentRecord(row: row)
             if p.state == .held && p.holdCode == "no_verified_account" {

@@ -158,7 +158,16 @@ struct PaymentsFeeds: DatabaseFeedConsumer {
     static let wanted: Set<String> = ["merchant.profiled", "payee.verified", "entitlement.approved", "entitlement.revoked"]
 
     func wants(feed: String, type: String) -> Bool { Self.wanted.contains(type) }
-    func omittedDataMembers(feed: String) -> Set<String> { ["trace"] }
+    /// Payments reads a profile only for its name, kind, status, disqualification and link
+    /// fingerprints (`PaymentsEngine.profiled`); the rest of it is checked as JSON and left unbuilt.
+    func omittedDataMembers(feed: String) -> Set<String> {
+        feed == "registry" ? Self.unreadProfileMembers : ["trace"]
+    }
+
+    static let unreadProfileMembers: Set<String> = [
+        "industry", "district", "registered_on", "tags", "finance", "tax", "tax_history", "social_insurance",
+        "social_insurance_history", "leases", "closures", "damages", "credit_flags", "account", "aid", "fraud",
+    ]
 
     func apply(feed: String, _ deliveries: [FeedDelivery], through: UInt64) throws {
         try database.writer.write { db in
