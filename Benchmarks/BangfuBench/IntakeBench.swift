@@ -107,7 +107,7 @@ struct IntakeBench {
         let done = DispatchSemaphore(value: 0)
         let count = frames.count
         let started = DispatchTime.now().uptimeNanoseconds
-        DedicatedThread.start(name: "bench.push") {
+        try DedicatedThread.start(name: "bench.push") {
             do {
                 let push = try context.socket(.push)
                 try push.apply(socketOptions, tcpHeartbeats: false)

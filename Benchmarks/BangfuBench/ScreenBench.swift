@@ -32,7 +32,7 @@ struct ScreenBench {
         let county = SyntheticCounty(seed: seed, merchants: merchants, badEvery: 0)
         let application: JSON = ["submitted_on": "2022-05-01", "submitted_at": "2022-05-01T10:00:00+08:00", "documents": ["申请书.pdf"]]
         let exportPath = NSTemporaryDirectory() + "bangfu-screen-\(UUID().uuidString.prefix(8)).jsonl"
-        FileManager.default.createFile(atPath: exportPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: exportPath, contents: nil)
         let export = try FileHandle(forWritingTo: URL(fileURLWithPath: exportPath))
         defer {
             try? export.close()

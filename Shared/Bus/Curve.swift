@@ -114,8 +114,10 @@ public final class ZAPHandler: Sendable {
 
     public var refused: Int { state.withLock { $0.refused } }
 
-    public func start() {
-        DedicatedThread.start(name: "zap") { [self] in self.threadMain() }
+    /// Starts the handler's thread and returns once it is bound; throws if the system refuses
+    /// a thread.
+    public func start() throws(ThreadStartError) {
+        try DedicatedThread.start(name: "zap") { [self] in self.threadMain() }
         bound.wait()
     }
 

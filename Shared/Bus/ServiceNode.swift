@@ -31,6 +31,8 @@ public struct NodeSettings: Sendable {
     public var drainMs = 5_000
     /// CurveZMQ on the three sockets (DESIGN §3.5); a ZAP handler must run on the context.
     public var curve: CurveServer?
+    /// The stack of each of the node's two threads.
+    public var threadStackBytes = DedicatedThread.stackBytes
 
     public init() {}
 }
@@ -101,8 +103,24 @@ public final class ServiceNode: Sendable {
     /// are bound (so the caller can report readiness), or throws if a bind failed.
     public func start() throws {
         state.withLock { $0.started = true }
-        DedicatedThread.start(name: "\(name).node") { [self] in self.threadMain() }
-        DedicatedThread.start(name: "\(name).replay") { [self] in self.replayThreadMain() }
+        var running = 0
+        do {
+            try DedicatedThread.start(name: "\(name).node", stackBytes: settings.threadStackBytes) { [self] in self.threadMain() }
+            running += 1
+            try DedicatedThread.start(name: "\(name).replay", stackBytes: settings.threadStackBytes) { [self] in
+                self.replayThreadMain()
+            }
+            running += 1
+        } catch {
+            // The system refused a thread: stop the one that may be up, then say why.
+            for _ in 0..<running { ready.wait() }
+            state.withLock { $0.stopping = true }
+            wake.wake()
+            replayWake.wake()
+            for _ in 0..<running { finished.wait() }
+            state.withLock { $0.started = false }
+            throw error
+        }
         ready.wait()
         ready.wait()
         if let err = state.withLock({ $0.startError }) {

@@ -81,9 +81,15 @@ public final class FeedSubscriber: Sendable {
 
     public var status: SubscriberStatus { state.withLock { $0.status } }
 
-    public func start() {
+    /// Starts the subscriber's thread; throws if the system refuses one.
+    public func start() throws(ThreadStartError) {
         state.withLock { $0.started = true }
-        DedicatedThread.start(name: "sub.\(upstream.name)") { [self] in self.threadMain() }
+        do {
+            try DedicatedThread.start(name: "sub.\(upstream.name)") { [self] in self.threadMain() }
+        } catch {
+            state.withLock { $0.started = false }
+            throw error
+        }
     }
 
     public func stopAndWait() {

@@ -33,37 +33,56 @@ public enum DedicatedThread {
     }
 
     /// Starts a detached thread named `name` (Linux keeps its first 15 bytes) running `body`.
-    public static func start(name: String, _ body: @escaping @Sendable () -> Void) {
+    /// Throws if the system refuses a thread (at its thread or memory limit); `body` is then
+    /// released without running.
+    public static func start(
+        name: String, stackBytes: Int = DedicatedThread.stackBytes, _ body: @escaping @Sendable () -> Void
+    ) throws(ThreadStartError) {
         let start = Unmanaged.passRetained(Start(name: name, body: body)).toOpaque()
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setstacksize(&attributes, stackBytes)
-        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-        var thread = pthread_t()
-        let rc = pthread_create(
-            &thread, &attributes,
-            { raw in
-                DedicatedThread.main(raw!)
-                return nil
-            }, start)
-        precondition(rc == 0, "pthread_create failed: \(rc)")
+        var rc = pthread_attr_setstacksize(&attributes, stackBytes)
+        if rc == 0 { rc = pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED)) }
+        if rc == 0 {
+            var thread = pthread_t()
+            rc = pthread_create(
+                &thread, &attributes,
+                { raw in
+                    DedicatedThread.main(raw!)
+                    return nil
+                }, start)
+        }
+        if rc != 0 {
+            Unmanaged<Start>.fromOpaque(start).release()
+            throw ThreadStartError(name: name, code: rc)
+        }
     }
 
     /// Runs `body` on a thread of its own and returns its result to async code (never blocking
-    /// the cooperative pool).
+    /// the cooperative pool). Throws `ThreadStartError` if no thread could be started.
     public static func run<T: Sendable>(name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { c in
-            start(name: name) {
-                do { c.resume(returning: try body()) } catch { c.resume(throwing: error) }
+            do {
+                try start(name: name) {
+                    do { c.resume(returning: try body()) } catch { c.resume(throwing: error) }
+                }
+            } catch {
+                c.resume(throwing: error)
             }
         }
     }
 
-    /// Non-throwing form of `run(name:_:)`.
+    /// Non-throwing form of `run(name:_:)`, for work that must happen (stopping a loop). If no
+    /// thread can be started, `body` runs on the caller's thread: holding one of the pool's
+    /// threads for a while is better than leaving a service unstoppable.
     public static func run<T: Sendable>(name: String, _ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { c in
-            start(name: name) { c.resume(returning: body()) }
+            do {
+                try start(name: name) { c.resume(returning: body()) }
+            } catch {
+                c.resume(returning: body())
+            }
         }
     }
 
@@ -75,5 +94,16 @@ public enum DedicatedThread {
         body()
         // `body`, its captures and `start` are released here, before the thread's
         // thread-specific data is torn down.
+    }
+}
+
+/// The system refused a thread (`pthread_create`'s error number: `EAGAIN` at the thread or
+/// process limit, `ENOMEM`, `EINVAL` for a stack size it does not take).
+public struct ThreadStartError: Error, CustomStringConvertible, Equatable {
+    public let name: String
+    public let code: Int32
+
+    public var description: String {
+        "cannot start thread \(name): \(String(cString: strerror(code))) (errno \(code))"
     }
 }

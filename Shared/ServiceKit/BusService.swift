@@ -45,20 +45,35 @@ public final class BusService: Service, Sendable {
             node.onTick { n.notify("WATCHDOG=1") }
         }
         // The ZAP handler first: no CURVE socket may exist without it (fail closed).
-        if let zap { try await OwnerThread.run { zap.start() } }
-        try await OwnerThread.run { [node] in try node.start() }
-        try extraStart()
-        for s in subscribers { s.start() }
+        if let zap { try await OwnerThread.run { try zap.start() } }
+        var extraStarted = false
+        do {
+            try await OwnerThread.run { [node] in try node.start() }
+            try extraStart()
+            extraStarted = true
+            for s in subscribers { try s.start() }
+        } catch {
+            // A bind or a thread refused: stop what did start, then fail (the process exits non-zero).
+            logger.error("service failed to start", metadata: ["service": "\(name)", "error": "\(error)"])
+            await stopParts(extraStarted: extraStarted)
+            throw error
+        }
         notifier.notify("READY=1\nSTATUS=serving")
         logger.info("service ready", metadata: ["service": "\(name)"])
         try? await gracefulShutdown()
         notifier.notify("STOPPING=1")
         logger.info("service stopping", metadata: ["service": "\(name)"])
+        await stopParts(extraStarted: true)
+        logger.info("service stopped", metadata: ["service": "\(name)"])
+    }
+
+    /// Stops the subscribers, the service's own extras, the node and the ZAP handler, in that
+    /// order; each part that never started returns at once.
+    private func stopParts(extraStarted: Bool) async {
         for s in subscribers { await s.stop() }
-        extraStop()
+        if extraStarted { extraStop() }
         await node.stop()
         if let zap { try? await OwnerThread.run { zap.stopAndWait() } }
-        logger.info("service stopped", metadata: ["service": "\(name)"])
     }
 }
 

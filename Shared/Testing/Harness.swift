@@ -105,9 +105,9 @@ public final class Harness: Sendable {
     }
 
     /// Follows a service's feed with the real subscriber, collecting events in memory.
-    public func collect(_ service: String, dropLive: (@Sendable (UInt64) -> Bool)? = nil) -> FeedCollector {
+    public func collect(_ service: String, dropLive: (@Sendable (UInt64) -> Bool)? = nil) throws -> FeedCollector {
         let e = endpoints(service)
-        return FeedCollector(
+        return try FeedCollector(
             context: context, upstream: UpstreamFeed(name: service, feed: e.feed, replay: e.replay), logger: logger, dropLive: dropLive)
     }
 
@@ -245,14 +245,14 @@ public final class FeedCollector: Sendable {
     let changed = AsyncCondition()
     public let subscriber: FeedSubscriber
 
-    init(context: ZContext, upstream: UpstreamFeed, logger: Logger, dropLive: (@Sendable (UInt64) -> Bool)?) {
+    init(context: ZContext, upstream: UpstreamFeed, logger: Logger, dropLive: (@Sendable (UInt64) -> Bool)?) throws {
         var settings = SubscriberSettings()
         settings.replayTimeoutMs = 1_000
         let sink = Sink()
         subscriber = FeedSubscriber(
             upstream: upstream, context: context, consumer: sink, settings: settings, logger: logger, dropLive: dropLive)
         sink.collector.withLock { $0 = self }
-        subscriber.start()
+        try subscriber.start()
     }
 
     /// The subscriber's consumer; forwards to the collector.

@@ -52,7 +52,7 @@ public final class ServiceProcess: @unchecked Sendable {
                 endpoint("replay"),
                 "--log-level", "warning",
             ] + baseArguments + extra
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
         p.standardOutput = log

@@ -169,7 +169,7 @@ struct IntakeTests {
         #expect(throws: NodeError.self) { try second.start() }
         // Stopping a node whose start failed returns at once (nothing is left to wait for).
         let stopped = DispatchSemaphore(value: 0)
-        DedicatedThread.start(name: "test.stop") {
+        try DedicatedThread.start(name: "test.stop") {
             second.stopAndWait()
             stopped.signal()
         }
@@ -184,6 +184,37 @@ struct IntakeTests {
             feed: OutboxFeedStore(database: first.database), logger: quietLogger())
         try third.start()
         third.stopAndWait()
+    }
+
+    @Test func aNodeRefusedItsThreadsSaysWhyAndLeavesItsEndpointsFree() async throws {
+        let ctx = ZContext()
+        let tag = UUID().uuidString
+        let first = try NoteService(context: ctx, tag: tag)
+        defer { first.node.stopAndWait() }
+        let endpoints = NodeEndpoints(
+            intake: "inproc://\(tag)-refused-in", feed: "inproc://\(tag)-refused-feed", replay: "inproc://\(tag)-refused-replay")
+        func node(_ name: String, stackBytes: Int) -> ServiceNode {
+            var settings = NodeSettings()
+            settings.threadStackBytes = stackBytes
+            return ServiceNode(
+                name: name, context: ctx, endpoints: endpoints, settings: settings,
+                processor: IntakePipeline(
+                    database: first.database, applier: NoteApplier(outbox: Outbox(source: "/test/notes", clock: SystemClock())),
+                    clock: SystemClock(), logger: quietLogger()),
+                feed: OutboxFeedStore(database: first.database), logger: quietLogger())
+        }
+        let refused = node("refused", stackBytes: 1)
+        #expect(throws: ThreadStartError.self) { try refused.start() }
+        let stopped = DispatchSemaphore(value: 0)
+        try DedicatedThread.start(name: "test.stop") {
+            refused.stopAndWait()
+            stopped.signal()
+        }
+        #expect(stopped.wait(timeout: .now() + 30) == .success, "stop after a refused start must not hang")
+        // Nothing was bound: a node with the usual stack takes the same endpoints.
+        let next = node("next", stackBytes: DedicatedThread.stackBytes)
+        try next.start()
+        next.stopAndWait()
     }
 
     @Test func sameEventTwiceIsADuplicateAndDifferentContentIsAConflict() async throws {
@@ -379,7 +410,7 @@ struct FeedTests {
                 guard seq % 7 == 0 else { return false }
                 return dropped.withLock { $0.insert(seq).inserted }
             })
-        sub.start()
+        try sub.start()
         defer { sub.stopAndWait() }
         #expect(await consumer.wait { $0.count == 10 })
         _ = try await svc.publish((0..<200).map { note("live \($0)") })
@@ -405,7 +436,7 @@ struct FeedTests {
                 guard seq % 11 == 0 else { return false }
                 return dropped.withLock { $0.insert(seq).inserted }
             })
-        sub.start()
+        try sub.start()
         defer { sub.stopAndWait() }
         _ = try await svc.publish(batch("l", 300))
         #expect(await consumer.applied.wait { (try? consumer.storedCursor()) == 330 })
@@ -431,7 +462,7 @@ struct FeedTests {
         let sub = FeedSubscriber(
             upstream: UpstreamFeed(name: "notes", feed: svc.endpoints.feed, replay: svc.endpoints.replay), context: ctx,
             consumer: consumer, logger: quietLogger(), dropLive: { _ in true })
-        sub.start()
+        try sub.start()
         defer { sub.stopAndWait() }
         // The first event predates the subscriber and arrives by its initial replay; the second
         // is published after that, and its live copy is lost.
@@ -452,7 +483,7 @@ struct FeedTests {
         var sub: FeedSubscriber? = FeedSubscriber(
             upstream: UpstreamFeed(name: "notes", feed: svc!.endpoints.feed, replay: svc!.endpoints.replay), context: ctx,
             consumer: consumer, logger: quietLogger())
-        sub!.start()
+        try sub!.start()
         #expect(await consumer.wait { $0.count == 30 })
         sub!.stopAndWait()
         sub = nil
@@ -464,7 +495,7 @@ struct FeedTests {
         sub = FeedSubscriber(
             upstream: UpstreamFeed(name: "notes", feed: svc!.endpoints.feed, replay: svc!.endpoints.replay), context: ctx,
             consumer: consumer, logger: quietLogger())
-        sub!.start()
+        try sub!.start()
         #expect(await consumer.wait { $0.count == 50 })
         #expect(try consumer.copies() == Array(1...50))
         sub!.stopAndWait()

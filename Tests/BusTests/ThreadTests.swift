@@ -12,6 +12,7 @@ private final class Counts: Sendable {
     let released = Atomic<Int>(0)
     let releasedOnItsThread = Atomic<Int>(0)
     let dispatched = Atomic<Int>(0)
+    let ran = Atomic<Bool>(false)
 }
 
 /// Captured by a thread's body; its `deinit` does dispatch work, as releasing a real service's
@@ -50,7 +51,7 @@ struct ThreadTests {
     /// aborted the process — double free — within a few hundred threads, every run). A dedicated
     /// thread releases its body before it ends: should that regress, this test crashes the
     /// process rather than failing an expectation.
-    @Test func aBodyAndItsCapturesAreReleasedOnTheThreadBeforeItEnds() async {
+    @Test func aBodyAndItsCapturesAreReleasedOnTheThreadBeforeItEnds() async throws {
         let counts = Counts()
         let done = DispatchGroup()
         let threads = 2_000
@@ -60,7 +61,7 @@ struct ThreadTests {
             // body waits until `start` has returned (and the caller has let go of the closure), so
             // the thread always holds the last reference.
             let go = DispatchSemaphore(value: 0)
-            DedicatedThread.start(name: "test.tripwire") { [wire = Tripwire(counts, done: done)] in
+            try DedicatedThread.start(name: "test.tripwire") { [wire = Tripwire(counts, done: done)] in
                 go.wait()
                 wire.bodyThread.withLock { $0 = pthread_self() }
                 // Fill this thread's dispatch continuation cache, as the intake's parallel
@@ -77,10 +78,37 @@ struct ThreadTests {
         #expect(counts.dispatched.load(ordering: .relaxed) == threads * 4)
     }
 
+    /// A thread the system refuses is an error the caller can report (a service then exits with
+    /// its reason in the log), not a crash; the body never runs and is released.
+    @Test(arguments: [1, 1 << 50])
+    func aRefusedThreadThrowsAndReleasesItsBodyUnrun(stackBytes: Int) async throws {
+        let counts = Counts()
+        let done = DispatchGroup()
+        done.enter()
+        let ran = counts
+        let error = #expect(throws: ThreadStartError.self) {
+            try DedicatedThread.start(name: "test.refused", stackBytes: stackBytes) { [wire = Tripwire(counts, done: done)] in
+                _ = wire
+                ran.ran.store(true, ordering: .relaxed)
+            }
+        }
+        #expect(error?.name == "test.refused")
+        #expect(error.map { $0.code == EINVAL || $0.code == EAGAIN || $0.code == ENOMEM } == true, "\(String(describing: error))")
+        #expect(error?.description.contains("cannot start thread test.refused") == true)
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            done.notify(queue: .global()) { c.resume() }
+        }
+        #expect(counts.released.load(ordering: .relaxed) == 1)
+        let bodyRan = counts.ran.load(ordering: .relaxed)
+        #expect(!bodyRan)
+    }
+
     @Test func runReturnsTheBodysResultAndRethrowsItsError() async throws {
         struct Refused: Error {}
-        let value = try await DedicatedThread.run(name: "test.value") { 6 * 7 }
+        let value = try await DedicatedThread.run(name: "test.value") { () throws -> Int in 6 * 7 }
         #expect(value == 42)
+        let plain = await DedicatedThread.run(name: "test.plain") { 6 * 7 }
+        #expect(plain == 42)
         await #expect(throws: Refused.self) {
             try await DedicatedThread.run(name: "test.error") { () throws -> Int in throw Refused() }
         }

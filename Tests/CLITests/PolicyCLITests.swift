@@ -79,7 +79,7 @@ struct PolicyCLITests {
         #expect(late.out.contains("late"))
 
         // The explanation: each clause with its value, and the amount worked out by hand.
-        let matcherFeed = h.collect("matcher")
+        let matcherFeed = try h.collect("matcher")
         #expect(await matcherFeed.wait { $0.contains { $0.type == "entitlement.proposed" } })
         let x = CapturedConsole()
         #expect(

@@ -78,7 +78,7 @@ struct ParentWatchTests {
         var environment = ProcessInfo.processInfo.environment
         environment["BANGFU_PARENT_PID"] = nil
         shell.environment = environment
-        FileManager.default.createFile(atPath: proc.logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: proc.logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: proc.logPath))
         shell.standardOutput = log
         shell.standardError = log

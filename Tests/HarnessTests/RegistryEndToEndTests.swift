@@ -15,7 +15,7 @@ struct RegistryEndToEndTests {
     @Test func registrationPublishesAProfileWithMaskedPersonalDataAndUnknownSize() async throws {
         let h = try Harness()
         let reg = try await h.startRegistry()
-        let feed = h.collect("registry")
+        let feed = try h.collect("registry")
         var f = Fixtures()
         let uscc = f.uscc()
         let ev = f.registration(uscc: uscc, name: "许昌市魏都区好味道餐馆")
@@ -41,7 +41,7 @@ struct RegistryEndToEndTests {
     @Test func factsChangeTheProfileAndAnUnchangingFactPublishesNothing() async throws {
         let h = try Harness()
         let reg = try await h.startRegistry()
-        let feed = h.collect("registry")
+        let feed = try h.collect("registry")
         var f = Fixtures()
         let uscc = f.uscc()
         _ = try await reg.publish(f.registration(uscc: uscc, name: "小餐馆", industry: "H6210"))

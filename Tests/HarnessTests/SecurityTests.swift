@@ -67,7 +67,7 @@ struct SecurityTests {
         p.arguments = registryArgs
         // Its output goes to a file: a child left holding the test runner's pipe would keep
         // `swift test` waiting for end-of-file if this process ever died before the defer below.
-        FileManager.default.createFile(atPath: dir + "/registry.log", contents: nil)
+        _ = FileManager.default.createFile(atPath: dir + "/registry.log", contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/registry.log"))
         p.standardOutput = log
         p.standardError = log

@@ -31,7 +31,7 @@ struct SeedProgrammeTests {
             notifier = try await h.startStandIn("notifier")
             payments = try await h.startStandIn("payments")
             matcher = try await h.startMatcher()
-            feed = h.collect("matcher")
+            feed = try h.collect("matcher")
         }
 
         func facts(_ events: [CloudEvent]) async throws {

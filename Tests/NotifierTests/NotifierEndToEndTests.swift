@@ -19,8 +19,8 @@ struct NotifierEndToEndTests {
         _ = try await h.startStandIn("payments")
         let notifier = try await h.startNotifier()
         let matcher = try await h.startMatcher()
-        let matcherFeed = h.collect("matcher")
-        let notifierFeed = h.collect("notifier")
+        let matcherFeed = try h.collect("matcher")
+        let notifierFeed = try h.collect("notifier")
         var f = Fixtures(seed: 91)
         let (a, b, c) = (f.uscc(), f.uscc(), f.uscc())
         var facts: [CloudEvent] = []
@@ -157,8 +157,8 @@ struct NotifierEndToEndTests {
         _ = try await h.startStandIn("payments")
         let notifier = try await h.startNotifier()
         let matcher = try await h.startMatcher()
-        let notifierFeed = h.collect("notifier")
-        let matcherFeed = h.collect("matcher")
+        let notifierFeed = try h.collect("notifier")
+        let matcherFeed = try h.collect("matcher")
         var f = Fixtures(seed: 92)
         let u = f.uscc()
         #expect(

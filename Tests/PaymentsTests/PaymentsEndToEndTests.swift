@@ -43,8 +43,8 @@ struct PaymentsEndToEndTests {
             _ = try await h.startStandIn("notifier")
             payments = try await h.startPayments()
             matcher = try await h.startMatcher()
-            feed = h.collect("payments")
-            matcherFeed = h.collect("matcher")
+            feed = try h.collect("payments")
+            matcherFeed = try h.collect("matcher")
         }
 
         func account(_ uscc: String, holder: String, number: String) -> CloudEvent {

@@ -131,7 +131,7 @@ public enum DemoCommand {
             console.line(
                 "  chaos: killing a random service with SIGKILL every ~\(options.chaosIntervalMs) ms (at least \(options.chaosKills) kills), restarting it each time"
             )
-            monkey.start()
+            try monkey.start()
         }
 
         // Facts from every agency, as they would arrive.

@@ -167,8 +167,8 @@ final class ChaosMonkey: Sendable {
     /// Names the demo stage now running (recorded with each kill).
     func enter(stage: String) { state.withLock { $0.stage = stage } }
 
-    func start() {
-        DedicatedThread.start(name: "chaos") { [self] in
+    func start() throws {
+        try DedicatedThread.start(name: "chaos") { [self] in
             loop()
             done.signal()
         }
