@@ -18,7 +18,7 @@ public struct SHA256: Sendable {
         0x748f_82ee, 0x78a5_636f, 0x84c8_7814, 0x8cc7_0208, 0x90be_fffa, 0xa450_6ceb, 0xbef9_a3f7, 0xc671_78f2,
     ]
 
-    public init() { buffer.reserveCapacity(64) }
+    public init() {}
 
     public mutating func update(_ bytes: some Sequence<UInt8>) {
         if let done: Void = bytes.withContiguousStorageIfAvailable({ update(UnsafeRawBufferPointer($0)) }) {
@@ -53,34 +53,54 @@ public struct SHA256: Sendable {
     }
 
     public mutating func finalize() -> [UInt8] {
-        let bitLength = length &* 8
-        var tail = buffer
-        tail.append(0x80)
-        while tail.count % 64 != 56 { tail.append(0) }
-        for i in (0..<8).reversed() { tail.append(UInt8(truncatingIfNeeded: bitLength >> (UInt64(i) * 8))) }
-        tail.withUnsafeBytes { t in
-            var offset = 0
-            while offset < t.count {
-                compress(t.baseAddress! + offset)
-                offset += 64
-            }
-        }
-        var out: [UInt8] = []
-        out.reserveCapacity(32)
-        for w in [h.0, h.1, h.2, h.3, h.4, h.5, h.6, h.7] {
-            out += [UInt8(w >> 24), UInt8(truncatingIfNeeded: w >> 16), UInt8(truncatingIfNeeded: w >> 8), UInt8(truncatingIfNeeded: w)]
-        }
-        return out
+        buffer.withUnsafeBytes { rest in finish(rest, totalLength: length) }
     }
 
-    private mutating func compress(_ block: UnsafeRawPointer) {
-        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
-            for i in 0..<16 {
-                let b = block + i * 4
-                w[i] =
-                    UInt32(b.load(as: UInt8.self)) << 24 | UInt32(b.load(fromByteOffset: 1, as: UInt8.self)) << 16
-                    | UInt32(b.load(fromByteOffset: 2, as: UInt8.self)) << 8 | UInt32(b.load(fromByteOffset: 3, as: UInt8.self))
+    /// Pads the last partial block (`rest`, under 64 bytes) on the stack, compresses it and
+    /// writes the digest: no heap allocation but the digest's own.
+    private mutating func finish(_ rest: UnsafeRawBufferPointer, totalLength: UInt64) -> [UInt8] {
+        let bitLength = totalLength &* 8
+        withUnsafeTemporaryAllocation(byteCount: 128, alignment: 8) { tail in
+            let n = rest.count
+            if n > 0 { tail.baseAddress!.copyMemory(from: rest.baseAddress!, byteCount: n) }
+            tail[n] = 0x80
+            let blocks = n < 56 ? 1 : 2
+            let end = blocks * 64
+            for i in (n + 1)..<(end - 8) { tail[i] = 0 }
+            for i in 0..<8 { tail[end - 1 - i] = UInt8(truncatingIfNeeded: bitLength >> (UInt64(i) * 8)) }
+            compress(UnsafeRawPointer(tail.baseAddress!))
+            if blocks == 2 { compress(UnsafeRawPointer(tail.baseAddress! + 64)) }
+        }
+        return withUnsafeBytes(of: h) { words in
+            [UInt8](unsafeUninitializedCapacity: 32) { out, count in
+                for i in 0..<8 {
+                    let w = words.load(fromByteOffset: i * 4, as: UInt32.self)
+                    out[i * 4] = UInt8(truncatingIfNeeded: w >> 24)
+                    out[i * 4 + 1] = UInt8(truncatingIfNeeded: w >> 16)
+                    out[i * 4 + 2] = UInt8(truncatingIfNeeded: w >> 8)
+                    out[i * 4 + 3] = UInt8(truncatingIfNeeded: w)
+                }
+                count = 32
             }
+        }
+    }
+
+    /// One-shot digest of contiguous bytes: whole blocks straight from the input, the tail
+    /// padded on the stack.
+    static func digest(_ p: UnsafeRawBufferPointer) -> [UInt8] {
+        var s = SHA256()
+        let whole = p.count & ~63
+        var offset = 0
+        while offset < whole {
+            s.compress(p.baseAddress! + offset)
+            offset += 64
+        }
+        return s.finish(UnsafeRawBufferPointer(rebasing: p[whole...]), totalLength: UInt64(p.count))
+    }
+
+    mutating func compress(_ block: UnsafeRawPointer) {
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
+            for i in 0..<16 { w[i] = UInt32(bigEndian: block.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)) }
             for i in 16..<64 {
                 let s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
                 let s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10)
@@ -112,12 +132,14 @@ public struct SHA256: Sendable {
     @inline(__always) private func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
 
     public static func hash(_ bytes: some Sequence<UInt8>) -> [UInt8] {
-        var s = SHA256()
-        s.update(bytes)
-        return s.finalize()
+        if let d = bytes.withContiguousStorageIfAvailable({ digest(UnsafeRawBufferPointer($0)) }) { return d }
+        return Array(bytes).withUnsafeBytes { digest($0) }
     }
 
-    public static func hex(_ s: String) -> String { hash(s.utf8).hexString }
+    public static func hex(_ s: String) -> String {
+        var s = s
+        return s.withUTF8 { digest(UnsafeRawBufferPointer($0)) }.hexString
+    }
 }
 
 extension Array where Element == UInt8 {

@@ -207,6 +207,45 @@ struct SHA256Tests {
         #expect(SHA256.hex(input) == digest)
     }
 
+    /// Lengths around the padding boundaries (55/56 bytes: one or two final blocks; 64, 120, 128).
+    @Test(arguments: [
+        (55, "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318"),
+        (56, "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a"),
+        (57, "f13b2d724659eb3bf47f2dd6af1accc87b81f09f59f2b75e5c0bed6589dfe8c6"),
+        (63, "7d3e74a05d7db15bce4ad9ec0658ea98e3f06eeecf16b4c6fff2da457ddc2f34"),
+        (64, "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb"),
+        (65, "635361c48bb9eab14198e76ea8ab7f1a41685d6ad62aa9146d301d4f17eb0ae0"),
+        (119, "31eba51c313a5c08226adf18d4a359cfdfd8d2e816b13f4af952f7ea6584dcfb"),
+        (120, "2f3d335432c70b580af0e8e1b3674a7c020d683aa5f73aaaedfdc55af904c21c"),
+        (127, "c57e9278af78fa3cab38667bef4ce29d783787a2f731d4e12200270f0c32320a"),
+        (128, "6836cf13bac400e9105071cd6af47084dfacad4e5e302c94bfed24e013afb73e"),
+        (129, "c12cb024a2e5551cca0e08fce8f1c5e314555cc3fef6329ee994a3db752166ae"),
+    ])
+    func paddingBoundaries(length: Int, digest: String) {
+        let input = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+        #expect(SHA256.hash(input).hexString == digest)
+        #expect(SHA256.hex(String(repeating: "a", count: length)) == digest)
+        var h = SHA256()
+        for b in input { h.update([b]) }
+        #expect(h.finalize().hexString == digest)
+    }
+
+    /// The one-shot digest and the incremental one (in random pieces) agree on random input.
+    @Test func oneShotAndIncrementalAgree() {
+        var rng = SplitMix64(seed: 20_261_202)
+        for length in 0..<300 {
+            let input = (0..<length).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            var h = SHA256()
+            var offset = 0
+            while offset < length {
+                let n = min(Int(rng.next() % 80), length - offset)
+                h.update(input[offset..<(offset + n)])
+                offset += n
+            }
+            #expect(h.finalize() == SHA256.hash(input), "length \(length)")
+        }
+    }
+
     @Test func aMillionAsInUnevenPiecesMatchesTheStandardVector() {
         var h = SHA256()
         var left = 1_000_000
