@@ -137,43 +137,43 @@ public enum DemoCommand {
         // Facts from every agency, as they would arrive.
         monkey?.enter(stage: "facts")
         let county = SyntheticCounty(seed: options.seed, merchants: options.merchants)
-        var events: [OutgoingEvent] = []
-        events.reserveCapacity(options.merchants * 5)
-        for i in 0..<options.merchants {
-            for e in county.facts(of: i) { events.append(OutgoingEvent(e)) }
-        }
         console.line(
-            "  generated \(Format.grouped(events.count)) facts from registration, statistics, tax, social insurance, housing, health, emergency, credit and bank feeds"
+            "  publishing the facts of \(Format.grouped(options.merchants)) merchants from registration, statistics, tax, social insurance, housing, health, emergency, credit and bank feeds"
         )
-        let total = events.count
-        let meter = Mutex((meter: console.progress.map { ProgressMeter(total: total, draw: $0) }, tenth: 0))
-        let started = DispatchTime.now().uptimeNanoseconds
-        let results = try await link.publish(registry, events, window: options.window) { done, _ in
-            meter.withLock { m in
-                m.meter?.advance(to: done)
-                if m.meter == nil, done * 10 / total > m.tenth {
-                    m.tenth = done * 10 / total
-                    console.line("  published \(m.tenth * 10)%")
-                }
-            }
-        }
-        meter.withLock { $0.meter?.finish(at: total) }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-        events = []  // the facts are in the registry now
         var accepted = 0
         var duplicate = 0
         var rejected: [String: Int] = [:]
         var unanswered = 0
-        for r in results {
-            switch r.ack?.status {
-            case .accepted?: accepted += 1
-            case .duplicate?: duplicate += 1
-            case .rejected?: rejected[r.ack?.rejection?.code.rawValue ?? "?", default: 0] += 1
-            case nil: unanswered += 1
-            }
-        }
+        let meter = Mutex((meter: console.progress.map { ProgressMeter(total: options.merchants, draw: $0) }, tenth: 0))
+        let started = DispatchTime.now().uptimeNanoseconds
+        // Generated and sent a slice of the county at a time, so the demo holds one slice's
+        // facts (about 110,000), not the county's (5.5 million at a million merchants).
+        let total = try await link.publishInSlices(
+            registry, merchants: options.merchants, window: options.window,
+            events: { range in range.flatMap { county.facts(of: $0).map { OutgoingEvent($0) } } },
+            progress: { merchantsDone in
+                meter.withLock { m in
+                    m.meter?.advance(to: merchantsDone)
+                    if m.meter == nil, merchantsDone * 10 / options.merchants > m.tenth {
+                        m.tenth = merchantsDone * 10 / options.merchants
+                        console.line("  published \(m.tenth * 10)%")
+                    }
+                }
+            },
+            results: { results in
+                for r in results {
+                    switch r.ack?.status {
+                    case .accepted?: accepted += 1
+                    case .duplicate?: duplicate += 1
+                    case .rejected?: rejected[r.ack?.rejection?.code.rawValue ?? "?", default: 0] += 1
+                    case nil: unanswered += 1
+                    }
+                }
+            })
+        meter.withLock { $0.meter?.finish(at: options.merchants) }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         console.line(
-            "  intake: \(Format.grouped(accepted)) accepted, \(duplicate) duplicate, \(rejected.values.reduce(0, +)) rejected, \(unanswered) unacknowledged in \(String(format: "%.1f", seconds)) s (\(Int(Double(total) / max(seconds, 0.001)))/s)"
+            "  intake: \(Format.grouped(total)) facts, \(Format.grouped(accepted)) accepted, \(duplicate) duplicate, \(rejected.values.reduce(0, +)) rejected, \(unanswered) unacknowledged in \(String(format: "%.1f", seconds)) s (\(Int(Double(total) / max(seconds, 0.001)))/s)"
         )
         for (code, n) in rejected.sorted(by: { $0.key < $1.key }) {
             console.line("    rejected \(code): \(n)  (kept in quarantine: bangfu quarantine list --code \(code))")
@@ -246,7 +246,8 @@ public enum DemoCommand {
         let wall = Double(DispatchTime.now().uptimeNanoseconds - demoStarted) / 1e9
         console.line(
             "Wall time \(String(format: "%.1f", wall)) s; peak memory: "
-                + services.map { "\($0.name) \($0.peakRSSMiB()) MiB" }.joined(separator: ", "))
+                + services.map { "\($0.name) \($0.peakRSSMiB()) MiB" }.joined(separator: ", ")
+                + ", this demo \(peakResidentKiB(pid: getpid()) / 1024) MiB")
         console.line(
             "CPU time: " + services.map { "\($0.name) \(String(format: "%.1f", $0.cpuSeconds())) s" }.joined(separator: ", ")
                 + ", this demo \(String(format: "%.1f", Double(cpuTicks(pid: getpid())) / Double(cpuTicksPerSecond))) s")
@@ -319,23 +320,34 @@ enum DemoMatcher {
         try await link.settle(matcher, follows: registry)
         // Applications: most merchants apply to the programmes that need one, on time; a few
         // apply a second after the deadline and are refused (超过时限不再受理).
-        var applications: [OutgoingEvent] = []
-        for i in 0..<county.merchants where i % 10 < 7 {
-            let u = county.uscc(i)
-            for w in windows {
-                let late = i % 97 == 0
-                let day = CivilDate.parse(w.until)!
-                let at = late ? "\(day.adding(days: 1))T00:00:01+08:00" : "\(day)T10:00:00+08:00"
-                applications.append(
-                    OutgoingEvent(
-                        CloudEvent(
-                            id: "application/\(w.id)/\(u)", source: "/portal/xuchang", type: "application.submitted", subject: u,
-                            data: ["uscc": .string(u), "policy_id": .string(w.id), "submitted_at": .string(at), "documents": ["申请书.pdf"]])))
-            }
-        }
-        let applied = try await link.publish(matcher, applications)
-        let lateCount = applied.filter { $0.ack?.rejection?.code == .late }.count
-        let acceptedApps = applied.filter { $0.ack?.status == .accepted }.count
+        var lateCount = 0
+        var acceptedApps = 0
+        _ = try await link.publishInSlices(
+            matcher, merchants: county.merchants,
+            events: { range in
+                var applications: [OutgoingEvent] = []
+                for i in range where i % 10 < 7 {
+                    let u = county.uscc(i)
+                    for w in windows {
+                        let late = i % 97 == 0
+                        let day = CivilDate.parse(w.until)!
+                        let at = late ? "\(day.adding(days: 1))T00:00:01+08:00" : "\(day)T10:00:00+08:00"
+                        applications.append(
+                            OutgoingEvent(
+                                CloudEvent(
+                                    id: "application/\(w.id)/\(u)", source: "/portal/xuchang", type: "application.submitted", subject: u,
+                                    data: [
+                                        "uscc": .string(u), "policy_id": .string(w.id), "submitted_at": .string(at),
+                                        "documents": ["申请书.pdf"],
+                                    ])))
+                    }
+                }
+                return applications
+            },
+            results: { applied in
+                lateCount += applied.filter { $0.ack?.rejection?.code == .late }.count
+                acceptedApps += applied.filter { $0.ack?.status == .accepted }.count
+            })
         console.line("  applications: \(acceptedApps) taken, \(lateCount) refused as late (after 24:00 CST of the last day)")
 
         // Wait until the matcher has applied the registry's whole feed.

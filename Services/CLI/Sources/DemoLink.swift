@@ -78,6 +78,31 @@ struct DemoLink: Sendable {
         }
     }
 
+    /// Publishes what `events` makes for each slice of `merchants` (in order, `slice` merchants
+    /// at a time), handing each slice's results to `results` before the next slice is made: the
+    /// demo holds one slice's events, not the county's. Returns the number of events sent.
+    func publishInSlices(
+        _ p: DemoProcess, merchants: Int, slice: Int = 20_000, window: Int = 2_000, events: (Range<Int>) -> [OutgoingEvent],
+        progress: (@Sendable (Int) -> Void)? = nil, results: ([PublishResult]) -> Void
+    ) async throws -> Int {
+        var sent = 0
+        var first = 0
+        while first < merchants {
+            let range = first..<min(first + slice, merchants)
+            let batch = events(range)
+            let count = batch.count
+            let base = range.lowerBound
+            let span = range.count
+            results(
+                try await publish(p, batch, window: window) { done, _ in
+                    progress?(base + done * span / max(count, 1))
+                })
+            sent += count
+            first = range.upperBound
+        }
+        return sent
+    }
+
     /// One operator command. Its id is derived from `key`, so a command re-sent after a crash (of
     /// the service or of the demo) is recognised as the same command.
     @discardableResult
