@@ -122,8 +122,8 @@ public struct EntitlementRecord: Sendable, Equatable {
         }
         reason = row[11]
         reviewFlag = (row[12] as Data?).flatMap { try? JSONParser.parse([UInt8]($0)) }
-        let t: Data = row[13]
-        traceBytes = [UInt8](t)
+        // Straight from SQLite's buffer (no intermediate `Data` copy) when the row is a cursor's.
+        traceBytes = try row.withUnsafeData(atIndex: 13) { $0.map { [UInt8]($0) } ?? [] }
         events = row[14]
     }
 
@@ -167,8 +167,11 @@ public struct EntitlementRecord: Sendable, Equatable {
     }
 
     static func all(uscc: String, _ db: Database) throws -> [EntitlementRecord] {
-        try Row.fetchAll(db.cachedStatement(sql: "SELECT \(columns) FROM entitlements WHERE uscc = ?"), arguments: [uscc]).map(
-            EntitlementRecord.init)
+        // A cursor's rows read the statement's columns in place: each record is built without a
+        // copied row in between.
+        try Array(
+            Row.fetchCursor(db.cachedStatement(sql: "SELECT \(columns) FROM entitlements WHERE uscc = ?"), arguments: [uscc]).map(
+                EntitlementRecord.init))
     }
 
     static func find(_ id: String, _ db: Database) throws -> EntitlementRecord? {
