@@ -190,16 +190,13 @@ let package = Package(
         .testTarget(
             name: "PaymentsTests",
             dependencies: [
-                "Payments", "ISO20022", "BangfuTesting", "Bus", "Storage", "Models", "Registry",
-                .product(name: "GRDB", package: "GRDB.swift"),
+                "Payments", "ISO20022", "BangfuTesting", "Bus", "Storage", "Models", .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Tests/PaymentsTests"
         ),
         .testTarget(
             name: "NotifierTests",
-            dependencies: [
-                "Notifier", "BangfuTesting", "Bus", "Storage", "Models", "Registry", .product(name: "GRDB", package: "GRDB.swift"),
-            ],
+            dependencies: ["Notifier", "BangfuTesting", "Bus", "Storage", "Models", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Tests/NotifierTests"
         ),
         .testTarget(

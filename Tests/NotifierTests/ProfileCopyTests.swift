@@ -1,6 +1,5 @@
 import BangfuTesting
 import Models
-import Registry
 import Testing
 
 @testable import Notifier
@@ -14,14 +13,11 @@ struct NotifierProfileCopyTests {
         var compared = 0
         var withTaxRelief = 0
         var withInsured = 0
-        for i in 0..<county.merchants {
-            let facts = county.facts(of: i).compactMap { try? Fact.decode(type: $0.type, data: $0.data) }
-            guard let profile = OfflineProfiles.profile(uscc: county.uscc(i), facts: facts) else { continue }
-            let frame = Fixtures.event("merchant.profiled", profile, subject: county.uscc(i)).json.serializedBytes()
+        for (uscc, frame) in county.profiledFrames() {
             let full = try CloudEvent.parse(frame, omittingData: [])
             let lean = try CloudEvent.parse(frame, omittingData: NotifierFeeds.unreadProfileMembers)
             let kept = NotifierEngine.reportedPart(of: try #require(full.data))
-            #expect(NotifierEngine.reportedPart(of: try #require(lean.data)) == kept, "\(county.uscc(i))")
+            #expect(NotifierEngine.reportedPart(of: try #require(lean.data)) == kept, "\(uscc)")
             #expect(lean.data?["leases"] == nil && full.data?["leases"] != nil, "the unread members are left out")
             #expect(lean.data?["version"] != nil)
             if !(kept["tax_history"]?.arrayValue ?? []).isEmpty { withTaxRelief += 1 }

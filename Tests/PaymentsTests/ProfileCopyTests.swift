@@ -1,7 +1,6 @@
 import BangfuTesting
 import GRDB
 import Models
-import Registry
 import Testing
 
 @testable import Payments
@@ -15,14 +14,11 @@ struct PaymentsProfileCopyTests {
         var compared = 0
         var withRepresentative = 0
         var withPhone = 0
-        for i in 0..<county.merchants {
-            let facts = county.facts(of: i).compactMap { try? Fact.decode(type: $0.type, data: $0.data) }
-            guard let profile = OfflineProfiles.profile(uscc: county.uscc(i), facts: facts) else { continue }
-            let frame = Fixtures.event("merchant.profiled", profile, subject: county.uscc(i)).json.serializedBytes()
+        for (uscc, frame) in county.profiledFrames() {
             let full = try CloudEvent.parse(frame, omittingData: [])
             let lean = try CloudEvent.parse(frame, omittingData: PaymentsFeeds.unreadProfileMembers)
             let kept = PaymentsEngine.keptColumns(of: try #require(full.data))
-            #expect(PaymentsEngine.keptColumns(of: try #require(lean.data)) == kept, "\(county.uscc(i))")
+            #expect(PaymentsEngine.keptColumns(of: try #require(lean.data)) == kept, "\(uscc)")
             #expect(lean.data?["leases"] == nil && full.data?["leases"] != nil, "the unread members are left out")
             if kept[4] != .null { withRepresentative += 1 }
             if kept[5] != .null { withPhone += 1 }
