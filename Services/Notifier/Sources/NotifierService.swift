@@ -129,6 +129,17 @@ struct NotifierEngine: Sendable {
     let clock: any WallClock
     let logger: Logger
 
+    init(
+        disclosure: Disclosure, templates: Templates, outbox: Outbox, clock: any WallClock,
+        logger: Logger = Logger(label: "bangfu.notifier")
+    ) {
+        self.disclosure = disclosure
+        self.templates = templates
+        self.outbox = outbox
+        self.clock = clock
+        self.logger = logger
+    }
+
     var now: String { Timestamp.format(clock.now()) }
 
     /// Keeps the part of a profile the notifier speaks of: who the merchant is (name, kind,
@@ -190,7 +201,7 @@ struct NotifierEngine: Sendable {
             id, policy, uscc, name, kind, district, d["benefit"]?.stringValue, d["amount_fen"]?.intValue ?? 0, state, working,
         ])
         let programme = d["title"]?.stringValue ?? policy
-        let amount = YuanText.format(d["amount_fen"]?.intValue ?? 0)
+        let amount = Templates.yuanText(fen: d["amount_fen"]?.intValue ?? 0)
         var values = ["merchant": Self.displayName(name ?? "", kind: kind), "programme": programme, "amount": amount, "entitlement": id]
         switch e.type {
         case "entitlement.proposed":
@@ -223,7 +234,7 @@ struct NotifierEngine: Sendable {
         let values = [
             "merchant": Self.displayName(row?["name"] ?? "", kind: row?["kind"]),
             "programme": d["title"]?.stringValue ?? d["policy_id"]?.stringValue ?? "",
-            "amount": YuanText.format(d["amount_fen"]?.intValue ?? 0),
+            "amount": Templates.yuanText(fen: d["amount_fen"]?.intValue ?? 0),
             "reason": Templates.reasonText(d["hold_code"]?.stringValue ?? d["reason"]?.stringValue ?? ""),
             "entitlement": id,
         ]
@@ -264,7 +275,7 @@ struct NotifierEngine: Sendable {
                         db, sql: "SELECT title FROM programmes WHERE policy_id = ?", arguments: [row["policy_id"] as String]) ?? ""
                 let values = [
                     "merchant": Self.displayName(row["name"] ?? "", kind: row["kind"]), "programme": title,
-                    "amount": YuanText.format(row["amount_fen"]), "closes_on": String(closes.prefix(10)), "entitlement": id,
+                    "amount": Templates.yuanText(fen: row["amount_fen"]), "closes_on": String(closes.prefix(10)), "entitlement": id,
                 ]
                 let e = CloudEvent(id: "\(round)/\(id)", source: "/bangfu/notifier", type: "disclosure.opened")
                 try notify(e, .disclosure, row["uscc"], values, db)
@@ -283,24 +294,9 @@ struct NotifierEngine: Sendable {
                 e, .cleared, row["uscc"],
                 [
                     "merchant": Self.displayName(row["name"] ?? "", kind: row["kind"]), "programme": title,
-                    "amount": YuanText.format(row["amount_fen"]), "entitlement": id,
+                    "amount": Templates.yuanText(fen: row["amount_fen"]), "entitlement": id,
                 ],
                 db)
         }
-    }
-}
-
-/// Fen as yuan text with exact integer arithmetic: 123456 → "1,234.56元".
-enum YuanText {
-    static func format(_ fen: Int64) -> String {
-        let m = fen.magnitude
-        var whole = String(m / 100)
-        var grouped = ""
-        while whole.count > 3 {
-            grouped = "," + whole.suffix(3) + grouped
-            whole = String(whole.dropLast(3))
-        }
-        let cents = m % 100
-        return (fen < 0 ? "-" : "") + whole + grouped + "." + (cents < 10 ? "0" : "") + String(cents) + "元"
     }
 }

@@ -1,0 +1,89 @@
+import BangfuTesting
+import Foundation
+import GRDB
+import Models
+import Storage
+import Testing
+
+@testable import Notifier
+
+/// The texts the notifier queues, rendered from the events that cause them: every kind of
+/// notification, with the amount as the templates expect it (`8,451.00`, the template adds 元).
+@Suite("Notification texts")
+struct NotificationTextTests {
+    static let uscc: String = {
+        var f = Fixtures(seed: 7)
+        return f.uscc()
+    }()
+
+    static func entitlementEvent(_ type: String, id: String, extra: JSONObject = [:]) -> CloudEvent {
+        var data: JSONObject = [
+            "entitlement_id": .string(id), "policy_id": "catering-2022", "uscc": .string(uscc), "title": "餐饮业一次性补助",
+            "benefit": "cash", "amount_fen": 845_100, "name": "某某餐饮有限公司", "kind": "enterprise", "district": "411002",
+            "state": .string(String(type.dropFirst("entitlement.".count))),
+        ]
+        for (k, v) in extra.members { data[k] = v }
+        return CloudEvent(
+            id: "\(type)/\(id)", source: "/bangfu/matcher", type: type, subject: uscc, time: "2022-04-01T09:00:00+08:00",
+            datacontenttype: "application/json", data: .object(data))
+    }
+
+    static func paymentEvent(_ type: String, id: String, code: String) -> CloudEvent {
+        CloudEvent(
+            id: "\(type)/\(id)", source: "/bangfu/payments", type: type, subject: uscc, time: "2022-04-01T09:00:00+08:00",
+            datacontenttype: "application/json",
+            data: [
+                "payment_id": .string(id), "uscc": .string(uscc), "policy_id": "catering-2022", "title": "餐饮业一次性补助",
+                "amount_fen": 845_100, "hold_code": .string(code), "reason": .string(code),
+            ])
+    }
+
+    /// Runs one event of each kind through the engine and returns the queued texts by kind.
+    static func queuedTexts() throws -> [NotificationKind: String] {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("notifier-texts-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let database = try NotifierDatabase(stateDir: dir)
+        let clock = TestClock(rfc3339: "2022-04-01T09:00:00+08:00")
+        let outbox = Outbox(source: "/bangfu/notifier", clock: clock)
+        let engine = NotifierEngine(
+            disclosure: Disclosure(calendar: WorkingCalendar(), outbox: outbox, clock: clock), templates: .zhCN, outbox: outbox,
+            clock: clock)
+        try database.db.writer.write { db in
+            let id = "ent-1"
+            let proposed = try engine.entitlement(
+                entitlementEvent("entitlement.proposed", id: id, extra: ["disclosure": ["working_days": 5]]), db)
+            let enrol = try #require(proposed)
+            try engine.notifyDisclosure(try engine.disclosure.enrol([(enrol.0, enrol.1, enrol.2)], db), db)
+            try engine.notifyCleared([id], db)
+            _ = try engine.entitlement(entitlementEvent("entitlement.incomplete", id: "ent-2", extra: ["missing": ["application"]]), db)
+            _ = try engine.entitlement(entitlementEvent("entitlement.approved", id: id), db)
+            _ = try engine.entitlement(entitlementEvent("entitlement.paid", id: id), db)
+            try engine.payment(paymentEvent("payment.failed", id: id, code: "account_closed"), db)
+            try engine.payment(paymentEvent("payment.held", id: id, code: "pool_short"), db)
+            try engine.payment(paymentEvent("clawback.opened", id: id, code: "fraud"), db)
+        }
+        let rows = try database.db.writer.read { db in try Row.fetchAll(db, sql: "SELECT kind, text, data FROM notifications") }
+        var out: [NotificationKind: String] = [:]
+        for r in rows {
+            let kind = try #require(NotificationKind(rawValue: r["kind"]))
+            out[kind] = r["text"]
+            let data = try JSONParser.parse([UInt8](r["data"] as Data))
+            if let amount = data["amount"] { #expect(amount == "8,451.00", "the amount value is without 元: \(kind)") }
+        }
+        return out
+    }
+
+    @Test func everyKindWritesItsAmountOnceWithOneYuan() throws {
+        let texts = try Self.queuedTexts()
+        #expect(Set(texts.keys) == Set(NotificationKind.allCases), "one notification of every kind")
+        for kind in NotificationKind.allCases {
+            let text = try #require(texts[kind], "\(kind)")
+            #expect(!text.contains("元元"), "\(kind): \(text)")
+            if kind.placeholders.contains("amount") {
+                #expect(text.components(separatedBy: "8,451.00元").count == 2, "\(kind): the amount once, with 元: \(text)")
+                #expect(text.components(separatedBy: "8,451.00").count == 2, "\(kind): \(text)")
+            }
+        }
+    }
+}
