@@ -350,8 +350,11 @@ public enum NotifierService {
             disclosure: Disclosure(calendar: settings.calendar, outbox: outbox, clock: env.clock), templates: templates, outbox: outbox,
             clock: env.clock,
             logger: logger)
-        var channels: [any NotificationChannel] = [JSONLinesChannel(path: settings.notificationsFile)]
-        if let url = settings.webhook { channels.append(WebhookChannel(url: url)) }
+        // The channels stamp each attempt with the service's clock, as everything else does: with
+        // `--simulated-clock` (and the harness's test clock) a notification's `at` is in the same
+        // time as its `created_at` and the events around it.
+        var channels: [any NotificationChannel] = [JSONLinesChannel(path: settings.notificationsFile, clock: env.clock)]
+        if let url = settings.webhook { channels.append(WebhookChannel(url: url, clock: env.clock)) }
         let handle = ServiceHandle()
         let dirty = Dirty()
         let worker = NotifierWorker(
