@@ -27,3 +27,4 @@ systemctl daemon-reload
 systemctl enable bangfu.target
 if [[ ${1:-} == --start ]]; then systemctl start bangfu.target; fi
 echo "installed; configuration in /etc/bangfu, state in /var/lib/bangfu, board in /var/www/bangfu-board"
+echo "serve the board from /var/www/bangfu-board/current (example: deploy/nginx/bangfu-board.conf)"

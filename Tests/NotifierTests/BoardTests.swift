@@ -31,6 +31,10 @@ struct BoardTests {
             uscc: uscc, amountFen: amountFen, status: status, district: district, openedOn: opened, closesOn: closes, paidFen: paidFen)
     }
 
+    /// What a board directory holds besides its pages: the versions, the link to the one served,
+    /// and links to its files.
+    static let layout = BoardSite.files + ["current", "versions"]
+
     /// A fresh directory under the system temp directory; the board goes into `<it>/board`.
     static func scratch() throws -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("board-tests-\(UUID().uuidString)").path
@@ -351,16 +355,25 @@ struct BoardTests {
         let first = try Self.generate(rows: [Self.row("e1", name: "第一版")], into: dir)
         #expect(first.jsonRows.count == 1)
         #expect(try FileManager.default.contentsOfDirectory(atPath: root) == ["board"])
-        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: dir)) == Set(BoardSite.files))
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: dir)) == Set(Self.layout))
+        let firstVersion = try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/current")
 
-        // Something a previous run left behind is cleaned up.
-        try FileManager.default.createDirectory(atPath: dir + ".old-deadbeef", withIntermediateDirectories: false)
+        // Something an interrupted run left behind is cleaned up.
+        try FileManager.default.createDirectory(atPath: dir + "/versions/deadbeef", withIntermediateDirectories: false)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/.link.tmp-0123", withDestinationPath: "current/index.html")
         let second = try Self.generate(rows: [Self.row("e1", name: "第二版"), Self.row("e2", name: "第二版乙")], into: dir + "/")
         #expect(second.jsonRows.count == 2)
         #expect(second.html.contains("第二版乙"))
         #expect(!second.html.contains("第一版"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: root) == ["board"])
-        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: dir)) == Set(BoardSite.files))
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: dir)) == Set(Self.layout))
+        // One version, the one served; the files at the top are links into it.
+        let secondVersion = try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/current")
+        #expect(secondVersion != firstVersion)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/versions") == [(secondVersion as NSString).lastPathComponent])
+        for name in BoardSite.files {
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/" + name) == "current/" + name)
+        }
         let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/index.html")
         #expect((attributes[.posixPermissions] as? Int).map { $0 & 0o044 } == 0o044, "readable by a static server")
     }
@@ -375,7 +388,7 @@ struct BoardTests {
         config.pageRows = 3
         let rows = (1...7).map { Self.row("e\($0)", name: "商行\($0)号", amountFen: Int64($0) * 100) }
         let out = try Self.generate(rows: rows, config: config, into: dir)
-        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: dir)) == Set(BoardSite.files + ["page-2.html", "page-3.html"]))
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: dir)) == Set(Self.layout + ["page-2.html", "page-3.html"]))
         func page(_ n: Int) throws -> String {
             String(decoding: try Data(contentsOf: URL(fileURLWithPath: dir + "/" + BoardSite.pageFile(n))), as: UTF8.self)
         }
@@ -433,13 +446,14 @@ struct BoardTests {
         _ = try Self.generate(rows: [Self.row("e1", name: "旧版")], into: dir)
         // Writing the new board fails half-way: the old one stays, and the temp directory goes.
         #expect(throws: Interrupted.self) {
-            try BoardFiles.replaceDirectory(dir) { temp in
+            try BoardFiles.publishDirectory(dir) { temp in
                 try BoardFiles.writeSynced(Array("half".utf8), to: temp + "/index.html")
                 throw Interrupted()
             }
         }
         #expect(try Self.read(dir).html.contains("旧版"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: root) == ["board"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/versions").count == 1, "the half-written version goes")
         // A file that cannot be created is reported with its path.
         #expect(throws: BoardWriteError.self) { try BoardFiles.writeSynced([], to: root + "/missing/x") }
     }
@@ -450,6 +464,48 @@ struct BoardTests {
         let dir = root + "/a/b/board"
         let out = try Self.generate(rows: [Self.row("e1", name: "某某商行")], into: dir)
         #expect(out.jsonRows.count == 1)
+    }
+
+    /// The deployed board directory (`/var/www/bangfu-board`) is the only one the unit may write
+    /// (`ReadWritePaths=`): publishing creates nothing beside it, so it works under a parent that
+    /// is not writable, and a shorter board leaves none of the longer one's pages behind.
+    @Test func publishesInsideTheBoardDirectoryAlone() throws {
+        let root = try Self.scratch()
+        let parent = root + "/www"
+        let dir = parent + "/board"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // A board written before the `current` layout: plain files, and a page this board won't have.
+        for name in BoardSite.files + ["page-9.html"] { try BoardFiles.writeSynced(Array("旧的".utf8), to: dir + "/" + name) }
+        // The parent is read-only, and its modification time is pinned: any entry made in it
+        // (even by root, for whom the mode is moot) would move it.
+        #expect(chmod(parent, 0o555) == 0)
+        var pinned = [timeval(tv_sec: 1_000_000_000, tv_usec: 0), timeval(tv_sec: 1_000_000_000, tv_usec: 0)]
+        #expect(utimes(parent, &pinned) == 0)
+        defer {
+            _ = chmod(parent, 0o755)
+            Self.remove(root)
+        }
+        var config = BoardConfig()
+        config.pageRows = 2
+        let rows = (1...5).map { Self.row("e\($0)", name: "商行\($0)号") }
+        let long = try Self.generate(rows: rows, config: config, into: dir)
+        #expect(long.jsonRows.count == 5)
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: dir)) == Set(Self.layout + ["page-2.html", "page-3.html"]))
+        let short = try Self.generate(rows: Array(rows.prefix(3)), config: config, into: dir)
+        #expect(short.jsonRows.count == 3)
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: dir)) == Set(Self.layout + ["page-2.html"]))
+        #expect(try String(contentsOfFile: dir + "/page-2.html", encoding: .utf8).contains("商行3号"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent) == ["board"])
+        let modified = try FileManager.default.attributesOfItem(atPath: parent)[.modificationDate] as? Date
+        #expect(modified == Date(timeIntervalSince1970: 1_000_000_000), "nothing was created, renamed or removed in the parent")
+        if getuid() != 0 {
+            #expect(access(parent, W_OK) != 0, "the parent really is read-only for this user")
+        }
+        // The files are readable by a static server running as another user.
+        for name in BoardSite.files {
+            let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/current/" + name)
+            #expect((attributes[.posixPermissions] as? Int).map { $0 & 0o044 } == 0o044, "\(name)")
+        }
     }
 
     // MARK: sample for the browser check (Tests/board/check)

@@ -160,10 +160,13 @@ public enum BoardSite {
     /// them through a cursor in one read transaction, so a board of millions of rows is never held
     /// in memory.
     ///
-    /// Everything is written into a sibling `<directory>.tmp-<random>` and fsynced; then the old
-    /// directory (if any) is renamed to `<directory>.old-<random>`, the new one renamed into place and
-    /// the old one removed, so a static server never serves a half-written board. Not to be called
-    /// concurrently for the same `directory`.
+    /// Published atomically *inside* `directory` (see ``BoardFiles/publishDirectory(_:fill:)``):
+    /// everything is written into a new `versions/<random>` and fsynced, then the `current`
+    /// symlink is swapped to it with one `rename`, so a static server never serves a half-written
+    /// board; `index.html`, `data.json`, `data.csv` and the pages are also reachable at the top of
+    /// `directory` through links into `current`. Only `directory` needs to be writable (it is
+    /// created, with its parents, when missing). Not to be called concurrently for the same
+    /// `directory`.
     ///
     /// Rows whose round closed more than `config.retentionDays` days before `today` are taken down.
     public static func generate(
@@ -180,7 +183,7 @@ public enum BoardSite {
         let layout = PageLayout(
             programmes: programmes, tally: tally, fields: fields, title: config.title, stamp: Timestamp.format(generatedAt),
             pageRows: max(config.pageRows, 1))
-        try BoardFiles.replaceDirectory(directory) { temp in
+        try BoardFiles.publishDirectory(directory) { temp in
             let json = try BoardFiles.SyncedWriter(path: temp + "/data.json")
             let csv = try BoardFiles.SyncedWriter(path: temp + "/data.csv")
             json.append(jsonHead(layout))
@@ -691,6 +694,8 @@ enum BoardFiles {
     static func writeSynced(_ bytes: [UInt8], to path: String) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw BoardWriteError(path: path, operation: "create", errno: errno) }
+        // Readable by the static server whatever the service's umask (the unit's is 0007).
+        _ = fchmod(fd, 0o644)
         var ok = false
         defer {
             close(fd)
@@ -725,6 +730,7 @@ enum BoardFiles {
             self.path = path
             fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw BoardWriteError(path: path, operation: "create", errno: errno) }
+            _ = fchmod(fd, 0o644)
             buffer.reserveCapacity(Self.flushAt + 65_536)
         }
 
@@ -797,60 +803,126 @@ enum BoardFiles {
         syncDirectory(parent(of: path))
     }
 
-    /// Builds a new directory with `fill` in a sibling temp directory, then swaps it into place.
-    static func replaceDirectory(_ directoryPath: String, fill: (String) throws -> Void) throws {
+    /// The subdirectory of a published directory that holds its versions.
+    static let versionsName = "versions"
+    /// The symlink naming the version being served.
+    static let currentName = "current"
+
+    /// Publishes a new version of a site inside `directoryPath`, so that only that directory
+    /// needs to be writable (a hardened unit grants `ReadWritePaths=` to it alone; nothing is
+    /// created beside it):
+    ///
+    /// 1. `fill` writes the files into a new `versions/<random>`, which is fsynced;
+    /// 2. `current`, a symlink to the version served, is swapped to it atomically (a new link
+    ///    renamed over the old one);
+    /// 3. every file of the version is also reachable at the top, through a link
+    ///    `<name> -> current/<name>` (made once, when a name first appears); links to names the
+    ///    new version lacks (the pages of a longer board) are removed, as are the plain files a
+    ///    board written before this layout left there;
+    /// 4. every other version is removed.
+    ///
+    /// A static server may serve `<directory>/current` (one switch for the whole site) or
+    /// `<directory>` itself (through the links). If `fill` throws, its version is removed and
+    /// what was served stays. `directoryPath` is created, with its parents, only when missing.
+    static func publishDirectory(_ directoryPath: String, fill: (String) throws -> Void) throws {
         var directory = directoryPath
         while directory.count > 1, directory.hasSuffix("/") { directory.removeLast() }
-        let parentDir = parent(of: directory)
-        try FileManager.default.createDirectory(atPath: parentDir, withIntermediateDirectories: true)
-        removeLeftovers(of: directory)
+        var st = stat()
+        if stat(directory, &st) != 0 {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            _ = chmod(directory, 0o755)
+        } else if (st.st_mode & S_IFMT) != S_IFDIR {
+            throw BoardWriteError(path: directory, operation: "publish into", errno: ENOTDIR)
+        }
+        let versions = directory + "/" + versionsName
+        if mkdir(versions, 0o755) == 0 {
+            _ = chmod(versions, 0o755)
+        } else if errno != EEXIST {
+            throw BoardWriteError(path: versions, operation: "create directory", errno: errno)
+        }
+        let current = directory + "/" + currentName
+        let served = readLink(current)
+        removeLeftovers(in: directory, versions: versions, keeping: served)
 
-        let temp = directory + ".tmp-" + randomSuffix()
-        guard mkdir(temp, 0o755) == 0 else { throw BoardWriteError(path: temp, operation: "create directory", errno: errno) }
+        let id = randomSuffix()
+        let version = versions + "/" + id
+        guard mkdir(version, 0o755) == 0 else { throw BoardWriteError(path: version, operation: "create directory", errno: errno) }
+        _ = chmod(version, 0o755)
         do {
-            try fill(temp)
-            syncDirectory(temp)
+            try fill(version)
+            syncDirectory(version)
+            syncDirectory(versions)
         } catch {
-            try? FileManager.default.removeItem(atPath: temp)
+            try? FileManager.default.removeItem(atPath: version)
             throw error
         }
+        do {
+            try replaceLink(at: current, target: versionsName + "/" + id, in: directory)
+        } catch {
+            try? FileManager.default.removeItem(atPath: version)
+            throw error
+        }
+        syncDirectory(directory)
 
-        var old: String?
-        var st = stat()
-        if lstat(directory, &st) == 0 {
-            let o = directory + ".old-" + randomSuffix()
-            guard rename(directory, o) == 0 else {
-                let e = errno
-                try? FileManager.default.removeItem(atPath: temp)
-                throw BoardWriteError(path: directory, operation: "move aside", errno: e)
+        // The top-level names: a link into `current` for each file of the new version.
+        let names = Set((try? FileManager.default.contentsOfDirectory(atPath: version)) ?? [])
+        for name in names.sorted() {
+            let target = currentName + "/" + name
+            if readLink(directory + "/" + name) != target { try replaceLink(at: directory + "/" + name, target: target, in: directory) }
+        }
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where !names.contains(name) {
+            let path = directory + "/" + name
+            if let target = readLink(path), target.hasPrefix(currentName + "/") {
+                unlink(path)
+            } else if isGeneratedPage(name), lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG {
+                unlink(path)
             }
-            old = o
         }
-        guard rename(temp, directory) == 0 else {
-            let e = errno
-            if let old { _ = rename(old, directory) }
-            try? FileManager.default.removeItem(atPath: temp)
-            throw BoardWriteError(path: directory, operation: "rename into", errno: e)
+        for old in (try? FileManager.default.contentsOfDirectory(atPath: versions)) ?? [] where old != id {
+            try? FileManager.default.removeItem(atPath: versions + "/" + old)
         }
-        syncDirectory(parentDir)
-        if let old { try? FileManager.default.removeItem(atPath: old) }
+        syncDirectory(directory)
     }
 
-    /// Removes `<directory>.old-*` left by an interrupted swap, and `<directory>.tmp-*` older than
-    /// an hour (a younger one may belong to a run in progress).
-    private static func removeLeftovers(of directory: String) {
-        let parentDir = parent(of: directory)
-        let base = (directory as NSString).lastPathComponent
+    /// A file name the board writes (a page, or one of the downloads), left as a plain file by a
+    /// board written before the `current` layout.
+    static func isGeneratedPage(_ name: String) -> Bool {
+        if BoardSite.files.contains(name) { return true }
+        guard name.hasPrefix("page-"), name.hasSuffix(".html") else { return false }
+        let n = name.dropFirst(5).dropLast(5)
+        return !n.isEmpty && n.allSatisfy { $0 >= "0" && $0 <= "9" }
+    }
+
+    /// The target of the symlink at `path`, or `nil` if it is not a symlink.
+    static func readLink(_ path: String) -> String? {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink(path, &buf, buf.count - 1)
+        guard n >= 0 else { return nil }
+        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Points the symlink at `path` to `target`, atomically: a new link under a temporary name in
+    /// `directory`, renamed over `path` (whatever file or link was there).
+    static func replaceLink(at path: String, target: String, in directory: String) throws {
+        let temp = directory + "/.link.tmp-" + randomSuffix()
+        guard symlink(target, temp) == 0 else { throw BoardWriteError(path: temp, operation: "create link", errno: errno) }
+        guard rename(temp, path) == 0 else {
+            let e = errno
+            unlink(temp)
+            throw BoardWriteError(path: path, operation: "rename into", errno: e)
+        }
+    }
+
+    /// Removes what an interrupted publication left: versions other than the one served, and
+    /// temporary links.
+    private static func removeLeftovers(in directory: String, versions: String, keeping served: String?) {
         let fm = FileManager.default
-        guard let names = try? fm.contentsOfDirectory(atPath: parentDir) else { return }
-        for n in names {
-            let p = parentDir + "/" + n
-            if n.hasPrefix(base + ".old-") {
-                try? fm.removeItem(atPath: p)
-            } else if n.hasPrefix(base + ".tmp-") {
-                let modified = (try? fm.attributesOfItem(atPath: p))?[.modificationDate] as? Date
-                if let modified, modified.timeIntervalSinceNow < -3600 { try? fm.removeItem(atPath: p) }
-            }
+        let keep = served.map { ($0 as NSString).lastPathComponent }
+        for name in (try? fm.contentsOfDirectory(atPath: versions)) ?? [] where name != keep {
+            try? fm.removeItem(atPath: versions + "/" + name)
+        }
+        for name in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] where name.hasPrefix(".link.tmp-") {
+            unlink(directory + "/" + name)
         }
     }
 }
