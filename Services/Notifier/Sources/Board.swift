@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import ServiceKit
 
 #if canImport(Glibc)
     import Glibc
@@ -27,6 +28,35 @@ public struct BoardConfig: Sendable {
     public var pageRows: Int = 2_000
 
     public init() {}
+
+    /// The `board-fields` setting: field names (``BoardField`` raw values) separated by commas
+    /// or spaces, in the order to show, e.g. `name,uscc,programme,amount` (a YAML list
+    /// `[name, uscc]` is read the same). Throws `ConfigError` naming `setting` for an unknown or
+    /// repeated name, or for none at all.
+    public static func parseFields(_ text: String, setting: String = "board-fields") throws(ConfigError) -> [BoardField] {
+        let names = text.split { $0 == "," || $0 == " " || $0 == "\t" || $0 == "\n" }
+            .map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "[]\"'")) }.filter { !$0.isEmpty }
+        let known = BoardField.allCases.map(\.rawValue).joined(separator: ", ")
+        var fields: [BoardField] = []
+        for name in names {
+            guard let field = BoardField(rawValue: name) else {
+                throw ConfigError("\(setting): unknown board field \"\(name.prefix(40))\" (known: \(known))")
+            }
+            guard !fields.contains(field) else { throw ConfigError("\(setting): the field \(name) is listed twice") }
+            fields.append(field)
+        }
+        guard !fields.isEmpty else { throw ConfigError("\(setting): name at least one board field (known: \(known))") }
+        return fields
+    }
+
+    /// The `board-retention-days` setting: a whole number of days, 0 to 36,500, after the close
+    /// of its round that a row stays on the board. Throws `ConfigError` naming `setting`.
+    public static func parseRetentionDays(_ text: String, setting: String = "board-retention-days") throws(ConfigError) -> Int {
+        guard let days = Int(text.trimmingCharacters(in: .whitespaces)), (0...36_500).contains(days) else {
+            throw ConfigError("\(setting): must be a whole number of days from 0 to 36500, got \"\(text.prefix(40))\"")
+        }
+        return days
+    }
 }
 
 /// A column of the board.

@@ -328,14 +328,15 @@ public enum NotifierService {
     public static let upstreams = ["registry", "matcher", "payments"]
     public static let settings: [String: String] = [
         "board-dir": "", "reports-dir": "", "notifications-file": "", "webhook-url": "", "holidays": "", "templates-dir": "",
+        "board-fields": BoardConfig().fields.map(\.rawValue).joined(separator: ","),
+        "board-retention-days": String(BoardConfig().retentionDays),
     ]
 
-    public static func build(options: ServiceOptions, environment env: ServiceEnvironment) throws -> BusService {
-        var logger = env.logger
-        logger[metadataKey: "service"] = "notifier"
-        let security = try ServiceSecurity(options: options, environment: env)
-        let database = try NotifierDatabase(stateDir: options.stateDir)
-        try SimulatedTime.restore(env.clock, from: database.db)
+    /// The notifier's settings from its options (`options.extra`, by flag name; an empty value
+    /// is the default): where the board, reports and notifications go, the webhook, the holiday
+    /// calendar, and what the board shows (`board-fields`, `board-retention-days`).
+    /// Throws `ConfigError` for a value that cannot be used.
+    public static func makeSettings(options: ServiceOptions) throws -> NotifierSettings {
         func setting(_ key: String) -> String? { options.extra[key].flatMap { $0.isEmpty ? nil : $0 } }
         let base = options.stateDir ?? NSTemporaryDirectory()
         var settings = NotifierSettings(
@@ -344,6 +345,33 @@ public enum NotifierService {
             notificationsFile: setting("notifications-file") ?? (base as NSString).appendingPathComponent("notifications.jsonl"),
             webhook: setting("webhook-url").flatMap(URL.init(string:)))
         if let h = setting("holidays") { settings.calendar = try WorkingCalendar(file: h) }
+        let origin = { (key: String) in options.origins[key].map { " (\($0))" } ?? "" }
+        if let text = setting("board-fields") {
+            settings.board.fields = try BoardConfig.parseFields(text, setting: "board-fields" + origin("board-fields"))
+        }
+        if let text = setting("board-retention-days") {
+            settings.board.retentionDays = try BoardConfig.parseRetentionDays(
+                text, setting: "board-retention-days" + origin("board-retention-days"))
+        }
+        return settings
+    }
+
+    /// Checks the notifier's own settings as `build` reads them (for `--check-config`): the
+    /// board's fields and retention, the holiday calendar, the templates and the webhook URL.
+    public static func checkSettings(options: ServiceOptions) throws {
+        let settings = try makeSettings(options: options)
+        if let dir = options.extra["templates-dir"], !dir.isEmpty { _ = try Templates(directory: dir) }
+        if let url = settings.webhook { try WebhookChannel.validate(url) }
+    }
+
+    public static func build(options: ServiceOptions, environment env: ServiceEnvironment) throws -> BusService {
+        var logger = env.logger
+        logger[metadataKey: "service"] = "notifier"
+        let security = try ServiceSecurity(options: options, environment: env)
+        let database = try NotifierDatabase(stateDir: options.stateDir)
+        try SimulatedTime.restore(env.clock, from: database.db)
+        func setting(_ key: String) -> String? { options.extra[key].flatMap { $0.isEmpty ? nil : $0 } }
+        let settings = try Self.makeSettings(options: options)
         let templates = try setting("templates-dir").map { try Templates(directory: $0) } ?? Templates.zhCN
         let outbox = Outbox(source: "/bangfu/notifier", clock: env.clock)
         let engine = NotifierEngine(

@@ -1,0 +1,73 @@
+import BangfuTesting
+import Foundation
+import Notifier
+import ServiceKit
+import Testing
+
+/// What the public board shows is decided by configuration (DESIGN §9): its fields and the
+/// retention period, like every setting, from the config file, the environment or a flag.
+@Suite("Notifier settings")
+struct NotifierSettingsTests {
+    static func options(_ arguments: [String] = [], environment: [String: String] = [:]) throws -> ServiceOptions {
+        try ServiceOptions.parse(
+            service: NotifierService.name, upstreams: NotifierService.upstreams, extraKeys: NotifierService.settings,
+            arguments: arguments, environment: environment)
+    }
+
+    static func board(_ arguments: [String] = [], environment: [String: String] = [:]) throws -> BoardConfig {
+        try NotifierService.makeSettings(options: try options(arguments, environment: environment)).board
+    }
+
+    @Test func theDefaultsAreTodaysBoard() throws {
+        let board = try Self.board()
+        #expect(board.fields == BoardField.allCases)
+        #expect(board.retentionDays == 180)
+        #expect(NotifierService.settings["board-fields"] == "name,uscc,programme,amount,status,district,round,payment")
+        #expect(NotifierService.settings["board-retention-days"] == "180")
+    }
+
+    @Test func fromAFlagTheEnvironmentOrTheConfigFile() throws {
+        let flags = try Self.board(["--board-fields", "name, amount,programme", "--board-retention-days=30"])
+        #expect(flags.fields == [.name, .amount, .programme])
+        #expect(flags.retentionDays == 30)
+
+        let env = try Self.board(environment: ["BANGFU_BOARD_FIELDS": "uscc name", "BANGFU_BOARD_RETENTION_DAYS": "0"])
+        #expect(env.fields == [.uscc, .name])
+        #expect(env.retentionDays == 0)
+
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("notifier-settings-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (yaml, fields) in [
+            ("board-fields: name, uscc, programme, amount\n", [BoardField.name, .uscc, .programme, .amount]),
+            ("board-fields: [name, amount]\n", [.name, .amount]),
+            ("board-fields:\n  - status\n  - name\n", [.status, .name]),
+        ] {
+            try (yaml + "board-retention-days: 90\n").write(toFile: dir + "/notifier.yaml", atomically: true, encoding: .utf8)
+            let file = try Self.board(["--config", dir + "/notifier.yaml"])
+            #expect(file.fields == fields, "\(yaml)")
+            #expect(file.retentionDays == 90)
+            // A flag overrides the file.
+            #expect(try Self.board(["--config", dir + "/notifier.yaml", "--board-retention-days", "7"]).retentionDays == 7)
+        }
+    }
+
+    @Test func anUnknownFieldOrABadRetentionIsAConfigurationError() async throws {
+        for bad in ["name,phone", "name,name", ",", " , ", "Name"] {
+            #expect(throws: ConfigError.self, "\(bad)") { try Self.board(environment: ["BANGFU_BOARD_FIELDS": bad]) }
+        }
+        let error = #expect(throws: ConfigError.self) { try Self.board(["--board-fields", "name,id_number"]) }
+        #expect(error?.message.contains("id_number") == true)
+        #expect(error?.message.contains("flag --board-fields") == true, "says where the value came from")
+        for bad in ["-1", "abc", "1.5", "36501"] {
+            #expect(throws: ConfigError.self, "\(bad)") { try Self.board(["--board-retention-days", bad]) }
+        }
+        // The service refuses to start with it.
+        let h = try Harness()
+        var o = h.options(NotifierService.name, upstreams: NotifierService.upstreams)
+        o.extra = NotifierService.settings.merging(["board-fields": "name,amount,secret"]) { $1 }
+        #expect(throws: ConfigError.self) { try NotifierService.build(options: o, environment: h.environment()) }
+        #expect(throws: ConfigError.self) { try NotifierService.checkSettings(options: o) }
+        await h.shutdown()
+    }
+}
