@@ -2,8 +2,8 @@
 ///
 /// 18 characters from `alphabet`; the 18th is a check character over the first 17 with weights
 /// 3^i mod 31 (1 3 9 27 19 26 16 17 20 29 25 13 8 24 10 30 28):
-/// check = (31 − Σ(value × weight) mod 31) mod 31. Characters 3–8 are the registering division.
-/// Validation is strict: uppercase only, no spaces, no full-width characters.
+/// check = (31 − Σ(value × weight) mod 31) mod 31. Characters 3–8 are the registering division
+/// code: 6 digits. Validation is strict: uppercase only, no spaces, no full-width characters.
 public enum USCC {
     public static let alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY"
     public static let length = 18
@@ -38,7 +38,11 @@ public enum USCC {
         return t
     }()
 
-    /// The common case without allocation: 18 alphabet bytes with the right check character.
+    /// Characters 3–8 (0-based offsets 2..<8): the registering division code, 6 digits.
+    public static let divisionRange = 2..<8
+
+    /// The common case without allocation: 18 alphabet bytes, digits at 3–8, with the right
+    /// check character.
     static func isValidFast(_ code: String) -> Bool {
         var code = code
         return code.withUTF8 { b in
@@ -47,6 +51,8 @@ public enum USCC {
             for i in 0..<17 {
                 let v = byteValues[Int(b[i])]
                 if v == 255 { return false }
+                // Digits are the first ten values of the alphabet.
+                if divisionRange.contains(i), v > 9 { return false }
                 sum += Int(v) * weights[i]
             }
             let check = byteValues[Int(b[17])]
@@ -73,6 +79,13 @@ public enum USCC {
             throw Rejection(
                 .invalidUSCC, field: field,
                 "character '\(printable(c))' at position \(i + 1) is not allowed\(hint)")
+        }
+        let division = chars[divisionRange]
+        if let i = division.firstIndex(where: { !("0"..."9").contains($0) }) {
+            throw Rejection(
+                .invalidUSCC, field: field,
+                "characters 3–8 are the registering division code and must be digits, got '\(String(division))' (character '\(chars[i])' at position \(i + 1))"
+            )
         }
         let expected = checkCharacter(body17: String(chars[0..<17]))!
         guard chars[17] == expected else {

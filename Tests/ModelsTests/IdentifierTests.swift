@@ -114,6 +114,30 @@ struct USCCTests {
         }
     }
 
+    /// DESIGN §5.2: characters 3–8 are the registering division code — digits. A letter there
+    /// with a check character computed over it passes the check digit; the division rule catches it.
+    @Test(arguments: 3...8)
+    func divisionCodeMustBeDigits(_ position: Int) {
+        for letter: Character in ["A", "M", "Y", "0"] {
+            let body = IdentifierSamples.replacing("91350100M000100Y4", at: position - 1, with: letter)
+            let code = IdentifierSamples.uscc(body)
+            if letter == "0" {
+                #expect(USCC.isValid(code), "a digit is fine: \(code)")
+                continue
+            }
+            #expect(!USCC.isValidFast(code), "\(code)")
+            #expect(!USCC.isValid(code), "\(code)")
+            let rejection = #expect(throws: Rejection.self) { try USCC.validate(code, field: "data.uscc") }
+            #expect(rejection?.code == .invalidUSCC)
+            #expect(rejection?.field == "data.uscc")
+        }
+        #expect(
+            throws: Rejection(
+                .invalidUSCC, field: "u",
+                "characters 3–8 are the registering division code and must be digits, got '3A0100' (character 'A' at position 4)")
+        ) { try USCC.validate(IdentifierSamples.uscc("913A0100M000100Y4"), field: "u") }
+    }
+
     @Test func checkCharacterNeeds17AlphabetCharacters() {
         #expect(USCC.checkCharacter(body17: "9135010") == nil)
         #expect(USCC.checkCharacter(body17: "91350100M000100YI") == nil)
