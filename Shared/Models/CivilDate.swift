@@ -216,11 +216,15 @@ public enum ChinaTime {
     public static let offsetSeconds = 8 * 3600
     private static let secondsPerDay: Int64 = 86_400
 
-    /// The CST calendar date of an instant.
+    /// The CST calendar date of an instant. (Dates outside the years 0000–9999 are clamped.)
     public static func civilDate(of date: Date) -> CivilDate {
         // Whole seconds, rounded down, so that 23:59:59.999 is still the same day.
-        let t = date.timeIntervalSince1970.rounded(.down)
-        let seconds = Int64(t) + Int64(offsetSeconds)
+        civilDate(of: Instant(seconds: Int64(Instant.clampedSeconds(date.timeIntervalSince1970).rounded(.down))))
+    }
+
+    /// The CST calendar date of an instant, exactly.
+    public static func civilDate(of instant: Instant) -> CivilDate {
+        let seconds = instant.seconds + Int64(offsetSeconds)
         let days = seconds >= 0 ? seconds / secondsPerDay : (seconds - (secondsPerDay - 1)) / secondsPerDay
         return CivilDate(dayNumber: Int(days))
     }
