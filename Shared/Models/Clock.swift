@@ -81,11 +81,13 @@ public struct Instant: Comparable, Hashable, Sendable, CustomStringConvertible {
     /// The nearest `Date` that is not later than this instant's second allows: sub-second digits
     /// a `Double` cannot hold are dropped, never rounded up into the next second — whether the
     /// `Date` is read since 2001 (its own reference) or since 1970.
+    /// Instants outside the years 0000–9999 are clamped into them first.
     public var date: Date {
-        let sinceReference = seconds - 978_307_200
+        let i = min(max(self, .earliest), .latest)
+        let sinceReference = i.seconds - 978_307_200
         let nextSecond = Double(sinceReference + 1)
-        let nextSecond1970 = Double(seconds + 1)
-        var d = Double(sinceReference) + Double(nanoseconds) / 1e9
+        let nextSecond1970 = Double(i.seconds + 1)
+        var d = Double(sinceReference) + Double(i.nanoseconds) / 1e9
         while d >= nextSecond || d + 978_307_200 >= nextSecond1970 { d = d.nextDown }
         return Date(timeIntervalSinceReferenceDate: d)
     }

@@ -78,5 +78,7 @@ struct TimestampExactnessTests {
         #expect(Timestamp.format(Instant(seconds: .max)) == "9999-12-31T23:59:59.999+08:00")
         #expect(Timestamp.format(Instant(seconds: .min)) == "0000-01-01T00:00:00.000+08:00")
         #expect(Timestamp.format(Date.distantFuture) == "4001-01-01T08:00:00.000+08:00")
+        #expect(Timestamp.format(Instant(seconds: .max).date) == "9999-12-31T23:59:59.999+08:00")
+        #expect(Timestamp.format(Instant(seconds: .min).date) == "0000-01-01T00:00:00.000+08:00")
     }
 }
