@@ -238,7 +238,7 @@ public enum DemoCommand {
         }
 
         console.line("")
-        console.line("Board (公示):        \(dir)/board/index.html (serve the directory with any static web server)")
+        console.line("Board (公示):        \(dir)/board/current/index.html (serve board/current with any static web server)")
         console.line("Payment files:       \(dir)/payment-files/ (pain.001.001.09, lessor and agency instructions)")
         console.line("Bank returns:        \(dir)/bank-returns/processed/")
         console.line("Notifications:       \(dir)/notifier/notifications.jsonl")
