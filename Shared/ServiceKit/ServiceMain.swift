@@ -137,7 +137,11 @@ extension ServiceMain {
             logger.logLevel = .critical
             let context = ZContext()
             defer { context.terminate() }
-            _ = try build(dry, ServiceEnvironment(context: context, clock: TestClock(Date()), logger: logger))
+            let built = try build(dry, ServiceEnvironment(context: context, clock: TestClock(Date()), logger: logger))
+            // Deliberately never released: a service's parts may expect to be started before they
+            // are freed (a suspended DispatchSource traps when released), and `--check-config`
+            // ends the process right after this. It holds no socket and no file.
+            _ = Unmanaged.passRetained(built)
         }
     }
 }
