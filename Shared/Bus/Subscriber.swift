@@ -34,7 +34,7 @@ public struct SubscriberSettings: Sendable {
     /// (libzmq drops a connection for good on a frame over `ZMQ_MAXMSGSIZE`, without telling
     /// the socket): the SUB socket is recreated and a replay probes for what was missed.
     public var silentHeartbeats = 5
-    /// Consecutive replay timeouts from which each further one is logged as a warning.
+    /// Consecutive replay timeouts at which a warning is logged (and every 20th after it).
     public var replayTimeoutsBeforeWarning = 3
 
     public init() {}
@@ -375,7 +375,10 @@ public final class FeedSubscriber: Sendable {
                 let metadata: Logger.Metadata = [
                     "feed": "\(upstream.name)", "replay": "\(upstream.replay)", "timeouts_in_a_row": "\(inARow)",
                 ]
-                if inARow >= settings.replayTimeoutsBeforeWarning {
+                // A warning at the threshold and every 20th after it: an upstream down for hours
+                // is one line a minute, not one every few seconds.
+                let threshold = settings.replayTimeoutsBeforeWarning
+                if inARow == threshold || (inARow > threshold && (inARow - threshold) % 20 == 0) {
                     logger.warning("replay keeps timing out; reconnecting", metadata: metadata)
                 } else {
                     logger.debug("replay timed out; reconnecting", metadata: metadata)

@@ -578,6 +578,25 @@ struct FeedTests {
         #expect(await consumer.wait { $0 == [1, 2, 3, 4] })
     }
 
+    @Test func aReplayThatKeepsTimingOutIsAWarning() async throws {
+        let ctx = ZContext()
+        let records = CapturedLogs()
+        var logger = Logger(label: "test.capture") { _ in records }
+        logger.logLevel = .debug
+        var settings = SubscriberSettings()
+        settings.replayTimeoutMs = 50
+        // Nothing answers at this replay endpoint.
+        let tag = UUID().uuidString
+        let sub = FeedSubscriber(
+            upstream: UpstreamFeed(name: "gone", feed: "inproc://\(tag)-feed", replay: "inproc://\(tag)-replay"), context: ctx,
+            consumer: try NoteConsumer.inMemory(), settings: settings, logger: logger)
+        try sub.start()
+        defer { sub.stopAndWait() }
+        #expect(await records.changed.wait { records.contains(level: .warning, "replay keeps timing out; reconnecting") })
+        #expect(records.contains(level: .debug, "replay timed out; reconnecting"))
+        #expect(sub.status.replayTimeoutsInARow >= 3)
+    }
+
     @Test func subscriberResumesFromItsStoredCursorAcrossRestartsOfBothSides() async throws {
         let dir = NSTemporaryDirectory() + "bangfu-bus-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -634,5 +653,27 @@ struct StorageTests {
         let second = try CloudEvent.parse(records[1].body)
         #expect(second.id == "3")
         #expect(second.sequence == "2")
+    }
+}
+
+/// A log handler that keeps every message (for tests that check what is logged, and how loud).
+final class CapturedLogs: LogHandler, @unchecked Sendable {
+    private let lines = Mutex<[(Logger.Level, String)]>([])
+    let changed = AsyncCondition()
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        lines.withLock { $0.append((event.level, event.message.description)) }
+        changed.signal()
+    }
+
+    func contains(level: Logger.Level, _ message: String) -> Bool {
+        lines.withLock { $0.contains { $0.0 == level && $0.1 == message } }
     }
 }
