@@ -59,6 +59,15 @@ public struct Ack: Sendable, Equatable {
 /// sent and clients retry.
 public protocol IntakeProcessor: Sendable {
     func process(_ batch: [IntakeFrame]) throws -> [Ack]
+    /// The largest event the node can put on its feed (its `max_message_bytes`): an intake
+    /// event whose effects would publish a larger one is refused `too_large` instead, since a
+    /// subscriber's libzmq drops the connection on such a frame. The node calls this once, when
+    /// it is made.
+    func limitPublishedEvents(toBytes: Int64)
+}
+
+extension IntakeProcessor {
+    public func limitPublishedEvents(toBytes: Int64) {}
 }
 
 /// One row of a service's outbox, ready to go on the wire.

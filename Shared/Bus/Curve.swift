@@ -32,9 +32,11 @@ public struct CurveKeyPair: Sendable, Equatable {
     }
 }
 
-/// What one client key may publish (DESIGN §3.5): event types (exact, or `prefix.*`; empty =
-/// any) and `source` prefixes (empty = any). The tax bureau's key cannot publish
-/// `account.verified`.
+/// What one client key may publish (DESIGN §3.5): event types (exact, or `prefix.*`) and
+/// `source` prefixes. It fails closed: a grant with no types may publish nothing (a downstream
+/// service that only follows the feed and asks replay questions needs none), and a grant with
+/// types but no source prefixes may publish those types from any source. The tax bureau's key
+/// cannot publish `account.verified`.
 public struct ClientGrant: Sendable, Equatable {
     public var name: String
     public var publicKey: String
@@ -49,7 +51,7 @@ public struct ClientGrant: Sendable, Equatable {
     }
 
     public func allows(type: String, source: String) -> Bool {
-        let typeOK = types.isEmpty || types.contains { $0 == type || ($0.hasSuffix(".*") && type.hasPrefix(String($0.dropLast()))) }
+        let typeOK = types.contains { $0 == type || ($0.hasSuffix(".*") && type.hasPrefix(String($0.dropLast()))) }
         let sourceOK = sources.isEmpty || sources.contains { source.hasPrefix($0) }
         return typeOK && sourceOK
     }
@@ -101,7 +103,7 @@ public final class ZAPHandler: Sendable {
     let context: ZContext
     let server: CurveServer
     let logger: Logger
-    let state = Mutex<(stopping: Bool, refused: Int, admitted: Int)>((false, 0, 0))
+    let state = Mutex<(stopping: Bool, refused: Int, admitted: Int, bindError: String?, started: Bool)>((false, 0, 0, nil, false))
     let wake = WakePipe()
     private let finished = DispatchSemaphore(value: 0)
     private let bound = DispatchSemaphore(value: 0)
@@ -112,24 +114,40 @@ public final class ZAPHandler: Sendable {
         self.logger = logger
     }
 
+    /// Connections refused (a key not in the allowlist, or not a CURVE client of this domain).
     public var refused: Int { state.withLock { $0.refused } }
+    /// Connections admitted.
+    public var admitted: Int { state.withLock { $0.admitted } }
 
-    /// Starts the handler's thread and returns once it is bound; throws if the system refuses
-    /// a thread.
-    public func start() throws(ThreadStartError) {
+    /// Starts the handler's thread and returns once it is bound. Throws if the system refuses
+    /// a thread or the handler cannot bind (`ZAPError.bindFailed`, e.g. another handler already
+    /// holds this context's ZAP endpoint): without its own handler the service must not start.
+    public func start() throws {
         try DedicatedThread.start(name: "zap") { [self] in self.threadMain() }
         bound.wait()
+        if let error = state.withLock({ $0.bindError }) {
+            finished.wait()
+            throw ZAPError.bindFailed(error)
+        }
+        state.withLock { $0.started = true }
     }
 
     public func stopAndWait() {
-        state.withLock { $0.stopping = true }
+        let started = state.withLock { s -> Bool in
+            s.stopping = true
+            return s.started
+        }
         wake.wake()
-        finished.wait()
+        if started { finished.wait() }
     }
 
     private func threadMain() {
         defer { finished.signal() }
-        guard let rep = try? context.socket(.rep) else {
+        let rep: ZSocket
+        do {
+            rep = try context.socket(.rep)
+        } catch {
+            state.withLock { $0.bindError = "\(error)" }
             bound.signal()
             return
         }
@@ -139,6 +157,7 @@ public final class ZAPHandler: Sendable {
             try rep.bind("inproc://zeromq.zap.01")
         } catch {
             logger.critical("cannot bind the ZAP handler", metadata: ["error": "\(error)"])
+            state.withLock { $0.bindError = "\(error)" }
             bound.signal()
             return
         }
@@ -182,5 +201,15 @@ public final class ZAPHandler: Sendable {
         var out = [CChar](repeating: 0, count: 41)
         _ = key.withUnsafeBufferPointer { zmq_z85_encode(&out, $0.baseAddress, 32) }
         return String(decoding: out.prefix(40).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+public enum ZAPError: Error, CustomStringConvertible {
+    case bindFailed(String)
+
+    public var description: String {
+        switch self {
+        case .bindFailed(let s): "cannot bind the ZAP handler at inproc://zeromq.zap.01: \(s)"
+        }
     }
 }

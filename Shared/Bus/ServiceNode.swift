@@ -95,6 +95,7 @@ public final class ServiceNode: Sendable {
         self.feed = feed
         self.responder = responder
         self.logger = logger
+        processor.limitPublishedEvents(toBytes: settings.socket.maxMessageBytes)
     }
 
     public var counters: NodeCounters { state.withLock { $0.counters } }
@@ -283,10 +284,13 @@ public final class ServiceNode: Sendable {
             envelopes.append(envelope)
             if msg.overflow || msg.frames.count > settings.maxFrames || body.count != 1 {
                 let n = msg.overflow ? "more than \(settings.maxFrames)" : "\(body.count)"
+                // Name the first frame's id when it is readable, so a pipelining client can match the ack.
+                let head = body.first ?? []
+                let id = head.count <= Int(settings.socket.maxMessageBytes) ? (try? JSONParser.parse(head))?["id"]?.stringValue : nil
                 frames.append(
                     IntakeFrame(
-                        payload: body.first ?? [],
-                        preRejection: Rejection(.tooLarge, "a message must carry exactly one event frame; got \(n) frames")))
+                        payload: Array(head.prefix(Int(settings.socket.maxMessageBytes))),
+                        preRejection: Rejection(.tooLarge, "a message must carry exactly one event frame; got \(n) frames"), idHint: id))
             } else if body[0].count > Int(settings.socket.maxMessageBytes) {
                 // Name the id in the ack when the frame is otherwise readable; keep only its head.
                 let id = (try? JSONParser.parse(body[0]))?["id"]?.stringValue
@@ -330,11 +334,12 @@ public final class ServiceNode: Sendable {
     }
 
     /// Splits a ROUTER message into its envelope (identity and, for REQ peers, the empty
-    /// delimiter) and its body.
+    /// delimiter) and its body. Only an empty frame right after the identity and followed by a
+    /// body is a delimiter: a DEALER's lone empty frame is an (empty, so `invalid_json`) event.
     static func split(_ frames: [[UInt8]]) -> ([[UInt8]], [[UInt8]]) {
         guard !frames.isEmpty else { return ([], []) }
-        if let delim = frames.firstIndex(where: { $0.isEmpty }), delim >= 1 {
-            return (Array(frames[...delim]), Array(frames[(delim + 1)...]))
+        if frames.count >= 3 && frames[1].isEmpty {
+            return (Array(frames[...1]), Array(frames[2...]))
         }
         return ([frames[0]], Array(frames.dropFirst()))
     }

@@ -28,6 +28,14 @@ public struct SubscriberSettings: Sendable {
     public var maxLiveBatch = 2_000
     /// The keys this subscriber presents to a CURVE upstream.
     public var curve: CurveClientKeys?
+    /// The upstream's heartbeat interval (`NodeSettings.heartbeatMs`).
+    public var heartbeatMs = 1_000
+    /// Silence on the feed for this many heartbeat intervals means the subscription is dead
+    /// (libzmq drops a connection for good on a frame over `ZMQ_MAXMSGSIZE`, without telling
+    /// the socket): the SUB socket is recreated and a replay probes for what was missed.
+    public var silentHeartbeats = 5
+    /// Consecutive replay timeouts at which a warning is logged (and every 20th after it).
+    public var replayTimeoutsBeforeWarning = 3
 
     public init() {}
 }
@@ -41,6 +49,10 @@ public struct SubscriberStatus: Sendable {
     public var liveApplied = 0
     public var replayApplied = 0
     public var caughtUp = false
+    /// Times the SUB socket was recreated because the feed fell silent.
+    public var resubscribes = 0
+    /// Replay requests that timed out in a row (0 once one is answered).
+    public var replayTimeoutsInARow = 0
     public var lag: UInt64 { upstreamLast > cursor ? upstreamLast - cursor : 0 }
 }
 
@@ -109,17 +121,9 @@ public final class FeedSubscriber: Sendable {
 
     private func threadMain() {
         defer { finished.signal() }
-        let sub: ZSocket
+        var sub: ZSocket
         do {
-            sub = try context.socket(.sub)
-            // The socket options' receive HWM (10,000): a subscriber that falls further behind
-            // loses live events past it, sees the gap and replays them from the upstream's
-            // outbox, so its memory stays bounded (at 100,000 queued events of ~2 KB, three
-            // feeds held ~600 MB in a lagging notifier).
-            try sub.apply(settings.socket, tcpHeartbeats: Endpoint.isTCP(upstream.feed))
-            if let c = settings.curve { try sub.applyCurveClient(c) }
-            try sub.subscribe("")
-            try sub.connect(upstream.feed)
+            sub = try openSubscription()
         } catch {
             logger.critical("cannot open the feed subscription", metadata: ["feed": "\(upstream.feed)", "error": "\(error)"])
             return
@@ -141,6 +145,10 @@ public final class FeedSubscriber: Sendable {
         setStatus { $0.cursor = cursor }
         var needCatchUp = true
         var poller = ZPoller([.socket(sub), .fd(wake.readFD)])
+        // The feed watchdog (docs/protocol.md §7 rule 4): the upstream sends a heartbeat every
+        // `heartbeatMs`, so a longer silence means this subscription no longer hears it.
+        let silenceNs = UInt64(max(1, settings.silentHeartbeats)) * UInt64(max(1, settings.heartbeatMs)) * 1_000_000
+        var lastHeard = DispatchTime.now().uptimeNanoseconds
         while !stopping {
             if needCatchUp {
                 switch replayPage(&dealer, after: cursor) {
@@ -170,6 +178,8 @@ public final class FeedSubscriber: Sendable {
                     if cursor >= last {
                         needCatchUp = false
                         setStatus { $0.caughtUp = true }
+                        // The upstream just answered: give the live feed a fresh window.
+                        lastHeard = DispatchTime.now().uptimeNanoseconds
                     }
                     continue
                 }
@@ -182,7 +192,32 @@ public final class FeedSubscriber: Sendable {
                 continue
             }
             if readable[1] { wake.drain() }
-            guard readable[0] else { continue }
+            guard readable[0] else {
+                if DispatchTime.now().uptimeNanoseconds - lastHeard >= silenceNs {
+                    // Nothing, not even a heartbeat: recreate the SUB socket (connect first, as
+                    // at start) and probe with a replay.
+                    logger.warning(
+                        "feed silent past its heartbeat; resubscribing and replaying",
+                        metadata: ["feed": "\(upstream.name)", "silent_ms": "\(silenceNs / 1_000_000)"])
+                    do {
+                        let fresh = try openSubscription()
+                        sub.close()
+                        sub = fresh
+                        poller = ZPoller([.socket(sub), .fd(wake.readFD)])
+                    } catch {
+                        if error.isTerminated { return }
+                        logger.error("cannot reopen the feed subscription", metadata: ["feed": "\(upstream.feed)", "error": "\(error)"])
+                    }
+                    lastHeard = DispatchTime.now().uptimeNanoseconds
+                    needCatchUp = true
+                    setStatus {
+                        $0.resubscribes += 1
+                        $0.caughtUp = false
+                    }
+                }
+                continue
+            }
+            lastHeard = DispatchTime.now().uptimeNanoseconds
             var batch: [FeedDelivery] = []
             var expected = cursor + 1
             while batch.count < settings.maxLiveBatch {
@@ -244,6 +279,25 @@ public final class FeedSubscriber: Sendable {
     }
 
     static let heartbeatTopic = Array("_hb".utf8)
+
+    /// A SUB socket connected to the upstream's feed, subscribed to everything.
+    private func openSubscription() throws(ZMQError) -> ZSocket {
+        let sub = try context.socket(.sub)
+        do {
+            // The socket options' receive HWM (10,000): a subscriber that falls further behind
+            // loses live events past it, sees the gap and replays them from the upstream's
+            // outbox, so its memory stays bounded (at 100,000 queued events of ~2 KB, three
+            // feeds held ~600 MB in a lagging notifier).
+            try sub.apply(settings.socket, tcpHeartbeats: Endpoint.isTCP(upstream.feed))
+            if let c = settings.curve { try sub.applyCurveClient(c) }
+            try sub.subscribe("")
+            try sub.connect(upstream.feed)
+        } catch {
+            sub.close()
+            throw error
+        }
+        return sub
+    }
 
     static func contiguous(_ d: [FeedDelivery], after cursor: UInt64) -> Bool {
         var expected = cursor + 1
@@ -312,13 +366,30 @@ public final class FeedSubscriber: Sendable {
             if now >= deadline {
                 d.close()
                 dealer = nil
-                logger.debug("replay timed out; reconnecting", metadata: ["feed": "\(upstream.name)"])
+                let inARow = state.withLock { s -> Int in
+                    s.status.replayTimeoutsInARow += 1
+                    return s.status.replayTimeoutsInARow
+                }
+                // One timeout is a restart or a blip; several in a row is an upstream that
+                // cannot be reached (or that drops this client: a frame over max_message_bytes).
+                let metadata: Logger.Metadata = [
+                    "feed": "\(upstream.name)", "replay": "\(upstream.replay)", "timeouts_in_a_row": "\(inARow)",
+                ]
+                // A warning at the threshold and every 20th after it: an upstream down for hours
+                // is one line a minute, not one every few seconds.
+                let threshold = settings.replayTimeoutsBeforeWarning
+                if inARow == threshold || (inARow > threshold && (inARow - threshold) % 20 == 0) {
+                    logger.warning("replay keeps timing out; reconnecting", metadata: metadata)
+                } else {
+                    logger.debug("replay timed out; reconnecting", metadata: metadata)
+                }
                 return .unavailable
             }
             guard let r = try? poller.poll(timeoutMs: Int((deadline - now) / 1_000_000) + 1) else { continue }
             if r[1] { wake.drain() }
             if r[0] {
                 guard let msg = try? d.receive(dontWait: true, maxFrames: settings.replayPage + 2) else { continue }
+                setStatus { $0.replayTimeoutsInARow = 0 }
                 let frames = msg.frames.filter { !$0.isEmpty }
                 guard let endFrame = frames.last, let end = try? JSONParser.parse(endFrame),
                     end["op"]?.stringValue == "end", let lastText = end["last"]?.stringValue, let last = UInt64(lastText)

@@ -344,10 +344,28 @@ public final class WakePipe: @unchecked Sendable {
 public enum Endpoint {
     public static func isTCP(_ ep: String) -> Bool { ep.hasPrefix("tcp://") }
 
-    /// True for tcp endpoints on the loopback interface, ipc and inproc.
+    /// True for ipc and inproc, and for tcp endpoints whose host is loopback: a literal
+    /// 127.0.0.0/8 address, `::1` or `localhost` (`127.example.com` is a name like any other).
     public static func isLocal(_ ep: String) -> Bool {
         guard isTCP(ep) else { return true }
-        let host = ep.dropFirst("tcp://".count).split(separator: ":").dropLast().joined(separator: ":")
-        return host.hasPrefix("127.") || host == "localhost" || host == "[::1]" || host == "::1"
+        guard let host = host(ep) else { return false }
+        return host == "localhost" || host == "::1" || host == "[::1]" || isLoopbackIPv4(host)
+    }
+
+    /// The host of a `tcp://host:port` endpoint (for a connect, `source;host:port` names the
+    /// remote after the `;`); nil when there is no port.
+    static func host(_ ep: String) -> String? {
+        var rest = Substring(ep.dropFirst("tcp://".count))
+        if let semi = rest.lastIndex(of: ";") { rest = rest[rest.index(after: semi)...] }
+        guard let colon = rest.lastIndex(of: ":") else { return nil }
+        return String(rest[..<colon]).lowercased()
+    }
+
+    /// A dotted-quad 127.a.b.c with every part a decimal 0–255.
+    static func isLoopbackIPv4(_ host: String) -> Bool {
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0] == "127" else { return false }
+        return parts.allSatisfy { p in p.count >= 1 && p.count <= 3 && p.allSatisfy(\.isASCII) && p.allSatisfy(\.isNumber) && Int(p)! <= 255
+        }
     }
 }

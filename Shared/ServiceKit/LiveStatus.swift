@@ -6,13 +6,19 @@ import Synchronization
 /// What a service's `build…` function knows only after it has made its node and subscribers:
 /// the status query reads them through this handle.
 public final class ServiceHandle: Sendable {
-    private let state = Mutex<(node: ServiceNode?, subscribers: [FeedSubscriber])>((nil, []))
+    private let state = Mutex<(node: ServiceNode?, subscribers: [FeedSubscriber], zap: ZAPHandler?)>((nil, [], nil))
 
     public init() {}
 
     public var node: ServiceNode? {
         get { state.withLock { $0.node } }
         set { state.withLock { $0.node = newValue } }
+    }
+
+    /// The service's ZAP handler (when CURVE is on): its refusals are part of the status.
+    public var zap: ZAPHandler? {
+        get { state.withLock { $0.zap } }
+        set { state.withLock { $0.zap = newValue } }
     }
 
     public var subscribers: [FeedSubscriber] {
@@ -33,6 +39,9 @@ public final class ServiceHandle: Sendable {
                 "unroutable_acks": .int(Int64(c.unroutableAcks)),
             ]
         }
+        if let zap {
+            o["curve"] = ["zap_refused": .int(Int64(zap.refused)), "zap_admitted": .int(Int64(zap.admitted))]
+        }
         let subs = subscribers
         if !subs.isEmpty {
             var feeds = JSONObject()
@@ -40,7 +49,8 @@ public final class ServiceHandle: Sendable {
                 let st = s.status
                 feeds[s.upstream.name] = [
                     "cursor": .string(String(st.cursor)), "upstream_last": .string(String(st.upstreamLast)), "lag": .int(Int64(st.lag)),
-                    "caught_up": .bool(st.caughtUp),
+                    "caught_up": .bool(st.caughtUp), "resubscribes": .int(Int64(st.resubscribes)),
+                    "replay_timeouts_in_a_row": .int(Int64(st.replayTimeoutsInARow)),
                 ]
             }
             o["feeds"] = .object(feeds)

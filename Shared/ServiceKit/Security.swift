@@ -13,9 +13,12 @@ public struct ServiceSecurity: Sendable {
     public let zap: ZAPHandler?
     let clientKeys: CurveKeyPair?
     let upstreamServerKeys: [String: String]
+    /// Whether the intake is reached over `tcp://`, where CURVE identifies each client.
+    let intakeOverTCP: Bool
 
     public init(options: ServiceOptions, environment env: ServiceEnvironment) throws {
         upstreamServerKeys = options.upstreamServerKeys
+        intakeOverTCP = Endpoint.isTCP(options.endpoints.intake)
         guard let pub = options.curvePublicKey, let sec = options.curveSecretKey, let file = options.curveClientsFile else {
             server = nil
             zap = nil
@@ -44,14 +47,29 @@ public struct ServiceSecurity: Sendable {
             guard let name = e["name"] as? String, let key = e["key"] as? String, key.utf8.count == 40 else {
                 throw ConfigError("\(path): entry \(k + 1) needs a name and a 40-character key")
             }
-            return ClientGrant(
-                name: name, publicKey: key, types: (e["types"] as? [String]) ?? [], sources: (e["sources"] as? [String]) ?? [])
+            // Fail closed: a scalar (`types: tax.period_reported`) or anything but a list of
+            // non-empty strings is a mistake to report, never read as "no restriction".
+            func list(_ field: String) throws -> [String] {
+                guard let v = e[field], !(v is NSNull) else { return [] }
+                guard let items = v as? [Any], let strings = items as? [String], !strings.contains(where: \.isEmpty) else {
+                    throw ConfigError(
+                        "\(path): entry \(k + 1) (\(name)): \(field) must be a YAML list of non-empty strings, e.g. \(field): [\"…\"]")
+                }
+                return strings
+            }
+            let known: Set<String> = ["name", "key", "types", "sources"]
+            if let unknown = e.keys.sorted().first(where: { !known.contains($0) }) {
+                throw ConfigError("\(path): entry \(k + 1) (\(name)): unknown member \"\(unknown)\" (name, key, types, sources)")
+            }
+            return ClientGrant(name: name, publicKey: key, types: try list("types"), sources: try list("sources"))
         }
     }
 
-    /// Refuses an event its publisher's key may not publish (`unauthorized`).
+    /// Refuses an event its publisher's key may not publish (`unauthorized`). Only over
+    /// `tcp://`: CURVE runs there alone, and an `ipc://` or `inproc://` intake stays on this host
+    /// (behind file permissions and the process boundary), where no client has a key to check.
     public var authorizer: IntakeAuthorizer? {
-        guard let server else { return nil }
+        guard let server, intakeOverTCP else { return nil }
         return { key, event in
             guard let grant = server.grant(for: key) else {
                 return Rejection(.unauthorized, "no client key: this intake takes only CURVE clients in its allowlist")
@@ -95,6 +113,7 @@ extension ServiceEnvironment {
                 FeedSubscriber(upstream: u, context: context, consumer: consumer, settings: settings, logger: logger, dropLive: drop))
         }
         handle.subscribers = subs
+        handle.zap = security.zap
         return subs
     }
 }

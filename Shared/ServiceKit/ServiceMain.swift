@@ -28,8 +28,14 @@ public struct ServiceEnvironment: Sendable {
 /// service with the same `build…` function the tests call, run it under a `ServiceGroup` that
 /// shuts down gracefully on SIGTERM/SIGINT, and exit 0 after draining.
 public enum ServiceMain {
+    ///
+    /// `validate` checks the service's own settings (`options.extra`) the way its `build`
+    /// function reads them, without opening a database or binding a socket. It runs at every
+    /// start and for `--check-config`; a service that supplies none has its `build` run
+    /// against an in-memory database for `--check-config` instead (see `check`).
     public static func run(
         service: String, upstreams: [String] = [], extraKeys: [String: String] = [:],
+        validate: ((ServiceOptions) throws -> Void)? = nil,
         build: (ServiceOptions, ServiceEnvironment) throws -> BusService
     ) async -> Int32 {
         let options: ServiceOptions
@@ -40,6 +46,12 @@ public enum ServiceMain {
             let text = "\(error)"
             FileHandle.standardError.write(Data((text + "\n").utf8))
             return text.hasPrefix("usage:") ? 0 : 64
+        }
+        do {
+            try withoutActuallyEscaping(build) { b in try check(options, validate: validate, build: options.checkConfig ? b : nil) }
+        } catch {
+            FileHandle.standardError.write(Data("configuration error: \(error)\n".utf8))
+            return 64
         }
         if options.checkConfig {
             print(options.summary)
@@ -102,6 +114,35 @@ public enum ServiceMain {
         }
         context.terminate()
         return 0
+    }
+}
+
+extension ServiceMain {
+    /// Everything `--check-config` checks beyond parsing (which `ServiceOptions.parse` did): the
+    /// CURVE allowlist file (each grant's `types`/`sources` must be lists), then the service's
+    /// own settings — through its `validate` hook, or, when it has none and `build` is given,
+    /// by building the service against an in-memory database on a context of its own, binding
+    /// nothing and starting nothing, and discarding it.
+    public static func check(
+        _ options: ServiceOptions, validate: ((ServiceOptions) throws -> Void)?,
+        build: ((ServiceOptions, ServiceEnvironment) throws -> BusService)? = nil
+    ) throws {
+        if let file = options.curveClientsFile { _ = try ServiceSecurity.loadGrants(file) }
+        if let validate {
+            try validate(options)
+        } else if let build {
+            var dry = options
+            dry.stateDir = nil
+            var logger = Logger(label: "bangfu.\(options.service).check-config")
+            logger.logLevel = .critical
+            let context = ZContext()
+            defer { context.terminate() }
+            let built = try build(dry, ServiceEnvironment(context: context, clock: TestClock(Date()), logger: logger))
+            // Deliberately never released: a service's parts may expect to be started before they
+            // are freed (a suspended DispatchSource traps when released), and `--check-config`
+            // ends the process right after this. It holds no socket and no file.
+            _ = Unmanaged.passRetained(built)
+        }
     }
 }
 

@@ -189,14 +189,25 @@ public struct ServiceOptions: Sendable {
         if curvePublicKey != nil && curveClientsFile == nil {
             throw ConfigError("curve keys without curve-clients: give the allowlist of client keys (a YAML file)")
         }
-        var all = [("intake", endpoints.intake), ("feed", endpoints.feed), ("replay", endpoints.replay)]
-        for u in upstreams { all += [("\(u.name)-feed", u.feed), ("\(u.name)-replay", u.replay)] }
-        for (k, ep) in all {
+        let ownKeys = curvePublicKey != nil && curveSecretKey != nil
+        // This service's own sockets are CURVE servers when it has keys; an upstream is followed
+        // over CURVE only when this service has keys and knows the upstream's server key.
+        var all = [("intake", endpoints.intake, ownKeys), ("feed", endpoints.feed, ownKeys), ("replay", endpoints.replay, ownKeys)]
+        for u in upstreams {
+            let secured = ownKeys && upstreamServerKeys[u.name] != nil
+            all += [("\(u.name)-feed", u.feed, secured), ("\(u.name)-replay", u.replay, secured)]
+        }
+        for (k, ep, secured) in all {
             guard ep.hasPrefix("tcp://") || ep.hasPrefix("ipc://") || ep.hasPrefix("inproc://") else {
                 throw ConfigError("\(k): \(ep) is not a tcp://, ipc:// or inproc:// endpoint")
             }
-            let secured = curvePublicKey != nil && curveSecretKey != nil
             if !Endpoint.isLocal(ep) && !insecure && !secured {
+                let upstream = upstreams.first { k == "\($0.name)-feed" || k == "\($0.name)-replay" }
+                if let upstream, ownKeys {
+                    throw ConfigError(
+                        "\(k): \(ep) is not on loopback and \(upstream.name)-server-key is not set, so it would be followed in plain TCP; give the upstream's public key, or --insecure to accept the risk"
+                    )
+                }
                 throw ConfigError(
                     "\(k): \(ep) is not on loopback; plain TCP off loopback needs CURVE keys, or --insecure to accept the risk")
             }

@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import Logging
 import Models
+import Synchronization
 
 /// What a service does with the events its intake accepts.
 public protocol IntakeApplier: Sendable {
@@ -41,6 +42,8 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
     /// batch decided on), outside the database's write lock.
     let afterCommit: (@Sendable () -> Void)?
     let logger: Logger
+    /// The largest outbox event one intake event may produce (`limitPublishedEvents`).
+    let publishLimit = Atomic<Int64>(1 << 20)
 
     public init(
         database: ServiceDatabase, applier: Applier, clock: any WallClock, authorize: IntakeAuthorizer? = nil,
@@ -53,6 +56,16 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
         self.authorize = authorize
         self.simulatedClock = clock as? TestClock
         self.logger = logger
+    }
+
+    public func limitPublishedEvents(toBytes: Int64) { publishLimit.store(toBytes, ordering: .relaxed) }
+
+    /// Thrown inside a batch's transaction when event `index` appended an outbox event over the
+    /// limit: the transaction rolls back and the batch is run again with that event refused.
+    struct PublishesTooMuch: Error {
+        var index: Int
+        var type: String
+        var bytes: Int64
     }
 
     enum Prepared {
@@ -90,26 +103,66 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
                     "apply_ms": "\((applied &- t1) / 1_000_000)", "commit_ms": "\((t2 &- applied) / 1_000_000)",
                 ])
         }
-        let acks = try database.writer.write { db in
-            defer { applied = DispatchTime.now().uptimeNanoseconds }
+        let limit = publishLimit.load(ordering: .relaxed)
+        var acks: [Ack]
+        while true {
+            do {
+                acks = try write(batch, prepared, receivedAt: receivedAt, publishLimit: limit, applied: &applied)
+                break
+            } catch let big as PublishesTooMuch {
+                // Rare: undo the whole batch and run it again with that event refused, so only its
+                // effects are lost (the other events need no savepoint of their own).
+                guard case .ready(let event, _, _)? = prepared[big.index] else { throw big }
+                logger.warning(
+                    "intake event refused: it would publish an event over max_message_bytes",
+                    metadata: ["type": "\(event.type)", "publishes": "\(big.type)", "bytes": "\(big.bytes)", "limit": "\(limit)"])
+                prepared[big.index] = .rejected(
+                    id: event.id, source: event.source, type: event.type,
+                    Rejection(
+                        .tooLarge,
+                        "applying this event would publish a \(big.type) event of \(big.bytes) bytes, over max_message_bytes (\(limit))"
+                    ))
+            }
+        }
+        afterCommit?()
+        return acks
+    }
+
+    private func write(_ batch: [IntakeFrame], _ prepared: [Prepared?], receivedAt: String, publishLimit: Int64, applied: inout UInt64)
+        throws -> [Ack]
+    {
+        var done: UInt64 = 0
+        defer { applied = done }
+        return try database.writer.write { db in
+            defer { done = DispatchTime.now().uptimeNanoseconds }
             var acks: [Ack] = []
             acks.reserveCapacity(prepared.count)
-            for (frame, p) in zip(batch, prepared) {
+            // The outbox's last sequence: each accepted event's new rows are checked for size.
+            var outboxLast = Int64(clamping: try Outbox.lastSequence(db))
+            let appended = try db.cachedStatement(sql: "SELECT sequence, type, length(body) FROM bus_outbox WHERE sequence > ?")
+            for (k, (frame, p)) in zip(batch, prepared).enumerated() {
                 switch p! {
                 case .rejected(let id, let source, let type, let r):
                     try Quarantine.add(
                         db, origin: "intake", at: receivedAt, rejection: r, source: source, eventID: id, type: type, frame: frame.payload)
                     acks.append(.rejected(id, r))
                 case .ready(let event, let hash, let command):
-                    acks.append(try admit(db, event: event, hash: hash, command: command, frame: frame.payload, receivedAt: receivedAt))
+                    let ack = try admit(db, event: event, hash: hash, command: command, frame: frame.payload, receivedAt: receivedAt)
+                    if ack.status == .accepted {
+                        let rows = try Row.fetchCursor(appended, arguments: [outboxLast])
+                        while let row = try rows.next() {
+                            let bytes: Int64 = row[2]
+                            if bytes > publishLimit { throw PublishesTooMuch(index: k, type: row[1], bytes: bytes) }
+                            outboxLast = Swift.max(outboxLast, row[0])
+                        }
+                    }
+                    acks.append(ack)
                 case .clock(let event, let hash, let to):
                     acks.append(try admitClock(db, event: event, hash: hash, to: to, frame: frame.payload, receivedAt: receivedAt))
                 }
             }
             return acks
         }
-        afterCommit?()
-        return acks
     }
 
     private func prepare(_ frame: IntakeFrame) -> Prepared {
@@ -141,6 +194,9 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
         }
     }
 
+    /// The furthest one `clock.advanced` may move the simulated clock: 100 years (of 365.25 days).
+    static var maxClockStep: TimeInterval { 100 * 365.25 * 86_400 }
+
     /// `clock.advanced` (DESIGN §11): `data.to` (an RFC 3339 instant) or `data.seconds`; only a
     /// service started with `--simulated-clock` takes it; time never goes backwards.
     private func prepareClock(_ event: CloudEvent) -> Prepared {
@@ -150,22 +206,33 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
                 Rejection(.unauthorized, field: "type", "clock.advanced is taken only by a service started with --simulated-clock"))
         }
         var target: Date
+        let now = sim.now()
         if let to = event.data?["to"] {
             guard let text = to.stringValue, let d = Timestamp.parse(text) else {
                 return refuse(Rejection(.invalidDate, field: "data.to", "to must be an RFC 3339 instant"))
+            }
+            // Bounded both ways, so that no instant reaches a date the formatter cannot write.
+            guard abs(d.timeIntervalSince(now)) <= Self.maxClockStep else {
+                return refuse(
+                    Rejection(
+                        .invalidDate, field: "data.to", "to must be within 100 years of the simulated clock (\(Timestamp.format(now)))"))
             }
             target = d
         } else if let sec = event.data?["seconds"] {
             guard let n = sec.intValue, n >= 0 else {
                 return refuse(Rejection(.invalidData, field: "data.seconds", "seconds must be a non-negative integer"))
             }
-            target = sim.now().addingTimeInterval(TimeInterval(n))
+            guard Double(n) <= Self.maxClockStep else {
+                return refuse(
+                    Rejection(.invalidData, field: "data.seconds", "seconds must be at most \(Int64(Self.maxClockStep)) (100 years)"))
+            }
+            target = now.addingTimeInterval(TimeInterval(n))
         } else {
             return refuse(Rejection(.invalidData, field: "data.to", "give data.to (an RFC 3339 instant) or data.seconds"))
         }
         // Time only moves forward, unless the command says `"set": true` (placing a simulated
         // clock on a past date, e.g. the 2022 windows of the seed programmes, for a demo).
-        if target < sim.now() && event.data?["set"]?.boolValue != true { target = sim.now() }
+        if target < now && event.data?["set"]?.boolValue != true { target = now }
         return .clock(event, hash: SHA256.hash(event.canonicalContent().utf8), target)
     }
 

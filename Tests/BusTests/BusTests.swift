@@ -13,7 +13,7 @@ import Testing
 /// applied (a database-dependent refusal).
 struct NoteApplier: IntakeApplier {
     typealias Command = String
-    let acceptedTypes: Set<String> = ["note.recorded", "note.refused"]
+    let acceptedTypes: Set<String> = ["note.recorded", "note.refused", "note.echoed"]
     let refusesWhileApplying = true
     let outbox: Outbox
 
@@ -29,7 +29,9 @@ struct NoteApplier: IntakeApplier {
         try db.execute(sql: "INSERT INTO notes(text) VALUES (?)", arguments: [text])
         // Notes marked "aside" go out under another type, for subscribers that pass them over.
         let type = text.hasPrefix("aside") ? "note.aside" : "note.stored"
-        try outbox.append(db, type: type, subject: nil, id: "note/\(event.id)", data: ["text": .string(text)])
+        // An echoed note publishes its text three times (an event that grows on the way out).
+        let out = event.type == "note.echoed" ? String(repeating: text, count: 3) : text
+        try outbox.append(db, type: type, subject: nil, id: "note/\(event.id)", data: ["text": .string(out)])
     }
 }
 
@@ -94,7 +96,7 @@ final class NoteService: Sendable {
 
     init(
         context: ZContext, path: String? = nil, tag: String = UUID().uuidString, settings: NodeSettings = NodeSettings(),
-        authorize: IntakeAuthorizer? = nil
+        authorize: IntakeAuthorizer? = nil, feed: String? = nil
     ) throws {
         self.context = context
         database = try ServiceDatabase(path: path) { m in
@@ -106,7 +108,7 @@ final class NoteService: Sendable {
         let pipeline = IntakePipeline(
             database: database, applier: NoteApplier(outbox: Outbox(source: "/test/notes", clock: clock)), clock: clock,
             authorize: authorize, logger: logger)
-        endpoints = NodeEndpoints(intake: "inproc://\(tag)-in", feed: "inproc://\(tag)-feed", replay: "inproc://\(tag)-replay")
+        endpoints = NodeEndpoints(intake: "inproc://\(tag)-in", feed: feed ?? "inproc://\(tag)-feed", replay: "inproc://\(tag)-replay")
         node = ServiceNode(
             name: "notes", context: context, endpoints: endpoints, settings: settings, processor: pipeline,
             feed: OutboxFeedStore(database: database),
@@ -312,6 +314,80 @@ struct IntakeTests {
         #expect(try await svc.publish([note("fine")])[0].ack?.status == .accepted)
     }
 
+    @Test func anEventWhoseEffectsWouldPublishOverTheLimitIsRefusedAlone() async throws {
+        var settings = NodeSettings()
+        settings.socket.maxMessageBytes = 4_096
+        let svc = try NoteService(context: ZContext(), settings: settings)
+        defer { svc.node.stopAndWait() }
+        // The frame fits (2 KB), the event it would publish (6 KB) does not: a subscriber's libzmq
+        // would drop its connection on it.
+        let big = note(String(repeating: "y", count: 2_000), type: "note.echoed")
+        let r = try await svc.publish([note("before"), big, note("echo", type: "note.echoed"), note("after")])
+        #expect(r.map { $0.ack?.status } == [.accepted, .rejected, .accepted, .accepted])
+        #expect(r[1].ack?.id == big.id)
+        #expect(r[1].ack?.rejection?.code == .tooLarge)
+        #expect(r[1].ack?.rejection?.message.contains("max_message_bytes") == true)
+        #expect(try svc.notes() == 3)  // only the refused event's effects were undone
+        let (quarantined, duplicateOfBig) = try await svc.database.writer.read { db in
+            (
+                try Quarantine.countsByCode(db),
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM bus_intake WHERE event_id = ?", arguments: [big.id])
+            )
+        }
+        #expect(quarantined == ["too_large": 1])
+        #expect(duplicateOfBig == 0)
+        let records = try OutboxFeedStore(database: svc.database).records(after: 0, max: 10)
+        #expect(records.map(\.sequence) == [1, 2, 3])
+        #expect(records.allSatisfy { $0.body.count <= 4_096 })
+    }
+
+    @Test func aClockAdvancedFarBeyondAnyDateIsRefusedNotACrash() async throws {
+        let svc = try NoteService(context: ZContext())  // a TestClock: a simulated-clock service
+        defer { svc.node.stopAndWait() }
+        func advance(_ data: JSON) -> CloudEvent {
+            CloudEvent(id: UUID().uuidString, source: "/test/operator", type: "clock.advanced", data: data)
+        }
+        let r = try await svc.publish([
+            advance(["seconds": .int(Int64.max)]), advance(["to": "9999-12-31T23:59:59+08:00"]),
+            advance(["to": "1066-10-14T09:00:00+00:00", "set": true]), advance(["seconds": .int(3_155_760_001)]),
+        ])
+        #expect(r.map { $0.ack?.rejection?.code } == [.invalidData, .invalidDate, .invalidDate, .invalidData])
+        #expect(r[0].ack?.rejection?.field == "data.seconds")
+        #expect(r[1].ack?.rejection?.field == "data.to")
+        let kept = try await svc.database.writer.read { db in try Quarantine.count(db) }
+        #expect(kept == 4)
+        // Still serving, and a sensible step still moves the clock.
+        #expect(try await svc.publish([advance(["seconds": 86_400]), note("after")]).map { $0.ack?.status } == [.accepted, .accepted])
+    }
+
+    @Test func anEmptyEventFrameIsInvalidJSONAndOnlyADelimiterBeforeABodyIsOne() async throws {
+        let svc = try NoteService(context: ZContext())
+        defer { svc.node.stopAndWait() }
+        let event = note("two frames")
+        let good = Array(event.serialized().utf8)
+        let answers: [JSON?] = try await OwnerThread.run {
+            let dealer = try svc.context.socket(.dealer)
+            defer { dealer.close() }
+            try dealer.connect(svc.endpoints.intake)
+            var out: [JSON?] = []
+            // An empty event; an event followed by an empty frame; a REQ-style delimiter with an
+            // empty body; a REQ-style delimiter with an event.
+            for frames in [[[]], [good, []], [[], []], [[], Array(note("req style").serialized().utf8)]] as [[[UInt8]]] {
+                try dealer.send(frames, dontWait: false)
+                var p = ZPoller([.socket(dealer)])
+                guard try p.poll(timeoutMs: 10_000)[0], let m = try dealer.receive() else { return out }
+                out.append(m.frames.last.flatMap { try? JSONParser.parse($0) })
+            }
+            return out
+        }
+        #expect(answers.count == 4)
+        #expect(answers[0]?["error"]?["code"]?.stringValue == "invalid_json")
+        #expect(answers[1]?["error"]?["code"]?.stringValue == "too_large")
+        #expect(answers[1]?["id"]?.stringValue == event.id)
+        #expect(answers[2]?["error"]?["code"]?.stringValue == "invalid_json")
+        #expect(answers[3]?["status"]?.stringValue == "accepted")
+    }
+
     @Test func messagesWithTooManyFramesAreRefusedAndReqClientsWork() async throws {
         let svc = try NoteService(context: ZContext())
         defer { svc.node.stopAndWait() }
@@ -472,6 +548,55 @@ struct FeedTests {
         #expect(await consumer.wait { $0 == [1, 2] })
     }
 
+    @Test func aSubscriberDroppedByAnOversizedFrameRecoversThroughItsWatchdog() async throws {
+        let ctx = ZContext()
+        var settings = NodeSettings()
+        settings.heartbeatMs = 100
+        // ipc:// (like tcp://) goes through libzmq's decoder, which enforces ZMQ_MAXMSGSIZE.
+        let feed = "ipc://" + NSTemporaryDirectory() + "bangfu-feed-\(UUID().uuidString.prefix(8))"
+        let svc = try NoteService(context: ctx, settings: settings, feed: feed)
+        defer { svc.node.stopAndWait() }
+        let consumer = try NoteConsumer.inMemory()
+        var subSettings = SubscriberSettings()
+        subSettings.socket.maxMessageBytes = 4_096
+        subSettings.heartbeatMs = 100
+        let sub = FeedSubscriber(
+            upstream: UpstreamFeed(name: "notes", feed: feed, replay: svc.endpoints.replay), context: ctx, consumer: consumer,
+            settings: subSettings, logger: quietLogger())
+        try sub.start()
+        defer { sub.stopAndWait() }
+        _ = try await svc.publish([note("first")])
+        #expect(await consumer.wait { $0 == [1] })
+        // A 6 KB event on the feed: libzmq drops this subscriber's connection for good (no
+        // reconnect after a protocol error), so no later event or heartbeat reaches its SUB.
+        _ = try await svc.publish([note(String(repeating: "z", count: 2_000), type: "note.echoed")])
+        _ = try await svc.publish([note("later")])
+        // The watchdog notices the silence, resubscribes and replays (inproc replay has no limit).
+        #expect(await consumer.wait { $0 == [1, 2, 3] })
+        #expect(sub.status.resubscribes >= 1)
+        _ = try await svc.publish([note("live again")])
+        #expect(await consumer.wait { $0 == [1, 2, 3, 4] })
+    }
+
+    @Test func aReplayThatKeepsTimingOutIsAWarning() async throws {
+        let ctx = ZContext()
+        let records = CapturedLogs()
+        var logger = Logger(label: "test.capture") { _ in records }
+        logger.logLevel = .debug
+        var settings = SubscriberSettings()
+        settings.replayTimeoutMs = 50
+        // Nothing answers at this replay endpoint.
+        let tag = UUID().uuidString
+        let sub = FeedSubscriber(
+            upstream: UpstreamFeed(name: "gone", feed: "inproc://\(tag)-feed", replay: "inproc://\(tag)-replay"), context: ctx,
+            consumer: try NoteConsumer.inMemory(), settings: settings, logger: logger)
+        try sub.start()
+        defer { sub.stopAndWait() }
+        #expect(await records.changed.wait { records.contains(level: .warning, "replay keeps timing out; reconnecting") })
+        #expect(records.contains(level: .debug, "replay timed out; reconnecting"))
+        #expect(sub.status.replayTimeoutsInARow >= 3)
+    }
+
     @Test func subscriberResumesFromItsStoredCursorAcrossRestartsOfBothSides() async throws {
         let dir = NSTemporaryDirectory() + "bangfu-bus-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -528,5 +653,27 @@ struct StorageTests {
         let second = try CloudEvent.parse(records[1].body)
         #expect(second.id == "3")
         #expect(second.sequence == "2")
+    }
+}
+
+/// A log handler that keeps every message (for tests that check what is logged, and how loud).
+final class CapturedLogs: LogHandler, @unchecked Sendable {
+    private let lines = Mutex<[(Logger.Level, String)]>([])
+    let changed = AsyncCondition()
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        lines.withLock { $0.append((event.level, event.message.description)) }
+        changed.signal()
+    }
+
+    func contains(level: Logger.Level, _ message: String) -> Bool {
+        lines.withLock { $0.contains { $0.0 == level && $0.1 == message } }
     }
 }

@@ -675,6 +675,30 @@ struct FactDecodingTests {
                 == Rejection(.invalidData, field: "data.evidence", "evidence must be an array, got string"))
     }
 
+    @Test func evidenceIsBoundedInCountAndLength() throws {
+        // A fact can no longer grow a profile by megabytes (two 700 KB damage facts made a 1.4 MB
+        // merchant.profiled, over every subscriber's max_message_bytes).
+        _ = try S.decode("damage.reported", setting: "evidence", to: .array((0..<32).map { .string("doc://\($0)") }))
+        _ = try S.decode("damage.reported", setting: "evidence", to: [.string(String(repeating: "x", count: 500))])
+        #expect(
+            S.rejection("damage.reported", setting: "evidence", to: .array((0..<33).map { .string("doc://\($0)") }))
+                == Rejection(.invalidData, field: "data.evidence", "evidence must have at most 32 entries, got 33"))
+        #expect(
+            S.rejection("damage.reported", setting: "evidence", to: ["doc://a", .string(String(repeating: "x", count: 700_000))])
+                == Rejection(.invalidData, field: "data.evidence[1]", "evidence[1] must be at most 500 characters, got 700000"))
+    }
+
+    @Test(arguments: [
+        FactField("account.verified", "bank"), FactField("aid.received", "programme"), FactField("aid.received", "source"),
+        FactField("fraud.confirmed", "finding"), FactField("fraud.confirmed", "confirmed_by"),
+    ])
+    func otherTextIsAtMost1000Characters(_ f: FactField) throws {
+        _ = try S.decode(f.type, setting: f.path, to: .string(String(repeating: "许", count: 1_000)))
+        #expect(
+            S.rejection(f.type, setting: f.path, to: .string(String(repeating: "许", count: 1_001)))
+                == Rejection(.invalidData, field: f.field, "\(f.key) must be at most 1000 characters, got 1001"))
+    }
+
     // MARK: bank accounts
 
     @Test func accountNumbers() throws {

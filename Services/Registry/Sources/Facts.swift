@@ -469,7 +469,9 @@ public enum Fact: Sendable, Equatable {
             return .damage(
                 DamageReported(
                     uscc: try r.uscc("uscc"), event: try r.string("event", maxLength: 64),
-                    lossFen: try r.money("loss_fen"), evidence: try r.stringArray("evidence")))
+                    lossFen: try r.money("loss_fen"),
+                    evidence: try r.stringArray(
+                        "evidence", maxItems: FactDataReader.maxEvidenceItems, maxLength: FactDataReader.maxEvidenceLength)))
         case "credit.flagged": return .creditFlagged(try r.creditFlag())
         case "credit.cleared": return .creditCleared(try r.creditFlag())
         case "account.verified":
@@ -542,6 +544,12 @@ public enum Fact: Sendable, Equatable {
 /// Reads the members of one JSON object, naming each failure by its path.
 struct FactDataReader {
     static let maxNameLength = 200
+    /// Any other free text (a bank's name, a finding, a programme): every string a fact carries
+    /// is bounded, so that no fact can grow a merchant's profile past what the feed can carry.
+    static let maxTextLength = 1_000
+    /// `damage.reported`'s `evidence`: at most this many references of at most this length.
+    static let maxEvidenceItems = 32
+    static let maxEvidenceLength = 500
     static let maxAmountFen: Int64 = 1_000_000_000_000_000
 
     let object: JSONObject
@@ -578,10 +586,11 @@ struct FactDataReader {
     private func checkedText(_ key: String, _ s: String, maxLength: Int?) throws(Rejection) -> String {
         let t = trimmed(s)
         guard !t.isEmpty else { throw invalid(key, "\(key) must not be empty") }
-        if let maxLength {
+        let limit = maxLength ?? Self.maxTextLength
+        if t.utf8.count > limit {
             let n = t.count
-            guard n <= maxLength else {
-                throw invalid(key, "\(key) must be at most \(maxLength) characters, got \(n)")
+            guard n <= limit else {
+                throw invalid(key, "\(key) must be at most \(limit) characters, got \(n)")
             }
         }
         return t
@@ -751,10 +760,14 @@ struct FactDataReader {
         return digits
     }
 
-    /// An array of non-empty (trimmed) strings; may be empty.
-    func stringArray(_ key: String) throws(Rejection) -> [String] {
+    /// An array of at most `maxItems` non-empty (trimmed) strings of at most `maxLength`
+    /// characters each; may be empty.
+    func stringArray(_ key: String, maxItems: Int, maxLength: Int) throws(Rejection) -> [String] {
         let v = try required(key)
         guard case .array(let items) = v else { throw invalid(key, "\(key) must be an array, got \(v.kindName)") }
+        guard items.count <= maxItems else {
+            throw invalid(key, "\(key) must have at most \(maxItems) entries, got \(items.count)")
+        }
         var out: [String] = []
         out.reserveCapacity(items.count)
         for (i, item) in items.enumerated() {
@@ -764,6 +777,9 @@ struct FactDataReader {
             }
             let t = trimmed(s)
             guard !t.isEmpty else { throw invalid(element, "\(element) must not be empty") }
+            if t.utf8.count > maxLength, t.count > maxLength {
+                throw invalid(element, "\(element) must be at most \(maxLength) characters, got \(t.count)")
+            }
             out.append(t)
         }
         return out

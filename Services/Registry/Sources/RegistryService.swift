@@ -210,6 +210,14 @@ public enum RegistryService {
     public static let name = "registry"
     public static let eventSource = "/bangfu/registry"
 
+    /// The registry's own settings, checked without a database (`--check-config` and every
+    /// start): it has none beyond the common ones, and takes no upstream.
+    public static func validate(options: ServiceOptions) throws {
+        if let unknown = options.extra.keys.sorted().first {
+            throw ConfigError("the registry has no setting \"\(unknown)\"")
+        }
+    }
+
     public static func build(options: ServiceOptions, environment env: ServiceEnvironment) throws -> BusService {
         var logger = env.logger
         logger[metadataKey: "service"] = "registry"
@@ -225,6 +233,7 @@ public enum RegistryService {
         security.secure(&settings)
         settings.socket.maxMessageBytes = options.maxMessageBytes
         let handle = ServiceHandle()
+        handle.zap = security.zap
         let queries = StandardQueries(
             service: name, database: database.db,
             live: { handle.figures(simulatedClock: options.simulatedClock, clock: env.clock) },

@@ -1,0 +1,172 @@
+import BangfuTesting
+import Bus
+import CZeroMQ
+import Foundation
+import Logging
+import Models
+import ServiceKit
+import Storage
+import Synchronization
+import Testing
+
+/// Configuration and CURVE rules that fail closed (DESIGN §3.5, §11).
+@Suite("Security configuration")
+struct SecurityConfigTests {
+    static func tempFile(_ text: String) throws -> String {
+        let path = NSTemporaryDirectory() + "bangfu-clients-\(UUID().uuidString).yaml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    static let key = String(repeating: "A", count: 40)
+
+    @Test func aGrantWithoutTypesMayPublishNothing() {
+        #expect(!ClientGrant(name: "matcher", publicKey: Self.key).allows(type: "account.verified", source: "/bank/x"))
+        #expect(!ClientGrant(name: "m", publicKey: Self.key, sources: ["/bank/"]).allows(type: "account.verified", source: "/bank/x"))
+        let tax = ClientGrant(name: "tax", publicKey: Self.key, types: ["tax.period_reported"], sources: ["/tax/"])
+        #expect(tax.allows(type: "tax.period_reported", source: "/tax/xuchang"))
+        #expect(!tax.allows(type: "account.verified", source: "/tax/xuchang"))
+        #expect(!tax.allows(type: "tax.period_reported", source: "/bank/x"))
+        let any = ClientGrant(name: "samr", publicKey: Self.key, types: ["business.*"])
+        #expect(any.allows(type: "business.registered", source: "/anything"))
+    }
+
+    @Test func scalarTypesOrSourcesAreAConfigurationError() throws {
+        for entry in [
+            "types: tax.period_reported", "sources: /tax/", "types: [tax.period_reported]\n  sources: /tax/", "types: [1, 2]",
+            "types: [\"\"]", "type: [tax.period_reported]",
+        ] {
+            let path = try Self.tempFile("- name: tax-bureau\n  key: \"\(Self.key)\"\n  \(entry)\n")
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            #expect(throws: ConfigError.self, "\(entry)") { try ServiceSecurity.loadGrants(path) }
+            // --check-config reports it (and a real start exits 64 on the same check).
+            var options = try ServiceOptions.parse(
+                service: "registry",
+                arguments: ["--curve-public-key", Self.key, "--curve-secret-key", Self.key, "--curve-clients", path], environment: [:])
+            options.checkConfig = true
+            #expect(throws: ConfigError.self) { try ServiceMain.check(options, validate: { _ in }) }
+        }
+        let path = try Self.tempFile(
+            "- name: tax-bureau\n  key: \"\(Self.key)\"\n  types: [tax.period_reported]\n  sources: [/tax/]\n- name: matcher\n  key: \"\(Self.key)\"\n"
+        )
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let grants = try ServiceSecurity.loadGrants(path)
+        #expect(grants.map(\.types) == [["tax.period_reported"], []])
+        #expect(!grants[1].allows(type: "tax.period_reported", source: "/tax/x"))
+    }
+
+    @Test func theKeyRuleAppliesOnlyToATCPIntake() throws {
+        let path = try Self.tempFile("- name: tax-bureau\n  key: \"\(Self.key)\"\n  types: [tax.period_reported]\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let env = ServiceEnvironment(context: ZContext(), clock: TestClock(Date()), logger: Logger(label: "test"))
+        func security(intake: String) throws -> ServiceSecurity {
+            try ServiceSecurity(
+                options: ServiceOptions.parse(
+                    service: "registry",
+                    arguments: [
+                        "--curve-public-key", Self.key, "--curve-secret-key", Self.key, "--curve-clients", path, "--intake", intake,
+                    ], environment: [:]), environment: env)
+        }
+        let event = CloudEvent(id: "1", source: "/samr/x", type: "business.registered")
+        for onHost in ["ipc:///tmp/bangfu-intake-\(UUID().uuidString.prefix(8))", "inproc://intake"] {
+            #expect(try security(intake: onHost).authorizer == nil, "\(onHost)")
+        }
+        let tcp = try #require(try security(intake: "tcp://127.0.0.1:7101").authorizer)
+        #expect(tcp(nil, event)?.code == .unauthorized)
+    }
+
+    @Test func onlyLiteralLoopbackAddressesAreLoopback() {
+        for ep in [
+            "tcp://127.0.0.1:7102", "tcp://127.1.2.3:1", "tcp://localhost:7102", "tcp://[::1]:7102", "tcp://LOCALHOST:1", "ipc:///tmp/x",
+            "inproc://x",
+        ] {
+            #expect(Endpoint.isLocal(ep), "\(ep)")
+        }
+        for ep in [
+            "tcp://127.example.com:7102", "tcp://127.0.0.1.example.com:1", "tcp://127.0.0.256:1", "tcp://127.0.0:1", "tcp://*:7102",
+            "tcp://0.0.0.0:7102", "tcp://10.0.0.1:7102", "tcp://localhost.example.com:1", "tcp://127.0.0.1",
+        ] {
+            #expect(!Endpoint.isLocal(ep), "\(ep)")
+        }
+    }
+
+    @Test func aRemoteUpstreamWithoutItsServerKeyIsRefusedWithCurveKeysToo() throws {
+        let keys = ["--curve-public-key", Self.key, "--curve-secret-key", Self.key, "--curve-clients", "/dev/null"]
+        let remote = ["--registry-feed", "tcp://10.0.0.5:7102", "--registry-replay", "tcp://10.0.0.5:7103"]
+        func parse(_ args: [String]) throws -> ServiceOptions {
+            try ServiceOptions.parse(service: "matcher", upstreams: ["registry"], arguments: args, environment: [:])
+        }
+        #expect(throws: ConfigError.self) { try parse(keys + remote) }
+        #expect(throws: ConfigError.self) { try parse(remote) }
+        #expect(throws: ConfigError.self) { try parse(["--registry-feed", "tcp://127.example.com:7102"]) }
+        _ = try parse(keys + remote + ["--registry-server-key", Self.key])
+        _ = try parse(keys + remote + ["--insecure"])
+        _ = try parse(keys)  // loopback upstreams: plain TCP stays allowed there
+    }
+
+    @Test func checkConfigRunsTheServicesOwnValidation() throws {
+        struct Refused: Error {}
+        let options = try ServiceOptions.parse(
+            service: "payments", extraKeys: ["batch-max-payments": ""], arguments: ["--batch-max-payments", "0"], environment: [:])
+        #expect(throws: Refused.self) { try ServiceMain.check(options, validate: { _ in throw Refused() }) }
+        // Without a hook, the build itself runs, on an in-memory database, and its refusal counts.
+        let seen = Mutex<String??>(nil)
+        #expect(throws: Refused.self) {
+            try ServiceMain.check(
+                options, validate: nil,
+                build: { o, _ in
+                    seen.withLock { $0 = .some(o.stateDir) }
+                    throw Refused()
+                })
+        }
+        #expect(seen.withLock { $0 } == .some(nil))
+        try ServiceMain.check(options, validate: { _ in })
+    }
+
+    @Test func aZAPHandlerThatCannotBindFailsToStart() throws {
+        let context = ZContext()
+        defer { context.terminate() }
+        let server = CurveServer(keys: try CurveKeyPair.generate(), grants: [])
+        let first = ZAPHandler(context: context, server: server, logger: quietLogger())
+        try first.start()
+        defer { first.stopAndWait() }
+        let second = ZAPHandler(context: context, server: server, logger: quietLogger())
+        #expect(throws: ZAPError.self) { try second.start() }
+        second.stopAndWait()  // returns at once: it never ran
+    }
+
+    @Test func zapRefusalsAreInTheStatusFigures() async throws {
+        let context = ZContext()
+        let serverKeys = try CurveKeyPair.generate()
+        let stranger = try CurveKeyPair.generate()
+        let server = CurveServer(keys: serverKeys, grants: [])
+        let zap = ZAPHandler(context: context, server: server, logger: quietLogger())
+        try zap.start()
+        let handle = ServiceHandle()
+        handle.zap = zap
+        let endpoint = "ipc://" + NSTemporaryDirectory() + "bangfu-zap-\(UUID().uuidString.prefix(8))"
+        let failedAuth: Bool = try await OwnerThread.run {
+            let router = try context.socket(.router)
+            defer { router.close() }
+            try router.applyCurveServer(server)
+            try router.bind(endpoint)
+            let dealer = try context.socket(.dealer)
+            defer { dealer.close() }
+            try dealer.applyCurveClient(
+                CurveClientKeys(serverPublic: serverKeys.publicKey, clientPublic: stranger.publicKey, clientSecret: stranger.secretKey))
+            let monitor = "inproc://zap-monitor-\(UUID().uuidString)"
+            guard zmq_socket_monitor(dealer.handle, monitor, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) == 0 else { return false }
+            let events = try context.socket(.pair)
+            defer { events.close() }
+            try events.connect(monitor)
+            try dealer.connect(endpoint)
+            var p = ZPoller([.socket(events)])
+            return try p.poll(timeoutMs: 10_000)[0]
+        }
+        #expect(failedAuth)
+        let figures = handle.figures(simulatedClock: false, clock: TestClock(Date()))
+        #expect(figures["curve"]?["zap_refused"]?.intValue == 1)
+        zap.stopAndWait()
+        context.terminate()
+    }
+}
