@@ -238,7 +238,7 @@ struct SeedProgrammeTests {
         var facts: [CloudEvent] = []
         for u in [shop, aided] {
             facts += [
-                f.registration(uscc: u, name: "受灾商户", kind: "individual", industry: "F5261"),
+                f.registration(uscc: u, name: "受灾商户", kind: "individual", industry: "F5261", district: "411071"),
                 Fixtures.lease(
                     id: "FL-\(u)", tenant: u, lessorOwnership: "private", rentFen: 400_000, from: "2020-01-01", to: "2022-12-31"),
                 Fixtures.event(
@@ -406,7 +406,7 @@ struct SeedProgrammeTests {
         // Two programmes in one exclusive group: a merchant gets only one of them.
         let flooded = f.uscc(individual: true)
         try await w.facts([
-            f.registration(uscc: flooded, name: "双重申报商户", kind: "individual", industry: "F5261"),
+            f.registration(uscc: flooded, name: "双重申报商户", kind: "individual", industry: "F5261", district: "411071"),
             Fixtures.lease(id: "FX", tenant: flooded, lessorOwnership: "private", rentFen: 200_000, from: "2020-01-01", to: "2022-12-31"),
             Fixtures.event(
                 "damage.reported", ["uscc": .string(flooded), "event": "flood-2021-07", "loss_fen": 500_000, "evidence": ["p.jpg"]],
