@@ -159,13 +159,28 @@ public struct MatcherApplier: IntakeApplier {
             if let from = doc.applyFrom, submitted < ChinaTime.startOfDay(from) {
                 throw Rejection(.invalidDate, field: "data.submitted_at", "applications to \(doc.id) open on \(from)")
             }
-            let inserted = try db.cachedStatement(
-                sql:
-                    "INSERT INTO applications(policy_id, uscc, submitted_at, documents, event_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-            )
-            try inserted.execute(arguments: [
-                policyID, uscc, submittedAt, Data(JSON.array(documents.map { .string($0) }).serializedBytes()), event.id,
-            ])
+            // 线上补报: while the window is open a later application (another event) by the same
+            // merchant to the same policy adds its documents to the one on file, which keeps its
+            // first `submitted_at`; the merchant is then evaluated again.
+            var merged = documents
+            if let old = try Data.fetchOne(
+                db.cachedStatement(sql: "SELECT documents FROM applications WHERE policy_id = ? AND uscc = ?"),
+                arguments: [policyID, uscc])
+            {
+                let before = (try? JSONParser.parse([UInt8](old)))?.arrayValue?.compactMap(\.stringValue) ?? []
+                merged = before
+                for d in documents where !merged.contains(d) { merged.append(d) }
+                if merged != before {
+                    try db.cachedStatement(sql: "UPDATE applications SET documents = ? WHERE policy_id = ? AND uscc = ?").execute(
+                        arguments: [Data(JSON.array(merged.map { .string($0) }).serializedBytes()), policyID, uscc])
+                }
+            } else {
+                try db.cachedStatement(
+                    sql: "INSERT INTO applications(policy_id, uscc, submitted_at, documents, event_id) VALUES (?, ?, ?, ?, ?)"
+                ).execute(arguments: [
+                    policyID, uscc, submittedAt, Data(JSON.array(merged.map { .string($0) }).serializedBytes()), event.id,
+                ])
+            }
             if let profile = try MatcherEngine.profile(uscc: uscc, db) {
                 try engine.evaluate(uscc: uscc, profile: profile, db: db, only: [policy])
             }

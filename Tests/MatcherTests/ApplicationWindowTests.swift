@@ -1,0 +1,87 @@
+import BangfuTesting
+import Bus
+import Foundation
+import Models
+import Testing
+
+/// Applications and the window (DESIGN §5.3, §6.2 线上补报): a second application merges, a
+/// closed window turns "waiting for the application" into "not eligible".
+@Suite("Application window")
+struct ApplicationWindowTests {
+    typealias World = SeedProgrammeTests.World
+
+    /// A flood-hit individual shop in the development zone, renting for 4,000 yuan a month.
+    static func floodedShop(_ f: inout Fixtures, _ u: String, name: String = "受灾商户") -> [CloudEvent] {
+        [
+            f.registration(uscc: u, name: name, kind: "individual", industry: "F5261", district: "411071"),
+            Fixtures.lease(id: "FL-\(u)", tenant: u, lessorOwnership: "private", rentFen: 200_000, from: "2020-01-01", to: "2022-12-31"),
+            Fixtures.event(
+                "damage.reported", ["uscc": .string(u), "event": "flood-2021-07", "loss_fen": 8_000_000, "evidence": ["photo.jpg"]],
+                subject: u),
+        ]
+    }
+
+    @Test func aSecondApplicationInTheWindowAddsItsDocumentsAndReEvaluates() async throws {
+        let w = try await World(start: "2021-07-25T09:00:00+08:00")
+        var f = Fixtures(seed: 41)
+        let u = f.uscc(individual: true)
+        try await w.facts(Self.floodedShop(&f, u))
+        try await w.settle()
+        try await w.publish("flood-relief")
+        // The first application forgot the documents: not eligible (size(application.documents) > 0).
+        let first = try await w.apply(u, "flood-relief", at: "2021-08-01T10:00:00+08:00", documents: [])
+        #expect(first.status == .accepted)
+        let revoked = await w.await("entitlement.revoked", "flood-relief", u)
+        #expect(revoked?["reason"]?.stringValue?.contains("application.documents") == true)
+        // The second (another event) brings them: merged and evaluated again.
+        let second = try await w.apply(u, "flood-relief", at: "2021-08-05T10:00:00+08:00", documents: ["申请表.pdf", "受灾照片.jpg"])
+        #expect(second.status == .accepted)
+        let proposed = await w.await("entitlement.proposed", "flood-relief", u)
+        #expect(proposed?["amount_fen"]?.intValue == 600_000)  // 3 × 200,000, under the cap
+        let third = try await w.apply(u, "flood-relief", at: "2021-08-06T10:00:00+08:00", documents: ["受灾照片.jpg", "补充说明.pdf"])
+        #expect(third.status == .accepted)
+        let x = try await w.explain(u, "flood-relief")
+        #expect(x["application"]?["submitted_at"]?.stringValue == "2021-08-01T10:00:00+08:00", "the first submission time is kept")
+        #expect(
+            x["application"]?["documents"]?.arrayValue?.compactMap(\.stringValue) == ["申请表.pdf", "受灾照片.jpg", "补充说明.pdf"])
+        // After the window a further application is late, however it is dated.
+        w.h.clock.set(Timestamp.parse("2021-08-14T00:00:00+08:00")!)
+        let late = try await w.apply(u, "flood-relief", at: "2021-08-14T00:00:00+08:00", documents: ["迟交.pdf"])
+        #expect(late.rejection?.code == .late)
+        await w.close()
+    }
+
+    @Test func afterTheDeadlineWithoutAnApplicationTheMerchantIsNotEligible() async throws {
+        let w = try await World(start: "2021-07-25T09:00:00+08:00")
+        var f = Fixtures(seed: 42)
+        let waiting = f.uscc(individual: true)
+        try await w.facts(Self.floodedShop(&f, waiting))
+        try await w.settle()
+        try await w.publish("flood-relief")
+        let incomplete = await w.await("entitlement.incomplete", "flood-relief", waiting)
+        #expect(incomplete?["missing"]?.arrayValue?.compactMap(\.stringValue) == ["application"])
+        #expect(incomplete?["trace"]?["application"]?["closed"]?.boolValue == false)
+
+        // 24:00 CST on 13 August passes; the next evaluation (a new fact) says no, and why.
+        w.h.clock.set(Timestamp.parse("2021-08-14T00:00:00+08:00")!)
+        try await w.facts([Fixtures.socialInsurance(uscc: waiting, month: "2021-08", insured: 1)])
+        let revoked = await w.await("entitlement.revoked", "flood-relief", waiting)
+        #expect(revoked?["reason"]?.stringValue?.contains("no application by 2021-08-13") == true)
+        #expect(revoked?["trace"]?["application"]?["closed"]?.boolValue == true)
+        let x = try await w.explain(waiting, "flood-relief")
+        #expect(x["applications_closed"]?.boolValue == true)
+        let d = x["determinations"]?.arrayValue?.first
+        #expect(d?["state"]?.stringValue == "revoked")
+        #expect(d?["reason"]?.stringValue?.contains("no application by 2021-08-13") == true)
+        #expect(d?["text"]?.stringValue?.contains("no application by 2021-08-13") == true)
+
+        // A merchant the matcher first sees after the deadline gets nothing at all, not "incomplete".
+        let newcomer = f.uscc(individual: true)
+        try await w.facts(Self.floodedShop(&f, newcomer, name: "后来商户"))
+        try await w.settle()
+        #expect(w.events("flood-relief", newcomer).isEmpty)
+        let y = try await w.explain(newcomer, "flood-relief")
+        #expect(y["determinations"]?.arrayValue?.first?["reason"]?.stringValue?.contains("no application by 2021-08-13") == true)
+        await w.close()
+    }
+}
