@@ -250,9 +250,20 @@ public struct MatcherEngine: Sendable {
             return e
         }
         if e.state == .revoked {
-            // Only an entitlement revoked because the facts changed comes back with the facts;
-            // one revoked by an objection, a review or a withdrawal stays revoked.
-            guard e.reason?.hasPrefix("facts_changed") == true else { return nil }
+            // An entitlement revoked because the facts changed comes back with the facts, and one
+            // revoked by the withdrawal of an earlier revision comes back under a later revision
+            // (DESIGN §6.4: the new revision screens everyone). One revoked by an objection, a
+            // review or fraud stays revoked. A withdrawal never revokes money instructed or paid,
+            // and the comeback starts again from `proposed` (disclosed and approved anew); payments
+            // keys a payment by the entitlement id, so a second approval never pays twice.
+            let factsChanged = e.reason?.hasPrefix("facts_changed") == true
+            let withdrawnEarlier = e.reason?.hasPrefix("policy_withdrawn") == true && before.policyRevision < policy.revision
+            guard factsChanged || withdrawnEarlier else {
+                e = before
+                return nil
+            }
+            e.approvedAmountFen = nil
+            e.reviewFlag = nil
             switch outcome {
             case .none: return nil
             case .incomplete(let missing):
