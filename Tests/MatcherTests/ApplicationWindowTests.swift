@@ -84,4 +84,24 @@ struct ApplicationWindowTests {
         #expect(y["determinations"]?.arrayValue?.first?["reason"]?.stringValue?.contains("no application by 2021-08-13") == true)
         await w.close()
     }
+
+    @Test func latenessIsJudgedByTheMatchersClockAtReceiptNotByTheApplicantsDate() async throws {
+        let w = try await World()  // 2022-04-01
+        var f = Fixtures(seed: 43)
+        let honest = f.uscc(individual: true)
+        let backdated = f.uscc(individual: true)
+        try await w.facts([
+            f.registration(uscc: honest, name: "准时商户", kind: "individual"),
+            f.registration(uscc: backdated, name: "倒签商户", kind: "individual"),
+        ])
+        try await w.settle()
+        try await w.publish("soe-rent-waiver")
+        #expect(try await w.apply(honest, "soe-rent-waiver", at: "2022-06-30T23:59:59+08:00").status == .accepted)
+        // 00:00:01 on 1 July by the matcher's clock: late, though the application says 30 June.
+        w.h.clock.set(Timestamp.parse("2022-07-01T00:00:01+08:00")!)
+        let late = try await w.apply(backdated, "soe-rent-waiver", at: "2022-06-30T10:00:00+08:00")
+        #expect(late.rejection?.code == .late)
+        #expect(late.rejection?.message.contains("received at") == true)
+        await w.close()
+    }
 }

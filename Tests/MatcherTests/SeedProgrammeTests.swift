@@ -418,9 +418,13 @@ struct SeedProgrammeTests {
         city = city.replacingOccurrences(of: "apply_until: 2021-08-13", with: "apply_until: 2022-12-31")
         let pub = try await w.matcher.publish(Fixtures.event("policy.published", ["yaml": .string(city)], source: "/ops/test"))
         #expect(pub.status == .accepted, "\(pub.rejection?.description ?? "")")
-        try await w.publish("flood-relief")
-        _ = try await w.apply(flooded, "flood-relief", at: "2021-08-01T09:00:00+08:00")
-        _ = try await w.apply(flooded, "flood-relief-city", at: "2021-08-01T09:00:00+08:00")
+        // The matcher's clock reads 2022-04-01: both windows are kept open to then.
+        let county = try SeedProgrammeTests.policyYAML("flood-relief").replacingOccurrences(
+            of: "apply_until: 2021-08-13", with: "apply_until: 2022-12-31")
+        let pub2 = try await w.matcher.publish(Fixtures.event("policy.published", ["yaml": .string(county)], source: "/ops/test"))
+        #expect(pub2.status == .accepted, "\(pub2.rejection?.description ?? "")")
+        #expect(try await w.apply(flooded, "flood-relief", at: "2022-04-01T09:00:00+08:00").status == .accepted)
+        #expect(try await w.apply(flooded, "flood-relief-city", at: "2022-04-01T09:00:00+08:00").status == .accepted)
         let first = await w.await("entitlement.proposed", "flood-relief", flooded)
         #expect(first?["amount_fen"]?.intValue == 600_000)
         #expect(w.events("flood-relief-city", flooded).allSatisfy { $0.type != "entitlement.proposed" })

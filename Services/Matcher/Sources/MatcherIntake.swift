@@ -151,10 +151,22 @@ public struct MatcherApplier: IntakeApplier {
                 throw Rejection(.invalidData, field: "data.policy_id", "no live policy \(policyID)")
             }
             let doc = policy.document
-            if let until = doc.applyUntil, submitted >= ChinaTime.endOfDay(until) {
-                throw Rejection(
-                    .late, field: "data.submitted_at",
-                    "applications to \(doc.id) closed at 24:00 China Standard Time on \(until) (超过时限不再受理)")
+            if let until = doc.applyUntil {
+                // Late by the matcher's own clock at receipt (DESIGN §5.3: 00:00:01 the next day is
+                // late), whatever the applicant wrote; and late too if it says so itself.
+                let closes = ChinaTime.endOfDay(until)
+                let received = engine.clock.now()
+                if received >= closes {
+                    throw Rejection(
+                        .late, field: "data.submitted_at",
+                        "applications to \(doc.id) closed at 24:00 China Standard Time on \(until) (超过时限不再受理); received at \(Timestamp.format(received))"
+                    )
+                }
+                if submitted >= closes {
+                    throw Rejection(
+                        .late, field: "data.submitted_at",
+                        "applications to \(doc.id) closed at 24:00 China Standard Time on \(until) (超过时限不再受理)")
+                }
             }
             if let from = doc.applyFrom, submitted < ChinaTime.startOfDay(from) {
                 throw Rejection(.invalidDate, field: "data.submitted_at", "applications to \(doc.id) open on \(from)")
