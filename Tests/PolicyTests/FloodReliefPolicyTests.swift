@@ -55,3 +55,20 @@ struct FloodReliefPolicyTests {
         }
     }
 }
+
+@Suite("Policy reviewers")
+struct PolicyReviewerTests {
+    @Test func theFloodFileNamesBothBureausAndReviewersRuleOutAutoApproval() throws {
+        let shipped = try FloodReliefPolicyTests.shipped().document
+        #expect(shipped.reviewers == ["经开区招商局", "市场监管经开区分局"])
+        #expect(!shipped.autoApprove)
+        let yaml = try String(
+            contentsOf: FloodReliefPolicyTests.repo.appendingPathComponent("policies/flood-relief.yaml"), encoding: .utf8)
+        let auto = yaml.replacingOccurrences(of: "auto_approve: false", with: "auto_approve: true")
+        #expect(throws: PolicyErrors.self) { try PolicyCompiler.compile(yaml: auto) }
+        let twice = yaml.replacingOccurrences(of: "reviewers: [经开区招商局, 市场监管经开区分局]", with: "reviewers: [经开区招商局, 经开区招商局]")
+        #expect(throws: PolicyErrors.self) { try PolicyCompiler.compile(yaml: twice) }
+        let bad = yaml.replacingOccurrences(of: "reviewers: [经开区招商局, 市场监管经开区分局]", with: "reviewers: 经开区招商局")
+        #expect(throws: PolicyErrors.self) { try PolicyCompiler.compile(yaml: bad) }
+    }
+}

@@ -211,7 +211,40 @@ public struct MatcherApplier: IntakeApplier {
                             .invalidData, field: "data.entitlement_id",
                             "entitlement \(id) is \(e.state.rawValue); only a cleared entitlement (after disclosure) can be approved")
                     }
-                    try engine.approve(&e, by: by + (reason.map { ": \($0)" } ?? ""), policy: policy, profile: profile, db: db)
+                    let signed = by + (reason.map { ": \($0)" } ?? "")
+                    if let reviewers = policy?.reviewers, !reviewers.isEmpty {
+                        // Every listed reviewer approves, each in its own review.approved.
+                        let named = reviewers.filter { by.contains($0) }
+                        guard named.count == 1, let reviewer = named.first else {
+                            throw Rejection(
+                                .invalidData, field: "data.by",
+                                "\(e.policyID) is approved by each of \(reviewers.joined(separator: ", ")): by must name exactly one of them, got \(by.prefix(60))"
+                            )
+                        }
+                        try db.execute(
+                            sql:
+                                "INSERT INTO review_approvals(entitlement_id, round, reviewer, by, approved_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                            arguments: [e.id, e.events, reviewer, signed, now])
+                        var done: [String: String] = [:]
+                        for row in try Row.fetchAll(
+                            db, sql: "SELECT reviewer, by FROM review_approvals WHERE entitlement_id = ? AND round = ?",
+                            arguments: [e.id, e.events])
+                        {
+                            done[row["reviewer"]] = row["by"]
+                        }
+                        let waiting = reviewers.filter { done[$0] == nil }
+                        if !waiting.isEmpty {
+                            e.reason =
+                                "approved by " + reviewers.compactMap { done[$0] }.joined(separator: "; ") + "; awaiting "
+                                + waiting.joined(separator: ", ")
+                            try e.save(db, now: now)
+                            continue
+                        }
+                        try engine.approve(
+                            &e, by: reviewers.compactMap { done[$0] }.joined(separator: "; "), policy: policy, profile: profile, db: db)
+                        continue
+                    }
+                    try engine.approve(&e, by: signed, policy: policy, profile: profile, db: db)
                 } else {
                     if e.state == .revoked { continue }
                     guard e.state.beforeApproval || e.state == .approved else {
