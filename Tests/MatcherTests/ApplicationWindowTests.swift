@@ -4,6 +4,8 @@ import Foundation
 import Models
 import Testing
 
+@testable import Matcher
+
 /// Applications and the window (DESIGN §5.3, §6.2 线上补报): a second application merges, a
 /// closed window turns "waiting for the application" into "not eligible".
 @Suite("Application window")
@@ -102,6 +104,28 @@ struct ApplicationWindowTests {
         let late = try await w.apply(backdated, "soe-rent-waiver", at: "2022-06-30T10:00:00+08:00")
         #expect(late.rejection?.code == .late)
         #expect(late.rejection?.message.contains("received at") == true)
+        await w.close()
+    }
+
+    @Test func aFractionOfASecondBeforeMidnightIsOnTimeAndOneAfterIsLate() async throws {
+        let w = try await World()  // 2022-04-01
+        var f = Fixtures(seed: 44)
+        let justInTime = f.uscc(individual: true)
+        let justLate = f.uscc(individual: true)
+        try await w.facts([
+            f.registration(uscc: justInTime, name: "最后一刻商户", kind: "individual"),
+            f.registration(uscc: justLate, name: "晚了一点商户", kind: "individual"),
+        ])
+        try await w.settle()
+        try await w.publish("soe-rent-waiver")
+        // 23:59:59.9999999 is before 24:00 (a Double of seconds since 1970 would round it up).
+        let inTime = try await w.apply(justInTime, "soe-rent-waiver", at: "2022-06-30T23:59:59.9999999+08:00")
+        #expect(inTime.status == .accepted, "\(inTime.rejection?.description ?? "")")
+        #expect(try await w.explain(justInTime, "soe-rent-waiver")["application"]?["submitted_on"]?.stringValue == "2022-06-30")
+        let late = try await w.apply(justLate, "soe-rent-waiver", at: "2022-07-01T00:00:00.0000001+08:00")
+        #expect(late.rejection?.code == .late)
+        #expect(MatcherTime.wholeSeconds("2022-06-30T23:59:59.9999999+08:00") == Timestamp.parse("2022-06-30T23:59:59+08:00"))
+        #expect(MatcherTime.wholeSeconds("2022-06-30T15:59:59.5Z") == Timestamp.parse("2022-06-30T15:59:59Z"))
         await w.close()
     }
 }

@@ -379,7 +379,7 @@ public struct MatcherEngine: Sendable {
         {
             let submitted: String = row["submitted_at"]
             let docs: Data = row["documents"]
-            let submittedOn = Timestamp.parse(submitted).map { ChinaTime.civilDate(of: $0).description } ?? submitted
+            let submittedOn = MatcherTime.wholeSeconds(submitted).map { ChinaTime.civilDate(of: $0).description } ?? submitted
             out[row["policy_id"]] = [
                 "submitted_on": .string(submittedOn), "submitted_at": .string(submitted),
                 "documents": (try? JSONParser.parse([UInt8](docs))) ?? .array([]),

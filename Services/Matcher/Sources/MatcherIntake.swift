@@ -151,6 +151,9 @@ public struct MatcherApplier: IntakeApplier {
                 throw Rejection(.invalidData, field: "data.policy_id", "no live policy \(policyID)")
             }
             let doc = policy.document
+            // Compared in whole seconds: exact, where the parsed instant (a Double) may round a
+            // fraction such as 23:59:59.9999999 up to 24:00.
+            let submitted = MatcherTime.wholeSeconds(submittedAt) ?? submitted
             if let until = doc.applyUntil {
                 // Late by the matcher's own clock at receipt (DESIGN §5.3: 00:00:01 the next day is
                 // late), whatever the applicant wrote; and late too if it says so itself.
@@ -258,5 +261,21 @@ public struct MatcherApplier: IntakeApplier {
                 }
             }
         }
+    }
+}
+
+/// Deadlines against RFC 3339 text, exactly.
+enum MatcherTime {
+    /// The instant with its fraction of a second dropped. Every deadline is a whole second (24:00
+    /// China Standard Time), so for a deadline `d` and an instant `t` with whole part `w`,
+    /// `t >= d` exactly when `w >= d`, and `t < d` exactly when `w < d` — with no rounding of the
+    /// fraction (`Timestamp.parse` keeps seconds in a Double, which turns
+    /// `2022-06-30T23:59:59.9999999+08:00` into 24:00).
+    static func wholeSeconds(_ text: String) -> Date? {
+        let b = Array(text.utf8)
+        guard b.count > 20, b[19] == UInt8(ascii: ".") else { return Timestamp.parse(text) }
+        var k = 20
+        while k < b.count, b[k] >= 0x30, b[k] <= 0x39 { k += 1 }
+        return Timestamp.parse(String(decoding: b[0..<19] + b[k...], as: UTF8.self))
     }
 }
