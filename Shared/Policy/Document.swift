@@ -68,6 +68,9 @@ public struct PolicyDocument: Sendable {
     public var prioritySource: String?
     /// Named constants the expressions read as `params.name` (dates as `"YYYY-MM-DD"` strings).
     public var params: [String: JSON]
+    /// The bodies that must each approve an entitlement (`review.approved` whose `by` names
+    /// them) before it is approved, e.g. `[经开区招商局, 市场监管经开区分局]`; empty: one approval.
+    public var reviewers: [String] = []
 
     /// The document as JSON (e.g. the data of `policy.published`).
     public var json: JSON {
@@ -96,6 +99,7 @@ public struct PolicyDocument: Sendable {
         var p = JSONObject()
         for k in params.keys.sorted() { p[k] = params[k] }
         o["params"] = .object(p)
+        if !reviewers.isEmpty { o["reviewers"] = .array(reviewers.map { .string($0) }) }
         return .object(o)
     }
 }
@@ -255,7 +259,7 @@ public enum PolicyCompiler {
 
 private let knownKeys = [
     "id", "revision", "title", "authority", "benefit", "channel", "pool", "requires_application", "window", "period",
-    "disclosure", "exclusive_group", "priority", "eligible", "amount_fen", "per", "notes", "params",
+    "disclosure", "exclusive_group", "priority", "eligible", "amount_fen", "per", "notes", "params", "reviewers",
 ]
 
 private let requiredKeys = [
@@ -601,6 +605,29 @@ struct DocumentBuilder {
         }
         var notes: String?
         if let n = nodes["notes"]?.value, let t = text(n, "notes", nullable: true) { notes = t }
+        var reviewers: [String] = []
+        if let (k, v) = nodes["reviewers"] {
+            if case .sequence(let seq) = v {
+                for (i, item) in seq.enumerated() {
+                    guard let name = text(item, "reviewers[\(i)]") ?? nil else { continue }
+                    let trimmed = name
+                    if reviewers.contains(trimmed) {
+                        fail(item.mark, "reviewers[\(i)]: \(trimmed) is listed twice")
+                    } else if reviewers.contains(where: { $0.contains(trimmed) || trimmed.contains($0) }) {
+                        fail(item.mark, "reviewers[\(i)]: \(trimmed) and another reviewer's name contain one another")
+                    } else {
+                        reviewers.append(trimmed)
+                    }
+                }
+                if seq.isEmpty { fail(k.mark, "reviewers must list at least one reviewer (or leave the key out)") }
+                if autoApprove == true, !reviewers.isEmpty {
+                    fail(k.mark, "a policy with reviewers is approved by them: set disclosure.auto_approve to false")
+                }
+            } else if case .scalar(let s) = v, case .null = DocumentBuilder.resolve(s) {
+            } else {
+                fail(k.mark, "reviewers must be a list of the bodies that must each approve, e.g. [经开区招商局, 市场监管经开区分局]")
+            }
+        }
 
         var params: [String: JSON] = [:]
         var paramsOK = true
@@ -677,7 +704,7 @@ struct DocumentBuilder {
             requiresApplication: requiresApplication, applyFrom: applyFrom, applyUntil: applyUntil, periodFrom: periodFrom,
             periodTo: periodTo, disclosureWorkingDays: workingDays, autoApprove: autoApprove, exclusiveGroup: exclusiveGroup,
             per: per, notes: notes, eligibleSource: eligibleSource, amountSource: amountSource, prioritySource: prioritySource,
-            params: params)
+            params: params, reviewers: reviewers)
         return CompiledPolicy(
             document: doc, source: yaml, eligible: eligible, amount: amount, priority: priority,
             paramTypes: paramFields)

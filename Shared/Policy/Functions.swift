@@ -153,7 +153,8 @@ extension ExprCompiler {
                     let b = try g(ctx)
                     if let u = Value.unknowns(a, b) { return u }
                     guard case .date(let x) = a, case .date(let y) = b else { throw EvalError("days_between needs dates") }
-                    return .num(Rational(Int64(y.dayNumber - x.dayNumber)))
+                    // DESIGN §5.3: day counts include both ends (`days_between(d, d)` is 1).
+                    return .num(Rational(Int64(y.dayNumber - x.dayNumber + 1)))
                 })
         case "overlap_days":
             guard arity(name, args, 2, e) else { return nil }

@@ -12,6 +12,9 @@ public struct SyntheticCounty: Sendable {
     public let badEvery: Int
 
     public static let districts = ["411002", "411003", "411023", "411024", "411025"]
+    /// The development zone (经开区), where the flood-relief programme applies (seed 篇三: 在经开区行政区域内办理有营业执照):
+    /// the merchants the July 2021 flood hit are registered there.
+    public static let developmentZone = "411071"
     /// Industry codes with rough weights: catering and retail dominate a county's small merchants.
     static let industries: [(String, Int)] = [
         ("H6210", 18), ("F5261", 14), ("F5212", 10), ("H6110", 5), ("O8040", 6), ("O8010", 3), ("P8391", 3),
@@ -32,7 +35,20 @@ public struct SyntheticCounty: Sendable {
     /// The USCC of merchant `i` (stable for a seed).
     public func uscc(_ i: Int) -> String {
         var f = Fixtures(seed: seed &+ UInt64(i) &* 7919)
-        return f.uscc(individual: isIndividual(i), division: Self.districts[i % Self.districts.count])
+        return f.uscc(individual: isIndividual(i), division: district(i))
+    }
+
+    /// Whether the July 2021 flood damaged merchant `i` (about one in ten): decided apart from the
+    /// merchant's other facts, because it also places the merchant in the development zone.
+    public func floodHit(_ i: Int) -> Bool {
+        var f = Fixtures(seed: (seed ^ 0xF100D) &+ UInt64(i) &* 104_729)
+        return f.int(0...9) == 0
+    }
+
+    /// The division merchant `i` is registered in: the development zone if the flood hit it,
+    /// otherwise one of the county's districts.
+    public func district(_ i: Int) -> String {
+        floodHit(i) ? Self.developmentZone : Self.districts[i % Self.districts.count]
     }
 
     func isIndividual(_ i: Int) -> Bool { i % 3 == 0 }
@@ -64,7 +80,7 @@ public struct SyntheticCounty: Sendable {
 
     func registration(_ i: Int, _ rng: inout Fixtures) -> CloudEvent {
         let u = uscc(i)
-        let district = Self.districts[i % Self.districts.count]
+        let district = district(i)
         let word = Self.shopWords[rng.int(0...Self.shopWords.count - 1)]
         let shop = Self.shopKinds[rng.int(0...Self.shopKinds.count - 1)]
         let name = "许昌市\(word)\(shop)\(i)"
@@ -161,10 +177,10 @@ public struct SyntheticCounty: Sendable {
                     [
                         "uscc": .string(u), "from": .string(String(format: "2022-04-%02d", from)),
                         "to": .string(CivilDate(year: 2022, month: 4, day: from)!.adding(days: days - 1).description),
-                        "reason": "epidemic_control", "district": .string(Self.districts[i % Self.districts.count]),
+                        "reason": "epidemic_control", "district": .string(district(i)),
                     ], subject: u, source: "/health/xuchang", id: "closure-\(seed)-\(i)"))
         }
-        if rng.int(0...9) == 0 {
+        if floodHit(i) {
             out.append(
                 Fixtures.event(
                     "damage.reported",

@@ -29,8 +29,18 @@ struct MatcherProcessTests {
             "--notifier-feed", "ipc://\(dir)/no-notifier-feed", "--notifier-replay", "ipc://\(dir)/no-notifier-replay",
             "--payments-feed", "ipc://\(dir)/no-payments-feed", "--payments-replay", "ipc://\(dir)/no-payments-replay",
         ]
+        matcher.baseArguments.append("--simulated-clock")
         try await registry.start()
         try await matcher.start()
+        // The applications are judged late by the matcher's clock at receipt: put it inside the window.
+        let clock = try await IntakeClient.publish(
+            context: context, endpoint: matcher.endpoint("intake"),
+            events: [
+                OutgoingEvent(
+                    Fixtures.event(
+                        "clock.advanced", ["to": "2022-05-10T12:00:00+08:00", "set": true], source: "/ops/test", id: "clock-1"))
+            ], options: .forTests)
+        #expect(clock[0].ack?.status == .accepted)
 
         let yaml = try String(contentsOf: SeedProgrammeTests.repo.appendingPathComponent("policies/soe-rent-waiver.yaml"), encoding: .utf8)
         let policy = try PolicyCompiler.compile(yaml: yaml)

@@ -35,4 +35,29 @@ struct ScreeningTests {
         #expect(compared > 1_000)
         #expect(eligible > 50, "the county exercises eligible cases too")
     }
+
+    /// The flood-relief programme pays only in the development zone (seed 篇三): the synthetic
+    /// county registers the merchants the flood hit there, so the demo still has flood cases.
+    @Test func theCountysFloodHitMerchantsAreInTheDevelopmentZoneAndSomeQualify() throws {
+        let yaml = try SeedProgrammeTests.policyYAML("flood-relief")
+        let policy = try PolicyCompiler.compile(yaml: yaml)
+        let county = SyntheticCounty(seed: 5, merchants: 500, badEvery: 0)
+        let application: JSON = ["submitted_on": "2021-08-01", "documents": ["a.pdf"]]
+        var damaged = 0
+        var eligible = 0
+        for i in 0..<county.merchants {
+            let facts = county.facts(of: i).compactMap { try? Fact.decode(type: $0.type, data: $0.data) }
+            let profile = try #require(OfflineProfiles.profile(uscc: county.uscc(i), facts: facts))
+            let hit = profile["damages"]?.arrayValue?.isEmpty == false
+            if hit {
+                damaged += 1
+                #expect(profile["district"]?.stringValue == SyntheticCounty.developmentZone, "\(county.uscc(i))")
+            }
+            for d in policy.evaluate(PolicyInput(merchant: profile, application: application)) {
+                if case .eligible = d.outcome { eligible += 1 }
+            }
+        }
+        #expect(damaged > 20)
+        #expect(eligible > 5, "the county has flood-relief cases in the zone")
+    }
 }

@@ -238,7 +238,7 @@ struct SeedProgrammeTests {
         var facts: [CloudEvent] = []
         for u in [shop, aided] {
             facts += [
-                f.registration(uscc: u, name: "受灾商户", kind: "individual", industry: "F5261"),
+                f.registration(uscc: u, name: "受灾商户", kind: "individual", industry: "F5261", district: "411071"),
                 Fixtures.lease(
                     id: "FL-\(u)", tenant: u, lessorOwnership: "private", rentFen: 400_000, from: "2020-01-01", to: "2022-12-31"),
                 Fixtures.event(
@@ -406,7 +406,7 @@ struct SeedProgrammeTests {
         // Two programmes in one exclusive group: a merchant gets only one of them.
         let flooded = f.uscc(individual: true)
         try await w.facts([
-            f.registration(uscc: flooded, name: "双重申报商户", kind: "individual", industry: "F5261"),
+            f.registration(uscc: flooded, name: "双重申报商户", kind: "individual", industry: "F5261", district: "411071"),
             Fixtures.lease(id: "FX", tenant: flooded, lessorOwnership: "private", rentFen: 200_000, from: "2020-01-01", to: "2022-12-31"),
             Fixtures.event(
                 "damage.reported", ["uscc": .string(flooded), "event": "flood-2021-07", "loss_fen": 500_000, "evidence": ["p.jpg"]],
@@ -418,9 +418,13 @@ struct SeedProgrammeTests {
         city = city.replacingOccurrences(of: "apply_until: 2021-08-13", with: "apply_until: 2022-12-31")
         let pub = try await w.matcher.publish(Fixtures.event("policy.published", ["yaml": .string(city)], source: "/ops/test"))
         #expect(pub.status == .accepted, "\(pub.rejection?.description ?? "")")
-        try await w.publish("flood-relief")
-        _ = try await w.apply(flooded, "flood-relief", at: "2021-08-01T09:00:00+08:00")
-        _ = try await w.apply(flooded, "flood-relief-city", at: "2021-08-01T09:00:00+08:00")
+        // The matcher's clock reads 2022-04-01: both windows are kept open to then.
+        let county = try SeedProgrammeTests.policyYAML("flood-relief").replacingOccurrences(
+            of: "apply_until: 2021-08-13", with: "apply_until: 2022-12-31")
+        let pub2 = try await w.matcher.publish(Fixtures.event("policy.published", ["yaml": .string(county)], source: "/ops/test"))
+        #expect(pub2.status == .accepted, "\(pub2.rejection?.description ?? "")")
+        #expect(try await w.apply(flooded, "flood-relief", at: "2022-04-01T09:00:00+08:00").status == .accepted)
+        #expect(try await w.apply(flooded, "flood-relief-city", at: "2022-04-01T09:00:00+08:00").status == .accepted)
         let first = await w.await("entitlement.proposed", "flood-relief", flooded)
         #expect(first?["amount_fen"]?.intValue == 600_000)
         #expect(w.events("flood-relief-city", flooded).allSatisfy { $0.type != "entitlement.proposed" })

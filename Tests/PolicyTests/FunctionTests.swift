@@ -64,10 +64,16 @@ struct FunctionTests {
         #expect(try Fx.eval("overlap_days(lease, period)", binding: .object(o)) == .unknown(["lease.ends_on"]))
     }
 
-    @Test func daysBetween() throws {
-        #expect(try Fx.eval("days_between(period.from, period.to)") == .int(180))
-        #expect(try Fx.eval("days_between(period.to, period.from)") == .int(-180))
-        #expect(try Fx.eval("days_between(date(\"2020-02-28\"), date(\"2020-03-01\"))") == .int(2))
+    @Test func daysBetweenCountsBothEnds() throws {
+        // DESIGN §5.3: day counts are inclusive of both ends. 2022-01-01 … 2022-06-30 is 181 days.
+        #expect(try Fx.eval("days_between(period.from, period.to)") == .int(181))
+        #expect(try Fx.eval("days_between(period.from, period.from)") == .int(1))
+        #expect(try Fx.eval("days_between(date(\"2020-02-28\"), date(\"2020-03-01\"))") == .int(3))  // 28, 29, 1
+        // `to` before `from`: to − from + 1, so zero or less.
+        #expect(try Fx.eval("days_between(date(\"2022-01-02\"), date(\"2022-01-01\"))") == .int(0))
+        #expect(try Fx.eval("days_between(period.to, period.from)") == .int(-179))
+        // The same count as overlap_days over the whole period.
+        #expect(try Fx.eval("days_between(period.from, period.to) == overlap_days(period, period)") == .t)
     }
 
     @Test func hasIsNeverUnknown() throws {

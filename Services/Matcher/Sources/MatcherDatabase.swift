@@ -68,6 +68,22 @@ public struct MatcherDatabase: Sendable {
         m.registerMigration("matcher-v2-applications-by-merchant") { db in
             try db.execute(sql: "CREATE INDEX applications_uscc ON applications(uscc)")
         }
+        // A policy with `reviewers` is approved once each of them has approved (e.g. flood relief:
+        // 招商局会同市场监管分局审定). `round` is the entitlement's event count when approved, so a
+        // re-proposal (a new event) starts the review again.
+        m.registerMigration("matcher-v3-review-approvals") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE review_approvals (
+                        entitlement_id TEXT NOT NULL,
+                        round INTEGER NOT NULL,
+                        reviewer TEXT NOT NULL,
+                        by TEXT NOT NULL,
+                        approved_at TEXT NOT NULL,
+                        PRIMARY KEY (entitlement_id, round, reviewer)
+                    )
+                    """)
+        }
     }
 }
 

@@ -91,7 +91,8 @@ public struct MatcherEngine: Sendable {
                 seen.insert(id)
                 let outcome = try decide(d, policy: doc, applied: application != nil, uscc: uscc, existing: existing, db: db)
                 if let updated = try reconcile(
-                    id: id, determination: d, outcome: outcome, policy: doc, uscc: uscc, profile: profile, existing: existing[id], db: db)
+                    id: id, determination: d, outcome: outcome, policy: doc, uscc: uscc, profile: profile, existing: existing[id],
+                    note: application == nil ? applicationNote(doc) : nil, db: db)
                 {
                     existing[id] = updated
                 }
@@ -100,7 +101,7 @@ public struct MatcherEngine: Sendable {
             for e in existing.values where e.policyID == doc.id && !seen.contains(e.id) && e.state != .revoked {
                 if let updated = try reconcile(
                     id: e.id, determination: nil, outcome: .none(reason: "the \(doc.per.rawValue) is no longer in the profile"),
-                    policy: doc, uscc: uscc, profile: profile, existing: e, db: db)
+                    policy: doc, uscc: uscc, profile: profile, existing: e, note: nil, db: db)
                 {
                     existing[e.id] = updated
                 }
@@ -114,11 +115,45 @@ public struct MatcherEngine: Sendable {
         case none(reason: String)
     }
 
+    /// Whether a policy that needs an application has stopped taking them: 24:00 China Standard
+    /// Time of the window's last day has passed on the matcher's clock (超过时限不再受理).
+    func applicationsClosed(_ policy: PolicyDocument) -> Bool {
+        guard policy.requiresApplication, let until = policy.applyUntil else { return false }
+        return clock.now() >= ChinaTime.endOfDay(until)
+    }
+
+    /// Why a merchant without an application on file gets nothing once the window has closed.
+    static func noApplicationReason(_ policy: PolicyDocument) -> String {
+        "not eligible: no application by \(policy.applyUntil?.description ?? "the deadline") "
+            + "(applications closed at 24:00 China Standard Time; 超过时限不再受理)"
+    }
+
+    /// What the trace records about the application when none is on file (nil when the policy
+    /// needs none).
+    func applicationNote(_ policy: PolicyDocument) -> JSON? {
+        guard policy.requiresApplication, let until = policy.applyUntil else { return nil }
+        let closed = applicationsClosed(policy)
+        return [
+            "required": true, "received": false, "apply_until": .string(until.description), "closed": .bool(closed),
+            "text": .string(
+                closed
+                    ? Self.noApplicationReason(policy)
+                    : "awaiting the application until 24:00 China Standard Time on \(until) (线上补报)"),
+        ]
+    }
+
     /// What the entitlement should be, given the determination, the application and the
     /// exclusive group.
     func decide(
         _ d: Determination, policy: PolicyDocument, applied: Bool, uscc: String, existing: [String: EntitlementRecord], db: Database
     ) throws -> Wanted {
+        // No application on file and the window closed: nothing can come of it any more.
+        if !applied, applicationsClosed(policy) {
+            switch d.outcome {
+            case .eligible, .incomplete: return .none(reason: Self.noApplicationReason(policy))
+            case .ineligible, .error: break
+            }
+        }
         switch d.outcome {
         case .ineligible:
             return .none(reason: "not eligible: " + failingClauses(d.trace))
@@ -150,9 +185,13 @@ public struct MatcherEngine: Sendable {
     /// Moves one entitlement toward what the facts now say; returns the record if it changed.
     func reconcile(
         id: String, determination d: Determination?, outcome: Wanted, policy: PolicyDocument, uscc: String, profile: JSON,
-        existing: EntitlementRecord?, db: Database
+        existing: EntitlementRecord?, note: JSON?, db: Database
     ) throws -> EntitlementRecord? {
-        let trace = d.map { $0.trace.json.serializedBytes() } ?? existing?.traceBytes ?? Array("{}".utf8)
+        var trace = d.map { $0.trace.json.serializedBytes() } ?? existing?.traceBytes ?? Array("{}".utf8)
+        if let d, let note, case .object(var o) = d.trace.json {
+            o["application"] = note
+            trace = JSON.object(o).serializedBytes()
+        }
         let priority = d?.priority ?? existing?.priority ?? false
         guard var e = existing else {
             switch outcome {
@@ -211,9 +250,20 @@ public struct MatcherEngine: Sendable {
             return e
         }
         if e.state == .revoked {
-            // Only an entitlement revoked because the facts changed comes back with the facts;
-            // one revoked by an objection, a review or a withdrawal stays revoked.
-            guard e.reason?.hasPrefix("facts_changed") == true else { return nil }
+            // An entitlement revoked because the facts changed comes back with the facts, and one
+            // revoked by the withdrawal of an earlier revision comes back under a later revision
+            // (DESIGN §6.4: the new revision screens everyone). One revoked by an objection, a
+            // review or fraud stays revoked. A withdrawal never revokes money instructed or paid,
+            // and the comeback starts again from `proposed` (disclosed and approved anew); payments
+            // keys a payment by the entitlement id, so a second approval never pays twice.
+            let factsChanged = e.reason?.hasPrefix("facts_changed") == true
+            let withdrawnEarlier = e.reason?.hasPrefix("policy_withdrawn") == true && before.policyRevision < policy.revision
+            guard factsChanged || withdrawnEarlier else {
+                e = before
+                return nil
+            }
+            e.approvedAmountFen = nil
+            e.reviewFlag = nil
             switch outcome {
             case .none: return nil
             case .incomplete(let missing):
@@ -329,7 +379,7 @@ public struct MatcherEngine: Sendable {
         {
             let submitted: String = row["submitted_at"]
             let docs: Data = row["documents"]
-            let submittedOn = Timestamp.parse(submitted).map { ChinaTime.civilDate(of: $0).description } ?? submitted
+            let submittedOn = MatcherTime.wholeSeconds(submitted).map { ChinaTime.civilDate(of: $0).description } ?? submitted
             out[row["policy_id"]] = [
                 "submitted_on": .string(submittedOn), "submitted_at": .string(submitted),
                 "documents": (try? JSONParser.parse([UInt8](docs))) ?? .array([]),

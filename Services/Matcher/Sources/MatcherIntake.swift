@@ -151,21 +151,51 @@ public struct MatcherApplier: IntakeApplier {
                 throw Rejection(.invalidData, field: "data.policy_id", "no live policy \(policyID)")
             }
             let doc = policy.document
-            if let until = doc.applyUntil, submitted >= ChinaTime.endOfDay(until) {
-                throw Rejection(
-                    .late, field: "data.submitted_at",
-                    "applications to \(doc.id) closed at 24:00 China Standard Time on \(until) (超过时限不再受理)")
+            // Compared in whole seconds: exact, where the parsed instant (a Double) may round a
+            // fraction such as 23:59:59.9999999 up to 24:00.
+            let submitted = MatcherTime.wholeSeconds(submittedAt) ?? submitted
+            if let until = doc.applyUntil {
+                // Late by the matcher's own clock at receipt (DESIGN §5.3: 00:00:01 the next day is
+                // late), whatever the applicant wrote; and late too if it says so itself.
+                let closes = ChinaTime.endOfDay(until)
+                let received = engine.clock.now()
+                if received >= closes {
+                    throw Rejection(
+                        .late, field: "data.submitted_at",
+                        "applications to \(doc.id) closed at 24:00 China Standard Time on \(until) (超过时限不再受理); received at \(Timestamp.format(received))"
+                    )
+                }
+                if submitted >= closes {
+                    throw Rejection(
+                        .late, field: "data.submitted_at",
+                        "applications to \(doc.id) closed at 24:00 China Standard Time on \(until) (超过时限不再受理)")
+                }
             }
             if let from = doc.applyFrom, submitted < ChinaTime.startOfDay(from) {
                 throw Rejection(.invalidDate, field: "data.submitted_at", "applications to \(doc.id) open on \(from)")
             }
-            let inserted = try db.cachedStatement(
-                sql:
-                    "INSERT INTO applications(policy_id, uscc, submitted_at, documents, event_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-            )
-            try inserted.execute(arguments: [
-                policyID, uscc, submittedAt, Data(JSON.array(documents.map { .string($0) }).serializedBytes()), event.id,
-            ])
+            // 线上补报: while the window is open a later application (another event) by the same
+            // merchant to the same policy adds its documents to the one on file, which keeps its
+            // first `submitted_at`; the merchant is then evaluated again.
+            var merged = documents
+            if let old = try Data.fetchOne(
+                db.cachedStatement(sql: "SELECT documents FROM applications WHERE policy_id = ? AND uscc = ?"),
+                arguments: [policyID, uscc])
+            {
+                let before = (try? JSONParser.parse([UInt8](old)))?.arrayValue?.compactMap(\.stringValue) ?? []
+                merged = before
+                for d in documents where !merged.contains(d) { merged.append(d) }
+                if merged != before {
+                    try db.cachedStatement(sql: "UPDATE applications SET documents = ? WHERE policy_id = ? AND uscc = ?").execute(
+                        arguments: [Data(JSON.array(merged.map { .string($0) }).serializedBytes()), policyID, uscc])
+                }
+            } else {
+                try db.cachedStatement(
+                    sql: "INSERT INTO applications(policy_id, uscc, submitted_at, documents, event_id) VALUES (?, ?, ?, ?, ?)"
+                ).execute(arguments: [
+                    policyID, uscc, submittedAt, Data(JSON.array(merged.map { .string($0) }).serializedBytes()), event.id,
+                ])
+            }
             if let profile = try MatcherEngine.profile(uscc: uscc, db) {
                 try engine.evaluate(uscc: uscc, profile: profile, db: db, only: [policy])
             }
@@ -184,7 +214,40 @@ public struct MatcherApplier: IntakeApplier {
                             .invalidData, field: "data.entitlement_id",
                             "entitlement \(id) is \(e.state.rawValue); only a cleared entitlement (after disclosure) can be approved")
                     }
-                    try engine.approve(&e, by: by + (reason.map { ": \($0)" } ?? ""), policy: policy, profile: profile, db: db)
+                    let signed = by + (reason.map { ": \($0)" } ?? "")
+                    if let reviewers = policy?.reviewers, !reviewers.isEmpty {
+                        // Every listed reviewer approves, each in its own review.approved.
+                        let named = reviewers.filter { by.contains($0) }
+                        guard named.count == 1, let reviewer = named.first else {
+                            throw Rejection(
+                                .invalidData, field: "data.by",
+                                "\(e.policyID) is approved by each of \(reviewers.joined(separator: ", ")): by must name exactly one of them, got \(by.prefix(60))"
+                            )
+                        }
+                        try db.execute(
+                            sql:
+                                "INSERT INTO review_approvals(entitlement_id, round, reviewer, by, approved_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                            arguments: [e.id, e.events, reviewer, signed, now])
+                        var done: [String: String] = [:]
+                        for row in try Row.fetchAll(
+                            db, sql: "SELECT reviewer, by FROM review_approvals WHERE entitlement_id = ? AND round = ?",
+                            arguments: [e.id, e.events])
+                        {
+                            done[row["reviewer"]] = row["by"]
+                        }
+                        let waiting = reviewers.filter { done[$0] == nil }
+                        if !waiting.isEmpty {
+                            e.reason =
+                                "approved by " + reviewers.compactMap { done[$0] }.joined(separator: "; ") + "; awaiting "
+                                + waiting.joined(separator: ", ")
+                            try e.save(db, now: now)
+                            continue
+                        }
+                        try engine.approve(
+                            &e, by: reviewers.compactMap { done[$0] }.joined(separator: "; "), policy: policy, profile: profile, db: db)
+                        continue
+                    }
+                    try engine.approve(&e, by: signed, policy: policy, profile: profile, db: db)
                 } else {
                     if e.state == .revoked { continue }
                     guard e.state.beforeApproval || e.state == .approved else {
@@ -198,5 +261,21 @@ public struct MatcherApplier: IntakeApplier {
                 }
             }
         }
+    }
+}
+
+/// Deadlines against RFC 3339 text, exactly.
+enum MatcherTime {
+    /// The instant with its fraction of a second dropped. Every deadline is a whole second (24:00
+    /// China Standard Time), so for a deadline `d` and an instant `t` with whole part `w`,
+    /// `t >= d` exactly when `w >= d`, and `t < d` exactly when `w < d` — with no rounding of the
+    /// fraction (`Timestamp.parse` keeps seconds in a Double, which turns
+    /// `2022-06-30T23:59:59.9999999+08:00` into 24:00).
+    static func wholeSeconds(_ text: String) -> Date? {
+        let b = Array(text.utf8)
+        guard b.count > 20, b[19] == UInt8(ascii: ".") else { return Timestamp.parse(text) }
+        var k = 20
+        while k < b.count, b[k] >= 0x30, b[k] <= 0x39 { k += 1 }
+        return Timestamp.parse(String(decoding: b[0..<19] + b[k...], as: UTF8.self))
     }
 }

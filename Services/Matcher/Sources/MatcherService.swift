@@ -201,6 +201,8 @@ struct MatcherQueries {
                 }
                 let application = try engine.applications(uscc: uscc, db)[policyID]
                 let determinations = policy.evaluate(PolicyInput(merchant: profile, application: application))
+                let closed = application == nil && engine.applicationsClosed(policy.document)
+                let note = application == nil ? engine.applicationNote(policy.document) : nil
                 var items: [JSON] = []
                 for d in determinations {
                     let id = MatcherEngine.entitlementID(policy: policy.document, uscc: uscc, bindingKey: d.bindingKey)
@@ -210,10 +212,24 @@ struct MatcherQueries {
                     o["binding"] = .string(d.bindingKey)
                     o["outcome"] = Self.outcome(d.outcome)
                     o["priority"] = .bool(d.priority)
-                    o["trace"] = d.trace.json
-                    o["text"] = .string(d.trace.text())
+                    var trace = d.trace.json
+                    if let note, case .object(var t) = trace {
+                        t["application"] = note
+                        trace = .object(t)
+                    }
+                    o["trace"] = trace
+                    var text = d.trace.text()
+                    if let line = note?["text"]?.stringValue { text += "\napplication: " + line }
+                    o["text"] = .string(text)
                     o["state"] = e.map { .string($0.state.rawValue) } ?? .null
-                    o["reason"] = e?.reason.map { .string($0) } ?? .null
+                    // Past the window with no application, what the evaluation alone would say is moot.
+                    let moot: Bool
+                    switch d.outcome {
+                    case .eligible, .incomplete: moot = closed
+                    case .ineligible, .error: moot = false
+                    }
+                    o["reason"] =
+                        e?.reason.map { .string($0) } ?? (moot ? .string(MatcherEngine.noApplicationReason(policy.document)) : .null)
                     o["review_flag"] = e?.reviewFlag ?? .null
                     items.append(.object(o))
                 }
@@ -222,6 +238,9 @@ struct MatcherQueries {
                     "revision": .int(Int64(policy.document.revision)),
                     "title": .string(policy.document.title), "profile_version": profile["version"] ?? .null,
                     "applied": .bool(application != nil), "requires_application": .bool(policy.document.requiresApplication),
+                    "apply_until": policy.document.applyUntil.map { .string($0.description) } ?? .null,
+                    "applications_closed": .bool(closed),
+                    "application": application ?? .null,
                     "determinations": .array(items),
                 ]
             }

@@ -1,0 +1,90 @@
+import BangfuTesting
+import Bus
+import Foundation
+import Models
+import Testing
+
+/// Withdrawing a policy and publishing a later revision (DESIGN §6.4, §7).
+@Suite("Withdraw and republish")
+struct RepublishTests {
+    typealias World = SeedProgrammeTests.World
+
+    func state(_ w: World, _ id: String) async throws -> String {
+        try await w.matcher.query(["op": "entitlement.show", "id": .string(id)])["entitlement"]?["state"]?.stringValue ?? ""
+    }
+
+    func waitFor(_ w: World, _ id: String, _ wanted: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            if try await state(w, id) == wanted { return }
+            await Task.yield()
+        }
+        Issue.record("\(id) never reached \(wanted)")
+    }
+
+    @Test func aLaterRevisionReProposesWhatTheWithdrawalRevokedButNotWhatWasPaid() async throws {
+        let w = try await World()
+        var f = Fixtures(seed: 51)
+        let proposed = f.uscc(individual: true)
+        let approved = f.uscc(individual: true)
+        let paid = f.uscc(individual: true)
+        try await w.facts([
+            f.registration(uscc: proposed, name: "甲面馆", kind: "individual"), Fixtures.lease(id: "LP", tenant: proposed, rentFen: 100_000),
+            f.registration(uscc: approved, name: "乙面馆", kind: "individual"), Fixtures.lease(id: "LA", tenant: approved, rentFen: 200_000),
+            f.registration(uscc: paid, name: "丙面馆", kind: "individual"), Fixtures.lease(id: "LD", tenant: paid, rentFen: 300_000),
+        ])
+        try await w.settle()
+        try await w.publish("soe-rent-waiver")
+        for u in [proposed, approved, paid] { _ = try await w.apply(u, "soe-rent-waiver", at: "2022-05-01T09:00:00+08:00") }
+        var ids: [String: String] = [:]
+        for u in [proposed, approved, paid] {
+            ids[u] = try #require(await w.await("entitlement.proposed", "soe-rent-waiver", u)?["entitlement_id"]?.stringValue)
+        }
+        let ia = ids[approved]!
+        let ip = ids[paid]!
+        _ = try await w.notifier.publish(
+            Fixtures.event("disclosure.opened", ["round_id": "R1", "entitlement_ids": [.string(ia), .string(ip)]]))
+        _ = try await w.notifier.publish(
+            Fixtures.event("disclosure.cleared", ["round_id": "R1", "entitlement_ids": [.string(ia), .string(ip)]]))
+        try await waitFor(w, ia, "cleared")
+        try await waitFor(w, ip, "cleared")
+        let review = try await w.matcher.publish(
+            Fixtures.event("review.approved", ["entitlement_ids": [.string(ia), .string(ip)], "by": "区房产局 王科长"], source: "/ops/review"))
+        #expect(review.status == .accepted)
+        _ = try await w.payments.publish(Fixtures.event("payment.instructed", ["payment_id": .string(ip), "amount_fen": 900_000]))
+        _ = try await w.payments.publish(Fixtures.event("payment.settled", ["payment_id": .string(ip), "amount_fen": 900_000]))
+        _ = await w.await("entitlement.paid", "soe-rent-waiver", paid)
+
+        _ = try await w.matcher.publish(
+            Fixtures.event("policy.withdrawn", ["policy_id": "soe-rent-waiver", "reason": "政策调整"], source: "/ops/test"))
+        for u in [proposed, approved] {
+            let r = await w.await("entitlement.revoked", "soe-rent-waiver", u)
+            #expect(r?["reason"]?.stringValue?.hasPrefix("policy_withdrawn") == true)
+        }
+        let paidEvents = w.events("soe-rent-waiver", paid).count
+
+        // Revision 2: the same programme again. Those the withdrawal revoked are proposed anew
+        // (same entitlement ids, the new revision, the amount worked out again); the paid one is
+        // left alone — no second proposal, so no second payment.
+        let yaml = try SeedProgrammeTests.policyYAML("soe-rent-waiver").replacingOccurrences(of: "revision: 1\n", with: "revision: 2\n")
+        let pub = try await w.matcher.publish(Fixtures.event("policy.published", ["yaml": .string(yaml)], source: "/ops/test"))
+        #expect(pub.status == .accepted, "\(pub.rejection?.description ?? "")")
+        let ok = await w.feed.wait { events in
+            [proposed, approved].allSatisfy { u in
+                events.contains {
+                    $0.type == "entitlement.proposed" && $0.subject == u && $0.data?["policy_revision"]?.intValue == 2
+                }
+            }
+        }
+        #expect(ok, "both re-proposed under revision 2")
+        let again = w.events("soe-rent-waiver", approved).last
+        #expect(again?.type == "entitlement.proposed")
+        #expect(again?.data?["entitlement_id"]?.stringValue == ia)
+        #expect(again?.data?["amount_fen"]?.intValue == 600_000)  // 200,000 × 3, worked out again
+        #expect(w.events("soe-rent-waiver", proposed).last?.data?["amount_fen"]?.intValue == 300_000)
+        #expect(try await state(w, ip) == "paid")
+        #expect(w.events("soe-rent-waiver", paid).count == paidEvents, "nothing new for the paid entitlement")
+        #expect(Set(w.feed.events.compactMap { $0.data?["entitlement_id"]?.stringValue }).count == 3, "never a second entitlement")
+        await w.close()
+    }
+}
