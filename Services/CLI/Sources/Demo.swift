@@ -319,18 +319,23 @@ enum DemoMatcher {
         // application is judged on the merchant's full record.
         try await link.settle(matcher, follows: registry)
         // Applications: most merchants apply to the programmes that need one, on time; a few
-        // apply a second after the deadline and are refused (超过时限不再受理).
+        // apply a second after the deadline and are refused (超过时限不再受理). The matcher judges
+        // lateness by its own clock at receipt, and the seed's programmes ran in 2021 and 2022:
+        // its simulated clock is placed on each programme's last day while that programme's
+        // applications arrive (earliest deadline first), then returned to the demo's clock.
+        let demoClock = try await link.status(matcher)["clock"]?.stringValue ?? Timestamp.format(Date())
         var lateCount = 0
         var acceptedApps = 0
-        _ = try await link.publishInSlices(
-            matcher, merchants: county.merchants,
-            events: { range in
-                var applications: [OutgoingEvent] = []
-                for i in range where i % 10 < 7 {
-                    let u = county.uscc(i)
-                    for w in windows {
+        for w in windows.sorted(by: { ($0.until, $0.id) < ($1.until, $1.id) }) {
+            guard let day = CivilDate.parse(w.until) else { continue }
+            try await link.setClock(matcher, to: "\(day)T10:00:00+08:00", key: "window/\(w.id)")
+            _ = try await link.publishInSlices(
+                matcher, merchants: county.merchants,
+                events: { range in
+                    var applications: [OutgoingEvent] = []
+                    for i in range where i % 10 < 7 {
+                        let u = county.uscc(i)
                         let late = i % 97 == 0
-                        let day = CivilDate.parse(w.until)!
                         let at = late ? "\(day.adding(days: 1))T00:00:01+08:00" : "\(day)T10:00:00+08:00"
                         applications.append(
                             OutgoingEvent(
@@ -341,13 +346,14 @@ enum DemoMatcher {
                                         "documents": ["申请书.pdf"],
                                     ])))
                     }
-                }
-                return applications
-            },
-            results: { applied in
-                lateCount += applied.filter { $0.ack?.rejection?.code == .late }.count
-                acceptedApps += applied.filter { $0.ack?.status == .accepted }.count
-            })
+                    return applications
+                },
+                results: { applied in
+                    lateCount += applied.filter { $0.ack?.rejection?.code == .late }.count
+                    acceptedApps += applied.filter { $0.ack?.status == .accepted }.count
+                })
+        }
+        try await link.setClock(matcher, to: demoClock, key: "windows-closed")
         console.line("  applications: \(acceptedApps) taken, \(lateCount) refused as late (after 24:00 CST of the last day)")
 
         // Wait until the matcher has applied the registry's whole feed.
@@ -417,17 +423,35 @@ enum DemoPayout {
             }) == false
         }
         try await link.settle(matcher, follows: notifier)
-        // Programmes without auto-approval are reviewed by an operator (here, the demo).
+        // Programmes without auto-approval are reviewed by an operator (here, the demo); a
+        // programme that names its reviewers (flood relief: 招商局 and 市场监管分局) is approved
+        // once each of them has approved.
         monkey?.enter(stage: "review")
+        var reviewers: [String: [String]] = [:]
+        for p in try await link.query(matcher, ["op": "policy.list"])["items"]?.arrayValue ?? [] {
+            guard let id = p["policy_id"]?.stringValue else { continue }
+            reviewers[id] = (p["reviewers"]?.arrayValue ?? []).compactMap(\.stringValue)
+        }
         var reviewed = 0
         while true {
             let cleared =
                 try await link.query(matcher, ["op": "entitlement.list", "state": "cleared", "max": 1_000])["items"]?.arrayValue ?? []
             if cleared.isEmpty { break }
-            let ids = cleared.compactMap { $0["id"] }
-            let key = SHA256.hex(ids.map(\.text).joined(separator: ",")).prefix(32)
-            try await link.send(matcher, "review.approved", key: String(key), ["entitlement_ids": .array(ids), "by": "区财政局（演示审核）"])
-            reviewed += ids.count
+            let byPolicy = Dictionary(grouping: cleared, by: { $0["policy_id"]?.stringValue ?? "" })
+            for (policy, items) in byPolicy.sorted(by: { $0.key < $1.key }) {
+                let ids = items.compactMap { $0["id"] }
+                let key = SHA256.hex(ids.map(\.text).joined(separator: ",")).prefix(32)
+                let names = reviewers[policy].flatMap { $0.isEmpty ? nil : $0 } ?? ["区财政局"]
+                for (n, name) in names.enumerated() {
+                    let ack = try await link.send(
+                        matcher, "review.approved", key: "\(key)/\(n)", ["entitlement_ids": .array(ids), "by": .string(name + "（演示审核）")])
+                    guard ack.status == .accepted || ack.status == .duplicate else {
+                        throw CLIError(
+                            "bangfu-matcher refused the review of \(policy): \(ack.rejection?.message ?? "\(ack.status)")", exitCode: 1)
+                    }
+                }
+                reviewed += ids.count
+            }
         }
         console.line("  disclosure passed; \(reviewed) entitlements approved by review, the rest by their programmes' auto-approval")
 

@@ -114,6 +114,16 @@ struct DemoLink: Sendable {
         return ack
     }
 
+    /// Places a service's simulated clock at `instant` (forward or back: `"set": true`), and
+    /// fails unless the service took it.
+    func setClock(_ p: DemoProcess, to instant: String, key: String) async throws {
+        let ack = try await send(p, "clock.advanced", key: key, ["to": .string(instant), "set": true])
+        guard ack.status == .accepted || ack.status == .duplicate else {
+            throw CLIError(
+                "bangfu-\(p.name) refused to set its clock to \(instant): \(ack.rejection?.message ?? "\(ack.status)")", exitCode: 1)
+        }
+    }
+
     /// Waits until `downstream` has applied `upstream`'s whole feed.
     func settle(_ downstream: DemoProcess, follows upstream: DemoProcess) async throws {
         let started = DispatchTime.now().uptimeNanoseconds

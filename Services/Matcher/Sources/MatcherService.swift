@@ -185,6 +185,7 @@ struct MatcherQueries {
                     "withdrawn_at": (r["withdrawn_at"] as String?).map { .string($0) } ?? .null,
                     "live": .bool(doc?.revision == (r["revision"] as Int) && (r["withdrawn_at"] as String?) == nil),
                     "title": doc.map { .string($0.title) } ?? .null, "entitled": .int(r["entitled"]), "incomplete": .int(r["incomplete"]),
+                    "reviewers": .array((doc?.reviewers ?? []).map { .string($0) }),
                 ]
             }
             return ["op": "policies", "items": .array(items)]
