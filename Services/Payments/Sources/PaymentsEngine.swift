@@ -64,6 +64,14 @@ public struct PaymentsEngine: Sendable {
     static func paidAccount(_ pool: String) -> String { "paid:\(pool)" }
     static func receivableAccount(_ pool: String) -> String { "receivable:\(pool)" }
 
+    /// A ledger transfer id of the payment's current attempt: `<kind>/<id>` for attempt 0 (the
+    /// only form before attempts were numbered, so existing databases read the same), then
+    /// `<kind>/<id>/<n>`. A reservation that was voided or posted is never reserved again: the
+    /// next attempt has its own ids (`reserve`, `settle`, `void`, `returned`).
+    static func transferID(_ kind: String, _ p: PaymentRecord) -> String {
+        p.attempt == 0 ? "\(kind)/\(p.id)" : "\(kind)/\(p.id)/\(p.attempt)"
+    }
+
     // MARK: Events
 
     func emit(_ p: inout PaymentRecord, _ type: String, extra: JSONObject = JSONObject(), db: Database) throws {
@@ -259,14 +267,26 @@ public struct PaymentsEngine: Sendable {
             try ledger.openAccount(db, id: Self.poolAccount(pool), kind: "pool", mayGoNegative: false)
             try ledger.openAccount(db, id: Self.paidAccount(pool), kind: "paid", mayGoNegative: true)
             var short = false
-            do {
-                try ledger.reserve(
-                    db, id: "reserve/\(p.id)", debit: Self.poolAccount(pool), credit: Self.paidAccount(pool), amountFen: p.amountFen,
-                    ref: p.id,
-                    note: p.policyID)
-            } catch {
-                guard error.code == .insufficientFunds else { throw error }
-                short = true
+            // A resolved reservation (voided when the account changed or the bank failed the
+            // payment, posted and then returned) stays resolved: this attempt reserves under the
+            // next id. A reservation still pending is this payment's already.
+            var reserved = false
+            while let state = try ledger.pendingState(db, pendingID: Self.transferID("reserve", p)) {
+                if state == .pending {
+                    reserved = true
+                    break
+                }
+                p.attempt += 1
+            }
+            if !reserved {
+                do {
+                    try ledger.reserve(
+                        db, id: Self.transferID("reserve", p), debit: Self.poolAccount(pool), credit: Self.paidAccount(pool),
+                        amountFen: p.amountFen, ref: p.id, note: p.policyID)
+                } catch {
+                    guard error.code == .insufficientFunds else { throw error }
+                    short = true
+                }
             }
             if short {
                 return try hold(
@@ -326,7 +346,7 @@ public struct PaymentsEngine: Sendable {
     func releaseReservation(_ p: inout PaymentRecord, _ db: Database) throws {
         guard p.benefit == "cash", p.pool != nil, p.state == .ready || p.state == .instructed else { return }
         do {
-            try ledger.void(db, id: "void/\(p.id)", pendingID: "reserve/\(p.id)", note: "released")
+            try ledger.void(db, id: Self.transferID("void", p), pendingID: Self.transferID("reserve", p), note: "released")
         } catch {
             // Nothing reserved, or already resolved: nothing to release.
             guard error.code == .unknownPending || error.code == .alreadyResolved else { throw error }
@@ -493,8 +513,19 @@ public struct PaymentsEngine: Sendable {
 
     static func paymentID(endToEnd: String) -> String { endToEnd.count == 32 ? "ent-" + endToEnd : endToEnd }
 
-    /// Applies a bank return; lines for unknown or already settled payments are reported, not
-    /// applied twice. Returns (applied, anomalies).
+    /// What one line of a bank return did.
+    enum LineOutcome: Equatable {
+        /// Applied to a payment of this batch (nil for none).
+        case applied(batch: String?)
+        /// Not applied: the problem, kept in `return_anomalies` for an operator.
+        case anomaly(String)
+    }
+
+    /// Applies a bank return line by line; lines for unknown or already settled payments are
+    /// reported, not applied twice. Each line runs in its own savepoint: a line the ledger or the
+    /// store refuses is rolled back alone and recorded as an anomaly (an operator sees it with
+    /// `return.anomalies`), and every other line of the file is still applied.
+    /// Returns (applied, anomalies).
     func applyReturn(_ file: ReturnFile, returnID: String, _ db: Database) throws -> (Int, Int) {
         if try Bool.fetchOne(db, sql: "SELECT 1 FROM returns WHERE id = ?", arguments: [returnID]) == true { return (0, 0) }
         var applied = 0
@@ -502,42 +533,28 @@ public struct PaymentsEngine: Sendable {
         var batches: Set<String> = []
         for line in file.lines {
             let id = Self.paymentID(endToEnd: line.endToEndID)
-            guard var p = try PaymentRecord.find(id, db) else {
-                anomalies += 1
-                try db.execute(
-                    sql: "INSERT INTO return_anomalies(return_id, payment_id, problem) VALUES (?, ?, 'unknown payment')",
-                    arguments: [returnID, id])
-                continue
+            var outcome = LineOutcome.anomaly("not applied")
+            do {
+                try db.inSavepoint {
+                    outcome = try applyLine(line, paymentID: id, file: file, returnID: returnID, db)
+                    return .commit
+                }
+            } catch {
+                outcome = .anomaly("could not be applied: \(error)")
             }
-            guard p.state == .instructed, p.channel == "treasury" else {
+            switch outcome {
+            case .applied(let batch):
+                applied += 1
+                if let batch { batches.insert(batch) }
+            case .anomaly(let problem):
                 anomalies += 1
                 try db.execute(
                     sql: "INSERT INTO return_anomalies(return_id, payment_id, problem) VALUES (?, ?, ?)",
-                    arguments: [returnID, id, "payment is \(p.state.rawValue), not awaiting a return"])
-                continue
+                    arguments: [returnID, id, problem])
+                logger.error(
+                    "a bank return line was not applied (recorded as an anomaly)",
+                    metadata: ["return": "\(returnID)", "payment": "\(id)", "problem": "\(problem)"])
             }
-            if let amount = line.amountFen, amount != p.amountFen {
-                anomalies += 1
-                try db.execute(
-                    sql: "INSERT INTO return_anomalies(return_id, payment_id, problem) VALUES (?, ?, ?)",
-                    arguments: [returnID, id, "amount \(amount) fen does not match the instructed \(p.amountFen) fen"])
-                continue
-            }
-            if let b = p.batchID { batches.insert(b) }
-            switch line.status {
-            case .settled:
-                try ledger.post(db, id: "settle/\(p.id)", pendingID: "reserve/\(p.id)", note: "bank return \(returnID)")
-                p.state = .settled
-                try emit(&p, "payment.settled", extra: ["return_id": .string(returnID)], db: db)
-                if let b = p.batchID { try db.execute(sql: "UPDATE batches SET settled = settled + 1 WHERE id = ?", arguments: [b]) }
-            case .failed(let code, let reason):
-                try ledger.void(db, id: "void/\(p.id)", pendingID: "reserve/\(p.id)", note: "bank return \(returnID): \(code)")
-                p.state = .failed
-                p.holdReason = "bank return \(code)" + (reason.map { ": \($0)" } ?? "")
-                try emit(&p, "payment.failed", extra: ["reason": .string(code), "return_id": .string(returnID)], db: db)
-                if let b = p.batchID { try db.execute(sql: "UPDATE batches SET failed = failed + 1 WHERE id = ?", arguments: [b]) }
-            }
-            applied += 1
         }
         try db.execute(
             sql: "INSERT INTO returns(id, kind, lines, applied, anomalies, received_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -564,6 +581,37 @@ public struct PaymentsEngine: Sendable {
             }
         }
         return (applied, anomalies)
+    }
+
+    /// One line of a return, inside its own savepoint.
+    func applyLine(_ line: ReturnLine, paymentID id: String, file: ReturnFile, returnID: String, _ db: Database) throws -> LineOutcome {
+        guard var p = try PaymentRecord.find(id, db) else { return .anomaly("unknown payment") }
+        guard p.state == .instructed, p.channel == "treasury" else {
+            return .anomaly("payment is \(p.state.rawValue), not awaiting a return")
+        }
+        if let amount = line.amountFen, amount != p.amountFen {
+            return .anomaly("amount \(amount) fen does not match the instructed \(p.amountFen) fen")
+        }
+        switch line.status {
+        case .settled:
+            if p.benefit == "cash", p.pool != nil {
+                try ledger.post(
+                    db, id: Self.transferID("settle", p), pendingID: Self.transferID("reserve", p), note: "bank return \(returnID)")
+            }
+            p.state = .settled
+            try emit(&p, "payment.settled", extra: ["return_id": .string(returnID)], db: db)
+            if let b = p.batchID { try db.execute(sql: "UPDATE batches SET settled = settled + 1 WHERE id = ?", arguments: [b]) }
+        case .failed(let code, let reason):
+            if p.benefit == "cash", p.pool != nil {
+                try ledger.void(
+                    db, id: Self.transferID("void", p), pendingID: Self.transferID("reserve", p), note: "bank return \(returnID): \(code)")
+            }
+            p.state = .failed
+            p.holdReason = "bank return \(code)" + (reason.map { ": \($0)" } ?? "")
+            try emit(&p, "payment.failed", extra: ["reason": .string(code), "return_id": .string(returnID)], db: db)
+            if let b = p.batchID { try db.execute(sql: "UPDATE batches SET failed = failed + 1 WHERE id = ?", arguments: [b]) }
+        }
+        return .applied(batch: p.batchID)
     }
 
     /// `lessor.confirmed` / `agency.confirmed`: the lessor or agency carried the instruction

@@ -288,30 +288,41 @@ final class ReturnInbox: Sendable {
             let path = (directory as NSString).appendingPathComponent(name)
             guard let data = fm.contents(atPath: path) else { continue }
             let text = String(decoding: data, as: UTF8.self)
-            var destination = "processed"
-            do {
-                let file = try ReturnParser.parse(text)
+            // Only a file whose declared totals disagree with its lines is labelled so; a line
+            // that cannot be applied is an anomaly of its own (`applyReturn`), never the file's.
+            var rejection: Rejection?
+            switch Result(catching: { try ReturnParser.parse(text) }) {
+            case .failure(let error):
+                rejection = Rejection(.invalidData, field: "file", "return \(name) unreadable: \(error)")
+                logger.error("return file quarantined: unreadable", metadata: ["file": "\(name)", "error": "\(error)"])
+            case .success(let file):
                 do {
                     try file.checkTotals()
-                    try database.writer.write { db in _ = try engine.applyReturn(file, returnID: file.messageID, db) }
-                } catch {
-                    destination = "quarantined"
-                    try database.writer.write { db in
-                        try Quarantine.add(
-                            db, origin: "inbox", at: engine.now,
-                            rejection: Rejection(.invalidAmount, field: "file", "return \(name): control totals disagree: \(error)"),
-                            source: nil,
-                            eventID: name, type: "bank.returned", frame: [UInt8](data))
+                    do {
+                        try database.writer.write { db in _ = try engine.applyReturn(file, returnID: file.messageID, db) }
+                    } catch {
+                        rejection = Rejection(.invalidData, field: "file", "return \(name) could not be applied: \(error)")
+                        logger.error(
+                            "return file quarantined: it could not be applied", metadata: ["file": "\(name)", "error": "\(error)"])
                     }
+                } catch {
+                    rejection = Rejection(.invalidAmount, field: "file", "return \(name): control totals disagree: \(error)")
                     logger.error("return file quarantined: its totals disagree", metadata: ["file": "\(name)"])
                 }
-            } catch {
-                destination = "quarantined"
-                try? database.writer.write { db in
-                    try Quarantine.add(
-                        db, origin: "inbox", at: engine.now,
-                        rejection: Rejection(.invalidData, field: "file", "return \(name) unreadable: \(error)"),
-                        source: nil, eventID: name, type: "bank.returned", frame: [UInt8](data))
+            }
+            var destination = "processed"
+            if let rejection {
+                do {
+                    try database.writer.write { db in
+                        try Quarantine.add(
+                            db, origin: "inbox", at: engine.now, rejection: rejection, source: nil, eventID: name, type: "bank.returned",
+                            frame: [UInt8](data))
+                    }
+                    destination = "quarantined"
+                } catch {
+                    // Left in the inbox: the next scan tries again.
+                    logger.error("a return file could not be quarantined", metadata: ["file": "\(name)", "error": "\(error)"])
+                    continue
                 }
             }
             let dir = (directory as NSString).appendingPathComponent(destination)
@@ -323,7 +334,7 @@ final class ReturnInbox: Sendable {
 }
 
 /// The payment router's operator queries: `ledger.check`, `audit.verify`, `payment.show`,
-/// `payment.list`, `payment.summary`, `batch.list`, `pool.status`, `holds`.
+/// `payment.list`, `payment.summary`, `batch.list`, `pool.status`, `holds`, `return.anomalies`.
 struct PaymentsQueries {
     let database: ServiceDatabase
     let engine: PaymentsEngine
@@ -384,6 +395,21 @@ struct PaymentsQueries {
                 ]
             }
             return ["op": "batches", "items": .array(items)]
+        case "return.anomalies":
+            // Return lines that were not applied (unknown payment, wrong state or amount, a line
+            // the ledger refused), newest first: each needs an operator's look.
+            let rows = try database.writer.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT id, return_id, payment_id, problem FROM return_anomalies ORDER BY id DESC LIMIT ?",
+                    arguments: [Int(min(max(req["max"]?.intValue ?? 100, 1), 1_000))])
+            }
+            let items: [JSON] = rows.map { r in
+                [
+                    "id": .int(r["id"]), "return_id": .string(r["return_id"]), "payment_id": .string(r["payment_id"]),
+                    "problem": .string(r["problem"]),
+                ]
+            }
+            return ["op": "return.anomalies", "items": .array(items)]
         case "pool.status":
             let pools = try database.writer.read { db -> [JSON] in
                 try String.fetchAll(db, sql: "SELECT id FROM ledger_accounts WHERE kind = 'pool' ORDER BY id").map { account in

@@ -1,0 +1,116 @@
+import Foundation
+import GRDB
+import ISO20022
+import Logging
+import ServiceKit
+import Storage
+import Testing
+
+@testable import Models
+@testable import Payments
+
+/// The payment router's decisions on money that must not be lost or paid twice: reservations
+/// per attempt, return files applied line by line, clawbacks of payments revoked in flight,
+/// confirmations only on their own channel, the real-name rule, retries of failed payments.
+@Suite struct PaymentsFixesTests {
+    static let twoMerchants = ("91411002MA0000001A", "91411002MA0000002B")
+    /// Entitlement ids as the matcher makes them (`ent-` and 32 hex digits: the EndToEndId is the rest).
+    static let (idA, idB, idC) = (
+        "ent-" + String(repeating: "a", count: 32), "ent-" + String(repeating: "b", count: 32), "ent-" + String(repeating: "c", count: 32)
+    )
+
+    /// A payment held because its account changed after approval, then released by an
+    /// operator, reserves again (a fresh reservation id): the pool covers it, the bank's
+    /// settlement posts it, and the other line of the same return is applied too.
+    @Test func reApprovalAfterAnAccountChangeReservesAfresh() throws {
+        let f = try EngineFixture()
+        let (a, b) = Self.twoMerchants
+        try f.merchant(a, name: "甲")
+        try f.merchant(b, name: "乙")
+        try f.payee(a, account: "6222000000000001")
+        try f.payee(b, account: "6222000000000002")
+        try f.fund(1_000_000)
+        try f.approve(Self.idA, uscc: a)
+        try f.approve(Self.idB, uscc: b)
+        #expect(try f.state(Self.idA) == .ready)
+        #expect(try f.pool().pendingDebits == 200_000)
+
+        try f.payee(a, account: "6222000000000009")  // changed after approval: held, reservation voided
+        #expect(try f.payment(Self.idA).holdCode == "account_changed")
+        #expect(try f.pool().pendingDebits == 100_000)
+        try f.write { db in try f.engine.releaseHold(id: Self.idA, by: "区财政局 张三", reason: "新账户已核实", db) }
+        #expect(try f.state(Self.idA) == .ready)
+        #expect(try f.pool().pendingDebits == 200_000, "the re-approved payment holds a reservation again")
+        #expect(try f.payment(Self.idA).attempt == 1)
+
+        let file = try #require(try f.batch())
+        let ids = EngineFixture.endToEndIDs(file)
+        #expect(ids.count == 2)
+        let ret = Pain002.xml(
+            originalMessageID: "BANGFU-\(file.batchID)", messageID: "RET-1",
+            lines: ids.map { ReturnLine(endToEndID: $0, status: .settled, amountFen: 100_000) })
+        #expect(try f.applyReturn(ret) == (2, 0))
+        #expect(try f.state(Self.idA) == .settled)
+        #expect(try f.state(Self.idB) == .settled)
+        #expect(try f.pool().posted == 800_000)
+        #expect(try f.pool().pendingDebits == 0)
+        #expect(try f.ledgerOK())
+        #expect(try f.auditOK())
+    }
+
+    /// A return line the ledger refuses is rolled back alone and recorded as an anomaly an
+    /// operator can list; the other lines of the file are applied, and the file is processed,
+    /// not quarantined as a totals mismatch. Only a file whose totals disagree is labelled so.
+    @Test func aBadLineIsAnAnomalyAndTheRestOfTheFileIsApplied() throws {
+        let f = try EngineFixture()
+        let (a, b) = Self.twoMerchants
+        try f.merchant(a, name: "甲")
+        try f.merchant(b, name: "乙")
+        try f.payee(a, account: "6222000000000001")
+        try f.payee(b, account: "6222000000000002")
+        try f.fund(1_000_000)
+        try f.approve(Self.idA, uscc: a)
+        try f.approve(Self.idB, uscc: b)
+        let file = try #require(try f.batch())
+        // Behind the router's back, a's reservation is resolved already: its settlement cannot post.
+        try f.write { db in
+            _ = try f.engine.ledger.void(db, id: "void/elsewhere", pendingID: "reserve/\(Self.idA)", note: "test")
+        }
+        let inbox = f.engine.settings.inboxDirectory
+        try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
+        let lines = EngineFixture.endToEndIDs(file).map { ReturnLine(endToEndID: $0, status: .settled, amountFen: 100_000) }
+        try Pain002.xml(originalMessageID: "BANGFU-\(file.batchID)", messageID: "RET-OK", lines: lines)
+            .write(toFile: inbox + "/ret-ok.xml", atomically: true, encoding: .utf8)
+        try Pain002.xml(
+            originalMessageID: "BANGFU-\(file.batchID)", messageID: "RET-BAD", lines: lines, declaredCount: 3, declaredTotalFen: 300_000
+        )
+        .write(toFile: inbox + "/ret-totals.xml", atomically: true, encoding: .utf8)
+        try "<Document>not a return</Document>".write(toFile: inbox + "/ret-junk.xml", atomically: true, encoding: .utf8)
+        let returns = ReturnInbox(
+            directory: inbox, database: f.database.db, engine: f.engine, handle: ServiceHandle(), logger: Logger(label: "test"))
+        returns.scan()
+        returns.timer.resume()  // never scheduled: activated only so that it can be cancelled and released
+        returns.stop()
+
+        #expect(try f.state(Self.idB) == .settled)
+        #expect(try f.state(Self.idA) == .instructed)
+        let anomalies = try f.anomalies()
+        #expect(anomalies.count == 1)
+        #expect(anomalies.first?.hasPrefix("\(Self.idA): could not be applied") == true, "\(anomalies)")
+        let fm = FileManager.default
+        #expect(fm.fileExists(atPath: inbox + "/processed/ret-ok.xml"))
+        #expect(fm.fileExists(atPath: inbox + "/quarantined/ret-totals.xml"))
+        #expect(fm.fileExists(atPath: inbox + "/quarantined/ret-junk.xml"))
+        let quarantined = try f.database.db.writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT event_id, code, message FROM bus_quarantine ORDER BY event_id")
+        }
+        #expect(quarantined.map { $0["event_id"] as String } == ["ret-junk.xml", "ret-totals.xml"])
+        #expect(quarantined.map { $0["code"] as String } == ["invalid_data", "invalid_amount"])
+        #expect((quarantined[0]["message"] as String).contains("unreadable"))
+        #expect((quarantined[1]["message"] as String).contains("control totals disagree"))
+        // The operator's query lists it.
+        let listed = try PaymentsQueries(database: f.database.db, engine: f.engine).respond(["op": "return.anomalies"])
+        #expect(listed?["items"]?.arrayValue?.first?["payment_id"]?.stringValue == Self.idA)
+        #expect(try f.ledgerOK())
+    }
+}
