@@ -114,3 +114,40 @@ import Testing
         #expect(try f.ledgerOK())
     }
 }
+
+extension PaymentsFixesTests {
+    /// Two instructed payments: one revoked (`entitlement.revoked`), the other's merchant
+    /// found out (`fraud.confirmed` → a disqualified profile) while the bank has them. Both
+    /// settle: both open a clawback, and the ledger stays balanced.
+    @Test func aPaymentRevokedOrFraudulentInFlightIsClawedBackWhenItSettles() throws {
+        let f = try EngineFixture()
+        let (a, b) = Self.twoMerchants
+        try f.merchant(a, name: "甲")
+        try f.merchant(b, name: "乙")
+        try f.payee(a, account: "6222000000000001")
+        try f.payee(b, account: "6222000000000002")
+        try f.fund(1_000_000)
+        try f.approve(Self.idA, uscc: a)
+        try f.approve(Self.idB, uscc: b)
+        let file = try #require(try f.batch())
+        try f.write { db in try f.engine.revoked(["entitlement_id": .string(Self.idA), "reason": "objection_upheld"], db) }
+        try f.disqualify(b, name: "乙")
+        #expect(try f.state(Self.idA) == .instructed)
+        #expect(try f.payment(Self.idA).revoked == "objection_upheld")
+        #expect(try f.payment(Self.idB).revoked == "fraud: disqualified")
+
+        let ret = Pain002.xml(
+            originalMessageID: "BANGFU-\(file.batchID)", messageID: "RET-1",
+            lines: EngineFixture.endToEndIDs(file).map { ReturnLine(endToEndID: $0, status: .settled, amountFen: 100_000) })
+        #expect(try f.applyReturn(ret) == (2, 0))
+        for id in [Self.idA, Self.idB] {
+            #expect(try f.state(id) == .clawedBack)
+            #expect(try f.events("payment.settled", id).count == 1)
+            #expect(try f.events("clawback.opened", id).first?["receivable_fen"]?.intValue == 100_000)
+        }
+        let receivable = try f.database.db.writer.read { db in try f.engine.ledger.balance(db, account: "receivable:pool") }
+        #expect(receivable.posted == 200_000)
+        #expect(try f.ledgerOK())
+        #expect(try f.auditOK())
+    }
+}

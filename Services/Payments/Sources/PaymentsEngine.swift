@@ -183,10 +183,9 @@ public struct PaymentsEngine: Sendable {
             try p.save(db, now: now)
             try record(db, "payment.voided", p.json)
         case .instructed:
-            // In the bank's hands: it settles or fails; a settlement then opens a clawback.
-            p.holdReason = "revoked while instructed: \(reason)"
-            try p.save(db, now: now)
-            try record(db, "payment.revoked_in_flight", p.json)
+            // In the bank's hands: it settles or fails; a settlement then opens the clawback
+            // (remembered in `revoked`), a failure is not retried.
+            try revokeInFlight(&p, reason: reason, db)
         case .settled:
             try openClawback(&p, reason: reason, db)
         case .failed, .voided, .clawedBack:
@@ -205,12 +204,30 @@ public struct PaymentsEngine: Sendable {
                 p.holdReason = "fraud: disqualified"
                 try p.save(db, now: now)
                 try record(db, "payment.voided", p.json)
+            case .instructed:
+                try revokeInFlight(&p, reason: "fraud: disqualified", db)
             case .settled:
                 try openClawback(&p, reason: "fraud: disqualified", db)
             default:
                 break
             }
         }
+    }
+
+    /// A revocation or fraud finding while the payment is in the bank's, lessor's or agency's
+    /// hands: remembered on the payment, so that its settlement opens the clawback (DESIGN §7).
+    func revokeInFlight(_ p: inout PaymentRecord, reason: String, _ db: Database) throws {
+        guard p.revoked == nil else { return }
+        p.revoked = reason
+        p.holdReason = "revoked while instructed: \(reason)"
+        try p.save(db, now: now)
+        try record(db, "payment.revoked_in_flight", p.json)
+    }
+
+    /// A payment just settled: if it was revoked in flight, the money is owed back.
+    func settledAfterRevocation(_ p: inout PaymentRecord, _ db: Database) throws {
+        guard p.state == .settled, let reason = p.revoked else { return }
+        try openClawback(&p, reason: reason, db)
     }
 
     func openClawback(_ p: inout PaymentRecord, reason: String, _ db: Database) throws {
@@ -601,6 +618,7 @@ public struct PaymentsEngine: Sendable {
             p.state = .settled
             try emit(&p, "payment.settled", extra: ["return_id": .string(returnID)], db: db)
             if let b = p.batchID { try db.execute(sql: "UPDATE batches SET settled = settled + 1 WHERE id = ?", arguments: [b]) }
+            try settledAfterRevocation(&p, db)
         case .failed(let code, let reason):
             if p.benefit == "cash", p.pool != nil {
                 try ledger.void(
@@ -624,6 +642,7 @@ public struct PaymentsEngine: Sendable {
         if ok {
             p.state = .settled
             try emit(&p, "payment.settled", extra: ["method": method.map { .string($0) } ?? .null], db: db)
+            try settledAfterRevocation(&p, db)
         } else if p.channel == "lessor", let m = method, m == "offset" || m == "extension" {
             p.state = .instructed
             p.holdReason = "\(m) failed: the lessor owes a refund of the waived rent"
