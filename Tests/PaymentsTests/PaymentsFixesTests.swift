@@ -1,3 +1,4 @@
+import BangfuTesting
 import Foundation
 import GRDB
 import ISO20022
@@ -149,5 +150,92 @@ extension PaymentsFixesTests {
         #expect(receivable.posted == 200_000)
         #expect(try f.ledgerOK())
         #expect(try f.auditOK())
+    }
+}
+
+extension PaymentsFixesTests {
+    func validate(_ type: String, _ data: JSON, _ f: EngineFixture) -> Result<PaymentsCommand, Rejection> {
+        Result { () throws(Rejection) in try PaymentsApplier(engine: f.engine).validate(Fixtures.event(type, data, source: "/ops/test")) }
+    }
+
+    /// `ok` is a JSON bool (absent: the event is the confirmation, DESIGN §4), `method` one of
+    /// refund, offset, extension; a lessor names the lease (DESIGN) or the payment.
+    @Test func confirmationsAreValidatedStrictly() throws {
+        let f = try EngineFixture()
+        let bad: [(String, JSON)] = [
+            ("lessor.confirmed", ["payment_id": "p", "method": "refund", "ok": "false"]),
+            ("lessor.confirmed", ["payment_id": "p", "method": "refund", "ok": 0]),
+            ("lessor.confirmed", ["payment_id": "p", "method": "refund", "ok": .null]),
+            ("lessor.confirmed", ["payment_id": "p", "method": "cash"]),
+            ("lessor.confirmed", ["payment_id": "p"]),
+            ("lessor.confirmed", ["method": "refund"]),
+            ("lessor.confirmed", ["lease": 7, "method": "refund"]),
+            ("agency.confirmed", ["payment_id": "p", "ok": "true"]),
+            ("agency.confirmed", ["lease": "L-1"]),
+        ]
+        for (type, data) in bad {
+            guard case .failure(let r) = validate(type, data, f) else {
+                Issue.record("accepted: \(type) \(data)")
+                continue
+            }
+            #expect(r.code == .invalidData, "\(type) \(data)")
+        }
+        guard
+            case .success(.confirmed(let by, let id, let lease, let ok, let method)) = validate(
+                "lessor.confirmed", ["lease": "L-1", "method": "offset"], f)
+        else {
+            Issue.record("a lessor.confirmed by lease was refused")
+            return
+        }
+        #expect(by == "lessor" && id == nil && lease == "L-1" && ok && method == "offset")
+        guard case .success(.confirmed(_, _, _, let notOK, _)) = validate("agency.confirmed", ["payment_id": "p", "ok": false], f) else {
+            Issue.record("an agency.confirmed was refused")
+            return
+        }
+        #expect(!notOK)
+    }
+
+    /// A lessor or agency confirmation never settles a treasury payment (only the bank's return
+    /// moves cash), nor another channel's instruction; a lessor's confirmation names the lease.
+    @Test func confirmationsSettleOnlyTheirOwnChannel() throws {
+        let f = try EngineFixture()
+        let (a, b) = Self.twoMerchants
+        try f.merchant(a, name: "甲")
+        try f.merchant(b, name: "乙")
+        try f.payee(a, account: "6222000000000001")
+        try f.fund(1_000_000)
+        try f.approve(Self.idA, uscc: a)
+        try f.approve(
+            Self.idB, uscc: b, amountFen: 300_000, policy: "test-rent", benefit: "rent_waiver", channel: "lessor", pool: nil, binding: "L-9"
+        )
+        try f.approve(Self.idC, uscc: b, amountFen: 0, policy: "test-deferral", benefit: "deferral", channel: "agency:utilities", pool: nil)
+        #expect(try f.batch() != nil)
+        #expect(try f.batch("lessor") != nil)
+        #expect(try f.batch("agency:utilities") != nil)
+        func confirm(_ by: String, _ id: String?, lease: String? = nil) -> RejectionCode? {
+            do {
+                try f.write { db in try f.engine.confirmed(by: by, paymentID: id, lease: lease, ok: true, method: "refund", db) }
+                return nil
+            } catch let r as Rejection {
+                return r.code
+            } catch {
+                Issue.record(error)
+                return nil
+            }
+        }
+        #expect(confirm("lessor", Self.idA) == .invalidData)
+        #expect(confirm("agency", Self.idA) == .invalidData)
+        #expect(try f.state(Self.idA) == .instructed, "a treasury payment settles only by the bank's return")
+        #expect(confirm("agency", Self.idB) == .invalidData)
+        #expect(confirm("lessor", Self.idC) == .invalidData)
+        #expect(try f.state(Self.idB) == .instructed)
+        #expect(try f.state(Self.idC) == .instructed)
+        #expect(confirm("lessor", nil, lease: "L-404") == .invalidData)
+        #expect(confirm("lessor", nil, lease: "L-9") == nil)
+        #expect(try f.state(Self.idB) == .settled)
+        #expect(confirm("lessor", nil, lease: "L-9") == nil, "a repeat changes nothing")
+        #expect(confirm("agency", Self.idC) == nil)
+        #expect(try f.state(Self.idC) == .settled)
+        #expect(try f.ledgerOK())
     }
 }

@@ -634,11 +634,49 @@ public struct PaymentsEngine: Sendable {
 
     /// `lessor.confirmed` / `agency.confirmed`: the lessor or agency carried the instruction
     /// out; a failed offset or extension turns into a refund the lessor owes (seed 篇二 (三)).
-    func confirmed(paymentID: String, ok: Bool, method: String?, _ db: Database) throws {
-        guard var p = try PaymentRecord.find(paymentID, db) else {
-            throw Rejection(.invalidData, field: "data.payment_id", "no payment \(paymentID)")
+    /// `by` is `lessor` or `agency`: each confirms only its own channel's instructions (a treasury
+    /// payment settles only by the bank's return). A lessor names the payment or the lease.
+    func confirmed(by: String, paymentID: String?, lease: String?, ok: Bool, method: String?, _ db: Database) throws {
+        var found: PaymentRecord?
+        if let paymentID {
+            guard let p = try PaymentRecord.find(paymentID, db) else {
+                throw Rejection(.invalidData, field: "data.payment_id", "no payment \(paymentID)")
+            }
+            if let lease, p.binding != lease {
+                throw Rejection(.invalidData, field: "data.lease", "payment \(paymentID) is not for lease \(lease)")
+            }
+            found = p
+        } else if let lease {
+            let open = try Row.fetchAll(
+                db, sql: "SELECT * FROM payments WHERE state IN ('instructed', 'held') AND channel = 'lessor' AND binding = ? LIMIT 2",
+                arguments: [lease]
+            ).map(PaymentRecord.init)
+            if open.count > 1 {
+                throw Rejection(
+                    .invalidData, field: "data.lease",
+                    "lease \(lease) has more than one rent waiver awaiting confirmation: name the payment_id")
+            }
+            found = open.first
+            if found == nil {
+                // Confirmed already (a repeat changes nothing), or no such lease.
+                guard
+                    try Bool.fetchOne(
+                        db, sql: "SELECT 1 FROM payments WHERE channel = 'lessor' AND binding = ? LIMIT 1", arguments: [lease])
+                        == true
+                else { throw Rejection(.invalidData, field: "data.lease", "no rent waiver for lease \(lease)") }
+                return
+            }
         }
-        guard p.state == .instructed || p.state == .held else { return }
+        guard var p = found else { throw Rejection(.invalidData, field: "data.payment_id", "payment_id is required") }
+        let ownChannel = by == "lessor" ? p.channel == "lessor" : p.channel.hasPrefix("agency:")
+        guard ownChannel else {
+            throw Rejection(
+                .invalidData, field: "data.payment_id",
+                "payment \(p.id) is on the \(p.channel) channel: \(by).confirmed confirms only \(by == "lessor" ? "lessor" : "agency:<name>") instructions"
+            )
+        }
+        // Instructed, or escalated (held) after it was instructed; a repeat changes nothing.
+        guard p.state == .instructed || (p.state == .held && p.batchID != nil) else { return }
         if ok {
             p.state = .settled
             try emit(&p, "payment.settled", extra: ["method": method.map { .string($0) } ?? .null], db: db)

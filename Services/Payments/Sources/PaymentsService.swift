@@ -11,7 +11,9 @@ import Storage
 public enum PaymentsCommand: Sendable {
     case fund(pool: String, source: String, amountFen: Int64)
     case bankReturned(ReturnFile, returnID: String)
-    case confirmed(paymentID: String, ok: Bool, method: String?)
+    /// `lessor.confirmed` (`lessor`) or `agency.confirmed` (`agency`), naming the payment or
+    /// (lessor) the lease.
+    case confirmed(by: String, paymentID: String?, lease: String?, ok: Bool, method: String?)
     case recovered(paymentID: String, amountFen: Int64)
     case releaseHold(paymentID: String, by: String, reason: String)
     case rejectHold(paymentID: String, by: String, reason: String)
@@ -65,7 +67,35 @@ struct PaymentsApplier: IntakeApplier {
             }
             return .bankReturned(parsed, returnID: d["return_id"]?.stringValue ?? parsed.messageID)
         case "lessor.confirmed", "agency.confirmed":
-            return .confirmed(paymentID: try string("payment_id"), ok: d["ok"]?.boolValue ?? true, method: d["method"]?.stringValue)
+            // DESIGN §4: `lessor.confirmed (lease, method: refund|offset|extension)`. The event is
+            // the confirmation: without `ok` it confirms; `ok` is a JSON bool when present.
+            let lessor = event.type == "lessor.confirmed"
+            func optionalString(_ k: String) throws(Rejection) -> String? {
+                guard let v = d[k] else { return nil }
+                guard let s = v.stringValue, !s.isEmpty else {
+                    throw Rejection(.invalidData, field: "data.\(k)", "\(k) must be a non-empty string")
+                }
+                return s
+            }
+            var ok = true
+            if let v = d["ok"] {
+                guard case .bool(let b) = v else { throw Rejection(.invalidData, field: "data.ok", "ok must be true or false") }
+                ok = b
+            }
+            let paymentID = try optionalString("payment_id")
+            let lease = lessor ? try optionalString("lease") : nil
+            guard paymentID != nil || lease != nil else {
+                throw Rejection(
+                    .invalidData, field: lessor ? "data.lease" : "data.payment_id",
+                    lessor ? "lease (or payment_id) is required" : "payment_id is required")
+            }
+            let method = try optionalString("method")
+            if lessor {
+                guard let method, ["refund", "offset", "extension"].contains(method) else {
+                    throw Rejection(.invalidData, field: "data.method", "method must be refund, offset or extension")
+                }
+            }
+            return .confirmed(by: lessor ? "lessor" : "agency", paymentID: paymentID, lease: lease, ok: ok, method: method)
         case "clawback.recovered":
             return .recovered(paymentID: try string("payment_id"), amountFen: try fen("amount_fen"))
         case "hold.released":
@@ -95,8 +125,8 @@ struct PaymentsApplier: IntakeApplier {
                 try engine.fund(pool: pool, source: source, amountFen: amount, transferID: "fund/\(event.source)/\(event.id)", db)
             case .bankReturned(let file, let id):
                 _ = try engine.applyReturn(file, returnID: id, db)
-            case .confirmed(let id, let ok, let method):
-                try engine.confirmed(paymentID: id, ok: ok, method: method, db)
+            case .confirmed(let by, let id, let lease, let ok, let method):
+                try engine.confirmed(by: by, paymentID: id, lease: lease, ok: ok, method: method, db)
             case .recovered(let id, let amount):
                 try engine.recovered(paymentID: id, amountFen: amount, transferID: "recovered/\(event.source)/\(event.id)", db)
             case .releaseHold(let id, let by, let reason):
