@@ -239,3 +239,48 @@ extension PaymentsFixesTests {
         #expect(try f.ledgerOK())
     }
 }
+
+extension PaymentsFixesTests {
+    /// The real-name rule (实名制) cannot be waived: an operator's release of a
+    /// `no_verified_account` hold is refused (only a verified account in the registered name
+    /// releases it), and a payment without such an account when the batch is made is held and
+    /// kept out of the file, whose stored count and total equal its lines.
+    @Test func theRealNameRuleIsNeverOverriddenNorSilentlyDroppedFromABatch() throws {
+        let f = try EngineFixture()
+        let (a, b) = Self.twoMerchants
+        let (c, d) = ("91411002MA0000003C", "91411002MA0000004D")
+        for (u, n) in [(a, "甲"), (b, "乙"), (c, "丙"), (d, "丁")] { try f.merchant(u, name: n) }
+        try f.payee(b, account: "6222000000000002", holderMatches: false)
+        try f.payee(c, account: "6222000000000003")
+        try f.payee(d, account: "6222000000000004")
+        try f.fund(1_000_000)
+        let idD = "ent-" + String(repeating: "d", count: 32)
+        for (id, u) in [(Self.idA, a), (Self.idB, b), (Self.idC, c), (idD, d)] { try f.approve(id, uscc: u) }
+        for id in [Self.idA, Self.idB] {
+            #expect(try f.payment(id).holdCode == "no_verified_account")
+            #expect(throws: Rejection.self) {
+                try f.write { db in try f.engine.releaseHold(id: id, by: "区财政局 张三", reason: "口头核实", db) }
+            }
+            #expect(try f.state(id) == .held)
+        }
+        // c's account is re-verified and its holder no longer matches; d's payee is gone.
+        try f.payee(c, account: "6222000000000003", holderMatches: false)
+        try f.write { db in try db.execute(sql: "DELETE FROM payees WHERE uscc = ?", arguments: [d]) }
+        #expect(try f.state(Self.idC) == .ready)
+        #expect(try f.batch() == nil, "no file: nobody has a verified account")
+        for id in [Self.idC, idD] {
+            #expect(try f.payment(id).holdCode == "no_verified_account")
+            #expect(try f.events("payment.instructed", id).isEmpty)
+        }
+        #expect(try f.pool().pendingDebits == 0)
+        // A verified account in the registered name releases b: it goes out, alone in its file.
+        try f.payee(b, account: "6222000000000002", verifiedOn: "2022-04-01")
+        #expect(try f.state(Self.idB) == .ready)
+        let file = try #require(try f.batch())
+        #expect(EngineFixture.endToEndIDs(file) == [String(Self.idB.dropFirst(4))])
+        let stored = try f.database.db.writer.read { db in try Row.fetchOne(db, sql: "SELECT count, total_fen FROM batches") }
+        #expect(stored?["count"] == 1)
+        #expect(stored?["total_fen"] == 100_000)
+        #expect(try f.ledgerOK())
+    }
+}

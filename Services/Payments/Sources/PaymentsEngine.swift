@@ -264,22 +264,23 @@ public struct PaymentsEngine: Sendable {
         }
         if p.benefit == "cash" {
             let payee = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM payees WHERE uscc = ?"), arguments: [p.uscc])
-            if !p.clearedHolds.contains("no_verified_account") {
-                guard let payee, (payee["holder_matches"] as Bool?) == true else {
-                    return try hold(
-                        &p, "no_verified_account",
-                        payee == nil
-                            ? "no bank account verified for this merchant (实名制)"
-                            : "the verified account's holder is not the registered name",
-                        db)
-                }
+            // The real-name rule (实名制, DESIGN §8) is never cleared by an operator: only a
+            // verified account in the registered name releases it (a release recorded in older
+            // databases is ignored).
+            guard let payee, (payee["holder_matches"] as Bool?) == true else {
+                return try hold(
+                    &p, "no_verified_account",
+                    payee == nil
+                        ? "no bank account verified for this merchant (实名制)"
+                        : "the verified account's holder is not the registered name",
+                    db)
             }
-            if let (code, detail) = try sharedIdentifier(p, merchant: merchant, payeeFP: payee?["fingerprint"], db),
+            if let (code, detail) = try sharedIdentifier(p, merchant: merchant, payeeFP: payee["fingerprint"], db),
                 !p.clearedHolds.contains(code)
             {
                 return try hold(&p, code, detail, db)
             }
-            p.payeeFingerprint = payee?["fingerprint"]
+            p.payeeFingerprint = payee["fingerprint"]
             guard let pool = p.pool else { return try hold(&p, "no_pool", "a cash benefit without a fund pool", db) }
             try ledger.openAccount(db, id: Self.poolAccount(pool), kind: "pool", mayGoNegative: false)
             try ledger.openAccount(db, id: Self.paidAccount(pool), kind: "paid", mayGoNegative: true)
@@ -398,6 +399,11 @@ public struct PaymentsEngine: Sendable {
         guard code != "pool_short" else {
             throw Rejection(.invalidData, field: "data.payment_id", "a pool_short hold is released by funding the pool, not by an operator")
         }
+        guard code != "no_verified_account" else {
+            throw Rejection(
+                .invalidData, field: "data.payment_id",
+                "a no_verified_account hold is released by an account verified in the merchant's registered name (实名制), not by an operator")
+        }
         try db.execute(
             sql:
                 "UPDATE holds SET resolution = 'released', resolved_by = ?, resolved_at = ?, reason = ? WHERE payment_id = ? AND resolution IS NULL",
@@ -461,8 +467,29 @@ public struct PaymentsEngine: Sendable {
             arguments: [channel, Swift.max(1, max ?? settings.batchMaxPayments)])
         guard !rows.isEmpty else { return nil }
         var payments = rows.map(PaymentRecord.init)
-        let seq = (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM batches") ?? 0) + 1
         let kind = channel == "treasury" ? "pain001" : channel == "lessor" ? "lessor" : "agency"
+        var payees: [String: Row] = [:]
+        if kind == "pain001" {
+            // Cash goes only to a verified account in the registered name (DESIGN §8): a payment
+            // that has none now is held, its reservation released, and kept out of the file, so
+            // that the file, the stored batch and the `payment.instructed` events agree.
+            var kept: [PaymentRecord] = []
+            for var p in payments {
+                if let payee = try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT account_no, bank, holder_matches FROM payees WHERE uscc = ?"), arguments: [p.uscc]),
+                    (payee["holder_matches"] as Bool?) == true
+                {
+                    payees[p.uscc] = payee
+                    kept.append(p)
+                } else {
+                    try releaseReservation(&p, db)
+                    try hold(&p, "no_verified_account", "no bank account verified in the registered name when the batch was made (实名制)", db)
+                }
+            }
+            payments = kept
+            guard !payments.isEmpty else { return nil }
+        }
+        let seq = (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM batches") ?? 0) + 1
         let batchID = String(format: "B%06d", seq)
         let total = payments.reduce(Int64(0)) { $0 + $1.amountFen }
         let content: String
@@ -471,10 +498,7 @@ public struct PaymentsEngine: Sendable {
         case "pain001":
             var transfers: [CreditTransfer] = []
             for p in payments {
-                guard
-                    let payee = try Row.fetchOne(
-                        db.cachedStatement(sql: "SELECT account_no, bank FROM payees WHERE uscc = ?"), arguments: [p.uscc])
-                else { continue }
+                guard let payee = payees[p.uscc] else { continue }
                 let name =
                     (try String.fetchOne(db.cachedStatement(sql: "SELECT name FROM merchants WHERE uscc = ?"), arguments: [p.uscc]))
                     ?? p.uscc
