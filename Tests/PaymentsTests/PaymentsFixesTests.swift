@@ -284,3 +284,55 @@ extension PaymentsFixesTests {
         #expect(try f.ledgerOK())
     }
 }
+
+extension PaymentsFixesTests {
+    /// A payment the bank returned (closed account) is retried once the merchant's account is
+    /// verified again: every check again, a fresh reservation, once in a later file, settled;
+    /// a replay of the same verification retries nothing, and a payment revoked in flight is
+    /// not retried.
+    @Test func aFailedPaymentIsRetriedOnANewVerifiedAccount() throws {
+        let f = try EngineFixture()
+        let (a, b) = Self.twoMerchants
+        try f.merchant(a, name: "甲")
+        try f.merchant(b, name: "乙")
+        try f.payee(a, account: "6222000000000001")
+        try f.payee(b, account: "6222000000000002")
+        try f.fund(1_000_000)
+        try f.approve(Self.idA, uscc: a)
+        try f.approve(Self.idB, uscc: b)
+        let first = try #require(try f.batch())
+        try f.write { db in try f.engine.revoked(["entitlement_id": .string(Self.idB), "reason": "objection_upheld"], db) }
+        let failed = Pain002.xml(
+            originalMessageID: "BANGFU-\(first.batchID)", messageID: "RET-1",
+            lines: EngineFixture.endToEndIDs(first).map {
+                ReturnLine(endToEndID: $0, status: .failed(reasonCode: "AC04", reason: "账户已销户"), amountFen: 100_000)
+            })
+        #expect(try f.applyReturn(failed) == (2, 0))
+        #expect(try f.state(Self.idA) == .failed)
+        #expect(try f.pool().pendingDebits == 0)
+
+        try f.payee(a, account: "6222000000000001")  // a replay of the same verification: nothing new
+        #expect(try f.state(Self.idA) == .failed)
+        try f.payee(a, account: "6222000000000011", verifiedOn: "2022-05-01")
+        try f.payee(b, account: "6222000000000012", verifiedOn: "2022-05-01")
+        #expect(try f.state(Self.idA) == .ready)
+        #expect(try f.state(Self.idB) == .failed, "revoked in flight: not paid again")
+        #expect(try f.payment(Self.idA).attempt == 1)
+        #expect(try f.pool().pendingDebits == 100_000)
+
+        try f.write { db in try f.engine.resume(channel: "treasury", db) }  // 2 of 2 failed paused it
+        let second = try #require(try f.batch())
+        #expect(EngineFixture.endToEndIDs(second) == [String(Self.idA.dropFirst(4))])
+        #expect(second.content.contains("6222000000000011"))
+        #expect(try f.batch() == nil, "never in two files")
+        let settled = Pain002.xml(
+            originalMessageID: "BANGFU-\(second.batchID)", messageID: "RET-2",
+            lines: [ReturnLine(endToEndID: String(Self.idA.dropFirst(4)), status: .settled, amountFen: 100_000)])
+        #expect(try f.applyReturn(settled) == (1, 0))
+        #expect(try f.state(Self.idA) == .settled)
+        #expect(try f.pool().posted == 900_000)
+        #expect(try f.pool().pendingDebits == 0)
+        #expect(try f.ledgerOK())
+        #expect(try f.auditOK())
+    }
+}

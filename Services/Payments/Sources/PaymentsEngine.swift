@@ -125,6 +125,13 @@ public struct PaymentsEngine: Sendable {
         guard let uscc = data["uscc"]?.stringValue, let number = data["account_no"]?.stringValue,
             let fp = data["fingerprint"]?.stringValue
         else { return }
+        let holderMatches = data["holder_matches"]?.boolValue == true
+        let verifiedOn = data["verified_on"]?.stringValue
+        let before = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT fingerprint, holder_matches, verified_on FROM payees WHERE uscc = ?"), arguments: [uscc])
+        // A new verification (another account, or the same one verified again) — not a replay.
+        let renewed =
+            before.map { ($0[0] as String) != fp || ($0[1] as Bool) != holderMatches || ($0[2] as String?) != verifiedOn } ?? true
         try db.cachedStatement(
             sql: """
                 INSERT INTO payees(uscc, bank, account_no, holder_name, holder_matches, verified_on, fingerprint, changed_at)
@@ -134,16 +141,24 @@ public struct PaymentsEngine: Sendable {
                     changed_at = excluded.changed_at
                 """
         ).execute(arguments: [
-            uscc, data["bank"]?.stringValue, number, data["holder_name"]?.stringValue ?? "", data["holder_matches"]?.boolValue == true,
-            data["verified_on"]?.stringValue, fp, now,
+            uscc, data["bank"]?.stringValue, number, data["holder_name"]?.stringValue ?? "", holderMatches, verifiedOn, fp, now,
         ])
-        // Payments waiting for an account get another chance; ready ones whose account changed are held.
+        // Payments waiting for an account get another chance; ready ones whose account changed
+        // are held; failed ones (the bank returned them) are retried through every check, with a
+        // fresh reservation, into a later batch (DESIGN §7: `failed` is retried or re-routed).
         for row in try Row.fetchAll(
-            db.cachedStatement(sql: "SELECT * FROM payments WHERE uscc = ? AND state IN ('held', 'ready') AND channel = 'treasury'"),
+            db.cachedStatement(
+                sql: "SELECT * FROM payments WHERE uscc = ? AND state IN ('held', 'ready', 'failed') AND channel = 'treasury'"),
             arguments: [uscc])
         {
             var p = PaymentRecord(row: row)
-            if p.state == .held && p.holdCode == "no_verified_account" {
+            if p.state == .failed {
+                guard renewed, p.revoked == nil, p.benefit == "cash" else { continue }
+                try record(db, "payment.retried", ["payment_id": .string(p.id), "after": .string(p.holdReason ?? "failed")])
+                p.state = .received
+                p.holdCode = nil
+                try check(&p, db)
+            } else if p.state == .held && p.holdCode == "no_verified_account" {
                 try check(&p, db)
             } else if p.state == .ready, let old = p.payeeFingerprint, old != fp {
                 try releaseReservation(&p, db)
