@@ -336,3 +336,52 @@ extension PaymentsFixesTests {
         #expect(try f.auditOK())
     }
 }
+
+extension PaymentsFixesTests {
+    /// The bank settles a payment, then returns it (camt.054 `RtrInf`): the settlement is
+    /// reversed in the ledger (balanced), the payment is failed and counted, and a new verified
+    /// account pays it again.
+    @Test func aReturnAfterSettlementReversesThePayment() throws {
+        let f = try EngineFixture()
+        let (a, _) = Self.twoMerchants
+        try f.merchant(a, name: "甲")
+        try f.payee(a, account: "6222000000000001")
+        try f.fund(1_000_000)
+        try f.approve(Self.idA, uscc: a)
+        let file = try #require(try f.batch())
+        let e2e = String(Self.idA.dropFirst(4))
+        let settled = Pain002.xml(
+            originalMessageID: "BANGFU-\(file.batchID)", messageID: "RET-1",
+            lines: [ReturnLine(endToEndID: e2e, status: .settled, amountFen: 100_000)])
+        #expect(try f.applyReturn(settled) == (1, 0))
+        #expect(try f.pool().posted == 900_000)
+        let returned = Camt054.xml(
+            messageID: "CAMT-9", accountNumber: "0000000000000000",
+            lines: [ReturnLine(endToEndID: e2e, status: .failed(reasonCode: "AC04", reason: "账户已销户"), amountFen: 100_000)])
+        #expect(try f.applyReturn(returned) == (1, 0))
+        #expect(try f.anomalies().isEmpty)
+        #expect(try f.state(Self.idA) == .failed)
+        #expect(try f.events("payment.failed", Self.idA).first?["after_settlement"]?.boolValue == true)
+        #expect(try f.pool().posted == 1_000_000, "the money is back in the pool")
+        let counted = try f.database.db.writer.read { db in try Int.fetchOne(db, sql: "SELECT reversed FROM returns WHERE id = 'CAMT-9'") }
+        #expect(counted == 1)
+        #expect(try f.ledgerOK())
+        // The same return again changes nothing.
+        #expect(try f.applyReturn(returned) == (0, 0))
+        #expect(try f.pool().posted == 1_000_000)
+
+        try f.payee(a, account: "6222000000000011", verifiedOn: "2022-05-01")
+        #expect(try f.state(Self.idA) == .ready)
+        try f.write { db in try f.engine.resume(channel: "treasury", db) }  // its batch's 1 of 1 failed paused it
+        let again = try #require(try f.batch())
+        let paid = Pain002.xml(
+            originalMessageID: "BANGFU-\(again.batchID)", messageID: "RET-3",
+            lines: [ReturnLine(endToEndID: e2e, status: .settled, amountFen: 100_000)])
+        #expect(try f.applyReturn(paid) == (1, 0))
+        #expect(try f.state(Self.idA) == .settled)
+        #expect(try f.pool().posted == 900_000)
+        #expect(try f.pool().pendingDebits == 0)
+        #expect(try f.ledgerOK())
+        #expect(try f.auditOK())
+    }
+}

@@ -573,6 +573,8 @@ public struct PaymentsEngine: Sendable {
     enum LineOutcome: Equatable {
         /// Applied to a payment of this batch (nil for none).
         case applied(batch: String?)
+        /// A settled payment the bank returned afterwards (camt.054 `RtrInf`): reversed to `failed`.
+        case reversed(batch: String?)
         /// Not applied: the problem, kept in `return_anomalies` for an operator.
         case anomaly(String)
     }
@@ -586,6 +588,7 @@ public struct PaymentsEngine: Sendable {
         if try Bool.fetchOne(db, sql: "SELECT 1 FROM returns WHERE id = ?", arguments: [returnID]) == true { return (0, 0) }
         var applied = 0
         var anomalies = 0
+        var reversed = 0
         var batches: Set<String> = []
         for line in file.lines {
             let id = Self.paymentID(endToEnd: line.endToEndID)
@@ -602,6 +605,10 @@ public struct PaymentsEngine: Sendable {
             case .applied(let batch):
                 applied += 1
                 if let batch { batches.insert(batch) }
+            case .reversed(let batch):
+                applied += 1
+                reversed += 1
+                if let batch { batches.insert(batch) }
             case .anomaly(let problem):
                 anomalies += 1
                 try db.execute(
@@ -613,10 +620,14 @@ public struct PaymentsEngine: Sendable {
             }
         }
         try db.execute(
-            sql: "INSERT INTO returns(id, kind, lines, applied, anomalies, received_at) VALUES (?, ?, ?, ?, ?, ?)",
-            arguments: [returnID, file.kind == .pain002 ? "pain.002" : "camt.054", file.lines.count, applied, anomalies, now])
+            sql: "INSERT INTO returns(id, kind, lines, applied, anomalies, reversed, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            arguments: [returnID, file.kind == .pain002 ? "pain.002" : "camt.054", file.lines.count, applied, anomalies, reversed, now])
         try record(
-            db, "return.applied", ["return_id": .string(returnID), "applied": .int(Int64(applied)), "anomalies": .int(Int64(anomalies))])
+            db, "return.applied",
+            [
+                "return_id": .string(returnID), "applied": .int(Int64(applied)), "anomalies": .int(Int64(anomalies)),
+                "reversed": .int(Int64(reversed)),
+            ])
         // A batch whose failure share is over the threshold pauses its channel (an alert).
         for b in batches {
             guard let row = try Row.fetchOne(db, sql: "SELECT count, failed, channel FROM batches WHERE id = ?", arguments: [b]) else {
@@ -642,6 +653,12 @@ public struct PaymentsEngine: Sendable {
     /// One line of a return, inside its own savepoint.
     func applyLine(_ line: ReturnLine, paymentID id: String, file: ReturnFile, returnID: String, _ db: Database) throws -> LineOutcome {
         guard var p = try PaymentRecord.find(id, db) else { return .anomaly("unknown payment") }
+        if p.state == .settled, p.channel == "treasury", file.kind == .camt054, case .failed(let code, let reason) = line.status {
+            if let amount = line.amountFen, amount != p.amountFen {
+                return .anomaly("returned amount \(amount) fen does not match the settled \(p.amountFen) fen")
+            }
+            return try returnedAfterSettlement(&p, code: code, reason: reason, returnID: returnID, db)
+        }
         guard p.state == .instructed, p.channel == "treasury" else {
             return .anomaly("payment is \(p.state.rawValue), not awaiting a return")
         }
@@ -669,6 +686,31 @@ public struct PaymentsEngine: Sendable {
             if let b = p.batchID { try db.execute(sql: "UPDATE batches SET failed = failed + 1 WHERE id = ?", arguments: [b]) }
         }
         return .applied(batch: p.batchID)
+    }
+
+    /// The bank returned a payment it had settled (camt.054 `RtrInf`: the money came back).
+    /// The settlement is reversed by a posted transfer back into the pool (double entry, the
+    /// reservation stays posted), the payment is `failed` and is retried like any failure
+    /// (`payee`): a new verified account reserves afresh.
+    func returnedAfterSettlement(
+        _ p: inout PaymentRecord, code: String, reason: String?, returnID: String, _ db: Database
+    ) throws -> LineOutcome {
+        if p.benefit == "cash", let pool = p.pool {
+            try ledger.transfer(
+                db, id: Self.transferID("returned", p), debit: Self.paidAccount(pool), credit: Self.poolAccount(pool),
+                amountFen: p.amountFen, ref: p.id, note: "returned after settlement: \(returnID) \(code)")
+        }
+        p.state = .failed
+        p.holdReason = "returned after settlement \(code)" + (reason.map { ": \($0)" } ?? "")
+        try emit(
+            &p, "payment.failed", extra: ["reason": .string(code), "return_id": .string(returnID), "after_settlement": true], db: db)
+        if let b = p.batchID {
+            try db.execute(sql: "UPDATE batches SET settled = settled - 1, failed = failed + 1 WHERE id = ?", arguments: [b])
+        }
+        logger.error(
+            "a settled payment was returned by the bank: settlement reversed, payment failed",
+            metadata: ["payment": "\(p.id)", "return": "\(returnID)", "code": "\(code)", "amount_fen": "\(p.amountFen)"])
+        return .reversed(batch: p.batchID)
     }
 
     /// `lessor.confirmed` / `agency.confirmed`: the lessor or agency carried the instruction
