@@ -385,3 +385,38 @@ extension PaymentsFixesTests {
         #expect(try f.auditOK())
     }
 }
+
+extension PaymentsFixesTests {
+    /// Two recipients of one programme sharing a phone: both are held (the earlier one's
+    /// reservation released), each released only by an operator. One already instructed stays
+    /// in the bank's hands; the later recipient is held.
+    @Test func aSharedIdentifierHoldsBothSides() throws {
+        let f = try EngineFixture()
+        let (a, b) = Self.twoMerchants
+        let (c, d) = ("91411002MA0000003C", "91411002MA0000004D")
+        try f.merchant(a, name: "甲", phone: "phone-1")
+        try f.merchant(b, name: "乙", phone: "phone-1")
+        try f.merchant(c, name: "丙")
+        try f.merchant(d, name: "丁")
+        for (u, n) in [(a, "1"), (b, "2"), (c, "3"), (d, "3")] { try f.payee(u, account: "622200000000000\(n)") }
+        try f.fund(1_000_000)
+        let idD = "ent-" + String(repeating: "d", count: 32)
+        try f.approve(Self.idA, uscc: a)
+        #expect(try f.state(Self.idA) == .ready)
+        try f.approve(Self.idB, uscc: b)
+        for id in [Self.idA, Self.idB] { #expect(try f.payment(id).holdCode == "shared_phone") }
+        #expect(try f.pool().pendingDebits == 0)
+        try f.write { db in try f.engine.releaseHold(id: Self.idA, by: "区财政局 张三", reason: "同一家庭的两家店，已核实", db) }
+        #expect(try f.state(Self.idA) == .ready)
+        #expect(try f.payment(Self.idB).holdCode == "shared_phone", "each side is released on its own")
+        #expect(try f.pool().pendingDebits == 100_000)
+
+        // c is in the bank's hands when d turns up with c's account: only d is held.
+        try f.approve(Self.idC, uscc: c, policy: "other-cash")
+        _ = try #require(try f.batch())
+        try f.approve(idD, uscc: d, policy: "other-cash")
+        #expect(try f.payment(idD).holdCode == "shared_account")
+        #expect(try f.state(Self.idC) == .instructed)
+        #expect(try f.ledgerOK())
+    }
+}

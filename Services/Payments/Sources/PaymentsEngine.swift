@@ -290,10 +290,13 @@ public struct PaymentsEngine: Sendable {
                         : "the verified account's holder is not the registered name",
                     db)
             }
-            if let (code, detail) = try sharedIdentifier(p, merchant: merchant, payeeFP: payee["fingerprint"], db),
-                !p.clearedHolds.contains(code)
+            if let link = try sharedIdentifier(p, merchant: merchant, payeeFP: payee["fingerprint"], db),
+                !p.clearedHolds.contains(link.code)
             {
-                return try hold(&p, code, detail, db)
+                try holdOtherSide(link, of: p, db)
+                return try hold(
+                    &p, link.code, "the same \(link.what) as \(link.others.joined(separator: ", ")), another recipient of \(p.policyID)", db
+                )
             }
             p.payeeFingerprint = payee["fingerprint"]
             guard let pool = p.pool else { return try hold(&p, "no_pool", "a cash benefit without a fund pool", db) }
@@ -333,36 +336,62 @@ public struct PaymentsEngine: Sendable {
         try record(db, "payment.ready", p.json)
     }
 
-    /// Another recipient of the same programme with the same bank account, legal
-    /// representative, phone or address (the PPP/EIDL lessons).
-    func sharedIdentifier(_ p: PaymentRecord, merchant: Row?, payeeFP: String?, _ db: Database) throws -> (String, String)? {
+    /// A link between recipients of one programme (the PPP/EIDL lessons): the hold code, what
+    /// they share, and the other recipients sharing it.
+    struct SharedIdentifier {
+        var code: String
+        var what: String
+        var others: [String]
+    }
+
+    /// Other recipients of the same programme with the same bank account, legal
+    /// representative, phone or address (the first kind that links any).
+    func sharedIdentifier(_ p: PaymentRecord, merchant: Row?, payeeFP: String?, _ db: Database) throws -> SharedIdentifier? {
         // The identifier's index leads (CROSS JOIN fixes the order), then each of the few
         // merchants sharing it is looked up by USCC (`+` keeps the planner off the programme's
         // index): a programme has thousands of payments.
         let live = "p.state NOT IN ('voided', 'failed') AND +p.policy_id = ? AND p.uscc != ?"
-        if let fp = payeeFP,
-            let other = try String.fetchOne(
+        if let fp = payeeFP {
+            let others = try String.fetchAll(
                 db.cachedStatement(
-                    sql: "SELECT p.uscc FROM payees y CROSS JOIN payments p ON p.uscc = y.uscc WHERE y.fingerprint = ? AND \(live) LIMIT 1"),
+                    sql:
+                        "SELECT DISTINCT p.uscc FROM payees y CROSS JOIN payments p ON p.uscc = y.uscc WHERE y.fingerprint = ? AND \(live) LIMIT 20"
+                ),
                 arguments: [fp, p.policyID, p.uscc])
-        {
-            return ("shared_account", "the same bank account as \(other), another recipient of \(p.policyID)")
+            if !others.isEmpty { return SharedIdentifier(code: "shared_account", what: "bank account", others: others) }
         }
         for (column, code, what) in [
             ("id_fp", "shared_legal_rep", "legal representative"), ("phone_fp", "shared_phone", "phone"),
             ("address_fp", "shared_address", "address"),
         ] {
             guard let fp: String = merchant?[column] else { continue }
-            if let other = try String.fetchOne(
+            let others = try String.fetchAll(
                 db.cachedStatement(
-                    sql: "SELECT p.uscc FROM merchants m CROSS JOIN payments p ON p.uscc = m.uscc WHERE m.\(column) = ? AND \(live) LIMIT 1"
+                    sql:
+                        "SELECT DISTINCT p.uscc FROM merchants m CROSS JOIN payments p ON p.uscc = m.uscc WHERE m.\(column) = ? AND \(live) LIMIT 20"
                 ),
                 arguments: [fp, p.policyID, p.uscc])
-            {
-                return (code, "the same \(what) as \(other), another recipient of \(p.policyID)")
-            }
+            if !others.isEmpty { return SharedIdentifier(code: code, what: what, others: others) }
         }
         return nil
+    }
+
+    /// DESIGN §8 flags merchants that share an identifier "with another recipient": both sides.
+    /// The other recipients' payments of the programme that are not yet instructed (received or
+    /// ready: a ready one's reservation is released) are held too, unless an operator already
+    /// cleared that code for them.
+    func holdOtherSide(_ link: SharedIdentifier, of p: PaymentRecord, _ db: Database) throws {
+        for other in link.others {
+            for row in try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT * FROM payments WHERE uscc = ? AND policy_id = ? AND state IN ('received', 'ready')"),
+                arguments: [other, p.policyID])
+            {
+                var q = PaymentRecord(row: row)
+                guard !q.clearedHolds.contains(link.code) else { continue }
+                try releaseReservation(&q, db)
+                try hold(&q, link.code, "the same \(link.what) as \(p.uscc), another recipient of \(p.policyID)", db)
+            }
+        }
     }
 
     func hold(_ p: inout PaymentRecord, _ code: String, _ detail: String, _ db: Database) throws {
