@@ -420,3 +420,31 @@ extension PaymentsFixesTests {
         #expect(try f.ledgerOK())
     }
 }
+
+extension PaymentsFixesTests {
+    /// A rent waiver escalated for want of the lessor's confirmation and released by an
+    /// operator awaits the lessor again (a new deadline, a reminder) and is never put in a
+    /// second lessor file; the lessor's confirmation then settles it.
+    @Test func aReleasedUnconfirmedRentWaiverIsNeverInstructedTwice() throws {
+        let f = try EngineFixture()
+        let (a, _) = Self.twoMerchants
+        try f.merchant(a, name: "甲")
+        try f.approve(
+            Self.idA, uscc: a, amountFen: 300_000, policy: "test-rent", benefit: "rent_waiver", channel: "lessor", pool: nil, binding: "L-1"
+        )
+        let first = try #require(try f.batch("lessor"))
+        #expect(first.content.contains(Self.idA))
+        f.clock.advance(seconds: 31 * 86_400)
+        #expect(try f.write { db in try f.engine.escalateOverdue(db) } == 1)
+        #expect(try f.payment(Self.idA).holdCode == "lessor_unconfirmed")
+        try f.write { db in try f.engine.releaseHold(id: Self.idA, by: "区商务局 李四", reason: "已电话催办出租方", db) }
+        #expect(try f.state(Self.idA) == .instructed)
+        #expect(try f.payment(Self.idA).batchID == first.batchID)
+        #expect(try f.batch("lessor") == nil, "not in a second file")
+        let instructed = try f.events("payment.instructed", Self.idA)
+        #expect(instructed.count == 2)
+        #expect(instructed.last?["reminder"]?.boolValue == true)
+        try f.write { db in try f.engine.confirmed(by: "lessor", paymentID: nil, lease: "L-1", ok: true, method: "refund", db) }
+        #expect(try f.state(Self.idA) == .settled)
+    }
+}

@@ -453,6 +453,15 @@ public struct PaymentsEngine: Sendable {
                 "UPDATE holds SET resolution = 'released', resolved_by = ?, resolved_at = ?, reason = ? WHERE payment_id = ? AND resolution IS NULL",
             arguments: [by, now, reason, id])
         try record(db, "hold.released", ["payment_id": .string(id), "code": .string(code), "by": .string(by), "reason": .string(reason)])
+        if code == "lessor_unconfirmed" {
+            // The instruction is in a lessor file already: it goes back to awaiting the lessor's
+            // confirmation with a new deadline and a reminder, never into another file.
+            p.state = .instructed
+            p.holdCode = nil
+            p.deadline = Timestamp.format(clock.now().addingTimeInterval(TimeInterval(settings.lessorDeadlineDays * 86_400)))
+            try emit(&p, "payment.instructed", extra: ["reminder": true], db: db)
+            return
+        }
         p.clearedHolds.insert(code)
         p.state = .received
         try check(&p, db)
