@@ -448,3 +448,58 @@ extension PaymentsFixesTests {
         #expect(try f.state(Self.idA) == .settled)
     }
 }
+
+extension PaymentsFixesTests {
+    func settings(_ extra: [String: String]) throws -> PaymentsSettings {
+        var options = ServiceOptions(service: PaymentsService.name, upstreams: PaymentsService.upstreams)
+        options.extra = PaymentsService.settings.merging(extra) { $1 }
+        return try PaymentsService.paymentsSettings(options: options)
+    }
+
+    /// The treasury debtor is a setting (defaults as before), written into every pain.001.
+    @Test func theTreasuryDebtorIsASetting() throws {
+        let defaults = try settings([:])
+        #expect(defaults.debtorName == "国库集中支付账户")
+        #expect(defaults.debtorAccount == "0000000000000000")
+        #expect(defaults.debtorAgent == "PBOC-TREASURY")
+        let s = try settings([
+            "treasury-debtor-name": "许昌市财政局国库支付中心", "treasury-debtor-account": "4100000000000123", "treasury-debtor-agent": "PBOC-XUCHANG",
+        ])
+        #expect(s.debtorName == "许昌市财政局国库支付中心" && s.debtorAccount == "4100000000000123" && s.debtorAgent == "PBOC-XUCHANG")
+        #expect(throws: ConfigError.self) { try settings(["treasury-debtor-account": String(repeating: "1", count: 35)]) }
+
+        let f = try EngineFixture { $0 = s }
+        let (a, _) = Self.twoMerchants
+        try f.merchant(a, name: "甲")
+        try f.payee(a, account: "6222000000000001")
+        try f.fund(1_000_000)
+        try f.approve(Self.idA, uscc: a)
+        let file = try #require(try f.batch())
+        let debtor = try Pain001.parse(file.content).debtor
+        #expect(debtor.accountNumber == "4100000000000123")
+        #expect(debtor.name == "许昌市财政局国库支付中心")
+        #expect(file.content.contains("PBOC-XUCHANG"))
+    }
+
+    /// A failure-pause percentage that is not a whole number from 0 to 100 is refused, and the
+    /// service exits 64 (a configuration error) instead of running with the default.
+    @Test(arguments: ["abc", "-5", "101", "12.5"])
+    func aBadFailurePausePercentIsAConfigurationError(value: String) throws {
+        #expect(throws: ConfigError.self) { try settings(["failure-pause-percent": value]) }
+        #expect(try settings(["failure-pause-percent": "35"]).failurePauseThreshold.numerator == 35)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try ServiceProcess.binary("bangfu-payments"))
+        p.arguments = ["--state-dir", NSTemporaryDirectory() + "/payments-config-\(UUID().uuidString)", "--failure-pause-percent", value]
+        p.standardError = FileHandle.nullDevice
+        p.standardOutput = FileHandle.nullDevice
+        let exited = DispatchSemaphore(value: 0)
+        p.terminationHandler = { _ in exited.signal() }
+        try p.run()
+        if exited.wait(timeout: .now() + 60) == .timedOut {
+            p.terminate()
+            p.waitUntilExit()
+            Issue.record("bangfu-payments started with --failure-pause-percent \(value)")
+        }
+        #expect(p.terminationStatus == 64)
+    }
+}

@@ -15,6 +15,8 @@ public struct PaymentsSettings: Sendable {
     public var failurePauseThreshold: Rational = Rational(numerator: 1, denominator: 5)
     /// Days a lessor has to confirm a rent waiver (seed 篇二: 30 days).
     public var lessorDeadlineDays = 30
+    /// The treasury account batches are paid from (`treasury-debtor-name`, `-account`,
+    /// `-agent`; operations.md §10): pain.001 `Dbtr/Nm`, `DbtrAcct/Id/Othr/Id`, `DbtrAgt`.
     public var debtorName = "国库集中支付账户"
     public var debtorAccount = "0000000000000000"
     public var debtorAgent = "PBOC-TREASURY"

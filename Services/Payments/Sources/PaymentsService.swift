@@ -223,21 +223,23 @@ public enum PaymentsService {
     public static let upstreams = ["registry", "matcher"]
     /// The service's own settings (flags, `BANGFU_…` variables, config keys), empty = default.
     public static let settings: [String: String] = [
-        "outbox-dir": "", "inbox-dir": "", "failure-pause-percent": "", "batch-max-payments": "",
+        "outbox-dir": "", "inbox-dir": "", "failure-pause-percent": "", "batch-max-payments": "", "treasury-debtor-name": "",
+        "treasury-debtor-account": "", "treasury-debtor-agent": "",
     ]
 
-    public static func build(options: ServiceOptions, environment env: ServiceEnvironment) throws -> BusService {
-        var logger = env.logger
-        logger[metadataKey: "service"] = "payments"
-        let security = try ServiceSecurity(options: options, environment: env)
-        let database = try PaymentsDatabase(stateDir: options.stateDir)
-        try SimulatedTime.restore(env.clock, from: database.db)
+    /// The router's settings from the service's options (flag, `BANGFU_…` variable or config
+    /// key; empty = default). A value that is not valid is a configuration error (exit 64),
+    /// never silently replaced by the default.
+    public static func paymentsSettings(options: ServiceOptions) throws -> PaymentsSettings {
         let base = options.stateDir ?? NSTemporaryDirectory()
         func setting(_ key: String) -> String? { options.extra[key].flatMap { $0.isEmpty ? nil : $0 } }
         var settings = PaymentsSettings(
             outboxDirectory: setting("outbox-dir") ?? (base as NSString).appendingPathComponent("outbox"),
             inboxDirectory: setting("inbox-dir") ?? (base as NSString).appendingPathComponent("inbox"))
-        if let t = setting("failure-pause-percent"), let pct = Int64(t) {
+        if let t = setting("failure-pause-percent") {
+            guard let pct = Int64(t), (0...100).contains(pct) else {
+                throw ConfigError("failure-pause-percent must be a whole number from 0 to 100, not \(t)")
+            }
             settings.failurePauseThreshold = .init(numerator: pct, denominator: 100)
         }
         if let t = setting("batch-max-payments") {
@@ -246,6 +248,35 @@ public enum PaymentsService {
             }
             settings.batchMaxPayments = n
         }
+        // The treasury account every pain.001 batch is paid from (DbtrAcct, Dbtr, DbtrAgt).
+        if let t = setting("treasury-debtor-name") { settings.debtorName = t }
+        if let t = setting("treasury-debtor-account") { settings.debtorAccount = t }
+        if let t = setting("treasury-debtor-agent") { settings.debtorAgent = t }
+        // Checked as the batch writer will check them (lengths, characters, the agent's form),
+        // so that a bad value stops the service at start rather than every batch.
+        let probe = CreditTransferBatch(
+            messageID: "BANGFU-CONFIG-CHECK", createdAt: Date(timeIntervalSince1970: 0), initiatingParty: "Bangfu 帮扶",
+            debtorName: settings.debtorName, debtorAccount: settings.debtorAccount, debtorAgent: settings.debtorAgent,
+            requestedExecutionDate: ChinaTime.civilDate(of: Date(timeIntervalSince1970: 0)),
+            payments: [
+                CreditTransfer(endToEndID: "CHECK", amountFen: 1, creditorName: "check", creditorAccount: "0", creditorAgent: "check")
+            ])
+        do {
+            _ = try Pain001.xml(probe)
+        } catch {
+            throw ConfigError(
+                "treasury-debtor-name, treasury-debtor-account, treasury-debtor-agent do not make a valid pain.001 debtor: \(error)")
+        }
+        return settings
+    }
+
+    public static func build(options: ServiceOptions, environment env: ServiceEnvironment) throws -> BusService {
+        let settings = try paymentsSettings(options: options)
+        var logger = env.logger
+        logger[metadataKey: "service"] = "payments"
+        let security = try ServiceSecurity(options: options, environment: env)
+        let database = try PaymentsDatabase(stateDir: options.stateDir)
+        try SimulatedTime.restore(env.clock, from: database.db)
         let audit = AuditChain(clock: env.clock)
         let engine = PaymentsEngine(
             ledger: Ledger(clock: env.clock, audit: audit), audit: audit, outbox: Outbox(source: PaymentsEngine.source, clock: env.clock),
