@@ -503,3 +503,28 @@ extension PaymentsFixesTests {
         #expect(p.terminationStatus == 64)
     }
 }
+
+extension PaymentsFixesTests {
+    /// A payment revoked after the bank failed it is voided: a new account does not pay it.
+    @Test func aFailedPaymentRevokedAfterwardsIsNotRetried() throws {
+        let f = try EngineFixture()
+        let (a, _) = Self.twoMerchants
+        try f.merchant(a, name: "甲")
+        try f.payee(a, account: "6222000000000001")
+        try f.fund(1_000_000)
+        try f.approve(Self.idA, uscc: a)
+        let file = try #require(try f.batch())
+        let failed = Pain002.xml(
+            originalMessageID: "BANGFU-\(file.batchID)", messageID: "RET-1",
+            lines: [
+                ReturnLine(endToEndID: String(Self.idA.dropFirst(4)), status: .failed(reasonCode: "AC04", reason: nil), amountFen: 100_000)
+            ])
+        #expect(try f.applyReturn(failed) == (1, 0))
+        try f.write { db in try f.engine.revoked(["entitlement_id": .string(Self.idA), "reason": "facts_changed"], db) }
+        #expect(try f.state(Self.idA) == .voided)
+        try f.payee(a, account: "6222000000000011", verifiedOn: "2022-05-01")
+        #expect(try f.state(Self.idA) == .voided)
+        #expect(try f.pool().pendingDebits == 0)
+        #expect(try f.ledgerOK())
+    }
+}

@@ -205,7 +205,14 @@ public struct PaymentsEngine: Sendable {
             try revokeInFlight(&p, reason: reason, db)
         case .settled:
             try openClawback(&p, reason: reason, db)
-        case .failed, .voided, .clawedBack:
+        case .failed:
+            // The bank returned it: nothing is out, and it must not be retried (`payee`).
+            p.state = .voided
+            p.revoked = reason
+            p.holdReason = reason
+            try p.save(db, now: now)
+            try record(db, "payment.voided", p.json)
+        case .voided, .clawedBack:
             break
         }
     }
@@ -215,7 +222,7 @@ public struct PaymentsEngine: Sendable {
         for row in try Row.fetchAll(db, sql: "SELECT * FROM payments WHERE uscc = ?", arguments: [uscc]) {
             var p = PaymentRecord(row: row)
             switch p.state {
-            case .received, .held, .ready:
+            case .received, .held, .ready, .failed:
                 try releaseReservation(&p, db)
                 p.state = .voided
                 p.holdReason = "fraud: disqualified"
