@@ -325,6 +325,12 @@ extension PaymentsFixesTests {
         #expect(EngineFixture.endToEndIDs(second) == [String(Self.idA.dropFirst(4))])
         #expect(second.content.contains("6222000000000011"))
         #expect(try f.batch() == nil, "never in two files")
+        // A late report on the first batch (another message id) is not about the retried payment.
+        let late = Pain002.xml(
+            originalMessageID: "BANGFU-\(first.batchID)", messageID: "RET-1-LATE",
+            lines: [ReturnLine(endToEndID: String(Self.idA.dropFirst(4)), status: .settled, amountFen: 100_000)])
+        #expect(try f.applyReturn(late) == (0, 1))
+        #expect(try f.state(Self.idA) == .instructed)
         let settled = Pain002.xml(
             originalMessageID: "BANGFU-\(second.batchID)", messageID: "RET-2",
             lines: [ReturnLine(endToEndID: String(Self.idA.dropFirst(4)), status: .settled, amountFen: 100_000)])

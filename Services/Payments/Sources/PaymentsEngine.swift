@@ -712,6 +712,10 @@ public struct PaymentsEngine: Sendable {
         if let amount = line.amountFen, amount != p.amountFen {
             return .anomaly("amount \(amount) fen does not match the instructed \(p.amountFen) fen")
         }
+        // A retried payment is in a later batch: a (late) report on the earlier one is not about it.
+        if let original = file.originalMessageID, let b = p.batchID, original != "BANGFU-\(b)" {
+            return .anomaly("the return reports on \(original); the payment is instructed in BANGFU-\(b)")
+        }
         switch line.status {
         case .settled:
             if p.benefit == "cash", p.pool != nil {
@@ -776,7 +780,9 @@ public struct PaymentsEngine: Sendable {
             found = p
         } else if let lease {
             let open = try Row.fetchAll(
-                db, sql: "SELECT * FROM payments WHERE state IN ('instructed', 'held') AND channel = 'lessor' AND binding = ? LIMIT 2",
+                db,
+                sql:
+                    "SELECT * FROM payments WHERE state IN ('instructed', 'held') AND channel = 'lessor' AND binding = ? AND batch_id IS NOT NULL LIMIT 2",
                 arguments: [lease]
             ).map(PaymentRecord.init)
             if open.count > 1 {
