@@ -49,7 +49,11 @@ struct ReturnsTests {
         let status = try await w.payments.query(["op": "status"])
         #expect(status["quarantined_by_code"]?["invalid_amount"]?.intValue == 1)
         #expect(FileManager.default.fileExists(atPath: inbox + "/quarantined/ret-bad.xml"))
-        #expect(FileManager.default.fileExists(atPath: inbox + "/processed/ret-good.xml"))
+        // The file is moved just after the transaction that applied it commits.
+        let processed = inbox + "/processed/ret-good.xml"
+        let deadline = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: processed) && Date() < deadline { await Task.yield() }
+        #expect(FileManager.default.fileExists(atPath: processed))
         #expect(try await w.payments.query(["op": "ledger.check"])["ok"]?.boolValue == true)
         await w.close()
     }

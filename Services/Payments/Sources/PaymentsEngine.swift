@@ -15,6 +15,8 @@ public struct PaymentsSettings: Sendable {
     public var failurePauseThreshold: Rational = Rational(numerator: 1, denominator: 5)
     /// Days a lessor has to confirm a rent waiver (seed 篇二: 30 days).
     public var lessorDeadlineDays = 30
+    /// The treasury account batches are paid from (`treasury-debtor-name`, `-account`,
+    /// `-agent`; operations.md §10): pain.001 `Dbtr/Nm`, `DbtrAcct/Id/Othr/Id`, `DbtrAgt`.
     public var debtorName = "国库集中支付账户"
     public var debtorAccount = "0000000000000000"
     public var debtorAgent = "PBOC-TREASURY"
@@ -63,6 +65,14 @@ public struct PaymentsEngine: Sendable {
     static func poolAccount(_ pool: String) -> String { "pool:\(pool)" }
     static func paidAccount(_ pool: String) -> String { "paid:\(pool)" }
     static func receivableAccount(_ pool: String) -> String { "receivable:\(pool)" }
+
+    /// A ledger transfer id of the payment's current attempt: `<kind>/<id>` for attempt 0 (the
+    /// only form before attempts were numbered, so existing databases read the same), then
+    /// `<kind>/<id>/<n>`. A reservation that was voided or posted is never reserved again: the
+    /// next attempt has its own ids (`reserve`, `settle`, `void`, `returned`).
+    static func transferID(_ kind: String, _ p: PaymentRecord) -> String {
+        p.attempt == 0 ? "\(kind)/\(p.id)" : "\(kind)/\(p.id)/\(p.attempt)"
+    }
 
     // MARK: Events
 
@@ -117,6 +127,13 @@ public struct PaymentsEngine: Sendable {
         guard let uscc = data["uscc"]?.stringValue, let number = data["account_no"]?.stringValue,
             let fp = data["fingerprint"]?.stringValue
         else { return }
+        let holderMatches = data["holder_matches"]?.boolValue == true
+        let verifiedOn = data["verified_on"]?.stringValue
+        let before = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT fingerprint, holder_matches, verified_on FROM payees WHERE uscc = ?"), arguments: [uscc])
+        // A new verification (another account, or the same one verified again) — not a replay.
+        let renewed =
+            before.map { ($0[0] as String) != fp || ($0[1] as Bool) != holderMatches || ($0[2] as String?) != verifiedOn } ?? true
         try db.cachedStatement(
             sql: """
                 INSERT INTO payees(uscc, bank, account_no, holder_name, holder_matches, verified_on, fingerprint, changed_at)
@@ -126,16 +143,24 @@ public struct PaymentsEngine: Sendable {
                     changed_at = excluded.changed_at
                 """
         ).execute(arguments: [
-            uscc, data["bank"]?.stringValue, number, data["holder_name"]?.stringValue ?? "", data["holder_matches"]?.boolValue == true,
-            data["verified_on"]?.stringValue, fp, now,
+            uscc, data["bank"]?.stringValue, number, data["holder_name"]?.stringValue ?? "", holderMatches, verifiedOn, fp, now,
         ])
-        // Payments waiting for an account get another chance; ready ones whose account changed are held.
+        // Payments waiting for an account get another chance; ready ones whose account changed
+        // are held; failed ones (the bank returned them) are retried through every check, with a
+        // fresh reservation, into a later batch (DESIGN §7: `failed` is retried or re-routed).
         for row in try Row.fetchAll(
-            db.cachedStatement(sql: "SELECT * FROM payments WHERE uscc = ? AND state IN ('held', 'ready') AND channel = 'treasury'"),
+            db.cachedStatement(
+                sql: "SELECT * FROM payments WHERE uscc = ? AND state IN ('held', 'ready', 'failed') AND channel = 'treasury'"),
             arguments: [uscc])
         {
             var p = PaymentRecord(row: row)
-            if p.state == .held && p.holdCode == "no_verified_account" {
+            if p.state == .failed {
+                guard renewed, p.revoked == nil, p.benefit == "cash" else { continue }
+                try record(db, "payment.retried", ["payment_id": .string(p.id), "after": .string(p.holdReason ?? "failed")])
+                p.state = .received
+                p.holdCode = nil
+                try check(&p, db)
+            } else if p.state == .held && p.holdCode == "no_verified_account" {
                 try check(&p, db)
             } else if p.state == .ready, let old = p.payeeFingerprint, old != fp {
                 try releaseReservation(&p, db)
@@ -175,13 +200,19 @@ public struct PaymentsEngine: Sendable {
             try p.save(db, now: now)
             try record(db, "payment.voided", p.json)
         case .instructed:
-            // In the bank's hands: it settles or fails; a settlement then opens a clawback.
-            p.holdReason = "revoked while instructed: \(reason)"
-            try p.save(db, now: now)
-            try record(db, "payment.revoked_in_flight", p.json)
+            // In the bank's hands: it settles or fails; a settlement then opens the clawback
+            // (remembered in `revoked`), a failure is not retried.
+            try revokeInFlight(&p, reason: reason, db)
         case .settled:
             try openClawback(&p, reason: reason, db)
-        case .failed, .voided, .clawedBack:
+        case .failed:
+            // The bank returned it: nothing is out, and it must not be retried (`payee`).
+            p.state = .voided
+            p.revoked = reason
+            p.holdReason = reason
+            try p.save(db, now: now)
+            try record(db, "payment.voided", p.json)
+        case .voided, .clawedBack:
             break
         }
     }
@@ -191,18 +222,36 @@ public struct PaymentsEngine: Sendable {
         for row in try Row.fetchAll(db, sql: "SELECT * FROM payments WHERE uscc = ?", arguments: [uscc]) {
             var p = PaymentRecord(row: row)
             switch p.state {
-            case .received, .held, .ready:
+            case .received, .held, .ready, .failed:
                 try releaseReservation(&p, db)
                 p.state = .voided
                 p.holdReason = "fraud: disqualified"
                 try p.save(db, now: now)
                 try record(db, "payment.voided", p.json)
+            case .instructed:
+                try revokeInFlight(&p, reason: "fraud: disqualified", db)
             case .settled:
                 try openClawback(&p, reason: "fraud: disqualified", db)
             default:
                 break
             }
         }
+    }
+
+    /// A revocation or fraud finding while the payment is in the bank's, lessor's or agency's
+    /// hands: remembered on the payment, so that its settlement opens the clawback (DESIGN §7).
+    func revokeInFlight(_ p: inout PaymentRecord, reason: String, _ db: Database) throws {
+        guard p.revoked == nil else { return }
+        p.revoked = reason
+        p.holdReason = "revoked while instructed: \(reason)"
+        try p.save(db, now: now)
+        try record(db, "payment.revoked_in_flight", p.json)
+    }
+
+    /// A payment just settled: if it was revoked in flight, the money is owed back.
+    func settledAfterRevocation(_ p: inout PaymentRecord, _ db: Database) throws {
+        guard p.state == .settled, let reason = p.revoked else { return }
+        try openClawback(&p, reason: reason, db)
     }
 
     func openClawback(_ p: inout PaymentRecord, reason: String, _ db: Database) throws {
@@ -239,34 +288,50 @@ public struct PaymentsEngine: Sendable {
         }
         if p.benefit == "cash" {
             let payee = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM payees WHERE uscc = ?"), arguments: [p.uscc])
-            if !p.clearedHolds.contains("no_verified_account") {
-                guard let payee, (payee["holder_matches"] as Bool?) == true else {
-                    return try hold(
-                        &p, "no_verified_account",
-                        payee == nil
-                            ? "no bank account verified for this merchant (实名制)"
-                            : "the verified account's holder is not the registered name",
-                        db)
-                }
+            // The real-name rule (实名制, DESIGN §8) is never cleared by an operator: only a
+            // verified account in the registered name releases it (a release recorded in older
+            // databases is ignored).
+            guard let payee, (payee["holder_matches"] as Bool?) == true else {
+                return try hold(
+                    &p, "no_verified_account",
+                    payee == nil
+                        ? "no bank account verified for this merchant (实名制)"
+                        : "the verified account's holder is not the registered name",
+                    db)
             }
-            if let (code, detail) = try sharedIdentifier(p, merchant: merchant, payeeFP: payee?["fingerprint"], db),
-                !p.clearedHolds.contains(code)
+            if let link = try sharedIdentifier(p, merchant: merchant, payeeFP: payee["fingerprint"], db),
+                !p.clearedHolds.contains(link.code)
             {
-                return try hold(&p, code, detail, db)
+                try holdOtherSide(link, of: p, db)
+                return try hold(
+                    &p, link.code, "the same \(link.what) as \(link.others.joined(separator: ", ")), another recipient of \(p.policyID)", db
+                )
             }
-            p.payeeFingerprint = payee?["fingerprint"]
+            p.payeeFingerprint = payee["fingerprint"]
             guard let pool = p.pool else { return try hold(&p, "no_pool", "a cash benefit without a fund pool", db) }
             try ledger.openAccount(db, id: Self.poolAccount(pool), kind: "pool", mayGoNegative: false)
             try ledger.openAccount(db, id: Self.paidAccount(pool), kind: "paid", mayGoNegative: true)
             var short = false
-            do {
-                try ledger.reserve(
-                    db, id: "reserve/\(p.id)", debit: Self.poolAccount(pool), credit: Self.paidAccount(pool), amountFen: p.amountFen,
-                    ref: p.id,
-                    note: p.policyID)
-            } catch {
-                guard error.code == .insufficientFunds else { throw error }
-                short = true
+            // A resolved reservation (voided when the account changed or the bank failed the
+            // payment, posted and then returned) stays resolved: this attempt reserves under the
+            // next id. A reservation still pending is this payment's already.
+            var reserved = false
+            while let state = try ledger.pendingState(db, pendingID: Self.transferID("reserve", p)) {
+                if state == .pending {
+                    reserved = true
+                    break
+                }
+                p.attempt += 1
+            }
+            if !reserved {
+                do {
+                    try ledger.reserve(
+                        db, id: Self.transferID("reserve", p), debit: Self.poolAccount(pool), credit: Self.paidAccount(pool),
+                        amountFen: p.amountFen, ref: p.id, note: p.policyID)
+                } catch {
+                    guard error.code == .insufficientFunds else { throw error }
+                    short = true
+                }
             }
             if short {
                 return try hold(
@@ -280,36 +345,62 @@ public struct PaymentsEngine: Sendable {
         try record(db, "payment.ready", p.json)
     }
 
-    /// Another recipient of the same programme with the same bank account, legal
-    /// representative, phone or address (the PPP/EIDL lessons).
-    func sharedIdentifier(_ p: PaymentRecord, merchant: Row?, payeeFP: String?, _ db: Database) throws -> (String, String)? {
+    /// A link between recipients of one programme (the PPP/EIDL lessons): the hold code, what
+    /// they share, and the other recipients sharing it.
+    struct SharedIdentifier {
+        var code: String
+        var what: String
+        var others: [String]
+    }
+
+    /// Other recipients of the same programme with the same bank account, legal
+    /// representative, phone or address (the first kind that links any).
+    func sharedIdentifier(_ p: PaymentRecord, merchant: Row?, payeeFP: String?, _ db: Database) throws -> SharedIdentifier? {
         // The identifier's index leads (CROSS JOIN fixes the order), then each of the few
         // merchants sharing it is looked up by USCC (`+` keeps the planner off the programme's
         // index): a programme has thousands of payments.
         let live = "p.state NOT IN ('voided', 'failed') AND +p.policy_id = ? AND p.uscc != ?"
-        if let fp = payeeFP,
-            let other = try String.fetchOne(
+        if let fp = payeeFP {
+            let others = try String.fetchAll(
                 db.cachedStatement(
-                    sql: "SELECT p.uscc FROM payees y CROSS JOIN payments p ON p.uscc = y.uscc WHERE y.fingerprint = ? AND \(live) LIMIT 1"),
+                    sql:
+                        "SELECT DISTINCT p.uscc FROM payees y CROSS JOIN payments p ON p.uscc = y.uscc WHERE y.fingerprint = ? AND \(live) LIMIT 20"
+                ),
                 arguments: [fp, p.policyID, p.uscc])
-        {
-            return ("shared_account", "the same bank account as \(other), another recipient of \(p.policyID)")
+            if !others.isEmpty { return SharedIdentifier(code: "shared_account", what: "bank account", others: others) }
         }
         for (column, code, what) in [
             ("id_fp", "shared_legal_rep", "legal representative"), ("phone_fp", "shared_phone", "phone"),
             ("address_fp", "shared_address", "address"),
         ] {
             guard let fp: String = merchant?[column] else { continue }
-            if let other = try String.fetchOne(
+            let others = try String.fetchAll(
                 db.cachedStatement(
-                    sql: "SELECT p.uscc FROM merchants m CROSS JOIN payments p ON p.uscc = m.uscc WHERE m.\(column) = ? AND \(live) LIMIT 1"
+                    sql:
+                        "SELECT DISTINCT p.uscc FROM merchants m CROSS JOIN payments p ON p.uscc = m.uscc WHERE m.\(column) = ? AND \(live) LIMIT 20"
                 ),
                 arguments: [fp, p.policyID, p.uscc])
-            {
-                return (code, "the same \(what) as \(other), another recipient of \(p.policyID)")
-            }
+            if !others.isEmpty { return SharedIdentifier(code: code, what: what, others: others) }
         }
         return nil
+    }
+
+    /// DESIGN §8 flags merchants that share an identifier "with another recipient": both sides.
+    /// The other recipients' payments of the programme that are not yet instructed (received or
+    /// ready: a ready one's reservation is released) are held too, unless an operator already
+    /// cleared that code for them.
+    func holdOtherSide(_ link: SharedIdentifier, of p: PaymentRecord, _ db: Database) throws {
+        for other in link.others {
+            for row in try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT * FROM payments WHERE uscc = ? AND policy_id = ? AND state IN ('received', 'ready')"),
+                arguments: [other, p.policyID])
+            {
+                var q = PaymentRecord(row: row)
+                guard !q.clearedHolds.contains(link.code) else { continue }
+                try releaseReservation(&q, db)
+                try hold(&q, link.code, "the same \(link.what) as \(p.uscc), another recipient of \(p.policyID)", db)
+            }
+        }
     }
 
     func hold(_ p: inout PaymentRecord, _ code: String, _ detail: String, _ db: Database) throws {
@@ -326,7 +417,7 @@ public struct PaymentsEngine: Sendable {
     func releaseReservation(_ p: inout PaymentRecord, _ db: Database) throws {
         guard p.benefit == "cash", p.pool != nil, p.state == .ready || p.state == .instructed else { return }
         do {
-            try ledger.void(db, id: "void/\(p.id)", pendingID: "reserve/\(p.id)", note: "released")
+            try ledger.void(db, id: Self.transferID("void", p), pendingID: Self.transferID("reserve", p), note: "released")
         } catch {
             // Nothing reserved, or already resolved: nothing to release.
             guard error.code == .unknownPending || error.code == .alreadyResolved else { throw error }
@@ -361,11 +452,25 @@ public struct PaymentsEngine: Sendable {
         guard code != "pool_short" else {
             throw Rejection(.invalidData, field: "data.payment_id", "a pool_short hold is released by funding the pool, not by an operator")
         }
+        guard code != "no_verified_account" else {
+            throw Rejection(
+                .invalidData, field: "data.payment_id",
+                "a no_verified_account hold is released by an account verified in the merchant's registered name (实名制), not by an operator")
+        }
         try db.execute(
             sql:
                 "UPDATE holds SET resolution = 'released', resolved_by = ?, resolved_at = ?, reason = ? WHERE payment_id = ? AND resolution IS NULL",
             arguments: [by, now, reason, id])
         try record(db, "hold.released", ["payment_id": .string(id), "code": .string(code), "by": .string(by), "reason": .string(reason)])
+        if code == "lessor_unconfirmed" {
+            // The instruction is in a lessor file already: it goes back to awaiting the lessor's
+            // confirmation with a new deadline and a reminder, never into another file.
+            p.state = .instructed
+            p.holdCode = nil
+            p.deadline = Timestamp.format(clock.now().addingTimeInterval(TimeInterval(settings.lessorDeadlineDays * 86_400)))
+            try emit(&p, "payment.instructed", extra: ["reminder": true], db: db)
+            return
+        }
         p.clearedHolds.insert(code)
         p.state = .received
         try check(&p, db)
@@ -424,8 +529,29 @@ public struct PaymentsEngine: Sendable {
             arguments: [channel, Swift.max(1, max ?? settings.batchMaxPayments)])
         guard !rows.isEmpty else { return nil }
         var payments = rows.map(PaymentRecord.init)
-        let seq = (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM batches") ?? 0) + 1
         let kind = channel == "treasury" ? "pain001" : channel == "lessor" ? "lessor" : "agency"
+        var payees: [String: Row] = [:]
+        if kind == "pain001" {
+            // Cash goes only to a verified account in the registered name (DESIGN §8): a payment
+            // that has none now is held, its reservation released, and kept out of the file, so
+            // that the file, the stored batch and the `payment.instructed` events agree.
+            var kept: [PaymentRecord] = []
+            for var p in payments {
+                if let payee = try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT account_no, bank, holder_matches FROM payees WHERE uscc = ?"), arguments: [p.uscc]),
+                    (payee["holder_matches"] as Bool?) == true
+                {
+                    payees[p.uscc] = payee
+                    kept.append(p)
+                } else {
+                    try releaseReservation(&p, db)
+                    try hold(&p, "no_verified_account", "no bank account verified in the registered name when the batch was made (实名制)", db)
+                }
+            }
+            payments = kept
+            guard !payments.isEmpty else { return nil }
+        }
+        let seq = (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM batches") ?? 0) + 1
         let batchID = String(format: "B%06d", seq)
         let total = payments.reduce(Int64(0)) { $0 + $1.amountFen }
         let content: String
@@ -434,10 +560,7 @@ public struct PaymentsEngine: Sendable {
         case "pain001":
             var transfers: [CreditTransfer] = []
             for p in payments {
-                guard
-                    let payee = try Row.fetchOne(
-                        db.cachedStatement(sql: "SELECT account_no, bank FROM payees WHERE uscc = ?"), arguments: [p.uscc])
-                else { continue }
+                guard let payee = payees[p.uscc] else { continue }
                 let name =
                     (try String.fetchOne(db.cachedStatement(sql: "SELECT name FROM merchants WHERE uscc = ?"), arguments: [p.uscc]))
                     ?? p.uscc
@@ -493,57 +616,65 @@ public struct PaymentsEngine: Sendable {
 
     static func paymentID(endToEnd: String) -> String { endToEnd.count == 32 ? "ent-" + endToEnd : endToEnd }
 
-    /// Applies a bank return; lines for unknown or already settled payments are reported, not
-    /// applied twice. Returns (applied, anomalies).
+    /// What one line of a bank return did.
+    enum LineOutcome: Equatable {
+        /// Applied to a payment of this batch (nil for none).
+        case applied(batch: String?)
+        /// A settled payment the bank returned afterwards (camt.054 `RtrInf`): reversed to `failed`.
+        case reversed(batch: String?)
+        /// Not applied: the problem, kept in `return_anomalies` for an operator.
+        case anomaly(String)
+    }
+
+    /// Applies a bank return line by line; lines for unknown or already settled payments are
+    /// reported, not applied twice. Each line runs in its own savepoint: a line the ledger or the
+    /// store refuses is rolled back alone and recorded as an anomaly (an operator sees it with
+    /// `return.anomalies`), and every other line of the file is still applied.
+    /// Returns (applied, anomalies).
     func applyReturn(_ file: ReturnFile, returnID: String, _ db: Database) throws -> (Int, Int) {
         if try Bool.fetchOne(db, sql: "SELECT 1 FROM returns WHERE id = ?", arguments: [returnID]) == true { return (0, 0) }
         var applied = 0
         var anomalies = 0
+        var reversed = 0
         var batches: Set<String> = []
         for line in file.lines {
             let id = Self.paymentID(endToEnd: line.endToEndID)
-            guard var p = try PaymentRecord.find(id, db) else {
-                anomalies += 1
-                try db.execute(
-                    sql: "INSERT INTO return_anomalies(return_id, payment_id, problem) VALUES (?, ?, 'unknown payment')",
-                    arguments: [returnID, id])
-                continue
+            var outcome = LineOutcome.anomaly("not applied")
+            do {
+                try db.inSavepoint {
+                    outcome = try applyLine(line, paymentID: id, file: file, returnID: returnID, db)
+                    return .commit
+                }
+            } catch {
+                outcome = .anomaly("could not be applied: \(error)")
             }
-            guard p.state == .instructed, p.channel == "treasury" else {
+            switch outcome {
+            case .applied(let batch):
+                applied += 1
+                if let batch { batches.insert(batch) }
+            case .reversed(let batch):
+                applied += 1
+                reversed += 1
+                if let batch { batches.insert(batch) }
+            case .anomaly(let problem):
                 anomalies += 1
                 try db.execute(
                     sql: "INSERT INTO return_anomalies(return_id, payment_id, problem) VALUES (?, ?, ?)",
-                    arguments: [returnID, id, "payment is \(p.state.rawValue), not awaiting a return"])
-                continue
+                    arguments: [returnID, id, problem])
+                logger.error(
+                    "a bank return line was not applied (recorded as an anomaly)",
+                    metadata: ["return": "\(returnID)", "payment": "\(id)", "problem": "\(problem)"])
             }
-            if let amount = line.amountFen, amount != p.amountFen {
-                anomalies += 1
-                try db.execute(
-                    sql: "INSERT INTO return_anomalies(return_id, payment_id, problem) VALUES (?, ?, ?)",
-                    arguments: [returnID, id, "amount \(amount) fen does not match the instructed \(p.amountFen) fen"])
-                continue
-            }
-            if let b = p.batchID { batches.insert(b) }
-            switch line.status {
-            case .settled:
-                try ledger.post(db, id: "settle/\(p.id)", pendingID: "reserve/\(p.id)", note: "bank return \(returnID)")
-                p.state = .settled
-                try emit(&p, "payment.settled", extra: ["return_id": .string(returnID)], db: db)
-                if let b = p.batchID { try db.execute(sql: "UPDATE batches SET settled = settled + 1 WHERE id = ?", arguments: [b]) }
-            case .failed(let code, let reason):
-                try ledger.void(db, id: "void/\(p.id)", pendingID: "reserve/\(p.id)", note: "bank return \(returnID): \(code)")
-                p.state = .failed
-                p.holdReason = "bank return \(code)" + (reason.map { ": \($0)" } ?? "")
-                try emit(&p, "payment.failed", extra: ["reason": .string(code), "return_id": .string(returnID)], db: db)
-                if let b = p.batchID { try db.execute(sql: "UPDATE batches SET failed = failed + 1 WHERE id = ?", arguments: [b]) }
-            }
-            applied += 1
         }
         try db.execute(
-            sql: "INSERT INTO returns(id, kind, lines, applied, anomalies, received_at) VALUES (?, ?, ?, ?, ?, ?)",
-            arguments: [returnID, file.kind == .pain002 ? "pain.002" : "camt.054", file.lines.count, applied, anomalies, now])
+            sql: "INSERT INTO returns(id, kind, lines, applied, anomalies, reversed, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            arguments: [returnID, file.kind == .pain002 ? "pain.002" : "camt.054", file.lines.count, applied, anomalies, reversed, now])
         try record(
-            db, "return.applied", ["return_id": .string(returnID), "applied": .int(Int64(applied)), "anomalies": .int(Int64(anomalies))])
+            db, "return.applied",
+            [
+                "return_id": .string(returnID), "applied": .int(Int64(applied)), "anomalies": .int(Int64(anomalies)),
+                "reversed": .int(Int64(reversed)),
+            ])
         // A batch whose failure share is over the threshold pauses its channel (an alert).
         for b in batches {
             guard let row = try Row.fetchOne(db, sql: "SELECT count, failed, channel FROM batches WHERE id = ?", arguments: [b]) else {
@@ -566,16 +697,124 @@ public struct PaymentsEngine: Sendable {
         return (applied, anomalies)
     }
 
+    /// One line of a return, inside its own savepoint.
+    func applyLine(_ line: ReturnLine, paymentID id: String, file: ReturnFile, returnID: String, _ db: Database) throws -> LineOutcome {
+        guard var p = try PaymentRecord.find(id, db) else { return .anomaly("unknown payment") }
+        if p.state == .settled, p.channel == "treasury", file.kind == .camt054, case .failed(let code, let reason) = line.status {
+            if let amount = line.amountFen, amount != p.amountFen {
+                return .anomaly("returned amount \(amount) fen does not match the settled \(p.amountFen) fen")
+            }
+            return try returnedAfterSettlement(&p, code: code, reason: reason, returnID: returnID, db)
+        }
+        guard p.state == .instructed, p.channel == "treasury" else {
+            return .anomaly("payment is \(p.state.rawValue), not awaiting a return")
+        }
+        if let amount = line.amountFen, amount != p.amountFen {
+            return .anomaly("amount \(amount) fen does not match the instructed \(p.amountFen) fen")
+        }
+        // A retried payment is in a later batch: a (late) report on the earlier one is not about it.
+        if let original = file.originalMessageID, let b = p.batchID, original != "BANGFU-\(b)" {
+            return .anomaly("the return reports on \(original); the payment is instructed in BANGFU-\(b)")
+        }
+        switch line.status {
+        case .settled:
+            if p.benefit == "cash", p.pool != nil {
+                try ledger.post(
+                    db, id: Self.transferID("settle", p), pendingID: Self.transferID("reserve", p), note: "bank return \(returnID)")
+            }
+            p.state = .settled
+            try emit(&p, "payment.settled", extra: ["return_id": .string(returnID)], db: db)
+            if let b = p.batchID { try db.execute(sql: "UPDATE batches SET settled = settled + 1 WHERE id = ?", arguments: [b]) }
+            try settledAfterRevocation(&p, db)
+        case .failed(let code, let reason):
+            if p.benefit == "cash", p.pool != nil {
+                try ledger.void(
+                    db, id: Self.transferID("void", p), pendingID: Self.transferID("reserve", p), note: "bank return \(returnID): \(code)")
+            }
+            p.state = .failed
+            p.holdReason = "bank return \(code)" + (reason.map { ": \($0)" } ?? "")
+            try emit(&p, "payment.failed", extra: ["reason": .string(code), "return_id": .string(returnID)], db: db)
+            if let b = p.batchID { try db.execute(sql: "UPDATE batches SET failed = failed + 1 WHERE id = ?", arguments: [b]) }
+        }
+        return .applied(batch: p.batchID)
+    }
+
+    /// The bank returned a payment it had settled (camt.054 `RtrInf`: the money came back).
+    /// The settlement is reversed by a posted transfer back into the pool (double entry, the
+    /// reservation stays posted), the payment is `failed` and is retried like any failure
+    /// (`payee`): a new verified account reserves afresh.
+    func returnedAfterSettlement(
+        _ p: inout PaymentRecord, code: String, reason: String?, returnID: String, _ db: Database
+    ) throws -> LineOutcome {
+        if p.benefit == "cash", let pool = p.pool {
+            try ledger.transfer(
+                db, id: Self.transferID("returned", p), debit: Self.paidAccount(pool), credit: Self.poolAccount(pool),
+                amountFen: p.amountFen, ref: p.id, note: "returned after settlement: \(returnID) \(code)")
+        }
+        p.state = .failed
+        p.holdReason = "returned after settlement \(code)" + (reason.map { ": \($0)" } ?? "")
+        try emit(
+            &p, "payment.failed", extra: ["reason": .string(code), "return_id": .string(returnID), "after_settlement": true], db: db)
+        if let b = p.batchID {
+            try db.execute(sql: "UPDATE batches SET settled = settled - 1, failed = failed + 1 WHERE id = ?", arguments: [b])
+        }
+        logger.error(
+            "a settled payment was returned by the bank: settlement reversed, payment failed",
+            metadata: ["payment": "\(p.id)", "return": "\(returnID)", "code": "\(code)", "amount_fen": "\(p.amountFen)"])
+        return .reversed(batch: p.batchID)
+    }
+
     /// `lessor.confirmed` / `agency.confirmed`: the lessor or agency carried the instruction
     /// out; a failed offset or extension turns into a refund the lessor owes (seed 篇二 (三)).
-    func confirmed(paymentID: String, ok: Bool, method: String?, _ db: Database) throws {
-        guard var p = try PaymentRecord.find(paymentID, db) else {
-            throw Rejection(.invalidData, field: "data.payment_id", "no payment \(paymentID)")
+    /// `by` is `lessor` or `agency`: each confirms only its own channel's instructions (a treasury
+    /// payment settles only by the bank's return). A lessor names the payment or the lease.
+    func confirmed(by: String, paymentID: String?, lease: String?, ok: Bool, method: String?, _ db: Database) throws {
+        var found: PaymentRecord?
+        if let paymentID {
+            guard let p = try PaymentRecord.find(paymentID, db) else {
+                throw Rejection(.invalidData, field: "data.payment_id", "no payment \(paymentID)")
+            }
+            if let lease, p.binding != lease {
+                throw Rejection(.invalidData, field: "data.lease", "payment \(paymentID) is not for lease \(lease)")
+            }
+            found = p
+        } else if let lease {
+            let open = try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT * FROM payments WHERE state IN ('instructed', 'held') AND channel = 'lessor' AND binding = ? AND batch_id IS NOT NULL LIMIT 2",
+                arguments: [lease]
+            ).map(PaymentRecord.init)
+            if open.count > 1 {
+                throw Rejection(
+                    .invalidData, field: "data.lease",
+                    "lease \(lease) has more than one rent waiver awaiting confirmation: name the payment_id")
+            }
+            found = open.first
+            if found == nil {
+                // Confirmed already (a repeat changes nothing), or no such lease.
+                guard
+                    try Bool.fetchOne(
+                        db, sql: "SELECT 1 FROM payments WHERE channel = 'lessor' AND binding = ? LIMIT 1", arguments: [lease])
+                        == true
+                else { throw Rejection(.invalidData, field: "data.lease", "no rent waiver for lease \(lease)") }
+                return
+            }
         }
-        guard p.state == .instructed || p.state == .held else { return }
+        guard var p = found else { throw Rejection(.invalidData, field: "data.payment_id", "payment_id is required") }
+        let ownChannel = by == "lessor" ? p.channel == "lessor" : p.channel.hasPrefix("agency:")
+        guard ownChannel else {
+            throw Rejection(
+                .invalidData, field: "data.payment_id",
+                "payment \(p.id) is on the \(p.channel) channel: \(by).confirmed confirms only \(by == "lessor" ? "lessor" : "agency:<name>") instructions"
+            )
+        }
+        // Instructed, or escalated (held) after it was instructed; a repeat changes nothing.
+        guard p.state == .instructed || (p.state == .held && p.batchID != nil) else { return }
         if ok {
             p.state = .settled
             try emit(&p, "payment.settled", extra: ["method": method.map { .string($0) } ?? .null], db: db)
+            try settledAfterRevocation(&p, db)
         } else if p.channel == "lessor", let m = method, m == "offset" || m == "extension" {
             p.state = .instructed
             p.holdReason = "\(m) failed: the lessor owes a refund of the waived rent"

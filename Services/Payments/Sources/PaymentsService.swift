@@ -11,7 +11,9 @@ import Storage
 public enum PaymentsCommand: Sendable {
     case fund(pool: String, source: String, amountFen: Int64)
     case bankReturned(ReturnFile, returnID: String)
-    case confirmed(paymentID: String, ok: Bool, method: String?)
+    /// `lessor.confirmed` (`lessor`) or `agency.confirmed` (`agency`), naming the payment or
+    /// (lessor) the lease.
+    case confirmed(by: String, paymentID: String?, lease: String?, ok: Bool, method: String?)
     case recovered(paymentID: String, amountFen: Int64)
     case releaseHold(paymentID: String, by: String, reason: String)
     case rejectHold(paymentID: String, by: String, reason: String)
@@ -65,7 +67,35 @@ struct PaymentsApplier: IntakeApplier {
             }
             return .bankReturned(parsed, returnID: d["return_id"]?.stringValue ?? parsed.messageID)
         case "lessor.confirmed", "agency.confirmed":
-            return .confirmed(paymentID: try string("payment_id"), ok: d["ok"]?.boolValue ?? true, method: d["method"]?.stringValue)
+            // DESIGN §4: `lessor.confirmed (lease, method: refund|offset|extension)`. The event is
+            // the confirmation: without `ok` it confirms; `ok` is a JSON bool when present.
+            let lessor = event.type == "lessor.confirmed"
+            func optionalString(_ k: String) throws(Rejection) -> String? {
+                guard let v = d[k] else { return nil }
+                guard let s = v.stringValue, !s.isEmpty else {
+                    throw Rejection(.invalidData, field: "data.\(k)", "\(k) must be a non-empty string")
+                }
+                return s
+            }
+            var ok = true
+            if let v = d["ok"] {
+                guard case .bool(let b) = v else { throw Rejection(.invalidData, field: "data.ok", "ok must be true or false") }
+                ok = b
+            }
+            let paymentID = try optionalString("payment_id")
+            let lease = lessor ? try optionalString("lease") : nil
+            guard paymentID != nil || lease != nil else {
+                throw Rejection(
+                    .invalidData, field: lessor ? "data.lease" : "data.payment_id",
+                    lessor ? "lease (or payment_id) is required" : "payment_id is required")
+            }
+            let method = try optionalString("method")
+            if lessor {
+                guard let method, ["refund", "offset", "extension"].contains(method) else {
+                    throw Rejection(.invalidData, field: "data.method", "method must be refund, offset or extension")
+                }
+            }
+            return .confirmed(by: lessor ? "lessor" : "agency", paymentID: paymentID, lease: lease, ok: ok, method: method)
         case "clawback.recovered":
             return .recovered(paymentID: try string("payment_id"), amountFen: try fen("amount_fen"))
         case "hold.released":
@@ -95,8 +125,8 @@ struct PaymentsApplier: IntakeApplier {
                 try engine.fund(pool: pool, source: source, amountFen: amount, transferID: "fund/\(event.source)/\(event.id)", db)
             case .bankReturned(let file, let id):
                 _ = try engine.applyReturn(file, returnID: id, db)
-            case .confirmed(let id, let ok, let method):
-                try engine.confirmed(paymentID: id, ok: ok, method: method, db)
+            case .confirmed(let by, let id, let lease, let ok, let method):
+                try engine.confirmed(by: by, paymentID: id, lease: lease, ok: ok, method: method, db)
             case .recovered(let id, let amount):
                 try engine.recovered(paymentID: id, amountFen: amount, transferID: "recovered/\(event.source)/\(event.id)", db)
             case .releaseHold(let id, let by, let reason):
@@ -193,21 +223,23 @@ public enum PaymentsService {
     public static let upstreams = ["registry", "matcher"]
     /// The service's own settings (flags, `BANGFU_…` variables, config keys), empty = default.
     public static let settings: [String: String] = [
-        "outbox-dir": "", "inbox-dir": "", "failure-pause-percent": "", "batch-max-payments": "",
+        "outbox-dir": "", "inbox-dir": "", "failure-pause-percent": "", "batch-max-payments": "", "treasury-debtor-name": "",
+        "treasury-debtor-account": "", "treasury-debtor-agent": "",
     ]
 
-    public static func build(options: ServiceOptions, environment env: ServiceEnvironment) throws -> BusService {
-        var logger = env.logger
-        logger[metadataKey: "service"] = "payments"
-        let security = try ServiceSecurity(options: options, environment: env)
-        let database = try PaymentsDatabase(stateDir: options.stateDir)
-        try SimulatedTime.restore(env.clock, from: database.db)
+    /// The router's settings from the service's options (flag, `BANGFU_…` variable or config
+    /// key; empty = default). A value that is not valid is a configuration error (exit 64),
+    /// never silently replaced by the default.
+    public static func paymentsSettings(options: ServiceOptions) throws -> PaymentsSettings {
         let base = options.stateDir ?? NSTemporaryDirectory()
         func setting(_ key: String) -> String? { options.extra[key].flatMap { $0.isEmpty ? nil : $0 } }
         var settings = PaymentsSettings(
             outboxDirectory: setting("outbox-dir") ?? (base as NSString).appendingPathComponent("outbox"),
             inboxDirectory: setting("inbox-dir") ?? (base as NSString).appendingPathComponent("inbox"))
-        if let t = setting("failure-pause-percent"), let pct = Int64(t) {
+        if let t = setting("failure-pause-percent") {
+            guard let pct = Int64(t), (0...100).contains(pct) else {
+                throw ConfigError("failure-pause-percent must be a whole number from 0 to 100, not \(t)")
+            }
             settings.failurePauseThreshold = .init(numerator: pct, denominator: 100)
         }
         if let t = setting("batch-max-payments") {
@@ -216,6 +248,35 @@ public enum PaymentsService {
             }
             settings.batchMaxPayments = n
         }
+        // The treasury account every pain.001 batch is paid from (DbtrAcct, Dbtr, DbtrAgt).
+        if let t = setting("treasury-debtor-name") { settings.debtorName = t }
+        if let t = setting("treasury-debtor-account") { settings.debtorAccount = t }
+        if let t = setting("treasury-debtor-agent") { settings.debtorAgent = t }
+        // Checked as the batch writer will check them (lengths, characters, the agent's form),
+        // so that a bad value stops the service at start rather than every batch.
+        let probe = CreditTransferBatch(
+            messageID: "BANGFU-CONFIG-CHECK", createdAt: Date(timeIntervalSince1970: 0), initiatingParty: "Bangfu 帮扶",
+            debtorName: settings.debtorName, debtorAccount: settings.debtorAccount, debtorAgent: settings.debtorAgent,
+            requestedExecutionDate: ChinaTime.civilDate(of: Date(timeIntervalSince1970: 0)),
+            payments: [
+                CreditTransfer(endToEndID: "CHECK", amountFen: 1, creditorName: "check", creditorAccount: "0", creditorAgent: "check")
+            ])
+        do {
+            _ = try Pain001.xml(probe)
+        } catch {
+            throw ConfigError(
+                "treasury-debtor-name, treasury-debtor-account, treasury-debtor-agent do not make a valid pain.001 debtor: \(error)")
+        }
+        return settings
+    }
+
+    public static func build(options: ServiceOptions, environment env: ServiceEnvironment) throws -> BusService {
+        let settings = try paymentsSettings(options: options)
+        var logger = env.logger
+        logger[metadataKey: "service"] = "payments"
+        let security = try ServiceSecurity(options: options, environment: env)
+        let database = try PaymentsDatabase(stateDir: options.stateDir)
+        try SimulatedTime.restore(env.clock, from: database.db)
         let audit = AuditChain(clock: env.clock)
         let engine = PaymentsEngine(
             ledger: Ledger(clock: env.clock, audit: audit), audit: audit, outbox: Outbox(source: PaymentsEngine.source, clock: env.clock),
@@ -288,30 +349,41 @@ final class ReturnInbox: Sendable {
             let path = (directory as NSString).appendingPathComponent(name)
             guard let data = fm.contents(atPath: path) else { continue }
             let text = String(decoding: data, as: UTF8.self)
-            var destination = "processed"
-            do {
-                let file = try ReturnParser.parse(text)
+            // Only a file whose declared totals disagree with its lines is labelled so; a line
+            // that cannot be applied is an anomaly of its own (`applyReturn`), never the file's.
+            var rejection: Rejection?
+            switch Result(catching: { try ReturnParser.parse(text) }) {
+            case .failure(let error):
+                rejection = Rejection(.invalidData, field: "file", "return \(name) unreadable: \(error)")
+                logger.error("return file quarantined: unreadable", metadata: ["file": "\(name)", "error": "\(error)"])
+            case .success(let file):
                 do {
                     try file.checkTotals()
-                    try database.writer.write { db in _ = try engine.applyReturn(file, returnID: file.messageID, db) }
-                } catch {
-                    destination = "quarantined"
-                    try database.writer.write { db in
-                        try Quarantine.add(
-                            db, origin: "inbox", at: engine.now,
-                            rejection: Rejection(.invalidAmount, field: "file", "return \(name): control totals disagree: \(error)"),
-                            source: nil,
-                            eventID: name, type: "bank.returned", frame: [UInt8](data))
+                    do {
+                        try database.writer.write { db in _ = try engine.applyReturn(file, returnID: file.messageID, db) }
+                    } catch {
+                        rejection = Rejection(.invalidData, field: "file", "return \(name) could not be applied: \(error)")
+                        logger.error(
+                            "return file quarantined: it could not be applied", metadata: ["file": "\(name)", "error": "\(error)"])
                     }
+                } catch {
+                    rejection = Rejection(.invalidAmount, field: "file", "return \(name): control totals disagree: \(error)")
                     logger.error("return file quarantined: its totals disagree", metadata: ["file": "\(name)"])
                 }
-            } catch {
-                destination = "quarantined"
-                try? database.writer.write { db in
-                    try Quarantine.add(
-                        db, origin: "inbox", at: engine.now,
-                        rejection: Rejection(.invalidData, field: "file", "return \(name) unreadable: \(error)"),
-                        source: nil, eventID: name, type: "bank.returned", frame: [UInt8](data))
+            }
+            var destination = "processed"
+            if let rejection {
+                do {
+                    try database.writer.write { db in
+                        try Quarantine.add(
+                            db, origin: "inbox", at: engine.now, rejection: rejection, source: nil, eventID: name, type: "bank.returned",
+                            frame: [UInt8](data))
+                    }
+                    destination = "quarantined"
+                } catch {
+                    // Left in the inbox: the next scan tries again.
+                    logger.error("a return file could not be quarantined", metadata: ["file": "\(name)", "error": "\(error)"])
+                    continue
                 }
             }
             let dir = (directory as NSString).appendingPathComponent(destination)
@@ -323,7 +395,7 @@ final class ReturnInbox: Sendable {
 }
 
 /// The payment router's operator queries: `ledger.check`, `audit.verify`, `payment.show`,
-/// `payment.list`, `payment.summary`, `batch.list`, `pool.status`, `holds`.
+/// `payment.list`, `payment.summary`, `batch.list`, `pool.status`, `holds`, `return.anomalies`.
 struct PaymentsQueries {
     let database: ServiceDatabase
     let engine: PaymentsEngine
@@ -384,6 +456,21 @@ struct PaymentsQueries {
                 ]
             }
             return ["op": "batches", "items": .array(items)]
+        case "return.anomalies":
+            // Return lines that were not applied (unknown payment, wrong state or amount, a line
+            // the ledger refused), newest first: each needs an operator's look.
+            let rows = try database.writer.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT id, return_id, payment_id, problem FROM return_anomalies ORDER BY id DESC LIMIT ?",
+                    arguments: [Int(min(max(req["max"]?.intValue ?? 100, 1), 1_000))])
+            }
+            let items: [JSON] = rows.map { r in
+                [
+                    "id": .int(r["id"]), "return_id": .string(r["return_id"]), "payment_id": .string(r["payment_id"]),
+                    "problem": .string(r["problem"]),
+                ]
+            }
+            return ["op": "return.anomalies", "items": .array(items)]
         case "pool.status":
             let pools = try database.writer.read { db -> [JSON] in
                 try String.fetchAll(db, sql: "SELECT id FROM ledger_accounts WHERE kind = 'pool' ORDER BY id").map { account in

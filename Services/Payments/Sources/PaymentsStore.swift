@@ -127,6 +127,20 @@ public struct PaymentsDatabase: Sendable {
                     CREATE INDEX receivables_payment ON receivables(payment_id);
                     """)
         }
+        // `attempt` numbers a payment's reservations: attempt 0 is `reserve/<id>` (as before this
+        // migration), attempt n ≥ 1 is `reserve/<id>/<n>`, so that a payment whose reservation was
+        // voided (account changed, bank return) reserves afresh. `revoked` remembers an
+        // `entitlement.revoked` or a fraud finding that arrived while the money was in the bank's
+        // hands: its settlement then opens the clawback. Returns count the settled payments the
+        // bank later returned (camt.054 `RtrInf`).
+        m.registerMigration("payments-service-v3-attempts") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE payments ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE payments ADD COLUMN revoked TEXT;
+                    ALTER TABLE returns ADD COLUMN reversed INTEGER NOT NULL DEFAULT 0;
+                    """)
+        }
     }
 }
 
@@ -152,6 +166,11 @@ public struct PaymentRecord: Sendable, Equatable {
     public var payeeFingerprint: String?
     public var deadline: String?
     public var events: Int
+    /// The reservation attempt (see `PaymentsEngine.reservationID`).
+    public var attempt: Int
+    /// Why the entitlement was revoked (or fraud found) while the payment was in the bank's
+    /// hands; its settlement then opens a clawback, and a failure is not retried.
+    public var revoked: String?
 
     init(row: Row) {
         id = row["id"]
@@ -173,6 +192,8 @@ public struct PaymentRecord: Sendable, Equatable {
         payeeFingerprint = row["payee_fp"]
         deadline = row["deadline"]
         events = row["events"]
+        attempt = row["attempt"] ?? 0
+        revoked = row["revoked"]
     }
 
     init(
@@ -193,21 +214,23 @@ public struct PaymentRecord: Sendable, Equatable {
         self.clearedHolds = []
         self.approvedSeq = approvedSeq
         self.events = 0
+        self.attempt = 0
     }
 
     func save(_ db: Database, now: String) throws {
         try db.cachedStatement(
             sql: """
                 INSERT INTO payments(id, policy_id, title, uscc, benefit, channel, pool, amount_fen, priority, binding, state, hold_code,
-                    hold_reason, cleared_holds, batch_id, approved_seq, payee_fp, deadline, events, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    hold_reason, cleared_holds, batch_id, approved_seq, payee_fp, deadline, events, updated_at, attempt, revoked)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET state = excluded.state, hold_code = excluded.hold_code, hold_reason = excluded.hold_reason,
                     cleared_holds = excluded.cleared_holds, batch_id = excluded.batch_id, payee_fp = excluded.payee_fp,
-                    deadline = excluded.deadline, events = excluded.events, updated_at = excluded.updated_at
+                    deadline = excluded.deadline, events = excluded.events, updated_at = excluded.updated_at,
+                    attempt = excluded.attempt, revoked = excluded.revoked
                 """
         ).execute(arguments: [
             id, policyID, title, uscc, benefit, channel, pool, amountFen, priority ? 1 : 0, binding, state.rawValue, holdCode, holdReason,
-            clearedHolds.sorted().joined(separator: ","), batchID, approvedSeq, payeeFingerprint, deadline, events, now,
+            clearedHolds.sorted().joined(separator: ","), batchID, approvedSeq, payeeFingerprint, deadline, events, now, attempt, revoked,
         ])
     }
 
@@ -232,6 +255,7 @@ public struct PaymentRecord: Sendable, Equatable {
         if let holdReason { o["reason"] = .string(holdReason) }
         if let batchID { o["batch_id"] = .string(batchID) }
         if let deadline { o["deadline"] = .string(deadline) }
+        if let revoked { o["revoked"] = .string(revoked) }
         return .object(o)
     }
 }
