@@ -96,7 +96,8 @@ public enum ServiceMain {
         } catch {
             logger.critical("service could not start", metadata: ["error": "\(error)"])
             context.terminate()
-            return 1
+            // A setting that only the build could judge is still a configuration error.
+            return error is ConfigError ? 64 : 1
         }
         var services = [ServiceGroupConfiguration.ServiceConfiguration(service: svc)]
         if let watch = ParentWatch.fromEnvironment(ProcessInfo.processInfo.environment, logger: logger) {

@@ -533,4 +533,41 @@ extension PaymentsFixesTests {
         #expect(try f.pool().pendingDebits == 0)
         #expect(try f.ledgerOK())
     }
+
+    /// An entitlement revoked before it was paid (a policy withdrawn) and approved again under a
+    /// later revision is paid after all, with a fresh reservation; an approval older than the
+    /// revocation (a stale one) revives nothing, and nothing is paid twice.
+    @Test func aVoidedPaymentApprovedAgainIsPaidOnce() throws {
+        let f = try EngineFixture()
+        let (a, _) = Self.twoMerchants
+        try f.merchant(a, name: "甲")
+        try f.payee(a, account: "6222000000000001")
+        try f.fund(1_000_000)
+        try f.approve(Self.idA, uscc: a)
+        #expect(try f.state(Self.idA) == .ready)
+        let firstSeq = try f.payment(Self.idA).approvedSeq
+        try f.write { db in try f.engine.revoked(["entitlement_id": .string(Self.idA), "reason": "policy_withdrawn: 政策调整"], db) }
+        #expect(try f.state(Self.idA) == .voided)
+        #expect(try f.pool().pendingDebits == 0)
+
+        // A stale approval (not later than the one that made the payment) changes nothing.
+        try f.write { db in
+            try f.engine.approved(
+                [
+                    "entitlement_id": .string(Self.idA), "policy_id": "test-cash", "uscc": .string(a), "amount_fen": 100_000,
+                    "benefit": "cash", "channel": "treasury", "pool": "pool",
+                ], sequence: UInt64(firstSeq), db)
+        }
+        #expect(try f.state(Self.idA) == .voided)
+
+        try f.approve(Self.idA, uscc: a, amountFen: 120_000)
+        #expect(try f.state(Self.idA) == .ready)
+        #expect(try f.payment(Self.idA).amountFen == 120_000)
+        #expect(try f.pool().pendingDebits == 120_000)
+        let file = try #require(try f.batch())
+        #expect(EngineFixture.endToEndIDs(file).count == 1)
+        #expect(try f.batch() == nil, "never in a second file")
+        #expect(try f.ledgerOK())
+        #expect(try f.auditOK())
+    }
 }

@@ -93,7 +93,7 @@ struct MatcherFeeds: DatabaseFeedConsumer {
             case ("payment.instructed", .approved), ("payment.instructed", .held), ("payment.instructed", .failed):
                 e.state = .instructed
                 try e.save(db, now: engine.now)
-            case ("payment.held", .approved), ("payment.held", .instructed):
+            case ("payment.held", .approved), ("payment.held", .instructed), ("payment.held", .failed):
                 e.state = .held
                 e.reason = "held: " + (event.data?["reason"]?.stringValue ?? "unspecified")
                 try e.save(db, now: engine.now)
@@ -101,9 +101,14 @@ struct MatcherFeeds: DatabaseFeedConsumer {
                 e.state = .paid
                 e.reason = nil
                 try engine.emit(&e, "entitlement.paid", policy: policy, profile: profile, db: db)
-            case ("payment.failed", .instructed), ("payment.failed", .approved):
+            case ("payment.failed", .instructed), ("payment.failed", .approved), ("payment.failed", .held):
                 e.state = .failed
                 e.reason = "failed: " + (event.data?["reason"]?.stringValue ?? "bank return")
+                try e.save(db, now: engine.now)
+            case ("payment.failed", .paid) where event.data?["after_settlement"]?.boolValue == true:
+                // The bank sent the money back after settling it (camt.054): not paid after all.
+                e.state = .failed
+                e.reason = "returned after settlement: " + (event.data?["reason"]?.stringValue ?? "bank return")
                 try e.save(db, now: engine.now)
             case ("clawback.opened", _):
                 e.state = .clawedBack

@@ -176,7 +176,26 @@ public struct PaymentsEngine: Sendable {
         guard let id = data["entitlement_id"]?.stringValue, let uscc = data["uscc"]?.stringValue,
             let amount = data["amount_fen"]?.intValue, amount >= 0
         else { return }
-        if try PaymentRecord.find(id, db) != nil { return }  // a replayed or repeated approval
+        if var p = try PaymentRecord.find(id, db) {
+            // A repeated approval changes nothing — except a later approval of a payment that was
+            // voided (its entitlement revoked, e.g. by a policy's withdrawal, and approved again
+            // under a later revision): nothing of it is out, so it is paid after all, checked
+            // afresh (a fresh reservation: `check` moves past the voided one).
+            guard p.state == .voided, Int64(sequence) > p.approvedSeq else { return }
+            p.policyID = data["policy_id"]?.stringValue ?? p.policyID
+            p.amountFen = amount
+            p.pool = data["pool"]?.stringValue ?? p.pool
+            p.priority = data["priority"]?.boolValue == true
+            p.approvedSeq = Int64(sequence)
+            p.state = .received
+            p.holdCode = nil
+            p.holdReason = nil
+            p.revoked = nil
+            try p.save(db, now: now)
+            try record(db, "payment.received", p.json)
+            try check(&p, db)
+            return
+        }
         var p = PaymentRecord(
             id: id, policyID: data["policy_id"]?.stringValue ?? "", title: data["title"]?.stringValue, uscc: uscc,
             benefit: data["benefit"]?.stringValue ?? "cash", channel: data["channel"]?.stringValue ?? "treasury",

@@ -226,7 +226,8 @@ public struct PaymentRecord: Sendable, Equatable {
                 ON CONFLICT(id) DO UPDATE SET state = excluded.state, hold_code = excluded.hold_code, hold_reason = excluded.hold_reason,
                     cleared_holds = excluded.cleared_holds, batch_id = excluded.batch_id, payee_fp = excluded.payee_fp,
                     deadline = excluded.deadline, events = excluded.events, updated_at = excluded.updated_at,
-                    attempt = excluded.attempt, revoked = excluded.revoked
+                    attempt = excluded.attempt, revoked = excluded.revoked, policy_id = excluded.policy_id, pool = excluded.pool,
+                    amount_fen = excluded.amount_fen, priority = excluded.priority, approved_seq = excluded.approved_seq
                 """
         ).execute(arguments: [
             id, policyID, title, uscc, benefit, channel, pool, amountFen, priority ? 1 : 0, binding, state.rawValue, holdCode, holdReason,
