@@ -47,6 +47,40 @@ public struct NodeCounters: Sendable {
     public var replayRequests: Int = 0
     public var unroutableAcks: Int = 0
     public var lastPublished: UInt64 = 0
+    /// How long the recent intake batches took, from taking a batch's first event off the socket
+    /// to its acks sent (parse, checks, apply, durable commit).
+    public var batchLatency = LatencyWindow()
+}
+
+/// The last `capacity` durations (microseconds) and their percentiles, for `status`: a fixed
+/// ring, so its memory never grows.
+public struct LatencyWindow: Sendable {
+    public static let capacity = 1_024
+    private var samples: [UInt64] = []
+    private var next = 0
+    public private(set) var count = 0
+
+    public init() {}
+
+    public mutating func record(microseconds: UInt64) {
+        count += 1
+        if samples.count < Self.capacity {
+            samples.append(microseconds)
+        } else {
+            samples[next] = microseconds
+            next = (next + 1) % Self.capacity
+        }
+    }
+
+    /// The nearest-rank percentile (0 < p ≤ 100) of the window, in microseconds; nil when empty.
+    public func percentile(_ p: Int) -> UInt64? {
+        guard !samples.isEmpty else { return nil }
+        let sorted = samples.sorted()
+        let rank = Swift.max(1, (sorted.count * p + 99) / 100)
+        return sorted[min(rank, sorted.count) - 1]
+    }
+
+    public var max: UInt64? { samples.max() }
 }
 
 /// One service's bus presence: the intake ROUTER and the feed PUB, owned by one dedicated thread
@@ -271,6 +305,7 @@ public final class ServiceNode: Sendable {
     private func serveIntake(_ sock: ZSocket) {
         var envelopes: [[[UInt8]]] = []
         var frames: [IntakeFrame] = []
+        let started = DispatchTime.now().uptimeNanoseconds
         while frames.count < settings.maxBatch {
             let msg: ZMessage?
             do {
@@ -330,6 +365,7 @@ public final class ServiceNode: Sendable {
             $0.counters.rejected += rejected
             $0.counters.batches += 1
             $0.counters.unroutableAcks += unroutable
+            $0.counters.batchLatency.record(microseconds: (DispatchTime.now().uptimeNanoseconds &- started) / 1_000)
         }
     }
 

@@ -38,6 +38,14 @@ public final class ServiceHandle: Sendable {
                 "batches": .int(Int64(c.batches)), "published": .int(Int64(c.published)), "replay_requests": .int(Int64(c.replayRequests)),
                 "unroutable_acks": .int(Int64(c.unroutableAcks)),
             ]
+            let w = c.batchLatency
+            if let p50 = w.percentile(50), let p99 = w.percentile(99), let max = w.max {
+                // Milliseconds with three decimals, over the last (at most 1,024) batches.
+                func ms(_ us: UInt64) -> JSON { .string(String(format: "%.3f", Double(us) / 1_000)) }
+                o["intake_batch_ms"] = [
+                    "p50": ms(p50), "p99": ms(p99), "max": ms(max), "batches": .int(Int64(Swift.min(w.count, LatencyWindow.capacity))),
+                ]
+            }
         }
         if let zap {
             o["curve"] = ["zap_refused": .int(Int64(zap.refused)), "zap_admitted": .int(Int64(zap.admitted))]

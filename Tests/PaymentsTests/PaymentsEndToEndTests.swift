@@ -104,6 +104,12 @@ struct PaymentsEndToEndTests {
         var pools = try await w.payments.query(["op": "pool.status"])
         #expect(pools["items"]?.arrayValue?.first?["reserved_fen"]?.intValue == 100_000)
         #expect(pools["items"]?.arrayValue?.first?["available_fen"]?.intValue == 50_000)
+        // `status` carries the pools' balances and the intake's batch latencies (DESIGN §11).
+        let status = try await w.payments.query(["op": "status"])
+        #expect(status["pools"]?.arrayValue?.first?["pool"]?.stringValue == "test-pool")
+        #expect(status["pools"]?.arrayValue?.first?["available_fen"]?.intValue == 50_000)
+        #expect((status["intake_batch_ms"]?["batches"]?.intValue ?? 0) >= 1)
+        #expect(status["intake_batch_ms"]?["p99"]?.stringValue != nil)
         #expect(
             try await w.command("pool.funded", ["pool": "test-pool", "source": "special_bond", "amount_fen": 200_000]).status == .accepted)
         pools = try await w.payments.query(["op": "pool.status"])

@@ -70,7 +70,7 @@ public enum StatusCommand {
 
     static let known: Set<String> = [
         "op", "service", "ready", "last", "intake_events", "quarantined", "quarantined_by_code", "inbox", "counters",
-        "simulated_clock", "clock",
+        "simulated_clock", "clock", "intake_batch_ms", "pools",
     ]
 
     static func counts(_ o: JSON?) -> String {
@@ -107,6 +107,17 @@ public enum StatusCommand {
         }
         if let inbox = s["inbox"]?.objectValue {
             row("inbox", inbox.isEmpty ? "none" : inbox.members.map { "\($0.key) at \($0.value.text)" }.joined(separator: ", "))
+        }
+        if let l = s["intake_batch_ms"], let p50 = l["p50"]?.stringValue, let p99 = l["p99"]?.stringValue {
+            row(
+                "intake batches",
+                "p50 \(p50) ms, p99 \(p99) ms, max \(l["max"]?.stringValue ?? "-") ms (last \(l["batches"]?.intValue ?? 0))")
+        }
+        for p in s["pools"]?.arrayValue ?? [] {
+            let fen = { (k: String) in p[k]?.intValue.map(Money.yuan) ?? "-" }
+            row(
+                "pool " + (p["pool"]?.stringValue ?? "?"),
+                "available \(fen("available_fen")), reserved \(fen("reserved_fen")), posted \(fen("posted_fen"))")
         }
         if let clock = s["clock"]?.stringValue { row("clock", clock) }
         if let o = s.objectValue {

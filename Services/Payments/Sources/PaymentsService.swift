@@ -292,7 +292,14 @@ public enum PaymentsService {
         let handle = ServiceHandle()
         let queries = StandardQueries(
             service: name, database: database.db,
-            live: { handle.figures(simulatedClock: options.simulatedClock, clock: env.clock) },
+            live: {
+                // DESIGN §11: the pools' balances are part of the router's status.
+                var o = handle.figures(simulatedClock: options.simulatedClock, clock: env.clock)
+                if let pools = try? PaymentsQueries(database: database.db, engine: engine).respond(["op": "pool.status"])?["items"] {
+                    o["pools"] = pools
+                }
+                return o
+            },
             extra: { req in try PaymentsQueries(database: database.db, engine: engine).respond(req) })
         let node = ServiceNode(
             name: name, context: env.context, endpoints: options.endpoints, settings: nodeSettings, processor: pipeline,
