@@ -48,7 +48,7 @@ public struct NodeCounters: Sendable {
     public var unroutableAcks: Int = 0
     public var lastPublished: UInt64 = 0
     /// How long the recent intake batches took, from taking a batch's first event off the socket
-    /// to its acks sent (parse, checks, apply, durable commit).
+    /// to its acks ready to send (parse, checks, apply, durable commit).
     public var batchLatency = LatencyWindow()
 }
 
@@ -349,24 +349,27 @@ public final class ServiceNode: Sendable {
         var accepted = 0
         var duplicate = 0
         var rejected = 0
-        var unroutable = 0
-        for (envelope, ack) in zip(envelopes, acks) {
+        for ack in acks {
             switch ack.status {
             case .accepted: accepted += 1
             case .duplicate: duplicate += 1
             case .rejected: rejected += 1
             }
-            let sent = (try? sock.send(envelope + [ack.json.serializedBytes()])) ?? false
-            if !sent { unroutable += 1 }
         }
+        // Counted before the acks go out, so a client that has its ack sees it in `status`.
         state.withLock {
             $0.counters.accepted += accepted
             $0.counters.duplicate += duplicate
             $0.counters.rejected += rejected
             $0.counters.batches += 1
-            $0.counters.unroutableAcks += unroutable
             $0.counters.batchLatency.record(microseconds: (DispatchTime.now().uptimeNanoseconds &- started) / 1_000)
         }
+        var unroutable = 0
+        for (envelope, ack) in zip(envelopes, acks) {
+            let sent = (try? sock.send(envelope + [ack.json.serializedBytes()])) ?? false
+            if !sent { unroutable += 1 }
+        }
+        if unroutable > 0 { state.withLock { $0.counters.unroutableAcks += unroutable } }
     }
 
     /// Splits a ROUTER message into its envelope (identity and, for REQ peers, the empty

@@ -237,6 +237,12 @@ extension PaymentsFixesTests {
         #expect(confirm("agency", Self.idC) == nil)
         #expect(try f.state(Self.idC) == .settled)
         #expect(try f.ledgerOK())
+        // Each confirmation that changed a payment is in the audit chain (a repeat adds nothing).
+        let confirmations = try f.database.db.writer.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_chain WHERE kind = 'payment.confirmed'")
+        }
+        #expect(confirmations == 2)
+        #expect(try f.auditOK())
     }
 }
 

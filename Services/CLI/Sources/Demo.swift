@@ -509,9 +509,41 @@ enum DemoPayout {
             let waiting = summary.contains { $0["state"]?.stringValue == "instructed" && $0["channel"]?.stringValue == "treasury" }
             return returned == 0 || !waiting
         }
+        // Lessors confirm their rent waivers (refund or offset against later rent) and the
+        // agencies their deferrals and no-cut-off instructions (lessor.confirmed, agency.confirmed).
+        monkey?.enter(stage: "confirmations")
+        var confirmed = 0
+        for channel in ["lessor", "agency:utilities", "agency:social-insurance"] {
+            while true {
+                let page =
+                    try await link.query(
+                        payments, ["op": "payment.list", "state": "instructed", "channel": .string(channel), "max": 1_000])[
+                        "items"]?.arrayValue ?? []
+                if page.isEmpty { break }
+                let events: [OutgoingEvent] = page.enumerated().compactMap { k, p in
+                    guard let id = p["payment_id"]?.stringValue else { return nil }
+                    let lessor = channel == "lessor"
+                    var data: JSONObject = ["payment_id": .string(id), "ok": true]
+                    if lessor { data["method"] = k % 2 == 0 ? "refund" : "offset" }
+                    return OutgoingEvent(
+                        CloudEvent(
+                            id: "confirm/\(id)", source: lessor ? "/lessors/xuchang" : "/agencies/\(channel.dropFirst("agency:".count))",
+                            type: lessor ? "lessor.confirmed" : "agency.confirmed", data: .object(data)))
+                }
+                let results = try await link.publish(payments, events)
+                let taken = results.filter { $0.ack?.status == .accepted || $0.ack?.status == .duplicate }.count
+                guard taken == events.count else {
+                    let why = results.compactMap { $0.ack?.rejection?.message }.first ?? "no answer"
+                    throw CLIError("bangfu-payments refused a confirmation on \(channel): \(why)", exitCode: 1)
+                }
+                confirmed += taken
+            }
+        }
         let summary = try await link.query(payments, ["op": "payment.summary"])["items"]?.arrayValue ?? []
         console.line("")
-        console.line("\(link.stamp) 支付路由 payments: \(files.count) batch files; bank return: \(returned - failed) settled, \(failed) failed")
+        console.line(
+            "\(link.stamp) 支付路由 payments: \(files.count) batch files; bank return: \(returned - failed) settled, \(failed) failed; \(confirmed) instructions confirmed by lessors and agencies"
+        )
         console.line(Format.pad("programme", 28) + Format.pad("state", 22) + Format.pad("count", 8) + "amount")
         for r in summary {
             let state = r["state"].text + (r["hold_code"].map { $0.isNull ? "" : " (\($0.text))" } ?? "")

@@ -204,7 +204,70 @@ struct HoldRejectVerb: AsyncParsableCommand {
 
 struct PaymentsVerb: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "payments", abstract: "Payment batches and channels.", subcommands: [PaymentsBatchVerb.self, PaymentsResumeVerb.self])
+        commandName: "payments", abstract: "Payment batches and channels.",
+        subcommands: [PaymentsBatchVerb.self, PaymentsResumeVerb.self, PaymentsConfirmVerb.self, PaymentsAnomaliesVerb.self])
+}
+
+struct PaymentsConfirmVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "confirm",
+        abstract:
+            "Record a lessor's (lessor.confirmed) or an agency's (agency.confirmed, --agency) confirmation that an instruction was carried out (or, with --declined, that it was not).",
+        discussion: """
+            A rent waiver is confirmed by its lessor, by payment id or by lease, with how the rent was \
+            waived (refund, offset or extension); a deferral or a no-cut-off instruction by its agency, \
+            by payment id. Only an instruction of that channel can be confirmed.
+            """)
+    @Option(help: "The payment id (= entitlement id).") var payment: String?
+    @Option(help: "The lease (a lessor's confirmation only).") var lease: String?
+    @Option(help: "refund, offset or extension (a lessor's confirmation).") var method: String?
+    @Flag(help: "An agency's confirmation (agency.confirmed) instead of a lessor's.") var agency = false
+    @Flag(help: "The instruction was not carried out (ok: false).") var declined = false
+    @OptionGroup var endpoints: PaymentsEndpointOptions
+
+    func validate() throws {
+        if payment == nil && lease == nil { throw ValidationError("give --payment ID or --lease LEASE") }
+        if agency && lease != nil { throw ValidationError("an agency confirms by --payment, not --lease") }
+        if !agency && method.map({ !["refund", "offset", "extension"].contains($0) }) ?? true {
+            throw ValidationError("a lessor's confirmation needs --method refund, offset or extension")
+        }
+    }
+
+    func run() async throws {
+        var data = JSONObject()
+        if let payment { data["payment_id"] = .string(payment) }
+        if let lease { data["lease"] = .string(lease) }
+        if let method { data["method"] = .string(method) }
+        data["ok"] = .bool(!declined)
+        let payload = JSON.object(data)
+        let type = agency ? "agency.confirmed" : "lessor.confirmed"
+        try await execute { context, console in
+            try await PaymentsCommands.command(
+                context: context, target: try endpoints.target(), type: type, data: payload, timeoutMs: endpoints.timeoutMs,
+                console: console)
+        }
+    }
+}
+
+struct PaymentsAnomaliesVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "anomalies",
+        abstract: "Bank return lines that were not applied (unknown payment, wrong state or amount), newest first: each needs a look.")
+    @Option(help: "At most this many (1–1000).") var max: Int = 100
+    @OptionGroup var endpoints: PaymentsEndpointOptions
+
+    func run() async throws {
+        let limit = Int64(max)
+        try await execute { context, console in
+            let a = try await Query.require(
+                context: context, target: try endpoints.target(), ["op": "return.anomalies", "max": .int(limit)],
+                timeoutMs: endpoints.timeoutMs)
+            let items = a["items"]?.arrayValue ?? []
+            if items.isEmpty { console.line("no return anomalies") }
+            for r in items { console.line("\(r["return_id"].text)  \(r["payment_id"].text)  \(r["problem"].text)") }
+            return ExitCodes.ok
+        }
+    }
 }
 
 struct PaymentsBatchVerb: AsyncParsableCommand {

@@ -844,6 +844,14 @@ public struct PaymentsEngine: Sendable {
             p.holdReason = "not carried out" + (method.map { " (\($0))" } ?? "")
             try emit(&p, "payment.failed", extra: ["reason": "not_carried_out"], db: db)
         }
+        // DESIGN §8: every state change is in the audit chain — a confirmation moves no money
+        // through the ledger, so it is recorded here (who confirmed, how, what it became).
+        try record(
+            db, "payment.confirmed",
+            [
+                "payment_id": .string(p.id), "by": .string(by), "ok": .bool(ok), "method": method.map { .string($0) } ?? .null,
+                "state": .string(p.state.rawValue),
+            ])
     }
 
     /// Lessor instructions unconfirmed past their deadline are escalated (held, for an operator).

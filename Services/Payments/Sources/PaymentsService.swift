@@ -427,10 +427,13 @@ struct PaymentsQueries {
             return ["op": "payment", "payment": p.json]
         case "payment.list", "holds":
             let state = req["op"]?.stringValue == "holds" ? "held" : req["state"]?.stringValue
+            let channel = req["channel"]?.stringValue
             let rows = try database.writer.read { db in
                 try Row.fetchAll(
-                    db, sql: "SELECT * FROM payments WHERE (? IS NULL OR state = ?) ORDER BY approved_seq LIMIT ?",
-                    arguments: [state, state, Int(min(max(req["max"]?.intValue ?? 100, 1), 1_000))])
+                    db,
+                    sql:
+                        "SELECT * FROM payments WHERE (? IS NULL OR state = ?) AND (? IS NULL OR channel = ?) ORDER BY approved_seq LIMIT ?",
+                    arguments: [state, state, channel, channel, Int(min(max(req["max"]?.intValue ?? 100, 1), 1_000))])
             }
             return ["op": "payments", "items": .array(rows.map { PaymentRecord(row: $0).json })]
         case "payment.summary":
