@@ -110,12 +110,13 @@ public final class ServiceNode: Sendable {
         var started = false
         var counters = NodeCounters()
         var startError: String?
-        var tick: (@Sendable () -> Void)?
+        var ticks: [@Sendable () -> Void] = []
     }
 
     /// Called from the node's own loop at every heartbeat: proof that the loop is alive (the
     /// service turns it into systemd's WATCHDOG=1).
-    public func onTick(_ f: @escaping @Sendable () -> Void) { state.withLock { $0.tick = f } }
+    /// Adds `f` to what the node's loop calls on its own thread at every heartbeat tick.
+    public func onTick(_ f: @escaping @Sendable () -> Void) { state.withLock { $0.ticks.append(f) } }
 
     public init(
         name: String, context: ZContext, endpoints: NodeEndpoints, settings: NodeSettings = NodeSettings(),
@@ -290,7 +291,7 @@ public final class ServiceNode: Sendable {
             if DispatchTime.now().uptimeNanoseconds >= nextHeartbeat {
                 let hb = JSON.object(JSONObject(["sequence": .string(String(lastPublished))]))
                 _ = try? pub.send([Array("_hb".utf8), hb.serializedBytes()])
-                state.withLock { $0.tick }?()
+                for f in state.withLock({ $0.ticks }) { f() }
                 nextHeartbeat = DispatchTime.now().uptimeNanoseconds + UInt64(settings.heartbeatMs) * 1_000_000
             }
         }

@@ -87,6 +87,39 @@ struct ApplicationWindowTests {
         await w.close()
     }
 
+    /// No fact needs to arrive: when the window closes, the matcher's own loop revokes what still
+    /// waits for an application, and leaves alone what was applied for. A simulated clock set
+    /// back into the window and forward again sweeps again.
+    @Test func theWindowClosingRevokesWhatWaitsForAnApplicationWithoutANewFact() async throws {
+        let w = try await World(start: "2021-07-25T09:00:00+08:00")
+        var f = Fixtures(seed: 43)
+        let waiting = f.uscc(individual: true)
+        let applied = f.uscc(individual: true)
+        try await w.facts(Self.floodedShop(&f, waiting) + Self.floodedShop(&f, applied, name: "已申请商户"))
+        try await w.settle()
+        try await w.publish("flood-relief")
+        _ = await w.await("entitlement.incomplete", "flood-relief", waiting)
+        #expect(try await w.apply(applied, "flood-relief", at: "2021-08-01T10:00:00+08:00").status == .accepted)
+        #expect(await w.await("entitlement.proposed", "flood-relief", applied) != nil)
+        let appliedEvents = w.events("flood-relief", applied).count
+
+        w.h.clock.set(Timestamp.parse("2021-08-14T00:00:00+08:00")!)
+        let revoked = await w.await("entitlement.revoked", "flood-relief", waiting)
+        #expect(revoked?["reason"]?.stringValue?.contains("no application by 2021-08-13") == true)
+        #expect(w.events("flood-relief", applied).count == appliedEvents, "an applicant is left alone")
+
+        // Back into the window (a simulated clock placed with "set": true), a newcomer waits
+        // again; forward past the deadline, the sweep runs again.
+        w.h.clock.restore(Timestamp.parse("2021-08-10T09:00:00+08:00")!)
+        let late = f.uscc(individual: true)
+        try await w.facts(Self.floodedShop(&f, late, name: "新商户"))
+        #expect(await w.await("entitlement.incomplete", "flood-relief", late) != nil)
+        w.h.clock.set(Timestamp.parse("2021-08-20T00:00:00+08:00")!)
+        let again = await w.await("entitlement.revoked", "flood-relief", late)
+        #expect(again?["reason"]?.stringValue?.contains("no application by 2021-08-13") == true)
+        await w.close()
+    }
+
     @Test func latenessIsJudgedByTheMatchersClockAtReceiptNotByTheApplicantsDate() async throws {
         let w = try await World()  // 2022-04-01
         var f = Fixtures(seed: 43)

@@ -20,6 +20,24 @@ public final class PolicyCache: Sendable {
 
     public func policy(_ id: String) -> CompiledPolicy? { live.withLock { $0[id] } }
 
+    /// Policies under which an entitlement may be waiting for an application (marked when an
+    /// evaluation leaves one incomplete without an application; nil: not known yet, so every
+    /// policy). The deadline sweep looks only at these once their window has closed.
+    private let awaiting = Mutex<Set<String>?>(nil)
+
+    func markAwaitingApplication(_ policyID: String) { awaiting.withLock { _ = $0?.insert(policyID) } }
+
+    func mayAwaitApplication(_ policyID: String) -> Bool { awaiting.withLock { $0?.contains(policyID) ?? true } }
+
+    /// Called inside the sweep's write transaction, so no mark made by another one is lost.
+    func swept(_ policyIDs: [String]) {
+        awaiting.withLock { set in
+            var s = set ?? Set(live.withLock { Array($0.keys) })
+            for id in policyIDs { s.remove(id) }
+            set = s
+        }
+    }
+
     func set(_ p: CompiledPolicy) { live.withLock { $0[p.document.id] = p } }
     func remove(_ id: String) { live.withLock { $0[id] = nil } }
 
@@ -161,9 +179,13 @@ public struct MatcherEngine: Sendable {
             logger.error("policy evaluation failed", metadata: ["policy": "\(policy.id)", "uscc": "\(uscc)", "error": "\(message)"])
             return .none(reason: "evaluation error: \(message)")
         case .incomplete(let missing):
+            if policy.requiresApplication && !applied { cache.markAwaitingApplication(policy.id) }
             return .incomplete(missing: missing)
         case .eligible(let amount):
-            if policy.requiresApplication && !applied { return .incomplete(missing: ["application"]) }
+            if policy.requiresApplication && !applied {
+                cache.markAwaitingApplication(policy.id)
+                return .incomplete(missing: ["application"])
+            }
             if let group = policy.exclusiveGroup {
                 let id = Self.entitlementID(policy: policy, uscc: uscc, bindingKey: d.bindingKey)
                 if let other = existing.values.first(where: {

@@ -159,6 +159,16 @@ public enum MatcherService {
         handle.node = node
         let consumer = MatcherFeeds(database: database.db, engine: engine, handle: handle)
         let subs = env.subscribers(options: options, consumer: consumer, security: security, handle: handle, logger: logger)
+        // A closed application window revokes what waits for an application (on the node's
+        // thread, between intake batches: no fact arrives to trigger it).
+        let sweep = DeadlineSweep(database: database.db, engine: engine)
+        node.onTick { [weak node, logger] in
+            do {
+                if try sweep.run() > 0 { node?.notifyOutbox() }
+            } catch {
+                logger.error("deadline sweep failed; it is tried again at the next tick", metadata: ["error": "\(error)"])
+            }
+        }
         return BusService(name: name, node: node, subscribers: subs, logger: logger, security: security)
     }
 }
