@@ -196,7 +196,9 @@ let package = Package(
         ),
         .testTarget(
             name: "NotifierTests",
-            dependencies: ["Notifier", "BangfuTesting", "Bus", "Storage", "Models", "ServiceKit", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "Notifier", "BangfuTesting", "Bus", "Storage", "Models", "ServiceKit", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             path: "Tests/NotifierTests"
         ),
         .testTarget(
