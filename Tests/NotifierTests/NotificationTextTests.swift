@@ -86,4 +86,33 @@ struct NotificationTextTests {
             }
         }
     }
+
+    /// A bank return names its reason in Chinese (ISO 20022 code AC04 → 银行账户已销户), and a
+    /// return after settlement says the money came back.
+    @Test func aBankReturnAfterSettlementSaysTheMoneyCameBackAndWhy() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("notifier-return-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let database = try NotifierDatabase(stateDir: dir)
+        let clock = TestClock(rfc3339: "2022-04-01T09:00:00+08:00")
+        let outbox = Outbox(source: "/bangfu/notifier", clock: clock)
+        let engine = NotifierEngine(
+            disclosure: Disclosure(calendar: WorkingCalendar(), outbox: outbox, clock: clock), templates: .zhCN, outbox: outbox,
+            clock: clock)
+        try database.db.writer.write { db in
+            _ = try engine.entitlement(Self.entitlementEvent("entitlement.approved", id: "ent-2"), db)
+            let returned = CloudEvent(
+                id: "payment.failed/ent-2/4", source: "/bangfu/payments", type: "payment.failed", subject: Self.uscc,
+                time: "2022-04-01T09:00:00+08:00", datacontenttype: "application/json",
+                data: [
+                    "payment_id": "ent-2", "uscc": .string(Self.uscc), "policy_id": "catering-2022", "title": "餐饮业一次性补助",
+                    "amount_fen": 845_100, "reason": "AC04", "after_settlement": true,
+                ])
+            try engine.payment(returned, db)
+        }
+        let text = try database.db.writer.read { db in
+            try String.fetchOne(db, sql: "SELECT text FROM notifications WHERE kind = 'failed'")
+        }
+        #expect(text?.contains("原因：资金到账后被银行退回：银行账户已销户") == true, "\(text ?? "none")")
+    }
 }

@@ -235,7 +235,8 @@ struct NotifierEngine: Sendable {
             "merchant": Self.displayName(row?["name"] ?? "", kind: row?["kind"]),
             "programme": d["title"]?.stringValue ?? d["policy_id"]?.stringValue ?? "",
             "amount": Templates.yuanText(fen: d["amount_fen"]?.intValue ?? 0),
-            "reason": Templates.reasonText(d["hold_code"]?.stringValue ?? d["reason"]?.stringValue ?? ""),
+            "reason": (d["after_settlement"]?.boolValue == true ? "资金到账后被银行退回：" : "")
+                + Templates.reasonText(d["hold_code"]?.stringValue ?? d["reason"]?.stringValue ?? ""),
             "entitlement": id,
         ]
         switch e.type {

@@ -285,6 +285,18 @@ public struct Templates: Sendable {
         "no_verified_account": "尚未登记经实名核验的银行账户",
         "account_changed": "银行账户在申请后发生变更，需人工核实",
         "shared_account": "银行账户与其他申领主体存在关联，需人工核实",
+        "shared_legal_rep": "法定代表人（经营者）与其他申领主体相同，需人工核实",
+        "shared_phone": "联系电话与其他申领主体相同，需人工核实",
+        "shared_address": "经营地址与其他申领主体相同，需人工核实",
+        "lessor_unconfirmed": "出租方未在规定期限内确认租金减免，已转人工督办",
+        "not_carried_out": "出租方或经办机构反馈未能办理",
+        // ISO 20022 return reason codes (pain.002 / camt.054) the banks use most.
+        "AC01": "银行账号有误",
+        "AC04": "银行账户已销户",
+        "AC06": "银行账户已冻结",
+        "AG01": "该账户不允许此类交易",
+        "BE01": "收款人户名与账户不一致",
+        "MS03": "银行未说明原因",
         "fraud": "经核查存在异常情况，需人工核实",
         "revoked": "享受资格已被撤销",
     ]
