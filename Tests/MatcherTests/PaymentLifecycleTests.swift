@@ -10,19 +10,6 @@ import Testing
 struct PaymentLifecycleTests {
     typealias World = SeedProgrammeTests.World
 
-    func state(_ w: World, _ id: String) async throws -> String {
-        try await w.matcher.query(["op": "entitlement.show", "id": .string(id)])["entitlement"]?["state"]?.stringValue ?? ""
-    }
-
-    func waitFor(_ w: World, _ id: String, _ wanted: String) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while ContinuousClock.now < deadline {
-            if try await state(w, id) == wanted { return }
-            await Task.yield()
-        }
-        Issue.record("\(id) never reached \(wanted); it is \(try await state(w, id))")
-    }
-
     @Test func aReturnAfterSettlementMakesThePaidEntitlementFailedAndARetryPaysIt() async throws {
         let w = try await World()
         var f = Fixtures(seed: 61)
@@ -34,28 +21,28 @@ struct PaymentLifecycleTests {
         let id = try #require(await w.await("entitlement.proposed", "soe-rent-waiver", u)?["entitlement_id"]?.stringValue)
         _ = try await w.notifier.publish(Fixtures.event("disclosure.opened", ["round_id": "R1", "entitlement_ids": [.string(id)]]))
         _ = try await w.notifier.publish(Fixtures.event("disclosure.cleared", ["round_id": "R1", "entitlement_ids": [.string(id)]]))
-        try await waitFor(w, id, "cleared")
+        try await w.waitFor(id, "cleared")
         let review = try await w.matcher.publish(
             Fixtures.event("review.approved", ["entitlement_id": .string(id), "by": "区房产局 王科长"], source: "/ops/review"))
         #expect(review.status == .accepted)
         _ = try await w.payments.publish(Fixtures.event("payment.instructed", ["payment_id": .string(id), "amount_fen": 900_000]))
         _ = try await w.payments.publish(Fixtures.event("payment.settled", ["payment_id": .string(id), "amount_fen": 900_000]))
-        try await waitFor(w, id, "paid")
+        try await w.waitFor(id, "paid")
 
         // The bank returns the money after settling it (camt.054).
         _ = try await w.payments.publish(
             Fixtures.event("payment.failed", ["payment_id": .string(id), "reason": "AC04", "after_settlement": true]))
-        try await waitFor(w, id, "failed")
+        try await w.waitFor(id, "failed")
         let shown = try await w.matcher.query(["op": "entitlement.show", "id": .string(id)])["entitlement"]
         #expect(shown?["reason"]?.stringValue?.hasPrefix("returned after settlement") == true)
 
         // The retry: held until a verified account comes, then instructed and settled.
         _ = try await w.payments.publish(Fixtures.event("payment.held", ["payment_id": .string(id), "reason": "no_verified_account"]))
-        try await waitFor(w, id, "held")
+        try await w.waitFor(id, "held")
         _ = try await w.payments.publish(Fixtures.event("payment.instructed", ["payment_id": .string(id), "amount_fen": 900_000]))
-        try await waitFor(w, id, "instructed")
+        try await w.waitFor(id, "instructed")
         _ = try await w.payments.publish(Fixtures.event("payment.settled", ["payment_id": .string(id), "amount_fen": 900_000]))
-        try await waitFor(w, id, "paid")
+        try await w.waitFor(id, "paid")
         await w.close()
     }
 }

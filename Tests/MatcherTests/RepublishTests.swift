@@ -9,19 +9,6 @@ import Testing
 struct RepublishTests {
     typealias World = SeedProgrammeTests.World
 
-    func state(_ w: World, _ id: String) async throws -> String {
-        try await w.matcher.query(["op": "entitlement.show", "id": .string(id)])["entitlement"]?["state"]?.stringValue ?? ""
-    }
-
-    func waitFor(_ w: World, _ id: String, _ wanted: String) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while ContinuousClock.now < deadline {
-            if try await state(w, id) == wanted { return }
-            await Task.yield()
-        }
-        Issue.record("\(id) never reached \(wanted)")
-    }
-
     @Test func aLaterRevisionReProposesWhatTheWithdrawalRevokedButNotWhatWasPaid() async throws {
         let w = try await World()
         var f = Fixtures(seed: 51)
@@ -46,8 +33,8 @@ struct RepublishTests {
             Fixtures.event("disclosure.opened", ["round_id": "R1", "entitlement_ids": [.string(ia), .string(ip)]]))
         _ = try await w.notifier.publish(
             Fixtures.event("disclosure.cleared", ["round_id": "R1", "entitlement_ids": [.string(ia), .string(ip)]]))
-        try await waitFor(w, ia, "cleared")
-        try await waitFor(w, ip, "cleared")
+        try await w.waitFor(ia, "cleared")
+        try await w.waitFor(ip, "cleared")
         let review = try await w.matcher.publish(
             Fixtures.event("review.approved", ["entitlement_ids": [.string(ia), .string(ip)], "by": "区房产局 王科长"], source: "/ops/review"))
         #expect(review.status == .accepted)
@@ -82,7 +69,7 @@ struct RepublishTests {
         #expect(again?.data?["entitlement_id"]?.stringValue == ia)
         #expect(again?.data?["amount_fen"]?.intValue == 600_000)  // 200,000 × 3, worked out again
         #expect(w.events("soe-rent-waiver", proposed).last?.data?["amount_fen"]?.intValue == 300_000)
-        #expect(try await state(w, ip) == "paid")
+        #expect(try await w.state(ip) == "paid")
         #expect(w.events("soe-rent-waiver", paid).count == paidEvents, "nothing new for the paid entitlement")
         #expect(Set(w.feed.events.compactMap { $0.data?["entitlement_id"]?.stringValue }).count == 3, "never a second entitlement")
         await w.close()

@@ -59,6 +59,21 @@ struct SeedProgrammeTests {
             Issue.record("the matcher did not catch up with the registry")
         }
 
+        /// An entitlement's state, as the matcher answers `entitlement.show`.
+        func state(_ id: String) async throws -> String {
+            try await matcher.query(["op": "entitlement.show", "id": .string(id)])["entitlement"]?["state"]?.stringValue ?? ""
+        }
+
+        /// Waits (up to 20 s) until the entitlement is in state `wanted`.
+        func waitFor(_ id: String, _ wanted: String) async throws {
+            let deadline = ContinuousClock.now + .seconds(20)
+            while ContinuousClock.now < deadline {
+                if try await state(id) == wanted { return }
+                await Task.yield()
+            }
+            Issue.record("\(id) never reached \(wanted); it is \(try await state(id))")
+        }
+
         func apply(_ uscc: String, _ policy: String, at: String, documents: [String] = ["申请书.pdf"]) async throws -> Ack {
             try await matcher.publish(
                 Fixtures.event(

@@ -38,17 +38,23 @@ struct NotificationTextTests {
             ])
     }
 
-    /// Runs one event of each kind through the engine and returns the queued texts by kind.
-    static func queuedTexts() throws -> [NotificationKind: String] {
+    /// A notifier engine on a database in a fresh temporary directory (the caller removes it).
+    static func makeEngine() throws -> (String, NotifierDatabase, NotifierEngine) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("notifier-texts-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         let database = try NotifierDatabase(stateDir: dir)
         let clock = TestClock(rfc3339: "2022-04-01T09:00:00+08:00")
         let outbox = Outbox(source: "/bangfu/notifier", clock: clock)
         let engine = NotifierEngine(
             disclosure: Disclosure(calendar: WorkingCalendar(), outbox: outbox, clock: clock), templates: .zhCN, outbox: outbox,
             clock: clock)
+        return (dir, database, engine)
+    }
+
+    /// Runs one event of each kind through the engine and returns the queued texts by kind.
+    static func queuedTexts() throws -> [NotificationKind: String] {
+        let (dir, database, engine) = try makeEngine()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         try database.db.writer.write { db in
             let id = "ent-1"
             let proposed = try engine.entitlement(
@@ -90,15 +96,8 @@ struct NotificationTextTests {
     /// A bank return names its reason in Chinese (ISO 20022 code AC04 → 银行账户已销户), and a
     /// return after settlement says the money came back.
     @Test func aBankReturnAfterSettlementSaysTheMoneyCameBackAndWhy() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("notifier-return-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let (dir, database, engine) = try Self.makeEngine()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let database = try NotifierDatabase(stateDir: dir)
-        let clock = TestClock(rfc3339: "2022-04-01T09:00:00+08:00")
-        let outbox = Outbox(source: "/bangfu/notifier", clock: clock)
-        let engine = NotifierEngine(
-            disclosure: Disclosure(calendar: WorkingCalendar(), outbox: outbox, clock: clock), templates: .zhCN, outbox: outbox,
-            clock: clock)
         try database.db.writer.write { db in
             _ = try engine.entitlement(Self.entitlementEvent("entitlement.approved", id: "ent-2"), db)
             let returned = CloudEvent(

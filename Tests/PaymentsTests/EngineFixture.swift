@@ -122,6 +122,22 @@ final class EngineFixture: Sendable {
         file.content.components(separatedBy: "<EndToEndId>").dropFirst().compactMap { $0.components(separatedBy: "</EndToEndId>").first }
     }
 
+    /// Applies the bank's pain.002 for batch `batchID` (message `messageID`), answering each of
+    /// `paymentIDs` with `status`; returns (applied, anomalies).
+    func answer(
+        batch batchID: String, messageID: String, _ paymentIDs: [String], _ status: ReturnStatus, amountFen: Int64 = 100_000
+    ) throws -> (Int, Int) {
+        try applyReturn(
+            Pain002.xml(
+                originalMessageID: "BANGFU-\(batchID)", messageID: messageID,
+                lines: paymentIDs.map {
+                    ReturnLine(endToEndID: PaymentsEngine.endToEndID($0), status: status, amountFen: amountFen)
+                }))
+    }
+
+    /// The ledger balances and the audit chain verifies.
+    func balanced() throws -> Bool { try ledgerOK() && auditOK() }
+
     func applyReturn(_ xml: String) throws -> (Int, Int) {
         let file = try ReturnParser.parse(xml)
         try file.checkTotals()

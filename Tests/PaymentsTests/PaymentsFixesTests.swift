@@ -55,8 +55,7 @@ import Testing
         #expect(try f.state(Self.idB) == .settled)
         #expect(try f.pool().posted == 800_000)
         #expect(try f.pool().pendingDebits == 0)
-        #expect(try f.ledgerOK())
-        #expect(try f.auditOK())
+        #expect(try f.balanced())
     }
 
     /// A return line the ledger refuses is rolled back alone and recorded as an anomaly an
@@ -148,8 +147,7 @@ extension PaymentsFixesTests {
         }
         let receivable = try f.database.db.writer.read { db in try f.engine.ledger.balance(db, account: "receivable:pool") }
         #expect(receivable.posted == 200_000)
-        #expect(try f.ledgerOK())
-        #expect(try f.auditOK())
+        #expect(try f.balanced())
     }
 }
 
@@ -332,20 +330,13 @@ extension PaymentsFixesTests {
         #expect(second.content.contains("6222000000000011"))
         #expect(try f.batch() == nil, "never in two files")
         // A late report on the first batch (another message id) is not about the retried payment.
-        let late = Pain002.xml(
-            originalMessageID: "BANGFU-\(first.batchID)", messageID: "RET-1-LATE",
-            lines: [ReturnLine(endToEndID: String(Self.idA.dropFirst(4)), status: .settled, amountFen: 100_000)])
-        #expect(try f.applyReturn(late) == (0, 1))
+        #expect(try f.answer(batch: first.batchID, messageID: "RET-1-LATE", [Self.idA], .settled) == (0, 1))
         #expect(try f.state(Self.idA) == .instructed)
-        let settled = Pain002.xml(
-            originalMessageID: "BANGFU-\(second.batchID)", messageID: "RET-2",
-            lines: [ReturnLine(endToEndID: String(Self.idA.dropFirst(4)), status: .settled, amountFen: 100_000)])
-        #expect(try f.applyReturn(settled) == (1, 0))
+        #expect(try f.answer(batch: second.batchID, messageID: "RET-2", [Self.idA], .settled) == (1, 0))
         #expect(try f.state(Self.idA) == .settled)
         #expect(try f.pool().posted == 900_000)
         #expect(try f.pool().pendingDebits == 0)
-        #expect(try f.ledgerOK())
-        #expect(try f.auditOK())
+        #expect(try f.balanced())
     }
 }
 
@@ -362,10 +353,7 @@ extension PaymentsFixesTests {
         try f.approve(Self.idA, uscc: a)
         let file = try #require(try f.batch())
         let e2e = String(Self.idA.dropFirst(4))
-        let settled = Pain002.xml(
-            originalMessageID: "BANGFU-\(file.batchID)", messageID: "RET-1",
-            lines: [ReturnLine(endToEndID: e2e, status: .settled, amountFen: 100_000)])
-        #expect(try f.applyReturn(settled) == (1, 0))
+        #expect(try f.answer(batch: file.batchID, messageID: "RET-1", [Self.idA], .settled) == (1, 0))
         #expect(try f.pool().posted == 900_000)
         let returned = Camt054.xml(
             messageID: "CAMT-9", accountNumber: "0000000000000000",
@@ -386,15 +374,11 @@ extension PaymentsFixesTests {
         #expect(try f.state(Self.idA) == .ready)
         try f.write { db in try f.engine.resume(channel: "treasury", db) }  // its batch's 1 of 1 failed paused it
         let again = try #require(try f.batch())
-        let paid = Pain002.xml(
-            originalMessageID: "BANGFU-\(again.batchID)", messageID: "RET-3",
-            lines: [ReturnLine(endToEndID: e2e, status: .settled, amountFen: 100_000)])
-        #expect(try f.applyReturn(paid) == (1, 0))
+        #expect(try f.answer(batch: again.batchID, messageID: "RET-3", [Self.idA], .settled) == (1, 0))
         #expect(try f.state(Self.idA) == .settled)
         #expect(try f.pool().posted == 900_000)
         #expect(try f.pool().pendingDebits == 0)
-        #expect(try f.ledgerOK())
-        #expect(try f.auditOK())
+        #expect(try f.balanced())
     }
 }
 
@@ -573,7 +557,6 @@ extension PaymentsFixesTests {
         let file = try #require(try f.batch())
         #expect(EngineFixture.endToEndIDs(file).count == 1)
         #expect(try f.batch() == nil, "never in a second file")
-        #expect(try f.ledgerOK())
-        #expect(try f.auditOK())
+        #expect(try f.balanced())
     }
 }
