@@ -855,6 +855,16 @@ public struct PaymentsEngine: Sendable {
     }
 
     /// Lessor instructions unconfirmed past their deadline are escalated (held, for an operator).
+    /// Whether a lessor instruction is past its deadline (a read, for the loop's every tick).
+    func anyOverdue(_ db: Database) throws -> Bool {
+        try Bool.fetchOne(
+            db.cachedStatement(
+                sql:
+                    "SELECT 1 FROM payments WHERE state = 'instructed' AND channel = 'lessor' AND deadline IS NOT NULL AND deadline < ? LIMIT 1"
+            ),
+            arguments: [now]) ?? false
+    }
+
     func escalateOverdue(_ db: Database) throws -> Int {
         let rows = try Row.fetchAll(
             db, sql: "SELECT * FROM payments WHERE state = 'instructed' AND channel = 'lessor' AND deadline IS NOT NULL AND deadline < ?",

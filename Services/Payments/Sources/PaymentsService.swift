@@ -308,6 +308,16 @@ public enum PaymentsService {
         let consumer = PaymentsFeeds(database: database.db, engine: engine, handle: handle)
         let subs = env.subscribers(options: options, consumer: consumer, security: security, handle: handle, logger: logger)
         let inbox = ReturnInbox(directory: settings.inboxDirectory, database: database.db, engine: engine, handle: handle, logger: logger)
+        // A rent waiver the lessor has not confirmed by its deadline is escalated (held
+        // `lessor_unconfirmed`) when the deadline passes, not only when the next batch is asked for.
+        node.onTick { [weak node, logger] in
+            do {
+                guard try database.db.writer.read({ db in try engine.anyOverdue(db) }) else { return }
+                if try database.db.writer.write({ db in try engine.escalateOverdue(db) }) > 0 { node?.notifyOutbox() }
+            } catch {
+                logger.error("lessor escalation failed; it is tried again at the next tick", metadata: ["error": "\(error)"])
+            }
+        }
         return BusService(
             name: name, node: node, subscribers: subs, logger: logger, security: security,
             onStart: {

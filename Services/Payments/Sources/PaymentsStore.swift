@@ -141,6 +141,14 @@ public struct PaymentsDatabase: Sendable {
                     ALTER TABLE returns ADD COLUMN reversed INTEGER NOT NULL DEFAULT 0;
                     """)
         }
+        // Lessor instructions awaiting confirmation, by deadline: the escalation at every tick
+        // of the node's loop reads only the overdue ones.
+        m.registerMigration("payments-service-v4-lessor-deadlines") { db in
+            try db.execute(
+                sql:
+                    "CREATE INDEX payments_lessor_deadline ON payments(deadline) WHERE state = 'instructed' AND channel = 'lessor' AND deadline IS NOT NULL"
+            )
+        }
     }
 }
 
