@@ -104,8 +104,12 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
                 ])
         }
         let limit = publishLimit.load(ordering: .relaxed)
+        // A `clock.advanced` in the batch moves the simulated clock as it is applied; a batch run
+        // again must start from the clock as it was (the rolled-back run's move is undone too).
+        let clockBefore = simulatedClock?.now()
         var acks: [Ack]
         while true {
+            if let clockBefore { simulatedClock?.restore(clockBefore) }
             do {
                 acks = try write(batch, prepared, receivedAt: receivedAt, publishLimit: limit, applied: &applied)
                 break
@@ -122,6 +126,10 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
                         .tooLarge,
                         "applying this event would publish a \(big.type) event of \(big.bytes) bytes, over max_message_bytes (\(limit))"
                     ))
+            } catch {
+                // Not committed: the clients re-send, and the clock must not have moved.
+                if let clockBefore { simulatedClock?.restore(clockBefore) }
+                throw error
             }
         }
         afterCommit?()

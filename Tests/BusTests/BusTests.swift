@@ -341,6 +341,31 @@ struct IntakeTests {
         #expect(records.allSatisfy { $0.body.count <= 4_096 })
     }
 
+    /// A batch run again without its too-large event starts from the simulated clock as it was:
+    /// an event before a `clock.advanced` in it is applied at the time before the move.
+    @Test func aBatchRunAgainStartsFromTheClockAsItWas() throws {
+        let database = try ServiceDatabase(path: nil) { m in
+            m.registerMigration("notes") { db in try db.execute(sql: "CREATE TABLE notes(text TEXT)") }
+        }
+        let clock = TestClock(rfc3339: "2026-11-29T10:00:00+08:00")
+        let start = clock.now()
+        let pipeline = IntakePipeline(
+            database: database, applier: NoteApplier(outbox: Outbox(source: "/test/notes", clock: clock)), clock: clock,
+            logger: quietLogger())
+        pipeline.limitPublishedEvents(toBytes: 4_096)
+        let advance = CloudEvent(id: "day", source: "/test/operator", type: "clock.advanced", data: ["seconds": 86_400])
+        let big = note(String(repeating: "y", count: 2_000), type: "note.echoed")  // publishes ~6 KB
+        let acks = try pipeline.process(
+            [note("before"), advance, big].map { IntakeFrame(payload: Array($0.serialized().utf8)) })
+        #expect(acks.map(\.status) == [.accepted, .accepted, .rejected])
+        #expect(acks[2].rejection?.code == .tooLarge)
+        #expect(clock.now().timeIntervalSince(start) == 86_400)
+        // The note before the clock's move was applied (in the run that committed) at the old time.
+        let first = try #require(try OutboxFeedStore(database: database).records(after: 0, max: 1).first)
+        let time = try JSONParser.parse(first.body)["time"]?.stringValue
+        #expect(time.flatMap(Timestamp.parse) == start, "\(time ?? "no time")")
+    }
+
     @Test func aClockAdvancedFarBeyondAnyDateIsRefusedNotACrash() async throws {
         let svc = try NoteService(context: ZContext())  // a TestClock: a simulated-clock service
         defer { svc.node.stopAndWait() }

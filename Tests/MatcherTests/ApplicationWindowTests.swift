@@ -120,6 +120,37 @@ struct ApplicationWindowTests {
         await w.close()
     }
 
+    /// More waiting merchants than one tick sweeps (500): the rest follow on the next ticks,
+    /// each merchant once.
+    @Test func aLargeSweepIsWorkedOffOverSeveralTicks() async throws {
+        let w = try await World(start: "2021-07-25T09:00:00+08:00")
+        var f = Fixtures(seed: 44)
+        var waiting: [String] = []
+        var facts: [CloudEvent] = []
+        for k in 0..<(DeadlineSweep.maxPerTick + 7) {
+            let u = f.uscc(individual: true)
+            waiting.append(u)
+            facts += Self.floodedShop(&f, u, name: "商户\(k)")
+        }
+        try await w.facts(facts)
+        try await w.settle()
+        try await w.publish("flood-relief")
+        let count = waiting.count
+        let incomplete = await w.feed.wait { events in
+            events.filter { $0.type == "entitlement.incomplete" }.count >= count
+        }
+        #expect(incomplete)
+        w.h.clock.set(Timestamp.parse("2021-08-14T00:00:00+08:00")!)
+        let all = await w.feed.wait { events in
+            events.filter { $0.type == "entitlement.revoked" }.count >= count
+        }
+        #expect(all, "every waiting merchant revoked")
+        let revoked = w.feed.events.filter { $0.type == "entitlement.revoked" }.compactMap(\.subject)
+        #expect(revoked.count == waiting.count, "each once")
+        #expect(Set(revoked) == Set(waiting))
+        await w.close()
+    }
+
     @Test func latenessIsJudgedByTheMatchersClockAtReceiptNotByTheApplicantsDate() async throws {
         let w = try await World()  // 2022-04-01
         var f = Fixtures(seed: 43)
