@@ -559,4 +559,39 @@ extension PaymentsFixesTests {
         #expect(try f.batch() == nil, "never in a second file")
         #expect(try f.balanced())
     }
+
+    /// A lease with two rent waivers (the waiver and a city-owned property's extra month) cannot
+    /// be confirmed by lease: the payment must be named, so the lessor's confirmation of one never
+    /// settles the other.
+    @Test func aLeaseWithTwoWaiversIsConfirmedOnlyByPayment() throws {
+        let f = try EngineFixture()
+        let (_, b) = Self.twoMerchants
+        try f.merchant(b, name: "乙")
+        for (id, policy) in [(Self.idB, "test-rent"), (Self.idC, "test-rent-extra")] {
+            try f.approve(
+                id, uscc: b, amountFen: 300_000, policy: policy, benefit: "rent_waiver", channel: "lessor", pool: nil, binding: "L-7")
+        }
+        #expect(try f.batch("lessor") != nil)
+        func confirm(_ id: String?, lease: String?) -> RejectionCode? {
+            do {
+                try f.write { db in try f.engine.confirmed(by: "lessor", paymentID: id, lease: lease, ok: true, method: "offset", db) }
+                return nil
+            } catch let r as Rejection {
+                return r.code
+            } catch {
+                Issue.record(error)
+                return nil
+            }
+        }
+        #expect(confirm(nil, lease: "L-7") == .invalidData)
+        #expect(try f.state(Self.idB) == .instructed)
+        #expect(try f.state(Self.idC) == .instructed)
+        #expect(confirm(Self.idB, lease: "L-7") == nil)
+        #expect(try f.state(Self.idB) == .settled)
+        #expect(try f.state(Self.idC) == .instructed, "the other waiver still awaits its lessor")
+        // The lessor repeats its confirmation by lease: refused, not taken for the other waiver.
+        #expect(confirm(nil, lease: "L-7") == .invalidData)
+        #expect(try f.state(Self.idC) == .instructed)
+        #expect(try f.balanced())
+    }
 }

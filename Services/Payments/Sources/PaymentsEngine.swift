@@ -664,6 +664,10 @@ public struct PaymentsEngine: Sendable {
                     outcome = try applyLine(line, paymentID: id, file: file, returnID: returnID, db)
                     return .commit
                 }
+            } catch let error as DatabaseError where ![.SQLITE_CONSTRAINT].contains(error.resultCode) {
+                // The database itself failed (I/O, disk full, …): SQLite may have rolled back the
+                // whole transaction, so nothing more may be applied in it — the file is retried.
+                throw error
             } catch {
                 outcome = .anomaly("could not be applied: \(error)")
             }
@@ -798,27 +802,21 @@ public struct PaymentsEngine: Sendable {
             }
             found = p
         } else if let lease {
-            let open = try Row.fetchAll(
-                db,
-                sql:
-                    "SELECT * FROM payments WHERE state IN ('instructed', 'held') AND channel = 'lessor' AND binding = ? AND batch_id IS NOT NULL LIMIT 2",
+            // A lease names its rent waiver only when it has exactly one: with two (the waiver
+            // and a city-owned property's extra month, say) a confirmation by lease could settle
+            // the one the lessor did not confirm, so the payment must be named.
+            let waivers = try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT * FROM payments WHERE binding = ? AND channel = 'lessor' ORDER BY id LIMIT 2"),
                 arguments: [lease]
             ).map(PaymentRecord.init)
-            if open.count > 1 {
+            guard let only = waivers.first else {
+                throw Rejection(.invalidData, field: "data.lease", "no rent waiver for lease \(lease)")
+            }
+            if waivers.count > 1 {
                 throw Rejection(
-                    .invalidData, field: "data.lease",
-                    "lease \(lease) has more than one rent waiver awaiting confirmation: name the payment_id")
+                    .invalidData, field: "data.lease", "lease \(lease) has more than one rent waiver: name the payment_id")
             }
-            found = open.first
-            if found == nil {
-                // Confirmed already (a repeat changes nothing), or no such lease.
-                guard
-                    try Bool.fetchOne(
-                        db, sql: "SELECT 1 FROM payments WHERE channel = 'lessor' AND binding = ? LIMIT 1", arguments: [lease])
-                        == true
-                else { throw Rejection(.invalidData, field: "data.lease", "no rent waiver for lease \(lease)") }
-                return
-            }
+            found = only
         }
         guard var p = found else { throw Rejection(.invalidData, field: "data.payment_id", "payment_id is required") }
         let ownChannel = by == "lessor" ? p.channel == "lessor" : p.channel.hasPrefix("agency:")
@@ -860,14 +858,16 @@ public struct PaymentsEngine: Sendable {
         try Bool.fetchOne(
             db.cachedStatement(
                 sql:
-                    "SELECT 1 FROM payments WHERE state = 'instructed' AND channel = 'lessor' AND deadline IS NOT NULL AND deadline < ? LIMIT 1"
+                    "SELECT 1 FROM payments INDEXED BY payments_lessor_deadline WHERE state = 'instructed' AND channel = 'lessor' AND deadline IS NOT NULL AND deadline < ? LIMIT 1"
             ),
             arguments: [now]) ?? false
     }
 
     func escalateOverdue(_ db: Database) throws -> Int {
         let rows = try Row.fetchAll(
-            db, sql: "SELECT * FROM payments WHERE state = 'instructed' AND channel = 'lessor' AND deadline IS NOT NULL AND deadline < ?",
+            db,
+            sql:
+                "SELECT * FROM payments INDEXED BY payments_lessor_deadline WHERE state = 'instructed' AND channel = 'lessor' AND deadline IS NOT NULL AND deadline < ? ORDER BY deadline",
             arguments: [now])
         for row in rows {
             var p = PaymentRecord(row: row)

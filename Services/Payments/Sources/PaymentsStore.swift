@@ -149,6 +149,10 @@ public struct PaymentsDatabase: Sendable {
                     "CREATE INDEX payments_lessor_deadline ON payments(deadline) WHERE state = 'instructed' AND channel = 'lessor' AND deadline IS NOT NULL"
             )
         }
+        // Confirmations by lease find their payment by binding.
+        m.registerMigration("payments-service-v5-binding") { db in
+            try db.execute(sql: "CREATE INDEX payments_binding ON payments(binding) WHERE binding IS NOT NULL")
+        }
     }
 }
 
