@@ -18,6 +18,18 @@ for f in deploy/config/*; do
 done
 install -m 0644 docs/*.md /usr/local/share/doc/bangfu/
 install -m 0644 policies/*.yaml /usr/local/share/bangfu/policies/
+# The CLI's endpoints: the shipped configurations put the services on ipc:///run/bangfu/…
+# (the CLI's own defaults are loopback TCP ports), so login shells get them from here.
+if [[ ! -e /etc/profile.d/bangfu.sh ]]; then
+  {
+    echo "# Bangfu CLI endpoints (deploy/install.sh); match them to /etc/bangfu/*.yaml"
+    for s in registry matcher payments notifier; do
+      u=${s^^}
+      echo "export BANGFU_${u}_INTAKE=ipc:///run/bangfu/$s-intake BANGFU_${u}_REPLAY=ipc:///run/bangfu/$s-replay"
+    done
+  } >/etc/profile.d/bangfu.sh
+  chmod 0644 /etc/profile.d/bangfu.sh
+fi
 id bangfu >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /var/lib/bangfu --shell /usr/sbin/nologin bangfu
 install -d -m 0770 -o bangfu -g bangfu /var/spool/bangfu/payments
 install -d -m 0775 -o bangfu -g bangfu /var/www/bangfu-board

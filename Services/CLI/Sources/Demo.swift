@@ -46,9 +46,9 @@ public enum DemoCommand {
             .path
         try? fm.removeItem(atPath: dir)
         try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let bin =
-            options.binDirectory
-            ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+        // Beside this executable (/proc/self/exe: found through PATH too), unless --bin says.
+        let me = (try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let bin = options.binDirectory ?? URL(fileURLWithPath: me).resolvingSymlinksInPath().deletingLastPathComponent().path
         // ipc:// paths must be short (108 bytes); fall back to /tmp for deep directories.
         var socketDir = dir + "/sockets"
         if socketDir.utf8.count > 80 { socketDir = "/tmp/bangfu-demo-\(getpid())" }
@@ -285,17 +285,25 @@ enum DemoMatcher {
         link: DemoLink, matcher: DemoProcess, registry: DemoProcess, county: SyntheticCounty, options: DemoOptions, console: Console
     ) async throws -> Bool {
         let fm = FileManager.default
-        guard let files = try? fm.contentsOfDirectory(atPath: options.policiesDirectory).filter({ $0.hasSuffix(".yaml") }).sorted(),
-            !files.isEmpty
-        else {
-            console.line("  no policy files in \(options.policiesDirectory): the matcher stage is skipped (run from the repository root)")
-            return true
+        func policyFiles(_ dir: String) -> [String] {
+            ((try? fm.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".yaml") }.sorted()
+        }
+        // The repository's policies/, or (for an installation) the copy install.sh makes.
+        var policiesDirectory = options.policiesDirectory
+        if policyFiles(policiesDirectory).isEmpty, options.policiesDirectory == DemoOptions().policiesDirectory {
+            policiesDirectory = "/usr/local/share/bangfu/policies"
+        }
+        let files = policyFiles(policiesDirectory)
+        guard !files.isEmpty else {
+            throw CLIError(
+                "no policy files in \(options.policiesDirectory): run the demo from the repository root, or give --policies DIR",
+                exitCode: 66)
         }
         var policies: [OutgoingEvent] = []
         var titles: [String: String] = [:]
         var windows: [(id: String, until: String)] = []
         for f in files {
-            let yaml = try String(contentsOfFile: options.policiesDirectory + "/" + f, encoding: .utf8)
+            let yaml = try String(contentsOfFile: policiesDirectory + "/" + f, encoding: .utf8)
             let compiled = try PolicyCompiler.compile(yaml: yaml)
             let d = compiled.document
             titles[d.id] = d.title
