@@ -130,8 +130,8 @@ final class EngineFixture: Sendable {
         try applyReturn(
             Pain002.xml(
                 originalMessageID: "BANGFU-\(batchID)", messageID: messageID,
-                lines: paymentIDs.map {
-                    ReturnLine(endToEndID: PaymentsEngine.endToEndID($0), status: status, amountFen: amountFen)
+                lines: try paymentIDs.map {
+                    ReturnLine(endToEndID: PaymentsEngine.endToEndID(try payment($0)), status: status, amountFen: amountFen)
                 }))
     }
 

@@ -150,9 +150,14 @@ struct PaymentsEndToEndTests {
 
         // The bank's return: good settled, twinA failed.
         let instructed = w.feed.events.filter { $0.type == "payment.instructed" }.compactMap(\.data)
+        // The bank answers with the EndToEndIds of the file (an attempt after the first carries `-<n>`).
+        let fileIDs = xml.components(separatedBy: "<EndToEndId>").dropFirst().compactMap {
+            $0.components(separatedBy: "</EndToEndId>").first
+        }
         func e2e(_ uscc: String) -> String {
             let id = instructed.first { $0["uscc"]?.stringValue == uscc }?["payment_id"]?.stringValue ?? ""
-            return String(id.dropFirst(4))
+            let hex = String(id.dropFirst(4))
+            return fileIDs.first { $0.hasPrefix(hex) } ?? hex
         }
         let ret = Pain002.xml(
             originalMessageID: "BANGFU-B000001", messageID: "RET-1",

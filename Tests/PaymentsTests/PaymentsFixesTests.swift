@@ -326,7 +326,7 @@ extension PaymentsFixesTests {
 
         try f.write { db in try f.engine.resume(channel: "treasury", db) }  // 2 of 2 failed paused it
         let second = try #require(try f.batch())
-        #expect(EngineFixture.endToEndIDs(second) == [String(Self.idA.dropFirst(4))])
+        #expect(EngineFixture.endToEndIDs(second) == [String(Self.idA.dropFirst(4)) + "-1"], "the retry's own EndToEndId")
         #expect(second.content.contains("6222000000000011"))
         #expect(try f.batch() == nil, "never in two files")
         // A late report on the first batch (another message id) is not about the retried payment.
@@ -378,6 +378,17 @@ extension PaymentsFixesTests {
         #expect(try f.state(Self.idA) == .settled)
         #expect(try f.pool().posted == 900_000)
         #expect(try f.pool().pendingDebits == 0)
+        #expect(try f.balanced())
+
+        // The bank sends the old return again under a new message id: it names the first
+        // attempt's EndToEndId, so it cannot undo the retry's settlement.
+        let resent = Camt054.xml(
+            messageID: "CAMT-9-RESENT", accountNumber: "0000000000000000",
+            lines: [ReturnLine(endToEndID: e2e, status: .failed(reasonCode: "AC04", reason: "账户已销户"), amountFen: 100_000)])
+        #expect(try f.applyReturn(resent) == (0, 1))
+        #expect(try f.state(Self.idA) == .settled)
+        #expect(try f.pool().posted == 900_000, "no money came back: the pool is unchanged")
+        #expect(try f.anomalies().last?.contains("attempt 0") == true)
         #expect(try f.balanced())
     }
 }

@@ -585,7 +585,7 @@ public struct PaymentsEngine: Sendable {
                     ?? p.uscc
                 transfers.append(
                     CreditTransfer(
-                        endToEndID: Self.endToEndID(p.id), amountFen: p.amountFen, creditorName: name, creditorAccount: payee["account_no"],
+                        endToEndID: Self.endToEndID(p), amountFen: p.amountFen, creditorName: name, creditorAccount: payee["account_no"],
                         creditorAgent: (payee["bank"] as String?) ?? "", remittanceInformation: String((p.title ?? p.policyID).prefix(140)))
                 )
             }
@@ -633,7 +633,25 @@ public struct PaymentsEngine: Sendable {
         paymentID.hasPrefix("ent-") ? String(paymentID.dropFirst(4)) : String(paymentID.prefix(35))
     }
 
-    static func paymentID(endToEnd: String) -> String { endToEnd.count == 32 ? "ent-" + endToEnd : endToEnd }
+    /// The EndToEndId of a payment's current attempt: the payment id's, then `-<attempt>` for an
+    /// attempt after the first (each instruction its own id, as ISO 20022 means it), so that a
+    /// bank's report on an earlier attempt can never be taken for the current one. 32 hex digits,
+    /// a dash and up to two digits fit the 35 characters.
+    static func endToEndID(_ p: PaymentRecord) -> String {
+        let base = endToEndID(p.id)
+        guard p.attempt > 0 else { return base }
+        let id = base + "-" + String(p.attempt)
+        return id.count <= 35 ? id : base
+    }
+
+    static func paymentID(endToEnd: String) -> String { attempt(endToEnd: endToEnd).id }
+
+    /// The payment id and attempt an EndToEndId names (attempt 0 without a `-<n>` suffix).
+    static func attempt(endToEnd: String) -> (id: String, attempt: Int) {
+        let parts = endToEnd.split(separator: "-", omittingEmptySubsequences: false)
+        if parts.count == 2, parts[0].count == 32, let n = Int(parts[1]), n > 0 { return ("ent-" + parts[0], n) }
+        return (endToEnd.count == 32 ? "ent-" + endToEnd : endToEnd, 0)
+    }
 
     /// What one line of a bank return did.
     enum LineOutcome: Equatable {
@@ -657,11 +675,11 @@ public struct PaymentsEngine: Sendable {
         var reversed = 0
         var batches: Set<String> = []
         for line in file.lines {
-            let id = Self.paymentID(endToEnd: line.endToEndID)
+            let (id, attempt) = Self.attempt(endToEnd: line.endToEndID)
             var outcome = LineOutcome.anomaly("not applied")
             do {
                 try db.inSavepoint {
-                    outcome = try applyLine(line, paymentID: id, file: file, returnID: returnID, db)
+                    outcome = try applyLine(line, paymentID: id, attempt: attempt, file: file, returnID: returnID, db)
                     return .commit
                 }
             } catch let error as DatabaseError where ![.SQLITE_CONSTRAINT].contains(error.resultCode) {
@@ -721,8 +739,15 @@ public struct PaymentsEngine: Sendable {
     }
 
     /// One line of a return, inside its own savepoint.
-    func applyLine(_ line: ReturnLine, paymentID id: String, file: ReturnFile, returnID: String, _ db: Database) throws -> LineOutcome {
+    func applyLine(
+        _ line: ReturnLine, paymentID id: String, attempt: Int, file: ReturnFile, returnID: String, _ db: Database
+    ) throws -> LineOutcome {
         guard var p = try PaymentRecord.find(id, db) else { return .anomaly("unknown payment") }
+        // A report on an earlier attempt (a retried payment's old instruction, a return the bank
+        // sends again) is never applied to the current one.
+        guard attempt == p.attempt else {
+            return .anomaly("the line reports on attempt \(attempt) of the payment; its current attempt is \(p.attempt)")
+        }
         if p.state == .settled, p.channel == "treasury", file.kind == .camt054, case .failed(let code, let reason) = line.status {
             if let amount = line.amountFen, amount != p.amountFen {
                 return .anomaly("returned amount \(amount) fen does not match the settled \(p.amountFen) fen")
