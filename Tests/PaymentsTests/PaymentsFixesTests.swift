@@ -457,6 +457,30 @@ extension PaymentsFixesTests {
 }
 
 extension PaymentsFixesTests {
+    /// An escalated rent waiver (held `lessor_unconfirmed`) is still with the lessor: revoking
+    /// it is remembered, not a void, so the lessor's late confirmation is taken — and opens the
+    /// clawback — instead of being ignored.
+    @Test func aRevokedEscalatedWaiverIsStillWithTheLessor() throws {
+        let f = try EngineFixture()
+        let (a, _) = Self.twoMerchants
+        try f.merchant(a, name: "甲")
+        try f.approve(
+            Self.idA, uscc: a, amountFen: 300_000, policy: "test-rent", benefit: "rent_waiver", channel: "lessor", pool: nil, binding: "L-1"
+        )
+        #expect(try f.batch("lessor") != nil)
+        f.clock.advance(seconds: 31 * 86_400)
+        #expect(try f.write { db in try f.engine.escalateOverdue(db) } == 1)
+        try f.write { db in try f.engine.revoked(["entitlement_id": .string(Self.idA), "reason": "objection_upheld"], db) }
+        #expect(try f.state(Self.idA) == .held, "not voided: the lessor holds the instruction")
+        #expect(try f.payment(Self.idA).revoked == "objection_upheld")
+        try f.write { db in try f.engine.confirmed(by: "lessor", paymentID: Self.idA, lease: nil, ok: true, method: "refund", db) }
+        #expect(try f.state(Self.idA) == .clawedBack)
+        #expect(try f.events("clawback.opened", Self.idA).count == 1)
+        #expect(try f.balanced())
+    }
+}
+
+extension PaymentsFixesTests {
     func settings(_ extra: [String: String]) throws -> PaymentsSettings {
         var options = ServiceOptions(service: PaymentsService.name, upstreams: PaymentsService.upstreams)
         options.extra = PaymentsService.settings.merging(extra) { $1 }

@@ -212,6 +212,9 @@ public struct PaymentsEngine: Sendable {
         guard let id = data["entitlement_id"]?.stringValue, var p = try PaymentRecord.find(id, db) else { return }
         let reason = data["reason"]?.stringValue ?? "revoked"
         switch p.state {
+        case .held where p.holdCode == "lessor_unconfirmed":
+            // Escalated, but the instruction is with the lessor: it may still confirm it.
+            try revokeInFlight(&p, reason: reason, db)
         case .received, .held, .ready:
             try releaseReservation(&p, db)
             p.state = .voided
@@ -241,6 +244,8 @@ public struct PaymentsEngine: Sendable {
         for row in try Row.fetchAll(db, sql: "SELECT * FROM payments WHERE uscc = ?", arguments: [uscc]) {
             var p = PaymentRecord(row: row)
             switch p.state {
+            case .held where p.holdCode == "lessor_unconfirmed":
+                try revokeInFlight(&p, reason: "fraud: disqualified", db)
             case .received, .held, .ready, .failed:
                 try releaseReservation(&p, db)
                 p.state = .voided
