@@ -77,6 +77,7 @@ public struct ServiceOptions: Sendable {
         var i = 0
         while i < arguments.count {
             let arg = arguments[i]
+            if arg == "-h" { throw ConfigError(usage(service: service, keys: keys)) }
             guard arg.hasPrefix("--") else { throw ConfigError("unexpected argument \(arg)") }
             var name = String(arg.dropFirst(2))
             var value: String?

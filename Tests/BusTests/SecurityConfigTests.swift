@@ -169,4 +169,16 @@ struct SecurityConfigTests {
         zap.stopAndWait()
         context.terminate()
     }
+
+    /// `-h` is `--help`: the usage, which the service prints and exits 0 on (not an unknown argument).
+    @Test func dashHIsHelp() throws {
+        for flag in ["-h", "--help"] {
+            do {
+                _ = try ServiceOptions.parse(service: "registry", arguments: [flag], environment: [:])
+                Issue.record("\(flag) parsed as a start")
+            } catch let e as ConfigError {
+                #expect(e.description.hasPrefix("usage: bangfu-registry"), "\(flag): \(e)")
+            }
+        }
+    }
 }

@@ -629,4 +629,25 @@ extension PaymentsFixesTests {
         #expect(try f.state(Self.idC) == .instructed)
         #expect(try f.balanced())
     }
+
+    /// A batch or resume for a channel that cannot exist is refused, not taken and ignored.
+    @Test func aChannelIsTreasuryLessorOrAnAgency() throws {
+        let f = try EngineFixture()
+        let applier = PaymentsApplier(engine: f.engine)
+        func code(_ type: String, _ channel: String) -> RejectionCode? {
+            do {
+                _ = try applier.validate(CloudEvent(id: "c", source: "/ops", type: type, data: ["channel": .string(channel)]))
+                return nil
+            } catch {
+                return error.code
+            }
+        }
+        for ok in ["treasury", "lessor", "agency:utilities", "agency:social-insurance"] {
+            #expect(code("payments.batch", ok) == nil, "\(ok)")
+        }
+        for bad in ["bogus", "agency:", "agency_social-insurance", "agency:water works"] {
+            #expect(code("payments.batch", bad) == .invalidData, "\(bad)")
+            #expect(code("channel.resumed", bad) == .invalidData, "\(bad)")
+        }
+    }
 }

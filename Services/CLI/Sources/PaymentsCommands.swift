@@ -66,6 +66,7 @@ public enum PaymentsCommands {
 
     public static func holds(context: ZContext, target: ServiceTarget, timeoutMs: Int, console: Console) async throws -> Int32 {
         let a = try await Query.require(context: context, target: target, ["op": "holds", "max": 1_000], timeoutMs: timeoutMs)
+        if (a["items"]?.arrayValue ?? []).isEmpty { console.line("no held payments") }
         for p in a["items"]?.arrayValue ?? [] {
             console.line(
                 "\(p["payment_id"].text)  \(p["uscc"].text)  \(Money.yuan(p["amount_fen"]?.intValue ?? 0))  \(p["hold_code"].text): \(p["reason"].text)"
@@ -255,6 +256,8 @@ struct PaymentsAnomaliesVerb: AsyncParsableCommand {
         abstract: "Bank return lines that were not applied (unknown payment, wrong state or amount), newest first: each needs a look.")
     @Option(help: "At most this many (1–1000).") var max: Int = 100
     @OptionGroup var endpoints: PaymentsEndpointOptions
+
+    func validate() throws { if !(1...1_000).contains(max) { throw ValidationError("--max must be from 1 to 1000") } }
 
     func run() async throws {
         let limit = Int64(max)

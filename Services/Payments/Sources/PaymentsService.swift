@@ -110,12 +110,20 @@ struct PaymentsApplier: IntakeApplier {
                 }
                 max = Int(n)
             }
-            return .batch(channel: try string("channel"), max: max)
+            return .batch(channel: try Self.channel(try string("channel")), max: max)
         case "channel.resumed":
-            return .resume(channel: try string("channel"))
+            return .resume(channel: try Self.channel(try string("channel")))
         default:
             throw Rejection(.unknownType, field: "type", "this service takes no events of type \(event.type)")
         }
+    }
+
+    /// A channel name as the policies give it: `treasury`, `lessor` or `agency:<name>`
+    /// (`invalid_data` for anything else, which would otherwise be taken and do nothing).
+    static func channel(_ name: String) throws(Rejection) -> String {
+        if name == "treasury" || name == "lessor" { return name }
+        if name.hasPrefix("agency:"), name.count > "agency:".count, !name.contains(where: { $0.isWhitespace }) { return name }
+        throw Rejection(.invalidData, field: "data.channel", "channel must be treasury, lessor or agency:<name>, got \(name)")
     }
 
     func apply(_ command: PaymentsCommand, event: CloudEvent, db: Database) throws {
