@@ -231,7 +231,7 @@ public struct ServiceOptions: Sendable {
             "simulated-clock: \(simulatedClock)", "insecure: \(insecure)", "log-level: \(logLevel)",
             "max-message-bytes: \(maxMessageBytes)",
         ]
-        for (k, v) in extra.sorted(by: { $0.key < $1.key }) { lines.append("\(k): \(v)") }
+        for (k, v) in extra.sorted(by: { $0.key < $1.key }) { lines.append("\(k): \(v.isEmpty ? "(the built-in default)" : v)") }
         return lines.joined(separator: "\n")
     }
 }
