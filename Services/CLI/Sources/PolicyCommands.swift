@@ -71,7 +71,8 @@ public enum PolicyCommands {
             return ExitCodes.ok
         case .rejected:
             let r = ack.rejection
-            console.line("\(event.type) rejected: \(r?.code.rawValue ?? "?") \(r?.field ?? "") \(r?.message ?? "")")
+            console.line(
+                "\(event.type) rejected: \(r?.code.rawValue ?? "?")" + (r?.field.map { " (\($0))" } ?? "") + ": \(r?.message ?? "")")
             return ExitCodes.rejected
         }
     }

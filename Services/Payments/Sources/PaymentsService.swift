@@ -392,7 +392,7 @@ final class ReturnInbox: Sendable {
                             "return file quarantined: it could not be applied", metadata: ["file": "\(name)", "error": "\(error)"])
                     }
                 } catch {
-                    rejection = Rejection(.invalidAmount, field: "file", "return \(name): control totals disagree: \(error)")
+                    rejection = Rejection(.invalidAmount, field: "file", "return \(name): control \(error)")
                     logger.error("return file quarantined: its totals disagree", metadata: ["file": "\(name)"])
                 }
             }
