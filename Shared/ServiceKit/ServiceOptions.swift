@@ -142,7 +142,7 @@ public struct ServiceOptions: Sendable {
             switch value.lowercased() {
             case "true", "1", "yes", "on": return true
             case "false", "0", "no", "off": return false
-            default: throw ConfigError("\(key) (\(origin)) must be true or false, got \(value)")
+            default: throw ConfigError("\(key) (\(origin)) must be true or false (or yes/no, on/off, 1/0), got \(value)")
             }
         }
         switch key {

@@ -23,4 +23,10 @@ struct PaymentsCLITests {
         #expect(!refused(["--lease", "L-1", "--method", "offset", "--declined"]))
         #expect(!refused(["--agency", "--payment", "ent-2"]))
     }
+
+    @Test func aMonthlyReportNamesARealMonth() {
+        func refused(_ month: String) -> Bool { (try? ReportMonthlyVerb.parse(["--month", month])) == nil }
+        #expect(!refused("2022-05"))
+        for bad in ["2022-13", "2022-00", "2022-5", "May 2022", "2022-05-01"] { #expect(refused(bad), "\(bad)") }
+    }
 }

@@ -321,6 +321,13 @@ struct ReportMonthlyVerb: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The notifier's replay endpoint.", valueName: "EP")) var replay: String?
     @Option(name: .customLong("timeout-ms"), help: "How long to wait for the notifier.") var timeoutMs: Int = 30_000
 
+    func validate() throws {
+        let parts = month.split(separator: "-")
+        guard month.count == 7, parts.count == 2, let y = Int(parts[0]), let m = Int(parts[1]), y >= 1, (1...12).contains(m) else {
+            throw ValidationError("--month must be a month as YYYY-MM, e.g. 2022-05")
+        }
+    }
+
     func run() async throws {
         try await execute { context, console in
             let target = try EndpointResolver.resolve(service: "notifier", replay: replay)
