@@ -202,6 +202,10 @@ public struct ServiceOptions: Sendable {
             guard ep.hasPrefix("tcp://") || ep.hasPrefix("ipc://") || ep.hasPrefix("inproc://") else {
                 throw ConfigError("\(k): \(ep) is not a tcp://, ipc:// or inproc:// endpoint")
             }
+            // A Unix socket path holds at most 107 bytes (sun_path); longer fails only at bind.
+            if ep.hasPrefix("ipc://"), ep.utf8.count - "ipc://".utf8.count > 107 {
+                throw ConfigError("\(k): the ipc:// path of \(ep) is longer than 107 bytes, the most a socket path may be")
+            }
             if !Endpoint.isLocal(ep) && !insecure && !secured {
                 let upstream = upstreams.first { k == "\($0.name)-feed" || k == "\($0.name)-replay" }
                 if let upstream, ownKeys {

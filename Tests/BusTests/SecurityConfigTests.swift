@@ -181,4 +181,14 @@ struct SecurityConfigTests {
             }
         }
     }
+
+    /// An ipc:// path longer than a socket path may be is a configuration error (64, and
+    /// `--check-config` says so), not a start that fails at bind.
+    @Test func anIpcPathLongerThanASocketPathMayBeIsRefused() throws {
+        let long = "ipc:///tmp/" + String(repeating: "d", count: 120) + "/intake"
+        #expect(throws: ConfigError.self) {
+            _ = try ServiceOptions.parse(service: "registry", arguments: ["--intake", long], environment: [:])
+        }
+        _ = try ServiceOptions.parse(service: "registry", arguments: ["--intake", "ipc:///run/bangfu/registry-intake"], environment: [:])
+    }
 }

@@ -1,3 +1,6 @@
+import BangfuTesting
+import Foundation
+import Models
 import Testing
 
 @testable import BangfuCLI
@@ -28,5 +31,34 @@ struct PaymentsCLITests {
         func refused(_ month: String) -> Bool { (try? ReportMonthlyVerb.parse(["--month", month])) == nil }
         #expect(!refused("2022-05"))
         for bad in ["2022-13", "2022-00", "2022-5", "May 2022", "2022-05-01"] { #expect(refused(bad), "\(bad)") }
+    }
+
+    /// A bank-return file quarantined from the inbox directory is not an event: resubmitting it
+    /// is refused with the way it must go back (exit 65), instead of sending XML as an event.
+    @Test func aQuarantinedReturnFileIsNotResubmittedAsAnEvent() async throws {
+        let h = try Harness()
+        let payments = try await h.startPayments()
+        try "not a bank file".write(toFile: h.directory + "/payments/inbox/ret-garbled.xml", atomically: true, encoding: .utf8)
+        let deadline = ContinuousClock.now + .seconds(20)
+        var quarantined = 0
+        while quarantined == 0 && ContinuousClock.now < deadline {
+            quarantined = Int(try await payments.query(["op": "status"])["quarantined"]?.intValue ?? 0)
+            await Task.yield()
+        }
+        #expect(quarantined == 1)
+        let items = try await payments.query(["op": "quarantine.list", "max": 10])["items"]?.arrayValue ?? []
+        let id = try #require(items.first?["id"]?.stringValue)
+        #expect(items.first?["origin"]?.stringValue == "inbox")
+        let target = ServiceTarget(service: "payments", endpoints: payments.endpoints)
+        do {
+            _ = try await QuarantineCommand.resubmit(
+                context: h.context, target: target, id: id, options: QuarantineCommand.ResubmitOptions(), console: CapturedConsole().console
+            )
+            Issue.record("resubmitted")
+        } catch {
+            #expect(error.exitCode == ExitCodes.dataError)
+            #expect(error.message.contains("inbox-dir"))
+        }
+        await h.shutdown()
     }
 }

@@ -128,6 +128,13 @@ public enum QuarantineCommand {
         context: ZContext, target: ServiceTarget, id: String, options: ResubmitOptions, console: Console
     ) async throws(CLIError) -> Int32 {
         let item = try await fetch(context: context, target: target, id: id, timeoutMs: options.timeoutMs)
+        // A bank-return file from the payment router's inbox directory is not an event: it goes
+        // back the way it came.
+        if item["origin"]?.stringValue == "inbox" {
+            throw CLIError(
+                "quarantine item \(id) is a bank-return file from the inbox directory, not an event: put the corrected file into the payment router's inbox-dir",
+                exitCode: ExitCodes.dataError)
+        }
         let frame: [UInt8]
         if let path = options.file {
             let bytes: [UInt8]
