@@ -38,26 +38,29 @@ struct PaymentsCLITests {
     @Test func aQuarantinedReturnFileIsNotResubmittedAsAnEvent() async throws {
         let h = try Harness()
         let payments = try await h.startPayments()
-        try "not a bank file".write(toFile: h.directory + "/payments/inbox/ret-garbled.xml", atomically: true, encoding: .utf8)
+        let inbox = h.directory + "/payments/inbox"
+        try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
+        try "not a bank file".write(toFile: inbox + "/ret-garbled.xml", atomically: true, encoding: .utf8)
         let deadline = ContinuousClock.now + .seconds(20)
         var quarantined = 0
         while quarantined == 0 && ContinuousClock.now < deadline {
             quarantined = Int(try await payments.query(["op": "status"])["quarantined"]?.intValue ?? 0)
             await Task.yield()
         }
-        #expect(quarantined == 1)
+        #expect(quarantined >= 1)
         let items = try await payments.query(["op": "quarantine.list", "max": 10])["items"]?.arrayValue ?? []
-        let id = try #require(items.first?["id"]?.stringValue)
-        #expect(items.first?["origin"]?.stringValue == "inbox")
+        let item = try #require(items.first { $0["origin"]?.stringValue == "inbox" }, "\(items)")
+        let id = try #require(item["id"]?.stringValue)
         let target = ServiceTarget(service: "payments", endpoints: payments.endpoints)
+        var options = QuarantineCommand.ResubmitOptions()
+        options.timeoutMs = 30_000  // a loaded machine answers late; only the refusal matters here
         do {
             _ = try await QuarantineCommand.resubmit(
-                context: h.context, target: target, id: id, options: QuarantineCommand.ResubmitOptions(), console: CapturedConsole().console
-            )
+                context: h.context, target: target, id: id, options: options, console: CapturedConsole().console)
             Issue.record("resubmitted")
         } catch {
-            #expect(error.exitCode == ExitCodes.dataError)
-            #expect(error.message.contains("inbox-dir"))
+            #expect(error.exitCode == ExitCodes.dataError, "\(error.message)")
+            #expect(error.message.contains("inbox-dir"), "\(error.message)")
         }
         await h.shutdown()
     }
