@@ -40,7 +40,13 @@ public struct ServiceSecurity: Sendable {
         } catch {
             throw ConfigError("cannot read the client allowlist \(path)")
         }
-        guard let list = try Yams.load(yaml: text) as? [[String: Any]] else {
+        let loaded: Any?
+        do {
+            loaded = try Yams.load(yaml: text)
+        } catch {
+            throw ConfigError("\(path): not valid YAML: \(error)")
+        }
+        guard let list = loaded as? [[String: Any]] else {
             throw ConfigError("\(path): the client allowlist is a YAML list of {name, key, types, sources}")
         }
         return try list.enumerated().map { k, e in

@@ -146,7 +146,11 @@ public struct ServiceOptions: Sendable {
             }
         }
         switch key {
-        case "state-dir": stateDir = value
+        case "state-dir":
+            guard !value.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw ConfigError("state-dir (\(origin)) is empty: give a directory, or leave the setting out")
+            }
+            stateDir = value
         case "intake": endpoints.intake = value
         case "feed": endpoints.feed = value
         case "replay": endpoints.replay = value

@@ -191,4 +191,17 @@ struct SecurityConfigTests {
         }
         _ = try ServiceOptions.parse(service: "registry", arguments: ["--intake", "ipc:///run/bangfu/registry-intake"], environment: [:])
     }
+
+    /// An allowlist that is not YAML at all names its file in the error.
+    @Test func anUnreadableAllowlistNamesItsFile() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("clients-\(UUID().uuidString).yaml").path
+        try "- name: tax\n  key: [unclosed\n".write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do {
+            _ = try ServiceSecurity.loadGrants(path)
+            Issue.record("broken YAML was taken")
+        } catch let e as ConfigError {
+            #expect(e.description.hasPrefix("\(path): not valid YAML"), "\(e)")
+        }
+    }
 }

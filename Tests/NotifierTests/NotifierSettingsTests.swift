@@ -70,4 +70,25 @@ struct NotifierSettingsTests {
         #expect(throws: ConfigError.self) { try NotifierService.checkSettings(options: o) }
         await h.shutdown()
     }
+
+    /// A holiday calendar that cannot be read, or has a line that is not a date, is a
+    /// configuration error naming the setting and the file, not a raw system error.
+    @Test func aBadHolidayCalendarIsAConfigurationError() throws {
+        do {
+            _ = try NotifierService.makeSettings(options: try Self.options(["--holidays", "/nonexistent/holidays.txt"]))
+            Issue.record("a missing calendar was taken")
+        } catch let e as ConfigError {
+            #expect(e.description.hasPrefix("holidays: cannot read the holiday calendar /nonexistent/holidays.txt"), "\(e)")
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("holidays-\(UUID().uuidString).txt").path
+        try "2022-10-01\nnot a date\n".write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do {
+            _ = try NotifierService.makeSettings(options: try Self.options(["--holidays", path]))
+            Issue.record("a bad line was taken")
+        } catch let e as ConfigError {
+            #expect(e.description.contains("\(path):2: not a date is not a date"), "\(e)")
+        }
+        #expect(throws: ConfigError.self) { _ = try Self.options(["--state-dir="]) }
+    }
 }

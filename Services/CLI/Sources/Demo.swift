@@ -57,6 +57,7 @@ public enum DemoCommand {
             throw CLIError("--start \(options.start) is not an RFC 3339 instant", exitCode: ExitCodes.usage)
         }
 
+        _ = try DemoMatcher.policyFiles(options)  // before anything starts: no policies, no demo
         console.line("Bangfu demo: \(options.merchants) merchants (seed \(options.seed)) in \(dir)")
         let demoStarted = DispatchTime.now().uptimeNanoseconds
         let registry = DemoProcess(
@@ -281,24 +282,30 @@ public enum DemoCommand {
 
 /// The matcher stage of the demo.
 enum DemoMatcher {
-    static func run(
-        link: DemoLink, matcher: DemoProcess, registry: DemoProcess, county: SyntheticCounty, options: DemoOptions, console: Console
-    ) async throws -> Bool {
+    /// The policy files to publish: `--policies`, or by default the repository's `policies/`
+    /// or (for an installation) the copy `deploy/install.sh` makes. None is an error (66).
+    static func policyFiles(_ options: DemoOptions) throws -> (String, [String]) {
         let fm = FileManager.default
-        func policyFiles(_ dir: String) -> [String] {
+        func yaml(_ dir: String) -> [String] {
             ((try? fm.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".yaml") }.sorted()
         }
-        // The repository's policies/, or (for an installation) the copy install.sh makes.
-        var policiesDirectory = options.policiesDirectory
-        if policyFiles(policiesDirectory).isEmpty, options.policiesDirectory == DemoOptions().policiesDirectory {
-            policiesDirectory = "/usr/local/share/bangfu/policies"
+        var directory = options.policiesDirectory
+        if yaml(directory).isEmpty, options.policiesDirectory == DemoOptions().policiesDirectory {
+            directory = "/usr/local/share/bangfu/policies"
         }
-        let files = policyFiles(policiesDirectory)
+        let files = yaml(directory)
         guard !files.isEmpty else {
             throw CLIError(
                 "no policy files in \(options.policiesDirectory): run the demo from the repository root, or give --policies DIR",
                 exitCode: 66)
         }
+        return (directory, files)
+    }
+
+    static func run(
+        link: DemoLink, matcher: DemoProcess, registry: DemoProcess, county: SyntheticCounty, options: DemoOptions, console: Console
+    ) async throws -> Bool {
+        let (policiesDirectory, files) = try policyFiles(options)
         var policies: [OutgoingEvent] = []
         var titles: [String: String] = [:]
         var windows: [(id: String, until: String)] = []

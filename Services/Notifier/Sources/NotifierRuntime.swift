@@ -344,7 +344,15 @@ public enum NotifierService {
             reportsDirectory: setting("reports-dir") ?? (base as NSString).appendingPathComponent("reports"),
             notificationsFile: setting("notifications-file") ?? (base as NSString).appendingPathComponent("notifications.jsonl"),
             webhook: setting("webhook-url").flatMap(URL.init(string:)))
-        if let h = setting("holidays") { settings.calendar = try WorkingCalendar(file: h) }
+        if let h = setting("holidays") {
+            do {
+                settings.calendar = try WorkingCalendar(file: h)
+            } catch let e as WorkingCalendar.ConfigProblem {
+                throw ConfigError("holidays: \(e.message)")
+            } catch {
+                throw ConfigError("holidays: cannot read the holiday calendar \(h): \((error as NSError).localizedDescription)")
+            }
+        }
         let origin = { (key: String) in options.origins[key].map { " (\($0))" } ?? "" }
         if let text = setting("board-fields") {
             settings.board.fields = try BoardConfig.parseFields(text, setting: "board-fields" + origin("board-fields"))
