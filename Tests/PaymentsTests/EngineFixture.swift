@@ -42,6 +42,12 @@ final class EngineFixture: Sendable {
         try write { db in try engine.profiled(.object(data), db) }
     }
 
+    /// A merchant with an account verified in its registered name.
+    func verified(_ uscc: String, name: String, account: String) throws {
+        try merchant(uscc, name: name)
+        try payee(uscc, account: account)
+    }
+
     func disqualify(_ uscc: String, name: String) throws {
         try write { db in
             try engine.profiled(

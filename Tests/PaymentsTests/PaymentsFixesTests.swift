@@ -26,10 +26,8 @@ import Testing
     @Test func reApprovalAfterAnAccountChangeReservesAfresh() throws {
         let f = try EngineFixture()
         let (a, b) = Self.twoMerchants
-        try f.merchant(a, name: "甲")
-        try f.merchant(b, name: "乙")
-        try f.payee(a, account: "6222000000000001")
-        try f.payee(b, account: "6222000000000002")
+        try f.verified(a, name: "甲", account: "6222000000000001")
+        try f.verified(b, name: "乙", account: "6222000000000002")
         try f.fund(1_000_000)
         try f.approve(Self.idA, uscc: a)
         try f.approve(Self.idB, uscc: b)
@@ -64,10 +62,8 @@ import Testing
     @Test func aBadLineIsAnAnomalyAndTheRestOfTheFileIsApplied() throws {
         let f = try EngineFixture()
         let (a, b) = Self.twoMerchants
-        try f.merchant(a, name: "甲")
-        try f.merchant(b, name: "乙")
-        try f.payee(a, account: "6222000000000001")
-        try f.payee(b, account: "6222000000000002")
+        try f.verified(a, name: "甲", account: "6222000000000001")
+        try f.verified(b, name: "乙", account: "6222000000000002")
         try f.fund(1_000_000)
         try f.approve(Self.idA, uscc: a)
         try f.approve(Self.idB, uscc: b)
@@ -122,10 +118,8 @@ extension PaymentsFixesTests {
     @Test func aPaymentRevokedOrFraudulentInFlightIsClawedBackWhenItSettles() throws {
         let f = try EngineFixture()
         let (a, b) = Self.twoMerchants
-        try f.merchant(a, name: "甲")
-        try f.merchant(b, name: "乙")
-        try f.payee(a, account: "6222000000000001")
-        try f.payee(b, account: "6222000000000002")
+        try f.verified(a, name: "甲", account: "6222000000000001")
+        try f.verified(b, name: "乙", account: "6222000000000002")
         try f.fund(1_000_000)
         try f.approve(Self.idA, uscc: a)
         try f.approve(Self.idB, uscc: b)
@@ -297,10 +291,8 @@ extension PaymentsFixesTests {
     @Test func aFailedPaymentIsRetriedOnANewVerifiedAccount() throws {
         let f = try EngineFixture()
         let (a, b) = Self.twoMerchants
-        try f.merchant(a, name: "甲")
-        try f.merchant(b, name: "乙")
-        try f.payee(a, account: "6222000000000001")
-        try f.payee(b, account: "6222000000000002")
+        try f.verified(a, name: "甲", account: "6222000000000001")
+        try f.verified(b, name: "乙", account: "6222000000000002")
         try f.fund(1_000_000)
         try f.approve(Self.idA, uscc: a)
         try f.approve(Self.idB, uscc: b)
@@ -347,8 +339,7 @@ extension PaymentsFixesTests {
     @Test func aReturnAfterSettlementReversesThePayment() throws {
         let f = try EngineFixture()
         let (a, _) = Self.twoMerchants
-        try f.merchant(a, name: "甲")
-        try f.payee(a, account: "6222000000000001")
+        try f.verified(a, name: "甲", account: "6222000000000001")
         try f.fund(1_000_000)
         try f.approve(Self.idA, uscc: a)
         let file = try #require(try f.batch())
@@ -501,8 +492,7 @@ extension PaymentsFixesTests {
 
         let f = try EngineFixture { $0 = s }
         let (a, _) = Self.twoMerchants
-        try f.merchant(a, name: "甲")
-        try f.payee(a, account: "6222000000000001")
+        try f.verified(a, name: "甲", account: "6222000000000001")
         try f.fund(1_000_000)
         try f.approve(Self.idA, uscc: a)
         let file = try #require(try f.batch())
@@ -540,8 +530,7 @@ extension PaymentsFixesTests {
     @Test func aFailedPaymentRevokedAfterwardsIsNotRetried() throws {
         let f = try EngineFixture()
         let (a, _) = Self.twoMerchants
-        try f.merchant(a, name: "甲")
-        try f.payee(a, account: "6222000000000001")
+        try f.verified(a, name: "甲", account: "6222000000000001")
         try f.fund(1_000_000)
         try f.approve(Self.idA, uscc: a)
         let file = try #require(try f.batch())
@@ -565,8 +554,7 @@ extension PaymentsFixesTests {
     @Test func aVoidedPaymentApprovedAgainIsPaidOnce() throws {
         let f = try EngineFixture()
         let (a, _) = Self.twoMerchants
-        try f.merchant(a, name: "甲")
-        try f.payee(a, account: "6222000000000001")
+        try f.verified(a, name: "甲", account: "6222000000000001")
         try f.fund(1_000_000)
         try f.approve(Self.idA, uscc: a)
         #expect(try f.state(Self.idA) == .ready)
