@@ -72,6 +72,8 @@ struct SecurityTests {
         p.standardOutput = log
         p.standardError = log
         p.standardInput = FileHandle.nullDevice
+        // Like every service the harness starts: it stops by itself if this test process dies.
+        p.environment = ProcessInfo.processInfo.environment.merging(["BANGFU_PARENT_PID": String(getpid())]) { $1 }
         try p.run()
         defer {
             p.terminate()
