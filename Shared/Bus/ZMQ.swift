@@ -16,6 +16,11 @@ public struct ZMQError: Error, Sendable, CustomStringConvertible {
         self.operation = operation
     }
 
+    init(_ operation: String, errno: Int32) {
+        self.errno = errno
+        self.operation = operation
+    }
+
     public var description: String {
         "\(operation): \(String(cString: zmq_strerror(errno))) (errno \(errno))"
     }
@@ -99,6 +104,8 @@ public struct ZSocketOptions: Sendable {
 public final class ZSocket: @unchecked Sendable {
     public private(set) var handle: UnsafeMutableRawPointer?
     public let type: ZSocketType
+    /// The `ipc://` socket files this socket bound, removed again when it closes.
+    private var boundFiles: [IPCSocketFile] = []
 
     init(_ handle: UnsafeMutableRawPointer, type: ZSocketType) {
         self.handle = handle
@@ -107,15 +114,11 @@ public final class ZSocket: @unchecked Sendable {
 
     deinit {
         if let handle { zmq_close(handle) }
+        removeBoundFiles()
     }
 
     public func close() {
-        if let h = handle {
-            var zero: Int32 = 0
-            zmq_setsockopt(h, ZMQ_LINGER, &zero, MemoryLayout<Int32>.size)
-            zmq_close(h)
-            handle = nil
-        }
+        close(lingerMs: 0)
     }
 
     /// Closes after letting queued messages go out for up to `lingerMs`.
@@ -126,6 +129,15 @@ public final class ZSocket: @unchecked Sendable {
             zmq_close(h)
             handle = nil
         }
+        removeBoundFiles()
+    }
+
+    /// libzmq leaves a named `ipc://` socket file behind when the socket closes; this removes the
+    /// ones this socket bound — only while the file is still the one it created, never a file
+    /// another process has bound since.
+    private func removeBoundFiles() {
+        for f in boundFiles { f.removeIfOurs() }
+        boundFiles = []
     }
 
     public func set(_ option: Int32, _ value: Int32) throws(ZMQError) {
@@ -170,8 +182,14 @@ public final class ZSocket: @unchecked Sendable {
         }
     }
 
+    /// Binds. For a named `ipc://` path it first makes sure no live process listens there:
+    /// libzmq would silently take the file over and leave that process unreachable (EADDRINUSE,
+    /// as for a taken tcp port); a file left behind by a process that is gone is taken over.
     public func bind(_ endpoint: String) throws(ZMQError) {
+        let path = IPCSocketFile.path(of: endpoint)
+        if let path { try IPCSocketFile.ensureFree(path, endpoint: endpoint) }
         if zmq_bind(handle, endpoint) != 0 { throw ZMQError("zmq_bind \(endpoint)") }
+        if let path, let file = IPCSocketFile(boundAt: path) { boundFiles.append(file) }
     }
 
     /// `bind`, waiting up to `patienceMs` while the address is still in use: a socket that had it

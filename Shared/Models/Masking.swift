@@ -55,6 +55,37 @@ public enum Mask {
         return String(c[0..<6]) + stars(c.count - 8) + String(c[(c.count - 2)...])
     }
 
+    /// A copy of `value` with the personal data an operator's terminal should not show masked,
+    /// wherever it sits: string members named `account_no` (bank account), `id_number` (resident
+    /// ID) and `phone`. Values already masked stay as they are; other members are untouched.
+    public static func personalData(in value: JSON) -> JSON {
+        switch value {
+        case .object(let o):
+            var out = JSONObject()
+            for (key, member) in o.members {
+                if case .string(let text) = member, let mask = maskFor(key) {
+                    out[key] = .string(mask(text))
+                } else {
+                    out[key] = personalData(in: member)
+                }
+            }
+            return .object(out)
+        case .array(let a):
+            return .array(a.map(personalData(in:)))
+        default:
+            return value
+        }
+    }
+
+    private static func maskFor(_ key: String) -> ((String) -> String)? {
+        switch key {
+        case "account_no": bankAccount
+        case "id_number": idNumber
+        case "phone": phone
+        default: nil
+        }
+    }
+
     private static func stars(_ n: Int) -> String { String(repeating: "*", count: max(0, n)) }
 
     private static func trimmed(_ s: String) -> Substring {

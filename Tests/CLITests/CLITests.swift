@@ -106,6 +106,9 @@ struct CLIHarnessTests {
         #expect(try await QuarantineCommand.list(context: h.context, target: t, options: lo, console: listOut.console) == 0)
         #expect(listOut.lines.count == 3)  // header + 2 rows
         #expect(listOut.lines[0].hasPrefix("ID"))
+        #expect(listOut.lines[0].contains("  SOURCE  "))
+        // The sender of the bad registration is on its row (the agency to send the list to).
+        #expect(listOut.lines.contains { $0.contains("invalid_uscc") && $0.contains(s.bad.source) })
         #expect(listOut.out.contains("invalid_uscc") && listOut.out.contains("invalid_json"))
         lo.json = true
         let listJSON = CapturedConsole()
@@ -227,6 +230,45 @@ struct CLIHarnessTests {
         let events = try jsonLines(out)
         #expect(events.map { $0["sequence"]?.stringValue } == ["1", "2", "3"])
         #expect(events.last?["subject"]?.stringValue == live.subject)
+        await h.shutdown()
+    }
+
+    @Test("tail masks bank accounts, resident IDs and phones unless --unmasked")
+    func tailMasksPersonalData() async throws {
+        let h = try Harness()
+        let reg = try await h.startRegistry()
+        let t = target(reg)
+        var f = Fixtures(seed: 98)
+        let uscc = f.uscc(individual: true)
+        let account = "6222021234567890123"
+        let acks = try await reg.publish([
+            f.registration(uscc: uscc, name: "李记小吃", kind: "individual"),
+            Fixtures.event(
+                "account.verified",
+                [
+                    "uscc": .string(uscc), "bank": "中国工商银行许昌分行", "account_no": .string(account),
+                    "holder_name": "李记小吃", "verified_on": "2022-03-15",
+                ], subject: uscc, source: "/bank/icbc-xuchang"),
+        ])
+        #expect(acks.allSatisfy { $0.status == .accepted })
+        var o = TailOptions()
+        o.typePrefix = "payee."
+        let masked = CapturedConsole()
+        #expect(try await TailCommand.run(context: h.context, target: t, options: o, console: masked.console) == 0)
+        let payee = try #require(try jsonLines(masked).first)
+        #expect(payee["data"]?["account_no"]?.stringValue == "6222 **** **** 0123")
+        #expect(!masked.out.contains(account))
+        o.unmasked = true
+        let clear = CapturedConsole()
+        _ = try await TailCommand.run(context: h.context, target: t, options: o, console: clear.console)
+        #expect(try jsonLines(clear).first?["data"]?["account_no"]?.stringValue == account)
+        // The profiles the registry publishes mask the representative's ID itself.
+        o = TailOptions()
+        o.typePrefix = "merchant."
+        let profiles = CapturedConsole()
+        _ = try await TailCommand.run(context: h.context, target: t, options: o, console: profiles.console)
+        #expect(!profiles.lines.isEmpty)
+        #expect(!profiles.out.contains(account))
         await h.shutdown()
     }
 

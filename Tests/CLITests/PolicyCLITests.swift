@@ -64,7 +64,7 @@ struct PolicyCLITests {
         let list = CapturedConsole()
         #expect(
             try await PolicyCommands.list(context: h.context, target: target, timeoutMs: 5_000, json: false, console: list.console) == 0)
-        #expect(list.lines.contains { $0.hasPrefix("soe-rent-waiver") && $0.contains("yes") })
+        #expect(list.lines.contains { $0.hasPrefix("soe-rent-waiver") && $0.contains(" live ") })
 
         let applied = CapturedConsole()
         #expect(

@@ -49,6 +49,13 @@ struct RepublishTests {
             #expect(r?["reason"]?.stringValue?.hasPrefix("policy_withdrawn") == true)
         }
         let paidEvents = w.events("soe-rent-waiver", paid).count
+        // The operator's list still names the withdrawn revision and says what became of it.
+        let withdrawn = try await w.matcher.query(["op": "policy.list"])["items"]?.arrayValue ?? []
+        #expect(withdrawn.count == 1)
+        #expect(withdrawn.first?["state"]?.stringValue == "withdrawn")
+        #expect(withdrawn.first?["title"]?.stringValue?.isEmpty == false)
+        #expect(withdrawn.first?["withdraw_reason"]?.stringValue == "政策调整")
+        #expect(withdrawn.first?["entitled"]?.intValue == 1, "only the paid one is still held")
 
         // Revision 2: the same programme again. Those the withdrawal revoked are proposed anew
         // (same entitlement ids, the new revision, the amount worked out again); the paid one is
@@ -72,6 +79,11 @@ struct RepublishTests {
         #expect(try await w.state(ip) == "paid")
         #expect(w.events("soe-rent-waiver", paid).count == paidEvents, "nothing new for the paid entitlement")
         #expect(Set(w.feed.events.compactMap { $0.data?["entitlement_id"]?.stringValue }).count == 3, "never a second entitlement")
+        // Each revision with its own state and the entitlements held under it.
+        let revisions = try await w.matcher.query(["op": "policy.list"])["items"]?.arrayValue ?? []
+        #expect(revisions.map { $0["state"]?.stringValue } == ["withdrawn", "live"])
+        #expect(revisions.map { $0["entitled"]?.intValue } == [1, 2])
+        #expect(revisions[0]["title"]?.stringValue == revisions[1]["title"]?.stringValue)
         await w.close()
     }
 }

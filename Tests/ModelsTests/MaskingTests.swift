@@ -60,4 +60,26 @@ struct MaskingTests {
         #expect(!masked.contains("19850615"))
         #expect(masked.count == id.count)
     }
+
+    @Test func personalDataInsideAnEventAtAnyDepth() throws {
+        let event = try JSONParser.parse(
+            Array(
+                #"""
+                {"type":"payee.verified","data":{"account_no":"6222021234567890123","bank":"工行","n":3,
+                "legal_rep":{"name":"张三丰","id_number":"41102319850615003X"},
+                "contacts":[{"phone":"13812345678"},{"phone":null}],"note":"account_no"}}
+                """#.utf8))
+        let masked = Mask.personalData(in: event)
+        #expect(masked["data"]?["account_no"]?.stringValue == "6222 **** **** 0123")
+        #expect(masked["data"]?["legal_rep"]?["id_number"]?.stringValue == "4110**********003X")
+        #expect(masked["data"]?["contacts"]?.arrayValue?.first?["phone"]?.stringValue == "138****5678")
+        #expect(masked["data"]?["contacts"]?.arrayValue?.last?["phone"]?.isNull == true)
+        // Everything else as it was, in the same order.
+        #expect(masked["data"]?["bank"]?.stringValue == "工行")
+        #expect(masked["data"]?["n"]?.intValue == 3)
+        #expect(masked["data"]?["note"]?.stringValue == "account_no")
+        #expect(masked["data"]?.objectValue?.keys == event["data"]?.objectValue?.keys)
+        // Masking what is already masked changes nothing.
+        #expect(Mask.personalData(in: masked) == masked)
+    }
 }

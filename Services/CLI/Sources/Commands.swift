@@ -167,6 +167,11 @@ struct TailVerb: AsyncParsableCommand {
     @Option(name: .customLong("timeout-ms"), help: "How long to wait for a replay answer.")
     var timeoutMs: Int = 5_000
 
+    @Flag(
+        help: ArgumentHelp(
+            "Print bank account numbers, resident IDs and phone numbers in clear (masked by default)."))
+    var unmasked = false
+
     func validate() throws {
         if let max { try positive("--max", max) }
         try positive("--timeout-ms", timeoutMs)
@@ -181,6 +186,7 @@ struct TailVerb: AsyncParsableCommand {
             o.typePrefix = type
             o.max = max
             o.timeoutMs = timeoutMs
+            o.unmasked = unmasked
             let stop = StopSignal()
             var sources: [any DispatchSourceSignal] = []
             if follow {

@@ -85,12 +85,11 @@ public enum PolicyCommands {
             return ExitCodes.ok
         }
         console.line(
-            Format.pad("policy", 30) + Format.pad("rev", 5) + Format.pad("live", 6) + Format.pad("entitled", 10)
+            Format.pad("policy", 30) + Format.pad("rev", 5) + Format.pad("state", 12) + Format.pad("entitled", 10)
                 + Format.pad("incomplete", 12) + "title")
         for i in items {
             console.line(
-                Format.pad(i["policy_id"].text, 30) + Format.pad(i["revision"].text, 5)
-                    + Format.pad(i["live"]?.boolValue == true ? "yes" : "no", 6)
+                Format.pad(i["policy_id"].text, 30) + Format.pad(i["revision"].text, 5) + Format.pad(i["state"].text, 12)
                     + Format.pad(i["entitled"].text, 10) + Format.pad(i["incomplete"].text, 12) + i["title"].text)
         }
         return ExitCodes.ok

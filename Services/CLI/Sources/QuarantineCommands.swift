@@ -49,11 +49,13 @@ public enum QuarantineCommand {
             console.flush()
             return ExitCodes.ok
         }
-        let header = ["ID", "RECEIVED_AT", "CODE", "FIELD", "TYPE", "EVENT_ID", "MESSAGE"]
+        // SOURCE is the sender as it named itself (CloudEvents `source`): the agency to send the list to.
+        let header = ["ID", "RECEIVED_AT", "CODE", "FIELD", "SOURCE", "TYPE", "EVENT_ID", "MESSAGE"]
         let rows = items.map { i in
             [
-                i["id"].text, i["received_at"].text, i["code"].text, i["field"].text, Format.truncate(i["type"].text, 32),
-                Format.truncate(i["event_id"].text, 36), Format.truncate(i["message"].text, 60),
+                i["id"].text, i["received_at"].text, i["code"].text, i["field"].text, Format.truncate(i["source"].text, 40),
+                Format.truncate(i["type"].text, 32), Format.truncate(i["event_id"].text, 36),
+                Format.truncate(i["message"].text, 60),
             ]
         }
         var widths = header.map(\.count)

@@ -15,6 +15,9 @@ public struct TailOptions: Sendable {
     /// Events asked for per replay request.
     public var page = 1_000
     public var timeoutMs = 5_000
+    /// Print bank account numbers, resident IDs and phone numbers as the feed carries them
+    /// (masked by default: the registry's `payee.verified` carries the account in clear, for payments).
+    public var unmasked = false
 
     public init() {}
 }
@@ -63,7 +66,7 @@ struct Tailer {
     mutating func emit(_ event: JSON, _ sequence: UInt64) {
         last = sequence
         if let p = options.typePrefix, !(event["type"]?.stringValue ?? "").hasPrefix(p) { return }
-        console.line(event.serialized())
+        console.line((options.unmasked ? event : Mask.personalData(in: event)).serialized())
         printed += 1
     }
 

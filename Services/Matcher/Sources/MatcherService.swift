@@ -181,24 +181,34 @@ struct MatcherQueries {
     func respond(_ req: JSON) throws -> JSON? {
         switch req["op"]?.stringValue {
         case "policy.list":
+            // Every revision with its own title (from its stored YAML, so a withdrawn or
+            // superseded revision keeps its name) and the entitlements held under it.
             let rows = try database.writer.read { db in
                 try Row.fetchAll(
                     db,
                     sql: """
-                        SELECT policy_id, revision, source_hash, published_at, withdrawn_at, withdraw_reason,
-                            (SELECT COUNT(*) FROM entitlements e WHERE e.policy_id = p.policy_id AND e.state NOT IN ('revoked','incomplete')) AS entitled,
-                            (SELECT COUNT(*) FROM entitlements e WHERE e.policy_id = p.policy_id AND e.state = 'incomplete') AS incomplete
+                        SELECT policy_id, revision, yaml, source_hash, published_at, withdrawn_at, withdraw_reason,
+                            (SELECT COUNT(*) FROM entitlements e WHERE e.policy_id = p.policy_id AND e.policy_revision = p.revision
+                                AND e.state NOT IN ('revoked','incomplete')) AS entitled,
+                            (SELECT COUNT(*) FROM entitlements e WHERE e.policy_id = p.policy_id AND e.policy_revision = p.revision
+                                AND e.state = 'incomplete') AS incomplete
                         FROM policies p ORDER BY policy_id, revision
                         """)
             }
             let items: [JSON] = rows.map { r in
                 let id: String = r["policy_id"]
-                let doc = engine.cache.policy(id)?.document
+                let revision: Int = r["revision"]
+                let live = engine.cache.policy(id)?.document
+                let doc = live?.revision == revision ? live : (try? PolicyCompiler.compile(yaml: r["yaml"]))?.document
+                let withdrawn = r["withdrawn_at"] as String?
+                let isLive = live?.revision == revision && withdrawn == nil
+                let state = isLive ? "live" : withdrawn != nil ? "withdrawn" : "superseded"
                 return [
-                    "policy_id": .string(id), "revision": .int(r["revision"]), "source_hash": .string(r["source_hash"]),
+                    "policy_id": .string(id), "revision": .int(Int64(revision)), "source_hash": .string(r["source_hash"]),
                     "published_at": .string(r["published_at"]),
-                    "withdrawn_at": (r["withdrawn_at"] as String?).map { .string($0) } ?? .null,
-                    "live": .bool(doc?.revision == (r["revision"] as Int) && (r["withdrawn_at"] as String?) == nil),
+                    "withdrawn_at": withdrawn.map { .string($0) } ?? .null,
+                    "withdraw_reason": (r["withdraw_reason"] as String?).map { .string($0) } ?? .null,
+                    "live": .bool(isLive), "state": .string(state),
                     "title": doc.map { .string($0.title) } ?? .null, "entitled": .int(r["entitled"]), "incomplete": .int(r["incomplete"]),
                     "reviewers": .array((doc?.reviewers ?? []).map { .string($0) }),
                 ]
