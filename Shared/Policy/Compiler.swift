@@ -30,7 +30,7 @@ let libraryFunctions = [
     "abs", "date", "days_between", "has", "max", "min", "overlap_days", "root_lessor", "size", "sublet", "sum",
     "sum_closure_days",
 ]
-let libraryMethods = ["all", "contains", "endsWith", "exists", "filter", "map", "size", "startsWith"]
+let libraryMethods = ["all", "contains", "endsWith", "exists", "filter", "find", "map", "size", "startsWith"]
 
 final class ExprCompiler {
     struct Root {

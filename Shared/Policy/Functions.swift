@@ -53,7 +53,7 @@ extension ExprCompiler {
             let hint: String
             switch name {
             case "count", "len", "length": hint = "; use size(…)"
-            case "exists", "all", "filter", "map": hint = "; write it as a method: list.\(name)(x, …)"
+            case "exists", "all", "filter", "find", "map": hint = "; write it as a method: list.\(name)(x, …)"
             default: hint = ""
             }
             error(e.start, "unknown function '\(name)' (functions: \(libraryFunctions.joined(separator: ", ")))\(hint)")
@@ -352,7 +352,7 @@ extension ExprCompiler {
         }
         guard let b = compile(base) else { return nil }
         switch name {
-        case "exists", "all", "filter", "map":
+        case "exists", "all", "filter", "find", "map":
             guard case .list(let el) = b.type else {
                 error(namePos, "'\(name)' applies to a list, \(source(base)) is a \(b.type)")
                 return nil
@@ -378,7 +378,7 @@ extension ExprCompiler {
                 error(args[1].start, "the condition of '\(name)' must be a bool, got \(body.type)")
                 return nil
             }
-            return macro(name, b.eval, body.eval, slot, elem: el, bodyType: body.type)
+            return macro(name, b.eval, body.eval, slot, elem: el, bodyType: body.type, listSource: source(base))
         case "size":
             guard args.isEmpty else {
                 error(namePos, "'size' takes no arguments as a method, got \(args.count)")
@@ -419,10 +419,32 @@ extension ExprCompiler {
         }
     }
 
-    private func macro(_ name: String, _ list: @escaping Eval, _ body: @escaping Eval, _ slot: Int, elem: PType, bodyType: PType)
-        -> Typed
-    {
+    private func macro(
+        _ name: String, _ list: @escaping Eval, _ body: @escaping Eval, _ slot: Int, elem: PType, bodyType: PType, listSource: String
+    ) -> Typed {
         switch name {
+        case "find":
+            // The first element for which the condition holds. None is a fact not there yet
+            // (unknown, naming the list: 线上补报), never a default; an undecided condition before
+            // the first match leaves the answer undecided too.
+            return Typed(
+                type: elem,
+                eval: { (ctx) throws(EvalError) in
+                    let lv = try list(ctx)
+                    guard case .list(let items) = lv else { return lv }
+                    ctx.vars.append(.unknown([]))
+                    defer { ctx.vars.removeLast() }
+                    var missing: Set<String>?
+                    for item in items {
+                        ctx.vars[slot] = item
+                        switch try body(ctx) {
+                        case .bool(true): return missing.map { .unknown($0) } ?? item
+                        case .unknown(let m): missing = (missing ?? []).union(m)
+                        default: break
+                        }
+                    }
+                    return .unknown(missing ?? [listSource])
+                })
         case "exists", "all":
             let absorbing = name == "exists"
             return Typed(

@@ -69,14 +69,15 @@ public struct Fixtures: Sendable, RandomNumberGenerator {
 
     public static func lease(
         id: String, tenant: String, lessorName: String = "许昌市国有资产经营公司", lessorOwnership: String = "state_enterprise",
-        subleaseOf: String? = nil, rentFen: Int64 = 300_000, from: String = "2021-01-01", to: String = "2023-12-31"
+        subleaseOf: String? = nil, rentFen: Int64 = 300_000, from: String = "2021-01-01", to: String = "2023-12-31",
+        use: String = "business"
     ) -> CloudEvent {
         event(
             "lease.registered",
             [
                 "lease_id": .string(id), "tenant_uscc": .string(tenant),
                 "lessor": ["name": .string(lessorName), "ownership": .string(lessorOwnership)],
-                "sublease_of": subleaseOf.map { .string($0) } ?? .null, "use": "business", "monthly_rent_fen": .int(rentFen),
+                "sublease_of": subleaseOf.map { .string($0) } ?? .null, "use": .string(use), "monthly_rent_fen": .int(rentFen),
                 "starts_on": .string(from), "ends_on": .string(to),
             ], subject: tenant)
     }

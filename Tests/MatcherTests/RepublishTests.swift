@@ -15,6 +15,12 @@ struct RepublishTests {
         let proposed = f.uscc(individual: true)
         let approved = f.uscc(individual: true)
         let paid = f.uscc(individual: true)
+        let held = f.uscc(individual: true)
+        let failed = f.uscc(individual: true)
+        try await w.facts([
+            f.registration(uscc: held, name: "丁面馆", kind: "individual"), Fixtures.lease(id: "LH", tenant: held, rentFen: 110_000),
+            f.registration(uscc: failed, name: "戊面馆", kind: "individual"), Fixtures.lease(id: "LF", tenant: failed, rentFen: 120_000),
+        ])
         try await w.facts([
             f.registration(uscc: proposed, name: "甲面馆", kind: "individual"), Fixtures.lease(id: "LP", tenant: proposed, rentFen: 100_000),
             f.registration(uscc: approved, name: "乙面馆", kind: "individual"), Fixtures.lease(id: "LA", tenant: approved, rentFen: 200_000),
@@ -22,29 +28,39 @@ struct RepublishTests {
         ])
         try await w.settle()
         try await w.publish("soe-rent-waiver")
-        for u in [proposed, approved, paid] { _ = try await w.apply(u, "soe-rent-waiver", at: "2022-05-01T09:00:00+08:00") }
+        for u in [proposed, approved, paid, held, failed] {
+            _ = try await w.apply(u, "soe-rent-waiver", at: "2022-05-01T09:00:00+08:00")
+        }
         var ids: [String: String] = [:]
-        for u in [proposed, approved, paid] {
+        for u in [proposed, approved, paid, held, failed] {
             ids[u] = try #require(await w.await("entitlement.proposed", "soe-rent-waiver", u)?["entitlement_id"]?.stringValue)
         }
         let ia = ids[approved]!
         let ip = ids[paid]!
-        _ = try await w.notifier.publish(
-            Fixtures.event("disclosure.opened", ["round_id": "R1", "entitlement_ids": [.string(ia), .string(ip)]]))
-        _ = try await w.notifier.publish(
-            Fixtures.event("disclosure.cleared", ["round_id": "R1", "entitlement_ids": [.string(ia), .string(ip)]]))
-        try await w.waitFor(ia, "cleared")
-        try await w.waitFor(ip, "cleared")
+        let ih = ids[held]!
+        let iff = ids[failed]!
+        let round: JSON = .array([ia, ip, ih, iff].map { .string($0) })
+        _ = try await w.notifier.publish(Fixtures.event("disclosure.opened", ["round_id": "R1", "entitlement_ids": round]))
+        _ = try await w.notifier.publish(Fixtures.event("disclosure.cleared", ["round_id": "R1", "entitlement_ids": round]))
+        for id in [ia, ip, ih, iff] { try await w.waitFor(id, "cleared") }
         let review = try await w.matcher.publish(
-            Fixtures.event("review.approved", ["entitlement_ids": [.string(ia), .string(ip)], "by": "区房产局 王科长"], source: "/ops/review"))
+            Fixtures.event("review.approved", ["entitlement_ids": round, "by": "区房产局 王科长"], source: "/ops/review"))
         #expect(review.status == .accepted)
         _ = try await w.payments.publish(Fixtures.event("payment.instructed", ["payment_id": .string(ip), "amount_fen": 900_000]))
         _ = try await w.payments.publish(Fixtures.event("payment.settled", ["payment_id": .string(ip), "amount_fen": 900_000]))
         _ = await w.await("entitlement.paid", "soe-rent-waiver", paid)
+        // One held (money not out), one returned by the bank and awaiting a retry.
+        _ = try await w.payments.publish(Fixtures.event("payment.held", ["payment_id": .string(ih), "reason": "account_changed"]))
+        _ = try await w.payments.publish(Fixtures.event("payment.instructed", ["payment_id": .string(iff), "amount_fen": 360_000]))
+        _ = try await w.payments.publish(Fixtures.event("payment.failed", ["payment_id": .string(iff), "reason": "AC04"]))
+        try await w.waitFor(ih, "held")
+        try await w.waitFor(iff, "failed")
 
         _ = try await w.matcher.publish(
             Fixtures.event("policy.withdrawn", ["policy_id": "soe-rent-waiver", "reason": "政策调整"], source: "/ops/test"))
-        for u in [proposed, approved] {
+        // Everything whose money is not out is revoked, held and failed included: a later
+        // pool.funded or payee.verified must not pay them under a withdrawn policy.
+        for u in [proposed, approved, held, failed] {
             let r = await w.await("entitlement.revoked", "soe-rent-waiver", u)
             #expect(r?["reason"]?.stringValue?.hasPrefix("policy_withdrawn") == true)
         }
@@ -57,20 +73,20 @@ struct RepublishTests {
         #expect(withdrawn.first?["withdraw_reason"]?.stringValue == "政策调整")
         #expect(withdrawn.first?["entitled"]?.intValue == 1, "only the paid one is still held")
 
-        // Revision 2: the same programme again. Those the withdrawal revoked are proposed anew
+        // The next revision: the same programme again. Those the withdrawal revoked are proposed anew
         // (same entitlement ids, the new revision, the amount worked out again); the paid one is
         // left alone — no second proposal, so no second payment.
-        let yaml = try SeedProgrammeTests.policyYAML("soe-rent-waiver").replacingOccurrences(of: "revision: 1\n", with: "revision: 2\n")
+        let yaml = try SeedProgrammeTests.policyYAML("soe-rent-waiver").replacingOccurrences(of: "revision: 2\n", with: "revision: 3\n")
         let pub = try await w.matcher.publish(Fixtures.event("policy.published", ["yaml": .string(yaml)], source: "/ops/test"))
         #expect(pub.status == .accepted, "\(pub.rejection?.description ?? "")")
         let ok = await w.feed.wait { events in
-            [proposed, approved].allSatisfy { u in
+            [proposed, approved, held, failed].allSatisfy { u in
                 events.contains {
-                    $0.type == "entitlement.proposed" && $0.subject == u && $0.data?["policy_revision"]?.intValue == 2
+                    $0.type == "entitlement.proposed" && $0.subject == u && $0.data?["policy_revision"]?.intValue == 3
                 }
             }
         }
-        #expect(ok, "both re-proposed under revision 2")
+        #expect(ok, "all four re-proposed under revision 3")
         let again = w.events("soe-rent-waiver", approved).last
         #expect(again?.type == "entitlement.proposed")
         #expect(again?.data?["entitlement_id"]?.stringValue == ia)
@@ -78,11 +94,11 @@ struct RepublishTests {
         #expect(w.events("soe-rent-waiver", proposed).last?.data?["amount_fen"]?.intValue == 300_000)
         #expect(try await w.state(ip) == "paid")
         #expect(w.events("soe-rent-waiver", paid).count == paidEvents, "nothing new for the paid entitlement")
-        #expect(Set(w.feed.events.compactMap { $0.data?["entitlement_id"]?.stringValue }).count == 3, "never a second entitlement")
+        #expect(Set(w.feed.events.compactMap { $0.data?["entitlement_id"]?.stringValue }).count == 5, "never a second entitlement")
         // Each revision with its own state and the entitlements held under it.
         let revisions = try await w.matcher.query(["op": "policy.list"])["items"]?.arrayValue ?? []
         #expect(revisions.map { $0["state"]?.stringValue } == ["withdrawn", "live"])
-        #expect(revisions.map { $0["entitled"]?.intValue } == [1, 2])
+        #expect(revisions.map { $0["entitled"]?.intValue } == [1, 4])
         #expect(revisions[0]["title"]?.stringValue == revisions[1]["title"]?.stringValue)
         await w.close()
     }

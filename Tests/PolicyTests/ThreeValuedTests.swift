@@ -166,6 +166,23 @@ struct ThreeValuedTests {
         #expect(try Fx.eval("merchant.aid.filter(a, a.source == \"central\")", merchant: n) == .unknown(["merchant.aid[0].source"]))
     }
 
+    @Test func findIsTheFirstMatchAndNoMatchIsAFactNotThereYet() throws {
+        func month(_ m: JSON, _ n: JSON) -> JSON { .object(JSONObject(["month": m, "insured_employees": n])) }
+        func merchant(_ entries: [JSON]) -> JSON { Fx.merchant { $0["social_insurance_history"] = .array(entries) } }
+        let march = "merchant.social_insurance_history.find(s, s.month == \"2022-03\").insured_employees"
+        #expect(try Fx.eval(march, merchant: merchant([month("2022-02", 9), month("2022-03", 12), month("2022-09", 40)])) == .int(12))
+        // Not reported for that month: unknown, naming the list (线上补报), never 0.
+        let stale = merchant([month("2020-06", 50)])
+        #expect(try Fx.eval(march, merchant: stale) == .unknown(["merchant.social_insurance_history"]))
+        #expect(try Fx.eval("\(march) * 50000", merchant: stale) == .unknown(["merchant.social_insurance_history"]))
+        #expect(try Fx.eval(march, merchant: merchant([])) == .unknown(["merchant.social_insurance_history"]))
+        // An undecided element before the first match leaves the answer undecided; a match before it decides.
+        #expect(
+            try Fx.eval(march, merchant: merchant([month(.null, 3), month("2022-03", 12)]))
+                == .unknown(["merchant.social_insurance_history[0].month"]))
+        #expect(try Fx.eval(march, merchant: merchant([month("2022-03", 12), month(.null, 3)])) == .int(12))
+    }
+
     @Test func nestedMacros() throws {
         let m = Fx.merchant {
             $0["leases"] = [Fx.lease(id: "A", rent: 100), Fx.lease(id: "B", rent: 200)]

@@ -74,6 +74,8 @@ struct TypeCheckTests {
         ("lease.monthly_rent_fen * 12 * overlap_days(lease, period) / 365", "number"),
         ("merchant.leases.map(l, l.monthly_rent_fen)", "list<int>"),
         ("merchant.leases.filter(l, l.sublet)", "list<lease>"),
+        ("merchant.leases.find(l, l.sublet)", "lease"),
+        ("merchant.social_insurance_history.find(s, s.month == \"2022-03\").insured_employees", "int"),
         ("root_lessor(lease)", "lessor"),
         ("min(1, 2.5)", "number"),
         ("max(period.from, period.to)", "date"),

@@ -133,12 +133,15 @@ public struct MatcherApplier: IntakeApplier {
             let cache = engine.cache
             cache.remove(policyID)
             db.afterNextTransaction(onCommit: { _ in }, onRollback: { db in try? cache.reload(db) })
-            // Entitlements not yet paying out are revoked; money already instructed or paid is
-            // left to payments and to an operator (a withdrawal is not a finding of fraud).
+            // Entitlements whose money is not out are revoked — held (pool short, account
+            // changed, …) and failed (returned by the bank, awaiting a retry) included, or a
+            // later pool.funded or payee.verified would pay them under a withdrawn policy. Money
+            // instructed or paid is left to payments and to an operator (a withdrawal is not a
+            // finding of fraud).
             let rows = try Row.fetchAll(
                 db,
                 sql:
-                    "SELECT \(EntitlementRecord.columns) FROM entitlements WHERE policy_id = ? AND state IN ('incomplete','proposed','disclosed','cleared','approved')",
+                    "SELECT \(EntitlementRecord.columns) FROM entitlements WHERE policy_id = ? AND state IN ('incomplete','proposed','disclosed','cleared','approved','held','failed')",
                 arguments: [policyID])
             for row in rows {
                 var e = try EntitlementRecord(row: row)
