@@ -258,3 +258,54 @@ struct RegistryEndToEndTests {
 extension CloudEvent {
     var serializedBytes: [UInt8] { Array(serialized().utf8) }
 }
+
+/// The real-name check (DESIGN §8) follows the registration: a change of name or operator that
+/// turns it publishes the payee again, so payments never pays a former operator's account.
+@Suite("Payee real-name check follows the registration")
+struct PayeeRealNameTests {
+    static func registration(_ uscc: String, name: String, operatorName: String) -> CloudEvent {
+        Fixtures.event(
+            "business.registered",
+            [
+                "uscc": .string(uscc), "name": .string(name), "kind": "individual",
+                "legal_rep": ["name": .string(operatorName), "id_number": "41102319850615003X"], "industry": "H6210",
+                "district": "411002", "registered_on": "2019-03-01", "status": "active",
+            ], subject: uscc)
+    }
+
+    @Test func aChangeOfOperatorRepublishesThePayee() async throws {
+        let h = try Harness()
+        let reg = try await h.startRegistry()
+        let feed = try h.collect("registry")
+        var f = Fixtures(seed: 71)
+        let uscc = f.uscc(individual: true)
+        @Sendable func payees() -> [JSON] { feed.events.filter { $0.type == "payee.verified" }.compactMap(\.data) }
+        let account = Fixtures.event(
+            "account.verified",
+            [
+                "uscc": .string(uscc), "bank": "中国工商银行许昌分行", "account_no": "6222000011112222", "holder_name": "张三",
+                "verified_on": "2022-03-15",
+            ], subject: uscc, source: "/bank/icbc-xuchang")
+        for e in [Self.registration(uscc, name: "张三小吃店", operatorName: "张三"), account] {
+            #expect(try await reg.publish(e).status == .accepted)
+        }
+        #expect(await feed.wait { e in e.filter { $0.type == "payee.verified" }.count == 1 })
+        #expect(payees().last?["holder_matches"]?.boolValue == true)
+
+        // The shop changes hands: the account's holder is no longer the operator.
+        #expect(try await reg.publish(Self.registration(uscc, name: "李四小吃店", operatorName: "李四")).status == .accepted)
+        #expect(await feed.wait { e in e.filter { $0.type == "payee.verified" }.count == 2 })
+        #expect(payees().last?["holder_matches"]?.boolValue == false)
+
+        // A change that leaves the check as it is publishes no payee.
+        #expect(try await reg.publish(Self.registration(uscc, name: "李四小吃部", operatorName: "李四")).status == .accepted)
+        // And back to the first operator: matches again, as a new event (never an id seen before).
+        #expect(try await reg.publish(Self.registration(uscc, name: "张三小吃店", operatorName: "张三")).status == .accepted)
+        #expect(await feed.wait { e in e.filter { $0.type == "payee.verified" }.count == 3 })
+        let all = feed.events.filter { $0.type == "payee.verified" }
+        #expect(all.map { $0.data?["holder_matches"]?.boolValue } == [true, false, true])
+        #expect(Set(all.map(\.id)).count == 3)
+        await feed.stop()
+        await h.shutdown()
+    }
+}

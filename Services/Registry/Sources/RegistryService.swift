@@ -47,6 +47,7 @@ public struct RegistryApplier: IntakeApplier {
             }
             let previousAccount = state.account
             let wasRegistered = state.registration != nil
+            let matchedBefore = state.account.map { Self.holderMatches($0, state) }
             state.apply(fact)
             var version: Int64 = row?["version"] ?? 0
             var hash: Data? = row?["profile_hash"]
@@ -66,10 +67,13 @@ public struct RegistryApplier: IntakeApplier {
             ])
             if let update { try publish(fact.uscc, update, db) }
             // The payee for payments (DESIGN §8): the account number in clear, on the internal feed
-            // only (merchant.profiled carries it masked) — when the account changes, or when the
-            // registration arrives after the bank's verification.
-            if let account = state.account, state.registration != nil, account != previousAccount || !wasRegistered {
-                try publishPayee(fact.uscc, account, state: state, db)
+            // only (merchant.profiled carries it masked) — when the account changes, when the
+            // registration arrives after the bank's verification, and when a change of name or
+            // operator turns the real-name check (holder = registered name) one way or the other.
+            if let account = state.account, state.registration != nil,
+                account != previousAccount || !wasRegistered || matchedBefore != Self.holderMatches(account, state)
+            {
+                try publishPayee(fact.uscc, account, state: state, version: version, db)
             }
         }
         for uscc in affected { try republish(uscc, db) }
@@ -96,19 +100,28 @@ public struct RegistryApplier: IntakeApplier {
         return ProfileUpdate(version: version + 1, hash: fingerprint, bytes: bytes)
     }
 
-    func publishPayee(_ uscc: String, _ account: JSON, state: MerchantState, _ db: Database) throws {
+    /// The real-name check (DESIGN §8): the account holder is the registered name, or for an
+    /// individual business its operator.
+    static func holderMatches(_ account: JSON, _ state: MerchantState) -> Bool {
         let name = state.registration?["name"]?.stringValue ?? ""
         let kind = state.registration?["kind"]?.stringValue ?? ""
         let operatorName = state.registration?["legal_rep"]?["name"]?.stringValue ?? ""
         let holder = account["holder_name"]?.stringValue ?? ""
+        return holder == name || (kind == "individual" && holder == operatorName)
+    }
+
+    func publishPayee(_ uscc: String, _ account: JSON, state: MerchantState, version: Int64, _ db: Database) throws {
+        let holder = account["holder_name"]?.stringValue ?? ""
         let number = account["account_no"]?.stringValue ?? ""
-        let matches = holder == name || (kind == "individual" && holder == operatorName)
+        let matches = Self.holderMatches(account, state)
         let data: JSON = [
             "uscc": .string(uscc), "bank": account["bank"] ?? .null, "account_no": .string(number), "holder_name": .string(holder),
             "holder_matches": .bool(matches), "verified_on": account["verified_on"] ?? .null,
             "fingerprint": .string(ProfileBuilder.fingerprint("account", number, salt: salt)),
         ]
-        let id = "payee.verified/\(uscc)/\(String(SHA256.hex(data.serialized(sortedKeys: true)).prefix(16)))"
+        // The profile version makes each publication its own event: a check that turns false and
+        // back again is two new events, never a repeat of an earlier id a consumer has seen.
+        let id = "payee.verified/\(uscc)/\(version)/\(String(SHA256.hex(data.serialized(sortedKeys: true)).prefix(16)))"
         try outbox.append(db, type: "payee.verified", subject: uscc, id: id, data: data)
     }
 
