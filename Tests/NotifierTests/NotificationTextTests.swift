@@ -114,4 +114,29 @@ struct NotificationTextTests {
         }
         #expect(text?.contains("原因：资金到账后被银行退回：银行账户已销户") == true, "\(text ?? "none")")
     }
+
+    /// The disclosure text names the window's last day (objections until its 24:00), the same day
+    /// as the board — not the next day, on whose 00:00 the window closes.
+    @Test func theDisclosureTextNamesTheLastDayOfTheWindow() throws {
+        let (dir, database, engine) = try Self.makeEngine()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try database.db.writer.write { db in
+            let proposed = try engine.entitlement(
+                Self.entitlementEvent("entitlement.proposed", id: "ent-9", extra: ["disclosure": ["working_days": 5]]), db)
+            let enrol = try #require(proposed)
+            try engine.notifyDisclosure(try engine.disclosure.enrol([(enrol.0, enrol.1, enrol.2)], db), db)
+        }
+        let (text, lastDay, closesAt) = try database.db.writer.read { db in
+            (
+                try String.fetchOne(db, sql: "SELECT text FROM notifications WHERE kind = 'disclosure'") ?? "",
+                try String.fetchOne(db, sql: "SELECT closes_on FROM rounds") ?? "",
+                try String.fetchOne(db, sql: "SELECT closes_at FROM rounds") ?? ""
+            )
+        }
+        // Opened on Friday 2022-04-01: five working days end on Friday 2022-04-08.
+        #expect(lastDay == "2022-04-08")
+        #expect(closesAt.hasPrefix("2022-04-09T00:00:00"))
+        #expect(text.contains("公示期至2022-04-08"), "\(text)")
+        #expect(!text.contains("2022-04-09"), "\(text)")
+    }
 }

@@ -269,6 +269,11 @@ struct NotifierEngine: Sendable {
 
     func notifyDisclosure(_ rounds: [(String, [String], String)], _ db: Database) throws {
         for (round, ids, closes) in rounds {
+            // The last day of the window (a merchant may object until its 24:00), not the date of
+            // the instant the window closes at, which is the next day's 00:00.
+            let lastDay =
+                try String.fetchOne(db, sql: "SELECT closes_on FROM rounds WHERE id = ?", arguments: [round])
+                ?? Timestamp.parse(closes).map { ChinaTime.civilDate(of: $0.addingTimeInterval(-1)).description } ?? String(closes.prefix(10))
             for id in ids {
                 guard let row = try Row.fetchOne(db, sql: "SELECT * FROM entitlements WHERE id = ?", arguments: [id]) else { continue }
                 let title =
@@ -276,7 +281,7 @@ struct NotifierEngine: Sendable {
                         db, sql: "SELECT title FROM programmes WHERE policy_id = ?", arguments: [row["policy_id"] as String]) ?? ""
                 let values = [
                     "merchant": Self.displayName(row["name"] ?? "", kind: row["kind"]), "programme": title,
-                    "amount": Templates.yuanText(fen: row["amount_fen"]), "closes_on": String(closes.prefix(10)), "entitlement": id,
+                    "amount": Templates.yuanText(fen: row["amount_fen"]), "closes_on": lastDay, "entitlement": id,
                 ]
                 let e = CloudEvent(id: "\(round)/\(id)", source: "/bangfu/notifier", type: "disclosure.opened")
                 try notify(e, .disclosure, row["uscc"], values, db)
