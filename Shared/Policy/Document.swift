@@ -556,6 +556,17 @@ struct DocumentBuilder {
         if benefit == .cash, pool == nil {
             fail(nodes["pool"]?.value.mark ?? root.mark, "a cash benefit needs a pool (the fund pool it is paid from)")
         }
+        // Money leaves only through the treasury's credit transfers, and the treasury moves only
+        // money: a lessor or an agency carries out waivers and deferrals, never pays cash.
+        if let benefit, let channel {
+            if benefit == .cash, channel != "treasury" {
+                fail(nodes["channel"]?.value.mark, "a cash benefit is paid through the treasury channel, got \"\(channel)\"")
+            } else if benefit != .cash, channel == "treasury" {
+                fail(
+                    nodes["channel"]?.value.mark,
+                    "the treasury channel pays cash only; a \(benefit.rawValue) is carried out by the lessor or an agency:<name>")
+            }
+        }
         let requiresApplication = nodes["requires_application"].flatMap { bool($0.value, "requires_application") }
 
         var applyFrom: CivilDate?

@@ -95,11 +95,29 @@ struct SeedWordingTests {
                 "damage.reported", ["uscc": .string(shop), "event": "flood-2021-07", "loss_fen": 3_000_000, "evidence": ["photo.jpg"]],
                 subject: shop),
         ])
+        // A shop whose registered rent is 0: the subsidy works out at nothing, so no entitlement.
+        let free = f.uscc(individual: true)
+        try await w.facts([
+            f.registration(uscc: free, name: "免租五金店", kind: "individual", industry: "F5274", district: "411071"),
+            Fixtures.lease(id: "FL-FREE", tenant: free, lessorOwnership: "private", rentFen: 0, from: "2020-01-01", to: "2022-12-31"),
+            Fixtures.event(
+                "damage.reported", ["uscc": .string(free), "event": "flood-2021-07", "loss_fen": 3_000_000, "evidence": ["photo.jpg"]],
+                subject: free),
+        ])
         try await w.settle()
         try await w.publish("flood-relief")
+        #expect(try await w.apply(free, "flood-relief", at: "2021-07-21T09:30:00+08:00", documents: ["申请表.pdf"]).status == .accepted)
         let early = try await w.apply(shop, "flood-relief", at: "2021-07-21T10:00:00+08:00", documents: ["申请表.pdf"])
         #expect(early.status == .accepted, "\(early.rejection?.description ?? "")")
         #expect(await w.await("entitlement.proposed", "flood-relief", shop)?["amount_fen"]?.intValue == 600_000)  // 3 × 200,000
+        // The applications are taken in order: the free shop's was decided before — with nothing
+        // to pay, its waiting entitlement (incomplete: the application) is revoked, never proposed.
+        #expect(!w.events("flood-relief", free).contains { $0.type == "entitlement.proposed" }, "no 0-fen cash entitlement")
+        let last = w.events("flood-relief", free).last
+        #expect(last?.type == "entitlement.revoked")
+        #expect(last?.data?["reason"]?.stringValue?.contains("nothing to pay") == true)
+        let x = try await w.explain(free, "flood-relief")
+        #expect(x["determinations"]?.arrayValue?.first?["outcome"]?["amount_fen"]?.intValue == 0)
         await w.close()
     }
 }

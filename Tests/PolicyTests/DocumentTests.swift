@@ -124,7 +124,7 @@ struct DocumentTests {
     }
 
     @Test func missingRequiredKeys() {
-        let yaml = "id: x\nrevision: 1\ntitle: t\nauthority: a\nbenefit: deferral\nchannel: treasury\n"
+        let yaml = "id: x\nrevision: 1\ntitle: t\nauthority: a\nbenefit: deferral\nchannel: agency:si\n"
         let errs = Fx.compileErrors(yaml)
         let messages = errs.map(\.message)
         for key in ["requires_application", "period", "disclosure", "eligible", "per"] {
@@ -239,8 +239,24 @@ struct DocumentTests {
     }
 
     @Test func channelForms() {
-        #expect(Fx.compileErrors(Fx.document().replacingOccurrences(of: "channel: treasury", with: "channel: agency:si-bureau")).isEmpty)
-        #expect(Fx.compileErrors(Fx.document().replacingOccurrences(of: "channel: treasury", with: "channel: lessor")).isEmpty)
-        #expect(Fx.compileErrors(Fx.document().replacingOccurrences(of: "channel: treasury", with: "channel: \"agency:\"")).count == 1)
+        let deferral = Fx.document()
+        #expect(Fx.compileErrors(deferral.replacingOccurrences(of: "channel: agency:test-bureau", with: "channel: agency:si-bureau")).isEmpty)
+        #expect(Fx.compileErrors(deferral.replacingOccurrences(of: "channel: agency:test-bureau", with: "channel: lessor")).isEmpty)
+        #expect(Fx.compileErrors(deferral.replacingOccurrences(of: "channel: agency:test-bureau", with: "channel: \"agency:\"")).count == 1)
+    }
+
+    /// Cash leaves only through the treasury, and the treasury moves only cash.
+    @Test func benefitAndChannelAgree() {
+        #expect(Fx.compileErrors(Fx.document(benefit: "cash")).isEmpty)
+        let cashByLessor = Fx.compileErrors(
+            Fx.document(benefit: "cash").replacingOccurrences(of: "channel: treasury", with: "channel: agency:utilities"))
+        #expect(cashByLessor.map(\.message) == ["a cash benefit is paid through the treasury channel, got \"agency:utilities\""])
+        #expect(cashByLessor.first?.line == 6)
+        let deferralByTreasury = Fx.compileErrors(
+            Fx.document().replacingOccurrences(of: "channel: agency:test-bureau", with: "channel: treasury"))
+        #expect(
+            deferralByTreasury.map(\.message) == [
+                "the treasury channel pays cash only; a deferral is carried out by the lessor or an agency:<name>"
+            ])
     }
 }

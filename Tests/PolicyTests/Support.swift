@@ -188,7 +188,7 @@ enum Fx {
             title: 测试
             authority: 测试局
             benefit: \(benefit)
-            channel: treasury
+            channel: \(benefit == "cash" ? "treasury" : "agency:test-bureau")
             pool: test-pool
             requires_application: false
             period: {from: 2022-01-01, to: 2022-06-30}

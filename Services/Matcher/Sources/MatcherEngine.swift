@@ -182,6 +182,11 @@ public struct MatcherEngine: Sendable {
             if policy.requiresApplication && !applied { cache.markAwaitingApplication(policy.id) }
             return .incomplete(missing: missing)
         case .eligible(let amount):
+            // Cash that works out at nothing (e.g. a rent subsidy on a rent of 0) is no entitlement:
+            // there is nothing to disclose, approve or pay.
+            if policy.benefit == .cash, amount <= 0 {
+                return .none(reason: "nothing to pay: the amount works out at \(amount) fen")
+            }
             if policy.requiresApplication && !applied {
                 cache.markAwaitingApplication(policy.id)
                 return .incomplete(missing: ["application"])
