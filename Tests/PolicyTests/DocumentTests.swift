@@ -240,7 +240,8 @@ struct DocumentTests {
 
     @Test func channelForms() {
         let deferral = Fx.document()
-        #expect(Fx.compileErrors(deferral.replacingOccurrences(of: "channel: agency:test-bureau", with: "channel: agency:si-bureau")).isEmpty)
+        #expect(
+            Fx.compileErrors(deferral.replacingOccurrences(of: "channel: agency:test-bureau", with: "channel: agency:si-bureau")).isEmpty)
         #expect(Fx.compileErrors(deferral.replacingOccurrences(of: "channel: agency:test-bureau", with: "channel: lessor")).isEmpty)
         #expect(Fx.compileErrors(deferral.replacingOccurrences(of: "channel: agency:test-bureau", with: "channel: \"agency:\"")).count == 1)
     }

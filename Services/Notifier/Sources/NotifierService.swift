@@ -273,7 +273,8 @@ struct NotifierEngine: Sendable {
             // the instant the window closes at, which is the next day's 00:00.
             let lastDay =
                 try String.fetchOne(db, sql: "SELECT closes_on FROM rounds WHERE id = ?", arguments: [round])
-                ?? Timestamp.parse(closes).map { ChinaTime.civilDate(of: $0.addingTimeInterval(-1)).description } ?? String(closes.prefix(10))
+                ?? Timestamp.parse(closes).map { ChinaTime.civilDate(of: $0.addingTimeInterval(-1)).description }
+                ?? String(closes.prefix(10))
             for id in ids {
                 guard let row = try Row.fetchOne(db, sql: "SELECT * FROM entitlements WHERE id = ?", arguments: [id]) else { continue }
                 let title =
