@@ -175,11 +175,12 @@ public enum ResidentID {
                 .invalidIDNumber, field: field,
                 "character '\(printable(last))' at position 18 is not allowed: the check character is a digit or an uppercase 'X'")
         }
-        let birth = String(chars[6..<14])
+        // The message does not repeat the birth date: rejections are shown to operators and kept
+        // in the quarantine list, which must not spell out personal data.
         guard birthDate(of: number) != nil else {
             throw Rejection(
                 .invalidIDNumber, field: field,
-                "birth date \(birth) in characters 7–14 is not a real date between 1900 and 2100")
+                "characters 7–14 (the birth date) are not a real date between 1900 and 2100")
         }
         let expected = checkCharacter(body17: String(chars[0..<17]))!
         guard last == expected else {

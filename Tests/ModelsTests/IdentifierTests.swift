@@ -211,8 +211,14 @@ struct ResidentIDTests {
         #expect(
             throws: Rejection(
                 .invalidIDNumber, field: "id",
-                "birth date \(birth) in characters 7–14 is not a real date between 1900 and 2100")
+                "characters 7–14 (the birth date) are not a real date between 1900 and 2100")
         ) { try ResidentID.validate(number, field: "id") }
+        // The message an operator sees does not spell out the birth date.
+        do {
+            try ResidentID.validate(number, field: "id")
+        } catch {
+            #expect(!error.message.contains(birth))
+        }
     }
 
     @Test func leapDayBirth() throws {

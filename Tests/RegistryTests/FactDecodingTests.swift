@@ -353,7 +353,7 @@ struct FactDecodingTests {
         let r2 = S.rejection("business.registered", setting: "legal_rep.id_number", to: .string(badBirth))
         #expect(r2?.code == .invalidIDNumber)
         #expect(r2?.field == f)
-        #expect(r2?.message.contains("19850230") == true)
+        #expect(r2?.message.contains("birth date") == true && r2?.message.contains("19850230") == false)
         let r3 = S.rejection("business.registered", setting: "legal_rep.id_number", to: "12345")
         #expect(r3 == Rejection(.invalidIDNumber, field: f, "must be 18 characters, got 5"))
     }
@@ -614,6 +614,10 @@ struct FactDecodingTests {
             #expect(r?.code == .invalidData, "\(bad)")
             #expect(r?.field == "data.phone")
         }
+        // The rejection shows the number masked: it reaches operator terminals and the quarantine list.
+        let shown = S.rejection("business.registered", setting: "phone", to: "138-1234-5678abc")
+        #expect(shown?.message.contains("138-1234-5678") == false, "\(shown?.message ?? "")")
+        #expect(shown?.message.contains("138*********8abc") == true, "\(shown?.message ?? "")")
     }
 
     @Test func address() throws {

@@ -742,7 +742,9 @@ struct FactDataReader {
         let s = trimmed(try rawString(key, v))
         let ok = s.unicodeScalars.allSatisfy { ("0"..."9").contains($0) || $0 == "+" || $0 == "-" || $0 == " " }
         guard ok, (5...20).contains(s.count) else {
-            throw invalid(key, "\(key) must be 5–20 characters of digits, '+', '-' or spaces, got \"\(s.prefix(40))\"")
+            // The value is shown masked: rejections reach operator terminals and the quarantine list.
+            throw invalid(
+                key, "\(key) must be 5–20 characters of digits, '+', '-' or spaces, got \"\(Mask.phone(String(s.prefix(40))))\"")
         }
         return s
     }
