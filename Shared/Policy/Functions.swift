@@ -203,7 +203,53 @@ extension ExprCompiler {
                 eval: { (ctx) throws(EvalError) in
                     try ExprCompiler.sumClosureDays(try f(ctx), try g(ctx), try h(ctx), cs, ce, ctx)
                 })
+        case "sublet" where args.count == 2:
+            // Sublet onwards during the period: a sublease whose term overlaps it. A lease sublet
+            // years before (or after) is its tenant's own again in the period.
+            guard ts[0].type == .object(Schema.lease) else {
+                error(args[0].start, "sublet(…) needs a lease, got \(ts[0].type)")
+                return nil
+            }
+            guard let (ps, pe) = intervalFields(ts[1].type), ps == "from" else {
+                error(args[1].start, "sublet(lease, …) needs a period (an object with from/to dates) second, got \(ts[1].type)")
+                return nil
+            }
+            let f = ts[0].eval
+            let g = ts[1].eval
+            return Typed(
+                type: .bool,
+                eval: { (ctx) throws(EvalError) in
+                    let l = try f(ctx)
+                    let p = try g(ctx)
+                    let terms = try ExprCompiler.read(l, "sublets", .list(.object(Schema.sublease)), ctx)
+                    let from = try ExprCompiler.read(p, ps, .date, ctx)
+                    let to = try ExprCompiler.read(p, pe, .date, ctx)
+                    if let u = Value.unknowns(l, p, terms, from, to) { return u }
+                    guard case .list(let items) = terms, case .date(let c) = from, case .date(let d) = to else {
+                        throw EvalError("sublet needs a lease's sublets and a period")
+                    }
+                    var missing: Set<String>?
+                    for item in items {
+                        let a = try ExprCompiler.read(item, "starts_on", .date, ctx)
+                        let b = try ExprCompiler.read(item, "ends_on", .date, ctx)
+                        if case .unknown(let m) = a {
+                            missing = (missing ?? []).union(m)
+                            continue
+                        }
+                        if case .unknown(let m) = b {
+                            missing = (missing ?? []).union(m)
+                            continue
+                        }
+                        guard case .date(let s) = a, case .date(let e) = b else { throw EvalError("sublet needs dates") }
+                        if max(s, c) <= min(e, d) { return .bool(true) }
+                    }
+                    return missing.map { .unknown($0) } ?? .bool(false)
+                })
         case "root_lessor", "sublet":
+            if name == "sublet", args.count != 1 {
+                error(e.start, "'sublet' takes 1 argument (the lease) or 2 (the lease and a period), got \(args.count)")
+                return nil
+            }
             guard arity(name, args, 1, e) else { return nil }
             guard ts[0].type == .object(Schema.lease) else {
                 error(args[0].start, "\(name)(…) needs a lease, got \(ts[0].type)")

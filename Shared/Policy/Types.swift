@@ -69,12 +69,14 @@ indirect enum PType: Sendable, Equatable, CustomStringConvertible {
 enum Schema {
     static let lessor = ObjectSchema(
         "lessor", [("name", .string), ("uscc", .string), ("ownership", .string), ("level", .string)])
+    /// The term of a lease that sublets another onwards.
+    static let sublease = ObjectSchema("sublease", [("lease_id", .string), ("starts_on", .date), ("ends_on", .date)])
     static let lease = ObjectSchema(
         "lease",
         [
             ("lease_id", .string), ("lessor", .object(lessor)), ("root_lessor", .object(lessor)),
-            ("chain_complete", .bool), ("sublease_of", .string), ("sublet", .bool), ("use", .string),
-            ("monthly_rent_fen", .int), ("starts_on", .date), ("ends_on", .date),
+            ("chain_complete", .bool), ("sublease_of", .string), ("sublet", .bool), ("sublets", .list(.object(sublease))),
+            ("use", .string), ("monthly_rent_fen", .int), ("starts_on", .date), ("ends_on", .date),
         ])
     static let damage = ObjectSchema("damage", [("event", .string), ("loss_fen", .int), ("evidence", .list(.string))])
     static let closure = ObjectSchema(

@@ -108,8 +108,11 @@ struct RegistryEndToEndTests {
         #expect(finalLease["root_lessor"]?["ownership"]?.stringValue == "state_enterprise")
         #expect(finalLease["lessor"]?["ownership"]?.stringValue == "private")
         #expect(finalLease["sublet"]?.boolValue == false)
+        #expect(finalLease["sublets"] == .array([]))
         let middleLease = try #require(profiles(events, middle).last?["leases"]?.arrayValue?.first)
         #expect(middleLease["sublet"]?.boolValue == true)
+        // When it is sublet: the sublease's term, so a policy can tell it from its own period.
+        #expect(middleLease["sublets"] == [["lease_id": "L-2", "starts_on": "2021-01-01", "ends_on": "2023-12-31"]])
         #expect(profiles(events, final).last?["tags"]?["size"]?.stringValue == "individual")
         await h.shutdown()
     }

@@ -93,6 +93,19 @@ struct FunctionTests {
         #expect(try Fx.eval("root_lessor(lease).ownership", binding: Fx.lease(chainComplete: false)) == .unknown(["lease.root_lessor"]))
         #expect(try Fx.eval("sublet(lease)") == .f)
         #expect(try Fx.eval("sublet(lease)", binding: Fx.lease(sublet: true)) == .t)
+        // Sublet during the period (2022-01-01..2022-06-30): only a sublease whose term overlaps it.
+        #expect(try Fx.eval("sublet(lease, period)", binding: Fx.lease(sublets: [("2019-06-01", "2020-05-31")])) == .f)
+        #expect(try Fx.eval("sublet(lease, period)", binding: Fx.lease(sublets: [("2021-06-01", "2022-01-01")])) == .t)
+        #expect(try Fx.eval("sublet(lease, period)", binding: Fx.lease(sublets: [("2022-06-30", "2024-01-01")])) == .t)
+        #expect(
+            try Fx.eval("sublet(lease, period)", binding: Fx.lease(sublets: [("2019-06-01", "2020-05-31"), ("2022-03-01", "2022-03-31")]))
+                == .t)
+        #expect(try Fx.eval("sublet(lease, period)") == .f)
+        guard case .object(var s) = Fx.lease(sublets: [("2019-06-01", "2020-05-31")]) else { return }
+        s["sublets"] = .null
+        #expect(try Fx.eval("sublet(lease, period)", binding: .object(s)) == .unknown(["lease.sublets"]))
+        #expect(Fx.errors("sublet(lease, period, period)").count == 1)
+        #expect(Fx.errors("sublet(lease, lease)").count == 1)
         guard case .object(var o) = Fx.lease() else { return }
         o["root_lessor"] = .null
         #expect(try Fx.eval("root_lessor(lease).ownership in [\"government\"]", binding: .object(o)) == .unknown(["lease.root_lessor"]))

@@ -63,12 +63,17 @@ enum Fx {
 
     static func lease(
         id: String = "L-1", rent: Int64 = 300_000, starts: String = "2021-01-01", ends: String = "2023-12-31",
-        ownership: String = "state_enterprise", sublet: Bool = false, chainComplete: Bool = true, use: String = "business"
+        ownership: String = "state_enterprise", sublet: Bool = false, chainComplete: Bool = true, use: String = "business",
+        sublets: [(String, String)]? = nil
     ) -> JSON {
+        let terms: [(String, String)] = sublets ?? (sublet ? [("2021-01-01", "2023-12-31")] : [])
         let lessor: JSON = ["name": "市国资公司", "uscc": "91110000100000000X", "ownership": .string(ownership), "level": "city"]
         return [
             "lease_id": .string(id), "lessor": lessor, "root_lessor": chainComplete ? lessor : .null,
-            "chain_complete": .bool(chainComplete), "sublease_of": .null, "sublet": .bool(sublet), "use": .string(use),
+            "chain_complete": .bool(chainComplete), "sublease_of": .null, "sublet": .bool(!terms.isEmpty),
+            "sublets": .array(
+                terms.enumerated().map { k, t in ["lease_id": .string("\(id)-S\(k)"), "starts_on": .string(t.0), "ends_on": .string(t.1)] }),
+            "use": .string(use),
             "monthly_rent_fen": .int(rent), "starts_on": .string(starts), "ends_on": .string(ends),
         ]
     }

@@ -276,14 +276,15 @@ enum ProfileBuilder {
 }
 
 /// How the profile shows a tenant's leases: each with its root lessor (following `sublease_of`
-/// up the chain, at most `maxChain` hops, cycle-safe), whether the chain is complete, and
-/// whether the lease is itself sublet. The lookups come from the database or, for benchmarks and
-/// tools, from memory.
+/// up the chain, at most `maxChain` hops, cycle-safe), whether the chain is complete, whether
+/// the lease is itself sublet, and when (`sublets`: the terms of the leases that sublet it, so
+/// a policy can tell a sublet in its period from one years before). The lookups come from the
+/// database or, for benchmarks and tools, from memory.
 public enum LeaseViews {
     public static let maxChain = 16
 
     public static func resolve(
-        _ own: [JSON], parent: (String) throws -> JSON?, isSublet: (String) throws -> Bool
+        _ own: [JSON], parent: (String) throws -> JSON?, subleases: (String) throws -> [JSON]
     ) throws -> [JSON] {
         var out: [JSON] = []
         for lease in own {
@@ -306,7 +307,12 @@ public enum LeaseViews {
             }
             l["root_lessor"] = root ?? .null
             l["chain_complete"] = .bool(complete)
-            l["sublet"] = .bool(try isSublet(id))
+            let terms = try subleases(id).map { s -> JSON in
+                ["lease_id": s["lease_id"] ?? .null, "starts_on": s["starts_on"] ?? .null, "ends_on": s["ends_on"] ?? .null]
+            }
+            l["sublet"] = .bool(!terms.isEmpty)
+            func order(_ t: JSON) -> (String, String) { (t["starts_on"]?.stringValue ?? "", t["lease_id"]?.stringValue ?? "") }
+            l["sublets"] = .array(terms.sorted { order($0) < order($1) })
             l["tenant_uscc"] = nil
             out.append(.object(l))
         }
@@ -318,11 +324,11 @@ public enum LeaseViews {
 /// same builder), for benchmarks and tools that need many profiles without the bus.
 public enum OfflineProfiles {
     /// The profile of one merchant from its facts (in arrival order), or nil if unregistered.
-    /// `leases` looks up any lease by id (for sublease chains); `sublet` says whether a lease
-    /// has been sublet onwards.
+    /// `leases` looks up any lease by id (for sublease chains); `subleases` gives the leases that
+    /// sublet a lease onwards.
     public static func profile(
         uscc: String, facts: [Fact], version: Int64 = 1, salt: String = "offline", leases: (String) -> JSON? = { _ in nil },
-        sublet: (String) -> Bool = { _ in false }
+        subleases: (String) -> [JSON] = { _ in [] }
     ) -> JSON? {
         var state = MerchantState()
         var own: [String: JSON] = [:]
@@ -334,7 +340,8 @@ public enum OfflineProfiles {
             }
         }
         let views =
-            (try? LeaseViews.resolve(own.keys.sorted().map { own[$0]! }, parent: { own[$0] ?? leases($0) }, isSublet: { sublet($0) })) ?? []
+            (try? LeaseViews.resolve(own.keys.sorted().map { own[$0]! }, parent: { own[$0] ?? leases($0) }, subleases: { subleases($0) }))
+            ?? []
         guard case .object(var o)? = ProfileBuilder.build(uscc: uscc, state: state, leases: views, salt: salt) else { return nil }
         o["version"] = .int(version)
         return .object(o)

@@ -196,9 +196,9 @@ public struct RegistryApplier: IntakeApplier {
                 try Data.fetchOne(db.cachedStatement(sql: "SELECT body FROM leases WHERE lease_id = ?"), arguments: [id])
                     .map { try JSONParser.parse([UInt8]($0)) }
             },
-            isSublet: { id in
-                try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM leases WHERE sublease_of = ?)"), arguments: [id])
-                    ?? false
+            subleases: { id in
+                try Data.fetchAll(db.cachedStatement(sql: "SELECT body FROM leases WHERE sublease_of = ?"), arguments: [id])
+                    .map { try JSONParser.parse([UInt8]($0)) }
             })
     }
 
