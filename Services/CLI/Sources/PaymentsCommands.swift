@@ -224,7 +224,7 @@ struct PoolFundVerb: AsyncParsableCommand {
     @Option(help: "The pool id, as policies name it.") var pool: String
     @Option(help: "central, special_bond or local.") var source: String
     @Option(
-        name: .customLong("amount-fen"),
+        name: .customLong("amount-fen"), parsing: .unconditional,
         help: ArgumentHelp("The amount in fen: a positive whole number (100000 is ¥1,000.00).", valueName: "FEN"))
     var amountFen: String
     @OptionGroup var eventID: EventIDOption

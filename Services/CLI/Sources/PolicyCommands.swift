@@ -196,7 +196,7 @@ enum Money {
 
 struct PolicyVerb: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "policy", abstract: "Check, publish and list policies (the matcher's programmes).",
+        commandName: "policy", abstract: "Check, publish, list and withdraw policies (the matcher's programmes).",
         subcommands: [PolicyCheckVerb.self, PolicyPublishVerb.self, PolicyListVerb.self, PolicyWithdrawVerb.self])
 }
 
