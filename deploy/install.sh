@@ -19,13 +19,16 @@ done
 install -m 0644 docs/*.md /usr/local/share/doc/bangfu/
 install -m 0644 policies/*.yaml /usr/local/share/bangfu/policies/
 # The CLI's endpoints: the shipped configurations put the services on ipc:///run/bangfu/…
-# (the CLI's own defaults are loopback TCP ports), so login shells get them from here.
-if [[ ! -e /etc/profile.d/bangfu.sh ]]; then
+# (the CLI's own defaults are loopback TCP ports), so login shells get them from here: intake,
+# replay and feed (`bangfu tail --follow` reads the feed). A file an older install.sh wrote
+# without the feeds is rewritten; one edited by hand (no header line) is left alone.
+profile=/etc/profile.d/bangfu.sh
+if [[ ! -e $profile ]] || { head -n1 "$profile" | grep -q '^# Bangfu CLI endpoints (deploy/install.sh)' && ! grep -q '_FEED=' "$profile"; }; then
   {
     echo "# Bangfu CLI endpoints (deploy/install.sh); match them to /etc/bangfu/*.yaml"
     for s in registry matcher payments notifier; do
       u=${s^^}
-      echo "export BANGFU_${u}_INTAKE=ipc:///run/bangfu/$s-intake BANGFU_${u}_REPLAY=ipc:///run/bangfu/$s-replay"
+      echo "export BANGFU_${u}_INTAKE=ipc:///run/bangfu/$s-intake BANGFU_${u}_REPLAY=ipc:///run/bangfu/$s-replay BANGFU_${u}_FEED=ipc:///run/bangfu/$s-feed"
     done
   } >/etc/profile.d/bangfu.sh
   chmod 0644 /etc/profile.d/bangfu.sh

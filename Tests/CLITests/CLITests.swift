@@ -128,7 +128,12 @@ struct CLIHarnessTests {
         let jsonID = try #require(jsonItem["id"]?.stringValue)
         #expect(try await QuarantineCommand.show(context: h.context, target: t, id: jsonID, console: showOut.console) == 0)
         #expect(showOut.out.contains("code:        invalid_json"))
-        #expect(showOut.lines.last == "this is not json")
+        // A frame that is not JSON cannot be masked: it is shown only with --raw.
+        #expect(!showOut.out.contains("this is not json"))
+        #expect(showOut.lines.last?.contains("shown only with --raw") == true)
+        let rawOut = CapturedConsole()
+        _ = try await QuarantineCommand.show(context: h.context, target: t, id: jsonID, raw: true, console: rawOut.console)
+        #expect(rawOut.lines.last == "this is not json")
         await #expect(throws: CLIError.self) {
             try await QuarantineCommand.show(context: h.context, target: t, id: "999999", console: CapturedConsole().console)
         }

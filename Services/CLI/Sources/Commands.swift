@@ -25,7 +25,8 @@ public struct Bangfu: AsyncParsableCommand {
         version: "bangfu \(version)",
         subcommands: [
             PublishVerb.self, TailVerb.self, QuarantineVerb.self, StatusVerb.self, PolicyVerb.self, ExplainVerb.self, ApplyVerb.self,
-            PoolVerb.self, HoldVerb.self, PaymentsVerb.self, LedgerVerb.self, AuditVerb.self, ReportVerb.self, KeysVerb.self, DemoVerb.self,
+            ReviewVerb.self, ObjectionVerb.self, EntitlementVerb.self, PoolVerb.self, HoldVerb.self, PaymentsVerb.self, LedgerVerb.self,
+            AuditVerb.self, ReportVerb.self, KeysVerb.self, DemoVerb.self,
         ]
     )
 
@@ -249,9 +250,10 @@ struct QuarantineVerb: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show one quarantined item and its raw frame.")
+        static let configuration = CommandConfiguration(
+            abstract: "Show one quarantined item and its frame (resident IDs, phones and bank accounts masked unless --raw).")
 
-        @Argument(help: "The quarantined item's id.")
+        @Argument(help: "The quarantined item's id (a number, from quarantine list).")
         var id: String
 
         @OptionGroup var endpoints: EndpointOptions
@@ -259,13 +261,20 @@ struct QuarantineVerb: AsyncParsableCommand {
         @Flag(help: "Print the item as JSON.")
         var json = false
 
+        @Flag(help: "Print the frame exactly as received, personal data included (a frame that is not JSON is shown only so).")
+        var raw = false
+
         @Option(name: .customLong("timeout-ms"))
         var timeoutMs: Int = 5_000
+
+        func validate() throws {
+            do { try QuarantineCommand.checkID(id) } catch { throw ValidationError(error.message) }
+        }
 
         func run() async throws {
             try await execute { context, console in
                 try await QuarantineCommand.show(
-                    context: context, target: try endpoints.target(), id: id, json: json, timeoutMs: timeoutMs, console: console)
+                    context: context, target: try endpoints.target(), id: id, json: json, raw: raw, timeoutMs: timeoutMs, console: console)
             }
         }
     }
@@ -291,6 +300,10 @@ struct QuarantineVerb: AsyncParsableCommand {
 
         @Option(help: "Re-sends (same id) before giving up.")
         var retries: Int = 3
+
+        func validate() throws {
+            do { try QuarantineCommand.checkID(id) } catch { throw ValidationError(error.message) }
+        }
 
         func run() async throws {
             try await execute { context, console in
@@ -359,8 +372,18 @@ struct DemoVerb: AsyncParsableCommand {
     @Option(help: "The generator's seed (same seed, same county).")
     var seed: UInt64 = 20_220_401
 
-    @Option(help: "The directory for state, sockets and logs (emptied first).")
+    @Option(
+        help: """
+            The directory for state, sockets and logs. An existing one is emptied only if an earlier demo made it \
+            (it holds a .bangfu-demo file) or with --force, and never while a service runs on it.
+            """)
     var dir: String = "demo-out"
+
+    @Flag(help: "Empty a non-empty --dir that an earlier demo did not make.")
+    var force = false
+
+    @Flag(name: .customLong("keep-running"), help: "Leave the services running at the end until Ctrl-C, and print the endpoints to use.")
+    var keepRunning = false
 
     @Option(help: ArgumentHelp("The folder with the service executables.", valueName: "DIR"))
     var bin: String?
@@ -399,7 +422,21 @@ struct DemoVerb: AsyncParsableCommand {
             o.directory = dir
             o.binDirectory = bin
             o.policiesDirectory = policies
-            return try await DemoCommand.run(options: o, console: console)
+            o.force = force
+            o.keepRunning = keepRunning
+            let stop = StopSignal()
+            var sources: [any DispatchSourceSignal] = []
+            if keepRunning {
+                for sig in [SIGINT, SIGTERM] {
+                    signal(sig, SIG_IGN)
+                    let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+                    src.setEventHandler { stop.stop() }
+                    src.resume()
+                    sources.append(src)
+                }
+            }
+            defer { for s in sources { s.cancel() } }
+            return try await DemoCommand.run(options: o, console: console, stop: stop)
         }
     }
 }

@@ -100,6 +100,7 @@ final class FDWriter: Sendable {
 /// A `Console` that keeps what was written, for tests; `wait` awaits a condition on the output.
 public final class CapturedConsole: Sendable {
     struct Waiter {
+        let onErr: Bool
         let predicate: @Sendable (String) -> Bool
         let continuation: CheckedContinuation<Bool, Never>
     }
@@ -115,7 +116,7 @@ public final class CapturedConsole: Sendable {
     public init() {}
 
     public var console: Console {
-        Console(out: { [self] s in append(s) }, err: { [self] s in state.withLock { $0.err += s } })
+        Console(out: { [self] s in append(s, err: false) }, err: { [self] s in append(s, err: true) })
     }
 
     public var out: String { state.withLock { $0.out } }
@@ -123,11 +124,11 @@ public final class CapturedConsole: Sendable {
     /// The non-empty lines written to `out`.
     public var lines: [String] { out.split(separator: "\n").map(String.init) }
 
-    private func append(_ s: String) {
+    private func append(_ s: String, err: Bool) {
         let ready = state.withLock { st -> [CheckedContinuation<Bool, Never>] in
-            st.out += s
+            if err { st.err += s } else { st.out += s }
             var done: [CheckedContinuation<Bool, Never>] = []
-            for (k, w) in st.waiters where w.predicate(st.out) {
+            for (k, w) in st.waiters where w.onErr == err && w.predicate(err ? st.err : st.out) {
                 done.append(w.continuation)
                 st.waiters[k] = nil
             }
@@ -136,13 +137,16 @@ public final class CapturedConsole: Sendable {
         for c in ready { c.resume(returning: true) }
     }
 
-    /// Waits until `out` satisfies `predicate`; false after `timeout` (a safety net only).
-    public func wait(timeout: Duration = .seconds(20), until predicate: @escaping @Sendable (String) -> Bool) async -> Bool {
+    /// Waits until `out` (with `err`: what was written to `err`) satisfies `predicate`; false
+    /// after `timeout` (a safety net only).
+    public func wait(
+        err: Bool = false, timeout: Duration = .seconds(20), until predicate: @escaping @Sendable (String) -> Bool
+    ) async -> Bool {
         let key = UUID()
         return await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
             let satisfied = state.withLock { st -> Bool in
-                if predicate(st.out) { return true }
-                st.waiters[key] = Waiter(predicate: predicate, continuation: c)
+                if predicate(err ? st.err : st.out) { return true }
+                st.waiters[key] = Waiter(onErr: err, predicate: predicate, continuation: c)
                 return false
             }
             if satisfied {
@@ -185,6 +189,8 @@ public enum ExitCodes {
     public static let dataError: Int32 = 65
     /// EX_NOINPUT: an input file cannot be read.
     public static let noInput: Int32 = 66
+    /// EX_CANTCREAT: an output directory cannot be used (`bangfu demo --dir` that is not the demo's).
+    public static let cantCreate: Int32 = 73
 }
 
 /// Asks a long-running command (tail --follow) to stop; wakes its poll loop from any thread.

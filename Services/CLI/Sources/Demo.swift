@@ -30,6 +30,10 @@ public struct DemoOptions: Sendable {
     public var chaosIntervalMs = 3_000
     /// Where to write the run's end state (sorted lines; see `DemoEndState`).
     public var endStatePath: String?
+    /// Empty a non-empty `directory` that has no demo marker (never one a running service locks).
+    public var force = false
+    /// Leave the services running at the end until `stop` is signalled (Ctrl-C).
+    public var keepRunning = false
 
     public init() {}
 }
@@ -39,25 +43,139 @@ public struct DemoOptions: Sendable {
 /// policies and applications → entitlements → disclosure → review → pools, batches and files →
 /// a synthetic bank return → ledger and audit checks → the monthly evaluation.
 public enum DemoCommand {
-    public static func run(options: DemoOptions, console: Console) async throws -> Int32 {
-        let console = console.flushingEveryLine()  // progress shows in a log file too
+    /// The file `bangfu demo` writes into a directory it made: a later run may empty that
+    /// directory; one without it (and not empty) is left alone unless `--force` is given.
+    public static let marker = ".bangfu-demo"
+
+    /// What a run needs, worked out and checked before anything is touched.
+    public struct Plan: Sendable {
+        public var directory: String
+        public var bin: String
+        public var start: Date
+        public var policiesDirectory: String
+        public var policyFiles: [String]
+    }
+
+    /// Checks every argument without touching anything: the start instant (64), the counts (64),
+    /// the policy files (66 none, 65 one that does not compile), the executables, the end-state
+    /// file's folder and the directory (73: a file, a directory a running service locks, or a
+    /// non-empty one without the demo's marker and no `force`).
+    public static func validate(_ options: DemoOptions) throws -> Plan {
         let fm = FileManager.default
-        let dir = URL(fileURLWithPath: options.directory, relativeTo: URL(fileURLWithPath: fm.currentDirectoryPath)).standardizedFileURL
-            .path
-        try? fm.removeItem(atPath: dir)
-        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        guard let startDate = Timestamp.parse(options.start) else {
+            throw CLIError(
+                "--start \(options.start) is not an RFC 3339 instant (e.g. 2026-11-02T09:00:00+08:00)", exitCode: ExitCodes.usage)
+        }
+        guard options.merchants >= 1 else { throw CLIError("--merchants must be at least 1", exitCode: ExitCodes.usage) }
+        guard options.chaosKills >= 0 else { throw CLIError("--chaos-kills must not be negative", exitCode: ExitCodes.usage) }
+        guard options.chaosIntervalMs >= 1 else { throw CLIError("--chaos-interval-ms must be at least 1", exitCode: ExitCodes.usage) }
+        let (policiesDirectory, files) = try DemoMatcher.policyFiles(options)
+        for f in files {
+            guard let yaml = try? String(contentsOfFile: policiesDirectory + "/" + f, encoding: .utf8) else {
+                throw CLIError("cannot read \(policiesDirectory)/\(f)", exitCode: ExitCodes.noInput)
+            }
+            do {
+                _ = try PolicyCompiler.compile(yaml: yaml)
+            } catch {
+                let first = error.errors.first.map { "\($0.line):\($0.column): \($0.message)" } ?? "invalid policy"
+                throw CLIError("\(policiesDirectory)/\(f):\(first) (bangfu policy check shows every error)", exitCode: ExitCodes.dataError)
+            }
+        }
         // Beside this executable (/proc/self/exe: found through PATH too), unless --bin says.
         let me = (try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let bin = options.binDirectory ?? URL(fileURLWithPath: me).resolvingSymlinksInPath().deletingLastPathComponent().path
+        for name in ["registry", "matcher", "payments", "notifier"] where !fm.isExecutableFile(atPath: bin + "/bangfu-" + name) {
+            throw CLIError(
+                "\(bin)/bangfu-\(name) is not built (build it with `swift build -c release`, or give --bin DIR)",
+                exitCode: ExitCodes.noInput)
+        }
+        if let path = options.endStatePath {
+            let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
+                throw CLIError("--end-state \(path): the folder \(folder) does not exist", exitCode: ExitCodes.cantCreate)
+            }
+        }
+        let dir = URL(fileURLWithPath: options.directory, relativeTo: URL(fileURLWithPath: fm.currentDirectoryPath)).standardizedFileURL
+            .path
+        try checkDirectory(dir, force: options.force)
+        return Plan(directory: dir, bin: bin, start: startDate, policiesDirectory: policiesDirectory, policyFiles: files)
+    }
+
+    /// Whether the demo may (empty and) use `dir`; throws a `CLIError` (73) saying why not.
+    public static func checkDirectory(_ dir: String, force: Bool) throws(CLIError) {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: dir, isDirectory: &isDir) else { return }  // made fresh
+        guard isDir.boolValue else { throw CLIError("--dir \(dir) is a file, not a directory", exitCode: ExitCodes.cantCreate) }
+        let cwd = URL(fileURLWithPath: fm.currentDirectoryPath).standardizedFileURL.path
+        let home = URL(fileURLWithPath: NSHomeDirectory()).standardizedFileURL.path
+        if dir == "/" || dir == home || cwd == dir || cwd.hasPrefix(dir + "/") {
+            throw CLIError(
+                "refusing to empty \(dir) (the root, your home or a folder the current directory is in): give --dir a folder of its own",
+                exitCode: ExitCodes.cantCreate)
+        }
+        if let held = heldLock(in: dir) {
+            throw CLIError(
+                "\(held) is locked: a Bangfu service is running with its state directory in \(dir); nothing was touched (stop it, or give another --dir)",
+                exitCode: ExitCodes.cantCreate)
+        }
+        let contents = (try? fm.contentsOfDirectory(atPath: dir)) ?? []
+        if contents.isEmpty || contents.contains(marker) || force { return }
+        throw CLIError(
+            "--dir \(dir) is not empty and was not made by bangfu demo (it has no \(marker) file): nothing was touched. Give a new or empty directory, or add --force to empty it",
+            exitCode: ExitCodes.cantCreate)
+    }
+
+    /// A `*.lock` file within three levels of `dir` that a process holds (a service's state-dir
+    /// lock, `StateLock`), or that cannot be opened to tell.
+    static func heldLock(in dir: String) -> String? {
+        let fm = FileManager.default
+        guard
+            let walk = fm.enumerator(
+                at: URL(fileURLWithPath: dir), includingPropertiesForKeys: [.isRegularFileKey], options: [.skipsPackageDescendants])
+        else { return nil }
+        var seen = 0
+        while let url = walk.nextObject() as? URL {
+            seen += 1
+            if seen > 100_000 { break }
+            if walk.level >= 3 { walk.skipDescendants() }
+            guard url.pathExtension == "lock" else { continue }
+            let fd = open(url.path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return url.path }
+            defer { close(fd) }
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return url.path }
+            flock(fd, LOCK_UN)
+        }
+        return nil
+    }
+
+    /// Empties (or makes) the directory and marks it as the demo's.
+    static func prepareDirectory(_ dir: String) throws {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: dir) {
+            for name in try fm.contentsOfDirectory(atPath: dir) { try fm.removeItem(atPath: dir + "/" + name) }
+        } else {
+            try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
+        try "made by bangfu demo: a later `bangfu demo --dir` with this directory empties it\n".write(
+            toFile: dir + "/" + marker, atomically: true, encoding: .utf8)
+    }
+
+    public static func run(options: DemoOptions, console: Console, stop: StopSignal = StopSignal()) async throws -> Int32 {
+        let console = console.flushingEveryLine()  // progress shows in a log file too
+        let fm = FileManager.default
+        // Every argument is checked before the directory is touched.
+        let plan = try validate(options)
+        let dir = plan.directory
+        let bin = plan.bin
+        let startDate = plan.start
+        try prepareDirectory(dir)
         // ipc:// paths must be short (108 bytes); fall back to /tmp for deep directories.
         var socketDir = dir + "/sockets"
         if socketDir.utf8.count > 80 { socketDir = "/tmp/bangfu-demo-\(getpid())" }
         try fm.createDirectory(atPath: socketDir, withIntermediateDirectories: true)
-        guard let startDate = Timestamp.parse(options.start) else {
-            throw CLIError("--start \(options.start) is not an RFC 3339 instant", exitCode: ExitCodes.usage)
-        }
 
-        _ = try DemoMatcher.policyFiles(options)  // before anything starts: no policies, no demo
         console.line("Bangfu demo: \(options.merchants) merchants (seed \(options.seed)) in \(dir)")
         let demoStarted = DispatchTime.now().uptimeNanoseconds
         let registry = DemoProcess(
@@ -177,7 +295,8 @@ public enum DemoCommand {
             "  intake: \(Format.grouped(total)) facts, \(Format.grouped(accepted)) accepted, \(duplicate) duplicate, \(rejected.values.reduce(0, +)) rejected, \(unanswered) unacknowledged in \(String(format: "%.1f", seconds)) s (\(Int(Double(total) / max(seconds, 0.001)))/s)"
         )
         for (code, n) in rejected.sorted(by: { $0.key < $1.key }) {
-            console.line("    rejected \(code): \(n)  (kept in quarantine: bangfu quarantine list --code \(code))")
+            console.line(
+                "    rejected \(code): \(n)  (kept in quarantine: bangfu quarantine list --code \(code); see the end for the endpoints)")
         }
 
         // Read the profiles back from the feed, as any downstream service would — while the matcher
@@ -252,7 +371,24 @@ public enum DemoCommand {
         console.line(
             "CPU time: " + services.map { "\($0.name) \(String(format: "%.1f", $0.cpuSeconds())) s" }.joined(separator: ", ")
                 + ", this demo \(String(format: "%.1f", Double(cpuTicks(pid: getpid())) / Double(cpuTicksPerSecond))) s")
+        // How to use the CLI on what the demo made: the services stop with the demo (unless
+        // --keep-running), so say how to start them again on its state, and where they listen.
+        let lines = services.map {
+            DemoServiceLine(
+                name: $0.name, commandLine: $0.commandLine, intake: $0.endpoint("intake"), feed: $0.endpoint("feed"),
+                replay: $0.endpoint("replay"))
+        }
+        try envScript(lines).write(toFile: dir + "/bangfu-env.sh", atomically: true, encoding: .utf8)
+        try startScript(lines, dir: dir).write(toFile: dir + "/start-services.sh", atomically: true, encoding: .utf8)
+        console.line("")
+        for l in closingHints(dir: dir, services: lines, keepRunning: options.keepRunning, quarantineCode: rejected.keys.sorted().first) {
+            console.line(l)
+        }
         console.flush()
+        if options.keepRunning {
+            while !stop.isStopped { try? await Task.sleep(for: .milliseconds(200)) }
+            console.line("stopping the services")
+        }
         return unanswered == 0 && accepted > 0 && matched && paid && checksPassed ? 0 : 1
     }
 
@@ -639,5 +775,69 @@ enum DemoRegistrySummary {
             "  quarantined: \(status["quarantined"]?.intValue ?? 0) bad records, by code \(status["quarantined_by_code"]?.serialized() ?? "{}")"
         )
         console.line(lines.joined(separator: "\n"))
+    }
+}
+
+/// One demo service as the closing hints name it.
+struct DemoServiceLine: Sendable {
+    var name: String
+    /// The executable and its arguments, as the demo started it.
+    var commandLine: [String]
+    var intake: String
+    var feed: String
+    var replay: String
+}
+
+extension DemoCommand {
+    /// `export BANGFU_<SERVICE>_INTAKE=… _REPLAY=… _FEED=…` for each service: what the CLI reads.
+    static func envScript(_ services: [DemoServiceLine]) -> String {
+        var out = "# The demo's endpoints for the bangfu CLI: . ./bangfu-env.sh\n"
+        for s in services {
+            let u = s.name.uppercased()
+            out += "export BANGFU_\(u)_INTAKE=\(s.intake) BANGFU_\(u)_REPLAY=\(s.replay) BANGFU_\(u)_FEED=\(s.feed)\n"
+        }
+        return out
+    }
+
+    /// A script that starts the four services again on the demo's state (in the background, logs
+    /// appended, pids in `<dir>/<service>.pid`).
+    static func startScript(_ services: [DemoServiceLine], dir: String) -> String {
+        var out = "#!/bin/sh\n# Starts the demo's services again on its state directories (written by bangfu demo).\nset -e\n"
+        for s in services {
+            let q = RetryHint.quoted
+            out += "nohup \(s.commandLine.map(q).joined(separator: " ")) >>\(q(dir + "/" + s.name + ".log")) 2>&1 &\n"
+            out += "echo $! >\(q(dir + "/" + s.name + ".pid")); echo \"bangfu-\(s.name) pid $!\"\n"
+        }
+        out += "echo \"stop them with: kill \\$(cat \(RetryHint.quoted(dir))/*.pid)\"\n"
+        return out
+    }
+
+    /// The lines the demo ends with: truthful about whether the services still run, and how to
+    /// reach them with the CLI.
+    static func closingHints(dir: String, services: [DemoServiceLine], keepRunning: Bool, quarantineCode: String?) -> [String] {
+        let q = RetryHint.quoted
+        var out: [String] = []
+        let example = "bangfu quarantine list" + (quarantineCode.map { " --code \($0)" } ?? "")
+        if keepRunning {
+            out.append("The services keep running until Ctrl-C (or SIGTERM). Point the CLI at them in another shell:")
+            out.append("  . \(q(dir + "/bangfu-env.sh"))        # or:")
+            for s in services {
+                let u = s.name.uppercased()
+                out.append("  export BANGFU_\(u)_INTAKE=\(s.intake) BANGFU_\(u)_REPLAY=\(s.replay) BANGFU_\(u)_FEED=\(s.feed)")
+            }
+            out.append("  bangfu status --all")
+            out.append("  \(example)")
+            return out
+        }
+        out.append("The services are stopped now; their state stays in \(dir).")
+        out.append("To look at it with the CLI, start them again on it and point the CLI at them:")
+        out.append("  sh \(q(dir + "/start-services.sh"))     # starts all four in the background:")
+        for s in services { out.append("    " + s.commandLine.map(q).joined(separator: " ")) }
+        out.append("  . \(q(dir + "/bangfu-env.sh"))          # exports BANGFU_<SERVICE>_INTAKE, _REPLAY, _FEED")
+        out.append("  bangfu status --all")
+        out.append("  \(example)")
+        out.append("  kill $(cat \(q(dir))/*.pid)              # stops them again")
+        out.append("(or run the demo with --keep-running: it leaves them up until Ctrl-C)")
+        return out
     }
 }

@@ -42,6 +42,9 @@ final class DemoProcess: Sendable {
 
     func endpoint(_ which: String) -> String { "ipc://\(socketDir)/\(name)-\(which)" }
 
+    /// The executable and the arguments it was (last) started with.
+    var commandLine: [String] { [binary] + running.withLock { $0.arguments } }
+
     func start(extra: [String] = []) throws {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw CLIError("\(binary) is not built (build it with `swift build -c release`)", exitCode: 1)

@@ -26,12 +26,86 @@ public enum PaymentsCommands {
         ProcessInfo.processInfo.environment["BANGFU_OPERATOR"] ?? ProcessInfo.processInfo.environment["USER"] ?? "operator"
     }
 
+    /// Publishes an operator's command to the payment router: id `id` (a new one when nil), no
+    /// `time` (a retry with `--id` says exactly the same). Exit 3 prints the retry line.
     public static func command(
-        context: ZContext, target: ServiceTarget, type: String, data: JSON, timeoutMs: Int, console: Console
+        context: ZContext, target: ServiceTarget, type: String, data: JSON, id: String? = nil, timeoutMs: Int, console: Console,
+        retry: RetryHint? = nil, describe: String? = nil
     ) async throws -> Int32 {
-        let event = CloudEvent(
-            id: UUID().uuidString, source: "/bangfu/cli/\(operatorName())", type: type, time: Timestamp.format(Date()), data: data)
-        return try await PolicyCommands.send(context: context, target: target, event: event, timeoutMs: timeoutMs, console: console)
+        try await commandWithAck(
+            context: context, target: target, type: type, data: data, id: id, timeoutMs: timeoutMs, console: console, retry: retry,
+            describe: describe
+        ).0
+    }
+
+    static func commandWithAck(
+        context: ZContext, target: ServiceTarget, type: String, data: JSON, id: String?, timeoutMs: Int, console: Console,
+        retry: RetryHint?, describe: String? = nil
+    ) async throws -> (Int32, Ack?) {
+        let event = CloudEvent(id: id ?? OperatorEvent.newID(), source: OperatorEvent.source, type: type, data: data)
+        return try await OperatorEvent.send(
+            context: context, target: target, event: event, timeoutMs: timeoutMs, console: console, retry: retry, describe: describe)
+    }
+
+    /// `bangfu payments batch`: asks for the channel's next batch, then says what it made (from
+    /// `batch.list`): each new batch's file, count and total, or that nothing was ready.
+    public static func batch(
+        context: ZContext, target: ServiceTarget, channel: String, max: Int?, id: String? = nil, timeoutMs: Int, console: Console,
+        retry: RetryHint? = nil
+    ) async throws -> Int32 {
+        func batches() async -> [JSON]? {
+            guard let a = try? await Query.ask(context: context, endpoint: target.replay, ["op": "batch.list"], timeoutMs: timeoutMs),
+                a["op"]?.stringValue != "error"
+            else { return nil }
+            return a["items"]?.arrayValue
+        }
+        let before = await batches()
+        var data = JSONObject()
+        data["channel"] = .string(channel)
+        if let max { data["max"] = .int(Int64(max)) }
+        let (code, ack) = try await commandWithAck(
+            context: context, target: target, type: "payments.batch", data: .object(data), id: id, timeoutMs: timeoutMs, console: console,
+            retry: retry)
+        guard let ack else { return code }
+        if ack.status == .rejected {
+            if let hint = pausedHint(ack.rejection?.message, channel: channel) { console.line(hint) }
+            return code
+        }
+        guard let after = await batches() else {
+            console.line("(the batch list did not come back from \(target.replay): see bangfu status --service payments)")
+            return code
+        }
+        let known = Set((before ?? []).compactMap { $0["batch_id"]?.stringValue })
+        let ofChannel = after.filter { $0["channel"]?.stringValue == channel }
+        if ack.status == .duplicate || before == nil {
+            // Made by an earlier attempt (or unknown before): name the channel's latest batch.
+            if let last = ofChannel.last {
+                console.line("the channel's latest batch: " + describeBatch(last))
+            } else {
+                console.line("no batch on channel \(channel) so far")
+            }
+            return code
+        }
+        let made = ofChannel.filter { !known.contains($0["batch_id"]?.stringValue ?? "") }
+        if made.isEmpty {
+            console.line("nothing ready to batch on channel \(channel): no file written")
+        }
+        for b in made { console.line("batch " + describeBatch(b)) }
+        return code
+    }
+
+    /// What to do about a `payments.batch` refused because its channel is paused.
+    static func pausedHint(_ message: String?, channel: String) -> String? {
+        guard let message, message.contains("is paused") else { return nil }
+        return "the channel is paused (a batch failed too often); once the cause is dealt with: bangfu payments resume --channel \(channel)"
+    }
+
+    /// `B000001 BANGFU-B000001.xml: 3 payments, ¥3,000.00 (300000 fen)`.
+    static func describeBatch(_ b: JSON) -> String {
+        let n = b["count"]?.intValue ?? 0
+        var s = "\(b["batch_id"].text) \(b["file"].text): \(n) payment\(n == 1 ? "" : "s"), \(Money.yuan(b["total_fen"]?.intValue ?? 0))"
+        if b["written"]?.boolValue == false { s += " (decided; the file is written right after)" }
+        return s
     }
 
     public static func ledgerCheck(context: ZContext, target: ServiceTarget, timeoutMs: Int, console: Console) async throws -> Int32 {
@@ -64,15 +138,40 @@ public enum PaymentsCommands {
         return ExitCodes.ok
     }
 
-    public static func holds(context: ZContext, target: ServiceTarget, timeoutMs: Int, console: Console) async throws -> Int32 {
+    public static func holds(context: ZContext, target: ServiceTarget, timeoutMs: Int, json: Bool = false, console: Console) async throws
+        -> Int32
+    {
         let a = try await Query.require(context: context, target: target, ["op": "holds", "max": 1_000], timeoutMs: timeoutMs)
-        if (a["items"]?.arrayValue ?? []).isEmpty { console.line("no held payments") }
-        for p in a["items"]?.arrayValue ?? [] {
-            console.line(
-                "\(p["payment_id"].text)  \(p["uscc"].text)  \(Money.yuan(p["amount_fen"]?.intValue ?? 0))  \(p["hold_code"].text): \(p["reason"].text)"
-            )
+        let items = a["items"]?.arrayValue ?? []
+        if json {
+            for p in items { console.line(p.serialized()) }
+            return ExitCodes.ok
         }
+        if items.isEmpty {
+            console.line("no held payments")
+            return ExitCodes.ok
+        }
+        Table.print(
+            header: ["PAYMENT", "USCC", "POLICY", "AMOUNT", "HOLD", "REASON"],
+            rows: items.map { p in
+                [
+                    p["payment_id"].text, p["uscc"].text, p["policy_id"].text, Money.yuan(p["amount_fen"]?.intValue ?? 0),
+                    p["hold_code"].text,
+                    Format.truncate(p["reason"].text, 80),
+                ]
+            }, console: console)
+        if items.count == 1_000 { console.line("(the first 1,000 held payments)") }
         return ExitCodes.ok
+    }
+
+    /// `--amount-fen`: a positive whole number of fen.
+    static func fen(_ text: String) throws(CLIError) -> Int64 {
+        guard let n = Int64(text), n > 0 else {
+            throw CLIError(
+                "--amount-fen must be a positive number of fen (a whole number: 100000 is ¥1,000.00), got \(text)",
+                exitCode: ExitCodes.usage)
+        }
+        return n
     }
 }
 
@@ -124,15 +223,28 @@ struct PoolFundVerb: AsyncParsableCommand {
     )
     @Option(help: "The pool id, as policies name it.") var pool: String
     @Option(help: "central, special_bond or local.") var source: String
-    @Option(name: .customLong("amount-fen"), help: "The amount in fen (integer).") var amountFen: Int64
+    @Option(
+        name: .customLong("amount-fen"), parsing: .unconditional,
+        help: ArgumentHelp("The amount in fen: a positive whole number (100000 is ¥1,000.00).", valueName: "FEN"))
+    var amountFen: String
+    @OptionGroup var eventID: EventIDOption
     @OptionGroup var endpoints: PaymentsEndpointOptions
 
+    func validate() throws {
+        do {
+            _ = try PaymentsCommands.fen(amountFen)
+        } catch {
+            throw ValidationError(error.message)
+        }
+    }
+
     func run() async throws {
+        let fen = try PaymentsCommands.fen(amountFen)
         try await execute { context, console in
             try await PaymentsCommands.command(
                 context: context, target: try endpoints.target(), type: "pool.funded",
-                data: ["pool": .string(pool), "source": .string(source), "amount_fen": .int(amountFen)], timeoutMs: endpoints.timeoutMs,
-                console: console)
+                data: ["pool": .string(pool), "source": .string(source), "amount_fen": .int(fen)], id: eventID.id,
+                timeoutMs: endpoints.timeoutMs, console: console, retry: .current(), describe: "\(Money.yuan(fen)) into \(pool)")
         }
     }
 }
@@ -157,12 +269,13 @@ struct HoldVerb: AsyncParsableCommand {
 
 struct HoldListVerb: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "Held payments with their hold codes.")
+    @Flag(help: "One JSON object per line.") var json = false
     @OptionGroup var endpoints: PaymentsEndpointOptions
 
     func run() async throws {
         try await execute { context, console in
             try await PaymentsCommands.holds(
-                context: context, target: try endpoints.target(), timeoutMs: endpoints.timeoutMs, console: console)
+                context: context, target: try endpoints.target(), timeoutMs: endpoints.timeoutMs, json: json, console: console)
         }
     }
 }
@@ -173,6 +286,7 @@ struct HoldReleaseVerb: AsyncParsableCommand {
     @Option(help: "The payment id (= entitlement id).") var payment: String
     @Option(help: "Why the hold is released.") var reason: String
     @Option(help: "Who releases it (default: $BANGFU_OPERATOR or $USER).") var by: String?
+    @OptionGroup var eventID: EventIDOption
     @OptionGroup var endpoints: PaymentsEndpointOptions
 
     func run() async throws {
@@ -180,7 +294,7 @@ struct HoldReleaseVerb: AsyncParsableCommand {
             try await PaymentsCommands.command(
                 context: context, target: try endpoints.target(), type: "hold.released",
                 data: ["payment_id": .string(payment), "reason": .string(reason), "by": .string(by ?? PaymentsCommands.operatorName())],
-                timeoutMs: endpoints.timeoutMs, console: console)
+                id: eventID.id, timeoutMs: endpoints.timeoutMs, console: console, retry: .current())
         }
     }
 }
@@ -191,6 +305,7 @@ struct HoldRejectVerb: AsyncParsableCommand {
     @Option(help: "The payment id (= entitlement id).") var payment: String
     @Option(help: "Why it is rejected.") var reason: String
     @Option(help: "Who rejects it (default: $BANGFU_OPERATOR or $USER).") var by: String?
+    @OptionGroup var eventID: EventIDOption
     @OptionGroup var endpoints: PaymentsEndpointOptions
 
     func run() async throws {
@@ -198,7 +313,7 @@ struct HoldRejectVerb: AsyncParsableCommand {
             try await PaymentsCommands.command(
                 context: context, target: try endpoints.target(), type: "hold.rejected",
                 data: ["payment_id": .string(payment), "reason": .string(reason), "by": .string(by ?? PaymentsCommands.operatorName())],
-                timeoutMs: endpoints.timeoutMs, console: console)
+                id: eventID.id, timeoutMs: endpoints.timeoutMs, console: console, retry: .current())
         }
     }
 }
@@ -224,6 +339,7 @@ struct PaymentsConfirmVerb: AsyncParsableCommand {
     @Option(help: "refund, offset or extension (a lessor's confirmation).") var method: String?
     @Flag(help: "An agency's confirmation (agency.confirmed) instead of a lessor's.") var agency = false
     @Flag(help: "The instruction was not carried out (ok: false).") var declined = false
+    @OptionGroup var eventID: EventIDOption
     @OptionGroup var endpoints: PaymentsEndpointOptions
 
     func validate() throws {
@@ -244,8 +360,8 @@ struct PaymentsConfirmVerb: AsyncParsableCommand {
         let type = agency ? "agency.confirmed" : "lessor.confirmed"
         try await execute { context, console in
             try await PaymentsCommands.command(
-                context: context, target: try endpoints.target(), type: type, data: payload, timeoutMs: endpoints.timeoutMs,
-                console: console)
+                context: context, target: try endpoints.target(), type: type, data: payload, id: eventID.id,
+                timeoutMs: endpoints.timeoutMs, console: console, retry: .current())
         }
     }
 }
@@ -279,17 +395,18 @@ struct PaymentsBatchVerb: AsyncParsableCommand {
         abstract: "Write the next batch of a channel (treasury: a pain.001 file; lessor, agency:<name>: instruction files).")
     @Option(help: "treasury, lessor or agency:<name>.") var channel: String = "treasury"
     @Option(help: "At most this many payments in the file (default: the service's batch-max-payments).") var max: Int?
+    @OptionGroup var eventID: EventIDOption
     @OptionGroup var endpoints: PaymentsEndpointOptions
 
+    func validate() throws {
+        if let max, !(1...1_000_000).contains(max) { throw ValidationError("--max must be from 1 to 1,000,000") }
+    }
+
     func run() async throws {
-        var data = JSONObject()
-        data["channel"] = .string(channel)
-        if let max { data["max"] = .int(Int64(max)) }
-        let payload = JSON.object(data)
         try await execute { context, console in
-            try await PaymentsCommands.command(
-                context: context, target: try endpoints.target(), type: "payments.batch", data: payload,
-                timeoutMs: endpoints.timeoutMs, console: console)
+            try await PaymentsCommands.batch(
+                context: context, target: try endpoints.target(), channel: channel, max: max, id: eventID.id,
+                timeoutMs: endpoints.timeoutMs, console: console, retry: .current())
         }
     }
 }
@@ -297,13 +414,14 @@ struct PaymentsBatchVerb: AsyncParsableCommand {
 struct PaymentsResumeVerb: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "resume", abstract: "Resume a channel paused by a high failure rate.")
     @Option(help: "The channel.") var channel: String = "treasury"
+    @OptionGroup var eventID: EventIDOption
     @OptionGroup var endpoints: PaymentsEndpointOptions
 
     func run() async throws {
         try await execute { context, console in
             try await PaymentsCommands.command(
                 context: context, target: try endpoints.target(), type: "channel.resumed", data: ["channel": .string(channel)],
-                timeoutMs: endpoints.timeoutMs, console: console)
+                id: eventID.id, timeoutMs: endpoints.timeoutMs, console: console, retry: .current())
         }
     }
 }

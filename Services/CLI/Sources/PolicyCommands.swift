@@ -41,40 +41,25 @@ public enum PolicyCommands {
         }
     }
 
-    public static func publish(context: ZContext, target: ServiceTarget, path: String, timeoutMs: Int, console: Console) async throws
-        -> Int32
-    {
+    public static func publish(
+        context: ZContext, target: ServiceTarget, path: String, id: String? = nil, timeoutMs: Int, console: Console,
+        retry: RetryHint? = nil
+    ) async throws -> Int32 {
         let (code, compiled) = check(path: path, console: console)
         guard code == 0, let compiled, let yaml = try? String(contentsOfFile: path, encoding: .utf8) else { return code }
         let d = compiled.document
         // One id per revision and no `time`: re-publishing the same file is `duplicate`; changing
         // a published revision's text is a `conflict` (publish a new revision instead).
         let event = CloudEvent(
-            id: "policy.published/\(d.id)/\(d.revision)", source: "/bangfu/cli", type: "policy.published",
+            id: id ?? "policy.published/\(d.id)/\(d.revision)", source: "/bangfu/cli", type: "policy.published",
             data: ["yaml": .string(yaml), "source_hash": .string(compiled.sourceHash)])
-        return try await send(context: context, target: target, event: event, timeoutMs: timeoutMs, console: console)
+        return try await send(context: context, target: target, event: event, timeoutMs: timeoutMs, console: console, retry: retry)
     }
 
-    static func send(context: ZContext, target: ServiceTarget, event: CloudEvent, timeoutMs: Int, console: Console) async throws -> Int32 {
-        var options = IntakeClientOptions()
-        options.timeoutMs = timeoutMs
-        options.retries = 2
-        let results = try await IntakeClient.publish(
-            context: context, endpoint: target.intake, events: [OutgoingEvent(event)], options: options)
-        guard let ack = results.first?.ack else {
-            console.error("bangfu: \(target.service) did not acknowledge on \(target.intake)")
-            return ExitCodes.unacknowledged
-        }
-        switch ack.status {
-        case .accepted, .duplicate:
-            console.line("\(event.type) \(ack.status.rawValue): \(event.id)")
-            return ExitCodes.ok
-        case .rejected:
-            let r = ack.rejection
-            console.line(
-                "\(event.type) rejected: \(r?.code.rawValue ?? "?")" + (r?.field.map { " (\($0))" } ?? "") + ": \(r?.message ?? "")")
-            return ExitCodes.rejected
-        }
+    static func send(
+        context: ZContext, target: ServiceTarget, event: CloudEvent, timeoutMs: Int, console: Console, retry: RetryHint? = nil
+    ) async throws -> Int32 {
+        try await OperatorEvent.send(context: context, target: target, event: event, timeoutMs: timeoutMs, console: console, retry: retry).0
     }
 
     public static func list(context: ZContext, target: ServiceTarget, timeoutMs: Int, json: Bool, console: Console) async throws -> Int32 {
@@ -128,18 +113,74 @@ public enum PolicyCommands {
         return ExitCodes.ok
     }
 
+    /// The id of an application: derived from what it says (policy, merchant, the documents
+    /// sorted, and `submitted_at` when the operator gave one), so that sending the same application
+    /// again is `duplicate` and one with other documents is a new application (线上补报: the
+    /// matcher adds its documents to the one on file).
+    public static func applicationID(policy: String, uscc: String, documents: [String], submittedAt: String?) -> String {
+        let content = [policy, uscc, documents.sorted().joined(separator: "\u{1F}"), submittedAt ?? ""].joined(separator: "\u{1E}")
+        return "application/\(policy)/\(uscc)/\(SHA256.hex(content).prefix(20))"
+    }
+
+    /// Submits an application. `submittedAt` must be an RFC 3339 instant (exit 64 otherwise); it
+    /// defaults to `now`. Without `id`, the id is `applicationID(…)`.
     public static func apply(
-        context: ZContext, target: ServiceTarget, uscc: String, policy: String, documents: [String], submittedAt: String?, timeoutMs: Int,
-        console: Console
+        context: ZContext, target: ServiceTarget, uscc: String, policy: String, documents: [String], submittedAt: String?,
+        id: String? = nil, timeoutMs: Int, console: Console, retry: RetryHint? = nil, now: Date = Date()
     ) async throws -> Int32 {
-        let at = submittedAt ?? Timestamp.format(Date())
+        if let submittedAt, Timestamp.parse(submittedAt) == nil {
+            throw CLIError(
+                "--submitted-at \(submittedAt) is not an RFC 3339 instant (e.g. 2022-05-01T10:00:00+08:00)", exitCode: ExitCodes.usage)
+        }
+        var docs: [String] = []
+        for d in documents.sorted() where !docs.contains(d) { docs.append(d) }
+        let at = submittedAt ?? Timestamp.format(now)
+        let eventID = id ?? applicationID(policy: policy, uscc: uscc, documents: docs, submittedAt: submittedAt)
         let event = CloudEvent(
-            id: "application/\(policy)/\(uscc)", source: "/bangfu/cli", type: "application.submitted", subject: uscc, time: at,
+            id: eventID, source: "/bangfu/cli", type: "application.submitted", subject: uscc,
             data: [
                 "uscc": .string(uscc), "policy_id": .string(policy), "submitted_at": .string(at),
-                "documents": .array(documents.map { .string($0) }),
+                "documents": .array(docs.map { .string($0) }),
             ])
-        return try await send(context: context, target: target, event: event, timeoutMs: timeoutMs, console: console)
+        // A retry must say the same: the same instant of submission.
+        let pinned = submittedAt == nil ? retry?.pinning("--submitted-at", at) : retry
+        if id == nil && submittedAt == nil {
+            // The same application sent earlier (at another instant): its id is taken by the one on
+            // file, which already holds these documents — nothing to add.
+            let (code, ack) = try await sendQuietly(
+                context: context, target: target, event: event, timeoutMs: timeoutMs, console: console, retry: pinned)
+            if ack?.rejection?.code == .conflict {
+                console.line(
+                    "application.submitted duplicate: \(eventID) (an application by \(uscc) to \(policy) with these documents is already on file; nothing to add)"
+                )
+                return ExitCodes.ok
+            }
+            if let ack { report(event: event, ack: ack, console: console) }
+            return code
+        }
+        return try await send(context: context, target: target, event: event, timeoutMs: timeoutMs, console: console, retry: pinned)
+    }
+
+    /// Sends without printing an ack (the no-answer hint is printed).
+    static func sendQuietly(
+        context: ZContext, target: ServiceTarget, event: CloudEvent, timeoutMs: Int, console: Console, retry: RetryHint?
+    ) async throws -> (Int32, Ack?) {
+        let silent = Console(out: { _ in }, err: console.err, progress: nil, flush: console.flush)
+        return try await OperatorEvent.send(
+            context: context, target: target, event: event, timeoutMs: timeoutMs, console: silent, retry: retry)
+    }
+
+    /// Prints an ack as `OperatorEvent.send` does.
+    static func report(event: CloudEvent, ack: Ack, console: Console) {
+        switch ack.status {
+        case .accepted: console.line("\(event.type) accepted: \(event.id)")
+        case .duplicate:
+            console.line("\(event.type) duplicate: \(event.id) (already applied by an earlier attempt; nothing was done twice)")
+        case .rejected:
+            let r = ack.rejection
+            console.line(
+                "\(event.type) rejected: \(r?.code.rawValue ?? "?")" + (r?.field.map { " (\($0))" } ?? "") + ": \(r?.message ?? "")")
+        }
     }
 }
 
@@ -155,8 +196,8 @@ enum Money {
 
 struct PolicyVerb: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "policy", abstract: "Check, publish and list policies (the matcher's programmes).",
-        subcommands: [PolicyCheckVerb.self, PolicyPublishVerb.self, PolicyListVerb.self])
+        commandName: "policy", abstract: "Check, publish, list and withdraw policies (the matcher's programmes).",
+        subcommands: [PolicyCheckVerb.self, PolicyPublishVerb.self, PolicyListVerb.self, PolicyWithdrawVerb.self])
 }
 
 struct PolicyCheckVerb: AsyncParsableCommand {
@@ -179,12 +220,14 @@ struct PolicyPublishVerb: AsyncParsableCommand {
         commandName: "publish", abstract: "Check a policy file, then publish it to the matcher (which screens every merchant).")
 
     @Argument(help: "The policy YAML file.") var file: String
+    @OptionGroup var eventID: EventIDOption
     @OptionGroup var endpoints: MatcherEndpointOptions
 
     func run() async throws {
         try await execute { context, console in
             try await PolicyCommands.publish(
-                context: context, target: try endpoints.target(), path: file, timeoutMs: endpoints.timeoutMs, console: console)
+                context: context, target: try endpoints.target(), path: file, id: eventID.id, timeoutMs: endpoints.timeoutMs,
+                console: console, retry: .current())
         }
     }
 }
@@ -224,20 +267,31 @@ struct ExplainVerb: AsyncParsableCommand {
 
 struct ApplyVerb: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "apply", abstract: "Submit a merchant's application to a programme (rejected as late after its window).")
+        commandName: "apply", abstract: "Submit a merchant's application to a programme (rejected as late after its window).",
+        discussion: """
+            The event id is derived from the policy, the merchant, the documents and --submitted-at: \
+            the same application again is answered duplicate, and one with more documents is a new \
+            application whose documents the matcher adds to the one on file (线上补报).
+            """)
 
     @Option(help: "The merchant's USCC.") var uscc: String
     @Option(help: "The policy id.") var policy: String
     @Option(parsing: .upToNextOption, help: "Document references (evidence).") var documents: [String] = []
     @Option(name: .customLong("submitted-at"), help: "RFC 3339 instant of submission (default: now).") var submittedAt: String?
+    @OptionGroup var eventID: EventIDOption
     @OptionGroup var endpoints: MatcherEndpointOptions
+
+    func validate() throws {
+        if let submittedAt, Timestamp.parse(submittedAt) == nil {
+            throw ValidationError("--submitted-at \(submittedAt) is not an RFC 3339 instant (e.g. 2022-05-01T10:00:00+08:00)")
+        }
+    }
 
     func run() async throws {
         try await execute { context, console in
             try await PolicyCommands.apply(
                 context: context, target: try endpoints.target(), uscc: uscc, policy: policy, documents: documents,
-                submittedAt: submittedAt,
-                timeoutMs: endpoints.timeoutMs, console: console)
+                submittedAt: submittedAt, id: eventID.id, timeoutMs: endpoints.timeoutMs, console: console, retry: .current())
         }
     }
 }

@@ -89,11 +89,57 @@ public enum QuarantineCommand {
         return nil
     }
 
-    /// Prints one item's details and its raw frame.
+    /// Quarantine ids are numbers (`quarantine list`); anything else is a usage error (64).
+    static func checkID(_ id: String) throws(CLIError) {
+        guard !id.isEmpty, id.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+            throw CLIError(
+                "quarantine item ids are numbers (the ID column of bangfu quarantine list), got \"\(id)\"", exitCode: ExitCodes.usage)
+        }
+    }
+
+    /// A value with the personal data an operator's terminal should not show masked: resident
+    /// IDs, phones and bank accounts (`Mask.personalData`), and a `contact` (an objection's).
+    static func masked(_ value: JSON) -> JSON {
+        func walk(_ v: JSON) -> JSON {
+            switch v {
+            case .object(let o):
+                var out = JSONObject()
+                for (k, m) in o.members {
+                    if k == "contact", case .string(let text) = m { out[k] = .string(Mask.phone(text)) } else { out[k] = walk(m) }
+                }
+                return .object(out)
+            case .array(let a): return .array(a.map(walk))
+            default: return v
+            }
+        }
+        return walk(Mask.personalData(in: value))
+    }
+
+    /// The item as the operator sees it by default: its frame parsed and masked (`frame`, as JSON
+    /// text, with `frame_masked: true`); a frame that is not JSON is left out (`frame_withheld`).
+    static func maskedView(of item: JSON) -> JSON {
+        guard var o = item.objectValue else { return item }
+        let bytes = storedFrame(of: item)
+        o["frame"] = nil
+        o["frame_base64"] = nil
+        if let bytes, let parsed = try? JSONParser.parse(bytes) {
+            o["frame"] = .string(masked(parsed).serialized())
+            o["frame_masked"] = true
+        } else if let bytes {
+            o["frame_withheld"] = .string("\(bytes.count) bytes, not JSON: shown only with --raw (it may hold personal data)")
+        }
+        return .object(o)
+    }
+
+    /// Prints one item's details and its frame: parsed and masked by default, exactly as
+    /// received with `raw`.
     public static func show(
-        context: ZContext, target: ServiceTarget, id: String, json: Bool = false, timeoutMs: Int = 5_000, console: Console
+        context: ZContext, target: ServiceTarget, id: String, json: Bool = false, raw: Bool = false, timeoutMs: Int = 5_000,
+        console: Console
     ) async throws(CLIError) -> Int32 {
-        let item = try await fetch(context: context, target: target, id: id, timeoutMs: timeoutMs)
+        try checkID(id)
+        let stored = try await fetch(context: context, target: target, id: id, timeoutMs: timeoutMs)
+        let item = raw ? stored : maskedView(of: stored)
         if json {
             console.line(item.serialized())
             console.flush()
@@ -102,12 +148,17 @@ public enum QuarantineCommand {
         for key in ["id", "received_at", "origin", "code", "field", "message", "source", "event_id", "type"] {
             console.line(Format.pad(key + ":", 13) + item[key].text)
         }
-        if let t = item["frame"]?.stringValue {
-            console.line("frame (\(t.utf8.count) bytes):")
+        if raw, let t = item["frame"]?.stringValue {
+            console.line("frame (\(t.utf8.count) bytes, as received):")
             console.line(t)
-        } else if let b = item["frame_base64"]?.stringValue {
+        } else if raw, let b = item["frame_base64"]?.stringValue {
             console.line("frame (not UTF-8, base64):")
             console.line(b)
+        } else if let t = item["frame"]?.stringValue {
+            console.line("frame (personal data masked; --raw prints it as received):")
+            console.line(t)
+        } else if let w = item["frame_withheld"]?.stringValue {
+            console.line("frame: \(w)")
         } else {
             console.line("frame: (none)")
         }
@@ -129,6 +180,8 @@ public enum QuarantineCommand {
     public static func resubmit(
         context: ZContext, target: ServiceTarget, id: String, options: ResubmitOptions, console: Console
     ) async throws(CLIError) -> Int32 {
+        try checkID(id)
+        // The stored frame as received (never the masked view).
         let item = try await fetch(context: context, target: target, id: id, timeoutMs: options.timeoutMs)
         // A bank-return file from the payment router's inbox directory is not an event: it goes
         // back the way it came.

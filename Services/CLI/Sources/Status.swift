@@ -70,8 +70,25 @@ public enum StatusCommand {
 
     static let known: Set<String> = [
         "op", "service", "ready", "last", "intake_events", "quarantined", "quarantined_by_code", "inbox", "counters",
-        "simulated_clock", "clock", "intake_batch_ms", "pools",
+        "simulated_clock", "clock", "intake_batch_ms", "pools", "feeds", "live_policies", "curve",
     ]
+
+    /// One line per upstream feed: `matcher: applied 120 of 120 (caught up)`, with resubscribes and
+    /// replay timeouts when there were any.
+    static func feedLines(_ feeds: JSON?) -> [String] {
+        guard let o = feeds?.objectValue else { return [] }
+        return o.members.sorted { $0.key < $1.key }.map { name, f in
+            var line = "\(name): applied \(f["cursor"].text) of \(f["upstream_last"].text)"
+            if f["caught_up"]?.boolValue == true {
+                line += " (caught up)"
+            } else {
+                line += " (\(f["lag"]?.intValue.map(Format.grouped) ?? f["lag"].text) behind)"
+            }
+            if let r = f["resubscribes"]?.intValue, r > 0 { line += ", resubscribed \(r)×" }
+            if let t = f["replay_timeouts_in_a_row"]?.intValue, t > 0 { line += ", \(t) replay timeouts in a row" }
+            return line
+        }
+    }
 
     static func counts(_ o: JSON?) -> String {
         guard let obj = o?.objectValue, !obj.isEmpty else { return "none" }
@@ -118,6 +135,13 @@ public enum StatusCommand {
             row(
                 "pool " + (p["pool"]?.stringValue ?? "?"),
                 "available \(fen("available_fen")), reserved \(fen("reserved_fen")), posted \(fen("posted_fen"))")
+        }
+        for (k, line) in feedLines(s["feeds"]).enumerated() { row(k == 0 ? "feeds" : "", line) }
+        if let live = s["live_policies"]?.arrayValue {
+            row("live policies", live.isEmpty ? "none" : live.map(\.text).joined(separator: ", "))
+        }
+        if let c = s["curve"]?.objectValue {
+            row("curve", "connections refused \(c["zap_refused"]?.intValue ?? 0), admitted \(c["zap_admitted"]?.intValue ?? 0)")
         }
         if let clock = s["clock"]?.stringValue { row("clock", clock) }
         if let o = s.objectValue {

@@ -18,6 +18,10 @@ public struct TailOptions: Sendable {
     /// Print bank account numbers, resident IDs and phone numbers as the feed carries them
     /// (masked by default: the registry's `payee.verified` carries the account in clear, for payments).
     public var unmasked = false
+    /// With `follow`: no message at all (not even a `_hb` heartbeat) for this long means the feed
+    /// endpoint is wrong or the service is gone (5 heartbeat intervals, protocol.md §7 rule 4):
+    /// warn on stderr and subscribe again.
+    public var silenceMs = 5_000
 
     public init() {}
 }
@@ -104,15 +108,10 @@ struct Tailer {
         }
     }
 
-    mutating func run() throws -> Int32 {
-        guard options.follow else {
-            try catchUp()
-            return ExitCodes.ok
-        }
-        // Slow joiner (DESIGN §3.4): SUB first, then replay, then live minus what replay covered.
-        let sub: ZSocket
+    /// A SUB on the feed, subscribed to everything, connected.
+    func subscribe() throws(CLIError) -> ZSocket {
         do {
-            sub = try context.socket(.sub)
+            let sub = try context.socket(.sub)
             var o = ZSocketOptions()
             o.maxMessageBytes = -1
             try sub.apply(o, tcpHeartbeats: Endpoint.isTCP(target.feed))
@@ -120,23 +119,65 @@ struct Tailer {
             try sub.set(ZMQ_LINGER, Int32(0))
             try sub.subscribe("")
             try sub.connect(target.feed)
+            return sub
         } catch {
             throw CLIError("cannot subscribe to \(target.feed): \(error)")
         }
+    }
+
+    mutating func run() throws -> Int32 {
+        guard options.follow else {
+            try catchUp()
+            return ExitCodes.ok
+        }
+        // Slow joiner (DESIGN §3.4): SUB first, then replay, then live minus what replay covered.
+        var sub = try subscribe()
         defer { sub.close() }
         try catchUp()
         var poller = ZPoller([.socket(sub), .fd(stop.wake.readFD)])
+        let silence = UInt64(Swift.max(1, options.silenceMs)) * 1_000_000
+        var lastHeard = DispatchTime.now().uptimeNanoseconds
+        var silences = 0
         while !done && !stop.isStopped {
             let readable: [Bool]
             do {
-                readable = try poller.poll(timeoutMs: 1_000)
+                readable = try poller.poll(timeoutMs: Swift.min(1_000, Swift.max(1, options.silenceMs / 2)))
             } catch {
                 throw CLIError("following \(target.feed) failed: \(error)")
             }
             if readable[1] { stop.wake.drain() }
-            guard readable[0] else { continue }
+            guard readable[0] else {
+                let now = DispatchTime.now().uptimeNanoseconds
+                if now - lastHeard >= silence && !stop.isStopped {
+                    // Rule 4: nothing at all for 5 heartbeat intervals. Say so (the endpoint may be
+                    // wrong: the feed is the one endpoint a wrong value leaves silent), then close
+                    // the SUB, open a new one and probe with replay.
+                    silences += 1
+                    if silences == 1 || silences % 12 == 0 {
+                        let seconds = String(format: "%.1f", Double(now - lastHeard) / 1e9)
+                        console.error(
+                            "bangfu: nothing from \(target.feed) for \(seconds) s, not even a heartbeat: is it \(target.service)'s feed "
+                                + "(--feed, BANGFU_\(target.service.uppercased())_FEED) and is the service running? subscribing again")
+                    }
+                    sub.close()
+                    sub = try subscribe()
+                    poller = ZPoller([.socket(sub), .fd(stop.wake.readFD)])
+                    do {
+                        try catchUp()
+                    } catch let e as CLIError {
+                        console.error("bangfu: \(e.message); will retry")
+                    }
+                    lastHeard = DispatchTime.now().uptimeNanoseconds
+                }
+                continue
+            }
             var gap = false
             while !gap && !done, let msg = try? sub.receive(dontWait: true) {
+                lastHeard = DispatchTime.now().uptimeNanoseconds
+                if silences > 0 {
+                    console.error("bangfu: \(target.feed) is talking again")
+                    silences = 0
+                }
                 guard msg.frames.count == 2 else { continue }
                 let topic = String(decoding: msg.frames[0], as: UTF8.self)
                 guard let body = try? JSONParser.parse(msg.frames[1]),
