@@ -353,6 +353,9 @@ struct OperatorVerbTests {
         let one = try await review(true, ea, by: "甲局 张科长")
         #expect(one.0 == 0 && one.1.contains("review.approved accepted"), "\(one.1)")
         #expect(one.1.contains("\(ea): proposed (approved by 甲局 张科长; awaiting 乙局)"), "\(one.1)")
+        let half = try await matcher.query(["op": "entitlement.show", "id": .string(ea)])["entitlement"]?["review"]
+        #expect(half?["awaiting"] == ["乙局"])
+        #expect(half?["approvals"]?.arrayValue?.first?["by"]?.stringValue == "甲局 张科长")
         let stranger = try await review(true, ea, by: "丙局 王五")
         #expect(stranger.0 == ExitCodes.rejected && stranger.1.contains("data.by"), "\(stranger.1)")
         let two = try await review(true, ea, by: "乙局 李科长", reason: "材料齐全")
@@ -365,7 +368,18 @@ struct OperatorVerbTests {
             try await OperatorCommands.showEntitlement(
                 context: h.context, target: t, id: ea, json: false, timeoutMs: 10_000, console: shown.console) == 0)
         #expect(shown.lines.contains { $0.hasPrefix("state:") && $0.hasSuffix("approved") }, "\(shown.out)")
-        #expect(shown.lines.contains("approved by:     甲局 张科长; 乙局 李科长: 材料齐全"), "\(shown.out)")
+        // The matcher's own record of the review, reviewer by reviewer.
+        #expect(shown.lines.contains("reviewers:       甲局, 乙局"), "\(shown.out)")
+        #expect(shown.lines.contains { $0.hasPrefix("  approved:      甲局 — 甲局 张科长 at ") }, "\(shown.out)")
+        #expect(shown.lines.contains { $0.hasPrefix("  approved:      乙局 — 乙局 李科长: 材料齐全 at ") }, "\(shown.out)")
+        #expect(!shown.lines.contains { $0.hasPrefix("  awaiting") }, "\(shown.out)")
+        let review = try await matcher.query(["op": "entitlement.show", "id": .string(ea)])["entitlement"]?["review"]
+        #expect(review?["approvals"]?.arrayValue?.compactMap { $0["reviewer"]?.stringValue }.sorted() == ["乙局", "甲局"])
+        #expect(review?["awaiting"] == .array([]))
+        // entitlement.list pages by id: the next page starts after the last id of the one before.
+        let sorted = [ea, eb].sorted()
+        let page2 = try await matcher.query(["op": "entitlement.list", "policy": "test-reviewed", "after": .string(sorted[0])])
+        #expect(page2["items"]?.arrayValue?.compactMap { $0["id"]?.stringValue } == [sorted[1]])
         #expect(OperatorCommands.reviewers(reason: "approved by A; awaiting B, C")?.awaiting == ["B", "C"])
 
         var filter = OperatorCommands.EntitlementFilter()

@@ -239,14 +239,24 @@ public enum OperatorCommands {
     public static func listEntitlements(
         context: ZContext, target: ServiceTarget, filter: EntitlementFilter, json: Bool, timeoutMs: Int, console: Console
     ) async throws -> Int32 {
-        var req = JSONObject()
-        req["op"] = "entitlement.list"
-        if let p = filter.policy { req["policy"] = .string(p) }
-        if let s = filter.state { req["state"] = .string(s) }
-        if let u = filter.uscc { req["uscc"] = .string(u) }
-        req["max"] = .int(Int64(filter.max))
-        let a = try await Query.require(context: context, target: target, .object(req), timeoutMs: timeoutMs)
-        let items = a["items"]?.arrayValue ?? []
+        // Pages of at most 1,000, each after the last id of the one before.
+        var items: [JSON] = []
+        var after: String?
+        while items.count < filter.max {
+            var req = JSONObject()
+            req["op"] = "entitlement.list"
+            if let p = filter.policy { req["policy"] = .string(p) }
+            if let s = filter.state { req["state"] = .string(s) }
+            if let u = filter.uscc { req["uscc"] = .string(u) }
+            if let after { req["after"] = .string(after) }
+            let ask = Swift.min(1_000, filter.max - items.count)
+            req["max"] = .int(Int64(ask))
+            let a = try await Query.require(context: context, target: target, .object(req), timeoutMs: timeoutMs)
+            let page = a["items"]?.arrayValue ?? []
+            items += page
+            guard page.count == ask, let last = page.last?["id"]?.stringValue else { break }
+            after = last
+        }
         if json {
             for i in items { console.line(i.serialized()) }
             return ExitCodes.ok
@@ -264,7 +274,7 @@ public enum OperatorCommands {
         }
         Table.print(header: header, rows: rows, console: console)
         if items.count == filter.max {
-            console.line("(at most \(filter.max) shown: narrow with --policy, --state or --uscc, or raise --max up to 1000)")
+            console.line("(at most \(filter.max) shown: narrow with --policy, --state or --uscc, or raise --max)")
         }
         return ExitCodes.ok
     }
@@ -306,7 +316,18 @@ public enum OperatorCommands {
         if e["priority"]?.boolValue == true { row("priority", "yes (paid first when a pool is short)") }
         if let missing = e["missing"]?.arrayValue, !missing.isEmpty { row("missing", missing.map(\.text).joined(separator: ", ")) }
         row("reason", e["reason"].text)
-        if let r = reviewers(reason: e["reason"]?.stringValue) {
+        if let review = e["review"], review.objectValue != nil {
+            // The matcher's own record of the review: each reviewer's approval with who signed it.
+            let approvals = review["approvals"]?.arrayValue ?? []
+            row("reviewers", (review["reviewers"]?.arrayValue ?? []).map(\.text).joined(separator: ", "))
+            for a in approvals {
+                row("  approved", "\(a["reviewer"].text) — \(a["by"].text) at \(a["approved_at"].text)")
+            }
+            if approvals.isEmpty { row("  approved", "-") }
+            if let waiting = review["awaiting"]?.arrayValue, !waiting.isEmpty {
+                row("  awaiting", waiting.map(\.text).joined(separator: ", "))
+            }
+        } else if let r = reviewers(reason: e["reason"]?.stringValue) {
             row("approved by", r.approvedBy.isEmpty ? "-" : r.approvedBy.joined(separator: "; "))
             if !r.awaiting.isEmpty { row("awaiting", r.awaiting.joined(separator: ", ")) }
         }
@@ -473,11 +494,11 @@ struct EntitlementListVerb: AsyncParsableCommand {
     @Option(help: "Only in this state (proposed, disclosed, cleared, approved, instructed, held, paid, failed, revoked, …).")
     var state: String?
     @Option(help: "Only this merchant's.") var uscc: String?
-    @Option(help: "At most this many (1–1000).") var max: Int = 100
+    @Option(help: "At most this many (fetched 1,000 at a time).") var max: Int = 100
     @Flag(help: "One JSON object per line.") var json = false
     @OptionGroup var endpoints: MatcherEndpointOptions
 
-    func validate() throws { if !(1...1_000).contains(max) { throw ValidationError("--max must be from 1 to 1000") } }
+    func validate() throws { if max < 1 { throw ValidationError("--max must be at least 1") } }
 
     func run() async throws {
         var f = OperatorCommands.EntitlementFilter()

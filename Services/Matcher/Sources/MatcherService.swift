@@ -272,10 +272,39 @@ struct MatcherQueries {
             }
         case "entitlement.show":
             guard let id = req["id"]?.stringValue else { return ["op": "error", "code": "invalid_request", "message": "id is required"] }
-            guard let e = try database.writer.read({ db in try EntitlementRecord.find(id, db) }) else {
+            let found = try database.writer.read { db -> (EntitlementRecord, [Row])? in
+                guard let e = try EntitlementRecord.find(id, db) else { return nil }
+                // The approvals of the entitlement's latest review round (a re-proposal starts a new one).
+                let approvals = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT reviewer, by, approved_at, round FROM review_approvals
+                        WHERE entitlement_id = ? AND round = (SELECT MAX(round) FROM review_approvals WHERE entitlement_id = ?)
+                        ORDER BY approved_at, reviewer
+                        """, arguments: [id, id])
+                return (e, approvals)
+            }
+            guard let (e, approvals) = found else {
                 return ["op": "error", "code": "not_found", "message": .string("no entitlement \(id)")]
             }
-            return ["op": "entitlement", "entitlement": Self.json(e)]
+            var o = Self.json(e).objectValue ?? JSONObject()
+            let reviewers = engine.cache.policy(e.policyID)?.document.reviewers ?? []
+            if !reviewers.isEmpty || !approvals.isEmpty {
+                let done = Set(approvals.map { $0["reviewer"] as String })
+                let stillOpen = e.state.beforeApproval && e.state != .revoked
+                o["review"] = [
+                    "reviewers": .array(reviewers.map { .string($0) }),
+                    "approvals": .array(
+                        approvals.map { r in
+                            [
+                                "reviewer": .string(r["reviewer"]), "by": .string(r["by"]), "approved_at": .string(r["approved_at"]),
+                                "round": .int(r["round"]),
+                            ]
+                        }),
+                    "awaiting": .array(stillOpen ? reviewers.filter { !done.contains($0) }.map { .string($0) } : []),
+                ]
+            }
+            return ["op": "entitlement", "entitlement": .object(o)]
         case "entitlement.list":
             var sql = "SELECT \(EntitlementRecord.columns) FROM entitlements WHERE 1 = 1"
             var args: [any DatabaseValueConvertible] = []
@@ -290,6 +319,11 @@ struct MatcherQueries {
             if let u = req["uscc"]?.stringValue {
                 sql += " AND uscc = ?"
                 args.append(u)
+            }
+            // A page at a time: the next page starts after the last id of this one.
+            if let a = req["after"]?.stringValue {
+                sql += " AND id > ?"
+                args.append(a)
             }
             sql += " ORDER BY id LIMIT ?"
             args.append(Int(min(max(req["max"]?.intValue ?? 100, 1), 1_000)))
