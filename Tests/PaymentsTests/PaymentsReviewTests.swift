@@ -26,10 +26,10 @@ import Testing
             sequence: seq, event: CloudEvent(id: "\(type)-\(seq)", source: "/bangfu/matcher", type: type, data: data), raw: [], error: nil)
     }
 
-    static func approval(_ id: String, uscc: String, amountFen: Int64, benefit: String = "cash", channel: String = "treasury") -> JSON {
+    static func approval(_ id: String, uscc: String, amountFen: Int64, pool: String = "pool") -> JSON {
         [
             "entitlement_id": .string(id), "policy_id": "test-cash", "uscc": .string(uscc), "amount_fen": .int(amountFen),
-            "benefit": .string(benefit), "channel": .string(channel), "pool": "pool",
+            "benefit": "cash", "channel": "treasury", "pool": .string(pool),
         ]
     }
 
@@ -65,7 +65,7 @@ extension PaymentsReviewTests {
     /// A cash approval of 0 fen arrives on the feed before a revocation: it is recorded, held
     /// `invalid_amount` (in the audit chain, reserving nothing), and the revocation after it in
     /// the same delivery is applied, so the revoked payment is never batched. An approval the
-    /// ledger refuses for another reason is held `ledger_refused`: the delivery never fails.
+    /// ledger refuses for another reason is recorded held `ledger_refused`: the delivery never fails.
     @Test func aZeroFenCashApprovalIsHeldAndTheFeedGoesOn() throws {
         let f = try EngineFixture()
         try f.verified(Self.a, name: "甲", account: "6222000000000001")
@@ -74,17 +74,16 @@ extension PaymentsReviewTests {
         try f.fund(1_000_000)
         try f.approve(Self.idA, uscc: Self.a)
         #expect(try f.state(Self.idA) == .ready)
-        // c's reservation id is taken in the ledger by a transfer with other content.
-        try f.write { db in
-            try f.engine.ledger.transfer(
-                db, id: "reserve/\(Self.idC)", debit: "pool:pool", credit: "paid:pool", amountFen: 1, ref: nil, note: "elsewhere")
-        }
+        // The ledger has an account c's pool needs, opened as another kind: c's approval fails
+        // there (outside the reservation), so only the feed's own net can keep it from failing
+        // the delivery.
+        try f.write { db in try f.engine.ledger.openAccount(db, id: "paid:odd", kind: "other", mayGoNegative: true) }
         let feeds = PaymentsFeeds(database: f.database.db, engine: f.engine, handle: ServiceHandle())
         try feeds.apply(
             feed: "matcher",
             [
                 Self.delivery(9_001, "entitlement.approved", Self.approval(Self.idB, uscc: Self.b, amountFen: 0)),
-                Self.delivery(9_002, "entitlement.approved", Self.approval(Self.idC, uscc: Self.c, amountFen: 50_000)),
+                Self.delivery(9_002, "entitlement.approved", Self.approval(Self.idC, uscc: Self.c, amountFen: 50_000, pool: "odd")),
                 Self.delivery(9_003, "entitlement.revoked", ["entitlement_id": .string(Self.idA), "reason": "objection_upheld"]),
             ], through: 9_003)
         #expect(try f.payment(Self.idB).holdCode == "invalid_amount")
