@@ -342,12 +342,13 @@ extension PaymentsReviewTests {
 // MARK: 8. Database errors inside the ledger
 
 extension PaymentsReviewTests {
-    /// Makes every ledger transfer whose id starts with `prefix` fail as SQLite I/O errors do.
+    /// Makes every ledger transfer whose id starts with `prefix` fail with an SQLite error (one
+    /// that leaves the transaction open, so that only the router's handling decides its fate).
     func breakLedger(_ f: EngineFixture, prefix: String) throws {
         try f.write { db in
             db.add(
                 function: DatabaseFunction("bangfu_test_ioerr", argumentCount: 0, pure: false) { _ in
-                    throw DatabaseError(resultCode: .SQLITE_IOERR, message: "disk I/O error (test)")
+                    throw DatabaseError(resultCode: .SQLITE_ERROR, message: "simulated database failure (test)")
                 })
             try db.execute(
                 sql: """
