@@ -237,22 +237,27 @@ public enum Pain001 {
         var seen: Set<String> = []
         var total: Int64 = 0
         for (k, p) in batch.payments.enumerated() {
-            let f = "payments[\(k)]"
-            try text(p.endToEndID, f + ".endToEndID", max: 35)
+            try validate(p, field: "payments[\(k)]")
             guard seen.insert(p.endToEndID).inserted else { throw .duplicateEndToEndID(p.endToEndID) }
-            guard p.amountFen > 0 else { throw .nonPositiveAmount(endToEndID: p.endToEndID, amountFen: p.amountFen) }
-            guard p.amountFen <= YuanAmount.maxFen else { throw .amountTooLarge(field: f + ".amountFen") }
             total += p.amountFen  // cannot overflow before exceeding maxFen below: both ≤ 10^18
             guard total <= YuanAmount.maxFen else { throw .amountTooLarge(field: "control sum") }
-            try text(p.creditorName, f + ".creditorName", max: 140)
-            try text(p.creditorAccountNumber, f + ".creditorAccountNumber", max: 34)
-            try validate(p.creditorAgent, f + ".creditorAgent")
-            if let r = p.remittanceInfo { try text(r, f + ".remittanceInfo", max: 140) }
         }
         if let d = batch.declaredTotals, d.count != batch.payments.count || d.totalFen != total {
             throw .controlTotalsMismatch(declared: d, lineCount: batch.payments.count, lineTotalFen: total)
         }
         return total
+    }
+
+    /// Validates one payment on its own against the XSD's limits (what `xml` checks of each
+    /// line), so that a caller can leave out a payment that cannot be written and write the rest.
+    public static func validate(_ p: CreditTransfer, field f: String) throws(BatchError) {
+        try text(p.endToEndID, f + ".endToEndID", max: 35)
+        guard p.amountFen > 0 else { throw .nonPositiveAmount(endToEndID: p.endToEndID, amountFen: p.amountFen) }
+        guard p.amountFen <= YuanAmount.maxFen else { throw .amountTooLarge(field: f + ".amountFen") }
+        try text(p.creditorName, f + ".creditorName", max: 140)
+        try text(p.creditorAccountNumber, f + ".creditorAccountNumber", max: 34)
+        try validate(p.creditorAgent, f + ".creditorAgent")
+        if let r = p.remittanceInfo { try text(r, f + ".remittanceInfo", max: 140) }
     }
 
     static func text(_ s: String, _ field: String, max: Int) throws(BatchError) {

@@ -78,6 +78,10 @@ public struct ReturnFile: Sendable, Hashable {
         self.pendingLines = pendingLines
     }
 
+    /// A pain.002 that rejects the whole original batch at group level without any
+    /// transaction line (`GrpSts` RJCT, no `TxInfAndSts`).
+    public var isGroupRejection: Bool { kind == .pain002 && groupStatus == "RJCT" && lineCount == 0 }
+
     /// The number of lines, final and pending.
     public var lineCount: Int { lines.count + pendingLines.count }
 
@@ -99,7 +103,12 @@ public struct ReturnFile: Sendable, Hashable {
     ///
     /// camt.054 counts entries (`Ntry`); Bangfu reads one line per transaction detail, so a
     /// batch-booked entry with several details disagrees here and is quarantined for a person.
+    ///
+    /// A pain.002 rejecting a whole batch at group level (`GrpSts` RJCT) with no transaction
+    /// lines declares the original batch's count and sum, not its own lines': those are checked
+    /// against the batch by whoever applies the report.
     public func checkTotals() throws(ReturnError) {
+        if isGroupRejection { return }
         let total = linesTotalFen
         let countOK = declaredCount.map { $0 == lineCount } ?? true
         let totalOK = declaredTotalFen.map { $0 == total } ?? true

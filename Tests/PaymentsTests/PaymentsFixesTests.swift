@@ -254,20 +254,22 @@ extension PaymentsFixesTests {
         try f.fund(1_000_000)
         let idD = "ent-" + String(repeating: "d", count: 32)
         for (id, u) in [(Self.idA, a), (Self.idB, b), (Self.idC, c), (idD, d)] { try f.approve(id, uscc: u) }
-        for id in [Self.idA, Self.idB] {
-            #expect(try f.payment(id).holdCode == "no_verified_account")
+        for (id, code) in [(Self.idA, "no_verified_account"), (Self.idB, "holder_mismatch")] {
+            #expect(try f.payment(id).holdCode == code)
             #expect(throws: Rejection.self) {
                 try f.write { db in try f.engine.releaseHold(id: id, by: "区财政局 张三", reason: "口头核实", db) }
             }
             #expect(try f.state(id) == .held)
         }
-        // c's account is re-verified and its holder no longer matches; d's payee is gone.
+        // c's account is re-verified and its holder no longer matches: held at once. d's payee
+        // is gone behind the feed's back: held when the batch is made.
         try f.payee(c, account: "6222000000000003", holderMatches: false)
+        #expect(try f.payment(Self.idC).holdCode == "holder_mismatch")
         try f.write { db in try db.execute(sql: "DELETE FROM payees WHERE uscc = ?", arguments: [d]) }
-        #expect(try f.state(Self.idC) == .ready)
+        #expect(try f.state(idD) == .ready)
         #expect(try f.batch() == nil, "no file: nobody has a verified account")
-        for id in [Self.idC, idD] {
-            #expect(try f.payment(id).holdCode == "no_verified_account")
+        for (id, code) in [(Self.idC, "holder_mismatch"), (idD, "no_verified_account")] {
+            #expect(try f.payment(id).holdCode == code)
             #expect(try f.events("payment.instructed", id).isEmpty)
         }
         #expect(try f.pool().pendingDebits == 0)

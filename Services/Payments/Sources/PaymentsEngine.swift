@@ -106,7 +106,15 @@ public struct PaymentsEngine: Sendable {
                     disqualified = excluded.disqualified, id_fp = excluded.id_fp, phone_fp = excluded.phone_fp, address_fp = excluded.address_fp
                 """
         ).execute(arguments: StatementArguments([uscc.databaseValue] + columns))
-        if disqualified && before != true { try fraud(uscc: uscc, db) }
+        if disqualified && before != true { return try fraud(uscc: uscc, db) }
+        // A name that could not be written into a pain.001 (too long, say) may fit now.
+        for row in try Row.fetchAll(
+            db.cachedStatement(sql: "SELECT * FROM payments WHERE uscc = ? AND state = 'held' AND hold_code = 'invalid_payee_data'"),
+            arguments: [uscc])
+        {
+            var p = PaymentRecord(row: row)
+            try check(&p, db)
+        }
     }
 
     /// What payments keeps of a profile, in the order of the `merchants` columns name, kind,
@@ -145,26 +153,41 @@ public struct PaymentsEngine: Sendable {
         ).execute(arguments: [
             uscc, data["bank"]?.stringValue, number, data["holder_name"]?.stringValue ?? "", holderMatches, verifiedOn, fp, now,
         ])
-        // Payments waiting for an account get another chance; ready ones whose account changed
-        // are held; failed ones (the bank returned them) are retried through every check, with a
-        // fresh reservation, into a later batch (DESIGN §7: `failed` is retried or re-routed).
+        // Payments waiting for an account get another chance; ready or held ones whose account
+        // changed are held `account_changed`; failed ones (the bank returned them) are retried
+        // through every check, with a fresh reservation, into a later batch (DESIGN §7: `failed`
+        // is retried or re-routed). A holder that is not the registered name (after a change of
+        // name or operator) holds every cash payment not yet instructed (实名制).
         for row in try Row.fetchAll(
             db.cachedStatement(
-                sql: "SELECT * FROM payments WHERE uscc = ? AND state IN ('held', 'ready', 'failed') AND channel = 'treasury'"),
+                sql: "SELECT * FROM payments WHERE uscc = ? AND state IN ('received', 'held', 'ready', 'failed') AND benefit = 'cash'"),
             arguments: [uscc])
         {
             var p = PaymentRecord(row: row)
+            if p.state == .held, Self.approvalHolds.contains(p.holdCode ?? "") || p.holdCode == "lessor_unconfirmed" { continue }
             if p.state == .failed {
-                guard renewed, p.revoked == nil, p.benefit == "cash" else { continue }
+                guard renewed, p.revoked == nil, p.channel == "treasury" else { continue }
                 try record(db, "payment.retried", ["payment_id": .string(p.id), "after": .string(p.holdReason ?? "failed")])
                 p.state = .received
                 p.holdCode = nil
+                // The bank returned the payment: the merchant's newly verified account is the
+                // one it is retried to (the retry is what the new verification is for).
+                p.payeeFingerprint = nil
+                p.accountHoldFP = nil
                 try check(&p, db)
-            } else if p.state == .held && p.holdCode == "no_verified_account" {
-                try check(&p, db)
-            } else if p.state == .ready, let old = p.payeeFingerprint, old != fp {
+            } else if !holderMatches {
                 try releaseReservation(&p, db)
-                try hold(&p, "account_changed", "the bank account changed after approval", db)
+                try hold(
+                    &p, "holder_mismatch",
+                    "the verified account's holder is not the registered name (实名制): released only by a verification in that name", db)
+            } else if p.state == .held && ["no_verified_account", "holder_mismatch", "invalid_payee_data"].contains(p.holdCode ?? "") {
+                try check(&p, db)
+            } else if p.state == .held && p.holdCode == "account_changed" {
+                // Changed again: back to the account accepted (the checks resume), or to another
+                // one (the hold now names it).
+                if fp == p.payeeFingerprint { try check(&p, db) } else { try holdAccountChanged(&p, fp, db) }
+            } else if let old = p.payeeFingerprint, old != fp {
+                try holdAccountChanged(&p, fp, db)
             }
         }
     }
@@ -172,38 +195,80 @@ public struct PaymentsEngine: Sendable {
     // MARK: Entitlements
 
     /// `entitlement.approved`: a payment is born (payment id = entitlement id) and checked.
+    /// An approval is never dropped: one whose amount cannot be paid (a cash benefit of 0 fen or
+    /// less, any negative or missing amount) is recorded and held `invalid_amount` — it reserves
+    /// nothing, so it can never stall the feed (the ledger refuses a reservation of 0 fen).
     func approved(_ data: JSON, sequence: UInt64, _ db: Database) throws {
-        guard let id = data["entitlement_id"]?.stringValue, let uscc = data["uscc"]?.stringValue,
-            let amount = data["amount_fen"]?.intValue, amount >= 0
-        else { return }
+        guard let id = data["entitlement_id"]?.stringValue, let uscc = data["uscc"]?.stringValue else { return }
+        let given = data["amount_fen"]?.intValue
+        let amount = given ?? 0
+        let benefit = data["benefit"]?.stringValue ?? "cash"
+        let channel = data["channel"]?.stringValue ?? "treasury"
         if var p = try PaymentRecord.find(id, db) {
             // A repeated approval changes nothing — except a later approval of a payment that was
             // voided (its entitlement revoked, e.g. by a policy's withdrawal, and approved again
-            // under a later revision): nothing of it is out, so it is paid after all, checked
-            // afresh (a fresh reservation: `check` moves past the voided one).
-            guard p.state == .voided, Int64(sequence) > p.approvedSeq else { return }
+            // under a later revision) or held for an amount or channel that could not be paid:
+            // nothing of it is out, so it is paid after all, checked afresh (a fresh reservation:
+            // `check` moves past the voided one).
+            let revivable = p.state == .voided || (p.state == .held && Self.approvalHolds.contains(p.holdCode ?? ""))
+            guard revivable, Int64(sequence) > p.approvedSeq else { return }
+            if p.state == .held {
+                try db.execute(
+                    sql:
+                        "UPDATE holds SET resolution = 'superseded', resolved_by = 'matcher', resolved_at = ?, reason = 'a later approval' WHERE payment_id = ? AND resolution IS NULL",
+                    arguments: [now, p.id])
+            }
             p.policyID = data["policy_id"]?.stringValue ?? p.policyID
             p.amountFen = amount
             p.pool = data["pool"]?.stringValue ?? p.pool
             p.priority = data["priority"]?.boolValue == true
+            p.benefit = benefit
+            p.channel = channel
             p.approvedSeq = Int64(sequence)
             p.state = .received
             p.holdCode = nil
             p.holdReason = nil
             p.revoked = nil
+            // A new approval: the account seen from now on is the one it is checked against.
+            p.payeeFingerprint = nil
+            p.accountHoldFP = nil
             try p.save(db, now: now)
             try record(db, "payment.received", p.json)
-            try check(&p, db)
+            try checkApproval(&p, amountGiven: given != nil, db)
             return
         }
         var p = PaymentRecord(
             id: id, policyID: data["policy_id"]?.stringValue ?? "", title: data["title"]?.stringValue, uscc: uscc,
-            benefit: data["benefit"]?.stringValue ?? "cash", channel: data["channel"]?.stringValue ?? "treasury",
+            benefit: benefit, channel: channel,
             pool: data["pool"]?.stringValue, amountFen: amount, priority: data["priority"]?.boolValue == true,
             binding: data["binding"]?.stringValue,
             approvedSeq: Int64(sequence))
         try p.save(db, now: now)
         try record(db, "payment.received", p.json)
+        try checkApproval(&p, amountGiven: given != nil, db)
+    }
+
+    /// Holds an approval can carry that only a later approval (or an operator's rejection) ends:
+    /// the matcher's numbers are frozen once approved (DESIGN §7), so no operator release.
+    static let approvalHolds: Set<String> = ["invalid_amount", "channel_mismatch"]
+
+    /// What an approval itself must satisfy before the checks run: an amount that can be paid,
+    /// and a benefit on its own channel (cash only through the treasury, and the treasury only
+    /// for cash). Otherwise the payment is held with a stable code, visible to operators.
+    func checkApproval(_ p: inout PaymentRecord, amountGiven: Bool, _ db: Database) throws {
+        if !amountGiven || p.amountFen < 0 || (p.benefit == "cash" && p.amountFen == 0) {
+            return try hold(
+                &p, "invalid_amount",
+                amountGiven
+                    ? "the approved amount \(p.amountFen) fen cannot be paid as \(p.benefit): a later approval with a payable amount releases it"
+                    : "the approval carries no amount_fen: a later approval with a payable amount releases it", db)
+        }
+        if (p.benefit == "cash") != (p.channel == "treasury") {
+            return try hold(
+                &p, "channel_mismatch",
+                "a \(p.benefit) benefit on the \(p.channel) channel: cash is paid only through the treasury, and the treasury pays only cash",
+                db)
+        }
         try check(&p, db)
     }
 
@@ -211,6 +276,9 @@ public struct PaymentsEngine: Sendable {
     func revoked(_ data: JSON, _ db: Database) throws {
         guard let id = data["entitlement_id"]?.stringValue, var p = try PaymentRecord.find(id, db) else { return }
         let reason = data["reason"]?.stringValue ?? "revoked"
+        if reason.hasPrefix("policy_withdrawn") {
+            return try withdrawn(&p, reason: reason, db)
+        }
         switch p.state {
         case .held where p.holdCode == "lessor_unconfirmed":
             // Escalated, but the instruction is with the lessor: it may still confirm it.
@@ -237,6 +305,78 @@ public struct PaymentsEngine: Sendable {
         case .voided, .clawedBack:
             break
         }
+    }
+
+    /// A revocation because the policy was withdrawn (`policy_withdrawn…`). The matcher revokes
+    /// believing nothing is out yet; a withdrawal never takes back money instructed or paid
+    /// (DESIGN §7): only a payment not yet instructed (received, held, ready, failed) is voided.
+    /// One the bank, lessor or agency already has, or has paid, is left as it is — no clawback,
+    /// nothing remembered for its settlement — and an operator's review note records the race.
+    func withdrawn(_ p: inout PaymentRecord, reason: String, _ db: Database) throws {
+        switch p.state {
+        case .held where p.batchID != nil && p.holdCode == "lessor_unconfirmed":
+            try review(p, "withdrawn_after_instruction", "\(reason): the instruction is with the lessor; nothing is taken back", db)
+        case .received, .held, .ready, .failed:
+            try releaseReservation(&p, db)
+            if p.state == .failed { p.revoked = reason }
+            p.state = .voided
+            p.holdReason = reason
+            try p.save(db, now: now)
+            try record(db, "payment.voided", p.json)
+        case .instructed, .settled:
+            try review(
+                p, "withdrawn_after_instruction",
+                "\(reason): the payment was \(p.state.rawValue) before the withdrawal; a withdrawal never takes back money instructed or paid",
+                db)
+        case .voided, .clawedBack:
+            break
+        }
+    }
+
+    /// An upstream event whose effect was refused (a ledger error other than the database's, a
+    /// constraint) and undone: its payment, if not yet instructed, is held `ledger_refused` (an
+    /// approval that could not be recorded is recorded held); otherwise a review note says what
+    /// was not applied. The feed goes on either way.
+    func refusedEvent(_ type: String, _ data: JSON, sequence: UInt64, error: any Error, _ db: Database) throws {
+        let detail = "\(type) could not be applied: \(error)"
+        let id = data["entitlement_id"]?.stringValue
+        logger.error(
+            "an upstream event could not be applied; its payment is held or flagged for review",
+            metadata: ["type": "\(type)", "payment": "\(id ?? "-")", "error": "\(error)"])
+        if type == "entitlement.approved", let id, let uscc = data["uscc"]?.stringValue, try PaymentRecord.find(id, db) == nil {
+            var p = PaymentRecord(
+                id: id, policyID: data["policy_id"]?.stringValue ?? "", title: data["title"]?.stringValue, uscc: uscc,
+                benefit: data["benefit"]?.stringValue ?? "cash", channel: data["channel"]?.stringValue ?? "treasury",
+                pool: data["pool"]?.stringValue, amountFen: data["amount_fen"]?.intValue ?? 0,
+                priority: data["priority"]?.boolValue == true,
+                binding: data["binding"]?.stringValue, approvedSeq: Int64(sequence))
+            try p.save(db, now: now)
+            try record(db, "payment.received", p.json)
+            return try hold(&p, "ledger_refused", detail, db)
+        }
+        if let id, var p = try PaymentRecord.find(id, db), [.received, .held, .ready].contains(p.state),
+            p.batchID == nil || p.state != .held
+        {
+            try? db.inSavepoint {
+                try releaseReservation(&p, db)
+                return .commit
+            }
+            return try hold(&p, "ledger_refused", detail, db)
+        }
+        try review(paymentID: id ?? data["uscc"]?.stringValue ?? type, "event_refused", detail, db)
+    }
+
+    /// A note for an operator about a payment (`reviews`, the `reviews` query), in the audit
+    /// chain and the log; it moves no money and changes no state.
+    func review(_ p: PaymentRecord, _ code: String, _ detail: String, _ db: Database) throws {
+        try review(paymentID: p.id, code, detail, db)
+    }
+
+    func review(paymentID: String, _ code: String, _ detail: String, _ db: Database) throws {
+        try db.execute(
+            sql: "INSERT INTO reviews(payment_id, code, detail, opened_at) VALUES (?, ?, ?, ?)", arguments: [paymentID, code, detail, now])
+        try record(db, "review.flagged", ["payment_id": .string(paymentID), "code": .string(code), "detail": .string(detail)])
+        logger.warning("a payment needs an operator's review", metadata: ["payment": "\(paymentID)", "code": "\(code)"])
     }
 
     /// Fraud (DESIGN §8 收回): pending payments to the merchant are voided, paid ones clawed back.
@@ -315,15 +455,23 @@ public struct PaymentsEngine: Sendable {
             // The real-name rule (实名制, DESIGN §8) is never cleared by an operator: only a
             // verified account in the registered name releases it (a release recorded in older
             // databases is ignored).
-            guard let payee, (payee["holder_matches"] as Bool?) == true else {
+            guard let payee else {
+                return try hold(&p, "no_verified_account", "no bank account verified for this merchant (实名制)", db)
+            }
+            guard (payee["holder_matches"] as Bool?) == true else {
                 return try hold(
-                    &p, "no_verified_account",
-                    payee == nil
-                        ? "no bank account verified for this merchant (实名制)"
-                        : "the verified account's holder is not the registered name",
+                    &p, "holder_mismatch",
+                    "the verified account's holder is not the registered name (实名制): released only by a verification in that name",
                     db)
             }
-            if let link = try sharedIdentifier(p, merchant: merchant, payeeFP: payee["fingerprint"], db),
+            let fingerprint: String = payee["fingerprint"]
+            // The account seen at approval (or at the first check that found one) is the one paid:
+            // any other is a change after approval (a fraud signal, DESIGN §8), held whatever
+            // hold the payment was in, unless an operator released that hold for this very account.
+            if let seen = p.payeeFingerprint, seen != fingerprint {
+                return try holdAccountChanged(&p, fingerprint, db)
+            }
+            if let link = try sharedIdentifier(p, merchant: merchant, payeeFP: fingerprint, db),
                 !p.clearedHolds.contains(link.code)
             {
                 try holdOtherSide(link, of: p, db)
@@ -331,11 +479,14 @@ public struct PaymentsEngine: Sendable {
                     &p, link.code, "the same \(link.what) as \(link.others.joined(separator: ", ")), another recipient of \(p.policyID)", db
                 )
             }
-            p.payeeFingerprint = payee["fingerprint"]
+            p.payeeFingerprint = fingerprint
+            p.accountHoldFP = nil
+            if let problem = try payeeDataProblem(p, payee: payee, db) {
+                return try hold(&p, "invalid_payee_data", problem, db)
+            }
             guard let pool = p.pool else { return try hold(&p, "no_pool", "a cash benefit without a fund pool", db) }
             try ledger.openAccount(db, id: Self.poolAccount(pool), kind: "pool", mayGoNegative: false)
             try ledger.openAccount(db, id: Self.paidAccount(pool), kind: "paid", mayGoNegative: true)
-            var short = false
             // A resolved reservation (voided when the account changed or the bank failed the
             // payment, posted and then returned) stays resolved: this attempt reserves under the
             // next id. A reservation still pending is this payment's already.
@@ -348,18 +499,30 @@ public struct PaymentsEngine: Sendable {
                 p.attempt += 1
             }
             if !reserved {
+                guard p.attempt <= Self.maxAttempt else {
+                    return try hold(
+                        &p, "attempts_exhausted",
+                        "\(p.attempt) instructions of this payment were returned or voided; no further EndToEndId: an operator rejects it",
+                        db)
+                }
                 do {
                     try ledger.reserve(
                         db, id: Self.transferID("reserve", p), debit: Self.poolAccount(pool), credit: Self.paidAccount(pool),
                         amountFen: p.amountFen, ref: p.id, note: p.policyID)
                 } catch {
-                    guard error.code == .insufficientFunds else { throw error }
-                    short = true
+                    switch error.code {
+                    case .insufficientFunds:
+                        return try hold(
+                            &p, "pool_short",
+                            "pool \(pool) cannot cover \(p.amountFen) fen now; released in priority order when funds arrive", db)
+                    case .database:
+                        throw error
+                    default:
+                        // The ledger refused the reservation for another reason (nothing was
+                        // written): the payment is held for a person, never a failed delivery.
+                        return try hold(&p, "ledger_refused", "the ledger refused the reservation: \(error)", db)
+                    }
                 }
-            }
-            if short {
-                return try hold(
-                    &p, "pool_short", "pool \(pool) cannot cover \(p.amountFen) fen now; released in priority order when funds arrive", db)
             }
         }
         p.state = .ready
@@ -438,6 +601,51 @@ public struct PaymentsEngine: Sendable {
         try emit(&p, "payment.held", extra: ["reason": .string(code)], db: db)
     }
 
+    /// Holds `account_changed` for the account `fingerprint` (a later change while held moves
+    /// the hold to the newest account: a release accepts only the account it names).
+    func holdAccountChanged(_ p: inout PaymentRecord, _ fingerprint: String, _ db: Database) throws {
+        try releaseReservation(&p, db)
+        if p.state == .held && p.holdCode == "account_changed" {
+            guard p.accountHoldFP != fingerprint else { return }
+            p.accountHoldFP = fingerprint
+            try p.save(db, now: now)
+            try record(
+                db, "hold.updated", ["payment_id": .string(p.id), "code": "account_changed", "payee_fingerprint": .string(fingerprint)])
+            return
+        }
+        p.accountHoldFP = fingerprint
+        try hold(
+            &p, "account_changed", "the bank account changed after approval: an operator's release accepts the new account (and only it)",
+            db)
+    }
+
+    /// The most attempts of one payment: an EndToEndId is the 32 hex digits of the payment id, a
+    /// dash and at most two digits (35 characters). A payment returned or voided that often is
+    /// held `attempts_exhausted` instead of reserving again.
+    static let maxAttempt = 99
+
+    /// The pain.001 line of a payment to `payee` (a `payees` row), as the batch writes it.
+    func creditTransfer(_ p: PaymentRecord, payee: Row, _ db: Database) throws -> CreditTransfer {
+        let name =
+            (try String.fetchOne(db.cachedStatement(sql: "SELECT name FROM merchants WHERE uscc = ?"), arguments: [p.uscc])) ?? p.uscc
+        return CreditTransfer(
+            endToEndID: Self.endToEndID(p), amountFen: p.amountFen, creditorName: name, creditorAccount: payee["account_no"],
+            creditorAgent: (payee["bank"] as String?) ?? "", remittanceInformation: String((p.title ?? p.policyID).prefix(140)))
+    }
+
+    /// Why the payment's pain.001 line could not be written (a name or bank over the lengths
+    /// pain.001 allows, characters XML cannot carry, an empty field), or nil. Only treasury
+    /// payments are written as pain.001.
+    func payeeDataProblem(_ p: PaymentRecord, payee: Row, _ db: Database) throws -> String? {
+        guard p.channel == "treasury" else { return nil }
+        do {
+            try Pain001.validate(try creditTransfer(p, payee: payee, db), field: "payment")
+            return nil
+        } catch let e as BatchError {
+            return "the payment cannot be written into a pain.001 file: \(e)"
+        }
+    }
+
     func releaseReservation(_ p: inout PaymentRecord, _ db: Database) throws {
         guard p.benefit == "cash", p.pool != nil, p.state == .ready || p.state == .instructed else { return }
         do {
@@ -476,10 +684,15 @@ public struct PaymentsEngine: Sendable {
         guard code != "pool_short" else {
             throw Rejection(.invalidData, field: "data.payment_id", "a pool_short hold is released by funding the pool, not by an operator")
         }
-        guard code != "no_verified_account" else {
+        guard code != "no_verified_account" && code != "holder_mismatch" else {
             throw Rejection(
                 .invalidData, field: "data.payment_id",
-                "a no_verified_account hold is released by an account verified in the merchant's registered name (实名制), not by an operator")
+                "a \(code) hold is released by an account verified in the merchant's registered name (实名制), not by an operator")
+        }
+        guard !Self.approvalHolds.contains(code) && code != "attempts_exhausted" else {
+            throw Rejection(
+                .invalidData, field: "data.payment_id",
+                "a \(code) hold is ended by a later approval from the matcher or by hold.rejected, not by a release")
         }
         try db.execute(
             sql:
@@ -495,7 +708,14 @@ public struct PaymentsEngine: Sendable {
             try emit(&p, "payment.instructed", extra: ["reminder": true], db: db)
             return
         }
-        p.clearedHolds.insert(code)
+        if code == "account_changed" {
+            // The operator accepted this account — the one the hold names, and no other.
+            // (A hold opened before the account was kept with it accepts the current account.)
+            p.payeeFingerprint = p.accountHoldFP
+            p.accountHoldFP = nil
+        } else if !["invalid_payee_data", "ledger_refused"].contains(code) {
+            p.clearedHolds.insert(code)
+        }
         p.state = .received
         try check(&p, db)
     }
@@ -554,23 +774,45 @@ public struct PaymentsEngine: Sendable {
         guard !rows.isEmpty else { return nil }
         var payments = rows.map(PaymentRecord.init)
         let kind = channel == "treasury" ? "pain001" : channel == "lessor" ? "lessor" : "agency"
-        var payees: [String: Row] = [:]
+        var transfers: [String: CreditTransfer] = [:]
         if kind == "pain001" {
-            // Cash goes only to a verified account in the registered name (DESIGN §8): a payment
-            // that has none now is held, its reservation released, and kept out of the file, so
-            // that the file, the stored batch and the `payment.instructed` events agree.
+            // Cash goes only to a verified account in the registered name (DESIGN §8), the one
+            // seen at approval: a payment that has none now is held, its reservation released,
+            // and kept out of the file, so that the file, the stored batch and the
+            // `payment.instructed` events agree. So is a payment whose line cannot be written
+            // (a name or bank longer than pain.001 allows, …): the rest of the batch goes out.
             var kept: [PaymentRecord] = []
             for var p in payments {
-                if let payee = try Row.fetchOne(
-                    db.cachedStatement(sql: "SELECT account_no, bank, holder_matches FROM payees WHERE uscc = ?"), arguments: [p.uscc]),
-                    (payee["holder_matches"] as Bool?) == true
-                {
-                    payees[p.uscc] = payee
-                    kept.append(p)
-                } else {
+                let payee = try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT account_no, bank, holder_matches, fingerprint FROM payees WHERE uscc = ?"),
+                    arguments: [p.uscc])
+                guard let payee else {
                     try releaseReservation(&p, db)
-                    try hold(&p, "no_verified_account", "no bank account verified in the registered name when the batch was made (实名制)", db)
+                    try hold(&p, "no_verified_account", "no bank account verified when the batch was made (实名制)", db)
+                    continue
                 }
+                guard (payee["holder_matches"] as Bool?) == true else {
+                    try releaseReservation(&p, db)
+                    try hold(
+                        &p, "holder_mismatch", "the verified account's holder was not the registered name when the batch was made (实名制)", db
+                    )
+                    continue
+                }
+                let fingerprint: String = payee["fingerprint"]
+                if let seen = p.payeeFingerprint, seen != fingerprint {
+                    try holdAccountChanged(&p, fingerprint, db)
+                    continue
+                }
+                let transfer = try creditTransfer(p, payee: payee, db)
+                do {
+                    try Pain001.validate(transfer, field: "payment \(p.id)")
+                } catch {
+                    try releaseReservation(&p, db)
+                    try hold(&p, "invalid_payee_data", "the payment cannot be written into a pain.001 file: \(error)", db)
+                    continue
+                }
+                transfers[p.id] = transfer
+                kept.append(p)
             }
             payments = kept
             guard !payments.isEmpty else { return nil }
@@ -582,22 +824,10 @@ public struct PaymentsEngine: Sendable {
         let fileName: String
         switch kind {
         case "pain001":
-            var transfers: [CreditTransfer] = []
-            for p in payments {
-                guard let payee = payees[p.uscc] else { continue }
-                let name =
-                    (try String.fetchOne(db.cachedStatement(sql: "SELECT name FROM merchants WHERE uscc = ?"), arguments: [p.uscc]))
-                    ?? p.uscc
-                transfers.append(
-                    CreditTransfer(
-                        endToEndID: Self.endToEndID(p), amountFen: p.amountFen, creditorName: name, creditorAccount: payee["account_no"],
-                        creditorAgent: (payee["bank"] as String?) ?? "", remittanceInformation: String((p.title ?? p.policyID).prefix(140)))
-                )
-            }
             let batch = CreditTransferBatch(
                 messageID: "BANGFU-\(batchID)", createdAt: clock.now(), initiatingParty: "Bangfu 帮扶", debtorName: settings.debtorName,
                 debtorAccount: settings.debtorAccount, debtorAgent: settings.debtorAgent,
-                requestedExecutionDate: ChinaTime.civilDate(of: clock.now()), payments: transfers)
+                requestedExecutionDate: ChinaTime.civilDate(of: clock.now()), payments: payments.compactMap { transfers[$0.id] })
             content = try Pain001.xml(batch)
             fileName = "BANGFU-\(batchID).xml"
         default:
@@ -615,18 +845,38 @@ public struct PaymentsEngine: Sendable {
             content = ([header] + lines).map { $0.serialized() }.joined(separator: "\n") + "\n"
             fileName = "BANGFU-\(batchID)-\(channel.replacingOccurrences(of: ":", with: "_")).jsonl"
         }
+        let bytes = Data(content.utf8)
+        let digest = SHA256.hash([UInt8](bytes)).hexString
+        // The file's SHA-256 is in the audit chain: the file written (now, or after a restart) must
+        // be exactly this content (`PendingFiles.flush`).
+        let link = try audit.append(
+            db, kind: "batch.created",
+            entry: [
+                "batch_id": .string(batchID), "channel": .string(channel), "count": .int(Int64(payments.count)), "total_fen": .int(total),
+                "file": .string(fileName), "sha256": .string(digest),
+            ])
         try db.execute(
-            sql: "INSERT INTO batches(id, seq, channel, file_name, content, count, total_fen, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            arguments: [batchID, seq, channel, fileName, Data(content.utf8), payments.count, total, now])
-        try record(
-            db, "batch.created",
-            ["batch_id": .string(batchID), "channel": .string(channel), "count": .int(Int64(payments.count)), "total_fen": .int(total)])
+            sql:
+                "INSERT INTO batches(id, seq, channel, file_name, content, count, total_fen, created_at, sha256, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            arguments: [batchID, seq, channel, fileName, bytes, payments.count, total, now, digest, link.seq])
         let deadline =
             kind == "lessor" ? Timestamp.format(clock.now().addingTimeInterval(TimeInterval(settings.lessorDeadlineDays * 86_400))) : nil
         for k in payments.indices {
             payments[k].state = .instructed
             payments[k].batchID = batchID
             payments[k].deadline = deadline
+            // Each payment's move to `instructed` is in the audit chain: what, how much, to which
+            // account (its fingerprint and the masked number — never the number in clear).
+            var entry: JSONObject = [
+                "payment_id": .string(payments[k].id), "batch_id": .string(batchID), "amount_fen": .int(payments[k].amountFen),
+                "attempt": .int(Int64(payments[k].attempt)), "channel": .string(channel),
+            ]
+            if let t = transfers[payments[k].id] {
+                entry["end_to_end_id"] = .string(t.endToEndID)
+                entry["payee_fingerprint"] = payments[k].payeeFingerprint.map { .string($0) } ?? .null
+                entry["account"] = .string(Mask.bankAccount(t.creditorAccountNumber))
+            }
+            try record(db, "payment.instructed", .object(entry))
             try emit(&payments[k], "payment.instructed", extra: ["file": .string(fileName)], db: db)
         }
         return PendingFile(batchID: batchID, name: fileName, content: content)
@@ -641,12 +891,14 @@ public struct PaymentsEngine: Sendable {
     /// The EndToEndId of a payment's current attempt: the payment id's, then `-<attempt>` for an
     /// attempt after the first (each instruction its own id, as ISO 20022 means it), so that a
     /// bank's report on an earlier attempt can never be taken for the current one. 32 hex digits,
-    /// a dash and up to two digits fit the 35 characters.
+    /// a dash and up to two digits fit the 35 characters (`maxAttempt`: a payment never
+    /// reserves a further attempt). Should a longer one ever be asked for, the base is shortened
+    /// so that the suffix stays: an id of its own, never the first attempt's.
     static func endToEndID(_ p: PaymentRecord) -> String {
         let base = endToEndID(p.id)
         guard p.attempt > 0 else { return base }
-        let id = base + "-" + String(p.attempt)
-        return id.count <= 35 ? id : base
+        let suffix = "-" + String(p.attempt)
+        return String(base.prefix(35 - suffix.count)) + suffix
     }
 
     static func paymentID(endToEnd: String) -> String { attempt(endToEnd: endToEnd).id }
@@ -679,7 +931,23 @@ public struct PaymentsEngine: Sendable {
         var anomalies = 0
         var reversed = 0
         var batches: Set<String> = []
-        for line in file.lines {
+        // A pain.002 that rejects the whole batch at group level (GrpSts RJCT) without a line
+        // per transaction fails every payment of that batch's current attempt.
+        var lines = file.lines
+        if file.isGroupRejection {
+            switch try groupRejection(file, returnID: returnID, db) {
+            case .success(let expanded): lines = expanded
+            case .failure(let problem):
+                anomalies += 1
+                try db.execute(
+                    sql: "INSERT INTO return_anomalies(return_id, payment_id, problem) VALUES (?, ?, ?)",
+                    arguments: [returnID, file.originalMessageID ?? "", problem.description])
+                logger.error(
+                    "a bank return rejecting a whole batch was not applied (recorded as an anomaly)",
+                    metadata: ["return": "\(returnID)", "batch": "\(file.originalMessageID ?? "-")", "problem": "\(problem)"])
+            }
+        }
+        for line in lines {
             let (id, attempt) = Self.attempt(endToEnd: line.endToEndID)
             var outcome = LineOutcome.anomaly("not applied")
             do {
@@ -690,6 +958,9 @@ public struct PaymentsEngine: Sendable {
             } catch let error as DatabaseError where ![.SQLITE_CONSTRAINT].contains(error.resultCode) {
                 // The database itself failed (I/O, disk full, …): SQLite may have rolled back the
                 // whole transaction, so nothing more may be applied in it — the file is retried.
+                throw error
+            } catch let error as LedgerError where error.code == .database {
+                // The same, met inside the ledger (which wraps SQLite's errors).
                 throw error
             } catch {
                 outcome = .anomaly("could not be applied: \(error)")
@@ -714,7 +985,7 @@ public struct PaymentsEngine: Sendable {
         }
         try db.execute(
             sql: "INSERT INTO returns(id, kind, lines, applied, anomalies, reversed, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            arguments: [returnID, file.kind == .pain002 ? "pain.002" : "camt.054", file.lines.count, applied, anomalies, reversed, now])
+            arguments: [returnID, file.kind == .pain002 ? "pain.002" : "camt.054", lines.count, applied, anomalies, reversed, now])
         try record(
             db, "return.applied",
             [
@@ -743,6 +1014,47 @@ public struct PaymentsEngine: Sendable {
         return (applied, anomalies)
     }
 
+    /// The lines a group-level rejection (pain.002 `GrpSts` RJCT, no `TxInfAndSts`) stands
+    /// for: one failed line per payment whose current attempt is in the batch it names, or why
+    /// it cannot be applied (an unknown batch, totals that disagree with the batch's).
+    func groupRejection(_ file: ReturnFile, returnID: String, _ db: Database) throws -> Result<[ReturnLine], GroupProblem> {
+        guard let original = file.originalMessageID, original.hasPrefix("BANGFU-") else {
+            return .failure(
+                GroupProblem("the report rejects a whole batch but names none of ours (OrgnlMsgId \(file.originalMessageID ?? "-"))"))
+        }
+        let batchID = String(original.dropFirst("BANGFU-".count))
+        guard let batch = try Row.fetchOne(db, sql: "SELECT count, total_fen, channel FROM batches WHERE id = ?", arguments: [batchID])
+        else {
+            return .failure(GroupProblem("the report rejects batch \(original), which is unknown"))
+        }
+        let count: Int = batch["count"]
+        let total: Int64 = batch["total_fen"]
+        if let c = file.declaredCount, c != count {
+            return .failure(GroupProblem("the report rejects \(original) with \(c) payments; the batch has \(count)"))
+        }
+        if let t = file.declaredTotalFen, t != total {
+            return .failure(GroupProblem("the report rejects \(original) with a total of \(t) fen; the batch has \(total) fen"))
+        }
+        let code = file.groupReasonCode ?? "RJCT"
+        let payments = try Row.fetchAll(
+            db, sql: "SELECT * FROM payments WHERE batch_id = ? AND channel = 'treasury' AND state = 'instructed' ORDER BY approved_seq",
+            arguments: [batchID]
+        ).map(PaymentRecord.init)
+        logger.error(
+            "the bank rejected a whole batch: every payment of it fails", metadata: ["batch": "\(batchID)", "code": "\(code)"])
+        return .success(
+            payments.map {
+                ReturnLine(
+                    endToEndID: Self.endToEndID($0), status: .failed(reasonCode: code, reason: "batch \(original) rejected as a whole"),
+                    amountFen: $0.amountFen)
+            })
+    }
+
+    struct GroupProblem: Error, CustomStringConvertible {
+        var description: String
+        init(_ d: String) { description = d }
+    }
+
     /// One line of a return, inside its own savepoint.
     func applyLine(
         _ line: ReturnLine, paymentID id: String, attempt: Int, file: ReturnFile, returnID: String, _ db: Database
@@ -758,6 +1070,12 @@ public struct PaymentsEngine: Sendable {
                 return .anomaly("returned amount \(amount) fen does not match the settled \(p.amountFen) fen")
             }
             return try returnedAfterSettlement(&p, code: code, reason: reason, returnID: returnID, db)
+        }
+        if p.state == .clawedBack, p.channel == "treasury", file.kind == .camt054, case .failed(let code, _) = line.status {
+            if let amount = line.amountFen, amount != p.amountFen {
+                return .anomaly("returned amount \(amount) fen does not match the clawed-back \(p.amountFen) fen")
+            }
+            return try returnedAfterClawback(p, code: code, returnID: returnID, db)
         }
         guard p.state == .instructed, p.channel == "treasury" else {
             return .anomaly("payment is \(p.state.rawValue), not awaiting a return")
@@ -815,6 +1133,43 @@ public struct PaymentsEngine: Sendable {
             "a settled payment was returned by the bank: settlement reversed, payment failed",
             metadata: ["payment": "\(p.id)", "return": "\(returnID)", "code": "\(code)", "amount_fen": "\(p.amountFen)"])
         return .reversed(batch: p.batchID)
+    }
+
+    /// The bank returned a payment whose clawback is open (camt.054 `RtrInf` after settlement):
+    /// the treasury has the money back, so the receivable is settled by it — a posted transfer
+    /// from `receivable:<pool>` into `pool:<pool>` of what is still owed (as a recovery), and the
+    /// receivable closed. Money already recovered from the merchant as well is now owed back to
+    /// them: a review note says how much. The payment stays `clawed_back`.
+    func returnedAfterClawback(_ p: PaymentRecord, code: String, returnID: String, _ db: Database) throws -> LineOutcome {
+        guard p.benefit == "cash", let pool = p.pool,
+            let row = try Row.fetchOne(
+                db, sql: "SELECT amount_fen, recovered_fen, state FROM receivables WHERE payment_id = ?", arguments: [p.id])
+        else { return .anomaly("payment is clawed_back without a receivable") }
+        let owed: Int64 = row["amount_fen"]
+        let recovered: Int64 = row["recovered_fen"]
+        let open = max(0, owed - recovered)
+        if open > 0 {
+            try ledger.transfer(
+                db, id: "returned/\(p.id)/clawback", debit: Self.receivableAccount(pool), credit: Self.poolAccount(pool), amountFen: open,
+                ref: p.id, note: "returned by the bank after the clawback opened: \(returnID) \(code)")
+        }
+        try db.execute(
+            sql: "UPDATE receivables SET recovered_fen = amount_fen, state = 'closed' WHERE payment_id = ?", arguments: [p.id])
+        try record(
+            db, "clawback.returned",
+            [
+                "payment_id": .string(p.id), "return_id": .string(returnID), "code": .string(code), "closed_fen": .int(open),
+                "already_recovered_fen": .int(recovered),
+            ])
+        if recovered > 0 {
+            try review(
+                p, "refund_owed",
+                "the bank returned the payment after \(recovered) fen was recovered from the merchant: that much is owed back to them", db)
+        }
+        logger.error(
+            "a clawed-back payment was returned by the bank: receivable closed",
+            metadata: ["payment": "\(p.id)", "return": "\(returnID)", "closed_fen": "\(open)"])
+        return .applied(batch: nil)
     }
 
     /// `lessor.confirmed` / `agency.confirmed`: the lessor or agency carried the instruction

@@ -148,18 +148,30 @@ struct PaymentsApplier: IntakeApplier {
                 try engine.resume(channel: channel, db)
             }
         } catch let e as LedgerError {
+            // SQLite failed inside the ledger: the command is retried, never quarantined.
+            if e.code == .database { throw e }
             throw Rejection(e.code == .insufficientFunds ? .invalidAmount : .invalidData, e.message)
+        } catch let e as BatchError {
+            // A batch that cannot be written is refused (and quarantined), never a failed group
+            // retried forever; the payments stay ready (`batch` holds the ones it can tell apart).
+            throw Rejection(.invalidData, field: "data.channel", "the batch file cannot be written: \(e)")
         }
     }
 }
 
 /// Batch files decided inside a transaction and written after it commits (atomically, temp +
 /// rename); on start, any batch recorded but not yet written is written (same content: it is
-/// stored with the batch), so a crash never loses or duplicates a file.
+/// stored with the batch), so a crash never loses a file. A file is written only if its content
+/// has the SHA-256 recorded in the batch's `batch.created` audit entry, and never again once the
+/// pickup agent has moved it into `<outbox>/sent/` (a crash between the write and its record
+/// would otherwise deliver it twice).
 final class PendingFiles: Sendable {
     let directory: String
     let database: ServiceDatabase
     let logger: Logger
+
+    /// Where the pickup agent moves the files it has taken (operations.md §10).
+    var sentDirectory: String { (directory as NSString).appendingPathComponent("sent") }
 
     init(directory: String, database: ServiceDatabase, logger: Logger) {
         self.directory = directory
@@ -167,22 +179,63 @@ final class PendingFiles: Sendable {
         self.logger = logger
     }
 
-    /// Writes every batch not yet written.
+    /// Writes every batch not yet written (and not refused).
     func flush() {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let rows = try database.writer.read { db in
-                try Row.fetchAll(db, sql: "SELECT id, file_name, content FROM batches WHERE written = 0 ORDER BY seq")
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT b.id, b.file_name, b.content, b.sha256, a.entry AS audit_entry
+                        FROM batches b LEFT JOIN audit_chain a ON a.seq = b.audit_seq
+                        WHERE b.written = 0 AND b.refused IS NULL ORDER BY b.seq
+                        """)
             }
             for row in rows {
-                let content: Data = row["content"]
-                try InstructionFiles.writeAtomically(content, name: row["file_name"], directory: directory)
                 let id: String = row["id"]
+                let name: String = row["file_name"]
+                let content: Data = row["content"]
+                if let problem = Self.tampered(content: content, stored: row["sha256"], auditEntry: row["audit_entry"]) {
+                    logger.critical(
+                        "a stored batch file does not match its recorded SHA-256: it is not written",
+                        metadata: ["batch": "\(id)", "file": "\(name)", "problem": "\(problem)"])
+                    try database.writer.write { db in
+                        try db.execute(sql: "UPDATE batches SET refused = ? WHERE id = ?", arguments: [problem, id])
+                    }
+                    continue
+                }
+                let sent = (sentDirectory as NSString).appendingPathComponent(name)
+                if FileManager.default.fileExists(atPath: sent) {
+                    // Written and taken before the crash that kept it from being recorded.
+                    logger.warning(
+                        "a batch file was already taken by the pickup agent: not written again",
+                        metadata: ["batch": "\(id)", "file": "\(name)"])
+                } else {
+                    try InstructionFiles.writeAtomically(content, name: name, directory: directory)
+                }
                 try database.writer.write { db in try db.execute(sql: "UPDATE batches SET written = 1 WHERE id = ?", arguments: [id]) }
             }
         } catch {
             logger.error("writing a batch file failed; retried at the next batch or restart", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// Why `content` is not the file the batch recorded, or nil. A batch stored before hashes
+    /// were recorded has none and is written as it is.
+    static func tampered(content: Data, stored: String?, auditEntry: Data?) -> String? {
+        let digest = SHA256.hash([UInt8](content)).hexString
+        if let stored, stored != digest { return "the content's SHA-256 is \(digest), the batch recorded \(stored)" }
+        if let auditEntry {
+            let recorded = (try? JSONParser.parse(String(decoding: auditEntry, as: UTF8.self)))?["sha256"]?.stringValue
+            if let recorded, recorded != digest {
+                return "the content's SHA-256 is \(digest), the audit chain's batch.created says \(recorded)"
+            }
+            if recorded == nil, stored != nil { return "the audit chain's batch.created entry has no SHA-256" }
+        } else if stored != nil {
+            return "the batch's batch.created audit entry is missing"
+        }
+        return nil
     }
 }
 
@@ -211,17 +264,36 @@ struct PaymentsFeeds: DatabaseFeedConsumer {
         try database.writer.write { db in
             for d in deliveries {
                 guard let e = d.event, let data = e.data else { continue }
-                switch e.type {
-                case "merchant.profiled": try engine.profiled(data, db)
-                case "payee.verified": try engine.payee(data, db)
-                case "entitlement.approved": try engine.approved(data, sequence: d.sequence, db)
-                case "entitlement.revoked": try engine.revoked(data, db)
-                default: break
-                }
+                try Self.applyOne(e.type, data, sequence: d.sequence, engine: engine, db)
             }
             try InboxCursor.set(db, feed: feed, to: through)
         }
         handle.node?.notifyOutbox()
+    }
+
+    /// One upstream event, in a savepoint of its own. An error that is about this event only
+    /// (the ledger refusing a transfer, a constraint) undoes it alone and turns into a hold or a
+    /// review note on its payment: a delivery never fails for one event, which would stall every
+    /// later one (revocations, fraud voids). Only the database failing is thrown (retried).
+    static func applyOne(_ type: String, _ data: JSON, sequence: UInt64, engine: PaymentsEngine, _ db: Database) throws {
+        do {
+            try db.inSavepoint {
+                switch type {
+                case "merchant.profiled": try engine.profiled(data, db)
+                case "payee.verified": try engine.payee(data, db)
+                case "entitlement.approved": try engine.approved(data, sequence: sequence, db)
+                case "entitlement.revoked": try engine.revoked(data, db)
+                default: break
+                }
+                return .commit
+            }
+        } catch let error as DatabaseError where error.resultCode != .SQLITE_CONSTRAINT {
+            throw error
+        } catch let error as LedgerError where error.code == .database {
+            throw error
+        } catch {
+            try engine.refusedEvent(type, data, sequence: sequence, error: error, db)
+        }
     }
 }
 
@@ -306,6 +378,12 @@ public enum PaymentsService {
                 if let pools = try? PaymentsQueries(database: database.db, engine: engine).respond(["op": "pool.status"])?["items"] {
                     o["pools"] = pools
                 }
+                // Batch files refused because their content does not match the recorded SHA-256.
+                if let refused = try? database.db.writer.read({ db in
+                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM batches WHERE refused IS NOT NULL") ?? 0
+                }) {
+                    o["refused_batches"] = .int(Int64(refused))
+                }
                 return o
             },
             extra: { req in try PaymentsQueries(database: database.db, engine: engine).respond(req) })
@@ -365,6 +443,13 @@ final class ReturnInbox: Sendable {
 
     func stop() { timer.cancel() }
 
+    /// SQLite failing (I/O, disk full, busy), as opposed to the file being wrong.
+    static func isDatabaseFailure(_ error: any Error) -> Bool {
+        if let e = error as? DatabaseError { return e.resultCode != .SQLITE_CONSTRAINT }
+        if let e = error as? LedgerError { return e.code == .database }
+        return false
+    }
+
     func scan() {
         let fm = FileManager.default
         guard let names = try? fm.contentsOfDirectory(atPath: directory).filter({ $0.hasSuffix(".xml") }).sorted(), !names.isEmpty else {
@@ -386,6 +471,10 @@ final class ReturnInbox: Sendable {
                     try file.checkTotals()
                     do {
                         try database.writer.write { db in _ = try engine.applyReturn(file, returnID: file.messageID, db) }
+                    } catch let error where Self.isDatabaseFailure(error) {
+                        // The database failed, not the file: left in the inbox, tried at the next scan.
+                        logger.error("a return file could not be applied now; retried", metadata: ["file": "\(name)", "error": "\(error)"])
+                        continue
                     } catch {
                         rejection = Rejection(.invalidData, field: "file", "return \(name) could not be applied: \(error)")
                         logger.error(
@@ -474,16 +563,35 @@ struct PaymentsQueries {
             let rows = try database.writer.read { db in
                 try Row.fetchAll(
                     db,
-                    sql: "SELECT id, channel, file_name, count, total_fen, created_at, written, settled, failed FROM batches ORDER BY seq")
+                    sql:
+                        "SELECT id, channel, file_name, count, total_fen, created_at, written, settled, failed, sha256, refused FROM batches ORDER BY seq"
+                )
             }
             let items: [JSON] = rows.map { r in
                 [
                     "batch_id": .string(r["id"]), "channel": .string(r["channel"]), "file": .string(r["file_name"]),
                     "count": .int(r["count"]), "total_fen": .int(r["total_fen"]), "created_at": .string(r["created_at"]),
                     "written": .bool(r["written"]), "settled": .int(r["settled"]), "failed": .int(r["failed"]),
+                    "sha256": (r["sha256"] as String?).map { .string($0) } ?? .null,
+                    "refused": (r["refused"] as String?).map { .string($0) } ?? .null,
                 ]
             }
             return ["op": "batches", "items": .array(items)]
+        case "reviews":
+            // Notes for an operator that hold no money (a withdrawal after the money left, an
+            // event the ledger refused, a refund owed after a return), newest first.
+            let rows = try database.writer.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT id, payment_id, code, detail, opened_at FROM reviews ORDER BY id DESC LIMIT ?",
+                    arguments: [Int(min(max(req["max"]?.intValue ?? 100, 1), 1_000))])
+            }
+            let items: [JSON] = rows.map { r in
+                [
+                    "id": .int(r["id"]), "payment_id": .string(r["payment_id"]), "code": .string(r["code"]),
+                    "detail": .string(r["detail"]), "opened_at": .string(r["opened_at"]),
+                ]
+            }
+            return ["op": "reviews", "items": .array(items)]
         case "return.anomalies":
             // Return lines that were not applied (unknown payment, wrong state or amount, a line
             // the ledger refused), newest first: each needs an operator's look.

@@ -153,6 +153,30 @@ public struct PaymentsDatabase: Sendable {
         m.registerMigration("payments-service-v5-binding") { db in
             try db.execute(sql: "CREATE INDEX payments_binding ON payments(binding) WHERE binding IS NOT NULL")
         }
+        // `account_hold_fp`: the payee fingerprint an `account_changed` hold is about (an
+        // operator's release accepts that account, and only that one). Batches keep the SHA-256
+        // of their file (also in the `batch.created` audit entry, at `audit_seq`) so that a file
+        // is written only with the content decided; `refused` says why one was not. `reviews`
+        // are notes for an operator about a payment that need a person but hold no money (a
+        // policy withdrawn after the money left, an event the ledger refused, a batch the bank
+        // rejected whole that names no payment).
+        m.registerMigration("payments-service-v6-review") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE payments ADD COLUMN account_hold_fp TEXT;
+                    ALTER TABLE batches ADD COLUMN sha256 TEXT;
+                    ALTER TABLE batches ADD COLUMN audit_seq INTEGER;
+                    ALTER TABLE batches ADD COLUMN refused TEXT;
+                    CREATE TABLE reviews (
+                        id INTEGER PRIMARY KEY,
+                        payment_id TEXT NOT NULL,
+                        code TEXT NOT NULL,
+                        detail TEXT NOT NULL,
+                        opened_at TEXT NOT NULL
+                    );
+                    CREATE INDEX reviews_payment ON reviews(payment_id);
+                    """)
+        }
     }
 }
 
@@ -183,6 +207,8 @@ public struct PaymentRecord: Sendable, Equatable {
     /// Why the entitlement was revoked (or fraud found) while the payment was in the bank's
     /// hands; its settlement then opens a clawback, and a failure is not retried.
     public var revoked: String?
+    /// The payee fingerprint an open `account_changed` hold is about.
+    public var accountHoldFP: String?
 
     init(row: Row) {
         id = row["id"]
@@ -206,6 +232,7 @@ public struct PaymentRecord: Sendable, Equatable {
         events = row["events"]
         attempt = row["attempt"] ?? 0
         revoked = row["revoked"]
+        accountHoldFP = row["account_hold_fp"]
     }
 
     init(
@@ -233,17 +260,20 @@ public struct PaymentRecord: Sendable, Equatable {
         try db.cachedStatement(
             sql: """
                 INSERT INTO payments(id, policy_id, title, uscc, benefit, channel, pool, amount_fen, priority, binding, state, hold_code,
-                    hold_reason, cleared_holds, batch_id, approved_seq, payee_fp, deadline, events, updated_at, attempt, revoked)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    hold_reason, cleared_holds, batch_id, approved_seq, payee_fp, deadline, events, updated_at, attempt, revoked, account_hold_fp)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET state = excluded.state, hold_code = excluded.hold_code, hold_reason = excluded.hold_reason,
                     cleared_holds = excluded.cleared_holds, batch_id = excluded.batch_id, payee_fp = excluded.payee_fp,
                     deadline = excluded.deadline, events = excluded.events, updated_at = excluded.updated_at,
                     attempt = excluded.attempt, revoked = excluded.revoked, policy_id = excluded.policy_id, pool = excluded.pool,
-                    amount_fen = excluded.amount_fen, priority = excluded.priority, approved_seq = excluded.approved_seq
+                    amount_fen = excluded.amount_fen, priority = excluded.priority, approved_seq = excluded.approved_seq,
+                    account_hold_fp = excluded.account_hold_fp, benefit = excluded.benefit, channel = excluded.channel,
+                    title = excluded.title, binding = excluded.binding
                 """
         ).execute(arguments: [
             id, policyID, title, uscc, benefit, channel, pool, amountFen, priority ? 1 : 0, binding, state.rawValue, holdCode, holdReason,
             clearedHolds.sorted().joined(separator: ","), batchID, approvedSeq, payeeFingerprint, deadline, events, now, attempt, revoked,
+            accountHoldFP,
         ])
     }
 
