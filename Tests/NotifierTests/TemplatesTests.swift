@@ -147,6 +147,24 @@ struct TemplatesTests {
         #expect(Templates.missingText([]) == "")
     }
 
+    /// Every hold code payments documents (protocol.md §14.2) reads in Chinese in a notification.
+    @Test func everyDocumentedHoldCodeHasAChineseText() throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let protocolText = try String(contentsOf: repo.appendingPathComponent("docs/protocol.md"), encoding: .utf8)
+        let section = try #require(protocolText.components(separatedBy: "### 14.2 Hold codes").dropFirst().first)
+        let table = section.components(separatedBy: "\n###").first ?? ""
+        var codes: [String] = []
+        for line in table.split(separator: "\n") where line.hasPrefix("| `") {
+            let first = line.dropFirst(2).prefix { $0 != "|" }
+            codes += first.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: ["`"]) }
+        }
+        #expect(codes.count >= 12, "\(codes)")
+        for code in codes {
+            #expect(Templates.reasonNames[code] != nil, "no Chinese text for hold code \(code)")
+        }
+        #expect(Templates.missingText(["merchant.social_insurance_history"]) == "指定月份的社会保险参保人数申报")
+    }
+
     @Test("reasons and amounts are formatted for the texts")
     func reasonsAndAmounts() {
         #expect(Templates.reasonText("no_verified_account") == "尚未登记经实名核验的银行账户")

@@ -244,6 +244,7 @@ public struct Templates: Sendable {
         "application.documents": "申请佐证材料",
         "merchant.finance": "年度财务数据（从业人员、营业收入、资产总额）",
         "merchant.social_insurance": "参保人数",
+        "merchant.social_insurance_history": "指定月份的社会保险参保人数申报",
         "merchant.tax": "纳税申报信息",
         "merchant.industry": "所属行业",
         "merchant.account": "经实名核验的银行账户",
@@ -252,6 +253,7 @@ public struct Templates: Sendable {
         "merchant.leases": "租赁信息",
         "lease": "租赁合同",
         "lease.root_lessor": "原出租方信息（转租情形）",
+        "lease.sublets": "转租情况",
     ]
 
     /// The Chinese name of a missing fact: the entry of ``factNames`` for the name or, failing
@@ -283,6 +285,12 @@ public struct Templates: Sendable {
         "pool_short": "纾困资金池余额暂时不足，资金到位后将按顺序拨付",
         "no_pool": "该项目资金尚未落实",
         "no_verified_account": "尚未登记经实名核验的银行账户",
+        "holder_mismatch": "银行账户户名与登记的名称（经营者）不一致，请以登记名称重新核验账户",
+        "invalid_amount": "核定金额有误，待重新核定",
+        "channel_mismatch": "拨付渠道与补助类型不符，待重新核定",
+        "invalid_payee_data": "收款信息无法写入支付指令（名称或开户行过长等），需人工核实",
+        "ledger_refused": "资金账务处理异常，需人工核实",
+        "attempts_exhausted": "多次拨付未成功，需人工核实",
         "account_changed": "银行账户在申请后发生变更，需人工核实",
         "shared_account": "银行账户与其他申领主体存在关联，需人工核实",
         "shared_legal_rep": "法定代表人（经营者）与其他申领主体相同，需人工核实",
