@@ -46,6 +46,11 @@ struct RepublishTests {
         let review = try await w.matcher.publish(
             Fixtures.event("review.approved", ["entitlement_ids": round, "by": "区房产局 王科长"], source: "/ops/review"))
         #expect(review.status == .accepted)
+        // An approved rent waiver names its lease and lessor: the lessor carries it out.
+        let approvedEvent = await w.await("entitlement.approved", "soe-rent-waiver", approved)
+        #expect(approvedEvent?["lease"]?["lease_id"]?.stringValue == "LA")
+        #expect(approvedEvent?["lease"]?["lessor"]?["ownership"]?.stringValue == "state_enterprise")
+        #expect(approvedEvent?["lease"]?["monthly_rent_fen"]?.intValue == 200_000)
         _ = try await w.payments.publish(Fixtures.event("payment.instructed", ["payment_id": .string(ip), "amount_fen": 900_000]))
         _ = try await w.payments.publish(Fixtures.event("payment.settled", ["payment_id": .string(ip), "amount_fen": 900_000]))
         _ = await w.await("entitlement.paid", "soe-rent-waiver", paid)

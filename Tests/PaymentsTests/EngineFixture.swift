@@ -71,7 +71,7 @@ final class EngineFixture: Sendable {
     /// `entitlement.approved` for a cash treasury payment (or another benefit and channel).
     func approve(
         _ id: String, uscc: String, amountFen: Int64 = 100_000, policy: String = "test-cash", benefit: String = "cash",
-        channel: String = "treasury", pool: String? = "pool", binding: String = "merchant"
+        channel: String = "treasury", pool: String? = "pool", binding: String = "merchant", extra: JSONObject = [:]
     ) throws {
         let n = Self.sequence.withLock {
             $0 += 1
@@ -82,6 +82,7 @@ final class EngineFixture: Sendable {
             "benefit": .string(benefit), "channel": .string(channel), "binding": .string(binding),
         ]
         data["pool"] = pool.map { .string($0) } ?? .null
+        for (k, v) in extra.members { data[k] = v }
         try write { db in try engine.approved(.object(data), sequence: n, db) }
     }
 

@@ -173,14 +173,14 @@ extension PaymentsFixesTests {
             #expect(r.code == .invalidData, "\(type) \(data)")
         }
         guard
-            case .success(.confirmed(let by, let id, let lease, let ok, let method)) = validate(
-                "lessor.confirmed", ["lease": "L-1", "method": "offset"], f)
+            case .success(.confirmed(let by, let id, let lease, let policyID, let ok, let method)) = validate(
+                "lessor.confirmed", ["lease": "L-1", "method": "offset", "policy_id": "soe-rent-waiver"], f)
         else {
             Issue.record("a lessor.confirmed by lease was refused")
             return
         }
-        #expect(by == "lessor" && id == nil && lease == "L-1" && ok && method == "offset")
-        guard case .success(.confirmed(_, _, _, let notOK, _)) = validate("agency.confirmed", ["payment_id": "p", "ok": false], f) else {
+        #expect(by == "lessor" && id == nil && lease == "L-1" && policyID == "soe-rent-waiver" && ok && method == "offset")
+        guard case .success(.confirmed(_, _, _, _, let notOK, _)) = validate("agency.confirmed", ["payment_id": "p", "ok": false], f) else {
             Issue.record("an agency.confirmed was refused")
             return
         }
@@ -592,14 +592,33 @@ extension PaymentsFixesTests {
         let f = try EngineFixture()
         let (_, b) = Self.twoMerchants
         try f.merchant(b, name: "乙")
+        let lease: JSON = [
+            "lease_id": "L-7", "lessor": ["name": "许昌市国有资产经营公司", "uscc": "91411000MA40000001", "ownership": "state_enterprise"],
+            "root_lessor": ["name": "许昌市国有资产经营公司", "uscc": "91411000MA40000001", "ownership": "state_enterprise"],
+            "monthly_rent_fen": 100_000, "starts_on": "2021-01-01", "ends_on": "2023-12-31",
+        ]
         for (id, policy) in [(Self.idB, "test-rent"), (Self.idC, "test-rent-extra")] {
             try f.approve(
-                id, uscc: b, amountFen: 300_000, policy: policy, benefit: "rent_waiver", channel: "lessor", pool: nil, binding: "L-7")
+                id, uscc: b, amountFen: 300_000, policy: policy, benefit: "rent_waiver", channel: "lessor", pool: nil, binding: "L-7",
+                extra: ["name": "乙", "period": ["from": "2022-01-01", "to": "2022-06-30"], "lease": lease])
         }
-        #expect(try f.batch("lessor") != nil)
-        func confirm(_ id: String?, lease: String?) -> RejectionCode? {
+        let file = try #require(try f.batch("lessor"))
+        // Each instruction line says what the lessor needs to act: whose lease, which lessor, for
+        // which period, and by when to confirm.
+        let lines = try file.content.split(separator: "\n").dropFirst().map { try JSONParser.parse(Array($0.utf8)) }
+        #expect(lines.count == 2)
+        for line in lines {
+            #expect(line["binding"]?.stringValue == "L-7")
+            #expect(line["lease"]?["lessor"]?["name"]?.stringValue == "许昌市国有资产经营公司")
+            #expect(line["tenant_name"]?.stringValue == "乙")
+            #expect(line["period"]?["to"]?.stringValue == "2022-06-30")
+            #expect(line["confirm_by"]?.stringValue?.isEmpty == false)
+        }
+        func confirm(_ id: String?, lease: String?, policy: String? = nil) -> RejectionCode? {
             do {
-                try f.write { db in try f.engine.confirmed(by: "lessor", paymentID: id, lease: lease, ok: true, method: "offset", db) }
+                try f.write { db in
+                    try f.engine.confirmed(by: "lessor", paymentID: id, lease: lease, policyID: policy, ok: true, method: "offset", db)
+                }
                 return nil
             } catch let r as Rejection {
                 return r.code
@@ -617,6 +636,10 @@ extension PaymentsFixesTests {
         // The lessor repeats its confirmation by lease: refused, not taken for the other waiver.
         #expect(confirm(nil, lease: "L-7") == .invalidData)
         #expect(try f.state(Self.idC) == .instructed)
+        // By lease and programme: exactly one waiver.
+        #expect(confirm(nil, lease: "L-7", policy: "no-such-programme") == .invalidData)
+        #expect(confirm(nil, lease: "L-7", policy: "test-rent-extra") == nil)
+        #expect(try f.state(Self.idC) == .settled)
         #expect(try f.balanced())
     }
 

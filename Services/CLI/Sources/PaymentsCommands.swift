@@ -336,6 +336,7 @@ struct PaymentsConfirmVerb: AsyncParsableCommand {
             """)
     @Option(help: "The payment id (= entitlement id).") var payment: String?
     @Option(help: "The lease (a lessor's confirmation only).") var lease: String?
+    @Option(help: "With --lease: the programme, when the lease has more than one rent waiver.") var policy: String?
     @Option(help: "refund, offset or extension (a lessor's confirmation).") var method: String?
     @Flag(help: "An agency's confirmation (agency.confirmed) instead of a lessor's.") var agency = false
     @Flag(help: "The instruction was not carried out (ok: false).") var declined = false
@@ -345,6 +346,7 @@ struct PaymentsConfirmVerb: AsyncParsableCommand {
     func validate() throws {
         if payment == nil && lease == nil { throw ValidationError("give --payment ID or --lease LEASE") }
         if agency && lease != nil { throw ValidationError("an agency confirms by --payment, not --lease") }
+        if policy != nil && lease == nil { throw ValidationError("--policy goes with --lease") }
         if !agency && method.map({ !["refund", "offset", "extension"].contains($0) }) ?? true {
             throw ValidationError("a lessor's confirmation needs --method refund, offset or extension")
         }
@@ -354,6 +356,7 @@ struct PaymentsConfirmVerb: AsyncParsableCommand {
         var data = JSONObject()
         if let payment { data["payment_id"] = .string(payment) }
         if let lease { data["lease"] = .string(lease) }
+        if let policy { data["policy_id"] = .string(policy) }
         if let method { data["method"] = .string(method) }
         data["ok"] = .bool(!declined)
         let payload = JSON.object(data)

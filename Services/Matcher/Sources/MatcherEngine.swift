@@ -373,6 +373,16 @@ public struct MatcherEngine: Sendable {
         o["state"] = .string(e.state.rawValue)
         o["amount_fen"] = .int(e.approvedAmountFen ?? e.amountFen)
         o["binding"] = .string(e.bindingKey)
+        // An approved rent waiver names its lease and lessor: the lessor carries it out.
+        if type == "entitlement.approved", policy?.per == .lease,
+            let lease = profile?["leases"]?.arrayValue?.first(where: { $0["lease_id"]?.stringValue == e.bindingKey })
+        {
+            o["lease"] = [
+                "lease_id": lease["lease_id"] ?? .null, "lessor": lease["lessor"] ?? .null, "root_lessor": lease["root_lessor"] ?? .null,
+                "monthly_rent_fen": lease["monthly_rent_fen"] ?? .null, "starts_on": lease["starts_on"] ?? .null,
+                "ends_on": lease["ends_on"] ?? .null,
+            ]
+        }
         if let policy {
             o["title"] = .string(policy.title)
             o["authority"] = .string(policy.authority)

@@ -233,6 +233,7 @@ public struct PaymentsEngine: Sendable {
             p.payeeFingerprint = nil
             p.accountHoldFP = nil
             try p.save(db, now: now)
+            if channel != "treasury" { try Self.recordInstructionDetail(id, data, db) }
             try record(db, "payment.received", p.json)
             try checkApproval(&p, amountGiven: given != nil, db)
             return
@@ -244,8 +245,20 @@ public struct PaymentsEngine: Sendable {
             binding: data["binding"]?.stringValue,
             approvedSeq: Int64(sequence))
         try p.save(db, now: now)
+        if channel != "treasury" { try Self.recordInstructionDetail(id, data, db) }
         try record(db, "payment.received", p.json)
         try checkApproval(&p, amountGiven: given != nil, db)
+    }
+
+    /// What the lessor or agency needs beside the amount: the tenant's name, the programme's
+    /// period and, for a rent waiver, the lease with its lessor (from the matcher's approval).
+    static func recordInstructionDetail(_ id: String, _ data: JSON, _ db: Database) throws {
+        var d = JSONObject()
+        d["tenant_name"] = data["name"] ?? .null
+        d["period"] = data["period"] ?? .null
+        if let lease = data["lease"], lease.objectValue != nil { d["lease"] = lease }
+        try db.cachedStatement(sql: "UPDATE payments SET instruction_detail = ? WHERE id = ?")
+            .execute(arguments: [Data(JSON.object(d).serializedBytes()), id])
     }
 
     /// Holds an approval can carry that only a later approval (or an operator's rejection) ends:
@@ -832,10 +845,22 @@ public struct PaymentsEngine: Sendable {
             fileName = "BANGFU-\(batchID).xml"
         default:
             var lines: [JSON] = []
+            let due =
+                kind == "lessor"
+                ? Timestamp.format(clock.now().addingTimeInterval(TimeInterval(settings.lessorDeadlineDays * 86_400))) : nil
             for p in payments {
                 var o = p.json.objectValue ?? JSONObject()
                 o["instruction"] = .string(
                     kind == "lessor" ? "rent_waiver: refund, offset or extension within \(settings.lessorDeadlineDays) days" : "deferral")
+                // Enough to act on: whose lease, which lessor, for which period, confirm by when.
+                if let raw = try Data.fetchOne(
+                    db.cachedStatement(sql: "SELECT instruction_detail FROM payments WHERE id = ?"), arguments: [p.id]),
+                    case .object(let detail) = try? JSONParser.parse([UInt8](raw))
+                {
+                    for (k, v) in detail.members { o[k] = v }
+                }
+                if let binding = p.binding { o["binding"] = .string(binding) }
+                if let due { o["confirm_by"] = .string(due) }
                 lines.append(.object(o))
             }
             let header: JSON = [
@@ -1175,8 +1200,11 @@ public struct PaymentsEngine: Sendable {
     /// `lessor.confirmed` / `agency.confirmed`: the lessor or agency carried the instruction
     /// out; a failed offset or extension turns into a refund the lessor owes (seed 篇二 (三)).
     /// `by` is `lessor` or `agency`: each confirms only its own channel's instructions (a treasury
-    /// payment settles only by the bank's return). A lessor names the payment or the lease.
-    func confirmed(by: String, paymentID: String?, lease: String?, ok: Bool, method: String?, _ db: Database) throws {
+    /// payment settles only by the bank's return). A lessor names the payment, or the lease (and
+    /// the programme, `policy_id`, when the lease has more than one rent waiver).
+    func confirmed(by: String, paymentID: String?, lease: String?, policyID: String? = nil, ok: Bool, method: String?, _ db: Database)
+        throws
+    {
         var found: PaymentRecord?
         if let paymentID {
             guard let p = try PaymentRecord.find(paymentID, db) else {
@@ -1191,16 +1219,23 @@ public struct PaymentsEngine: Sendable {
             // and a city-owned property's extra month, say) a confirmation by lease could settle
             // the one the lessor did not confirm, so the payment must be named.
             let waivers = try Row.fetchAll(
-                db.cachedStatement(sql: "SELECT * FROM payments WHERE binding = ? AND channel = 'lessor' ORDER BY id LIMIT 2"),
-                arguments: [lease]
+                db.cachedStatement(
+                    sql:
+                        "SELECT * FROM payments WHERE binding = ? AND channel = 'lessor' AND (?2 IS NULL OR policy_id = ?2) ORDER BY id LIMIT 2"
+                ),
+                arguments: [lease, policyID]
             ).map(PaymentRecord.init)
             guard let only = waivers.first else {
-                throw Rejection(.invalidData, field: "data.lease", "no rent waiver for lease \(lease)")
+                throw Rejection(
+                    .invalidData, field: "data.lease",
+                    "no rent waiver for lease \(lease)\(policyID.map { " under \($0)" } ?? "")")
             }
             if waivers.count > 1 {
                 throw Rejection(
-                    .invalidData, field: "data.lease", "lease \(lease) has more than one rent waiver: name the payment_id")
+                    .invalidData, field: "data.lease",
+                    "lease \(lease) has more than one rent waiver: name the programme (policy_id) or the payment_id")
             }
+
             found = only
         }
         guard var p = found else { throw Rejection(.invalidData, field: "data.payment_id", "payment_id is required") }

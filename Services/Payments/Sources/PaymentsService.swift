@@ -13,7 +13,7 @@ public enum PaymentsCommand: Sendable {
     case bankReturned(ReturnFile, returnID: String)
     /// `lessor.confirmed` (`lessor`) or `agency.confirmed` (`agency`), naming the payment or
     /// (lessor) the lease.
-    case confirmed(by: String, paymentID: String?, lease: String?, ok: Bool, method: String?)
+    case confirmed(by: String, paymentID: String?, lease: String?, policyID: String?, ok: Bool, method: String?)
     case recovered(paymentID: String, amountFen: Int64)
     case releaseHold(paymentID: String, by: String, reason: String)
     case rejectHold(paymentID: String, by: String, reason: String)
@@ -95,7 +95,9 @@ struct PaymentsApplier: IntakeApplier {
                     throw Rejection(.invalidData, field: "data.method", "method must be refund, offset or extension")
                 }
             }
-            return .confirmed(by: lessor ? "lessor" : "agency", paymentID: paymentID, lease: lease, ok: ok, method: method)
+            let policyID = lessor ? try optionalString("policy_id") : nil
+            return .confirmed(
+                by: lessor ? "lessor" : "agency", paymentID: paymentID, lease: lease, policyID: policyID, ok: ok, method: method)
         case "clawback.recovered":
             return .recovered(paymentID: try string("payment_id"), amountFen: try fen("amount_fen"))
         case "hold.released":
@@ -133,8 +135,8 @@ struct PaymentsApplier: IntakeApplier {
                 try engine.fund(pool: pool, source: source, amountFen: amount, transferID: "fund/\(event.source)/\(event.id)", db)
             case .bankReturned(let file, let id):
                 _ = try engine.applyReturn(file, returnID: id, db)
-            case .confirmed(let by, let id, let lease, let ok, let method):
-                try engine.confirmed(by: by, paymentID: id, lease: lease, ok: ok, method: method, db)
+            case .confirmed(let by, let id, let lease, let policyID, let ok, let method):
+                try engine.confirmed(by: by, paymentID: id, lease: lease, policyID: policyID, ok: ok, method: method, db)
             case .recovered(let id, let amount):
                 try engine.recovered(paymentID: id, amountFen: amount, transferID: "recovered/\(event.source)/\(event.id)", db)
             case .releaseHold(let id, let by, let reason):

@@ -177,6 +177,11 @@ public struct PaymentsDatabase: Sendable {
                     CREATE INDEX reviews_payment ON reviews(payment_id);
                     """)
         }
+        // What a lessor or an agency needs to carry an instruction out (the tenant, the lease and
+        // its lessor, the benefit period), from the approval, written into their instruction lines.
+        m.registerMigration("payments-service-v7-instruction-detail") { db in
+            try db.execute(sql: "ALTER TABLE payments ADD COLUMN instruction_detail BLOB")
+        }
     }
 }
 
