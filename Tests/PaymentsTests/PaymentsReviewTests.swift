@@ -532,3 +532,44 @@ extension PaymentsReviewTests {
         #expect(written == true)
     }
 }
+
+/// Money that comes back into a pool releases the payments waiting for it (`pool_short`), in
+/// priority order — not only new funding.
+@Suite struct PoolShortReleaseTests {
+    typealias R = PaymentsReviewTests
+
+    func twoWaiting() throws -> EngineFixture {
+        let f = try EngineFixture()
+        for (u, name, account) in [(R.a, "甲", "6222000000000001"), (R.b, "乙", "6222000000000002"), (R.c, "丙", "6222000000000003")] {
+            try f.merchant(u, name: name)
+            try f.verified(u, name: name, account: account)
+        }
+        try f.fund(100_000)
+        try f.approve(R.idA, uscc: R.a, amountFen: 100_000)
+        try f.approve(R.idB, uscc: R.b, amountFen: 100_000)
+        try f.approve(R.idC, uscc: R.c, amountFen: 100_000)
+        #expect(try f.state(R.idA) == .ready)
+        #expect(try f.payment(R.idB).holdCode == "pool_short")
+        #expect(try f.payment(R.idC).holdCode == "pool_short")
+        return f
+    }
+
+    @Test func aRevokedReservationReleasesTheNextInLine() throws {
+        let f = try twoWaiting()
+        try f.write { db in try f.engine.revoked(["entitlement_id": .string(R.idA), "reason": "objection_upheld"], db) }
+        #expect(try f.state(R.idA) == .voided)
+        #expect(try f.state(R.idB) == .ready, "the freed 1,000 yuan goes to the next in line")
+        #expect(try f.payment(R.idC).holdCode == "pool_short", "and no further than the money goes")
+        #expect(try f.balanced())
+    }
+
+    @Test func aFailedPaymentReleasesTheNextInLine() throws {
+        let f = try twoWaiting()
+        let file = try #require(try f.batch())
+        _ = try f.answer(batch: file.batchID, messageID: "RET-1", [R.idA], .failed(reasonCode: "AC04", reason: nil))
+        #expect(try f.state(R.idA) == .failed)
+        #expect(try f.state(R.idB) == .ready)
+        #expect(try f.payment(R.idC).holdCode == "pool_short")
+        #expect(try f.balanced())
+    }
+}

@@ -666,6 +666,25 @@ public struct PaymentsEngine: Sendable {
         } catch {
             // Nothing reserved, or already resolved: nothing to release.
             guard error.code == .unknownPending || error.code == .alreadyResolved else { throw error }
+            return
+        }
+        if let pool = p.pool { try releasePoolShort(pool: pool, db) }
+    }
+
+    /// Money came back into `pool` (funding, a released reservation, a failed or returned
+    /// payment, a recovered clawback): payments held `pool_short` are checked again in priority
+    /// order, and the first that still does not fit stops the pass (strict priority order).
+    func releasePoolShort(pool: String, _ db: Database) throws {
+        for row in try Row.fetchAll(
+            db.cachedStatement(
+                sql:
+                    "SELECT * FROM payments WHERE state = 'held' AND hold_code = 'pool_short' AND pool = ? ORDER BY priority DESC, approved_seq"
+            ),
+            arguments: [pool])
+        {
+            var p = PaymentRecord(row: row)
+            try check(&p, db)
+            if p.state == .held && p.holdCode == "pool_short" { break }
         }
     }
 
@@ -677,16 +696,7 @@ public struct PaymentsEngine: Sendable {
         try ledger.openAccount(db, id: Self.poolAccount(pool), kind: "pool", mayGoNegative: false)
         try ledger.transfer(
             db, id: transferID, debit: "source:\(source)", credit: Self.poolAccount(pool), amountFen: amountFen, ref: pool, note: source)
-        for row in try Row.fetchAll(
-            db,
-            sql:
-                "SELECT * FROM payments WHERE state = 'held' AND hold_code = 'pool_short' AND pool = ? ORDER BY priority DESC, approved_seq",
-            arguments: [pool])
-        {
-            var p = PaymentRecord(row: row)
-            try check(&p, db)
-            if p.state == .held && p.holdCode == "pool_short" { break }  // strict priority order
-        }
+        try releasePoolShort(pool: pool, db)
     }
 
     func releaseHold(id: String, by: String, reason: String, _ db: Database) throws {
@@ -770,6 +780,7 @@ public struct PaymentsEngine: Sendable {
             sql:
                 "UPDATE receivables SET recovered_fen = recovered_fen + ?, state = CASE WHEN recovered_fen + ? >= amount_fen THEN 'closed' ELSE 'open' END WHERE payment_id = ?",
             arguments: [amountFen, amountFen, paymentID])
+        try releasePoolShort(pool: pool, db)
     }
 
     // MARK: Channels
@@ -1123,9 +1134,10 @@ public struct PaymentsEngine: Sendable {
             if let b = p.batchID { try db.execute(sql: "UPDATE batches SET settled = settled + 1 WHERE id = ?", arguments: [b]) }
             try settledAfterRevocation(&p, db)
         case .failed(let code, let reason):
-            if p.benefit == "cash", p.pool != nil {
+            if p.benefit == "cash", let pool = p.pool {
                 try ledger.void(
                     db, id: Self.transferID("void", p), pendingID: Self.transferID("reserve", p), note: "bank return \(returnID): \(code)")
+                try releasePoolShort(pool: pool, db)
             }
             p.state = .failed
             p.holdReason = "bank return \(code)" + (reason.map { ": \($0)" } ?? "")
@@ -1146,6 +1158,7 @@ public struct PaymentsEngine: Sendable {
             try ledger.transfer(
                 db, id: Self.transferID("returned", p), debit: Self.paidAccount(pool), credit: Self.poolAccount(pool),
                 amountFen: p.amountFen, ref: p.id, note: "returned after settlement: \(returnID) \(code)")
+            try releasePoolShort(pool: pool, db)
         }
         p.state = .failed
         p.holdReason = "returned after settlement \(code)" + (reason.map { ": \($0)" } ?? "")
@@ -1177,6 +1190,7 @@ public struct PaymentsEngine: Sendable {
             try ledger.transfer(
                 db, id: "returned/\(p.id)/clawback", debit: Self.receivableAccount(pool), credit: Self.poolAccount(pool), amountFen: open,
                 ref: p.id, note: "returned by the bank after the clawback opened: \(returnID) \(code)")
+            try releasePoolShort(pool: pool, db)
         }
         try db.execute(
             sql: "UPDATE receivables SET recovered_fen = amount_fen, state = 'closed' WHERE payment_id = ?", arguments: [p.id])
