@@ -47,6 +47,41 @@ struct SeedWordingTests {
         await w.close()
     }
 
+    /// 转租、分租国有房屋的，免租惠及最终承租方: a sublease running in the period makes its tenant the
+    /// final one; a tenant who sublet years before is the final tenant again.
+    @Test func onlyASubleaseInThePeriodMovesTheWaiverDown() async throws {
+        let w = try await World()
+        var f = Fixtures(seed: 64)
+        let once = f.uscc(individual: true)  // sublet 2019-06..2020-05, its own shop again in 2022
+        let formerSub = f.uscc(individual: true)
+        let head = f.uscc(individual: true)  // sublets during 2022
+        let sub = f.uscc(individual: true)
+        try await w.facts([
+            f.registration(uscc: once, name: "甲面馆", kind: "individual"),
+            Fixtures.lease(id: "L-ONCE", tenant: once, rentFen: 100_000, from: "2019-01-01", to: "2024-12-31"),
+            f.registration(uscc: formerSub, name: "乙面馆", kind: "individual"),
+            Fixtures.lease(
+                id: "L-ONCE-SUB", tenant: formerSub, lessorName: "甲面馆", lessorOwnership: "private", subleaseOf: "L-ONCE", rentFen: 90_000,
+                from: "2019-06-01", to: "2020-05-31"),
+            f.registration(uscc: head, name: "丙商贸", kind: "individual"),
+            Fixtures.lease(id: "L-HEAD", tenant: head, rentFen: 200_000, from: "2019-01-01", to: "2024-12-31"),
+            f.registration(uscc: sub, name: "丁小吃", kind: "individual"),
+            Fixtures.lease(
+                id: "L-SUB", tenant: sub, lessorName: "丙商贸", lessorOwnership: "private", subleaseOf: "L-HEAD", rentFen: 150_000,
+                from: "2022-03-01", to: "2023-02-28"),
+        ])
+        try await w.settle()
+        try await w.publish("soe-rent-waiver")
+        for u in [once, head, sub] {
+            #expect(try await w.apply(u, "soe-rent-waiver", at: "2022-05-10T10:00:00+08:00").status == .accepted)
+        }
+        #expect(await w.await("entitlement.proposed", "soe-rent-waiver", once)?["amount_fen"]?.intValue == 300_000)
+        // The sub-tenant's lease covers 2022-03-01..06-30: 122 days of the period, 3 months.
+        #expect(await w.await("entitlement.proposed", "soe-rent-waiver", sub)?["amount_fen"]?.intValue == 450_000)
+        #expect(try await outcome(w, head, "soe-rent-waiver") == "ineligible")
+        await w.close()
+    }
+
     /// The employees counted are those insured in the programme's month: a later report does not
     /// change the amount, and a merchant with only an old report is asked for that month's.
     @Test func retentionSubsidyCountsTheInsuredOfItsMonth() async throws {
