@@ -254,13 +254,11 @@ struct ApplyIDTests {
             try await PolicyCommands.publish(
                 context: h.context, target: t, path: policy, timeoutMs: 10_000, console: CapturedConsole().console) == 0)
 
-        func apply(_ docs: [String], at: String?, id: String? = nil, now: String = "2022-05-02T10:00:00+08:00") async throws -> (
-            Int32, String
-        ) {
+        func apply(_ docs: [String], at: String?, id: String? = nil) async throws -> (Int32, String) {
             let out = CapturedConsole()
             let code = try await PolicyCommands.apply(
                 context: h.context, target: t, uscc: uscc, policy: "soe-rent-waiver", documents: docs, submittedAt: at, id: id,
-                timeoutMs: 10_000, console: out.console, now: try #require(Timestamp.parse(now)))
+                timeoutMs: 10_000, console: out.console)
             return (code, out.out)
         }
         let at = "2022-05-01T10:00:00+08:00"
@@ -273,11 +271,14 @@ struct ApplyIDTests {
         #expect(more.0 == 0 && more.1.contains("accepted"), "\(more.1)")
         let sameSetOtherOrder = try await apply(["申请书.pdf", "租赁合同.pdf"], at: at)
         #expect(sameSetOtherOrder.1.contains("duplicate"), "\(sameSetOtherOrder.1)")
-        // Without --submitted-at (now): sent twice, the second is recognised, not a conflict.
+        // Without --submitted-at (the matcher's clock at receipt): sent twice, the second is a
+        // duplicate — the same content — and leaves no conflict in the quarantine.
         let now1 = try await apply(["营业执照.pdf"], at: nil)
         #expect(now1.0 == 0 && now1.1.contains("accepted"), "\(now1.1)")
-        let now2 = try await apply(["营业执照.pdf"], at: nil, now: "2022-05-03T11:00:00+08:00")
-        #expect(now2.0 == 0 && now2.1.contains("already on file"), "\(now2.1)")
+        let now2 = try await apply(["营业执照.pdf"], at: nil)
+        #expect(now2.0 == 0 && now2.1.contains("duplicate"), "\(now2.1)")
+        let quarantined = try await matcher.query(["op": "quarantine.list", "code": "conflict"])["items"]?.arrayValue ?? []
+        #expect(quarantined.isEmpty, "\(quarantined)")
         // An explicit id.
         let explicit = try await apply(["补充说明.pdf"], at: at, id: "portal-4711")
         #expect(explicit.1.contains("accepted: portal-4711"), "\(explicit.1)")

@@ -122,11 +122,12 @@ public enum PolicyCommands {
         return "application/\(policy)/\(uscc)/\(SHA256.hex(content).prefix(20))"
     }
 
-    /// Submits an application. `submittedAt` must be an RFC 3339 instant (exit 64 otherwise); it
-    /// defaults to `now`. Without `id`, the id is `applicationID(…)`.
+    /// Submits an application. `submittedAt` must be an RFC 3339 instant (exit 64 otherwise);
+    /// without it the matcher's clock at receipt is the time of submission. Without `id`, the id
+    /// is `applicationID(…)`.
     public static func apply(
         context: ZContext, target: ServiceTarget, uscc: String, policy: String, documents: [String], submittedAt: String?,
-        id: String? = nil, timeoutMs: Int, console: Console, retry: RetryHint? = nil, now: Date = Date()
+        id: String? = nil, timeoutMs: Int, console: Console, retry: RetryHint? = nil
     ) async throws -> Int32 {
         if let submittedAt, Timestamp.parse(submittedAt) == nil {
             throw CLIError(
@@ -134,54 +135,18 @@ public enum PolicyCommands {
         }
         var docs: [String] = []
         for d in documents.sorted() where !docs.contains(d) { docs.append(d) }
-        let at = submittedAt ?? Timestamp.format(now)
         let eventID = id ?? applicationID(policy: policy, uscc: uscc, documents: docs, submittedAt: submittedAt)
+        // Without --submitted-at the matcher takes its own clock at receipt as the time of
+        // submission, so the event's content is the same on every retry: a repeat is `duplicate`.
         let event = CloudEvent(
             id: eventID, source: "/bangfu/cli", type: "application.submitted", subject: uscc,
             data: [
-                "uscc": .string(uscc), "policy_id": .string(policy), "submitted_at": .string(at),
+                "uscc": .string(uscc), "policy_id": .string(policy), "submitted_at": submittedAt.map { .string($0) } ?? .null,
                 "documents": .array(docs.map { .string($0) }),
             ])
-        // A retry must say the same: the same instant of submission.
-        let pinned = submittedAt == nil ? retry?.pinning("--submitted-at", at) : retry
-        if id == nil && submittedAt == nil {
-            // The same application sent earlier (at another instant): its id is taken by the one on
-            // file, which already holds these documents — nothing to add.
-            let (code, ack) = try await sendQuietly(
-                context: context, target: target, event: event, timeoutMs: timeoutMs, console: console, retry: pinned)
-            if ack?.rejection?.code == .conflict {
-                console.line(
-                    "application.submitted duplicate: \(eventID) (an application by \(uscc) to \(policy) with these documents is already on file; nothing to add)"
-                )
-                return ExitCodes.ok
-            }
-            if let ack { report(event: event, ack: ack, console: console) }
-            return code
-        }
-        return try await send(context: context, target: target, event: event, timeoutMs: timeoutMs, console: console, retry: pinned)
+        return try await send(context: context, target: target, event: event, timeoutMs: timeoutMs, console: console, retry: retry)
     }
 
-    /// Sends without printing an ack (the no-answer hint is printed).
-    static func sendQuietly(
-        context: ZContext, target: ServiceTarget, event: CloudEvent, timeoutMs: Int, console: Console, retry: RetryHint?
-    ) async throws -> (Int32, Ack?) {
-        let silent = Console(out: { _ in }, err: console.err, progress: nil, flush: console.flush)
-        return try await OperatorEvent.send(
-            context: context, target: target, event: event, timeoutMs: timeoutMs, console: silent, retry: retry)
-    }
-
-    /// Prints an ack as `OperatorEvent.send` does.
-    static func report(event: CloudEvent, ack: Ack, console: Console) {
-        switch ack.status {
-        case .accepted: console.line("\(event.type) accepted: \(event.id)")
-        case .duplicate:
-            console.line("\(event.type) duplicate: \(event.id) (already applied by an earlier attempt; nothing was done twice)")
-        case .rejected:
-            let r = ack.rejection
-            console.line(
-                "\(event.type) rejected: \(r?.code.rawValue ?? "?")" + (r?.field.map { " (\($0))" } ?? "") + ": \(r?.message ?? "")")
-        }
-    }
 }
 
 /// Fen shown as yuan, exactly (no floating point): 123456 → "¥1,234.56 (123456 fen)".

@@ -9,7 +9,8 @@ import Storage
 public enum MatcherCommand: Sendable {
     case publish(CompiledPolicy, yaml: String)
     case withdraw(policyID: String, reason: String)
-    case apply(uscc: String, policyID: String, submittedAt: String, submitted: Date, documents: [String])
+    /// `submittedAt` nil: not given, the matcher's clock at receipt is the time of submission.
+    case apply(uscc: String, policyID: String, submittedAt: String?, submitted: Date?, documents: [String])
     case review(ids: [String], approved: Bool, by: String, reason: String?)
 }
 
@@ -59,9 +60,18 @@ public struct MatcherApplier: IntakeApplier {
             if let subject = event.subject, subject != uscc {
                 throw Rejection(.invalidEnvelope, field: "subject", "subject must be the applicant's USCC (\(uscc))")
             }
-            let at = try string("submitted_at")
-            guard let date = Timestamp.parse(at) else {
-                throw Rejection(.invalidDate, field: "data.submitted_at", "submitted_at must be an RFC 3339 instant, got \(at.prefix(40))")
+            // Optional: without it the application was submitted when the matcher receives it (an
+            // operator's `bangfu apply`, whose retry must then say exactly the same).
+            var at: String?
+            var date: Date?
+            if let given = data["submitted_at"], !given.isNull {
+                guard let text = given.stringValue, let parsed = Timestamp.parse(text) else {
+                    throw Rejection(
+                        .invalidDate, field: "data.submitted_at",
+                        "submitted_at must be an RFC 3339 instant, got \(given.stringValue?.prefix(40) ?? Substring(given.kindName))")
+                }
+                at = text
+                date = parsed
             }
             var documents: [String] = []
             if let d = data["documents"], !d.isNull {
@@ -156,7 +166,9 @@ public struct MatcherApplier: IntakeApplier {
             let doc = policy.document
             // Compared in whole seconds: exact, where the parsed instant (a Double) may round a
             // fraction such as 23:59:59.9999999 up to 24:00.
-            let submitted = MatcherTime.wholeSeconds(submittedAt) ?? submitted
+            let receivedAt = engine.clock.now()
+            let submittedAt = submittedAt ?? Timestamp.format(receivedAt)
+            let submitted = MatcherTime.wholeSeconds(submittedAt) ?? submitted ?? receivedAt
             if let until = doc.applyUntil {
                 // Late by the matcher's own clock at receipt (DESIGN §5.3: 00:00:01 the next day is
                 // late), whatever the applicant wrote; and late too if it says so itself.
