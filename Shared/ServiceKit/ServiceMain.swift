@@ -33,9 +33,14 @@ public enum ServiceMain {
     /// function reads them, without opening a database or binding a socket. It runs at every
     /// start and for `--check-config`; a service that supplies none has its `build` run
     /// against an in-memory database for `--check-config` instead (see `check`).
+    ///
+    /// `warnings` names settings that are valid but probably not what an operator wants in
+    /// production (a placeholder account, a holiday calendar that misses the year): printed by
+    /// `--check-config` as `warning: …` lines, and logged at start.
     public static func run(
         service: String, upstreams: [String] = [], extraKeys: [String: String] = [:],
         validate: ((ServiceOptions) throws -> Void)? = nil,
+        warnings: ((ServiceOptions) -> [String])? = nil,
         build: (ServiceOptions, ServiceEnvironment) throws -> BusService
     ) async -> Int32 {
         let options: ServiceOptions
@@ -53,9 +58,11 @@ public enum ServiceMain {
             FileHandle.standardError.write(Data("configuration error: \(error)\n".utf8))
             return 64
         }
+        let cautions = warnings?(options) ?? []
         if options.checkConfig {
             print(options.summary)
-            print("configuration OK")
+            for w in cautions { print("warning: \(w)") }
+            print("configuration OK" + (cautions.isEmpty ? "" : " (with \(cautions.count) warning\(cautions.count == 1 ? "" : "s"))"))
             return 0
         }
         guard let stateDir = options.stateDir else {
@@ -81,6 +88,7 @@ public enum ServiceMain {
         }
         var logger = Logger(label: "bangfu.\(service)")
         logger.logLevel = level
+        for w in cautions { logger.warning("configuration warning", metadata: ["warning": "\(w)"]) }
         let clock: any WallClock
         if options.simulatedClock {
             clock = TestClock(Date())

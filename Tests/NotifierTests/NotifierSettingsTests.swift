@@ -1,5 +1,6 @@
 import BangfuTesting
 import Foundation
+import Models
 import Notifier
 import ServiceKit
 import Testing
@@ -16,6 +17,22 @@ struct NotifierSettingsTests {
 
     static func board(_ arguments: [String] = [], environment: [String: String] = [:]) throws -> BoardConfig {
         try NotifierService.makeSettings(options: try options(arguments, environment: environment)).board
+    }
+
+    /// A holiday calendar that misses this year or the next, or none at all, is named as a
+    /// warning by `--check-config` and at start.
+    @Test func aHolidayCalendarMissingTheYearIsAWarning() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("notifier-holidays-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/holidays.txt"
+        try Data("2026-01-01\n2026-02-16\n+2026-02-14\n".utf8).write(to: URL(fileURLWithPath: file))
+        let today = try #require(CivilDate.parse("2026-12-02"))
+        let missing2027 = NotifierService.warnings(options: try Self.options(["--holidays", file]), today: today)
+        #expect(missing2027 == ["the holiday calendar has no entry for 2027: add that year's holidays and make-up working days"])
+        try Data("2026-01-01\n2027-01-01\n".utf8).write(to: URL(fileURLWithPath: file))
+        #expect(NotifierService.warnings(options: try Self.options(["--holidays", file]), today: today).isEmpty)
+        #expect(NotifierService.warnings(options: try Self.options(), today: today).first?.hasPrefix("no holiday calendar") == true)
     }
 
     @Test func theDefaultsAreTodaysBoard() throws {

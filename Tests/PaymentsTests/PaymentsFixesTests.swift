@@ -480,6 +480,19 @@ extension PaymentsFixesTests {
         return try PaymentsService.paymentsSettings(options: options)
     }
 
+    /// The placeholder treasury account is valid (the demo runs on it) but named as a warning by
+    /// `--check-config` and at start; a real account is not.
+    @Test func thePlaceholderTreasuryAccountIsAWarning() throws {
+        func warnings(_ extra: [String: String]) -> [String] {
+            var options = ServiceOptions(service: PaymentsService.name, upstreams: PaymentsService.upstreams)
+            options.extra = PaymentsService.settings.merging(extra) { $1 }
+            return PaymentsService.warnings(options: options)
+        }
+        #expect(warnings([:]).count == 1)
+        #expect(warnings([:]).first?.contains("treasury-debtor-account is the placeholder") == true)
+        #expect(warnings(["treasury-debtor-account": "4100000000000123"]).isEmpty)
+    }
+
     /// The treasury debtor is a setting (defaults as before), written into every pain.001.
     @Test func theTreasuryDebtorIsASetting() throws {
         let defaults = try settings([:])

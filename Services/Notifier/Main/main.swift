@@ -6,7 +6,8 @@ import ServiceKit
 // templates, the webhook URL) are checked at every start and by `--check-config`.
 let status = await ServiceMain.run(
     service: NotifierService.name, upstreams: NotifierService.upstreams, extraKeys: NotifierService.settings,
-    validate: { options in try NotifierService.checkSettings(options: options) }
+    validate: { options in try NotifierService.checkSettings(options: options) },
+    warnings: { options in NotifierService.warnings(options: options) }
 ) { options, environment in
     try NotifierService.build(options: options, environment: environment)
 }

@@ -364,6 +364,23 @@ public enum NotifierService {
         return settings
     }
 
+    /// Valid settings an operator probably does not want in production: a holiday calendar with
+    /// no entry for this year or the next (disclosure windows would count the Spring Festival as
+    /// working days). `--check-config` prints them; the service logs them at start.
+    public static func warnings(options: ServiceOptions, today: CivilDate = ChinaTime.civilDate(of: Date())) -> [String] {
+        guard let settings = try? makeSettings(options: options) else { return [] }
+        let years = Set(settings.calendar.holidays.map(\.year)).union(settings.calendar.extraWorkdays.map(\.year))
+        var out: [String] = []
+        if options.extra["holidays"].map({ !$0.isEmpty }) != true {
+            out.append("no holiday calendar (holidays): disclosure windows count every weekday as a working day")
+        } else {
+            for year in [today.year, today.year + 1] where !years.contains(year) {
+                out.append("the holiday calendar has no entry for \(year): add that year's holidays and make-up working days")
+            }
+        }
+        return out
+    }
+
     /// Checks the notifier's own settings as `build` reads them (for `--check-config`): the
     /// board's fields and retention, the holiday calendar, the templates and the webhook URL.
     public static func checkSettings(options: ServiceOptions) throws {

@@ -7,7 +7,8 @@ import ServiceKit
 // configuration error, exit 64, as a bad flag is.
 let status = await ServiceMain.run(
     service: PaymentsService.name, upstreams: PaymentsService.upstreams, extraKeys: PaymentsService.settings,
-    validate: { options in _ = try PaymentsService.paymentsSettings(options: options) }
+    validate: { options in _ = try PaymentsService.paymentsSettings(options: options) },
+    warnings: { options in PaymentsService.warnings(options: options) }
 ) { options, environment in
     try PaymentsService.build(options: options, environment: environment)
 }

@@ -352,6 +352,19 @@ public enum PaymentsService {
         return settings
     }
 
+    /// Valid settings an operator probably does not want in production (`--check-config` prints
+    /// them; the service logs them at start).
+    public static func warnings(options: ServiceOptions) -> [String] {
+        guard let settings = try? paymentsSettings(options: options) else { return [] }
+        var out: [String] = []
+        if settings.debtorAccount.allSatisfy({ $0 == "0" }) {
+            out.append(
+                "treasury-debtor-account is the placeholder \(settings.debtorAccount): every pain.001 would name it as the paying account; set the treasury's account"
+            )
+        }
+        return out
+    }
+
     public static func build(options: ServiceOptions, environment env: ServiceEnvironment) throws -> BusService {
         let settings = try paymentsSettings(options: options)
         var logger = env.logger
