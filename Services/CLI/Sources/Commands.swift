@@ -189,16 +189,7 @@ struct TailVerb: AsyncParsableCommand {
             o.timeoutMs = timeoutMs
             o.unmasked = unmasked
             let stop = StopSignal()
-            var sources: [any DispatchSourceSignal] = []
-            if follow {
-                for sig in [SIGINT, SIGTERM] {
-                    signal(sig, SIG_IGN)
-                    let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-                    src.setEventHandler { stop.stop() }
-                    src.resume()
-                    sources.append(src)
-                }
-            }
+            let sources = follow ? stop.onInterrupt() : []
             defer { for s in sources { s.cancel() } }
             return try await TailCommand.run(context: context, target: target, options: o, console: console, stop: stop)
         }
@@ -425,18 +416,23 @@ struct DemoVerb: AsyncParsableCommand {
             o.force = force
             o.keepRunning = keepRunning
             let stop = StopSignal()
-            var sources: [any DispatchSourceSignal] = []
-            if keepRunning {
-                for sig in [SIGINT, SIGTERM] {
-                    signal(sig, SIG_IGN)
-                    let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-                    src.setEventHandler { stop.stop() }
-                    src.resume()
-                    sources.append(src)
-                }
-            }
+            let sources = keepRunning ? stop.onInterrupt() : []
             defer { for s in sources { s.cancel() } }
             return try await DemoCommand.run(options: o, console: console, stop: stop)
+        }
+    }
+}
+
+extension StopSignal {
+    /// SIGINT and SIGTERM stop this signal instead of the process (a command that runs until
+    /// interrupted, then tidies up). Cancel the returned sources when done.
+    func onInterrupt() -> [any DispatchSourceSignal] {
+        [SIGINT, SIGTERM].map { sig in
+            signal(sig, SIG_IGN)
+            let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            src.setEventHandler { self.stop() }
+            src.resume()
+            return src
         }
     }
 }
