@@ -31,6 +31,20 @@ public final class ServiceProcess: @unchecked Sendable {
     }
 
     /// `dir` defaults to a fresh directory under /tmp (ipc:// paths must stay short).
+    /// A TCP port on 127.0.0.1 that nothing listens on now (the kernel's choice for port 0).
+    public static func freeLoopbackPort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
     public init(name: String, dir: String? = nil, context: ZContext = ZContext()) throws {
         self.name = name
         self.context = context

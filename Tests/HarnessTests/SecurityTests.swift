@@ -10,19 +10,6 @@ import Testing
 /// its own key.
 @Suite("CURVE security", .serialized)
 struct SecurityTests {
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
-
     @Test func onlyAllowlistedKeysPublishWhatTheirRightsAllow() async throws {
         let dir = "/tmp/bangfu-curve-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -46,7 +33,7 @@ struct SecurityTests {
               types: []
             """
         try allow.write(toFile: dir + "/clients.yaml", atomically: true, encoding: .utf8)
-        let ports = (0..<6).map { _ in Self.freePort() }
+        let ports = (0..<6).map { _ in ServiceProcess.freeLoopbackPort() }
         let ep = ports.map { "tcp://127.0.0.1:\($0)" }
         let context = ZContext()
         let registry = try ServiceProcess(name: "bangfu-registry", dir: dir, context: context)

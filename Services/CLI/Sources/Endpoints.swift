@@ -1,6 +1,7 @@
 import Bus
 import Foundation
 import ServiceKit
+import Synchronization
 
 /// One service as the CLI addresses it.
 public struct ServiceTarget: Sendable, Equatable {
@@ -50,8 +51,45 @@ public enum EndpointResolver {
             }
             return value
         }
-        return ServiceTarget(
+        let target = ServiceTarget(
             service: service, intake: try pick(intake, "INTAKE", d.intake), feed: try pick(feed, "FEED", d.feed),
             replay: try pick(replay, "REPLAY", d.replay))
+        try CLICurve.configure(target, environment: environment)
+        return target
+    }
+}
+
+/// The CLI's CurveZMQ identity, for services whose `tcp://` endpoints require CURVE (DESIGN
+/// §3.5): the operator's key pair (`BANGFU_CURVE_PUBLIC_KEY`, `BANGFU_CURVE_SECRET_KEY`, from
+/// `bangfu keys generate`, its public key in the service's `curve-clients` allowlist) and each
+/// service's public key (`BANGFU_<SERVICE>_SERVER_KEY`). Every socket the CLI opens to a
+/// `tcp://` endpoint of such a service presents them; `ipc://` needs none.
+public enum CLICurve {
+    private static let table = Mutex<[String: CurveClientKeys]>([:])
+
+    /// Records the keys for `target`'s tcp endpoints when the environment names the service's key.
+    static func configure(_ target: ServiceTarget, environment: [String: String]) throws(CLIError) {
+        let serverVar = "BANGFU_\(target.service.uppercased())_SERVER_KEY"
+        guard let server = environment[serverVar], !server.isEmpty else { return }
+        guard let pub = environment["BANGFU_CURVE_PUBLIC_KEY"], let secret = environment["BANGFU_CURVE_SECRET_KEY"],
+            !pub.isEmpty, !secret.isEmpty
+        else {
+            throw CLIError(
+                "\(serverVar) is set: the CLI needs its own key pair too (BANGFU_CURVE_PUBLIC_KEY, BANGFU_CURVE_SECRET_KEY; bangfu keys generate)",
+                exitCode: ExitCodes.usage)
+        }
+        for (name, value) in [(serverVar, server), ("BANGFU_CURVE_PUBLIC_KEY", pub), ("BANGFU_CURVE_SECRET_KEY", secret)]
+        where value.utf8.count != 40 {
+            throw CLIError("\(name) must be a 40-character Z85 key (bangfu keys generate)", exitCode: ExitCodes.usage)
+        }
+        let keys = CurveClientKeys(serverPublic: server, clientPublic: pub, clientSecret: secret)
+        table.withLock { t in
+            for ep in [target.intake, target.feed, target.replay] where Endpoint.isTCP(ep) { t[ep] = keys }
+        }
+    }
+
+    /// The keys to present on `endpoint`, if its service requires CURVE.
+    public static func keys(for endpoint: String) -> CurveClientKeys? {
+        table.withLock { $0[endpoint] }
     }
 }

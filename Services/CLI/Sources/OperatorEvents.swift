@@ -98,6 +98,7 @@ enum OperatorEvent {
         var options = IntakeClientOptions()
         options.timeoutMs = timeoutMs
         options.retries = 2
+        options.curve = CLICurve.keys(for: target.intake)
         let results: [PublishResult]
         do {
             results = try await IntakeClient.publish(

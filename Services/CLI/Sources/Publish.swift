@@ -161,6 +161,7 @@ public enum PublishCommand {
         clientOptions.window = max(1, options.window)
         clientOptions.timeoutMs = max(1, options.timeoutMs)
         clientOptions.retries = max(0, options.retries)
+        clientOptions.curve = CLICurve.keys(for: endpoint)
         let client = IntakeClient(context: context, endpoint: endpoint, options: clientOptions)
         defer { client.close() }
 

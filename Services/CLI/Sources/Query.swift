@@ -8,7 +8,8 @@ enum Query {
     static func ask(context: ZContext, endpoint: String, _ request: JSON, timeoutMs: Int) async throws(CLIError) -> JSON? {
         do {
             return try await OwnerThread.run {
-                try QueryClient.request(context: context, endpoint: endpoint, request, timeoutMs: timeoutMs)?.last
+                try QueryClient.request(
+                    context: context, endpoint: endpoint, request, timeoutMs: timeoutMs, curve: CLICurve.keys(for: endpoint))?.last
             }
         } catch let e as CLIError {
             throw e

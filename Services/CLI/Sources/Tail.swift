@@ -80,7 +80,8 @@ struct Tailer {
             let req: JSON = ["op": "replay", "after": .string(String(last)), "max": .int(Int64(Swift.max(1, options.page)))]
             let frames: [JSON]?
             do {
-                frames = try QueryClient.request(context: context, endpoint: target.replay, req, timeoutMs: options.timeoutMs)
+                frames = try QueryClient.request(
+                    context: context, endpoint: target.replay, req, timeoutMs: options.timeoutMs, curve: CLICurve.keys(for: target.replay))
             } catch {
                 throw CLIError("replay request to \(target.replay) failed: \(error)")
             }
@@ -118,6 +119,7 @@ struct Tailer {
             try sub.set(ZMQ_RCVHWM, Int32(100_000))
             try sub.set(ZMQ_LINGER, Int32(0))
             try sub.subscribe("")
+            if let keys = CLICurve.keys(for: target.feed) { try sub.applyCurveClient(keys) }
             try sub.connect(target.feed)
             return sub
         } catch {
