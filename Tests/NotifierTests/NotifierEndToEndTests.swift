@@ -13,6 +13,58 @@ import Testing
 struct NotifierEndToEndTests {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
+    /// An individual business's trade name shows on the board with its operator's name masked in
+    /// it (`张三小吃店` → `张*小吃店`), and in full when it does not contain it: searchable, while no
+    /// natural person's name is published.
+    @Test func theBoardShowsTradeNamesWithTheOperatorsNameMasked() async throws {
+        let h = try Harness(start: "2022-04-01T09:00:00+08:00")
+        let registry = try await h.startRegistry()
+        _ = try await h.startStandIn("payments")
+        let notifier = try await h.startNotifier()
+        let matcher = try await h.startMatcher()
+        var f = Fixtures(seed: 92)
+        let (named, trade) = (f.uscc(individual: true), f.uscc(individual: true))
+        func registration(_ u: String, _ name: String, operator op: String) -> CloudEvent {
+            Fixtures.event(
+                "business.registered",
+                [
+                    "uscc": .string(u), "name": .string(name), "kind": "individual",
+                    "legal_rep": ["name": .string(op), "id_number": "41102319850615003X"], "industry": "H6210", "district": "411002",
+                    "registered_on": "2019-03-01", "status": "active",
+                ], subject: u)
+        }
+        #expect(
+            try await registry.publish([registration(named, "张三丰小吃店", operator: "张三丰"), registration(trade, "顺发五金店", operator: "李四")])
+                .allSatisfy { $0.status == .accepted })
+        let yaml = """
+            id: test-individuals
+            revision: 1
+            title: 个体工商户测试项目
+            authority: 测试局
+            benefit: deferral
+            channel: agency:test
+            requires_application: false
+            period: {from: 2022-01-01, to: 2022-06-30}
+            disclosure: {working_days: 5, auto_approve: true}
+            per: merchant
+            eligible: merchant.kind == "individual"
+            """
+        #expect(
+            try await matcher.publish(Fixtures.event("policy.published", ["yaml": .string(yaml)], source: "/ops/test")).status == .accepted)
+        let board = h.directory + "/notifier/board"
+        var names: [String] = []
+        for _ in 0..<5_000 where names.count < 2 {
+            _ = try await notifier.query(["op": "status"])
+            guard let text = try? String(contentsOfFile: board + "/data.json", encoding: .utf8), let json = try? JSONParser.parse(text)
+            else { continue }
+            names = (json["rows"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue }
+        }
+        #expect(Set(names) == ["张*丰小吃店", "顺发五金店"], "\(names)")
+        let page = (try? String(contentsOfFile: board + "/index.html", encoding: .utf8)) ?? ""
+        #expect(!page.contains("张三丰"))
+        await h.shutdown()
+    }
+
     @Test func disclosureObjectionClearingApprovalBoardAndNotifications() async throws {
         let h = try Harness(start: "2022-04-01T09:00:00+08:00")  // a Friday
         let registry = try await h.startRegistry()

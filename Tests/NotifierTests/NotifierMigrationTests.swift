@@ -28,6 +28,8 @@ struct NotifierMigrationTests {
                     ) WITHOUT ROWID;
                     CREATE INDEX notifications_state ON notifications(state);
                     CREATE INDEX notifications_pending ON notifications(state, created_at);
+                    CREATE TABLE entitlements (id TEXT PRIMARY KEY, name TEXT, kind TEXT);
+                    INSERT INTO entitlements VALUES ('ent-1', '张三小吃店', 'individual');
                     """)
             try db.execute(sql: "INSERT INTO profiles VALUES ('91410102MA9XYZ1234', 3, ?)", arguments: [Data(#"{"name":"甲"}"#.utf8)])
             for (key, created, state) in [
@@ -52,6 +54,9 @@ struct NotifierMigrationTests {
             #expect(try String.fetchAll(db, sql: "SELECT key FROM notifications ORDER BY rowid") == ["m", "z", "a"])
             let pending = try String.fetchAll(db, sql: "SELECT key FROM notifications WHERE state = 'pending' ORDER BY created_at")
             #expect(pending == ["z", "a"])
+            // notifier-v4-public-name: the board's name column, empty for what came before.
+            #expect(try Row.fetchOne(db, sql: "SELECT name, public_name FROM entitlements")?["public_name"] as String? == nil)
+            #expect(try String.fetchOne(db, sql: "SELECT name FROM entitlements") == "张三小吃店")
         }
         // The key stays unique.
         let error = #expect(throws: DatabaseError.self) {

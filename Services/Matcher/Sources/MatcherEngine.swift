@@ -367,6 +367,8 @@ public struct MatcherEngine: Sendable {
         o["uscc"] = .string(e.uscc)
         if let profile {
             o["name"] = profile["name"] ?? .null
+            // The name as the public board may show it (the operator's name masked in it).
+            if let publicName = profile["public_name"] { o["public_name"] = publicName }
             o["kind"] = profile["kind"] ?? .null
             o["district"] = profile["district"] ?? .null
         }

@@ -107,6 +107,11 @@ public struct NotifierDatabase: Sendable {
                         CREATE INDEX notifications_pending ON notifications(state, created_at);
                         """)
             }
+            // The name the board may show: the registry's `public_name` (an individual business's
+            // trade name with its operator's name masked), when the matcher's event carries it.
+            m.registerMigration("notifier-v4-public-name") { db in
+                try db.execute(sql: "ALTER TABLE entitlements ADD COLUMN public_name TEXT")
+            }
         }
     }
 }
@@ -192,13 +197,15 @@ struct NotifierEngine: Sendable {
         let working = Int(d["disclosure"]?["working_days"]?.intValue ?? 0)
         try db.cachedStatement(
             sql: """
-                INSERT INTO entitlements(id, policy_id, uscc, name, kind, district, benefit, amount_fen, state, working_days)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO entitlements(id, policy_id, uscc, name, kind, district, benefit, amount_fen, state, working_days, public_name)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET amount_fen = excluded.amount_fen, state = excluded.state, name = excluded.name,
-                    kind = excluded.kind, district = excluded.district, working_days = excluded.working_days
+                    kind = excluded.kind, district = excluded.district, working_days = excluded.working_days,
+                    public_name = excluded.public_name
                 """
         ).execute(arguments: [
             id, policy, uscc, name, kind, district, d["benefit"]?.stringValue, d["amount_fen"]?.intValue ?? 0, state, working,
+            d["public_name"]?.stringValue,
         ])
         let programme = d["title"]?.stringValue ?? policy
         let amount = Templates.yuanText(fen: d["amount_fen"]?.intValue ?? 0)

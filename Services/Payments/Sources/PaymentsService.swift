@@ -259,7 +259,7 @@ struct PaymentsFeeds: DatabaseFeedConsumer {
 
     static let unreadProfileMembers: Set<String> = [
         "industry", "district", "registered_on", "tags", "finance", "tax", "tax_history", "social_insurance",
-        "social_insurance_history", "leases", "closures", "damages", "credit_flags", "account", "aid", "fraud",
+        "social_insurance_history", "leases", "closures", "damages", "credit_flags", "account", "aid", "fraud", "public_name",
     ]
 
     func apply(feed: String, _ deliveries: [FeedDelivery], through: UInt64) throws {

@@ -169,6 +169,18 @@ enum ProfileBuilder {
     /// A keyed fingerprint: the same value gives the same fingerprint within one registry (so
     /// downstream services can compare), but without the registry's secret salt an ID or phone
     /// number cannot be recovered by trying every value.
+    /// The name as it may be shown in public (the disclosure board): an enterprise's as
+    /// registered; an individual business's with its operator's name masked where it appears in
+    /// it (`张三小吃店` → `张*小吃店`), so a trade name stays searchable while a natural person's
+    /// name is not published (DESIGN §3.5, §9). A name that is all the operator's is masked whole.
+    public static func publicName(name: String, kind: String?, operatorName: String) -> String {
+        guard kind == "individual" else { return name }
+        let person = operatorName.trimmingCharacters(in: .whitespaces)
+        guard !person.isEmpty else { return Mask.name(name) }
+        if name.contains(person) { return name.replacingOccurrences(of: person, with: Mask.name(person)) }
+        return name
+    }
+
     static func fingerprint(_ kind: String, _ value: String, salt: String) -> String {
         String(SHA256.hex("\(salt):\(kind):\(value)").prefix(32))
     }
@@ -192,6 +204,7 @@ enum ProfileBuilder {
         o["name"] = .string(name)
         let kind = reg["kind"]?.stringValue ?? "enterprise"
         o["kind"] = .string(kind)
+        o["public_name"] = .string(Self.publicName(name: name, kind: kind, operatorName: reg["legal_rep"]?["name"]?.stringValue ?? ""))
         let industryText = reg["industry"]?.stringValue ?? ""
         o["industry"] = .string(industryText)
         o["district"] = reg["district"] ?? .null
