@@ -56,6 +56,11 @@ struct RepublishTests {
         _ = await w.await("entitlement.paid", "soe-rent-waiver", paid)
         // One held (money not out), one returned by the bank and awaiting a retry.
         _ = try await w.payments.publish(Fixtures.event("payment.held", ["payment_id": .string(ih), "reason": "account_changed"]))
+        // And the paid one's twin case: a waiver whose instruction is with the lessor, escalated
+        // (held lessor_unconfirmed) — not revoked by the withdrawal: the lessor may still confirm.
+        _ = try await w.payments.publish(Fixtures.event("payment.instructed", ["payment_id": .string(ia), "amount_fen": 600_000]))
+        _ = try await w.payments.publish(Fixtures.event("payment.held", ["payment_id": .string(ia), "reason": "lessor_unconfirmed"]))
+        try await w.waitFor(ia, "held")
         _ = try await w.payments.publish(Fixtures.event("payment.instructed", ["payment_id": .string(iff), "amount_fen": 360_000]))
         _ = try await w.payments.publish(Fixtures.event("payment.failed", ["payment_id": .string(iff), "reason": "AC04"]))
         try await w.waitFor(ih, "held")
@@ -65,18 +70,20 @@ struct RepublishTests {
             Fixtures.event("policy.withdrawn", ["policy_id": "soe-rent-waiver", "reason": "政策调整"], source: "/ops/test"))
         // Everything whose money is not out is revoked, held and failed included: a later
         // pool.funded or payee.verified must not pay them under a withdrawn policy.
-        for u in [proposed, approved, held, failed] {
+        for u in [proposed, held, failed] {
             let r = await w.await("entitlement.revoked", "soe-rent-waiver", u)
             #expect(r?["reason"]?.stringValue?.hasPrefix("policy_withdrawn") == true)
         }
         let paidEvents = w.events("soe-rent-waiver", paid).count
+        let escalatedEvents = w.events("soe-rent-waiver", approved).count
+        #expect(try await w.state(ia) == "held", "the waiver with its lessor is left to payments")
         // The operator's list still names the withdrawn revision and says what became of it.
         let withdrawn = try await w.matcher.query(["op": "policy.list"])["items"]?.arrayValue ?? []
         #expect(withdrawn.count == 1)
         #expect(withdrawn.first?["state"]?.stringValue == "withdrawn")
         #expect(withdrawn.first?["title"]?.stringValue?.isEmpty == false)
         #expect(withdrawn.first?["withdraw_reason"]?.stringValue == "政策调整")
-        #expect(withdrawn.first?["entitled"]?.intValue == 1, "only the paid one is still held")
+        #expect(withdrawn.first?["entitled"]?.intValue == 2, "the paid one and the waiver with its lessor")
 
         // The next revision: the same programme again. Those the withdrawal revoked are proposed anew
         // (same entitlement ids, the new revision, the amount worked out again); the paid one is
@@ -85,17 +92,18 @@ struct RepublishTests {
         let pub = try await w.matcher.publish(Fixtures.event("policy.published", ["yaml": .string(yaml)], source: "/ops/test"))
         #expect(pub.status == .accepted, "\(pub.rejection?.description ?? "")")
         let ok = await w.feed.wait { events in
-            [proposed, approved, held, failed].allSatisfy { u in
+            [proposed, held, failed].allSatisfy { u in
                 events.contains {
                     $0.type == "entitlement.proposed" && $0.subject == u && $0.data?["policy_revision"]?.intValue == 3
                 }
             }
         }
-        #expect(ok, "all four re-proposed under revision 3")
-        let again = w.events("soe-rent-waiver", approved).last
+        #expect(ok, "all three re-proposed under revision 3")
+        let again = w.events("soe-rent-waiver", held).last
         #expect(again?.type == "entitlement.proposed")
-        #expect(again?.data?["entitlement_id"]?.stringValue == ia)
-        #expect(again?.data?["amount_fen"]?.intValue == 600_000)  // 200,000 × 3, worked out again
+        #expect(again?.data?["entitlement_id"]?.stringValue == ih)
+        #expect(again?.data?["amount_fen"]?.intValue == 330_000)  // 110,000 × 3, worked out again
+        #expect(w.events("soe-rent-waiver", approved).count == escalatedEvents, "nothing new for the waiver with its lessor")
         #expect(w.events("soe-rent-waiver", proposed).last?.data?["amount_fen"]?.intValue == 300_000)
         #expect(try await w.state(ip) == "paid")
         #expect(w.events("soe-rent-waiver", paid).count == paidEvents, "nothing new for the paid entitlement")
@@ -103,7 +111,7 @@ struct RepublishTests {
         // Each revision with its own state and the entitlements held under it.
         let revisions = try await w.matcher.query(["op": "policy.list"])["items"]?.arrayValue ?? []
         #expect(revisions.map { $0["state"]?.stringValue } == ["withdrawn", "live"])
-        #expect(revisions.map { $0["entitled"]?.intValue } == [1, 4])
+        #expect(revisions.map { $0["entitled"]?.intValue } == [2, 3])
         #expect(revisions[0]["title"]?.stringValue == revisions[1]["title"]?.stringValue)
         await w.close()
     }

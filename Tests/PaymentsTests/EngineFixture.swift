@@ -34,7 +34,14 @@ final class EngineFixture: Sendable {
     deinit { try? FileManager.default.removeItem(atPath: directory) }
 
     @discardableResult
-    func write<T>(_ body: (Database) throws -> T) throws -> T { try database.db.writer.write(body) }
+    /// One unit of work, as the service runs it: the body, then the pools money came back into.
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        try database.db.writer.write { db in
+            let result = try body(db)
+            try engine.releaseTouchedPools(db)
+            return result
+        }
+    }
 
     func merchant(_ uscc: String, name: String, phone: String? = nil) throws {
         var data: JSONObject = ["uscc": .string(uscc), "name": .string(name), "kind": "enterprise", "status": "active"]

@@ -285,14 +285,33 @@ extension PaymentsReviewTests {
         #expect(try f.applyReturn(returned) == (1, 0))
         #expect(try f.anomalies().isEmpty)
         let receivable = try f.database.db.writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT state, recovered_fen FROM receivables WHERE payment_id = ?", arguments: [Self.idA])
+            try Row.fetchOne(
+                db, sql: "SELECT state, recovered_fen, returned_at FROM receivables WHERE payment_id = ?", arguments: [Self.idA])
         }
         #expect(receivable?["state"] == "closed")
-        #expect(receivable?["recovered_fen"] == 100_000)
+        // What the merchant repaid stays what it repaid (nothing): closed by the return.
+        #expect(receivable?["recovered_fen"] == 0)
+        #expect((receivable?["returned_at"] as String?) != nil)
         let account = try f.database.db.writer.read { db in try f.engine.ledger.balance(db, account: "receivable:pool") }
         #expect(account.posted == 0)
         #expect(try f.pool().posted == 1_000_000)
         #expect(try auditEntries(f, "clawback.returned").count == 1)
+        // The bank sends the same return again under another message id: an anomaly, no second
+        // closing, and no note that the merchant is owed a refund of money it never repaid.
+        let again = Camt054.xml(
+            messageID: "CAMT-2", accountNumber: "0000000000000000",
+            lines: [
+                ReturnLine(
+                    endToEndID: String(Self.idA.dropFirst(4)), status: .failed(reasonCode: "AC04", reason: "账户已销户"), amountFen: 100_000)
+            ])
+        #expect(try f.applyReturn(again) == (0, 1))
+        #expect(try reviews(f).filter { $0.hasSuffix("refund_owed") }.isEmpty)
+        #expect(try auditEntries(f, "clawback.returned").count == 1)
+        #expect(try f.pool().posted == 1_000_000)
+        // And nothing more can be recorded as recovered on it.
+        #expect(throws: Rejection.self) {
+            try f.write { db in try f.engine.recovered(paymentID: Self.idA, amountFen: 100, transferID: "rec-1", db) }
+        }
         #expect(try f.balanced())
     }
 }
@@ -563,6 +582,31 @@ extension PaymentsReviewTests {
         #expect(try f.balanced())
     }
 
+    /// One merchant, two payments in one pool (flood relief is per damage): the ready one and
+    /// the one waiting for money. Its account changes: each is held once — the money the first
+    /// frees is not handed to the second in the middle of the same change.
+    @Test func anAccountChangeHoldsEachPaymentOnce() throws {
+        let f = try EngineFixture()
+        try f.merchant(R.a, name: "甲")
+        try f.verified(R.a, name: "甲", account: "6222000000000001")
+        try f.fund(100_000)
+        try f.approve(R.idA, uscc: R.a, amountFen: 100_000)
+        try f.approve(R.idB, uscc: R.a, amountFen: 100_000)
+        #expect(try f.state(R.idA) == .ready)
+        #expect(try f.payment(R.idB).holdCode == "pool_short")
+        try f.verified(R.a, name: "甲", account: "6222000000000009")
+        for id in [R.idA, R.idB] {
+            #expect(try f.payment(id).holdCode == "account_changed", "\(id)")
+            let open = try f.database.db.writer.read { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM holds WHERE payment_id = ? AND resolution IS NULL", arguments: [id])
+            }
+            #expect(open == 1, "\(id): one open hold")
+        }
+        let eventIDs = try f.database.db.writer.read { db in try String.fetchAll(db, sql: "SELECT event_id FROM bus_outbox") }
+        #expect(Set(eventIDs).count == eventIDs.count, "every event id once")
+        #expect(try f.balanced())
+    }
+
     @Test func aFailedPaymentReleasesTheNextInLine() throws {
         let f = try twoWaiting()
         let file = try #require(try f.batch())
@@ -570,6 +614,31 @@ extension PaymentsReviewTests {
         #expect(try f.state(R.idA) == .failed)
         #expect(try f.state(R.idB) == .ready)
         #expect(try f.payment(R.idC).holdCode == "pool_short")
+        #expect(try f.balanced())
+    }
+}
+
+extension PaymentsReviewTests {
+    struct Refused: Error {}
+
+    /// A revocation whose effect could not be applied still stops the money: the payment is
+    /// voided (with a review note), never held in a way an operator could release into paying it.
+    @Test func aRefusedRevocationVoidsThePayment() throws {
+        let f = try EngineFixture()
+        try f.verified(Self.a, name: "甲", account: "6222000000000001")
+        try f.fund(1_000_000)
+        try f.approve(Self.idA, uscc: Self.a)
+        #expect(try f.state(Self.idA) == .ready)
+        try f.write { db in
+            try f.engine.refusedEvent(
+                "entitlement.revoked", ["entitlement_id": .string(Self.idA), "reason": "objection_upheld"], sequence: 99, error: Refused(),
+                db)
+        }
+        #expect(try f.state(Self.idA) == .voided)
+        #expect(try reviews(f) == ["\(Self.idA) event_refused"])
+        #expect(releaseRefused(f, Self.idA), "nothing to release")
+        #expect(try f.batch() == nil, "never batched")
+        #expect(try f.pool().available == 1_000_000, "the reservation is released")
         #expect(try f.balanced())
     }
 }

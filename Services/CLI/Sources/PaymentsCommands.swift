@@ -53,40 +53,28 @@ public enum PaymentsCommands {
         context: ZContext, target: ServiceTarget, channel: String, max: Int?, id: String? = nil, timeoutMs: Int, console: Console,
         retry: RetryHint? = nil
     ) async throws -> Int32 {
-        func batches() async -> [JSON]? {
-            guard let a = try? await Query.ask(context: context, endpoint: target.replay, ["op": "batch.list"], timeoutMs: timeoutMs),
-                a["op"]?.stringValue != "error"
-            else { return nil }
-            return a["items"]?.arrayValue
-        }
-        let before = await batches()
+        // The command's own id: the service records it with every batch the command makes, so
+        // the answer names exactly those (a retry's `duplicate` included), whoever else batches.
+        let eventID = id ?? OperatorEvent.newID()
         var data = JSONObject()
         data["channel"] = .string(channel)
         if let max { data["max"] = .int(Int64(max)) }
         let (code, ack) = try await commandWithAck(
-            context: context, target: target, type: "payments.batch", data: .object(data), id: id, timeoutMs: timeoutMs, console: console,
-            retry: retry)
+            context: context, target: target, type: "payments.batch", data: .object(data), id: eventID, timeoutMs: timeoutMs,
+            console: console, retry: retry)
         guard let ack else { return code }
         if ack.status == .rejected {
             if let hint = pausedHint(ack.rejection?.message, channel: channel) { console.line(hint) }
             return code
         }
-        guard let after = await batches() else {
+        guard
+            let answer = try? await Query.ask(
+                context: context, endpoint: target.replay, ["op": "batch.list", "command_id": .string(eventID)], timeoutMs: timeoutMs),
+            answer["op"]?.stringValue != "error", let made = answer["items"]?.arrayValue
+        else {
             console.line("(the batch list did not come back from \(target.replay): see bangfu status --service payments)")
             return code
         }
-        let known = Set((before ?? []).compactMap { $0["batch_id"]?.stringValue })
-        let ofChannel = after.filter { $0["channel"]?.stringValue == channel }
-        if ack.status == .duplicate || before == nil {
-            // Made by an earlier attempt (or unknown before): name the channel's latest batch.
-            if let last = ofChannel.last {
-                console.line("the channel's latest batch: " + describeBatch(last))
-            } else {
-                console.line("no batch on channel \(channel) so far")
-            }
-            return code
-        }
-        let made = ofChannel.filter { !known.contains($0["batch_id"]?.stringValue ?? "") }
         if made.isEmpty {
             console.line("nothing ready to batch on channel \(channel): no file written")
         }

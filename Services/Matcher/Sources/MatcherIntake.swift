@@ -147,11 +147,15 @@ public struct MatcherApplier: IntakeApplier {
             // changed, …) and failed (returned by the bank, awaiting a retry) included, or a
             // later pool.funded or payee.verified would pay them under a withdrawn policy. Money
             // instructed or paid is left to payments and to an operator (a withdrawal is not a
-            // finding of fraud).
+            // finding of fraud) — and so is a rent waiver held after its instruction reached the
+            // lessor (`lessor_unconfirmed`): the lessor may still carry it out and confirm.
             let rows = try Row.fetchAll(
                 db,
-                sql:
-                    "SELECT \(EntitlementRecord.columns) FROM entitlements WHERE policy_id = ? AND state IN ('incomplete','proposed','disclosed','cleared','approved','held','failed')",
+                sql: """
+                    SELECT \(EntitlementRecord.columns) FROM entitlements WHERE policy_id = ?
+                        AND state IN ('incomplete','proposed','disclosed','cleared','approved','held','failed')
+                        AND NOT (state = 'held' AND reason LIKE 'held: lessor_unconfirmed%')
+                    """,
                 arguments: [policyID])
             for row in rows {
                 var e = try EntitlementRecord(row: row)

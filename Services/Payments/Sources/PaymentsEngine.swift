@@ -4,6 +4,7 @@ import ISO20022
 import Logging
 import Models
 import Storage
+import Synchronization
 
 /// Settings of the payment router (DESIGN §8).
 public struct PaymentsSettings: Sendable {
@@ -57,6 +58,11 @@ public struct PaymentsEngine: Sendable {
     let clock: any WallClock
     let settings: PaymentsSettings
     let logger: Logger
+    /// Pools money came back into during the current unit of work (an upstream event, a
+    /// command, a return file); their `pool_short` holds are checked once the unit's own loops
+    /// are done (`releaseTouchedPools`), never from inside them — a release re-checks other
+    /// payments, which a loop may hold a stale copy of.
+    let touchedPools = TouchedPools()
 
     public static let source = "/bangfu/payments"
 
@@ -367,6 +373,22 @@ public struct PaymentsEngine: Sendable {
             try record(db, "payment.received", p.json)
             return try hold(&p, "ledger_refused", detail, db)
         }
+        // A revocation that could not be applied still stops the money: voided, never a hold an
+        // operator could release into paying a revoked entitlement.
+        if type == "entitlement.revoked", let id, var p = try PaymentRecord.find(id, db),
+            [.received, .held, .ready, .failed].contains(p.state), p.batchID == nil || p.state != .held
+        {
+            try? db.inSavepoint {
+                try releaseReservation(&p, db)
+                return .commit
+            }
+            if p.state == .failed { p.revoked = data["reason"]?.stringValue ?? "revoked" }
+            p.state = .voided
+            p.holdReason = data["reason"]?.stringValue ?? "revoked"
+            try p.save(db, now: now)
+            try record(db, "payment.voided", p.json)
+            return try review(p, "event_refused", detail + "; the payment is voided", db)
+        }
         if let id, var p = try PaymentRecord.find(id, db), [.received, .held, .ready].contains(p.state),
             p.batchID == nil || p.state != .held
         {
@@ -605,6 +627,13 @@ public struct PaymentsEngine: Sendable {
 
     func hold(_ p: inout PaymentRecord, _ code: String, _ detail: String, _ db: Database) throws {
         if p.state == .held && p.holdCode == code { return }
+        if p.state == .held {
+            // One open hold per payment: the one it is under now replaces the one before.
+            try db.execute(
+                sql:
+                    "UPDATE holds SET resolution = 'superseded', resolved_by = 'payments', resolved_at = ?, reason = ? WHERE payment_id = ? AND resolution IS NULL",
+                arguments: [now, "superseded by \(code)", p.id])
+        }
         p.state = .held
         p.holdCode = code
         p.holdReason = detail
@@ -668,12 +697,20 @@ public struct PaymentsEngine: Sendable {
             guard error.code == .unknownPending || error.code == .alreadyResolved else { throw error }
             return
         }
-        if let pool = p.pool { try releasePoolShort(pool: pool, db) }
+        if let pool = p.pool { touchedPools.add(pool) }
+    }
+
+    /// Checks the `pool_short` holds of every pool money came back into during this unit of
+    /// work (`touchedPools`), until no release frees more. Called at the end of each upstream
+    /// event, command and return file, inside its transaction.
+    public func releaseTouchedPools(_ db: Database) throws {
+        while let pool = touchedPools.next() { try releasePoolShort(pool: pool, db) }
     }
 
     /// Money came back into `pool` (funding, a released reservation, a failed or returned
     /// payment, a recovered clawback): payments held `pool_short` are checked again in priority
     /// order, and the first that still does not fit stops the pass (strict priority order).
+    /// Reads only the pool's `pool_short` holds (the partial index `payments_pool_short`).
     func releasePoolShort(pool: String, _ db: Database) throws {
         for row in try Row.fetchAll(
             db.cachedStatement(
@@ -765,9 +802,15 @@ public struct PaymentsEngine: Sendable {
         }
         guard
             let row = try Row.fetchOne(
-                db, sql: "SELECT amount_fen, recovered_fen FROM receivables WHERE payment_id = ?", arguments: [paymentID])
+                db, sql: "SELECT amount_fen, recovered_fen, returned_at FROM receivables WHERE payment_id = ?", arguments: [paymentID])
         else {
             throw Rejection(.invalidData, field: "data.payment_id", "no receivable for \(paymentID)")
+        }
+        if row["returned_at"] as String? != nil {
+            throw Rejection(
+                .invalidData, field: "data.payment_id",
+                "the clawback of \(paymentID) was closed by the bank's return: nothing more is owed (what the merchant repaid is owed back to it)"
+            )
         }
         let open: Int64 = (row["amount_fen"] as Int64) - (row["recovered_fen"] as Int64)
         guard amountFen <= open else {
@@ -788,7 +831,7 @@ public struct PaymentsEngine: Sendable {
     /// Writes the next batch of a channel: its ready payments in priority order, at most
     /// `max` (default `settings.batchMaxPayments`). The file's content is stored with the batch
     /// (same transaction), then written after commit.
-    func batch(channel: String, max: Int? = nil, _ db: Database) throws -> PendingFile? {
+    func batch(channel: String, max: Int? = nil, commandID: String? = nil, _ db: Database) throws -> PendingFile? {
         if let paused = try Row.fetchOne(db, sql: "SELECT reason FROM channels WHERE channel = ? AND paused = 1", arguments: [channel]) {
             throw Rejection(.invalidData, field: "data.channel", "channel \(channel) is paused: \(paused["reason"] as String? ?? "")")
         }
@@ -893,8 +936,8 @@ public struct PaymentsEngine: Sendable {
             ])
         try db.execute(
             sql:
-                "INSERT INTO batches(id, seq, channel, file_name, content, count, total_fen, created_at, sha256, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            arguments: [batchID, seq, channel, fileName, bytes, payments.count, total, now, digest, link.seq])
+                "INSERT INTO batches(id, seq, channel, file_name, content, count, total_fen, created_at, sha256, audit_seq, command_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            arguments: [batchID, seq, channel, fileName, bytes, payments.count, total, now, digest, link.seq, commandID])
         let deadline =
             kind == "lessor" ? Timestamp.format(clock.now().addingTimeInterval(TimeInterval(settings.lessorDeadlineDays * 86_400))) : nil
         for k in payments.indices {
@@ -1137,7 +1180,7 @@ public struct PaymentsEngine: Sendable {
             if p.benefit == "cash", let pool = p.pool {
                 try ledger.void(
                     db, id: Self.transferID("void", p), pendingID: Self.transferID("reserve", p), note: "bank return \(returnID): \(code)")
-                try releasePoolShort(pool: pool, db)
+                touchedPools.add(pool)
             }
             p.state = .failed
             p.holdReason = "bank return \(code)" + (reason.map { ": \($0)" } ?? "")
@@ -1158,7 +1201,7 @@ public struct PaymentsEngine: Sendable {
             try ledger.transfer(
                 db, id: Self.transferID("returned", p), debit: Self.paidAccount(pool), credit: Self.poolAccount(pool),
                 amountFen: p.amountFen, ref: p.id, note: "returned after settlement: \(returnID) \(code)")
-            try releasePoolShort(pool: pool, db)
+            touchedPools.add(pool)
         }
         p.state = .failed
         p.holdReason = "returned after settlement \(code)" + (reason.map { ": \($0)" } ?? "")
@@ -1181,8 +1224,13 @@ public struct PaymentsEngine: Sendable {
     func returnedAfterClawback(_ p: PaymentRecord, code: String, returnID: String, _ db: Database) throws -> LineOutcome {
         guard p.benefit == "cash", let pool = p.pool,
             let row = try Row.fetchOne(
-                db, sql: "SELECT amount_fen, recovered_fen, state FROM receivables WHERE payment_id = ?", arguments: [p.id])
+                db, sql: "SELECT amount_fen, recovered_fen, state, returned_at FROM receivables WHERE payment_id = ?", arguments: [p.id])
         else { return .anomaly("payment is clawed_back without a receivable") }
+        // The bank returns a payment once: the same return again (under another message id) is
+        // an anomaly, never a second closing nor a refund note for money nobody repaid.
+        if let at = row["returned_at"] as String? {
+            return .anomaly("the clawback of this payment was already closed by a bank return at \(at)")
+        }
         let owed: Int64 = row["amount_fen"]
         let recovered: Int64 = row["recovered_fen"]
         let open = max(0, owed - recovered)
@@ -1190,10 +1238,10 @@ public struct PaymentsEngine: Sendable {
             try ledger.transfer(
                 db, id: "returned/\(p.id)/clawback", debit: Self.receivableAccount(pool), credit: Self.poolAccount(pool), amountFen: open,
                 ref: p.id, note: "returned by the bank after the clawback opened: \(returnID) \(code)")
-            try releasePoolShort(pool: pool, db)
+            touchedPools.add(pool)
         }
         try db.execute(
-            sql: "UPDATE receivables SET recovered_fen = amount_fen, state = 'closed' WHERE payment_id = ?", arguments: [p.id])
+            sql: "UPDATE receivables SET state = 'closed', returned_at = ? WHERE payment_id = ?", arguments: [now, p.id])
         try record(
             db, "clawback.returned",
             [
@@ -1313,5 +1361,19 @@ public struct PaymentsEngine: Sendable {
     func resume(channel: String, _ db: Database) throws {
         try db.execute(sql: "UPDATE channels SET paused = 0, reason = NULL WHERE channel = ?", arguments: [channel])
         try record(db, "channel.resumed", ["channel": .string(channel)])
+    }
+}
+
+/// The pools money came back into during one unit of work (see `PaymentsEngine.touchedPools`).
+final class TouchedPools: Sendable {
+    private let pools = Mutex<[String]>([])
+
+    func add(_ pool: String) {
+        pools.withLock { if !$0.contains(pool) { $0.append(pool) } }
+    }
+
+    /// The next pool to check, removed from the list; nil when none is left.
+    func next() -> String? {
+        pools.withLock { $0.isEmpty ? nil : $0.removeFirst() }
     }
 }

@@ -145,10 +145,12 @@ struct PaymentsApplier: IntakeApplier {
                 try engine.rejectHold(id: id, by: by, reason: reason, db)
             case .batch(let channel, let max):
                 _ = try engine.escalateOverdue(db)
-                _ = try engine.batch(channel: channel, max: max, db)  // written by `PendingFiles.flush` after the commit
+                // Written by `PendingFiles.flush` after the commit.
+                _ = try engine.batch(channel: channel, max: max, commandID: event.id, db)
             case .resume(let channel):
                 try engine.resume(channel: channel, db)
             }
+            try engine.releaseTouchedPools(db)
         } catch let e as LedgerError {
             // SQLite failed inside the ledger: the command is retried, never quarantined.
             if e.code == .database { throw e }
@@ -287,6 +289,7 @@ struct PaymentsFeeds: DatabaseFeedConsumer {
                 case "entitlement.revoked": try engine.revoked(data, db)
                 default: break
                 }
+                try engine.releaseTouchedPools(db)
                 return .commit
             }
         } catch let error as DatabaseError where error.resultCode != .SQLITE_CONSTRAINT {
@@ -485,7 +488,10 @@ final class ReturnInbox: Sendable {
                 do {
                     try file.checkTotals()
                     do {
-                        try database.writer.write { db in _ = try engine.applyReturn(file, returnID: file.messageID, db) }
+                        try database.writer.write { db in
+                            _ = try engine.applyReturn(file, returnID: file.messageID, db)
+                            try engine.releaseTouchedPools(db)
+                        }
                     } catch let error where Self.isDatabaseFailure(error) {
                         // The database failed, not the file: left in the inbox, tried at the next scan.
                         logger.error("a return file could not be applied now; retried", metadata: ["file": "\(name)", "error": "\(error)"])
@@ -575,12 +581,14 @@ struct PaymentsQueries {
             }
             return ["op": "payment.summary", "items": .array(items)]
         case "batch.list":
+            // All batches, or (`command_id`) those one payments.batch command made.
+            let command = req["command_id"]?.stringValue
             let rows = try database.writer.read { db in
                 try Row.fetchAll(
                     db,
                     sql:
-                        "SELECT id, channel, file_name, count, total_fen, created_at, written, settled, failed, sha256, refused FROM batches ORDER BY seq"
-                )
+                        "SELECT id, channel, file_name, count, total_fen, created_at, written, settled, failed, sha256, refused, command_id FROM batches WHERE ?1 IS NULL OR command_id = ?1 ORDER BY seq",
+                    arguments: [command])
             }
             let items: [JSON] = rows.map { r in
                 [
@@ -589,6 +597,7 @@ struct PaymentsQueries {
                     "written": .bool(r["written"]), "settled": .int(r["settled"]), "failed": .int(r["failed"]),
                     "sha256": (r["sha256"] as String?).map { .string($0) } ?? .null,
                     "refused": (r["refused"] as String?).map { .string($0) } ?? .null,
+                    "command_id": (r["command_id"] as String?).map { .string($0) } ?? .null,
                 ]
             }
             return ["op": "batches", "items": .array(items)]

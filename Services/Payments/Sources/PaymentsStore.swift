@@ -182,6 +182,19 @@ public struct PaymentsDatabase: Sendable {
         m.registerMigration("payments-service-v7-instruction-detail") { db in
             try db.execute(sql: "ALTER TABLE payments ADD COLUMN instruction_detail BLOB")
         }
+        // The `payments.batch` command (its event id) that made each batch: the operator's CLI
+        // names exactly the batches its own command wrote, a retry included. A pool's
+        // `pool_short` holds in release order, read whenever money comes back into a pool. A bank
+        // return that closed a clawback (a second one is an anomaly, never a second closing).
+        m.registerMigration("payments-service-v8") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE batches ADD COLUMN command_id TEXT;
+                    CREATE INDEX payments_pool_short ON payments(pool, priority DESC, approved_seq)
+                        WHERE state = 'held' AND hold_code = 'pool_short';
+                    ALTER TABLE receivables ADD COLUMN returned_at TEXT;
+                    """)
+        }
     }
 }
 
