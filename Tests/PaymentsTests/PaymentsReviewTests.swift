@@ -578,6 +578,12 @@ extension PaymentsReviewTests {
         try f.write { db in try f.engine.revoked(["entitlement_id": .string(R.idA), "reason": "objection_upheld"], db) }
         #expect(try f.state(R.idA) == .voided)
         #expect(try f.state(R.idB) == .ready, "the freed 1,000 yuan goes to the next in line")
+        let openHolds = try f.database.db.writer.read { db in
+            try String.fetchAll(
+                db, sql: "SELECT payment_id FROM holds WHERE resolution IS NULL AND payment_id IN (?, ?, ?)",
+                arguments: [R.idA, R.idB, R.idC])
+        }
+        #expect(openHolds == [R.idC], "the released hold is resolved; only the one still waiting is open")
         #expect(try f.payment(R.idC).holdCode == "pool_short", "and no further than the money goes")
         #expect(try f.balanced())
     }

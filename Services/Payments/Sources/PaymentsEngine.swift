@@ -307,6 +307,7 @@ public struct PaymentsEngine: Sendable {
             p.state = .voided
             p.holdReason = reason
             try p.save(db, now: now)
+            try closeOpenHolds(p.id, "voided", db)
             try record(db, "payment.voided", p.json)
         case .instructed:
             // In the bank's hands: it settles or fails; a settlement then opens the clawback
@@ -320,6 +321,7 @@ public struct PaymentsEngine: Sendable {
             p.revoked = reason
             p.holdReason = reason
             try p.save(db, now: now)
+            try closeOpenHolds(p.id, "voided", db)
             try record(db, "payment.voided", p.json)
         case .voided, .clawedBack:
             break
@@ -341,6 +343,7 @@ public struct PaymentsEngine: Sendable {
             p.state = .voided
             p.holdReason = reason
             try p.save(db, now: now)
+            try closeOpenHolds(p.id, "voided", db)
             try record(db, "payment.voided", p.json)
         case .instructed, .settled:
             try review(
@@ -376,21 +379,29 @@ public struct PaymentsEngine: Sendable {
         // A revocation that could not be applied still stops the money: voided, never a hold an
         // operator could release into paying a revoked entitlement.
         if type == "entitlement.revoked", let id, var p = try PaymentRecord.find(id, db),
-            [.received, .held, .ready, .failed].contains(p.state), p.batchID == nil || p.state != .held
+            [.received, .held, .ready, .failed].contains(p.state), p.holdCode != "lessor_unconfirmed"
         {
-            try? db.inSavepoint {
-                try releaseReservation(&p, db)
-                return .commit
-            }
+            let reserved = p.state == .ready
+            let released =
+                (try? db.inSavepoint {
+                    try releaseReservation(&p, db)
+                    return .commit
+                }) != nil
             if p.state == .failed { p.revoked = data["reason"]?.stringValue ?? "revoked" }
             p.state = .voided
             p.holdReason = data["reason"]?.stringValue ?? "revoked"
             try p.save(db, now: now)
+            try closeOpenHolds(p.id, "voided", db)
             try record(db, "payment.voided", p.json)
-            return try review(p, "event_refused", detail + "; the payment is voided", db)
+            let stuck = reserved && !released
+            return try review(
+                p, "event_refused",
+                detail + "; the payment is voided"
+                    + (stuck ? "; its reservation could not be released: the pool's money stays reserved until an operator looks" : ""),
+                db)
         }
         if let id, var p = try PaymentRecord.find(id, db), [.received, .held, .ready].contains(p.state),
-            p.batchID == nil || p.state != .held
+            p.holdCode != "lessor_unconfirmed"
         {
             try? db.inSavepoint {
                 try releaseReservation(&p, db)
@@ -426,6 +437,7 @@ public struct PaymentsEngine: Sendable {
                 p.state = .voided
                 p.holdReason = "fraud: disqualified"
                 try p.save(db, now: now)
+                try closeOpenHolds(p.id, "voided", db)
                 try record(db, "payment.voided", p.json)
             case .instructed:
                 try revokeInFlight(&p, reason: "fraud: disqualified", db)
@@ -482,6 +494,7 @@ public struct PaymentsEngine: Sendable {
             p.state = .voided
             p.holdReason = "fraud: disqualified"
             try p.save(db, now: now)
+            try closeOpenHolds(p.id, "voided", db)
             try record(db, "payment.voided", p.json)
             return
         }
@@ -560,11 +573,21 @@ public struct PaymentsEngine: Sendable {
                 }
             }
         }
+        if p.state == .held { try closeOpenHolds(p.id, "cleared", db) }
         p.state = .ready
         p.holdCode = nil
         p.holdReason = nil
         try p.save(db, now: now)
         try record(db, "payment.ready", p.json)
+    }
+
+    /// Resolves the payment's open hold rows (`cleared` when it goes on, `superseded` by a new
+    /// hold, `voided` with the payment): a payment has at most one open hold.
+    func closeOpenHolds(_ paymentID: String, _ resolution: String, _ db: Database) throws {
+        try db.cachedStatement(
+            sql:
+                "UPDATE holds SET resolution = ?, resolved_by = 'payments', resolved_at = ?, reason = ? WHERE payment_id = ? AND resolution IS NULL"
+        ).execute(arguments: [resolution, now, resolution, paymentID])
     }
 
     /// A link between recipients of one programme (the PPP/EIDL lessons): the hold code, what
@@ -627,13 +650,8 @@ public struct PaymentsEngine: Sendable {
 
     func hold(_ p: inout PaymentRecord, _ code: String, _ detail: String, _ db: Database) throws {
         if p.state == .held && p.holdCode == code { return }
-        if p.state == .held {
-            // One open hold per payment: the one it is under now replaces the one before.
-            try db.execute(
-                sql:
-                    "UPDATE holds SET resolution = 'superseded', resolved_by = 'payments', resolved_at = ?, reason = ? WHERE payment_id = ? AND resolution IS NULL",
-                arguments: [now, "superseded by \(code)", p.id])
-        }
+        // One open hold per payment: the one it is under now replaces any before.
+        try closeOpenHolds(p.id, "superseded", db)
         p.state = .held
         p.holdCode = code
         p.holdReason = detail
@@ -711,14 +729,14 @@ public struct PaymentsEngine: Sendable {
     /// payment, a recovered clawback): payments held `pool_short` are checked again in priority
     /// order, and the first that still does not fit stops the pass (strict priority order).
     /// Reads only the pool's `pool_short` holds (the partial index `payments_pool_short`).
+    /// The head of the line is read one payment at a time: each one checked leaves `pool_short`
+    /// or ends the pass, so a pass costs (payments released + 1) index lookups however many wait.
     func releasePoolShort(pool: String, _ db: Database) throws {
-        for row in try Row.fetchAll(
-            db.cachedStatement(
-                sql:
-                    "SELECT * FROM payments WHERE state = 'held' AND hold_code = 'pool_short' AND pool = ? ORDER BY priority DESC, approved_seq"
-            ),
-            arguments: [pool])
-        {
+        let head = try db.cachedStatement(
+            sql:
+                "SELECT * FROM payments WHERE state = 'held' AND hold_code = 'pool_short' AND pool = ? ORDER BY priority DESC, approved_seq LIMIT 1"
+        )
+        while let row = try Row.fetchOne(head, arguments: [pool]) {
             var p = PaymentRecord(row: row)
             try check(&p, db)
             if p.state == .held && p.holdCode == "pool_short" { break }
@@ -1370,6 +1388,11 @@ final class TouchedPools: Sendable {
 
     func add(_ pool: String) {
         pools.withLock { if !$0.contains(pool) { $0.append(pool) } }
+    }
+
+    /// Forgets every pool: a unit of work starts (what an undone one added does not count).
+    func clear() {
+        pools.withLock { $0.removeAll() }
     }
 
     /// The next pool to check, removed from the list; nil when none is left.

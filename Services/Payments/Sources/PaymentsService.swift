@@ -129,6 +129,7 @@ struct PaymentsApplier: IntakeApplier {
     }
 
     func apply(_ command: PaymentsCommand, event: CloudEvent, db: Database) throws {
+        engine.touchedPools.clear()
         do {
             switch command {
             case .fund(let pool, let source, let amount):
@@ -280,6 +281,7 @@ struct PaymentsFeeds: DatabaseFeedConsumer {
     /// review note on its payment: a delivery never fails for one event, which would stall every
     /// later one (revocations, fraud voids). Only the database failing is thrown (retried).
     static func applyOne(_ type: String, _ data: JSON, sequence: UInt64, engine: PaymentsEngine, _ db: Database) throws {
+        engine.touchedPools.clear()
         do {
             try db.inSavepoint {
                 switch type {
@@ -297,7 +299,10 @@ struct PaymentsFeeds: DatabaseFeedConsumer {
         } catch let error as LedgerError where error.code == .database {
             throw error
         } catch {
+            // The event's own work was undone: only what refusing it frees counts.
+            engine.touchedPools.clear()
             try engine.refusedEvent(type, data, sequence: sequence, error: error, db)
+            try engine.releaseTouchedPools(db)
         }
     }
 }
@@ -489,6 +494,7 @@ final class ReturnInbox: Sendable {
                     try file.checkTotals()
                     do {
                         try database.writer.write { db in
+                            engine.touchedPools.clear()
                             _ = try engine.applyReturn(file, returnID: file.messageID, db)
                             try engine.releaseTouchedPools(db)
                         }
