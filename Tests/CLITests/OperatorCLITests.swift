@@ -553,6 +553,21 @@ struct BatchCLITests {
                 context: h.context, target: pt, channel: "treasury", max: nil, timeoutMs: 10_000, console: empty.console) == 0)
         #expect(empty.out.contains("nothing ready to batch on channel treasury"), "\(empty.out)")
         #expect(!empty.out.contains("B000001"))
+        // The batches so far, and the operators' notes (none here).
+        let listed = CapturedConsole()
+        #expect(
+            try await PaymentsCommands.batches(context: h.context, target: pt, json: false, timeoutMs: 10_000, console: listed.console) == 0
+        )
+        #expect(listed.lines.first?.hasPrefix("BATCH") == true, "\(listed.out)")
+        #expect(
+            listed.lines.count == 2 && listed.lines[1].hasPrefix("B000001") && listed.lines[1].contains("BANGFU-B000001.xml"),
+            "\(listed.out)")
+        let notes = CapturedConsole()
+        #expect(
+            try await PaymentsCommands.reviews(
+                context: h.context, target: pt, max: 10, json: false, timeoutMs: 10_000, console: notes.console)
+                == 0)
+        #expect(notes.out.contains("no review notes"), "\(notes.out)")
         #expect(
             PaymentsCommands.pausedHint("channel treasury is paused: failure rate 100% over 20%", channel: "treasury")?.hasSuffix(
                 "bangfu payments resume --channel treasury") == true)

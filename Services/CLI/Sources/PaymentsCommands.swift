@@ -82,6 +82,52 @@ public enum PaymentsCommands {
         return code
     }
 
+    /// `bangfu payments batches`: every batch file, oldest first.
+    public static func batches(context: ZContext, target: ServiceTarget, json: Bool, timeoutMs: Int, console: Console) async throws
+        -> Int32
+    {
+        let a = try await Query.require(context: context, target: target, ["op": "batch.list"], timeoutMs: timeoutMs)
+        let items = a["items"]?.arrayValue ?? []
+        if json {
+            for i in items { console.line(i.serialized()) }
+            return ExitCodes.ok
+        }
+        if items.isEmpty {
+            console.line("no batches yet")
+            return ExitCodes.ok
+        }
+        let rows = items.map { b in
+            [
+                b["batch_id"].text, b["channel"].text, b["file"].text, b["count"].text, Money.yuan(b["total_fen"]?.intValue ?? 0),
+                b["written"]?.boolValue == true ? "yes" : "no", b["settled"].text, b["failed"].text,
+                b["refused"]?.stringValue.map { "REFUSED: " + Format.truncate($0, 60) } ?? "",
+            ]
+        }
+        Table.print(
+            header: ["BATCH", "CHANNEL", "FILE", "COUNT", "TOTAL", "WRITTEN", "SETTLED", "FAILED", ""], rows: rows, console: console)
+        return ExitCodes.ok
+    }
+
+    /// `bangfu payments reviews`: operators' notes, newest first.
+    public static func reviews(context: ZContext, target: ServiceTarget, max: Int, json: Bool, timeoutMs: Int, console: Console)
+        async throws -> Int32
+    {
+        let a = try await Query.require(
+            context: context, target: target, ["op": "reviews", "max": .int(Int64(max))], timeoutMs: timeoutMs)
+        let items = a["items"]?.arrayValue ?? []
+        if json {
+            for i in items { console.line(i.serialized()) }
+            return ExitCodes.ok
+        }
+        if items.isEmpty {
+            console.line("no review notes")
+            return ExitCodes.ok
+        }
+        let rows = items.map { r in [r["opened_at"].text, r["payment_id"].text, r["code"].text, Format.truncate(r["detail"].text, 100)] }
+        Table.print(header: ["OPENED", "PAYMENT", "CODE", "DETAIL"], rows: rows, console: console)
+        return ExitCodes.ok
+    }
+
     /// What to do about a `payments.batch` refused because its channel is paused.
     static func pausedHint(_ message: String?, channel: String) -> String? {
         guard let message, message.contains("is paused") else { return nil }
@@ -309,7 +355,10 @@ struct HoldRejectVerb: AsyncParsableCommand {
 struct PaymentsVerb: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "payments", abstract: "Payment batches and channels.",
-        subcommands: [PaymentsBatchVerb.self, PaymentsResumeVerb.self, PaymentsConfirmVerb.self, PaymentsAnomaliesVerb.self])
+        subcommands: [
+            PaymentsBatchVerb.self, PaymentsResumeVerb.self, PaymentsConfirmVerb.self, PaymentsAnomaliesVerb.self, PaymentsBatchesVerb.self,
+            PaymentsReviewsVerb.self,
+        ])
 }
 
 struct PaymentsConfirmVerb: AsyncParsableCommand {
@@ -376,6 +425,44 @@ struct PaymentsAnomaliesVerb: AsyncParsableCommand {
             if items.isEmpty { console.line("no return anomalies") }
             for r in items { console.line("\(r["return_id"].text)  \(r["payment_id"].text)  \(r["problem"].text)") }
             return ExitCodes.ok
+        }
+    }
+}
+
+struct PaymentsBatchesVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "batches",
+        abstract:
+            "The batch files made so far: channel, file, count, total, written, settled and failed lines, and a file refused for not matching its recorded SHA-256."
+    )
+    @Flag(help: "One JSON object per line.") var json = false
+    @OptionGroup var endpoints: PaymentsEndpointOptions
+
+    func run() async throws {
+        try await execute { context, console in
+            try await PaymentsCommands.batches(
+                context: context, target: try endpoints.target(), json: json, timeoutMs: endpoints.timeoutMs, console: console)
+        }
+    }
+}
+
+struct PaymentsReviewsVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reviews",
+        abstract:
+            "Notes for an operator that hold no money (a withdrawal after the money left, an event that could not be applied, a refund owed after a bank return), newest first."
+    )
+    @Option(help: "At most this many (1–1000).") var max: Int = 100
+    @Flag(help: "One JSON object per line.") var json = false
+    @OptionGroup var endpoints: PaymentsEndpointOptions
+
+    func validate() throws { if !(1...1_000).contains(max) { throw ValidationError("--max must be from 1 to 1000") } }
+
+    func run() async throws {
+        let limit = max
+        try await execute { context, console in
+            try await PaymentsCommands.reviews(
+                context: context, target: try endpoints.target(), max: limit, json: json, timeoutMs: endpoints.timeoutMs, console: console)
         }
     }
 }
