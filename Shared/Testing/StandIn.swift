@@ -12,7 +12,7 @@ import Storage
 public enum StandInService {
     public static let lifecycleTypes: Set<String> = [
         "disclosure.opened", "disclosure.cleared", "disclosure.objection_upheld", "notification.sent", "notification.failed",
-        "payment.instructed", "payment.held", "payment.settled", "payment.failed", "clawback.opened",
+        "payment.instructed", "payment.held", "payment.released", "payment.settled", "payment.failed", "clawback.opened",
     ]
 
     struct Echo: IntakeApplier {

@@ -161,11 +161,16 @@ struct RegistryEndToEndTests {
         _ = try await reg.publish(
             Fixtures.event("credit.flagged", ["uscc": .string(uscc), "list": "dishonest_debtor", "since": "2022-04-01"], subject: uscc))
         _ = try await reg.publish(Fixtures.lease(id: "P-1", tenant: uscc, lessorName: "刘桂芳", lessorOwnership: "private"))
+        // A state enterprise registered without a USCC is still an organisation: its name stays,
+        // so it can find its rent waivers in the instruction files.
+        _ = try await reg.publish(Fixtures.lease(id: "S-1", tenant: uscc, lessorName: "许昌市国有资产经营有限公司"))
         let p = try #require(profiles(try await reg.replayAll(), uscc).last)
         #expect(p["credit_flags"]?.arrayValue?.compactMap { $0["list"]?.stringValue } == ["dishonest_debtor"])
-        let lease = try #require(p["leases"]?.arrayValue?.first)
+        let lease = try #require(p["leases"]?.arrayValue?.first { $0["lease_id"]?.stringValue == "P-1" })
         #expect(lease["lessor"]?["name"]?.stringValue == "刘*芳", "a natural person's name is masked")
         #expect(lease["root_lessor"]?["name"]?.stringValue == "刘*芳")
+        let state = try #require(p["leases"]?.arrayValue?.first { $0["lease_id"]?.stringValue == "S-1" })
+        #expect(state["lessor"]?["name"]?.stringValue == "许昌市国有资产经营有限公司")
         await h.shutdown()
     }
 

@@ -55,6 +55,13 @@ struct RepublishTests {
         _ = try await w.payments.publish(Fixtures.event("payment.settled", ["payment_id": .string(ip), "amount_fen": 900_000]))
         _ = await w.await("entitlement.paid", "soe-rent-waiver", paid)
         // One held (money not out), one returned by the bank and awaiting a retry.
+        _ = try await w.payments.publish(Fixtures.event("payment.held", ["payment_id": .string(ih), "reason": "pool_short"]))
+        try await w.waitFor(ih, "held")
+        // Released (the pool funded): approved again, the hold named in its reason; then held anew.
+        _ = try await w.payments.publish(Fixtures.event("payment.released", ["payment_id": .string(ih), "reason": "pool_short"]))
+        try await w.waitFor(ih, "approved")
+        let released = try await w.matcher.query(["op": "entitlement.show", "id": .string(ih)])["entitlement"]?["reason"]?.stringValue
+        #expect(released == "released: pool_short")
         _ = try await w.payments.publish(Fixtures.event("payment.held", ["payment_id": .string(ih), "reason": "account_changed"]))
         // And the paid one's twin case: a waiver whose instruction is with the lessor, escalated
         // (held lessor_unconfirmed) — not revoked by the withdrawal: the lessor may still confirm.

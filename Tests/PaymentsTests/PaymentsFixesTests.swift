@@ -653,6 +653,11 @@ extension PaymentsFixesTests {
         #expect(confirm(nil, lease: "L-7", policy: "no-such-programme") == .invalidData)
         #expect(confirm(nil, lease: "L-7", policy: "test-rent-extra") == nil)
         #expect(try f.state(Self.idC) == .settled)
+        // The batch counts what its lessor confirmed, as a bank return's lines are counted.
+        let settled = try f.database.db.writer.read { db in
+            try Int.fetchOne(db, sql: "SELECT settled FROM batches WHERE id = ?", arguments: [file.batchID])
+        }
+        #expect(settled == 2)
         #expect(try f.balanced())
     }
 

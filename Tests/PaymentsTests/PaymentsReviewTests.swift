@@ -578,6 +578,8 @@ extension PaymentsReviewTests {
         try f.write { db in try f.engine.revoked(["entitlement_id": .string(R.idA), "reason": "objection_upheld"], db) }
         #expect(try f.state(R.idA) == .voided)
         #expect(try f.state(R.idB) == .ready, "the freed 1,000 yuan goes to the next in line")
+        // Said on the feed, so the matcher's entitlement no longer reads "held".
+        #expect(try f.events("payment.released", R.idB).map { $0["reason"]?.stringValue } == ["pool_short"])
         let openHolds = try f.database.db.writer.read { db in
             try String.fetchAll(
                 db, sql: "SELECT payment_id FROM holds WHERE resolution IS NULL AND payment_id IN (?, ?, ?)",

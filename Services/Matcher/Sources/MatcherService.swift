@@ -92,6 +92,13 @@ struct MatcherFeeds: DatabaseFeedConsumer {
                 try engine.emit(&e, "entitlement.revoked", policy: policy, profile: profile, db: db)
             case ("payment.instructed", .approved), ("payment.instructed", .held), ("payment.instructed", .failed):
                 e.state = .instructed
+                // A hold or a failure is over once the money is instructed.
+                if let r = e.reason, r.hasPrefix("held: ") || r.hasPrefix("failed: ") || r.hasPrefix("released: ") { e.reason = nil }
+                try e.save(db, now: engine.now)
+            case ("payment.released", .held), ("payment.released", .failed):
+                // Payments let the payment go on (a hold released, a failed payment retried).
+                e.state = .approved
+                e.reason = "released: " + (event.data?["reason"]?.stringValue ?? "hold")
                 try e.save(db, now: engine.now)
             case ("payment.held", .approved), ("payment.held", .instructed), ("payment.held", .failed):
                 e.state = .held

@@ -574,11 +574,15 @@ public struct PaymentsEngine: Sendable {
             }
         }
         if p.state == .held { try closeOpenHolds(p.id, "cleared", db) }
+        // A payment that was held (or failed, now retried) goes on: said on the feed, so the
+        // matcher's entitlement (and what the board shows) no longer reads "held".
+        let released = p.state == .held || p.state == .failed ? (p.holdCode ?? p.state.rawValue) : nil
         p.state = .ready
         p.holdCode = nil
         p.holdReason = nil
         try p.save(db, now: now)
         try record(db, "payment.ready", p.json)
+        if let released { try emit(&p, "payment.released", extra: ["reason": .string(released)], db: db) }
     }
 
     /// Resolves the payment's open hold rows (`cleared` when it goes on, `superseded` by a new
@@ -1329,18 +1333,24 @@ public struct PaymentsEngine: Sendable {
         // Instructed, or escalated (held) after it was instructed; a repeat changes nothing.
         guard p.state == .instructed || (p.state == .held && p.batchID != nil) else { return }
         if ok {
+            if p.state == .held { try closeOpenHolds(p.id, "cleared", db) }
             p.state = .settled
             try emit(&p, "payment.settled", extra: ["method": method.map { .string($0) } ?? .null], db: db)
             try settledAfterRevocation(&p, db)
+            // The batch's count of settled lines: a confirmation settles an instruction as a bank
+            // return settles a transfer.
+            if let b = p.batchID { try db.execute(sql: "UPDATE batches SET settled = settled + 1 WHERE id = ?", arguments: [b]) }
         } else if p.channel == "lessor", let m = method, m == "offset" || m == "extension" {
             p.state = .instructed
             p.holdReason = "\(m) failed: the lessor owes a refund of the waived rent"
             p.deadline = Timestamp.format(clock.now().addingTimeInterval(TimeInterval(settings.lessorDeadlineDays * 86_400)))
             try emit(&p, "payment.instructed", extra: ["instruction": "refund", "reason": .string("\(m)_failed")], db: db)
         } else {
+            if p.state == .held { try closeOpenHolds(p.id, "cleared", db) }
             p.state = .failed
             p.holdReason = "not carried out" + (method.map { " (\($0))" } ?? "")
             try emit(&p, "payment.failed", extra: ["reason": "not_carried_out"], db: db)
+            if let b = p.batchID { try db.execute(sql: "UPDATE batches SET failed = failed + 1 WHERE id = ?", arguments: [b]) }
         }
         // DESIGN §8: every state change is in the audit chain — a confirmation moves no money
         // through the ledger, so it is recorded here (who confirmed, how, what it became).

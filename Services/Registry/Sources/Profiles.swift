@@ -185,12 +185,15 @@ enum ProfileBuilder {
         String(SHA256.hex("\(salt):\(kind):\(value)").prefix(32))
     }
 
-    /// A natural person's name is masked; a lessor with a USCC is an organisation and keeps it.
+    /// A natural person's name is masked. A lessor with a USCC, and any state enterprise or
+    /// government office (an organisation whatever its registration shows), keeps it: the
+    /// lessor must find its own rent waivers in the instruction files by that name.
     static func maskPersonLessor(_ lease: JSON) -> JSON {
         guard case .object(var l) = lease else { return lease }
         for key in ["lessor", "root_lessor"] {
             guard case .object(var who)? = l[key] else { continue }
-            if who["uscc"]?.stringValue == nil, let name = who["name"]?.stringValue { who["name"] = .string(Mask.name(name)) }
+            let organisation = who["uscc"]?.stringValue != nil || ["state_enterprise", "government"].contains(who["ownership"]?.stringValue ?? "")
+            if !organisation, let name = who["name"]?.stringValue { who["name"] = .string(Mask.name(name)) }
             l[key] = .object(who)
         }
         return .object(l)
