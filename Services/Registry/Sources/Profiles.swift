@@ -192,7 +192,8 @@ enum ProfileBuilder {
         guard case .object(var l) = lease else { return lease }
         for key in ["lessor", "root_lessor"] {
             guard case .object(var who)? = l[key] else { continue }
-            let organisation = who["uscc"]?.stringValue != nil || ["state_enterprise", "government"].contains(who["ownership"]?.stringValue ?? "")
+            let organisation =
+                who["uscc"]?.stringValue != nil || ["state_enterprise", "government"].contains(who["ownership"]?.stringValue ?? "")
             if !organisation, let name = who["name"]?.stringValue { who["name"] = .string(Mask.name(name)) }
             l[key] = .object(who)
         }
