@@ -71,6 +71,10 @@ public struct PolicyDocument: Sendable {
     /// The bodies that must each approve an entitlement (`review.approved` whose `by` names
     /// them) before it is approved, e.g. `[经开区招商局, 市场监管经开区分局]`; empty: one approval.
     public var reviewers: [String] = []
+    /// The programme's standard as the public is told it (the board, notifications): zh-CN
+    /// text for merchants. `notes` are the operators' own; without a `standard` the board shows
+    /// the title only.
+    public var standard: String? = nil
 
     /// The document as JSON (e.g. the data of `policy.published`).
     public var json: JSON {
@@ -96,6 +100,7 @@ public struct PolicyDocument: Sendable {
         o["amount_fen"] = amountSource.map { .string($0) } ?? .null
         o["per"] = .string(per.rawValue)
         o["notes"] = notes.map { .string($0) } ?? .null
+        o["standard"] = standard.map { .string($0) } ?? .null
         var p = JSONObject()
         for k in params.keys.sorted() { p[k] = params[k] }
         o["params"] = .object(p)
@@ -259,7 +264,7 @@ public enum PolicyCompiler {
 
 private let knownKeys = [
     "id", "revision", "title", "authority", "benefit", "channel", "pool", "requires_application", "window", "period",
-    "disclosure", "exclusive_group", "priority", "eligible", "amount_fen", "per", "notes", "params", "reviewers",
+    "disclosure", "exclusive_group", "priority", "eligible", "amount_fen", "per", "notes", "params", "reviewers", "standard",
 ]
 
 private let requiredKeys = [
@@ -616,6 +621,8 @@ struct DocumentBuilder {
         }
         var notes: String?
         if let n = nodes["notes"]?.value, let t = text(n, "notes", nullable: true) { notes = t }
+        var standard: String?
+        if let n = nodes["standard"]?.value, let t = text(n, "standard", nullable: true) { standard = t }
         var reviewers: [String] = []
         if let (k, v) = nodes["reviewers"] {
             if case .sequence(let seq) = v {
@@ -715,7 +722,7 @@ struct DocumentBuilder {
             requiresApplication: requiresApplication, applyFrom: applyFrom, applyUntil: applyUntil, periodFrom: periodFrom,
             periodTo: periodTo, disclosureWorkingDays: workingDays, autoApprove: autoApprove, exclusiveGroup: exclusiveGroup,
             per: per, notes: notes, eligibleSource: eligibleSource, amountSource: amountSource, prioritySource: prioritySource,
-            params: params, reviewers: reviewers)
+            params: params, reviewers: reviewers, standard: standard)
         return CompiledPolicy(
             document: doc, source: yaml, eligible: eligible, amount: amount, priority: priority,
             paramTypes: paramFields)

@@ -170,6 +170,9 @@ struct NotifierEndToEndTests {
             #expect(html.contains(Mask.uscc(u)))
         }
         #expect(html.contains("甲工厂有限公司"))
+        // The programme's public standard (zh-CN), never the operators' notes.
+        #expect(html.contains("按每名参保职工500元的标准发放一次性留工培训补助"), "the policy's standard")
+        #expect(!html.contains("Closed days are counted"), "not the operators' notes")
 
         // Notifications: one per event, in the JSON Lines channel.
         let file = h.directory + "/notifier/notifications.jsonl"

@@ -388,7 +388,9 @@ public struct MatcherEngine: Sendable {
         if let policy {
             o["title"] = .string(policy.title)
             o["authority"] = .string(policy.authority)
-            if let notes = policy.notes { o["standard"] = .string(notes) }
+            // What the public is told (the board): the policy's own zh-CN `standard`, never the
+            // operators' `notes`.
+            if let standard = policy.standard { o["standard"] = .string(standard) }
             o["benefit"] = .string(policy.benefit.rawValue)
             o["channel"] = .string(policy.channel)
             o["pool"] = policy.pool.map { .string($0) } ?? .null
