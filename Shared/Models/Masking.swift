@@ -82,8 +82,55 @@ public enum Mask {
         case "account_no": bankAccount
         case "id_number": idNumber
         case "phone": phone
+        // Who to call back about an objection: anything may be in it (a name, a number, an
+        // address), so all but its last four characters.
+        case "contact": keepLastFour
+        // Free text people write (an objection's reason, an operator's note): the numbers in it
+        // that look like a resident ID, a bank account or a phone number.
+        case "reason", "note", "detail", "remarks", "description": numbersInText
         default: nil
         }
+    }
+
+    /// All but the last four characters as `*`.
+    public static func keepLastFour(_ s: String) -> String {
+        let c = Array(s)
+        guard c.count > 4 else { return stars(c.count) }
+        return stars(c.count - 4) + String(c.suffix(4))
+    }
+
+    /// Free text with every run of 7 or more digits (a trailing `X` counts in an ID number's
+    /// place) masked: 18 characters as a resident ID, 16–19 digits as a bank account, others as a
+    /// phone number. Shorter runs (amounts, years, dates written with separators) stay.
+    public static func numbersInText(_ s: String) -> String {
+        var out = ""
+        var run: [Character] = []
+        func flush() {
+            defer { run = [] }
+            guard run.count >= 7 else {
+                out.append(contentsOf: run)
+                return
+            }
+            let text = String(run)
+            switch run.count {
+            case 18: out += idNumber(text)
+            case 16...19: out += bankAccount(text).replacingOccurrences(of: " ", with: "")
+            default: out += phone(text)
+            }
+        }
+        for ch in s {
+            if ch.isASCII && ch.isNumber {
+                run.append(ch)
+            } else if (ch == "X" || ch == "x") && run.count == 17 {
+                run.append(ch)
+                flush()
+            } else {
+                flush()
+                out.append(ch)
+            }
+        }
+        flush()
+        return out
     }
 
     private static func stars(_ n: Int) -> String { String(repeating: "*", count: max(0, n)) }

@@ -82,4 +82,22 @@ struct MaskingTests {
         // Masking what is already masked changes nothing.
         #expect(Mask.personalData(in: masked) == masked)
     }
+
+    /// Free text is scanned for the numbers people put in it; a contact is masked but for its end.
+    @Test func numbersInFreeTextAndContacts() throws {
+        let reason = "举报人身份证410102199001011234，电话13812345678，账户6222021234567890123，金额3000元，2022-04-01"
+        let masked = Mask.numbersInText(reason)
+        #expect(!masked.contains("199001011234") && !masked.contains("12345678") && !masked.contains("1234567890"))
+        #expect(masked.contains("4101**********1234"))
+        #expect(masked.contains("138****5678"))
+        #expect(masked.contains("金额3000元，2022-04-01"), "short numbers and dates stay: \(masked)")
+        #expect(Mask.numbersInText("41010219900101123X号") == "4101**********123X号")
+        #expect(Mask.keepLastFour("王小明 wang@example.com 0374-1234567") == String(repeating: "*", count: 29) + "4567")
+        let event = try JSONParser.parse(
+            Array(#"{"data":{"entitlement_id":"ent-1","reason":"电话13812345678","contact":"王小明 13900001111"}}"#.utf8))
+        let shown = Mask.personalData(in: event)
+        #expect(shown["data"]?["reason"]?.stringValue == "电话138****5678")
+        #expect(shown["data"]?["contact"]?.stringValue == String(repeating: "*", count: 11) + "1111")
+        #expect(shown["data"]?["entitlement_id"]?.stringValue == "ent-1")
+    }
 }
