@@ -81,6 +81,14 @@ struct DemoSafetyTests {
         o.binDirectory = dir + "/no-bin"
         #expect(throws: CLIError.self) { try DemoCommand.validate(o) }
         #expect(FileManager.default.fileExists(atPath: dir + "/keep.txt"))
+        // A directory that cannot be made (under a file) is a clear refusal, not a Foundation dump.
+        do {
+            try DemoCommand.prepareDirectory(dir + "/keep.txt/sub")
+            Issue.record("made a directory under a file")
+        } catch {
+            #expect(error.exitCode == ExitCodes.cantCreate)
+            #expect(error.message.hasSuffix("cannot be made or emptied: Not a directory"), "\(error.message)")
+        }
     }
 
     @Test func aNonEmptyDirectoryTheDemoDidNotMakeIsEmptiedOnlyWithForce() throws {

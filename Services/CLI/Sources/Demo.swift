@@ -151,15 +151,24 @@ public enum DemoCommand {
     }
 
     /// Empties (or makes) the directory and marks it as the demo's.
-    static func prepareDirectory(_ dir: String) throws {
+    static func prepareDirectory(_ dir: String) throws(CLIError) {
         let fm = FileManager.default
-        if fm.fileExists(atPath: dir) {
-            for name in try fm.contentsOfDirectory(atPath: dir) { try fm.removeItem(atPath: dir + "/" + name) }
-        } else {
-            try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        do {
+            if fm.fileExists(atPath: dir) {
+                for name in try fm.contentsOfDirectory(atPath: dir) { try fm.removeItem(atPath: dir + "/" + name) }
+            } else {
+                try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            }
+            try "made by bangfu demo: a later `bangfu demo --dir` with this directory empties it\n".write(
+                toFile: dir + "/" + marker, atomically: true, encoding: .utf8)
+        } catch {
+            let ns = error as NSError
+            let underlying = (ns.userInfo[NSUnderlyingErrorKey] as? any Error).map { $0 as NSError }
+            let reason =
+                underlying.flatMap { $0.domain == NSPOSIXErrorDomain ? String(cString: strerror(Int32($0.code))) : nil }
+                ?? (ns.domain == NSPOSIXErrorDomain ? String(cString: strerror(Int32(ns.code))) : "\(error)")
+            throw CLIError("--dir \(dir) cannot be made or emptied: \(reason)", exitCode: ExitCodes.cantCreate)
         }
-        try "made by bangfu demo: a later `bangfu demo --dir` with this directory empties it\n".write(
-            toFile: dir + "/" + marker, atomically: true, encoding: .utf8)
     }
 
     public static func run(options: DemoOptions, console: Console, stop: StopSignal = StopSignal()) async throws -> Int32 {
@@ -567,7 +576,11 @@ enum DemoPayout {
         let rounds = try await link.query(notifier, ["op": "round.list"])["items"]?.arrayValue ?? []
         console.line("")
         console.line("\(link.stamp) 公示与通知 notifier: \(rounds.count) disclosure rounds opened; letting 8 days pass on the simulated clock")
-        try await link.send(notifier, "clock.advanced", key: "disclosure+8d", ["seconds": .int(8 * 86_400)])
+        // Every service's clock moves together (their records stay in one time); the notifier's
+        // last, as it is the one that closes the rounds.
+        for p in [registry, matcher, payments, notifier] {
+            try await link.send(p, "clock.advanced", key: "disclosure+8d", ["seconds": .int(8 * 86_400)])
+        }
         try await link.until("closing the disclosure rounds", notifier) {
             try await link.query(notifier, ["op": "round.list"])["items"]?.arrayValue?.contains(where: {
                 $0["state"]?.stringValue == "open"
