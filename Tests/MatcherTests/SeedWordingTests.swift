@@ -79,6 +79,11 @@ struct SeedWordingTests {
         // The sub-tenant's lease covers 2022-03-01..06-30: 122 days of the period, 3 months.
         #expect(await w.await("entitlement.proposed", "soe-rent-waiver", sub)?["amount_fen"]?.intValue == 450_000)
         #expect(try await outcome(w, head, "soe-rent-waiver") == "ineligible")
+        // A programme that screens everyone takes no application: refused, not kept unread.
+        try await w.publish("city-soe-extra-month")
+        let needless = try await w.apply(once, "city-soe-extra-month", at: "2022-05-10T10:00:00+08:00")
+        #expect(needless.rejection?.code == .invalidData)
+        #expect(needless.rejection?.message.contains("takes no applications") == true)
         await w.close()
     }
 

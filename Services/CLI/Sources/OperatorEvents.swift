@@ -270,7 +270,12 @@ public enum OperatorCommands {
         let rows = items.map { i in
             [
                 i["id"].text, i["policy_id"].text, i["policy_revision"].text, i["uscc"].text, i["state"].text,
-                Money.yuan(i["approved_amount_fen"]?.intValue ?? i["amount_fen"]?.intValue ?? 0), Format.truncate(i["reason"].text, 80),
+                Money.yuan(i["approved_amount_fen"]?.intValue ?? i["amount_fen"]?.intValue ?? 0),
+                // An incomplete one says what is missing (线上补报) when it has no other reason.
+                Format.truncate(
+                    i["reason"]?.stringValue
+                        ?? (i["missing"]?.arrayValue).flatMap { $0.isEmpty ? nil : "missing: " + $0.map(\.text).joined(separator: ", ") }
+                        ?? "-", 80),
             ]
         }
         Table.print(header: header, rows: rows, console: console)

@@ -168,6 +168,13 @@ public struct MatcherApplier: IntakeApplier {
                 throw Rejection(.invalidData, field: "data.policy_id", "no live policy \(policyID)")
             }
             let doc = policy.document
+            // A programme that screens every merchant on the registry's facts takes no
+            // application: saying so beats keeping one that nothing reads.
+            guard doc.requiresApplication else {
+                throw Rejection(
+                    .invalidData, field: "data.policy_id",
+                    "\(doc.id) takes no applications: every merchant is screened on the registry's facts (requires_application: false)")
+            }
             // Compared in whole seconds: exact, where the parsed instant (a Double) may round a
             // fraction such as 23:59:59.9999999 up to 24:00.
             let receivedAt = engine.clock.now()
