@@ -94,6 +94,25 @@ public final class ServiceProcess: @unchecked Sendable {
 
     public var logPath: String { dir + "/\(name).log" }
 
+    /// Starts the executable with exactly `arguments` (for a test that needs endpoints or keys
+    /// of its own, e.g. CURVE on TCP, where `start`'s readiness probe cannot speak), logging to
+    /// `logPath` — never to the test runner's pipe, which a child left behind would hold open —
+    /// with stdin closed and `BANGFU_PARENT_PID` set, so it stops by itself if the test process
+    /// dies. The caller terminates it.
+    public func launch(arguments: [String]) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binaryPath)
+        p.arguments = arguments
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        p.standardOutput = log
+        p.standardError = log
+        p.standardInput = FileHandle.nullDevice
+        p.environment = ProcessInfo.processInfo.environment.merging(["BANGFU_PARENT_PID": String(getpid())]) { $1 }
+        try p.run()
+        return p
+    }
+
     public func waitForExit() async throws -> Int32 {
         guard let p = process else { return 0 }
         return try await OwnerThread.run {

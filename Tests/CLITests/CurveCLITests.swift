@@ -25,19 +25,10 @@ struct CurveCLITests {
         let ep = (0..<3).map { _ in "tcp://127.0.0.1:\(ServiceProcess.freeLoopbackPort())" }
         let registry = try ServiceProcess(name: "bangfu-registry", dir: dir)
         defer { registry.cleanup(removeDirectory: false) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: registry.binaryPath)
-        p.arguments = [
+        let p = try registry.launch(arguments: [
             "--state-dir", dir + "/registry", "--intake", ep[0], "--feed", ep[1], "--replay", ep[2], "--curve-public-key", server.publicKey,
             "--curve-secret-key", server.secretKey, "--curve-clients", dir + "/clients.yaml", "--log-level", "warning",
-        ]
-        _ = FileManager.default.createFile(atPath: dir + "/registry.log", contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/registry.log"))
-        p.standardOutput = log
-        p.standardError = log
-        p.standardInput = FileHandle.nullDevice
-        p.environment = ProcessInfo.processInfo.environment.merging(["BANGFU_PARENT_PID": String(getpid())]) { $1 }
-        try p.run()
+        ])
         defer {
             p.terminate()
             p.waitUntilExit()

@@ -49,19 +49,7 @@ struct SecurityTests {
             registryKeys.publicKey,
             "--curve-secret-key", registryKeys.secretKey, "--curve-clients", dir + "/clients.yaml", "--log-level", "warning",
         ]
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: registry.binaryPath)
-        p.arguments = registryArgs
-        // Its output goes to a file: a child left holding the test runner's pipe would keep
-        // `swift test` waiting for end-of-file if this process ever died before the defer below.
-        _ = FileManager.default.createFile(atPath: dir + "/registry.log", contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/registry.log"))
-        p.standardOutput = log
-        p.standardError = log
-        p.standardInput = FileHandle.nullDevice
-        // Like every service the harness starts: it stops by itself if this test process dies.
-        p.environment = ProcessInfo.processInfo.environment.merging(["BANGFU_PARENT_PID": String(getpid())]) { $1 }
-        try p.run()
+        let p = try registry.launch(arguments: registryArgs)
         defer {
             p.terminate()
             p.waitUntilExit()
