@@ -99,15 +99,22 @@ public enum Mask {
         return stars(c.count - 4) + String(c.suffix(4))
     }
 
-    /// Free text with every run of 7 or more digits (a trailing `X` counts in an ID number's
-    /// place) masked: 18 characters as a resident ID, 16–19 digits as a bank account, others as a
-    /// phone number. Shorter runs (amounts, years, dates written with separators) stay.
+    /// Free text with every run of 7 or more digits that stands on its own (a trailing `X` counts
+    /// in an ID number's place) masked: 18 characters as a resident ID, 16–19 digits as a bank
+    /// account, others as a phone number. Shorter runs (amounts, years, dates written with
+    /// separators) stay, and so do digits inside a word — an identifier such as `ent-3f2a1234567bc…`
+    /// or `-1234567` (next to a letter, `-` or `_`).
     public static func numbersInText(_ s: String) -> String {
         var out = ""
         var run: [Character] = []
-        func flush() {
+        func joins(_ c: Character?) -> Bool {
+            guard let c else { return false }
+            return (c.isASCII && (c.isLetter || c.isNumber)) || c == "-" || c == "_"
+        }
+        func flush(next: Character?) {
             defer { run = [] }
-            guard run.count >= 7 else {
+            let before = out.last
+            guard run.count >= 7, !joins(before), !joins(next) else {
                 out.append(contentsOf: run)
                 return
             }
@@ -118,18 +125,22 @@ public enum Mask {
             default: out += phone(text)
             }
         }
-        for ch in s {
+        let chars = Array(s)
+        var i = 0
+        while i < chars.count {
+            let ch = chars[i]
             if ch.isASCII && ch.isNumber {
                 run.append(ch)
             } else if (ch == "X" || ch == "x") && run.count == 17 {
                 run.append(ch)
-                flush()
+                flush(next: i + 1 < chars.count ? chars[i + 1] : nil)
             } else {
-                flush()
+                flush(next: ch)
                 out.append(ch)
             }
+            i += 1
         }
-        flush()
+        flush(next: nil)
         return out
     }
 

@@ -92,6 +92,11 @@ struct MaskingTests {
         #expect(masked.contains("138****5678"))
         #expect(masked.contains("金额3000元，2022-04-01"), "short numbers and dates stay: \(masked)")
         #expect(Mask.numbersInText("41010219900101123X号") == "4101**********123X号")
+        // Digits inside an identifier or a signed amount are not a phone number.
+        let id = "already entitled under flood-relief (ent-3f2a1234567bc0000000000000000000)"
+        #expect(Mask.numbersInText(id) == id)
+        #expect(Mask.numbersInText("the amount works out at -1234567 fen") == "the amount works out at -1234567 fen")
+        #expect(Mask.numbersInText("电话:13812345678。") == "电话:138****5678。")
         #expect(Mask.keepLastFour("王小明 wang@example.com 0374-1234567") == String(repeating: "*", count: 29) + "4567")
         let event = try JSONParser.parse(
             Array(#"{"data":{"entitlement_id":"ent-1","reason":"电话13812345678","contact":"王小明 13900001111"}}"#.utf8))

@@ -173,6 +173,8 @@ extension PaymentsReviewTests {
         #expect(try f.payment(Self.idA).accountHoldFP == "fp-6222000000000007")
         try f.write { db in try f.engine.releaseHold(id: Self.idA, by: "区财政局 张三", reason: "新账户已电话核实", db) }
         #expect(try f.state(Self.idA) == .ready)
+        // An operator's release is said on the feed too: the matcher's entitlement goes on.
+        #expect(try f.events("payment.released", Self.idA).last?["reason"]?.stringValue == "account_changed")
         try f.payee(Self.a, account: "6222000000000006", verifiedOn: "2022-06-03")
         #expect(try f.payment(Self.idA).holdCode == "account_changed", "a further change is held again")
         // Back to the accepted account: nothing left to clear.

@@ -100,7 +100,7 @@ struct MatcherFeeds: DatabaseFeedConsumer {
                 e.state = .approved
                 e.reason = "released: " + (event.data?["reason"]?.stringValue ?? "hold")
                 try e.save(db, now: engine.now)
-            case ("payment.held", .approved), ("payment.held", .instructed), ("payment.held", .failed):
+            case ("payment.held", .approved), ("payment.held", .instructed), ("payment.held", .failed), ("payment.held", .held):
                 e.state = .held
                 e.reason = "held: " + (event.data?["reason"]?.stringValue ?? "unspecified")
                 try e.save(db, now: engine.now)

@@ -180,7 +180,7 @@ public struct PaymentsEngine: Sendable {
                 // one it is retried to (the retry is what the new verification is for).
                 p.payeeFingerprint = nil
                 p.accountHoldFP = nil
-                try check(&p, db)
+                try check(&p, db, releasing: "failed")
             } else if !holderMatches {
                 try releaseReservation(&p, db)
                 try hold(
@@ -486,8 +486,10 @@ public struct PaymentsEngine: Sendable {
     // MARK: Checks
 
     /// Runs every check that is not cleared, in order: fraud, real-name account, shared
-    /// identifiers within the programme, then the pool reservation.
-    func check(_ p: inout PaymentRecord, _ db: Database) throws {
+    /// identifiers within the programme, then the pool reservation. `releasing` names the hold
+    /// (or `failed`) a caller took the payment out of before checking it again, so that its
+    /// going on is said on the feed (`payment.released`) as when a held payment is checked.
+    func check(_ p: inout PaymentRecord, _ db: Database, releasing: String? = nil) throws {
         guard [.received, .held].contains(p.state) else { return }
         let merchant = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM merchants WHERE uscc = ?"), arguments: [p.uscc])
         if merchant?["disqualified"] == true {
@@ -576,7 +578,7 @@ public struct PaymentsEngine: Sendable {
         if p.state == .held { try closeOpenHolds(p.id, "cleared", db) }
         // A payment that was held (or failed, now retried) goes on: said on the feed, so the
         // matcher's entitlement (and what the board shows) no longer reads "held".
-        let released = p.state == .held || p.state == .failed ? (p.holdCode ?? p.state.rawValue) : nil
+        let released = releasing ?? (p.state == .held || p.state == .failed ? (p.holdCode ?? p.state.rawValue) : nil)
         p.state = .ready
         p.holdCode = nil
         p.holdReason = nil
@@ -799,7 +801,7 @@ public struct PaymentsEngine: Sendable {
             p.clearedHolds.insert(code)
         }
         p.state = .received
-        try check(&p, db)
+        try check(&p, db, releasing: code)
     }
 
     func rejectHold(id: String, by: String, reason: String, _ db: Database) throws {
