@@ -61,6 +61,20 @@ public struct Fixtures: Sendable, RandomNumberGenerator {
             ], subject: uscc)
     }
 
+    /// A medium factory in an outbreak district, closed 2022-03-20..31 for epidemic control, with
+    /// `insured` employees in 2022-03: eligible for the retention subsidy (12 days closed).
+    public mutating func closedFactory(uscc: String, name: String, insured: Int64) -> [CloudEvent] {
+        [
+            registration(uscc: uscc, name: name),
+            Self.finance(uscc: uscc, employees: 40, revenueFen: 1_000 * 1_000_000, assetsFen: 0),
+            Self.socialInsurance(uscc: uscc, month: "2022-03", insured: insured),
+            Self.event(
+                "closure.reported",
+                ["uscc": .string(uscc), "from": "2022-03-20", "to": "2022-03-31", "reason": "epidemic_control", "district": "411002"],
+                subject: uscc),
+        ]
+    }
+
     public static func socialInsurance(uscc: String, month: String, insured: Int64) -> CloudEvent {
         event(
             "social_insurance.reported", ["uscc": .string(uscc), "month": .string(month), "insured_employees": .int(insured)], subject: uscc

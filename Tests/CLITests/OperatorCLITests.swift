@@ -430,15 +430,7 @@ struct OperatorVerbTests {
         var f = Fixtures(seed: 92)
         let u = f.uscc()
         #expect(
-            try await registry.publish([
-                f.registration(uscc: u, name: "甲工厂有限公司"),
-                Fixtures.finance(uscc: u, employees: 40, revenueFen: 1_000 * 1_000_000, assetsFen: 0),
-                Fixtures.socialInsurance(uscc: u, month: "2022-03", insured: 10),
-                Fixtures.event(
-                    "closure.reported",
-                    ["uscc": .string(u), "from": "2022-03-20", "to": "2022-03-31", "reason": "epidemic_control", "district": "411002"],
-                    subject: u),
-            ]).allSatisfy { $0.status == .accepted })
+            try await registry.publish(f.closedFactory(uscc: u, name: "甲工厂有限公司", insured: 10)).allSatisfy { $0.status == .accepted })
         let mt = ServiceTarget(service: "matcher", endpoints: matcher.endpoints)
         let path = repoRoot.appendingPathComponent("policies/retention-training-subsidy.yaml").path
         #expect(

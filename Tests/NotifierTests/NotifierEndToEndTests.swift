@@ -77,14 +77,7 @@ struct NotifierEndToEndTests {
         let (a, b, c) = (f.uscc(), f.uscc(), f.uscc())
         var facts: [CloudEvent] = []
         for (u, name) in [(a, "甲工厂有限公司"), (b, "乙工厂有限公司"), (c, "丙工厂有限公司")] {
-            facts += [
-                f.registration(uscc: u, name: name), Fixtures.finance(uscc: u, employees: 40, revenueFen: 1_000 * 1_000_000, assetsFen: 0),
-                Fixtures.socialInsurance(uscc: u, month: "2022-03", insured: 10),
-                Fixtures.event(
-                    "closure.reported",
-                    ["uscc": .string(u), "from": "2022-03-20", "to": "2022-03-31", "reason": "epidemic_control", "district": "411002"],
-                    subject: u),
-            ]
+            facts += f.closedFactory(uscc: u, name: name, insured: 10)
         }
         #expect(try await registry.publish(facts).allSatisfy { $0.status == .accepted })
         let yaml = try String(contentsOf: Self.repo.appendingPathComponent("policies/retention-training-subsidy.yaml"), encoding: .utf8)
@@ -217,15 +210,7 @@ struct NotifierEndToEndTests {
         var f = Fixtures(seed: 92)
         let u = f.uscc()
         #expect(
-            try await registry.publish([
-                f.registration(uscc: u, name: "丁工厂有限公司"),
-                Fixtures.finance(uscc: u, employees: 40, revenueFen: 1_000 * 1_000_000, assetsFen: 0),
-                Fixtures.socialInsurance(uscc: u, month: "2022-03", insured: 4),
-                Fixtures.event(
-                    "closure.reported",
-                    ["uscc": .string(u), "from": "2022-03-20", "to": "2022-03-31", "reason": "epidemic_control", "district": "411002"],
-                    subject: u),
-            ]).allSatisfy { $0.status == .accepted })
+            try await registry.publish(f.closedFactory(uscc: u, name: "丁工厂有限公司", insured: 4)).allSatisfy { $0.status == .accepted })
         let yaml = try String(contentsOf: Self.repo.appendingPathComponent("policies/retention-training-subsidy.yaml"), encoding: .utf8)
         _ = try await matcher.publish(Fixtures.event("policy.published", ["yaml": .string(yaml)], source: "/ops/test"))
         #expect(await notifierFeed.wait { $0.contains { $0.type == "disclosure.opened" } })
