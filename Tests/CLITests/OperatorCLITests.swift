@@ -365,6 +365,11 @@ struct OperatorVerbTests {
         let half = try await matcher.query(["op": "entitlement.show", "id": .string(ea)])["entitlement"]?["review"]
         #expect(half?["awaiting"] == ["乙局"])
         #expect(half?["approvals"]?.arrayValue?.first?["by"]?.stringValue == "甲局 张科长")
+        // The same bureau again: accepted (idempotent), and the operator is told it changed nothing.
+        let repeated = try await review(true, ea, by: "甲局 赵科长")
+        #expect(repeated.0 == 0 && repeated.1.contains("review.approved accepted"), "\(repeated.1)")
+        #expect(repeated.1.contains("  \(ea): already approved by 甲局 at "), "\(repeated.1)")
+        #expect(repeated.1.contains("(甲局 张科长); this approval changed nothing; awaiting 乙局"), "\(repeated.1)")
         let stranger = try await review(true, ea, by: "丙局 王五")
         #expect(stranger.0 == ExitCodes.rejected && stranger.1.contains("data.by"), "\(stranger.1)")
         let two = try await review(true, ea, by: "乙局 李科长", reason: "材料齐全")

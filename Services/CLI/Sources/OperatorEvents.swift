@@ -116,6 +116,8 @@ enum OperatorEvent {
         switch ack.status {
         case .accepted:
             console.line("\(event.type) accepted: \(event.id)" + (describe.map { " — \($0)" } ?? ""))
+            // What the service says the event left as it was (e.g. a reviewer approving again).
+            for line in ack.note?.split(separator: "\n") ?? [] { console.line("  \(line)") }
             return (ExitCodes.ok, ack)
         case .duplicate:
             console.line("\(event.type) duplicate: \(event.id) (already applied by an earlier attempt; nothing was done twice)")
@@ -167,9 +169,11 @@ public enum OperatorCommands {
             data: .object(data))
         let (code, ack) = try await OperatorEvent.send(
             context: context, target: target, event: event, timeoutMs: timeoutMs, console: console, retry: retry)
-        guard ack != nil, ack?.status != .rejected else { return code }
-        // What the decision did, as far as the matcher says now (best effort: the decision stands).
-        for e in ids {
+        guard let ack, ack.status != .rejected else { return code }
+        // What the decision did, as far as the matcher says now (best effort: the decision stands);
+        // an entitlement the ack's note already names as unchanged is not repeated.
+        let noted = Set((ack.note ?? "").split(separator: "\n").compactMap { $0.split(separator: ":").first.map(String.init) })
+        for e in ids where !noted.contains(e) {
             guard
                 let a = try? await Query.ask(
                     context: context, endpoint: target.replay, ["op": "entitlement.show", "id": .string(e)], timeoutMs: timeoutMs),
