@@ -414,8 +414,30 @@ struct OperatorVerbTests {
         let withdrawn = CapturedConsole()
         #expect(
             try await OperatorCommands.withdrawPolicy(
-                context: h.context, target: t, policy: "test-reviewed", reason: "资金已用完", timeoutMs: 10_000, console: withdrawn.console)
+                context: h.context, target: t, policy: "test-reviewed", reason: "资金已用完", id: "withdraw-1", timeoutMs: 10_000,
+                console: withdrawn.console)
                 == 0)
+        // What the withdrawal did: the approved one revoked (the rejected one was revoked before).
+        #expect(
+            withdrawn.lines.contains { $0.hasPrefix("  withdrew test-reviewed revision 1 at ") && $0.hasSuffix(" (资金已用完)") },
+            "\(withdrawn.out)")
+        #expect(withdrawn.lines.contains("  revoked: 1 entitlement (policy_withdrawn)"), "\(withdrawn.out)")
+        #expect(withdrawn.lines.contains("  left as they were: none"), "\(withdrawn.out)")
+        // A retry of the same command says the same.
+        let retried = CapturedConsole()
+        _ = try await OperatorCommands.withdrawPolicy(
+            context: h.context, target: t, policy: "test-reviewed", reason: "资金已用完", id: "withdraw-1", timeoutMs: 10_000,
+            console: retried.console)
+        #expect(
+            retried.out.contains("duplicate") && retried.lines.contains("  revoked: 1 entitlement (policy_withdrawn)"), "\(retried.out)")
+        #expect(
+            OperatorCommands.withdrawalLines([
+                "policy_id": "p", "states": ["paid": 3, "instructed": 2, "held": 1, "revoked": 7], "held_lessor_unconfirmed": 1,
+                "withdrawal": ["revision": 2, "withdrawn_at": "2022-05-01T10:00:00.000+08:00", "reason": "r", "revoked": 7],
+            ]) == [
+                "withdrew p revision 2 at 2022-05-01T10:00:00.000+08:00 (r)", "revoked: 7 entitlements (policy_withdrawn)",
+                "left as they were: 2 instructed, 3 paid, 1 held awaiting the lessor's confirmation",
+            ])
         let policies = try await matcher.query(["op": "policy.list"])["items"]?.arrayValue ?? []
         #expect(policies.first { $0["policy_id"]?.stringValue == "test-reviewed" }?["state"]?.stringValue == "withdrawn")
         #expect(
