@@ -603,6 +603,78 @@ struct BatchCLITests {
     }
 }
 
+@Suite("bangfu payments confirm says what became of the payment")
+struct ConfirmCLITests {
+    @Test func aConfirmationPrintsThePaymentsStateAfterIt() async throws {
+        let h = try Harness()
+        let registry = try await h.startRegistry()
+        _ = try await h.startStandIn("notifier")
+        let payments = try await h.startPayments()
+        let matcher = try await h.startMatcher()
+        let pt = ServiceTarget(service: "payments", endpoints: payments.endpoints)
+        var f = Fixtures(seed: 19)
+        let (a, b) = (f.uscc(), f.uscc())
+        #expect(
+            try await registry.publish([
+                f.registration(uscc: a, name: "甲租户"), Fixtures.lease(id: "L-A", tenant: a, rentFen: 100_000),
+                f.registration(uscc: b, name: "乙租户"), Fixtures.lease(id: "L-B", tenant: b, rentFen: 200_000),
+            ]).allSatisfy { $0.status == .accepted })
+        let rentWaiver = """
+            id: test-rent
+            revision: 1
+            title: 测试免租
+            authority: test
+            benefit: rent_waiver
+            channel: lessor
+            requires_application: false
+            period: {from: 2022-01-01, to: 2022-06-30}
+            disclosure: {working_days: 0, auto_approve: true}
+            per: lease
+            eligible: merchant.status == "active" && overlap_days(lease, period) > 0
+            amount_fen: lease.monthly_rent_fen * 3
+            """
+        #expect(
+            try await PolicyCommands.publish(
+                context: h.context, target: ServiceTarget(service: "matcher", endpoints: matcher.endpoints),
+                path: try policyFile(rentWaiver),
+                timeoutMs: 10_000, console: CapturedConsole().console) == 0)
+        #expect(
+            try await eventually {
+                try await payments.query(["op": "payment.list", "state": "ready"])["items"]?.arrayValue?.count == 2
+            })
+        _ = try await PaymentsCommands.batch(
+            context: h.context, target: pt, channel: "lessor", max: nil, timeoutMs: 10_000, console: CapturedConsole().console)
+        let items = try await payments.query(["op": "payment.list", "state": "instructed"])["items"]?.arrayValue ?? []
+        let pid = try #require(items.first { $0["uscc"]?.stringValue == a }?["payment_id"]?.stringValue)
+
+        // By lease: refunded, so settled.
+        let refunded = CapturedConsole()
+        #expect(
+            try await PaymentsCommands.confirm(
+                context: h.context, target: pt, agency: false, payment: nil, lease: "L-A", policy: nil, method: "refund", declined: false,
+                timeoutMs: 10_000, console: refunded.console) == 0)
+        #expect(refunded.out.contains("lessor.confirmed accepted"), "\(refunded.out)")
+        #expect(refunded.lines.contains("  \(pid): settled"), "\(refunded.out)")
+        // Again (another command): accepted, and the router says it changed nothing.
+        let again = CapturedConsole()
+        #expect(
+            try await PaymentsCommands.confirm(
+                context: h.context, target: pt, agency: false, payment: pid, lease: nil, policy: nil, method: "refund", declined: false,
+                timeoutMs: 10_000, console: again.console) == 0)
+        #expect(again.out.contains("payment \(pid) is settled, not awaiting a confirmation: this one changed nothing"), "\(again.out)")
+        // b's offset failed: instructed again, the lessor owing a refund by a new deadline.
+        let failed = CapturedConsole()
+        #expect(
+            try await PaymentsCommands.confirm(
+                context: h.context, target: pt, agency: false, payment: nil, lease: "L-B", policy: "test-rent", method: "offset",
+                declined: true, timeoutMs: 10_000, console: failed.console) == 0)
+        #expect(
+            failed.lines.contains { $0.contains(": instructed (offset failed: the lessor owes a refund of the waived rent); deadline ") },
+            "\(failed.out)")
+        await h.shutdown()
+    }
+}
+
 @Suite("bangfu quarantine show masks personal data")
 struct QuarantineMaskTests {
     @Test func showMasksByDefaultRawShowsTheFrameAndResubmitSendsTheStoredFrame() async throws {

@@ -151,6 +151,12 @@ struct ChannelTests {
         let pid = try #require(instructed?["payment_id"]?.stringValue)
         #expect(try await w.command("agency.confirmed", ["payment_id": .string(pid), "ok": true]).status == .accepted)
         #expect(await w.paymentEvent("payment.settled", u) != nil)
+        // Confirmed again: accepted, with a note that nothing changed.
+        let again = try await w.command("agency.confirmed", ["payment_id": .string(pid), "ok": true])
+        #expect(
+            again.status == .accepted && again.note == "payment \(pid) is settled, not awaiting a confirmation: this one changed nothing")
+        // Once the channel has made a batch it stays known, with nothing ready.
+        #expect(try await w.command("payments.batch", ["channel": "agency:social-insurance"]).status == .accepted)
         await w.close()
     }
 }

@@ -1288,8 +1288,10 @@ public struct PaymentsEngine: Sendable {
     /// `by` is `lessor` or `agency`: each confirms only its own channel's instructions (a treasury
     /// payment settles only by the bank's return). A lessor names the payment, or the lease (and
     /// the programme, `policy_id`, when the lease has more than one rent waiver).
+    /// Returns a note when the confirmation changed nothing (the payment no longer awaited one).
+    @discardableResult
     func confirmed(by: String, paymentID: String?, lease: String?, policyID: String? = nil, ok: Bool, method: String?, _ db: Database)
-        throws
+        throws -> String?
     {
         var found: PaymentRecord?
         if let paymentID {
@@ -1333,7 +1335,9 @@ public struct PaymentsEngine: Sendable {
             )
         }
         // Instructed, or escalated (held) after it was instructed; a repeat changes nothing.
-        guard p.state == .instructed || (p.state == .held && p.batchID != nil) else { return }
+        guard p.state == .instructed || (p.state == .held && p.batchID != nil) else {
+            return "payment \(p.id) is \(p.state.rawValue), not awaiting a confirmation: this one changed nothing"
+        }
         if ok {
             if p.state == .held { try closeOpenHolds(p.id, "cleared", db) }
             p.state = .settled
@@ -1362,6 +1366,7 @@ public struct PaymentsEngine: Sendable {
                 "payment_id": .string(p.id), "by": .string(by), "ok": .bool(ok), "method": method.map { .string($0) } ?? .null,
                 "state": .string(p.state.rawValue),
             ])
+        return nil
     }
 
     /// Lessor instructions unconfirmed past their deadline are escalated (held, for an operator).

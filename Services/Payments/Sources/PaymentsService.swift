@@ -129,7 +129,14 @@ struct PaymentsApplier: IntakeApplier {
     }
 
     func apply(_ command: PaymentsCommand, event: CloudEvent, db: Database) throws {
+        _ = try applyNoting(command, event: event, db: db)
+    }
+
+    /// `apply`, with a note for the ack when a confirmation changed nothing (the payment was no
+    /// longer awaiting one: already settled, failed, …).
+    func applyNoting(_ command: PaymentsCommand, event: CloudEvent, db: Database) throws -> String? {
         engine.touchedPools.clear()
+        var note: String?
         do {
             switch command {
             case .fund(let pool, let source, let amount):
@@ -137,7 +144,7 @@ struct PaymentsApplier: IntakeApplier {
             case .bankReturned(let file, let id):
                 _ = try engine.applyReturn(file, returnID: id, db)
             case .confirmed(let by, let id, let lease, let policyID, let ok, let method):
-                try engine.confirmed(by: by, paymentID: id, lease: lease, policyID: policyID, ok: ok, method: method, db)
+                note = try engine.confirmed(by: by, paymentID: id, lease: lease, policyID: policyID, ok: ok, method: method, db)
             case .recovered(let id, let amount):
                 try engine.recovered(paymentID: id, amountFen: amount, transferID: "recovered/\(event.source)/\(event.id)", db)
             case .releaseHold(let id, let by, let reason):
@@ -161,6 +168,7 @@ struct PaymentsApplier: IntakeApplier {
             // retried forever; the payments stay ready (`batch` holds the ones it can tell apart).
             throw Rejection(.invalidData, field: "data.channel", "the batch file cannot be written: \(e)")
         }
+        return note
     }
 }
 
@@ -562,12 +570,24 @@ struct PaymentsQueries {
         case "payment.list", "holds":
             let state = req["op"]?.stringValue == "holds" ? "held" : req["state"]?.stringValue
             let channel = req["channel"]?.stringValue
+            let limit = Int(min(max(req["max"]?.intValue ?? 100, 1), 1_000))
             let rows = try database.writer.read { db in
-                try Row.fetchAll(
+                // `lease`: the payments bound to that lease (its rent waivers), by their index.
+                if let lease = req["lease"]?.stringValue {
+                    let policy = req["policy"]?.stringValue
+                    return try Row.fetchAll(
+                        db,
+                        sql: """
+                            SELECT * FROM payments WHERE binding = ? AND (? IS NULL OR state = ?) AND (? IS NULL OR channel = ?)
+                                AND (? IS NULL OR policy_id = ?) ORDER BY approved_seq LIMIT ?
+                            """,
+                        arguments: [lease, state, state, channel, channel, policy, policy, limit])
+                }
+                return try Row.fetchAll(
                     db,
                     sql:
                         "SELECT * FROM payments WHERE (? IS NULL OR state = ?) AND (? IS NULL OR channel = ?) ORDER BY approved_seq LIMIT ?",
-                    arguments: [state, state, channel, channel, Int(min(max(req["max"]?.intValue ?? 100, 1), 1_000))])
+                    arguments: [state, state, channel, channel, limit])
             }
             return ["op": "payments", "items": .array(rows.map { PaymentRecord(row: $0).json })]
         case "payment.summary":
