@@ -143,6 +143,15 @@ struct ChannelTests {
                 == .accepted)
         let payments = w.payments
         while try await payments.query(["op": "payment.list", "state": "ready"])["items"]?.arrayValue?.count ?? 0 < 1 { await Task.yield() }
+        // A channel no payment was ever approved on is named as unknown, with the known ones —
+        // not answered like an empty channel. An empty known channel is no error.
+        let unknown = try await w.command("payments.batch", ["channel": "agency:nope"])
+        #expect(unknown.status == .rejected && unknown.rejection?.code == .invalidData && unknown.rejection?.field == "data.channel")
+        #expect(
+            unknown.rejection?.message
+                == "unknown channel agency:nope: no payment has been approved on it; known channels: treasury, lessor, agency:social-insurance",
+            "\(unknown)")
+        #expect(try await w.command("payments.batch", ["channel": "treasury"]).status == .accepted)
         #expect(try await w.command("payments.batch", ["channel": "agency:social-insurance"]).status == .accepted)
         let instructed = await w.paymentEvent("payment.instructed", u)
         #expect(instructed?["benefit"]?.stringValue == "deferral")
