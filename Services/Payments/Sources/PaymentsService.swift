@@ -368,6 +368,24 @@ public enum PaymentsService {
         return settings
     }
 
+    /// Each of the router's settings as the service would use it, defaults included (for
+    /// `--check-config`). A directory under a state directory not given is shown as
+    /// `<state-dir>/…`; empty when the settings are not valid (the check says why).
+    public static func effectiveSettings(options: ServiceOptions) -> [String: String] {
+        guard let s = try? paymentsSettings(options: options) else { return [:] }
+        func dir(_ key: String, _ value: String, _ name: String) -> String {
+            options.stateDir == nil && options.extra[key].map({ $0.isEmpty }) ?? true ? "<state-dir>/\(name)" : value
+        }
+        let t = s.failurePauseThreshold
+        let percent =
+            (t.numerator * 100) % t.denominator == 0 ? "\(t.numerator * 100 / t.denominator)" : "\(t.numerator * 100)/\(t.denominator)"
+        return [
+            "outbox-dir": dir("outbox-dir", s.outboxDirectory, "outbox"), "inbox-dir": dir("inbox-dir", s.inboxDirectory, "inbox"),
+            "failure-pause-percent": percent, "batch-max-payments": "\(s.batchMaxPayments)", "treasury-debtor-name": s.debtorName,
+            "treasury-debtor-account": s.debtorAccount, "treasury-debtor-agent": s.debtorAgent,
+        ]
+    }
+
     /// Valid settings an operator probably does not want in production (`--check-config` prints
     /// them; the service logs them at start).
     public static func warnings(options: ServiceOptions) -> [String] {
