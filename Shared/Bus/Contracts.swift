@@ -24,11 +24,16 @@ public struct Ack: Sendable, Equatable {
     public var id: String?
     public var status: Status
     public var rejection: Rejection?
+    /// What an accepted event did not change, and why, for a person to read (e.g. a second
+    /// approval by a reviewer who had already approved): `"note"` in the ack, absent when there
+    /// is nothing to say. Informational: a client never needs it to act.
+    public var note: String?
 
-    public init(id: String?, status: Status, rejection: Rejection? = nil) {
+    public init(id: String?, status: Status, rejection: Rejection? = nil, note: String? = nil) {
         self.id = id
         self.status = status
         self.rejection = rejection
+        self.note = note
     }
 
     public static func rejected(_ id: String?, _ r: Rejection) -> Ack { Ack(id: id, status: .rejected, rejection: r) }
@@ -38,6 +43,7 @@ public struct Ack: Sendable, Equatable {
         o["id"] = id.map { .string($0) } ?? .null
         o["status"] = .string(status.rawValue)
         if let rejection { o["error"] = rejection.json }
+        if let note { o["note"] = .string(note) }
         return .object(o)
     }
 
@@ -45,6 +51,7 @@ public struct Ack: Sendable, Equatable {
         guard let s = json["status"]?.stringValue, let st = Status(rawValue: s) else { return nil }
         status = st
         id = json["id"]?.stringValue
+        note = json["note"]?.stringValue
         if let e = json["error"], let c = e["code"]?.stringValue, let code = RejectionCode(rawValue: c) {
             rejection = Rejection(code, field: e["field"]?.stringValue, e["message"]?.stringValue ?? "")
         } else if st == .rejected {

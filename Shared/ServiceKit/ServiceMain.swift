@@ -37,10 +37,14 @@ public enum ServiceMain {
     /// `warnings` names settings that are valid but probably not what an operator wants in
     /// production (a placeholder account, a holiday calendar that misses the year): printed by
     /// `--check-config` as `warning: …` lines, and logged at start.
+    ///
+    /// `effective` gives the value each of the service's own settings (`extraKeys`) takes, as
+    /// its `build` resolves it (a default included): `--check-config` prints those.
     public static func run(
         service: String, upstreams: [String] = [], extraKeys: [String: String] = [:],
         validate: ((ServiceOptions) throws -> Void)? = nil,
         warnings: ((ServiceOptions) -> [String])? = nil,
+        effective: ((ServiceOptions) -> [String: String])? = nil,
         build: (ServiceOptions, ServiceEnvironment) throws -> BusService
     ) async -> Int32 {
         let options: ServiceOptions
@@ -60,7 +64,7 @@ public enum ServiceMain {
         }
         let cautions = warnings?(options) ?? []
         if options.checkConfig {
-            print(options.summary)
+            print(options.summary(effective: effective?(options) ?? [:]))
             for w in cautions { print("warning: \(w)") }
             print("configuration OK" + (cautions.isEmpty ? "" : " (with \(cautions.count) warning\(cautions.count == 1 ? "" : "s"))"))
             return 0

@@ -228,18 +228,41 @@ public struct ServiceOptions: Sendable {
             + keys.sorted().map { booleanKeys.contains($0) ? "[--\($0)]" : "[--\($0) VALUE]" }.joined(separator: " ")
     }
 
-    /// A readable summary for `--check-config`.
-    public var summary: String {
+    /// A readable summary for `--check-config`: every setting with the value the service would
+    /// use, `(default)` after each one no flag, variable or file set.
+    public var summary: String { summary(effective: [:]) }
+
+    /// The summary, with the service's own settings (`extra`) shown as `effective` has them —
+    /// the value the service resolves, a default included (a directory under the state
+    /// directory, a percentage, a built-in text) — rather than as given.
+    public func summary(effective: [String: String]) -> String {
+        func line(_ key: String, _ value: String, given: Bool? = nil) -> String {
+            "\(key): \(value)" + ((given ?? (origins[key] != nil)) ? "" : " (default)")
+        }
         var lines = [
-            "service: \(service)", "state-dir: \(stateDir ?? "(in memory)")", "intake: \(endpoints.intake)",
-            "feed: \(endpoints.feed)", "replay: \(endpoints.replay)",
+            "service: \(service)",
+            "config: \(configFile ?? "none")" + (configFile == nil ? " (default)" : ""),
+            stateDir.map { line("state-dir", $0, given: true) } ?? "state-dir: (in memory)",
+            line("intake", endpoints.intake), line("feed", endpoints.feed), line("replay", endpoints.replay),
         ]
-        for u in upstreams { lines += ["\(u.name)-feed: \(u.feed)", "\(u.name)-replay: \(u.replay)"] }
+        for u in upstreams {
+            lines += [
+                line("\(u.name)-feed", u.feed), line("\(u.name)-replay", u.replay),
+                line("\(u.name)-server-key", upstreamServerKeys[u.name] ?? "none"),
+            ]
+        }
         lines += [
-            "simulated-clock: \(simulatedClock)", "insecure: \(insecure)", "log-level: \(logLevel)",
-            "max-message-bytes: \(maxMessageBytes)",
+            line("simulated-clock", "\(simulatedClock)"), line("insecure", "\(insecure)"), line("log-level", logLevel),
+            line("max-message-bytes", "\(maxMessageBytes)"),
+            line("curve-public-key", curvePublicKey ?? "none"),
+            // Never printed: a secret key in a terminal or a log is a secret key given away.
+            line("curve-secret-key", curveSecretKey == nil ? "none" : "(set, not shown)"),
+            line("curve-clients", curveClientsFile ?? "none"),
         ]
-        for (k, v) in extra.sorted(by: { $0.key < $1.key }) { lines.append("\(k): \(v.isEmpty ? "(the built-in default)" : v)") }
+        for (k, v) in extra.sorted(by: { $0.key < $1.key }) {
+            // An empty value is the service's default, whoever wrote it.
+            lines.append(line(k, effective[k] ?? (v.isEmpty ? "(the built-in default)" : v), given: origins[k] != nil && !v.isEmpty))
+        }
         return lines.joined(separator: "\n")
     }
 }

@@ -23,6 +23,17 @@ public protocol IntakeApplier: Sendable {
     /// own). Throwing a `Rejection` undoes this event only and quarantines it; any other error
     /// fails the whole batch, which is then not acknowledged.
     func apply(_ command: Command, event: CloudEvent, db: Database) throws
+
+    /// `apply`, answering a note for the event's ack (`Ack.note`): what an accepted event left
+    /// as it was and why (a reviewer approving again), or nil. By default `apply` and no note.
+    func applyNoting(_ command: Command, event: CloudEvent, db: Database) throws -> String?
+}
+
+extension IntakeApplier {
+    public func applyNoting(_ command: Command, event: CloudEvent, db: Database) throws -> String? {
+        try apply(command, event: event, db: db)
+        return nil
+    }
 }
 
 /// Decides whether the client holding `clientKey` may publish this event (DESIGN §3.5).
@@ -276,11 +287,12 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
             return .rejected(event.id, r)
         }
         var refusal: Rejection?
+        var note: String?
         func take() throws {
             try db.cachedStatement(
                 sql: "INSERT INTO bus_intake(source, event_id, content_hash, type, subject, received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
             ).execute(arguments: [event.source, event.id, Data(hash), event.type, event.subject, receivedAt, Data(frame)])
-            try applier.apply(command, event: event, db: db)
+            note = try applier.applyNoting(command, event: event, db: db)
         }
         if applier.refusesWhileApplying {
             try db.inSavepoint {
@@ -300,7 +312,7 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
                 db, origin: "intake", at: receivedAt, rejection: r, source: event.source, eventID: event.id, type: event.type, frame: frame)
             return .rejected(event.id, r)
         }
-        return Ack(id: event.id, status: .accepted)
+        return Ack(id: event.id, status: .accepted, note: note)
     }
 }
 

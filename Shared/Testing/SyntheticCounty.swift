@@ -53,6 +53,13 @@ public struct SyntheticCounty: Sendable {
 
     func isIndividual(_ i: Int) -> Bool { i % 3 == 0 }
 
+    /// Whether merchant `i` is an individual business trading under its operator's own name
+    /// (`许昌市张伟丰小吃店6`, as many 个体工商户 do): one merchant in 30, one individual in 10.
+    /// The public board masks the operator's name inside such a trade name (`许昌市张*丰小吃店6`).
+    /// Only the name differs from what the merchant would otherwise be: every other fact, and
+    /// every other merchant, is the same as without it.
+    public func tradesUnderOperatorsName(_ i: Int) -> Bool { i % 30 == 6 }
+
     func industry(_ rng: inout Fixtures) -> String {
         let total = Self.industries.reduce(0) { $0 + $1.1 }
         var pick = rng.int(0...(total - 1))
@@ -90,7 +97,9 @@ public struct SyntheticCounty: Sendable {
         let repID = rng.idNumber(division: district)
         var data = JSONObject()
         data["uscc"] = .string(u)
-        data["name"] = .string(name)
+        // The operator's name in the trade name: chosen after every draw, so that the random
+        // sequence, and with it everything else about every merchant, stays as it was.
+        data["name"] = .string(tradesUnderOperatorsName(i) ? "许昌市\(repName)\(shop)\(i)" : name)
         data["kind"] = .string(isIndividual(i) ? "individual" : "enterprise")
         data["legal_rep"] = ["name": .string(repName), "id_number": .string(repID)]
         data["industry"] = .string(industry(&rng))

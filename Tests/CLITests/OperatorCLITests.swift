@@ -365,6 +365,11 @@ struct OperatorVerbTests {
         let half = try await matcher.query(["op": "entitlement.show", "id": .string(ea)])["entitlement"]?["review"]
         #expect(half?["awaiting"] == ["乙局"])
         #expect(half?["approvals"]?.arrayValue?.first?["by"]?.stringValue == "甲局 张科长")
+        // The same bureau again: accepted (idempotent), and the operator is told it changed nothing.
+        let repeated = try await review(true, ea, by: "甲局 赵科长")
+        #expect(repeated.0 == 0 && repeated.1.contains("review.approved accepted"), "\(repeated.1)")
+        #expect(repeated.1.contains("  \(ea): already approved by 甲局 at "), "\(repeated.1)")
+        #expect(repeated.1.contains("(甲局 张科长); this approval changed nothing; awaiting 乙局"), "\(repeated.1)")
         let stranger = try await review(true, ea, by: "丙局 王五")
         #expect(stranger.0 == ExitCodes.rejected && stranger.1.contains("data.by"), "\(stranger.1)")
         let two = try await review(true, ea, by: "乙局 李科长", reason: "材料齐全")
@@ -409,8 +414,30 @@ struct OperatorVerbTests {
         let withdrawn = CapturedConsole()
         #expect(
             try await OperatorCommands.withdrawPolicy(
-                context: h.context, target: t, policy: "test-reviewed", reason: "资金已用完", timeoutMs: 10_000, console: withdrawn.console)
+                context: h.context, target: t, policy: "test-reviewed", reason: "资金已用完", id: "withdraw-1", timeoutMs: 10_000,
+                console: withdrawn.console)
                 == 0)
+        // What the withdrawal did: the approved one revoked (the rejected one was revoked before).
+        #expect(
+            withdrawn.lines.contains { $0.hasPrefix("  withdrew test-reviewed revision 1 at ") && $0.hasSuffix(" (资金已用完)") },
+            "\(withdrawn.out)")
+        #expect(withdrawn.lines.contains("  revoked: 1 entitlement (policy_withdrawn)"), "\(withdrawn.out)")
+        #expect(withdrawn.lines.contains("  left as they were: none"), "\(withdrawn.out)")
+        // A retry of the same command says the same.
+        let retried = CapturedConsole()
+        _ = try await OperatorCommands.withdrawPolicy(
+            context: h.context, target: t, policy: "test-reviewed", reason: "资金已用完", id: "withdraw-1", timeoutMs: 10_000,
+            console: retried.console)
+        #expect(
+            retried.out.contains("duplicate") && retried.lines.contains("  revoked: 1 entitlement (policy_withdrawn)"), "\(retried.out)")
+        #expect(
+            OperatorCommands.withdrawalLines([
+                "policy_id": "p", "states": ["paid": 3, "instructed": 2, "held": 1, "revoked": 7], "held_lessor_unconfirmed": 1,
+                "withdrawal": ["revision": 2, "withdrawn_at": "2022-05-01T10:00:00.000+08:00", "reason": "r", "revoked": 7],
+            ]) == [
+                "withdrew p revision 2 at 2022-05-01T10:00:00.000+08:00 (r)", "revoked: 7 entitlements (policy_withdrawn)",
+                "left as they were: 2 instructed, 3 paid, 1 held awaiting the lessor's confirmation",
+            ])
         let policies = try await matcher.query(["op": "policy.list"])["items"]?.arrayValue ?? []
         #expect(policies.first { $0["policy_id"]?.stringValue == "test-reviewed" }?["state"]?.stringValue == "withdrawn")
         #expect(
@@ -572,6 +599,78 @@ struct BatchCLITests {
             PaymentsCommands.pausedHint("channel treasury is paused: failure rate 100% over 20%", channel: "treasury")?.hasSuffix(
                 "bangfu payments resume --channel treasury") == true)
         #expect(PaymentsCommands.pausedHint("max must be a whole number", channel: "treasury") == nil)
+        await h.shutdown()
+    }
+}
+
+@Suite("bangfu payments confirm says what became of the payment")
+struct ConfirmCLITests {
+    @Test func aConfirmationPrintsThePaymentsStateAfterIt() async throws {
+        let h = try Harness()
+        let registry = try await h.startRegistry()
+        _ = try await h.startStandIn("notifier")
+        let payments = try await h.startPayments()
+        let matcher = try await h.startMatcher()
+        let pt = ServiceTarget(service: "payments", endpoints: payments.endpoints)
+        var f = Fixtures(seed: 19)
+        let (a, b) = (f.uscc(), f.uscc())
+        #expect(
+            try await registry.publish([
+                f.registration(uscc: a, name: "甲租户"), Fixtures.lease(id: "L-A", tenant: a, rentFen: 100_000),
+                f.registration(uscc: b, name: "乙租户"), Fixtures.lease(id: "L-B", tenant: b, rentFen: 200_000),
+            ]).allSatisfy { $0.status == .accepted })
+        let rentWaiver = """
+            id: test-rent
+            revision: 1
+            title: 测试免租
+            authority: test
+            benefit: rent_waiver
+            channel: lessor
+            requires_application: false
+            period: {from: 2022-01-01, to: 2022-06-30}
+            disclosure: {working_days: 0, auto_approve: true}
+            per: lease
+            eligible: merchant.status == "active" && overlap_days(lease, period) > 0
+            amount_fen: lease.monthly_rent_fen * 3
+            """
+        #expect(
+            try await PolicyCommands.publish(
+                context: h.context, target: ServiceTarget(service: "matcher", endpoints: matcher.endpoints),
+                path: try policyFile(rentWaiver),
+                timeoutMs: 10_000, console: CapturedConsole().console) == 0)
+        #expect(
+            try await eventually {
+                try await payments.query(["op": "payment.list", "state": "ready"])["items"]?.arrayValue?.count == 2
+            })
+        _ = try await PaymentsCommands.batch(
+            context: h.context, target: pt, channel: "lessor", max: nil, timeoutMs: 10_000, console: CapturedConsole().console)
+        let items = try await payments.query(["op": "payment.list", "state": "instructed"])["items"]?.arrayValue ?? []
+        let pid = try #require(items.first { $0["uscc"]?.stringValue == a }?["payment_id"]?.stringValue)
+
+        // By lease: refunded, so settled.
+        let refunded = CapturedConsole()
+        #expect(
+            try await PaymentsCommands.confirm(
+                context: h.context, target: pt, agency: false, payment: nil, lease: "L-A", policy: nil, method: "refund", declined: false,
+                timeoutMs: 10_000, console: refunded.console) == 0)
+        #expect(refunded.out.contains("lessor.confirmed accepted"), "\(refunded.out)")
+        #expect(refunded.lines.contains("  \(pid): settled"), "\(refunded.out)")
+        // Again (another command): accepted, and the router says it changed nothing.
+        let again = CapturedConsole()
+        #expect(
+            try await PaymentsCommands.confirm(
+                context: h.context, target: pt, agency: false, payment: pid, lease: nil, policy: nil, method: "refund", declined: false,
+                timeoutMs: 10_000, console: again.console) == 0)
+        #expect(again.out.contains("payment \(pid) is settled, not awaiting a confirmation: this one changed nothing"), "\(again.out)")
+        // b's offset failed: instructed again, the lessor owing a refund by a new deadline.
+        let failed = CapturedConsole()
+        #expect(
+            try await PaymentsCommands.confirm(
+                context: h.context, target: pt, agency: false, payment: nil, lease: "L-B", policy: "test-rent", method: "offset",
+                declined: true, timeoutMs: 10_000, console: failed.console) == 0)
+        #expect(
+            failed.lines.contains { $0.contains(": instructed (offset failed: the lessor owes a refund of the waived rent); deadline ") },
+            "\(failed.out)")
         await h.shutdown()
     }
 }

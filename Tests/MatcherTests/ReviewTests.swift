@@ -49,13 +49,23 @@ struct ReviewTests {
         #expect(w.events("flood-relief", a).allSatisfy { $0.type != "entitlement.approved" })
         // Someone who is neither bureau cannot approve.
         #expect(try await review(w, "review.approved", ids[0], by: "区财政局 张三").rejection?.code == .invalidData)
-        // The same bureau again does not count twice.
-        #expect(try await review(w, "review.approved", ids[0], by: "经开区招商局 赵科长").status == .accepted)
+        // The same bureau again does not count twice: accepted (a retry never fails), with a note
+        // in the ack saying who approved for that bureau, when, and who is still awaited.
+        let again = try await review(w, "review.approved", ids[0], by: "经开区招商局 赵科长")
+        #expect(again.status == .accepted)
+        let note = try #require(again.note)
+        #expect(note.hasPrefix("\(ids[0]): already approved by 经开区招商局 at 2021-"), "\(note)")
+        #expect(note.contains("(经开区招商局 李科长)") && note.hasSuffix("; awaiting 市场监管经开区分局"), "\(note)")
         #expect(try await show(w, ids[0])?["state"]?.stringValue == "cleared")
+        #expect(try await show(w, ids[0])?["review"]?["approvals"]?.arrayValue?.count == 1)
+        #expect(Ack(json: again.json)?.note == note, "the note survives the wire")
         // The second bureau: approved, signed by both.
         #expect(try await review(w, "review.approved", ids[0], by: "市场监管经开区分局 王科长").status == .accepted)
         let approved = await w.await("entitlement.approved", "flood-relief", a)
         #expect(approved?["amount_fen"]?.intValue == 600_000)
+        // Approving an approved entitlement again changes nothing and says so.
+        let late = try await review(w, "review.approved", ids[0], by: "市场监管经开区分局 王科长")
+        #expect(late.status == .accepted && late.note?.hasPrefix("\(ids[0]): already approved (approved by ") == true, "\(late)")
         #expect(approved?["reason"]?.stringValue?.contains("经开区招商局 李科长") == true)
         #expect(approved?["reason"]?.stringValue?.contains("市场监管经开区分局 王科长") == true)
 
@@ -64,6 +74,8 @@ struct ReviewTests {
         #expect(try await review(w, "review.rejected", ids[1], by: "市场监管经开区分局 王科长").status == .accepted)
         let revoked = await w.await("entitlement.revoked", "flood-relief", b)
         #expect(revoked?["reason"]?.stringValue?.hasPrefix("review_rejected by 市场监管经开区分局") == true)
+        let rejectedAgain = try await review(w, "review.rejected", ids[1], by: "经开区招商局 李科长")
+        #expect(rejectedAgain.status == .accepted && rejectedAgain.note?.contains("already revoked (review_rejected by") == true)
         #expect(w.events("flood-relief", b).allSatisfy { $0.type != "entitlement.approved" })
         await w.close()
     }

@@ -65,6 +65,74 @@ struct NotifierEndToEndTests {
         await h.shutdown()
     }
 
+    /// The demo's synthetic county has individual businesses trading under their operator's own
+    /// name (one merchant in 30), and the board shows each with the operator's name masked
+    /// inside the trade name (`许昌市张*丰小吃店36`).
+    @Test func theSyntheticCountysOwnNameTradersAreMaskedOnTheBoard() async throws {
+        let county = SyntheticCounty(seed: 20_220_401, merchants: 100, badEvery: 0)
+        let picked = (0..<county.merchants).filter(county.tradesUnderOperatorsName)
+        #expect(picked == [6, 36, 66, 96])
+        var expected: [String: String] = [:]
+        var operators: [String] = []
+        var facts: [CloudEvent] = []
+        for i in picked {
+            let all = county.facts(of: i)
+            let reg = try #require(all.first?.data)
+            let name = try #require(reg["name"]?.stringValue)
+            let op = try #require(reg["legal_rep"]?["name"]?.stringValue)
+            #expect(reg["kind"]?.stringValue == "individual")
+            #expect(name.contains(op), "\(name) does not contain \(op)")
+            // The bank verified the account in the trade name as registered (实名制 still holds).
+            #expect(all.first { $0.type == "account.verified" }?.data?["holder_name"]?.stringValue == name)
+            expected[county.uscc(i)] = name.replacingOccurrences(of: op, with: Mask.name(op))
+            operators.append(op)
+            facts += all
+        }
+        // Everyone else keeps a trade name without a person's name in it.
+        for i in (0..<county.merchants) where !county.tradesUnderOperatorsName(i) {
+            let reg = county.facts(of: i)[0].data
+            let op = reg?["legal_rep"]?["name"]?.stringValue ?? "?"
+            #expect(reg?["name"]?.stringValue?.contains(op) == false)
+        }
+
+        let h = try Harness(start: "2022-04-01T09:00:00+08:00")
+        let registry = try await h.startRegistry()
+        _ = try await h.startStandIn("payments")
+        let notifier = try await h.startNotifier()
+        let matcher = try await h.startMatcher()
+        #expect(try await registry.publish(facts).allSatisfy { $0.status == .accepted })
+        let yaml = """
+            id: test-individuals
+            revision: 1
+            title: 个体工商户测试项目
+            authority: 测试局
+            benefit: deferral
+            channel: agency:test
+            requires_application: false
+            period: {from: 2022-01-01, to: 2022-06-30}
+            disclosure: {working_days: 5, auto_approve: true}
+            per: merchant
+            eligible: merchant.kind == "individual"
+            """
+        #expect(
+            try await matcher.publish(Fixtures.event("policy.published", ["yaml": .string(yaml)], source: "/ops/test")).status == .accepted)
+        let board = h.directory + "/notifier/board"
+        var names: [String] = []
+        for _ in 0..<5_000 where names.count < picked.count {
+            _ = try await notifier.query(["op": "status"])
+            guard let text = try? String(contentsOfFile: board + "/data.json", encoding: .utf8), let json = try? JSONParser.parse(text)
+            else { continue }
+            names = (json["rows"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue }
+        }
+        #expect(Set(names) == Set(expected.values), "\(names)")
+        #expect(names.allSatisfy { $0.hasPrefix("许昌市") && $0.contains("*") }, "\(names)")
+        for file in ["index.html", "data.json", "data.csv"] {
+            let text = (try? String(contentsOfFile: board + "/" + file, encoding: .utf8)) ?? ""
+            for op in operators { #expect(!text.contains(op), "\(file) shows the operator \(op) in clear") }
+        }
+        await h.shutdown()
+    }
+
     @Test func disclosureObjectionClearingApprovalBoardAndNotifications() async throws {
         let h = try Harness(start: "2022-04-01T09:00:00+08:00")  // a Friday
         let registry = try await h.startRegistry()

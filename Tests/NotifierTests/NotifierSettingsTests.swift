@@ -35,6 +35,32 @@ struct NotifierSettingsTests {
         #expect(NotifierService.warnings(options: try Self.options(), today: today).first?.hasPrefix("no holiday calendar") == true)
     }
 
+    /// `--check-config` prints every setting with the value the service would use — a default
+    /// as its value, marked `(default)` — never "(the built-in default)".
+    @Test func checkConfigShowsEveryEffectiveValue() throws {
+        func lines(_ o: ServiceOptions) -> [String] {
+            o.summary(effective: NotifierService.effectiveSettings(options: o)).split(separator: "\n").map(String.init)
+        }
+        let dry = lines(try Self.options())
+        #expect(!dry.contains { $0.contains("built-in default") }, "\(dry)")
+        for key in NotifierService.settings.keys { #expect(dry.contains { $0.hasPrefix(key + ": ") }, "\(key) missing: \(dry)") }
+        #expect(dry.contains("board-dir: <state-dir>/board (default)"), "\(dry)")
+        #expect(dry.contains("notifications-file: <state-dir>/notifications.jsonl (default)"), "\(dry)")
+        #expect(dry.contains("board-retention-days: 180 (default)"), "\(dry)")
+        #expect(dry.contains("board-fields: name,uscc,programme,amount,status,district,round,payment (default)"), "\(dry)")
+        #expect(dry.contains("webhook-url: none (the JSON Lines file only) (default)"), "\(dry)")
+        #expect(dry.contains("holidays: none (every Monday to Friday is a working day) (default)"), "\(dry)")
+        #expect(dry.contains("templates-dir: none (the built-in zh-CN texts) (default)"), "\(dry)")
+        #expect(dry.contains("intake: tcp://127.0.0.1:7301 (default)") && dry.contains("log-level: info (default)"), "\(dry)")
+        #expect(dry.contains("curve-secret-key: none (default)"), "\(dry)")
+
+        let given = lines(
+            try Self.options(["--state-dir", "/var/lib/bangfu/notifier", "--board-retention-days", "30", "--log-level", "debug"]))
+        #expect(given.contains("state-dir: /var/lib/bangfu/notifier"), "\(given)")
+        #expect(given.contains("board-dir: /var/lib/bangfu/notifier/board (default)"), "\(given)")
+        #expect(given.contains("board-retention-days: 30") && given.contains("log-level: debug"), "\(given)")
+    }
+
     @Test func theDefaultsAreTodaysBoard() throws {
         let board = try Self.board()
         #expect(board.fields == BoardField.allCases)

@@ -143,6 +143,15 @@ struct ChannelTests {
                 == .accepted)
         let payments = w.payments
         while try await payments.query(["op": "payment.list", "state": "ready"])["items"]?.arrayValue?.count ?? 0 < 1 { await Task.yield() }
+        // A channel no payment was ever approved on is named as unknown, with the known ones —
+        // not answered like an empty channel. An empty known channel is no error.
+        let unknown = try await w.command("payments.batch", ["channel": "agency:nope"])
+        #expect(unknown.status == .rejected && unknown.rejection?.code == .invalidData && unknown.rejection?.field == "data.channel")
+        #expect(
+            unknown.rejection?.message
+                == "unknown channel agency:nope: no payment has been approved on it; known channels: treasury, lessor, agency:social-insurance",
+            "\(unknown)")
+        #expect(try await w.command("payments.batch", ["channel": "treasury"]).status == .accepted)
         #expect(try await w.command("payments.batch", ["channel": "agency:social-insurance"]).status == .accepted)
         let instructed = await w.paymentEvent("payment.instructed", u)
         #expect(instructed?["benefit"]?.stringValue == "deferral")
@@ -151,6 +160,12 @@ struct ChannelTests {
         let pid = try #require(instructed?["payment_id"]?.stringValue)
         #expect(try await w.command("agency.confirmed", ["payment_id": .string(pid), "ok": true]).status == .accepted)
         #expect(await w.paymentEvent("payment.settled", u) != nil)
+        // Confirmed again: accepted, with a note that nothing changed.
+        let again = try await w.command("agency.confirmed", ["payment_id": .string(pid), "ok": true])
+        #expect(
+            again.status == .accepted && again.note == "payment \(pid) is settled, not awaiting a confirmation: this one changed nothing")
+        // Once the channel has made a batch it stays known, with nothing ready.
+        #expect(try await w.command("payments.batch", ["channel": "agency:social-insurance"]).status == .accepted)
         await w.close()
     }
 }

@@ -493,6 +493,41 @@ extension PaymentsFixesTests {
         #expect(warnings(["treasury-debtor-account": "4100000000000123"]).isEmpty)
     }
 
+    /// `bangfu-payments --check-config` prints every setting with the value it would use, a
+    /// default marked `(default)` — the percentage, the batch size, the debtor — never "(the
+    /// built-in default)"; a secret key is never printed.
+    @Test func checkConfigPrintsEveryEffectiveValue() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try ServiceProcess.binary("bangfu-payments"))
+        p.arguments = ["--check-config", "--batch-max-payments", "500", "--state-dir", "/var/lib/bangfu/payments"]
+        p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("BANGFU_") && $0.key != "STATE_DIRECTORY" }
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(text)")
+        let lines = text.split(separator: "\n").map(String.init)
+        #expect(!text.contains("built-in default"), "\(text)")
+        for key in PaymentsService.settings.keys { #expect(lines.contains { $0.hasPrefix(key + ": ") }, "\(key) missing: \(text)") }
+        for line in [
+            "failure-pause-percent: 20 (default)", "batch-max-payments: 500", "treasury-debtor-name: 国库集中支付账户 (default)",
+            "treasury-debtor-account: 0000000000000000 (default)", "treasury-debtor-agent: PBOC-TREASURY (default)",
+            "outbox-dir: /var/lib/bangfu/payments/outbox (default)", "inbox-dir: /var/lib/bangfu/payments/inbox (default)",
+            "state-dir: /var/lib/bangfu/payments", "intake: tcp://127.0.0.1:7401 (default)", "matcher-feed: tcp://127.0.0.1:7202 (default)",
+            "max-message-bytes: 1048576 (default)", "curve-secret-key: none (default)", "configuration OK (with 1 warning)",
+        ] {
+            #expect(lines.contains(line), "\(line) missing: \(text)")
+        }
+        // Without a state directory the directories are named by it.
+        var o = ServiceOptions(service: PaymentsService.name, upstreams: PaymentsService.upstreams)
+        o.extra = PaymentsService.settings
+        #expect(PaymentsService.effectiveSettings(options: o)["outbox-dir"] == "<state-dir>/outbox")
+        o.extra["failure-pause-percent"] = "35"
+        #expect(PaymentsService.effectiveSettings(options: o)["failure-pause-percent"] == "35")
+    }
+
     /// The treasury debtor is a setting (defaults as before), written into every pain.001.
     @Test func theTreasuryDebtorIsASetting() throws {
         let defaults = try settings([:])

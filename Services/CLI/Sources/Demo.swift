@@ -630,14 +630,17 @@ enum DemoPayout {
             payments, "pool.funded", key: "flood-relief-2021",
             ["pool": "flood-relief-2021", "source": "special_bond", "amount_fen": 5_000_000])
         // A batch file holds at most the service's batch-max-payments: ask again until the
-        // channel has nothing ready.
+        // channel has nothing ready. A channel with nothing ready is not asked at all (in a small
+        // county an agency may have no approved payment, and payments refuses a channel it does
+        // not know).
         for channel in ["treasury", "lessor", "agency:utilities", "agency:social-insurance"] {
             var n = 0
             while true {
-                n += 1
-                try await link.send(payments, "payments.batch", key: "\(channel)/\(n)", ["channel": .string(channel)])
                 let summary = try await link.query(payments, ["op": "payment.summary"])["items"]?.arrayValue ?? []
                 if !summary.contains(where: { $0["state"]?.stringValue == "ready" && $0["channel"]?.stringValue == channel }) { break }
+                n += 1
+                let ack = try await link.send(payments, "payments.batch", key: "\(channel)/\(n)", ["channel": .string(channel)])
+                if ack.status == .rejected { break }  // e.g. a paused channel: asking again would not help
             }
         }
         // A batch's file is written after its transaction commits (or on the next start, after a

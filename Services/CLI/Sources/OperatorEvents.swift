@@ -116,6 +116,8 @@ enum OperatorEvent {
         switch ack.status {
         case .accepted:
             console.line("\(event.type) accepted: \(event.id)" + (describe.map { " — \($0)" } ?? ""))
+            // What the service says the event left as it was (e.g. a reviewer approving again).
+            for line in ack.note?.split(separator: "\n") ?? [] { console.line("  \(line)") }
             return (ExitCodes.ok, ack)
         case .duplicate:
             console.line("\(event.type) duplicate: \(event.id) (already applied by an earlier attempt; nothing was done twice)")
@@ -167,9 +169,11 @@ public enum OperatorCommands {
             data: .object(data))
         let (code, ack) = try await OperatorEvent.send(
             context: context, target: target, event: event, timeoutMs: timeoutMs, console: console, retry: retry)
-        guard ack != nil, ack?.status != .rejected else { return code }
-        // What the decision did, as far as the matcher says now (best effort: the decision stands).
-        for e in ids {
+        guard let ack, ack.status != .rejected else { return code }
+        // What the decision did, as far as the matcher says now (best effort: the decision stands);
+        // an entitlement the ack's note already names as unchanged is not repeated.
+        let noted = Set((ack.note ?? "").split(separator: "\n").compactMap { $0.split(separator: ":").first.map(String.init) })
+        for e in ids where !noted.contains(e) {
             guard
                 let a = try? await Query.ask(
                     context: context, endpoint: target.replay, ["op": "entitlement.show", "id": .string(e)], timeoutMs: timeoutMs),
@@ -223,9 +227,43 @@ public enum OperatorCommands {
         let event = CloudEvent(
             id: id ?? OperatorEvent.newID(), source: OperatorEvent.source, type: "policy.withdrawn",
             data: ["policy_id": .string(policy), "reason": .string(reason)])
-        return try await OperatorEvent.send(
-            context: context, target: target, event: event, timeoutMs: timeoutMs, console: console, retry: retry
-        ).0
+        let (code, ack) = try await OperatorEvent.send(
+            context: context, target: target, event: event, timeoutMs: timeoutMs, console: console, retry: retry)
+        guard let ack, ack.status != .rejected else { return code }
+        // What the withdrawal did, as the matcher counts it now (best effort: the withdrawal stands).
+        guard
+            let a = try? await Query.ask(
+                context: context, endpoint: target.replay, ["op": "entitlement.summary", "policy": .string(policy)], timeoutMs: timeoutMs),
+            a["op"]?.stringValue == "entitlement.summary"
+        else {
+            console.line("  (what it did: bangfu entitlement list --policy \(policy))")
+            return code
+        }
+        for line in withdrawalLines(a) { console.line("  " + line) }
+        return code
+    }
+
+    /// What a withdrawal did, from `entitlement.summary`: the revision withdrawn, the
+    /// entitlements it revoked, and those it left as they were (money out, or with the lessor).
+    static func withdrawalLines(_ a: JSON) -> [String] {
+        let policy = a["policy_id"].text
+        guard let w = a["withdrawal"], w.objectValue != nil else { return ["\(policy) has no withdrawal on record"] }
+        var lines = [
+            "withdrew \(policy) revision \(w["revision"].text) at \(w["withdrawn_at"].text)"
+                + (w["reason"].map { $0.isNull ? "" : " (\($0.text))" } ?? "")
+        ]
+        let revoked = w["revoked"]?.intValue ?? 0
+        lines.append("revoked: \(revoked) entitlement\(revoked == 1 ? "" : "s") (policy_withdrawn)")
+        // Left alone by a withdrawal: money instructed or paid (payments and an operator deal with
+        // it), and rent waivers held awaiting their lessor, who may still carry them out.
+        let states = a["states"]?.objectValue ?? JSONObject()
+        var left: [String] = []
+        for s in ["instructed", "paid", "clawed_back"] {
+            if let n = states[s]?.intValue, n > 0 { left.append("\(n) \(s)") }
+        }
+        if let n = a["held_lessor_unconfirmed"]?.intValue, n > 0 { left.append("\(n) held awaiting the lessor's confirmation") }
+        lines.append("left as they were: " + (left.isEmpty ? "none" : left.joined(separator: ", ")))
+        return lines
     }
 
     public struct EntitlementFilter: Sendable {

@@ -82,6 +82,53 @@ public enum PaymentsCommands {
         return code
     }
 
+    /// `bangfu payments confirm`: `lessor.confirmed` or `agency.confirmed` (by payment, or a
+    /// lessor's by lease), then the payment's state after it, from `payment.show` (or, by lease,
+    /// `payment.list`): settled, instructed again for a refund the lessor owes, or failed.
+    public static func confirm(
+        context: ZContext, target: ServiceTarget, agency: Bool, payment: String?, lease: String?, policy: String?, method: String?,
+        declined: Bool, id: String? = nil, timeoutMs: Int, console: Console, retry: RetryHint? = nil
+    ) async throws -> Int32 {
+        var data = JSONObject()
+        if let payment { data["payment_id"] = .string(payment) }
+        if let lease { data["lease"] = .string(lease) }
+        if let policy { data["policy_id"] = .string(policy) }
+        if let method { data["method"] = .string(method) }
+        data["ok"] = .bool(!declined)
+        let (code, ack) = try await commandWithAck(
+            context: context, target: target, type: agency ? "agency.confirmed" : "lessor.confirmed", data: .object(data), id: id,
+            timeoutMs: timeoutMs, console: console, retry: retry)
+        guard let ack, ack.status != .rejected else { return code }
+        // The payment as the router has it now (best effort: the confirmation stands).
+        var found: [JSON] = []
+        if let payment {
+            if let a = try? await Query.ask(
+                context: context, endpoint: target.replay, ["op": "payment.show", "id": .string(payment)], timeoutMs: timeoutMs),
+                let p = a["payment"], p.objectValue != nil
+            {
+                found = [p]
+            }
+        } else if let lease {
+            var req: JSONObject = ["op": "payment.list", "lease": .string(lease), "channel": "lessor", "max": 10]
+            if let policy { req["policy"] = .string(policy) }
+            found =
+                (try? await Query.ask(context: context, endpoint: target.replay, .object(req), timeoutMs: timeoutMs))?["items"]?
+                .arrayValue ?? []
+        }
+        if found.isEmpty { console.line("  (the payment's state: bangfu hold list, or the payment.show query)") }
+        for p in found { console.line("  " + describePayment(p)) }
+        return code
+    }
+
+    /// `ent-… : settled`, `ent-…: instructed (offset failed: …; deadline …)`, `ent-…: held [code] (why)`.
+    static func describePayment(_ p: JSON) -> String {
+        var s = "\(p["payment_id"].text): \(p["state"].text)"
+        if let code = p["hold_code"]?.stringValue { s += " [\(code)]" }
+        if let why = p["reason"]?.stringValue { s += " (\(why))" }
+        if let deadline = p["deadline"]?.stringValue, p["state"]?.stringValue == "instructed" { s += "; deadline \(deadline)" }
+        return s
+    }
+
     /// `bangfu payments batches`: every batch file, oldest first.
     public static func batches(context: ZContext, target: ServiceTarget, json: Bool, timeoutMs: Int, console: Console) async throws
         -> Int32
@@ -390,18 +437,10 @@ struct PaymentsConfirmVerb: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var data = JSONObject()
-        if let payment { data["payment_id"] = .string(payment) }
-        if let lease { data["lease"] = .string(lease) }
-        if let policy { data["policy_id"] = .string(policy) }
-        if let method { data["method"] = .string(method) }
-        data["ok"] = .bool(!declined)
-        let payload = JSON.object(data)
-        let type = agency ? "agency.confirmed" : "lessor.confirmed"
         try await execute { context, console in
-            try await PaymentsCommands.command(
-                context: context, target: try endpoints.target(), type: type, data: payload, id: eventID.id,
-                timeoutMs: endpoints.timeoutMs, console: console, retry: .current())
+            try await PaymentsCommands.confirm(
+                context: context, target: try endpoints.target(), agency: agency, payment: payment, lease: lease, policy: policy,
+                method: method, declined: declined, id: eventID.id, timeoutMs: endpoints.timeoutMs, console: console, retry: .current())
         }
     }
 }

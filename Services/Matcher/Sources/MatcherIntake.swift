@@ -226,67 +226,109 @@ public struct MatcherApplier: IntakeApplier {
                 try engine.evaluate(uscc: uscc, profile: profile, db: db, only: [policy])
             }
         case .review(let ids, let approved, let by, let reason):
-            for id in ids {
-                guard var e = try EntitlementRecord.find(id, db) else {
-                    throw Rejection(.invalidData, field: "data.entitlement_id", "no entitlement \(id)")
+            _ = try review(ids: ids, approved: approved, by: by, reason: reason, now: now, db: db)
+        }
+    }
+
+    /// `apply`, with a note for the ack when a review decision changed nothing (the same
+    /// reviewer approving again, an entitlement already approved or revoked): the operator is
+    /// told so, and the event is still accepted, so a retry never fails.
+    public func applyNoting(_ command: MatcherCommand, event: CloudEvent, db: Database) throws -> String? {
+        guard case .review(let ids, let approved, let by, let reason) = command else {
+            try apply(command, event: event, db: db)
+            return nil
+        }
+        let notes = try review(ids: ids, approved: approved, by: by, reason: reason, now: Timestamp.format(engine.clock.now()), db: db)
+        guard !notes.isEmpty else { return nil }
+        // Bounded: an ack is one small frame, however many ids the decision named.
+        let shown = notes.prefix(20).joined(separator: "\n")
+        return notes.count > 20 ? shown + "\n… and \(notes.count - 20) more unchanged" : shown
+    }
+
+    /// `review.approved` / `review.rejected`: returns one line per entitlement the decision left
+    /// as it was, saying why (`<id>: already approved by <reviewer> at <time> (<by>); …`).
+    func review(ids: [String], approved: Bool, by: String, reason: String?, now: String, db: Database) throws -> [String] {
+        var notes: [String] = []
+        for id in ids {
+            guard var e = try EntitlementRecord.find(id, db) else {
+                throw Rejection(.invalidData, field: "data.entitlement_id", "no entitlement \(id)")
+            }
+            let policy = engine.cache.policy(e.policyID)?.document
+            let profile = try MatcherEngine.profile(uscc: e.uscc, db)
+            if approved {
+                if e.state == .approved || !e.state.beforeApproval && e.state != .revoked {
+                    notes.append(
+                        "\(id): already \(e.state.rawValue)" + (e.reason.map { " (\($0))" } ?? "") + "; this approval changed nothing")
+                    continue
                 }
-                let policy = engine.cache.policy(e.policyID)?.document
-                let profile = try MatcherEngine.profile(uscc: e.uscc, db)
-                if approved {
-                    if e.state == .approved || !e.state.beforeApproval && e.state != .revoked { continue }
-                    let noDisclosure = (policy?.disclosureWorkingDays ?? 1) == 0
-                    guard e.state == .cleared || (noDisclosure && [.proposed, .disclosed].contains(e.state)) else {
+                let noDisclosure = (policy?.disclosureWorkingDays ?? 1) == 0
+                guard e.state == .cleared || (noDisclosure && [.proposed, .disclosed].contains(e.state)) else {
+                    throw Rejection(
+                        .invalidData, field: "data.entitlement_id",
+                        "entitlement \(id) is \(e.state.rawValue); only a cleared entitlement (after disclosure) can be approved")
+                }
+                let signed = by + (reason.map { ": \($0)" } ?? "")
+                if let reviewers = policy?.reviewers, !reviewers.isEmpty {
+                    // Every listed reviewer approves, each in its own review.approved.
+                    let named = reviewers.filter { by.contains($0) }
+                    guard named.count == 1, let reviewer = named.first else {
                         throw Rejection(
-                            .invalidData, field: "data.entitlement_id",
-                            "entitlement \(id) is \(e.state.rawValue); only a cleared entitlement (after disclosure) can be approved")
+                            .invalidData, field: "data.by",
+                            "\(e.policyID) is approved by each of \(reviewers.joined(separator: ", ")): by must name exactly one of them, got \(by.prefix(60))"
+                        )
                     }
-                    let signed = by + (reason.map { ": \($0)" } ?? "")
-                    if let reviewers = policy?.reviewers, !reviewers.isEmpty {
-                        // Every listed reviewer approves, each in its own review.approved.
-                        let named = reviewers.filter { by.contains($0) }
-                        guard named.count == 1, let reviewer = named.first else {
-                            throw Rejection(
-                                .invalidData, field: "data.by",
-                                "\(e.policyID) is approved by each of \(reviewers.joined(separator: ", ")): by must name exactly one of them, got \(by.prefix(60))"
-                            )
-                        }
-                        try db.execute(
-                            sql:
-                                "INSERT INTO review_approvals(entitlement_id, round, reviewer, by, approved_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                            arguments: [e.id, e.events, reviewer, signed, now])
-                        var done: [String: String] = [:]
-                        for row in try Row.fetchAll(
-                            db, sql: "SELECT reviewer, by FROM review_approvals WHERE entitlement_id = ? AND round = ?",
-                            arguments: [e.id, e.events])
-                        {
-                            done[row["reviewer"]] = row["by"]
-                        }
-                        let waiting = reviewers.filter { done[$0] == nil }
-                        if !waiting.isEmpty {
-                            e.reason =
-                                "approved by " + reviewers.compactMap { done[$0] }.joined(separator: "; ") + "; awaiting "
-                                + waiting.joined(separator: ", ")
-                            try e.save(db, now: now)
-                            continue
-                        }
-                        try engine.approve(
-                            &e, by: reviewers.compactMap { done[$0] }.joined(separator: "; "), policy: policy, profile: profile, db: db)
+                    try db.execute(
+                        sql:
+                            "INSERT INTO review_approvals(entitlement_id, round, reviewer, by, approved_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        arguments: [e.id, e.events, reviewer, signed, now])
+                    // The same reviewer again in this round: its first approval stands.
+                    let repeated = db.changesCount == 0
+                    var done: [String: String] = [:]
+                    var at: [String: String] = [:]
+                    for row in try Row.fetchAll(
+                        db, sql: "SELECT reviewer, by, approved_at FROM review_approvals WHERE entitlement_id = ? AND round = ?",
+                        arguments: [e.id, e.events])
+                    {
+                        done[row["reviewer"]] = row["by"]
+                        at[row["reviewer"]] = row["approved_at"]
+                    }
+                    let waiting = reviewers.filter { done[$0] == nil }
+                    if repeated {
+                        engine.logger.info(
+                            "review approval repeated by a reviewer who had approved: nothing changed",
+                            metadata: ["entitlement": "\(e.id)", "reviewer": "\(reviewer)"])
+                        notes.append(
+                            "\(id): already approved by \(reviewer) at \(at[reviewer] ?? "?") (\(done[reviewer] ?? "?")); this approval changed nothing"
+                                + (waiting.isEmpty ? "" : "; awaiting " + waiting.joined(separator: ", ")))
+                    }
+                    if !waiting.isEmpty {
+                        e.reason =
+                            "approved by " + reviewers.compactMap { done[$0] }.joined(separator: "; ") + "; awaiting "
+                            + waiting.joined(separator: ", ")
+                        try e.save(db, now: now)
                         continue
                     }
-                    try engine.approve(&e, by: signed, policy: policy, profile: profile, db: db)
-                } else {
-                    if e.state == .revoked { continue }
-                    guard e.state.beforeApproval || e.state == .approved else {
-                        throw Rejection(
-                            .invalidData, field: "data.entitlement_id",
-                            "entitlement \(id) is \(e.state.rawValue) and can no longer be rejected")
-                    }
-                    e.state = .revoked
-                    e.reason = "review_rejected by \(by)" + (reason.map { ": \($0)" } ?? "")
-                    try engine.emit(&e, "entitlement.revoked", policy: policy, profile: profile, db: db)
+                    try engine.approve(
+                        &e, by: reviewers.compactMap { done[$0] }.joined(separator: "; "), policy: policy, profile: profile, db: db)
+                    continue
                 }
+                try engine.approve(&e, by: signed, policy: policy, profile: profile, db: db)
+            } else {
+                if e.state == .revoked {
+                    notes.append("\(id): already revoked" + (e.reason.map { " (\($0))" } ?? "") + "; this rejection changed nothing")
+                    continue
+                }
+                guard e.state.beforeApproval || e.state == .approved else {
+                    throw Rejection(
+                        .invalidData, field: "data.entitlement_id",
+                        "entitlement \(id) is \(e.state.rawValue) and can no longer be rejected")
+                }
+                e.state = .revoked
+                e.reason = "review_rejected by \(by)" + (reason.map { ": \($0)" } ?? "")
+                try engine.emit(&e, "entitlement.revoked", policy: policy, profile: profile, db: db)
             }
         }
+        return notes
     }
 }
 

@@ -180,7 +180,8 @@ public enum MatcherService {
     }
 }
 
-/// The matcher's operator queries: `policy.list`, `explain`, `entitlement.show`, `entitlement.list`.
+/// The matcher's operator queries: `policy.list`, `explain`, `entitlement.show`, `entitlement.list`,
+/// `entitlement.summary`.
 struct MatcherQueries {
     let database: ServiceDatabase
     let engine: MatcherEngine
@@ -312,6 +313,52 @@ struct MatcherQueries {
                 ]
             }
             return ["op": "entitlement", "entitlement": .object(o)]
+        case "entitlement.summary":
+            // A policy's entitlements counted by state, and what its latest withdrawal did: the
+            // entitlements it revoked, and those it left alone (money out, or with the lessor).
+            guard let policyID = req["policy"]?.stringValue else {
+                return ["op": "error", "code": "invalid_request", "message": "policy is required"]
+            }
+            return try database.writer.read { db -> JSON in
+                var states = JSONObject()
+                for r in try Row.fetchAll(
+                    db, sql: "SELECT state, COUNT(*) AS n FROM entitlements WHERE policy_id = ? GROUP BY state ORDER BY state",
+                    arguments: [policyID])
+                {
+                    states[r["state"]] = .int(r["n"])
+                }
+                let lessor =
+                    try Int.fetchOne(
+                        db,
+                        sql:
+                            "SELECT COUNT(*) FROM entitlements WHERE policy_id = ? AND state = 'held' AND reason LIKE 'held: lessor_unconfirmed%'",
+                        arguments: [policyID]) ?? 0
+                var withdrawal: JSON = .null
+                if let w = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT MAX(revision) AS revision, withdrawn_at, withdraw_reason FROM policies
+                        WHERE policy_id = ? AND withdrawn_at = (SELECT MAX(withdrawn_at) FROM policies WHERE policy_id = ?)
+                        """, arguments: [policyID, policyID]), let at = w["withdrawn_at"] as String?
+                {
+                    // A withdrawal revokes in its own transaction, stamped with its own time.
+                    let revoked =
+                        try Int.fetchOne(
+                            db,
+                            sql: """
+                                SELECT COUNT(*) FROM entitlements WHERE policy_id = ? AND state = 'revoked'
+                                    AND reason LIKE 'policy_withdrawn:%' AND updated_at >= ?
+                                """, arguments: [policyID, at]) ?? 0
+                    withdrawal = [
+                        "revision": .int(w["revision"]), "withdrawn_at": .string(at),
+                        "reason": (w["withdraw_reason"] as String?).map { .string($0) } ?? .null, "revoked": .int(Int64(revoked)),
+                    ]
+                }
+                return [
+                    "op": "entitlement.summary", "policy_id": .string(policyID), "live": .bool(engine.cache.policy(policyID) != nil),
+                    "states": .object(states), "held_lessor_unconfirmed": .int(Int64(lessor)), "withdrawal": withdrawal,
+                ]
+            }
         case "entitlement.list":
             var sql = "SELECT \(EntitlementRecord.columns) FROM entitlements WHERE 1 = 1"
             var args: [any DatabaseValueConvertible] = []

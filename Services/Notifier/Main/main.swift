@@ -7,7 +7,8 @@ import ServiceKit
 let status = await ServiceMain.run(
     service: NotifierService.name, upstreams: NotifierService.upstreams, extraKeys: NotifierService.settings,
     validate: { options in try NotifierService.checkSettings(options: options) },
-    warnings: { options in NotifierService.warnings(options: options) }
+    warnings: { options in NotifierService.warnings(options: options) },
+    effective: { options in NotifierService.effectiveSettings(options: options) }
 ) { options, environment in
     try NotifierService.build(options: options, environment: environment)
 }

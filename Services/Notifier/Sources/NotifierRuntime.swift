@@ -368,6 +368,30 @@ public enum NotifierService {
         return settings
     }
 
+    /// Each of the notifier's settings as the service would use it, defaults included (for
+    /// `--check-config`). A path under a state directory not given is shown as
+    /// `<state-dir>/…`; empty when the settings are not valid (the check says why).
+    public static func effectiveSettings(options: ServiceOptions) -> [String: String] {
+        guard let s = try? makeSettings(options: options) else { return [:] }
+        func given(_ key: String) -> String? { options.extra[key].flatMap { $0.isEmpty ? nil : $0 } }
+        func path(_ key: String, _ value: String, _ name: String) -> String {
+            options.stateDir == nil && given(key) == nil ? "<state-dir>/\(name)" : value
+        }
+        let days = s.calendar.holidays.count
+        return [
+            "board-dir": path("board-dir", s.boardDirectory, "board"), "reports-dir": path("reports-dir", s.reportsDirectory, "reports"),
+            "notifications-file": path("notifications-file", s.notificationsFile, "notifications.jsonl"),
+            "webhook-url": s.webhook?.absoluteString ?? "none (the JSON Lines file only)",
+            "holidays": given("holidays").map {
+                "\($0) (\(days) holiday\(days == 1 ? "" : "s"), \(s.calendar.extraWorkdays.count) make-up working days)"
+            }
+                ?? "none (every Monday to Friday is a working day)",
+            "templates-dir": given("templates-dir") ?? "none (the built-in zh-CN texts)",
+            "board-fields": s.board.fields.map(\.rawValue).joined(separator: ","),
+            "board-retention-days": "\(s.board.retentionDays)",
+        ]
+    }
+
     /// Valid settings an operator probably does not want in production: a holiday calendar with
     /// no entry for this year or the next (disclosure windows would count the Spring Festival as
     /// working days). `--check-config` prints them; the service logs them at start.

@@ -8,7 +8,8 @@ import ServiceKit
 let status = await ServiceMain.run(
     service: PaymentsService.name, upstreams: PaymentsService.upstreams, extraKeys: PaymentsService.settings,
     validate: { options in _ = try PaymentsService.paymentsSettings(options: options) },
-    warnings: { options in PaymentsService.warnings(options: options) }
+    warnings: { options in PaymentsService.warnings(options: options) },
+    effective: { options in PaymentsService.effectiveSettings(options: options) }
 ) { options, environment in
     try PaymentsService.build(options: options, environment: environment)
 }

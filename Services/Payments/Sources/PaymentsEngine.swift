@@ -862,7 +862,17 @@ public struct PaymentsEngine: Sendable {
         let rows = try Row.fetchAll(
             db, sql: "SELECT * FROM payments WHERE state = 'ready' AND channel = ? ORDER BY priority DESC, approved_seq LIMIT ?",
             arguments: [channel, Swift.max(1, max ?? settings.batchMaxPayments)])
-        guard !rows.isEmpty else { return nil }
+        guard !rows.isEmpty else {
+            // Nothing ready: say so only for a channel that exists. A mistyped agency (or one no
+            // approval has named yet) would otherwise be answered like an empty channel.
+            let known = try knownChannels(db)
+            guard known.contains(channel) else {
+                throw Rejection(
+                    .invalidData, field: "data.channel",
+                    "unknown channel \(channel): no payment has been approved on it; known channels: \(known.joined(separator: ", "))")
+            }
+            return nil
+        }
         var payments = rows.map(PaymentRecord.init)
         let kind = channel == "treasury" ? "pain001" : channel == "lessor" ? "lessor" : "agency"
         var transfers: [String: CreditTransfer] = [:]
@@ -1288,8 +1298,10 @@ public struct PaymentsEngine: Sendable {
     /// `by` is `lessor` or `agency`: each confirms only its own channel's instructions (a treasury
     /// payment settles only by the bank's return). A lessor names the payment, or the lease (and
     /// the programme, `policy_id`, when the lease has more than one rent waiver).
+    /// Returns a note when the confirmation changed nothing (the payment no longer awaited one).
+    @discardableResult
     func confirmed(by: String, paymentID: String?, lease: String?, policyID: String? = nil, ok: Bool, method: String?, _ db: Database)
-        throws
+        throws -> String?
     {
         var found: PaymentRecord?
         if let paymentID {
@@ -1333,7 +1345,9 @@ public struct PaymentsEngine: Sendable {
             )
         }
         // Instructed, or escalated (held) after it was instructed; a repeat changes nothing.
-        guard p.state == .instructed || (p.state == .held && p.batchID != nil) else { return }
+        guard p.state == .instructed || (p.state == .held && p.batchID != nil) else {
+            return "payment \(p.id) is \(p.state.rawValue), not awaiting a confirmation: this one changed nothing"
+        }
         if ok {
             if p.state == .held { try closeOpenHolds(p.id, "cleared", db) }
             p.state = .settled
@@ -1362,6 +1376,7 @@ public struct PaymentsEngine: Sendable {
                 "payment_id": .string(p.id), "by": .string(by), "ok": .bool(ok), "method": method.map { .string($0) } ?? .null,
                 "state": .string(p.state.rawValue),
             ])
+        return nil
     }
 
     /// Lessor instructions unconfirmed past their deadline are escalated (held, for an operator).
@@ -1386,6 +1401,30 @@ public struct PaymentsEngine: Sendable {
             try hold(&p, "lessor_unconfirmed", "no confirmation from the lessor within \(settings.lessorDeadlineDays) days", db)
         }
         return rows.count
+    }
+
+    /// The channels there is something to batch on or had been: `treasury` and `lessor` always,
+    /// and each `agency:<name>` once a payment was approved on it (a policy names the channel,
+    /// and payments learns it from `entitlement.approved`). Read by skipping through the
+    /// `(state, channel)` index, a few seeks per state and channel, however many payments there are.
+    func knownChannels(_ db: Database) throws -> [String] {
+        var known: Set<String> = ["treasury", "lessor"]
+        var state = ""
+        let nextState = try db.cachedStatement(
+            sql: "SELECT state FROM payments INDEXED BY payments_state WHERE state > ? ORDER BY state LIMIT 1")
+        let nextChannel = try db.cachedStatement(
+            sql: "SELECT channel FROM payments INDEXED BY payments_state WHERE state = ? AND channel > ? ORDER BY state, channel LIMIT 1")
+        while let s = try String.fetchOne(nextState, arguments: [state]) {
+            var channel = ""
+            while let c = try String.fetchOne(nextChannel, arguments: [s, channel]) {
+                known.insert(c)
+                channel = c
+            }
+            state = s
+        }
+        for c in try String.fetchAll(db, sql: "SELECT channel FROM channels UNION SELECT DISTINCT channel FROM batches") { known.insert(c) }
+        let builtIn = ["treasury", "lessor"]
+        return builtIn + known.subtracting(builtIn).sorted()
     }
 
     func resume(channel: String, _ db: Database) throws {

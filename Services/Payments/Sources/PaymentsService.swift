@@ -129,7 +129,14 @@ struct PaymentsApplier: IntakeApplier {
     }
 
     func apply(_ command: PaymentsCommand, event: CloudEvent, db: Database) throws {
+        _ = try applyNoting(command, event: event, db: db)
+    }
+
+    /// `apply`, with a note for the ack when a confirmation changed nothing (the payment was no
+    /// longer awaiting one: already settled, failed, …).
+    func applyNoting(_ command: PaymentsCommand, event: CloudEvent, db: Database) throws -> String? {
         engine.touchedPools.clear()
+        var note: String?
         do {
             switch command {
             case .fund(let pool, let source, let amount):
@@ -137,7 +144,7 @@ struct PaymentsApplier: IntakeApplier {
             case .bankReturned(let file, let id):
                 _ = try engine.applyReturn(file, returnID: id, db)
             case .confirmed(let by, let id, let lease, let policyID, let ok, let method):
-                try engine.confirmed(by: by, paymentID: id, lease: lease, policyID: policyID, ok: ok, method: method, db)
+                note = try engine.confirmed(by: by, paymentID: id, lease: lease, policyID: policyID, ok: ok, method: method, db)
             case .recovered(let id, let amount):
                 try engine.recovered(paymentID: id, amountFen: amount, transferID: "recovered/\(event.source)/\(event.id)", db)
             case .releaseHold(let id, let by, let reason):
@@ -161,6 +168,7 @@ struct PaymentsApplier: IntakeApplier {
             // retried forever; the payments stay ready (`batch` holds the ones it can tell apart).
             throw Rejection(.invalidData, field: "data.channel", "the batch file cannot be written: \(e)")
         }
+        return note
     }
 }
 
@@ -358,6 +366,24 @@ public enum PaymentsService {
                 "treasury-debtor-name, treasury-debtor-account, treasury-debtor-agent do not make a valid pain.001 debtor: \(error)")
         }
         return settings
+    }
+
+    /// Each of the router's settings as the service would use it, defaults included (for
+    /// `--check-config`). A directory under a state directory not given is shown as
+    /// `<state-dir>/…`; empty when the settings are not valid (the check says why).
+    public static func effectiveSettings(options: ServiceOptions) -> [String: String] {
+        guard let s = try? paymentsSettings(options: options) else { return [:] }
+        func dir(_ key: String, _ value: String, _ name: String) -> String {
+            options.stateDir == nil && options.extra[key].map({ $0.isEmpty }) ?? true ? "<state-dir>/\(name)" : value
+        }
+        let t = s.failurePauseThreshold
+        let percent =
+            (t.numerator * 100) % t.denominator == 0 ? "\(t.numerator * 100 / t.denominator)" : "\(t.numerator * 100)/\(t.denominator)"
+        return [
+            "outbox-dir": dir("outbox-dir", s.outboxDirectory, "outbox"), "inbox-dir": dir("inbox-dir", s.inboxDirectory, "inbox"),
+            "failure-pause-percent": percent, "batch-max-payments": "\(s.batchMaxPayments)", "treasury-debtor-name": s.debtorName,
+            "treasury-debtor-account": s.debtorAccount, "treasury-debtor-agent": s.debtorAgent,
+        ]
     }
 
     /// Valid settings an operator probably does not want in production (`--check-config` prints
@@ -562,12 +588,24 @@ struct PaymentsQueries {
         case "payment.list", "holds":
             let state = req["op"]?.stringValue == "holds" ? "held" : req["state"]?.stringValue
             let channel = req["channel"]?.stringValue
+            let limit = Int(min(max(req["max"]?.intValue ?? 100, 1), 1_000))
             let rows = try database.writer.read { db in
-                try Row.fetchAll(
+                // `lease`: the payments bound to that lease (its rent waivers), by their index.
+                if let lease = req["lease"]?.stringValue {
+                    let policy = req["policy"]?.stringValue
+                    return try Row.fetchAll(
+                        db,
+                        sql: """
+                            SELECT * FROM payments WHERE binding = ? AND (? IS NULL OR state = ?) AND (? IS NULL OR channel = ?)
+                                AND (? IS NULL OR policy_id = ?) ORDER BY approved_seq LIMIT ?
+                            """,
+                        arguments: [lease, state, state, channel, channel, policy, policy, limit])
+                }
+                return try Row.fetchAll(
                     db,
                     sql:
                         "SELECT * FROM payments WHERE (? IS NULL OR state = ?) AND (? IS NULL OR channel = ?) ORDER BY approved_seq LIMIT ?",
-                    arguments: [state, state, channel, channel, Int(min(max(req["max"]?.intValue ?? 100, 1), 1_000))])
+                    arguments: [state, state, channel, channel, limit])
             }
             return ["op": "payments", "items": .array(rows.map { PaymentRecord(row: $0).json })]
         case "payment.summary":
