@@ -246,6 +246,27 @@ struct DocumentTests {
         #expect(Fx.compileErrors(deferral.replacingOccurrences(of: "channel: agency:test-bureau", with: "channel: \"agency:\"")).count == 1)
     }
 
+    /// An agency's name becomes part of its instruction files' names: a path separator, a dot,
+    /// a space or a non-ASCII letter would make a file that cannot be written (and would stop
+    /// every later file), so the policy is refused at check and publish time.
+    @Test func agencyNamesAreFileSafe() {
+        let deferral = Fx.document()
+        for bad in [
+            "agency:水务/电力", "agency:a/b", "agency:..", "agency:Water", "agency:water bureau", "agency:\(String(repeating: "a", count: 41))",
+        ] {
+            let errs = Fx.compileErrors(deferral.replacingOccurrences(of: "channel: agency:test-bureau", with: "channel: \"\(bad)\""))
+            #expect(errs.count == 1, "\(bad)")
+            #expect(errs.first?.message.hasPrefix("channel agency:<name> takes a name of 1 to 40 lowercase letters") == true, "\(bad)")
+        }
+        for good in ["agency:social-insurance", "agency:si_2", "agency:\(String(repeating: "a", count: 40))"] {
+            #expect(
+                Fx.compileErrors(deferral.replacingOccurrences(of: "channel: agency:test-bureau", with: "channel: \(good)")).isEmpty,
+                "\(good)")
+        }
+        #expect(PolicyDocument.isAgencyName("utilities"))
+        #expect(!PolicyDocument.isAgencyName(""))
+    }
+
     /// Cash leaves only through the treasury, and the treasury moves only cash.
     @Test func benefitAndChannelAgree() {
         #expect(Fx.compileErrors(Fx.document(benefit: "cash")).isEmpty)
