@@ -62,7 +62,7 @@ public enum ServiceMain {
             FileHandle.standardError.write(Data("configuration error: \(error)\n".utf8))
             return 64
         }
-        let cautions = warnings?(options) ?? []
+        let cautions = options.cautions + (warnings?(options) ?? [])
         if options.checkConfig {
             print(options.summary(effective: effective?(options) ?? [:]))
             for w in cautions { print("warning: \(w)") }
