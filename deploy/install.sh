@@ -57,7 +57,10 @@ if [[ ! -e $profile ]] || { head -n1 "$profile" | grep -q '^# Bangfu CLI endpoin
   } >/etc/profile.d/bangfu.sh
   chmod 0644 /etc/profile.d/bangfu.sh
 fi
-install -d -m 0770 -o bangfu -g bangfu /var/spool/bangfu/payments
+# The pickup agent moves batch files into outbox/sent and the bank drops returns into inbox: both
+# of the group bangfu. Made here, group-writable, since what the service makes itself is 0750.
+install -d -m 0770 -o bangfu -g bangfu /var/spool/bangfu/payments /var/spool/bangfu/payments/outbox \
+  /var/spool/bangfu/payments/outbox/sent /var/spool/bangfu/payments/inbox
 # Each service's state directory exists before any of them starts, so that every other unit's
 # InaccessiblePaths= covers it (systemd's StateDirectory= would make it only at that service's start).
 install -d -m 0755 /var/lib/bangfu

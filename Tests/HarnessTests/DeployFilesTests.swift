@@ -21,6 +21,14 @@ struct DeployFilesTests {
         #expect(lines.contains { $0.contains("install -m 0640 -o root -g bangfu \"$f\" \"$dest\"") })
         #expect(!lines.contains { $0.contains("/etc/bangfu") && $0.contains("0755") }, "no world-readable configuration directory")
         #expect(!lines.contains { $0.contains("install -m 0644 \"$f\" \"$dest\"") }, "no world-readable configuration file")
+        // The spool directories other users of the group write into exist, group-writable, before
+        // the service (which makes its own directories 0750) would create them.
+        let script = lines.joined(separator: "\n").replacingOccurrences(of: "\\\n", with: "")
+        for dir in ["outbox", "outbox/sent", "inbox"] {
+            #expect(
+                script.contains("/var/spool/bangfu/payments/\(dir) ") || script.contains("/var/spool/bangfu/payments/\(dir)\n"), "\(dir)")
+        }
+        #expect(script.contains("install -d -m 0770 -o bangfu -g bangfu /var/spool/bangfu/payments /var/spool/bangfu/payments/outbox"))
         // The user exists before /etc/bangfu is given to its group.
         let user = lines.firstIndex { $0.contains("useradd") }
         let etc = lines.firstIndex { $0.contains("-g bangfu /etc/bangfu") }
