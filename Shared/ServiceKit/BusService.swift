@@ -49,6 +49,8 @@ public final class BusService: Service, Sendable {
         var extraStarted = false
         do {
             try await OwnerThread.run { [node] in try node.start() }
+            // Bound: the socket files exist now (FileModes).
+            FileModes.setSocketModes([node.endpoints.intake, node.endpoints.feed, node.endpoints.replay])
             try extraStart()
             extraStarted = true
             for s in subscribers { try s.start() }

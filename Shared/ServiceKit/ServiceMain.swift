@@ -47,6 +47,8 @@ public enum ServiceMain {
         effective: ((ServiceOptions) -> [String: String])? = nil,
         build: (ServiceOptions, ServiceEnvironment) throws -> BusService
     ) async -> Int32 {
+        // Before anything is created: nothing this service writes is for others (FileModes).
+        FileModes.tightenUmask()
         let options: ServiceOptions
         do {
             options = try ServiceOptions.parse(
@@ -62,7 +64,7 @@ public enum ServiceMain {
             FileHandle.standardError.write(Data("configuration error: \(error)\n".utf8))
             return 64
         }
-        let cautions = warnings?(options) ?? []
+        let cautions = options.cautions + (warnings?(options) ?? [])
         if options.checkConfig {
             print(options.summary(effective: effective?(options) ?? [:]))
             for w in cautions { print("warning: \(w)") }
@@ -93,6 +95,9 @@ public enum ServiceMain {
         var logger = Logger(label: "bangfu.\(service)")
         logger.logLevel = level
         for w in cautions { logger.warning("configuration warning", metadata: ["warning": "\(w)"]) }
+        for path in FileModes.repairStateFiles(directory: stateDir, service: service) {
+            logger.warning("state file was open to others: its mode is tightened", metadata: ["path": "\(path)"])
+        }
         let clock: any WallClock
         if options.simulatedClock {
             clock = TestClock(Date())
@@ -162,9 +167,9 @@ extension ServiceMain {
 /// An exclusive `flock` on `<state-dir>/<service>.lock`, held for the life of the process.
 public enum StateLock {
     public static func acquire(directory: String, service: String) throws -> Int32 {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileModes.createStateDirectory(directory)
         let path = (directory as NSString).appendingPathComponent("\(service).lock")
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw ConfigError("cannot open \(path): errno \(errno)") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             close(fd)

@@ -2,6 +2,10 @@ import Bus
 import Foundation
 import Yams
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The default endpoints of DESIGN §3.
 public enum DefaultEndpoints {
     public static let basePort: [String: Int] = ["registry": 7100, "matcher": 7200, "notifier": 7300, "payments": 7400]
@@ -39,6 +43,12 @@ public struct ServiceOptions: Sendable {
     /// This service's CurveZMQ identity (`curve-public-key`, `curve-secret-key`).
     public var curvePublicKey: String?
     public var curveSecretKey: String?
+    /// The file the secret key was read from: `curve-secret-key-file`, or systemd's credential
+    /// `curve-secret-key` (`$CREDENTIALS_DIRECTORY/curve-secret-key`, from `LoadCredential=`).
+    public var curveSecretKeyFile: String?
+    /// Settings that are valid but unsafe as given (a secret key on the command line, or in a
+    /// config file that others may read): logged as warnings at start, printed by `--check-config`.
+    public var cautions: [String] = []
     /// The allowlist of client keys with their rights (`curve-clients`, a YAML file).
     public var curveClientsFile: String?
     /// Each upstream's server public key (`<upstream>-server-key`).
@@ -66,7 +76,7 @@ public struct ServiceOptions: Sendable {
         o.extra = extraKeys
         var keys: Set<String> = [
             "config", "state-dir", "intake", "feed", "replay", "log-level", "max-message-bytes", "curve-public-key", "curve-secret-key",
-            "curve-clients",
+            "curve-secret-key-file", "curve-clients",
         ]
         keys.formUnion(booleanKeys)
         for u in upstreams { keys.formUnion(["\(u)-feed", "\(u)-replay", "\(u)-server-key"]) }
@@ -100,8 +110,11 @@ public struct ServiceOptions: Sendable {
             i += 1
         }
         let configPath = flags.last(where: { $0.0 == "config" })?.1 ?? environment["BANGFU_CONFIG"]
+        var configMode: mode_t?
         if let configPath {
             o.configFile = configPath
+            var st = stat()
+            if stat(configPath, &st) == 0 { configMode = st.st_mode & 0o777 }
             let text: String
             do {
                 text = try String(contentsOfFile: configPath, encoding: .utf8)
@@ -133,6 +146,8 @@ public struct ServiceOptions: Sendable {
             o.origins["state-dir"] = "env STATE_DIRECTORY"
         }
         for (k, v) in flags where k != "config" { try o.set(k, v, origin: "flag --\(k)") }
+        try o.loadSecretKey(environment: environment)
+        o.cautions += o.secretKeyCautions(configMode: configMode)
         try o.validate()
         return o
     }
@@ -167,6 +182,11 @@ public struct ServiceOptions: Sendable {
                 throw ConfigError("\(key) (\(origin)) must be a 40-character Z85 key (bangfu keys generate)")
             }
             if key == "curve-public-key" { curvePublicKey = value } else { curveSecretKey = value }
+        case "curve-secret-key-file":
+            guard !value.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw ConfigError("curve-secret-key-file (\(origin)) is empty: give the key file's path, or leave the setting out")
+            }
+            curveSecretKeyFile = value
         case "curve-clients":
             curveClientsFile = value
         case _ where key.hasSuffix("-server-key"):
@@ -257,6 +277,7 @@ public struct ServiceOptions: Sendable {
             line("curve-public-key", curvePublicKey ?? "none"),
             // Never printed: a secret key in a terminal or a log is a secret key given away.
             line("curve-secret-key", curveSecretKey == nil ? "none" : "(set, not shown)"),
+            line("curve-secret-key-file", curveSecretKeyFile ?? "none"),
             line("curve-clients", curveClientsFile ?? "none"),
         ]
         for (k, v) in extra.sorted(by: { $0.key < $1.key }) {

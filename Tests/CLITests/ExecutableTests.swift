@@ -78,3 +78,32 @@ struct ExecutableTests {
         #expect(missing.err.contains("cannot read /nonexistent/bangfu-input.jsonl"))
     }
 }
+
+@Suite("bangfu keys generate")
+struct KeysGenerateTests {
+    @Test("--secret-file writes the secret key alone to a new file of mode 0600", .enabled(if: bangfuBinary != nil, "bangfu is not built"))
+    func secretFile() throws {
+        let dir = NSTemporaryDirectory() + "bangfu-keygen-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/registry.key"
+        let r = try runBangfu(["keys", "generate", "--name", "registry", "--secret-file", path])
+        #expect(r.status == 0, "\(r.err)")
+        var st = stat()
+        #expect(stat(path, &st) == 0)
+        #expect(st.st_mode & 0o777 == 0o600)
+        let secret = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(secret.utf8.count == 41 && secret.hasSuffix("\n"))
+        let key = String(secret.dropLast())
+        #expect(!r.out.contains(key), "the secret key is not printed")
+        #expect(r.out.contains("public: ") && r.out.contains("secret: written to \(path)"), "\(r.out)")
+        // Never over an existing file.
+        let again = try runBangfu(["keys", "generate", "--secret-file", path])
+        #expect(again.status == 73, "\(again.err)")
+        #expect(again.err.contains(path))
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == secret)
+        // Without --secret-file: printed, as before.
+        let printed = try runBangfu(["keys", "generate"])
+        #expect(printed.status == 0 && printed.out.contains("secret: ") && !printed.out.contains("written to"))
+    }
+}

@@ -3,6 +3,10 @@ import Bus
 import Foundation
 import Models
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Endpoint selection for the payment router's verbs.
 struct PaymentsEndpointOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The payment router's intake endpoint.", valueName: "EP"))
@@ -587,14 +591,42 @@ struct KeysGenerateVerb: AsyncParsableCommand {
         abstract:
             "Print a new CurveZMQ key pair (Z85): the public key goes into the server's allowlist, the secret key stays with its owner.")
     @Option(help: "A name for the key's owner, printed with it (e.g. tax-bureau).") var name: String = "client"
+    @Option(
+        name: .customLong("secret-file"),
+        help: ArgumentHelp(
+            "Write the secret key to this new file (mode 0600) instead of printing it: a service's curve-secret-key-file, or its LoadCredential= source.",
+            valueName: "path")) var secretFile: String?
 
     func run() async throws {
         try await execute { _, console in
             let k = try CurveKeyPair.generate()
             console.line("# \(name)")
             console.line("public: \(k.publicKey)")
-            console.line("secret: \(k.secretKey)")
+            if let secretFile {
+                try Self.writeSecret(k.secretKey, to: secretFile)
+                console.line("secret: written to \(secretFile) (mode 0600)")
+            } else {
+                console.line("secret: \(k.secretKey)")
+            }
             return ExitCodes.ok
+        }
+    }
+
+    /// Creates `path` (never over an existing file or link) readable by its owner alone, and
+    /// writes the key and a newline.
+    static func writeSecret(_ key: String, to path: String) throws(CLIError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            let reason = String(cString: strerror(errno))
+            throw CLIError("cannot create \(path): \(reason) (an existing key file is never overwritten)", exitCode: ExitCodes.cantCreate)
+        }
+        defer { close(fd) }
+        // Whatever the umask left, only the owner may read it.
+        let bytes = Array((key + "\n").utf8)
+        guard fchmod(fd, 0o600) == 0, bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count, fsync(fd) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(path)
+            throw CLIError("cannot write \(path): \(reason)", exitCode: ExitCodes.cantCreate)
         }
     }
 }
