@@ -402,11 +402,24 @@ public struct MatcherEngine: Sendable {
         o["priority"] = .bool(e.priority)
         if !e.missing.isEmpty { o["missing"] = .array(e.missing.map { .string($0) }) }
         if let reason = e.reason { o["reason"] = .string(reason) }
-        // The trace goes in as stored (already compact JSON) rather than parsed and written again.
+        // The trace goes in as stored (already compact JSON) rather than parsed and written again,
+        // unless it is too big for the feed: then its bulky list inputs go as summaries
+        // (`PublishedTrace`), and the full trace stays with the entitlement.
         var bytes = JSON.object(o).serializedBytes()
         bytes.removeLast()
         bytes.append(contentsOf: Array(",\"trace\":".utf8))
-        bytes.append(contentsOf: e.traceBytes.isEmpty ? Array("{}".utf8) : e.traceBytes)
+        let room = Int(clamping: outbox.maxEventBytes) - bytes.count - Outbox.envelopeBytes - 2 * (type.utf8.count + e.id.utf8.count + 64)
+        let trace = PublishedTrace.fit(
+            e.traceBytes.isEmpty ? Array("{}".utf8) : e.traceBytes, budget: Swift.max(0, Swift.min(PublishedTrace.budget, room)))
+        if trace.count != e.traceBytes.count && !e.traceBytes.isEmpty {
+            logger.notice(
+                "entitlement event published with a shortened trace",
+                metadata: [
+                    "entitlement": "\(e.id)", "type": "\(type)", "trace_bytes": "\(e.traceBytes.count)",
+                    "published_bytes": "\(trace.count)",
+                ])
+        }
+        bytes.append(contentsOf: trace)
         bytes.append(UInt8(ascii: "}"))
         try outbox.append(db, type: type, subject: e.uscc, id: "\(type)/\(e.id)/\(e.events)", rawData: bytes)
     }

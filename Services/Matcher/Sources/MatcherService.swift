@@ -144,7 +144,8 @@ public enum MatcherService {
         let cache = PolicyCache()
         try database.db.writer.read { db in try cache.reload(db) }
         let engine = MatcherEngine(
-            cache: cache, outbox: Outbox(source: MatcherEngine.source, clock: env.clock), clock: env.clock, logger: logger)
+            cache: cache, outbox: Outbox(source: MatcherEngine.source, clock: env.clock, maxEventBytes: options.maxMessageBytes),
+            clock: env.clock, logger: logger)
         let pipeline = IntakePipeline(
             database: database.db, applier: MatcherApplier(engine: engine), clock: env.clock, authorize: security.authorizer, logger: logger
         )
