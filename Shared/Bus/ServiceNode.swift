@@ -97,6 +97,9 @@ public final class ServiceNode: Sendable {
     let feed: any FeedStore
     let responder: (any QueryResponder)?
     let logger: Logger
+    /// Beaten at every heartbeat tick; long work on the node's thread reports progress on it
+    /// (the service turns both into systemd's WATCHDOG=1).
+    public let liveness: Liveness
     let wake = WakePipe()
     /// Wakes the replay thread (to stop).
     let replayWake = WakePipe()
@@ -113,15 +116,16 @@ public final class ServiceNode: Sendable {
         var ticks: [@Sendable () -> Void] = []
     }
 
-    /// Called from the node's own loop at every heartbeat: proof that the loop is alive (the
-    /// service turns it into systemd's WATCHDOG=1).
-    /// Adds `f` to what the node's loop calls on its own thread at every heartbeat tick.
+    /// Adds `f` to what the node's loop calls on its own thread at every heartbeat tick (work
+    /// between intake batches; proof of life goes through `liveness`).
     public func onTick(_ f: @escaping @Sendable () -> Void) { state.withLock { $0.ticks.append(f) } }
 
     public init(
         name: String, context: ZContext, endpoints: NodeEndpoints, settings: NodeSettings = NodeSettings(),
-        processor: any IntakeProcessor, feed: any FeedStore, responder: (any QueryResponder)? = nil, logger: Logger
+        processor: any IntakeProcessor, feed: any FeedStore, responder: (any QueryResponder)? = nil, logger: Logger,
+        liveness: Liveness = Liveness()
     ) {
+        self.liveness = liveness
         self.name = name
         self.context = context
         self.endpoints = endpoints
@@ -291,6 +295,7 @@ public final class ServiceNode: Sendable {
             if DispatchTime.now().uptimeNanoseconds >= nextHeartbeat {
                 let hb = JSON.object(JSONObject(["sequence": .string(String(lastPublished))]))
                 _ = try? pub.send([Array("_hb".utf8), hb.serializedBytes()])
+                liveness.beat()
                 for f in state.withLock({ $0.ticks }) { f() }
                 nextHeartbeat = DispatchTime.now().uptimeNanoseconds + UInt64(settings.heartbeatMs) * 1_000_000
             }

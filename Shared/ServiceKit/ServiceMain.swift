@@ -15,6 +15,8 @@ public struct ServiceEnvironment: Sendable {
     public var logger: Logger
     /// Test hook passed to every subscriber: drop this live sequence as if lost.
     public var dropLive: (@Sendable (String, UInt64) -> Bool)?
+    /// Where readiness and the watchdog are reported (systemd's `$NOTIFY_SOCKET`; tests give their own).
+    public var notifier = SystemdNotifier()
 
     public init(context: ZContext, clock: any WallClock, logger: Logger, dropLive: (@Sendable (String, UInt64) -> Bool)? = nil) {
         self.context = context

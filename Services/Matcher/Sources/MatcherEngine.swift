@@ -1,3 +1,4 @@
+import Bus
 import Foundation
 import GRDB
 import Logging
@@ -65,6 +66,10 @@ public struct MatcherEngine: Sendable {
     let outbox: Outbox
     let clock: any WallClock
     let logger: Logger
+    /// Told of progress through long work (screening every merchant), so the watchdog stays fed.
+    var liveness: Liveness?
+    /// Merchants screened between two progress reports.
+    static let progressEvery = 256
 
     public static let source = "/bangfu/matcher"
 
@@ -467,6 +472,9 @@ public struct MatcherEngine: Sendable {
             let body: Data = row["body"]
             let profile = try JSONParser.parse([UInt8](body))
             n += 1
+            // One transaction on the node's thread, minutes long at county scale: keep the
+            // watchdog fed (`Liveness` sends at most one beat per interval).
+            if n % Self.progressEvery == 0 { liveness?.progress("screening \(id) revision \(policy.document.revision): \(n) merchants") }
             if fresh
                 && policy.evaluate(PolicyInput(merchant: profile, application: nil), traced: false).allSatisfy({
                     if case .ineligible = $0.outcome { return true }
