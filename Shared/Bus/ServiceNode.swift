@@ -276,7 +276,9 @@ public final class ServiceNode: Sendable {
             ])
 
         var poller = ZPoller([.socket(intake), .fd(wake.readFD)])
-        var nextHeartbeat = DispatchTime.now().uptimeNanoseconds + UInt64(settings.heartbeatMs) * 1_000_000
+        // The first heartbeat at once: a subscriber that followed this feed before learns of the
+        // new epoch before anything else this start publishes (when its SUB is connected by then).
+        var nextHeartbeat = DispatchTime.now().uptimeNanoseconds
         while true {
             if state.withLock({ $0.stopping }) { break }
             let now = DispatchTime.now().uptimeNanoseconds
@@ -293,19 +295,27 @@ public final class ServiceNode: Sendable {
             if readable[0] { serveIntake(intake) }
             publish(pub, after: &lastPublished)
             if DispatchTime.now().uptimeNanoseconds >= nextHeartbeat {
-                let hb = JSON.object(JSONObject(["sequence": .string(String(lastPublished))]))
-                _ = try? pub.send([Array("_hb".utf8), hb.serializedBytes()])
+                _ = try? pub.send([Array("_hb".utf8), heartbeat(lastPublished)])
                 liveness.beat()
                 for f in state.withLock({ $0.ticks }) { f() }
                 nextHeartbeat = DispatchTime.now().uptimeNanoseconds + UInt64(settings.heartbeatMs) * 1_000_000
             }
         }
-        // Drain: answer what already arrived on the intake, publish what was committed.
+        // Drain: answer what already arrived on the intake, publish what was committed, and say
+        // where the feed ends (subscribers then know this epoch's last event).
         serveIntake(intake)
         publish(pub, after: &lastPublished)
+        _ = try? pub.send([Array("_hb".utf8), heartbeat(lastPublished)])
         intake.close(lingerMs: Int32(min(settings.drainMs, 2_000)))
         pub.close(lingerMs: Int32(min(settings.drainMs, 2_000)))
         logger.info("bus node stopped", metadata: ["last_sequence": "\(lastPublished)"])
+    }
+
+    /// `{"sequence":"<last>","epoch":"<epoch>"}` (no epoch when the feed has none).
+    private func heartbeat(_ last: UInt64) -> [UInt8] {
+        var o = JSONObject(["sequence": .string(String(last))])
+        if let epoch = feed.epoch { o["epoch"] = .string(epoch) }
+        return JSON.object(o).serializedBytes()
     }
 
     private func serveIntake(_ sock: ZSocket) {
@@ -432,7 +442,9 @@ public final class ServiceNode: Sendable {
             do {
                 let last = try feed.lastSequence()
                 let records = max > 0 ? try feed.records(after: after, max: max) : []
-                let end = JSON.object(JSONObject(["op": "end", "last": .string(String(last))]))
+                var endObject = JSONObject(["op": "end", "last": .string(String(last))])
+                if let epoch = feed.epoch { endObject["epoch"] = .string(epoch) }
+                let end = JSON.object(endObject)
                 return records.map(\.body) + [end.serializedBytes()]
             } catch {
                 return self.errorFrames(error)

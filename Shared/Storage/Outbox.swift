@@ -87,8 +87,26 @@ public struct OutboxEventTooLarge: Error, CustomStringConvertible, Sendable {
 /// The outbox as the publisher and the replay server read it.
 public struct OutboxFeedStore: FeedStore {
     public let database: ServiceDatabase
+    /// New at every start of the service (each store made is one start), and kept in bus_meta
+    /// (`feed_epoch`) for the operator.
+    public let epoch: String?
 
-    public init(database: ServiceDatabase) { self.database = database }
+    public init(database: ServiceDatabase) {
+        self.database = database
+        let epoch = Self.newEpoch()
+        self.epoch = epoch
+        try? database.writer.write { db in
+            try db.execute(
+                sql: "INSERT INTO bus_meta(key, value) VALUES ('feed_epoch', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                arguments: [epoch])
+        }
+    }
+
+    /// 16 random bytes, hex.
+    static func newEpoch() -> String {
+        var g = SystemRandomNumberGenerator()
+        return (0..<16).map { _ in UInt8.random(in: 0...255, using: &g) }.hexString
+    }
 
     public func lastSequence() throws -> UInt64 {
         try database.writer.read { db in try Outbox.lastSequence(db) }

@@ -36,7 +36,7 @@ struct NoteApplier: IntakeApplier {
 }
 
 /// A consumer that stores what it applies in its own database, cursor in the same transaction.
-struct NoteConsumer: FeedConsumer {
+struct NoteConsumer: DatabaseFeedConsumer {
     let database: ServiceDatabase
     let applied = AsyncCondition()
     /// The types it applies (nil: every type).
