@@ -52,8 +52,10 @@ struct PublishedTraceTests {
                 "merchant.profiled", profile, subject: u, source: "/bangfu/registry", id: "merchant.profiled/\(u)/1")
             #expect(try await registry.publish(profiled).status == .accepted)
 
-            // A subscriber with the default max-message-bytes receives the entitlement.
-            #expect(await feed.wait { $0.contains { $0.type == "entitlement.proposed" && $0.subject == u } })
+            // A subscriber with the default max-message-bytes receives the entitlement (the
+            // matcher works through a profile of 840 KB and a trace of 1.7 MB: a long safety net,
+            // for a machine busy with other tests).
+            #expect(await feed.wait(timeout: .seconds(240)) { $0.contains { $0.type == "entitlement.proposed" && $0.subject == u } })
             let event = try #require(feed.events.first { $0.type == "entitlement.proposed" && $0.subject == u })
             let data = try #require(event.data)
             #expect(data["amount_fen"]?.intValue == 690_000, "3 months of 2,300 leases at 100 fen")
@@ -68,10 +70,11 @@ struct PublishedTraceTests {
                 .filter { $0["path"]?.stringValue == "merchant.leases" }
             #expect(leaseInputs.count == 2)
             let leases = try #require(profile["leases"])
+            let digest = SHA256.hash(leases.serializedBytes(sortedKeys: true)).hexString
             for i in leaseInputs {
                 #expect(i["value"] == nil)
                 #expect(i["summary"]?["count"]?.intValue == Int64(Self.leases))
-                #expect(i["summary"]?["sha256"]?.stringValue == SHA256.hash(leases.serializedBytes(sortedKeys: true)).hexString)
+                #expect(i["summary"]?["sha256"]?.stringValue == digest)
             }
             // Scalar inputs stay as they were.
             #expect(
