@@ -94,6 +94,38 @@ public struct FeedRecord: Sendable {
 public protocol FeedStore: Sendable {
     func lastSequence() throws -> UInt64
     func records(after: UInt64, max: Int) throws -> [FeedRecord]
+    /// The feed's epoch: a random id new at every start of the publisher, sent in heartbeats and
+    /// replay end frames, so that a subscriber notices a publisher that is not the one it followed
+    /// (restarted, or restored from a backup) and checks that its history still holds. Nil: none.
+    var epoch: String? { get }
+}
+
+extension FeedStore {
+    public var epoch: String? { nil }
+}
+
+/// What a subscriber keeps about an upstream feed beside its cursor: the last event it checked
+/// against the upstream (its sequence and the SHA-256 of its bytes), the upstream's epoch then,
+/// and whether it halted the feed because the upstream's history no longer holds.
+public struct FeedGuard: Sendable, Equatable {
+    public var epoch: String?
+    public var anchorSequence: UInt64
+    /// Lowercase hex SHA-256 of the event's bytes as published.
+    public var anchorSHA256: String
+    /// Why the feed is halted (nil: it is not).
+    public var halted: String?
+
+    public init(epoch: String?, anchorSequence: UInt64, anchorSHA256: String, halted: String? = nil) {
+        self.epoch = epoch
+        self.anchorSequence = anchorSequence
+        self.anchorSHA256 = anchorSHA256
+        self.halted = halted
+    }
+}
+
+/// A consumer that cannot reset its cursor was asked to.
+public struct CursorResetUnsupported: Error, CustomStringConvertible {
+    public var description: String { "this consumer keeps no cursor it could reset" }
 }
 
 /// Answers the operator queries carried on the replay socket beside `replay` (status, quarantine).
@@ -119,8 +151,8 @@ public struct FeedDelivery: Sendable {
         self.error = error
     }
 
-    static func skipped(_ sequence: UInt64) -> FeedDelivery {
-        var d = FeedDelivery(sequence: sequence, event: nil, raw: [], error: nil)
+    static func skipped(_ sequence: UInt64, raw: [UInt8]) -> FeedDelivery {
+        var d = FeedDelivery(sequence: sequence, event: nil, raw: raw, error: nil)
         d.skipped = true
         return d
     }
@@ -138,9 +170,18 @@ public protocol FeedConsumer: Sendable {
     /// as JSON syntax only, not built, and absent from the delivered events.
     func omittedDataMembers(feed: String) -> Set<String>
     func apply(feed: String, _ deliveries: [FeedDelivery], through: UInt64) throws
+    /// The feed's guard as last saved (nil: none yet), and saving it (see `FeedGuard`).
+    func feedGuard(feed: String) throws -> FeedGuard?
+    func saveFeedGuard(feed: String, _ value: FeedGuard) throws
+    /// Sets the cursor to `sequence` and forgets the guard (a halted feed goes on): the
+    /// operator's way out after reconciling with an upstream restored from a backup.
+    func resetCursor(feed: String, to sequence: UInt64) throws
 }
 
 extension FeedConsumer {
     public func wants(feed: String, type: String) -> Bool { true }
     public func omittedDataMembers(feed: String) -> Set<String> { [] }
+    public func feedGuard(feed: String) throws -> FeedGuard? { nil }
+    public func saveFeedGuard(feed: String, _ value: FeedGuard) throws {}
+    public func resetCursor(feed: String, to sequence: UInt64) throws { throw CursorResetUnsupported() }
 }

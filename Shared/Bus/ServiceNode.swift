@@ -97,6 +97,9 @@ public final class ServiceNode: Sendable {
     let feed: any FeedStore
     let responder: (any QueryResponder)?
     let logger: Logger
+    /// Beaten at every heartbeat tick; long work on the node's thread reports progress on it
+    /// (the service turns both into systemd's WATCHDOG=1).
+    public let liveness: Liveness
     let wake = WakePipe()
     /// Wakes the replay thread (to stop).
     let replayWake = WakePipe()
@@ -113,15 +116,16 @@ public final class ServiceNode: Sendable {
         var ticks: [@Sendable () -> Void] = []
     }
 
-    /// Called from the node's own loop at every heartbeat: proof that the loop is alive (the
-    /// service turns it into systemd's WATCHDOG=1).
-    /// Adds `f` to what the node's loop calls on its own thread at every heartbeat tick.
+    /// Adds `f` to what the node's loop calls on its own thread at every heartbeat tick (work
+    /// between intake batches; proof of life goes through `liveness`).
     public func onTick(_ f: @escaping @Sendable () -> Void) { state.withLock { $0.ticks.append(f) } }
 
     public init(
         name: String, context: ZContext, endpoints: NodeEndpoints, settings: NodeSettings = NodeSettings(),
-        processor: any IntakeProcessor, feed: any FeedStore, responder: (any QueryResponder)? = nil, logger: Logger
+        processor: any IntakeProcessor, feed: any FeedStore, responder: (any QueryResponder)? = nil, logger: Logger,
+        liveness: Liveness = Liveness()
     ) {
+        self.liveness = liveness
         self.name = name
         self.context = context
         self.endpoints = endpoints
@@ -272,7 +276,9 @@ public final class ServiceNode: Sendable {
             ])
 
         var poller = ZPoller([.socket(intake), .fd(wake.readFD)])
-        var nextHeartbeat = DispatchTime.now().uptimeNanoseconds + UInt64(settings.heartbeatMs) * 1_000_000
+        // The first heartbeat at once: a subscriber that followed this feed before learns of the
+        // new epoch before anything else this start publishes (when its SUB is connected by then).
+        var nextHeartbeat = DispatchTime.now().uptimeNanoseconds
         while true {
             if state.withLock({ $0.stopping }) { break }
             let now = DispatchTime.now().uptimeNanoseconds
@@ -289,18 +295,27 @@ public final class ServiceNode: Sendable {
             if readable[0] { serveIntake(intake) }
             publish(pub, after: &lastPublished)
             if DispatchTime.now().uptimeNanoseconds >= nextHeartbeat {
-                let hb = JSON.object(JSONObject(["sequence": .string(String(lastPublished))]))
-                _ = try? pub.send([Array("_hb".utf8), hb.serializedBytes()])
+                _ = try? pub.send([Array("_hb".utf8), heartbeat(lastPublished)])
+                liveness.beat()
                 for f in state.withLock({ $0.ticks }) { f() }
                 nextHeartbeat = DispatchTime.now().uptimeNanoseconds + UInt64(settings.heartbeatMs) * 1_000_000
             }
         }
-        // Drain: answer what already arrived on the intake, publish what was committed.
+        // Drain: answer what already arrived on the intake, publish what was committed, and say
+        // where the feed ends (subscribers then know this epoch's last event).
         serveIntake(intake)
         publish(pub, after: &lastPublished)
+        _ = try? pub.send([Array("_hb".utf8), heartbeat(lastPublished)])
         intake.close(lingerMs: Int32(min(settings.drainMs, 2_000)))
         pub.close(lingerMs: Int32(min(settings.drainMs, 2_000)))
         logger.info("bus node stopped", metadata: ["last_sequence": "\(lastPublished)"])
+    }
+
+    /// `{"sequence":"<last>","epoch":"<epoch>"}` (no epoch when the feed has none).
+    private func heartbeat(_ last: UInt64) -> [UInt8] {
+        var o = JSONObject(["sequence": .string(String(last))])
+        if let epoch = feed.epoch { o["epoch"] = .string(epoch) }
+        return JSON.object(o).serializedBytes()
     }
 
     private func serveIntake(_ sock: ZSocket) {
@@ -427,7 +442,9 @@ public final class ServiceNode: Sendable {
             do {
                 let last = try feed.lastSequence()
                 let records = max > 0 ? try feed.records(after: after, max: max) : []
-                let end = JSON.object(JSONObject(["op": "end", "last": .string(String(last))]))
+                var endObject = JSONObject(["op": "end", "last": .string(String(last))])
+                if let epoch = feed.epoch { endObject["epoch"] = .string(epoch) }
+                let end = JSON.object(endObject)
                 return records.map(\.body) + [end.serializedBytes()]
             } catch {
                 return self.errorFrames(error)

@@ -53,16 +53,27 @@ public struct SubscriberStatus: Sendable {
     public var resubscribes = 0
     /// Replay requests that timed out in a row (0 once one is answered).
     public var replayTimeoutsInARow = 0
+    /// The upstream's epoch as last heard (nil: it sends none).
+    public var upstreamEpoch: String?
+    /// Why this feed is halted — the upstream's history no longer holds what was applied (its
+    /// sequence went backwards, or the event at a checked sequence changed: restored from a
+    /// backup?). Nothing more is applied from it until an operator resets the cursor.
+    public var halted: String?
     public var lag: UInt64 { upstreamLast > cursor ? upstreamLast - cursor : 0 }
 }
 
 /// Follows one upstream feed exactly once (DESIGN §3.3): SUB first, then replay from the stored
 /// cursor until caught up, then live events; a gap in sequences or a heartbeat ahead of the
 /// cursor sends it back to replay. Its sockets live on one dedicated thread.
+///
+/// An upstream restored from a backup reuses sequences this subscriber already applied. It halts
+/// the feed (never skips nor re-applies silently) when the upstream's last sequence is below its
+/// cursor, when a live event at its cursor is not the one it applied, or when the upstream has a
+/// new epoch (a new start) and the event at the last checked sequence (`FeedGuard`) changed.
 public final class FeedSubscriber: Sendable {
     public let upstream: UpstreamFeed
     let context: ZContext
-    let consumer: any FeedConsumer
+    public let consumer: any FeedConsumer
     let omitted: Set<String>
     let settings: SubscriberSettings
     let logger: Logger
@@ -92,6 +103,13 @@ public final class FeedSubscriber: Sendable {
     }
 
     public var status: SubscriberStatus { state.withLock { $0.status } }
+
+    /// Sets this feed's cursor to `sequence` and lifts a halt (`FeedConsumer.resetCursor`): for an
+    /// operator who has reconciled with an upstream restored from a backup. Only while the
+    /// subscriber is not running (`bangfu-<service> --reset-feed-cursor FEED=SEQ`).
+    public func resetCursor(to sequence: UInt64) throws {
+        try consumer.resetCursor(feed: upstream.name, to: sequence)
+    }
 
     /// Starts the subscriber's thread; throws if the system refuses one.
     public func start() throws(ThreadStartError) {
@@ -143,6 +161,40 @@ public final class FeedSubscriber: Sendable {
             }
         }
         setStatus { $0.cursor = cursor }
+        var saved: FeedGuard?
+        while true {
+            do {
+                saved = try consumer.feedGuard(feed: upstream.name)
+                break
+            } catch {
+                logger.error("cannot read the feed guard", metadata: ["error": "\(error)"])
+                if waitForWake(ms: settings.applyRetryMs) { return }
+            }
+        }
+        if let reason = saved?.halted {
+            haltAndWait(reason, saving: nil, cursor: cursor)
+            return
+        }
+        // The last event checked against the upstream under `verifiedEpoch`, and the last applied.
+        var verifiedEpoch = saved?.epoch
+        var anchor: Anchor? = saved.flatMap { $0.anchorSequence > 0 ? Anchor(sequence: $0.anchorSequence, sha256: $0.anchorSHA256) : nil }
+        var savedGuard = saved
+        var lastApplied: Anchor? = anchor?.sequence == cursor ? anchor : nil
+        var guardValue: FeedGuard {
+            FeedGuard(epoch: verifiedEpoch, anchorSequence: anchor?.sequence ?? 0, anchorSHA256: anchor?.sha256 ?? "")
+        }
+        /// Saves the guard when it changed (at most once per heartbeat, or per replay page).
+        func saveAnchor() {
+            let g = guardValue
+            guard g != savedGuard else { return }
+            do {
+                try consumer.saveFeedGuard(feed: upstream.name, g)
+                savedGuard = g
+            } catch {
+                logger.warning(
+                    "cannot save the feed guard; trying again later", metadata: ["feed": "\(upstream.name)", "error": "\(error)"])
+            }
+        }
         var needCatchUp = true
         var poller = ZPoller([.socket(sub), .fd(wake.readFD)])
         // The feed watchdog (docs/protocol.md §7 rule 4): the upstream sends a heartbeat every
@@ -156,10 +208,46 @@ public final class FeedSubscriber: Sendable {
                     return
                 case .unavailable:
                     continue
-                case .page(let deliveries, let last):
+                case .page(let deliveries, let last, let epoch):
                     setStatus {
-                        $0.upstreamLast = max($0.upstreamLast, last)
+                        $0.upstreamLast = last
                         $0.replayPages += 1
+                        $0.upstreamEpoch = epoch
+                    }
+                    if last < cursor {
+                        haltAndWait(
+                            "the upstream's last sequence \(last) is below this subscriber's cursor \(cursor): its history went backwards (restored from a backup?)",
+                            saving: guardValue, cursor: cursor)
+                        return
+                    }
+                    if let epoch, epoch != verifiedEpoch {
+                        // A new start of the upstream: does it still hold the event last checked?
+                        if let a = anchor {
+                            switch check(&dealer, a) {
+                            case .stopped: return
+                            case .unavailable: continue
+                            case .differs(let why):
+                                haltAndWait(why, saving: guardValue, cursor: cursor)
+                                return
+                            case .holds: break
+                            }
+                        } else if cursor > 0 {
+                            // Nothing checked yet (a guard new to this database): take the event at
+                            // the cursor as the upstream has it now.
+                            switch replayPage(&dealer, after: cursor - 1, max: 1) {
+                            case .stopped: return
+                            case .unavailable: continue
+                            case .page(let d, _, _):
+                                if let first = d.first, first.sequence == cursor {
+                                    anchor = Anchor(first)
+                                    lastApplied = anchor
+                                }
+                            }
+                        }
+                        verifiedEpoch = epoch
+                        saveAnchor()
+                        // Ask again under the epoch now checked.
+                        continue
                     }
                     let fresh = deliveries.filter { $0.sequence > cursor }
                     if !fresh.isEmpty {
@@ -169,6 +257,10 @@ public final class FeedSubscriber: Sendable {
                         }
                         guard applyOrPause(fresh) else { continue }
                         cursor = fresh.last!.sequence
+                        lastApplied = Anchor(fresh.last!)
+                        // Served under the epoch checked: the new anchor.
+                        if epoch != nil { anchor = lastApplied }
+                        saveAnchor()
                         let c = cursor
                         setStatus {
                             $0.cursor = c
@@ -220,15 +312,32 @@ public final class FeedSubscriber: Sendable {
             lastHeard = DispatchTime.now().uptimeNanoseconds
             var batch: [FeedDelivery] = []
             var expected = cursor + 1
+            // Where a heartbeat of the checked epoch found the stream: the next anchor, once applied.
+            var heardAt: Anchor?
+            var diverged: String?
             while batch.count < settings.maxLiveBatch {
                 guard let msg = try? sub.receive(dontWait: true, maxFrames: 2), msg.frames.count == 2 else { break }
                 let topic = msg.frames[0]
                 if topic == Self.heartbeatTopic {
                     if let hb = try? JSONParser.parse(msg.frames[1]), let s = hb["sequence"]?.stringValue, let last = UInt64(s) {
-                        setStatus { $0.upstreamLast = max($0.upstreamLast, last) }
-                        if last >= expected {
-                            // The tail was lost (or the publisher restarted): replay it.
+                        let epoch = hb["epoch"]?.stringValue
+                        setStatus {
+                            $0.upstreamLast = last
+                            if epoch != nil { $0.upstreamEpoch = epoch }
+                        }
+                        if let epoch, epoch != verifiedEpoch {
+                            // Another start of the upstream: what came with it is not applied until
+                            // a replay has checked its history (and then gives it again).
+                            batch = []
                             needCatchUp = true
+                            break
+                        }
+                        if last >= expected || last < expected - 1 {
+                            // The tail was lost (or the publisher restarted), or the upstream is
+                            // behind what was applied: replay (which halts if it really is).
+                            needCatchUp = true
+                        } else if epoch != nil {
+                            heardAt = batch.last.map(Anchor.init) ?? lastApplied
                         }
                     }
                     continue
@@ -238,7 +347,7 @@ public final class FeedSubscriber: Sendable {
                 if let type = UTF8Text.string(msg.frames[0]), !consumer.wants(feed: upstream.name, type: type),
                     let peek = EventPeek.typeAndSequence(msg.frames[1]), peek.type == type
                 {
-                    delivery = .skipped(peek.sequence)
+                    delivery = .skipped(peek.sequence, raw: msg.frames[1])
                 } else if let ev = try? CloudEvent.parse(msg.frames[1], omittingData: omitted), let seq = ev.sequenceNumber {
                     delivery = FeedDelivery(sequence: seq, event: ev, raw: msg.frames[1], error: nil)
                 } else {
@@ -247,7 +356,16 @@ public final class FeedSubscriber: Sendable {
                     break
                 }
                 let seq = delivery.sequence
-                if seq < expected { continue }
+                if seq < expected {
+                    // The event at the cursor again (a slow joiner's overlap): the same bytes, or
+                    // the upstream's history changed under this subscriber.
+                    if let a = lastApplied, seq == a.sequence, Anchor(delivery).sha256 != a.sha256 {
+                        diverged =
+                            "the upstream's event at sequence \(seq) is not the one this subscriber applied: its history changed (restored from a backup?)"
+                        break
+                    }
+                    continue
+                }
                 if let dropLive, dropLive(seq) { continue }
                 if seq > expected {
                     needCatchUp = true
@@ -260,16 +378,29 @@ public final class FeedSubscriber: Sendable {
                 batch.append(delivery)
                 expected += 1
             }
+            if let diverged {
+                haltAndWait(diverged, saving: guardValue, cursor: cursor)
+                return
+            }
             if needCatchUp { setStatus { $0.caughtUp = false } }
+            if batch.isEmpty, let h = heardAt {
+                anchor = h
+                saveAnchor()
+            }
             if !batch.isEmpty {
                 if applyOrPause(batch) {
                     cursor = batch.last!.sequence
+                    lastApplied = Anchor(batch.last!)
+                    if let h = heardAt {
+                        anchor = h
+                        saveAnchor()
+                    }
                     let c = cursor
                     let n = batch.count
                     setStatus {
                         $0.cursor = c
                         $0.liveApplied += n
-                        $0.upstreamLast = max($0.upstreamLast, c)
+                        $0.upstreamLast = Swift.max($0.upstreamLast, c)
                     }
                 } else {
                     needCatchUp = true
@@ -279,6 +410,72 @@ public final class FeedSubscriber: Sendable {
     }
 
     static let heartbeatTopic = Array("_hb".utf8)
+
+    /// One event as this subscriber saw it: its sequence and the SHA-256 of its bytes.
+    struct Anchor: Equatable {
+        var sequence: UInt64
+        var sha256: String
+
+        init(sequence: UInt64, sha256: String) {
+            self.sequence = sequence
+            self.sha256 = sha256
+        }
+
+        init(_ d: FeedDelivery) {
+            sequence = d.sequence
+            sha256 = SHA256.hash(d.raw).hexString
+        }
+    }
+
+    enum Check {
+        case holds
+        case differs(String)
+        case unavailable
+        case stopped
+    }
+
+    /// Asks the upstream for the event at `a.sequence` and compares it with the one applied.
+    private func check(_ dealer: inout ZSocket?, _ a: Anchor) -> Check {
+        switch replayPage(&dealer, after: a.sequence - 1, max: 1) {
+        case .stopped: return .stopped
+        case .unavailable: return .unavailable
+        case .page(let d, let last, _):
+            guard let first = d.first, first.sequence == a.sequence else {
+                return .differs(
+                    "the upstream has no event at sequence \(a.sequence) (its last is \(last)), which this subscriber applied: its history changed (restored from a backup?)"
+                )
+            }
+            if Anchor(first).sha256 == a.sha256 { return .holds }
+            return .differs(
+                "the upstream's event at sequence \(a.sequence) is not the one this subscriber applied: its history changed (restored from a backup?)"
+            )
+        }
+    }
+
+    /// Stops applying this feed, for good (until an operator resets its cursor): saves and shows
+    /// why, logs it at critical, and waits for the stop.
+    private func haltAndWait(_ reason: String, saving: FeedGuard?, cursor: UInt64) {
+        logger.critical(
+            "upstream feed halted: its history no longer holds what was applied; reconcile, then reset the cursor",
+            metadata: ["feed": "\(upstream.name)", "cursor": "\(cursor)", "reason": "\(reason)"])
+        setStatus {
+            $0.halted = reason
+            $0.caughtUp = false
+        }
+        if var g = saving {
+            g.halted = reason
+            while true {
+                do {
+                    try consumer.saveFeedGuard(feed: upstream.name, g)
+                    break
+                } catch {
+                    logger.error("cannot save the halted feed guard", metadata: ["feed": "\(upstream.name)", "error": "\(error)"])
+                    if waitForWake(ms: settings.applyRetryMs) { return }
+                }
+            }
+        }
+        while !waitForWake(ms: 60_000) {}
+    }
 
     /// A SUB socket connected to the upstream's feed, subscribed to everything.
     private func openSubscription() throws(ZMQError) -> ZSocket {
@@ -334,13 +531,13 @@ public final class FeedSubscriber: Sendable {
     }
 
     enum ReplayResult {
-        case page([FeedDelivery], last: UInt64)
+        case page([FeedDelivery], last: UInt64, epoch: String?)
         case unavailable
         case stopped
     }
 
     /// One replay request (Lazy Pirate: a timed-out DEALER is closed and replaced).
-    private func replayPage(_ dealer: inout ZSocket?, after: UInt64) -> ReplayResult {
+    private func replayPage(_ dealer: inout ZSocket?, after: UInt64, max: Int? = nil) -> ReplayResult {
         if dealer == nil {
             do {
                 let d = try context.socket(.dealer)
@@ -356,7 +553,7 @@ public final class FeedSubscriber: Sendable {
         }
         let d = dealer!
         let req = JSON.object(
-            JSONObject(["op": "replay", "after": .string(String(after)), "max": .int(Int64(settings.replayPage))]))
+            JSONObject(["op": "replay", "after": .string(String(after)), "max": .int(Int64(max ?? settings.replayPage))]))
         _ = try? d.send([req.serializedBytes()], dontWait: true)
         var poller = ZPoller([.socket(d), .fd(wake.readFD)])
         let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(settings.replayTimeoutMs) * 1_000_000
@@ -401,7 +598,7 @@ public final class FeedSubscriber: Sendable {
                 var previous = after
                 for body in frames.dropLast() {
                     if let peek = EventPeek.typeAndSequence(body), !consumer.wants(feed: upstream.name, type: peek.type) {
-                        deliveries.append(.skipped(peek.sequence))
+                        deliveries.append(.skipped(peek.sequence, raw: body))
                         previous = peek.sequence
                         continue
                     }
@@ -415,7 +612,7 @@ public final class FeedSubscriber: Sendable {
                         previous += 1
                     }
                 }
-                return .page(deliveries, last: last)
+                return .page(deliveries, last: last, epoch: end["epoch"]?.stringValue)
             }
         }
     }

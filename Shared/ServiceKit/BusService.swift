@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Models
 import ServiceLifecycle
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -38,11 +39,22 @@ public final class BusService: Service, Sendable {
     }
 
     public func run() async throws {
-        if notifier.watchdogMicroseconds != nil {
+        if let usec = notifier.watchdogMicroseconds {
             // WATCHDOG=1 comes from the bus loop itself (every heartbeat), so a stuck loop trips
-            // systemd's WatchdogSec=.
+            // systemd's WatchdogSec=; long work on the loop's thread (a policy screening a county)
+            // reports progress in between, at most every quarter of the watchdog's time.
             let n = notifier
-            node.onTick { n.notify("WATCHDOG=1") }
+            node.liveness.setMinInterval(microseconds: usec / 4)
+            // A progress note becomes STATUS=; the next beat without one says `serving` again.
+            let noted = NotedFlag()
+            node.liveness.onAlive { note in
+                if let note {
+                    noted.value.store(true, ordering: .relaxed)
+                    n.notify("WATCHDOG=1\nSTATUS=" + note)
+                } else {
+                    n.notify(noted.value.exchange(false, ordering: .relaxed) ? "WATCHDOG=1\nSTATUS=serving" : "WATCHDOG=1")
+                }
+            }
         }
         // The ZAP handler first: no CURVE socket may exist without it (fail closed).
         if let zap { try await OwnerThread.run { try zap.start() } }
@@ -77,6 +89,11 @@ public final class BusService: Service, Sendable {
         await node.stop()
         if let zap { try? await OwnerThread.run { zap.stopAndWait() } }
     }
+}
+
+/// Whether the last watchdog beat set a progress `STATUS=`.
+private final class NotedFlag: Sendable {
+    let value = Atomic<Bool>(false)
 }
 
 /// sd_notify(3) without libsystemd: a datagram to `$NOTIFY_SOCKET`. Does nothing outside systemd.

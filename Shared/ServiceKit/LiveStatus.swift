@@ -55,11 +55,15 @@ public final class ServiceHandle: Sendable {
             var feeds = JSONObject()
             for s in subs {
                 let st = s.status
-                feeds[s.upstream.name] = [
+                var f: JSONObject = [
                     "cursor": .string(String(st.cursor)), "upstream_last": .string(String(st.upstreamLast)), "lag": .int(Int64(st.lag)),
                     "caught_up": .bool(st.caughtUp), "resubscribes": .int(Int64(st.resubscribes)),
                     "replay_timeouts_in_a_row": .int(Int64(st.replayTimeoutsInARow)),
                 ]
+                if let epoch = st.upstreamEpoch { f["upstream_epoch"] = .string(epoch) }
+                // Nothing is applied from a halted feed until an operator resets its cursor.
+                if let why = st.halted { f["halted"] = .string(why) }
+                feeds[s.upstream.name] = .object(f)
             }
             o["feeds"] = .object(feeds)
         }

@@ -15,6 +15,8 @@ public struct ServiceEnvironment: Sendable {
     public var logger: Logger
     /// Test hook passed to every subscriber: drop this live sequence as if lost.
     public var dropLive: (@Sendable (String, UInt64) -> Bool)?
+    /// Where readiness and the watchdog are reported (systemd's `$NOTIFY_SOCKET`; tests give their own).
+    public var notifier = SystemdNotifier()
 
     public init(context: ZContext, clock: any WallClock, logger: Logger, dropLive: (@Sendable (String, UInt64) -> Bool)? = nil) {
         self.context = context
@@ -115,6 +117,29 @@ public enum ServiceMain {
             context.terminate()
             // A setting that only the build could judge is still a configuration error.
             return error is ConfigError ? 64 : 1
+        }
+        if let reset = options.resetFeedCursor {
+            // A one-off with the service stopped (the state lock is held): set the cursor, lift
+            // the halt, and exit without serving.
+            guard let sub = svc.subscribers.first(where: { $0.upstream.name == reset.feed }) else {
+                FileHandle.standardError.write(Data("this service does not follow \(reset.feed)\n".utf8))
+                context.terminate()
+                return 64
+            }
+            do {
+                let before = try sub.consumer.cursor(feed: reset.feed)
+                try sub.resetCursor(to: reset.sequence)
+                logger.warning(
+                    "feed cursor reset by the operator",
+                    metadata: ["feed": "\(reset.feed)", "from": "\(before)", "to": "\(reset.sequence)"])
+                print("\(service): \(reset.feed) cursor reset from \(before) to \(reset.sequence); the feed is no longer halted")
+            } catch {
+                FileHandle.standardError.write(Data("cannot reset the \(reset.feed) cursor: \(error)\n".utf8))
+                context.terminate()
+                return 1
+            }
+            context.terminate()
+            return 0
         }
         var services = [ServiceGroupConfiguration.ServiceConfiguration(service: svc)]
         if let watch = ParentWatch.fromEnvironment(ProcessInfo.processInfo.environment, logger: logger) {

@@ -55,6 +55,9 @@ public struct ServiceOptions: Sendable {
     public var upstreamServerKeys: [String: String] = [:]
     /// Where each setting came from (for `--check-config`).
     public var origins: [String: String] = [:]
+    /// `--reset-feed-cursor FEED=SEQ`: set that upstream feed's cursor (lifting a halt) and exit,
+    /// without serving. A flag only, never from the config file or the environment.
+    public var resetFeedCursor: (feed: String, sequence: UInt64)?
 
     public init(service: String, upstreams: [String] = []) {
         self.service = service
@@ -80,6 +83,7 @@ public struct ServiceOptions: Sendable {
         ]
         keys.formUnion(booleanKeys)
         for u in upstreams { keys.formUnion(["\(u)-feed", "\(u)-replay", "\(u)-server-key"]) }
+        if !upstreams.isEmpty { keys.insert("reset-feed-cursor") }
         keys.formUnion(extraKeys.keys)
 
         // Flags first (to find --config), applied last.
@@ -189,6 +193,17 @@ public struct ServiceOptions: Sendable {
             curveSecretKeyFile = value
         case "curve-clients":
             curveClientsFile = value
+        case "reset-feed-cursor":
+            guard origin.hasPrefix("flag") else {
+                throw ConfigError("reset-feed-cursor (\(origin)) is a one-off: give it as a flag to a stopped service, never in a config")
+            }
+            let parts = value.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let seq = UInt64(parts[1]), upstreams.contains(where: { $0.name == parts[0] }) else {
+                throw ConfigError(
+                    "reset-feed-cursor must be FEED=SEQUENCE with FEED one of \(upstreams.map(\.name).joined(separator: ", ")), got \(value)"
+                )
+            }
+            resetFeedCursor = (parts[0], seq)
         case _ where key.hasSuffix("-server-key"):
             guard value.utf8.count == 40 else { throw ConfigError("\(key) (\(origin)) must be a 40-character Z85 key") }
             upstreamServerKeys[String(key.dropLast("-server-key".count))] = value

@@ -166,7 +166,13 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
                         db, origin: "intake", at: receivedAt, rejection: r, source: source, eventID: id, type: type, frame: frame.payload)
                     acks.append(.rejected(id, r))
                 case .ready(let event, let hash, let command):
-                    let ack = try admit(db, event: event, hash: hash, command: command, frame: frame.payload, receivedAt: receivedAt)
+                    let ack: Ack
+                    do {
+                        ack = try admit(db, event: event, hash: hash, command: command, frame: frame.payload, receivedAt: receivedAt)
+                    } catch let big as OutboxEventTooLarge {
+                        // The outbox refused it already (its limit is the service's): the same refusal.
+                        throw PublishesTooMuch(index: k, type: big.type, bytes: big.bytes)
+                    }
                     if ack.status == .accepted {
                         let rows = try Row.fetchCursor(appended, arguments: [outboxLast])
                         while let row = try rows.next() {

@@ -9,11 +9,20 @@ public struct Outbox: Sendable {
     /// The CloudEvents `source` of this service's events, e.g. `/bangfu/registry`.
     public let source: String
     public let clock: any WallClock
+    /// The largest event this outbox takes (the service's `max-message-bytes`): a subscriber's
+    /// libzmq drops its connection on a larger frame, live and on replay, so such an event would
+    /// cut every subscriber off at it. `append` refuses one with `OutboxEventTooLarge`.
+    public let maxEventBytes: Int64
 
-    public init(source: String, clock: any WallClock) {
+    public init(source: String, clock: any WallClock, maxEventBytes: Int64 = 1 << 20) {
         self.source = source
         self.clock = clock
+        self.maxEventBytes = maxEventBytes
     }
+
+    /// The envelope `append` puts around `data` takes at most this many bytes beyond the
+    /// attributes' own text (ids, type, subject).
+    public static let envelopeBytes = 256
 
     /// Appends one event and returns its sequence. `id` must be stable for the same logical
     /// event (e.g. `merchant.profiled/<uscc>/<version>`), so that consumers can deduplicate.
@@ -49,6 +58,9 @@ public struct Outbox: Sendable {
         out.append(contentsOf: Array(",\"data\":".utf8))
         out.append(contentsOf: rawData)
         out.append(UInt8(ascii: "}"))
+        guard out.count <= maxEventBytes else {
+            throw OutboxEventTooLarge(type: type, id: id, bytes: Int64(out.count), limit: maxEventBytes)
+        }
         try db.cachedStatement(sql: "INSERT INTO bus_outbox(sequence, event_id, type, subject, body) VALUES (?, ?, ?, ?, ?)")
             .execute(arguments: [Int64(sequence), id, type, subject, Data(out)])
         return sequence
@@ -59,11 +71,42 @@ public struct Outbox: Sendable {
     }
 }
 
+/// An event over the outbox's `maxEventBytes` was refused: nothing was appended. Thrown inside
+/// the caller's transaction, which fails unless the caller makes the event smaller.
+public struct OutboxEventTooLarge: Error, CustomStringConvertible, Sendable {
+    public var type: String
+    public var id: String
+    public var bytes: Int64
+    public var limit: Int64
+
+    public var description: String {
+        "a \(type) event of \(bytes) bytes (\(id.prefix(120))) is over max_message_bytes (\(limit)); not appended to the outbox"
+    }
+}
+
 /// The outbox as the publisher and the replay server read it.
 public struct OutboxFeedStore: FeedStore {
     public let database: ServiceDatabase
+    /// New at every start of the service (each store made is one start), and kept in bus_meta
+    /// (`feed_epoch`) for the operator.
+    public let epoch: String?
 
-    public init(database: ServiceDatabase) { self.database = database }
+    public init(database: ServiceDatabase) {
+        self.database = database
+        let epoch = Self.newEpoch()
+        self.epoch = epoch
+        try? database.writer.write { db in
+            try db.execute(
+                sql: "INSERT INTO bus_meta(key, value) VALUES ('feed_epoch', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                arguments: [epoch])
+        }
+    }
+
+    /// 16 random bytes, hex.
+    static func newEpoch() -> String {
+        var g = SystemRandomNumberGenerator()
+        return (0..<16).map { _ in UInt8.random(in: 0...255, using: &g) }.hexString
+    }
 
     public func lastSequence() throws -> UInt64 {
         try database.writer.read { db in try Outbox.lastSequence(db) }

@@ -103,6 +103,20 @@ public enum BusSchema {
         m.registerMigration("bus-v2-meta") { db in
             try db.execute(sql: "CREATE TABLE bus_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         }
+        m.registerMigration("bus-v3-feed-guard") { db in
+            // Per upstream feed, beside its cursor in bus_inbox: the last event checked against
+            // the upstream, the upstream's epoch then, and why the feed is halted (FeedGuard).
+            try db.execute(
+                sql: """
+                    CREATE TABLE bus_feed_guard (
+                        feed TEXT PRIMARY KEY,
+                        epoch TEXT,
+                        anchor_sequence INTEGER NOT NULL,
+                        anchor_sha256 TEXT NOT NULL,
+                        halted TEXT
+                    )
+                    """)
+        }
     }
 }
 
@@ -135,5 +149,45 @@ public protocol DatabaseFeedConsumer: FeedConsumer {
 extension DatabaseFeedConsumer {
     public func cursor(feed: String) throws -> UInt64 {
         try database.writer.read { db in try InboxCursor.get(db, feed: feed) }
+    }
+
+    public func feedGuard(feed: String) throws -> FeedGuard? {
+        try database.writer.read { db in try FeedGuards.get(db, feed: feed) }
+    }
+
+    public func saveFeedGuard(feed: String, _ value: FeedGuard) throws {
+        try database.writer.write { db in try FeedGuards.set(db, feed: feed, value) }
+    }
+
+    public func resetCursor(feed: String, to sequence: UInt64) throws {
+        try FeedGuards.resetCursor(database, feed: feed, to: sequence)
+    }
+}
+
+/// The `FeedGuard` of each upstream feed (bus_feed_guard).
+public enum FeedGuards {
+    public static func get(_ db: Database, feed: String) throws -> FeedGuard? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM bus_feed_guard WHERE feed = ?", arguments: [feed]) else { return nil }
+        return FeedGuard(
+            epoch: row["epoch"], anchorSequence: UInt64(row["anchor_sequence"] as Int64), anchorSHA256: row["anchor_sha256"],
+            halted: row["halted"])
+    }
+
+    public static func set(_ db: Database, feed: String, _ g: FeedGuard) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO bus_feed_guard(feed, epoch, anchor_sequence, anchor_sha256, halted) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(feed) DO UPDATE SET epoch = excluded.epoch, anchor_sequence = excluded.anchor_sequence,
+                    anchor_sha256 = excluded.anchor_sha256, halted = excluded.halted
+                """,
+            arguments: [feed, g.epoch, Int64(clamping: g.anchorSequence), g.anchorSHA256, g.halted])
+    }
+
+    /// The cursor set to `sequence` and the guard forgotten, in one transaction.
+    public static func resetCursor(_ database: ServiceDatabase, feed: String, to sequence: UInt64) throws {
+        try database.writer.write { db in
+            try InboxCursor.set(db, feed: feed, to: sequence)
+            try db.execute(sql: "DELETE FROM bus_feed_guard WHERE feed = ?", arguments: [feed])
+        }
     }
 }

@@ -13,6 +13,9 @@ public enum StandInService {
     public static let lifecycleTypes: Set<String> = [
         "disclosure.opened", "disclosure.cleared", "disclosure.objection_upheld", "notification.sent", "notification.failed",
         "payment.instructed", "payment.held", "payment.released", "payment.settled", "payment.failed", "clawback.opened",
+        // A registry stand-in publishes a profile a test built offline (too big to build through
+        // the real registry's facts quickly).
+        "merchant.profiled",
     ]
 
     struct Echo: IntakeApplier {
@@ -29,7 +32,7 @@ public enum StandInService {
 
     public static func build(name: String, options: ServiceOptions, environment env: ServiceEnvironment) throws -> BusService {
         let database = try ServiceDatabase(stateDir: options.stateDir, name: name)
-        let outbox = Outbox(source: "/bangfu/\(name)", clock: env.clock)
+        let outbox = Outbox(source: "/bangfu/\(name)", clock: env.clock, maxEventBytes: options.maxMessageBytes)
         let pipeline = IntakePipeline(
             database: database, applier: Echo(acceptedTypes: lifecycleTypes, outbox: outbox), clock: env.clock, logger: env.logger)
         let node = ServiceNode(

@@ -36,7 +36,7 @@ struct NoteApplier: IntakeApplier {
 }
 
 /// A consumer that stores what it applies in its own database, cursor in the same transaction.
-struct NoteConsumer: FeedConsumer {
+struct NoteConsumer: DatabaseFeedConsumer {
     let database: ServiceDatabase
     let applied = AsyncCondition()
     /// The types it applies (nil: every type).
@@ -678,6 +678,24 @@ struct StorageTests {
         let second = try CloudEvent.parse(records[1].body)
         #expect(second.id == "3")
         #expect(second.sequence == "2")
+    }
+
+    /// Every path that appends to an outbox (intake, a feed being applied, a timer) goes through
+    /// `append`: an event over the limit is refused there, and nothing is appended.
+    @Test func theOutboxRefusesAnEventOverItsLimit() throws {
+        let db = try ServiceDatabase(path: nil)
+        let outbox = Outbox(source: "/test", clock: TestClock(rfc3339: "2026-11-29T10:00:00+08:00"), maxEventBytes: 2_048)
+        _ = try db.writer.write { d in
+            try outbox.append(d, type: "t", subject: nil, id: "small", data: ["text": .string(String(repeating: "x", count: 1_500))])
+        }
+        #expect(throws: OutboxEventTooLarge.self) {
+            _ = try db.writer.write { d in
+                try outbox.append(d, type: "t", subject: nil, id: "big", data: ["text": .string(String(repeating: "x", count: 2_048))])
+            }
+        }
+        let records = try OutboxFeedStore(database: db).records(after: 0, max: 10)
+        #expect(records.count == 1)
+        #expect(records.allSatisfy { $0.body.count <= 2_048 })
     }
 }
 

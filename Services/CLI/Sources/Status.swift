@@ -79,6 +79,10 @@ public enum StatusCommand {
         guard let o = feeds?.objectValue else { return [] }
         return o.members.sorted { $0.key < $1.key }.map { name, f in
             var line = "\(name): applied \(f["cursor"].text) of \(f["upstream_last"].text)"
+            if let why = f["halted"]?.stringValue {
+                // The upstream's history changed under this feed (docs/operations.md, restored upstream).
+                return line + " — HALTED: \(why)"
+            }
             if f["caught_up"]?.boolValue == true {
                 line += " (caught up)"
             } else {

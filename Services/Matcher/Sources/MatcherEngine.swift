@@ -1,3 +1,4 @@
+import Bus
 import Foundation
 import GRDB
 import Logging
@@ -65,6 +66,10 @@ public struct MatcherEngine: Sendable {
     let outbox: Outbox
     let clock: any WallClock
     let logger: Logger
+    /// Told of progress through long work (screening every merchant), so the watchdog stays fed.
+    var liveness: Liveness?
+    /// Merchants screened between two progress reports.
+    static let progressEvery = 256
 
     public static let source = "/bangfu/matcher"
 
@@ -402,11 +407,24 @@ public struct MatcherEngine: Sendable {
         o["priority"] = .bool(e.priority)
         if !e.missing.isEmpty { o["missing"] = .array(e.missing.map { .string($0) }) }
         if let reason = e.reason { o["reason"] = .string(reason) }
-        // The trace goes in as stored (already compact JSON) rather than parsed and written again.
+        // The trace goes in as stored (already compact JSON) rather than parsed and written again,
+        // unless it is too big for the feed: then its bulky list inputs go as summaries
+        // (`PublishedTrace`), and the full trace stays with the entitlement.
         var bytes = JSON.object(o).serializedBytes()
         bytes.removeLast()
         bytes.append(contentsOf: Array(",\"trace\":".utf8))
-        bytes.append(contentsOf: e.traceBytes.isEmpty ? Array("{}".utf8) : e.traceBytes)
+        let room = Int(clamping: outbox.maxEventBytes) - bytes.count - Outbox.envelopeBytes - 2 * (type.utf8.count + e.id.utf8.count + 64)
+        let trace = PublishedTrace.fit(
+            e.traceBytes.isEmpty ? Array("{}".utf8) : e.traceBytes, budget: Swift.max(0, Swift.min(PublishedTrace.budget, room)))
+        if trace.count != e.traceBytes.count && !e.traceBytes.isEmpty {
+            logger.notice(
+                "entitlement event published with a shortened trace",
+                metadata: [
+                    "entitlement": "\(e.id)", "type": "\(type)", "trace_bytes": "\(e.traceBytes.count)",
+                    "published_bytes": "\(trace.count)",
+                ])
+        }
+        bytes.append(contentsOf: trace)
         bytes.append(UInt8(ascii: "}"))
         try outbox.append(db, type: type, subject: e.uscc, id: "\(type)/\(e.id)/\(e.events)", rawData: bytes)
     }
@@ -454,6 +472,9 @@ public struct MatcherEngine: Sendable {
             let body: Data = row["body"]
             let profile = try JSONParser.parse([UInt8](body))
             n += 1
+            // One transaction on the node's thread, minutes long at county scale: keep the
+            // watchdog fed (`Liveness` sends at most one beat per interval).
+            if n % Self.progressEvery == 0 { liveness?.progress("screening \(id) revision \(policy.document.revision): \(n) merchants") }
             if fresh
                 && policy.evaluate(PolicyInput(merchant: profile, application: nil), traced: false).allSatisfy({
                     if case .ineligible = $0.outcome { return true }

@@ -143,8 +143,14 @@ public enum MatcherService {
         try SimulatedTime.restore(env.clock, from: database.db)
         let cache = PolicyCache()
         try database.db.writer.read { db in try cache.reload(db) }
-        let engine = MatcherEngine(
-            cache: cache, outbox: Outbox(source: MatcherEngine.source, clock: env.clock), clock: env.clock, logger: logger)
+        // Screening a county for a new policy runs on the node's thread for minutes: it reports
+        // progress here, which keeps systemd's watchdog fed.
+        let liveness = Liveness()
+        var built = MatcherEngine(
+            cache: cache, outbox: Outbox(source: MatcherEngine.source, clock: env.clock, maxEventBytes: options.maxMessageBytes),
+            clock: env.clock, logger: logger)
+        built.liveness = liveness
+        let engine = built
         let pipeline = IntakePipeline(
             database: database.db, applier: MatcherApplier(engine: engine), clock: env.clock, authorize: security.authorizer, logger: logger
         )
@@ -162,7 +168,7 @@ public enum MatcherService {
             extra: { req in try MatcherQueries(database: database.db, engine: engine).respond(req) })
         let node = ServiceNode(
             name: name, context: env.context, endpoints: options.endpoints, settings: settings, processor: pipeline,
-            feed: OutboxFeedStore(database: database.db), responder: queries, logger: logger)
+            feed: OutboxFeedStore(database: database.db), responder: queries, logger: logger, liveness: liveness)
         handle.node = node
         let consumer = MatcherFeeds(database: database.db, engine: engine, handle: handle)
         let subs = env.subscribers(options: options, consumer: consumer, security: security, handle: handle, logger: logger)
@@ -176,7 +182,7 @@ public enum MatcherService {
                 logger.error("deadline sweep failed; it is tried again at the next tick", metadata: ["error": "\(error)"])
             }
         }
-        return BusService(name: name, node: node, subscribers: subs, logger: logger, security: security)
+        return BusService(name: name, node: node, subscribers: subs, logger: logger, notifier: env.notifier, security: security)
     }
 }
 

@@ -426,7 +426,7 @@ public enum NotifierService {
         func setting(_ key: String) -> String? { options.extra[key].flatMap { $0.isEmpty ? nil : $0 } }
         let settings = try Self.makeSettings(options: options)
         let templates = try setting("templates-dir").map { try Templates(directory: $0) } ?? Templates.zhCN
-        let outbox = Outbox(source: "/bangfu/notifier", clock: env.clock)
+        let outbox = Outbox(source: "/bangfu/notifier", clock: env.clock, maxEventBytes: options.maxMessageBytes)
         let engine = NotifierEngine(
             disclosure: Disclosure(calendar: settings.calendar, outbox: outbox, clock: env.clock), templates: templates, outbox: outbox,
             clock: env.clock,

@@ -237,7 +237,7 @@ public enum RegistryService {
         let security = try ServiceSecurity(options: options, environment: env)
         let database = try RegistryDatabase(stateDir: options.stateDir)
         try SimulatedTime.restore(env.clock, from: database.db)
-        let outbox = Outbox(source: eventSource, clock: env.clock)
+        let outbox = Outbox(source: eventSource, clock: env.clock, maxEventBytes: options.maxMessageBytes)
         let salt = try FingerprintSalt.load(database.db)
         let pipeline = IntakePipeline(
             database: database.db, applier: RegistryApplier(outbox: outbox, clock: env.clock, salt: salt), clock: env.clock,
