@@ -170,7 +170,7 @@ struct NotificationRetryTests {
 
         // Everything was delivered: a retry of everything re-queues nothing, and sends nothing
         // again (d, queued after it, goes out in a pass that would have sent them).
-        let all = try await s.retry(.null)
+        let all = try await s.retry([:])
         #expect(all.note == "requeued 0 failed notifications")
         try await s.hold(d, payment: "ent-retry-d")
         #expect(await s.feed.wait { $0.contains { $0.type == "notification.sent" && $0.subject == d } })
@@ -189,6 +189,10 @@ struct NotificationRetryTests {
         #expect(try await s.retry(["kind": "postcard"]).rejection?.field == "data.kind")
         #expect(try await s.retry(["since": "yesterday"]).rejection?.code == .invalidDate)
         #expect(try await s.retry(["uscc": ""]).rejection?.field == "data.uscc")
+        let misspelt = try await s.retry(["entitlement": "ent-retry-a"])
+        #expect(misspelt.rejection?.code == .invalidData, "a misspelt filter re-sends nothing")
+        #expect(misspelt.rejection?.field == "data.entitlement")
+        #expect(try await s.retry(.null).rejection?.field == "data")
         await s.stop()
     }
 

@@ -273,10 +273,19 @@ struct NotificationFilter: Sendable, Equatable {
     /// Failed at or after this instant (the service's clock, formatted as stored).
     var since: String?
 
+    static let members = ["kind", "channel", "entitlement_id", "uscc", "since", "key"]
+
     /// The filter's members of an event's `data` or a query; a member that is not a non-empty
-    /// string, an unknown kind or channel, or a `since` that is not an instant or a date, is an
-    /// `invalid_data` rejection naming it (`prefix` + member).
-    static func parse(_ d: JSONObject, channels: [String], prefix: String) throws(Rejection) -> NotificationFilter {
+    /// string, an unknown kind or channel, a `since` that is not an instant or a date, or a
+    /// member that is neither a filter's nor one of `others` (a misspelt filter would widen a
+    /// re-send to every failed notification), is a rejection naming it (`prefix` + member).
+    static func parse(
+        _ d: JSONObject, channels: [String], prefix: String, others: Set<String> = []
+    ) throws(Rejection) -> NotificationFilter {
+        for (k, _) in d.members where !members.contains(k) && !others.contains(k) {
+            throw Rejection(
+                .invalidData, field: prefix + k, "\(k) is not a filter (\(members.joined(separator: ", ")))")
+        }
         func string(_ k: String) throws(Rejection) -> String? {
             guard let v = d[k], !v.isNull else { return nil }
             guard let s = v.stringValue, !s.trimmingCharacters(in: .whitespaces).isEmpty else {
@@ -374,7 +383,7 @@ enum NotificationListing {
         guard case .object(let o) = req else { return ["op": "error", "code": "invalid_request", "message": "not an object"] }
         let filter: NotificationFilter
         do {
-            filter = try NotificationFilter.parse(o, channels: channels, prefix: "")
+            filter = try NotificationFilter.parse(o, channels: channels, prefix: "", others: ["op", "max", "after"])
         } catch {
             return ["op": "error", "code": "invalid_request", "message": .string(error.message)]
         }

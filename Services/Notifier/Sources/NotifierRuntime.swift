@@ -25,9 +25,8 @@ struct NotifierApplier: IntakeApplier {
 
     func validate(_ event: CloudEvent) throws(Rejection) -> NotifierCommand {
         if event.type == "notifications.retry" {
-            // Every member is an optional filter: no data (or `{}`) re-sends every failed one.
-            guard let data = event.data, !data.isNull else { return .retry(NotificationFilter()) }
-            guard case .object(let d) = data else { throw Rejection(.invalidData, field: "data", "data must be an object") }
+            // Every member is an optional filter: `{}` re-sends every failed one.
+            guard case .object(let d)? = event.data else { throw Rejection(.invalidData, field: "data", "data must be an object") }
             return .retry(try NotificationFilter.parse(d, channels: channels, prefix: "data."))
         }
         guard case .object(let d)? = event.data else { throw Rejection(.invalidData, field: "data", "data must be an object") }
