@@ -12,8 +12,9 @@ import Testing
 ///
 /// Modes: `fail-first N` answers 503 to the first N requests per `Idempotency-Key`, then 200;
 /// `always S` answers status S (a 302 carries a `Location`); `retry-after S` answers the first
-/// request per key 503 with `Retry-After: S`, then 200; `hang` never answers.
-private final class Receiver {
+/// request per key 503 with `Retry-After: S`, then 200; `hang` never answers. `port` 0 takes a
+/// free port; another listens on that one (e.g. where a receiver that was stopped listened).
+final class Receiver {
     let process = Process()
     /// Held open while the receiver should live: the receiver exits when it reads EOF.
     let stdin = Pipe()
@@ -24,7 +25,7 @@ private final class Receiver {
         import http.server, json, os, signal, sys, threading, time
         # Swift's Process starts children with the spawning thread's signals blocked: unblock them.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
-        mode, arg, record = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+        mode, arg, record, port = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
         def orphan_guard():
             sys.stdin.buffer.read()  # EOF: the test process is gone
             os._exit(0)
@@ -77,18 +78,18 @@ private final class Receiver {
                 self.end_headers()
                 self.wfile.write(payload)
         http.server.ThreadingHTTPServer.request_queue_size = 128
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
         server.daemon_threads = True
         print(server.server_address[1], flush=True)
         server.serve_forever()
         """
 
-    init(_ mode: String, _ arg: Int = 0) throws {
+    init(_ mode: String, _ arg: Int = 0, port: Int = 0) throws {
         recordPath = FileManager.default.temporaryDirectory.appendingPathComponent("bangfu-receiver-\(UUID().uuidString).json").path
         let out = Pipe()
         process.standardInput = stdin
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", Self.script, mode, String(arg), recordPath]
+        process.arguments = ["python3", "-c", Self.script, mode, String(arg), recordPath, String(port)]
         process.standardOutput = out
         try process.run()
         // Readiness: the receiver prints its port once it is listening (EOF if it died).
@@ -246,6 +247,7 @@ struct WebhookChannelTests {
         #expect(result.attempts.count == 1)
         #expect(result.attempts[0].status == 400)
         #expect(result.lastError == #"HTTP 400: {"error":"unavailable"}"#)
+        #expect(result.permanent, "the notifier schedules no other attempt")
         #expect(delays.all.isEmpty)
         #expect(try receiver.requests().count == 1)
     }
@@ -260,6 +262,7 @@ struct WebhookChannelTests {
         #expect(!result.delivered)
         #expect(result.attempts.map { $0.status } == [302])
         #expect(result.lastError?.contains("redirects are not followed") == true)
+        #expect(result.permanent)
         #expect(try receiver.requests().count == 1)
     }
 
@@ -317,6 +320,7 @@ struct WebhookChannelTests {
         let channel = WebhookChannel(url: url, maxAttempts: 3, backoffMs: 50, sleeper: delays.sleeper)
         let result = await onWorkerThread { channel.deliver(sample()) }
         #expect(!result.delivered)
+        #expect(!result.permanent, "the notifier tries again later")
         #expect(result.attempts.count == 3)
         #expect(result.attempts.allSatisfy { $0.status == nil && !$0.ok })
         #expect(result.attempts.allSatisfy { $0.error?.contains("cannot connect") == true }, "\(result.attempts.map { $0.error })")

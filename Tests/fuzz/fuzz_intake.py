@@ -45,7 +45,7 @@ TYPES = {
     "registry": ["business.registered", "finance.reported", "lease.registered", "account.verified", "tax.period_reported", "closure.reported"],
     "matcher": ["policy.published", "application.submitted", "review.approved", "policy.withdrawn"],
     "payments": ["pool.funded", "bank.returned", "hold.released", "clawback.recovered", "payments.batch"],
-    "notifier": ["objection.filed", "objection.resolved"],
+    "notifier": ["objection.filed", "objection.resolved", "notifications.retry"],
 }
 
 

@@ -79,11 +79,16 @@ public struct DeliveryResult: Sendable, Equatable {
     /// The channel had already delivered this key (e.g. before a crash), so nothing was sent
     /// now; `delivered` is `true` and `attempts` is empty.
     public var duplicate: Bool
+    /// Not delivered, and trying again later will not help until someone changes something (the
+    /// receiver refused this request with a `4xx`, a redirect, an unusable URL): the notifier
+    /// does not schedule another attempt on its own (an operator re-sends it).
+    public var permanent: Bool
 
-    public init(delivered: Bool, attempts: [DeliveryAttempt], duplicate: Bool = false) {
+    public init(delivered: Bool, attempts: [DeliveryAttempt], duplicate: Bool = false, permanent: Bool = false) {
         self.delivered = delivered
         self.attempts = attempts
         self.duplicate = duplicate
+        self.permanent = permanent
     }
 
     /// The last attempt's error, for `notification.failed`.
@@ -232,7 +237,8 @@ public struct WebhookChannel: NotificationChannel {
         do {
             try Self.validate(url)
         } catch {
-            return DeliveryResult(delivered: false, attempts: [DeliveryAttempt(at: clock.now(), ok: false, error: error.message)])
+            return DeliveryResult(
+                delivered: false, attempts: [DeliveryAttempt(at: clock.now(), ok: false, error: error.message)], permanent: true)
         }
         var rng = SplitMix64(seed: (jitterSeed ?? UInt64.random(in: .min ... .max)) ^ SplitMix64.fnv1a(n.key))
         var request = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: TimeInterval(timeoutSeconds))
@@ -254,7 +260,7 @@ public struct WebhookChannel: NotificationChannel {
                 return DeliveryResult(delivered: true, attempts: attempts)
             case .permanent(let status, let error):
                 attempts.append(DeliveryAttempt(at: at, ok: false, status: status, error: error))
-                return DeliveryResult(delivered: false, attempts: attempts)
+                return DeliveryResult(delivered: false, attempts: attempts, permanent: true)
             case .retry(let status, let error, let retryAfterSeconds):
                 attempts.append(DeliveryAttempt(at: at, ok: false, status: status, error: error))
                 if attempt + 1 < maxAttempts {

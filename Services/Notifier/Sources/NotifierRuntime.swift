@@ -7,19 +7,28 @@ import ServiceKit
 import Storage
 import Synchronization
 
-public enum NotifierCommand: Sendable {
+enum NotifierCommand: Sendable {
     case objection(entitlementID: String, reason: String, contact: String?)
     case resolve(entitlementID: String, upheld: Bool, by: String, note: String?)
+    case retry(NotificationFilter)
 }
 
-/// The notifier's intake: objections during a disclosure window, and their resolution.
+/// The notifier's intake: objections during a disclosure window, and their resolution; an
+/// operator's re-send of failed notifications.
 struct NotifierApplier: IntakeApplier {
     typealias Command = NotifierCommand
-    let acceptedTypes: Set<String> = ["objection.filed", "objection.resolved"]
+    let acceptedTypes: Set<String> = ["objection.filed", "objection.resolved", "notifications.retry"]
     let refusesWhileApplying = true
     let engine: NotifierEngine
+    /// The names of the configured channels (`notifications.retry`'s `channel`).
+    let channels: [String]
 
     func validate(_ event: CloudEvent) throws(Rejection) -> NotifierCommand {
+        if event.type == "notifications.retry" {
+            // Every member is an optional filter: `{}` re-sends every failed one.
+            guard case .object(let d)? = event.data else { throw Rejection(.invalidData, field: "data", "data must be an object") }
+            return .retry(try NotificationFilter.parse(d, channels: channels, prefix: "data."))
+        }
         guard case .object(let d)? = event.data else { throw Rejection(.invalidData, field: "data", "data must be an object") }
         func string(_ k: String) throws(Rejection) -> String {
             guard let s = d[k]?.stringValue, !s.trimmingCharacters(in: .whitespaces).isEmpty else {
@@ -48,8 +57,16 @@ struct NotifierApplier: IntakeApplier {
     }
 
     func apply(_ command: NotifierCommand, event: CloudEvent, db: Database) throws {
+        _ = try applyNoting(command, event: event, db: db)
+    }
+
+    /// `notifications.retry` answers how many it re-queued (the ack's note).
+    func applyNoting(_ command: NotifierCommand, event: CloudEvent, db: Database) throws -> String? {
         let now = engine.now
         switch command {
+        case .retry(let filter):
+            let n = try engine.requeue(filter, db)
+            return "requeued \(n) failed notification\(n == 1 ? "" : "s")"
         case .objection(let id, let reason, let contact):
             guard
                 let row = try Row.fetchOne(
@@ -103,6 +120,7 @@ struct NotifierApplier: IntakeApplier {
                 }
             }
         }
+        return nil
     }
 }
 
@@ -164,8 +182,9 @@ final class Dirty: Sendable {
     var isSet: Bool { flag.withLock { $0 } }
 }
 
-/// Background work on its own queue, once a second: close due rounds (time passes), deliver
-/// pending notifications, regenerate the board when something changed.
+/// Background work on its own queue, twice a second: close due rounds (time passes), deliver
+/// pending notifications and those whose next attempt is due (`NotificationRetries.swift`),
+/// regenerate the board when something changed.
 final class NotifierWorker: Sendable {
     let database: ServiceDatabase
     let engine: NotifierEngine
@@ -220,9 +239,11 @@ final class NotifierWorker: Sendable {
                 dirty.mark()
                 handle.node?.notifyOutbox()
             }
-            // Every pending notification, a batch at a time (bounded, so the board gets its turn).
+            // Every pending notification and every failed one whose next attempt is due, a batch at a
+            // time (bounded, so the board gets its turn).
             var rounds = 0
-            while try deliver() == Self.deliveryBatch, rounds < 50 { rounds += 1 }
+            var down = Set<String>()
+            while try deliver(down: &down) == Self.deliveryBatch, rounds < 50 { rounds += 1 }
             // The board is rebuilt whole; a big one is rebuilt at most a tenth of the time.
             let now = DispatchTime.now().uptimeNanoseconds
             if dirty.isSet, now >= boardTiming.withLock({ $0.last &+ 10 &* $0.took }) {
@@ -234,56 +255,6 @@ final class NotifierWorker: Sendable {
         } catch {
             logger.error("notifier background work failed; retried", metadata: ["error": "\(error)"])
         }
-    }
-
-    /// Delivers pending notifications through every channel, a batch at a time; records each
-    /// attempt and emits `notification.sent` or `notification.failed` (one transaction per batch).
-    @discardableResult
-    func deliver() throws -> Int {
-        let pending = try database.writer.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT rowid, key, uscc, kind, text, data FROM notifications WHERE state = 'pending' ORDER BY created_at LIMIT ?",
-                arguments: [Self.deliveryBatch])
-        }
-        if pending.isEmpty { return 0 }
-        let batch = pending.map { row in
-            let data: Data = row["data"]
-            return Notification(
-                key: row["key"], uscc: row["uscc"], kind: NotificationKind(rawValue: row["kind"]) ?? .incomplete, text: row["text"],
-                data: (try? JSONParser.parse([UInt8](data))) ?? .null)
-        }
-        var attempts = Array(repeating: [JSON](), count: batch.count)
-        var delivered = Array(repeating: true, count: batch.count)
-        for channel in channels {
-            for (i, r) in channel.deliver(batch: batch).enumerated() {
-                for a in r.attempts {
-                    attempts[i].append([
-                        "channel": .string(channel.name), "at": .string(Timestamp.format(a.at)), "ok": .bool(a.ok),
-                        "status": a.status.map { .int(Int64($0)) } ?? .null, "error": a.error.map { .string($0) } ?? .null,
-                    ])
-                }
-                if !r.delivered { delivered[i] = false }
-            }
-        }
-        try database.writer.write { db in
-            let now = engine.now
-            for (i, n) in batch.enumerated() {
-                try db.cachedStatement(sql: "UPDATE notifications SET state = ?, attempts = ?, updated_at = ? WHERE rowid = ?").execute(
-                    arguments: [
-                        delivered[i] ? "sent" : "failed", Data(JSON.array(attempts[i]).serializedBytes()), now,
-                        pending[i]["rowid"] as Int64,
-                    ])
-                let type = delivered[i] ? "notification.sent" : "notification.failed"
-                try engine.outbox.append(
-                    db, type: type, subject: n.uscc, id: "\(type)/\(SHA256.hex(n.key).prefix(32))",
-                    data: [
-                        "key": .string(n.key), "uscc": .string(n.uscc), "kind": .string(n.kind.rawValue),
-                        "attempts": .int(Int64(attempts[i].count)),
-                    ])
-            }
-        }
-        handle.node?.notifyOutbox()
-        return batch.count
     }
 
     /// Rebuilds the board from one read transaction, streaming the rows twice through a cursor
@@ -334,6 +305,7 @@ public enum NotifierService {
         "board-dir": "", "reports-dir": "", "notifications-file": "", "webhook-url": "", "holidays": "", "templates-dir": "",
         "board-fields": BoardConfig().fields.map(\.rawValue).joined(separator: ","),
         "board-retention-days": String(BoardConfig().retentionDays),
+        "notification-retry-hours": String(RetrySchedule().horizonSeconds / 3600),
     ]
 
     /// The notifier's settings from its options (`options.extra`, by flag name; an empty value
@@ -365,6 +337,10 @@ public enum NotifierService {
             settings.board.retentionDays = try BoardConfig.parseRetentionDays(
                 text, setting: "board-retention-days" + origin("board-retention-days"))
         }
+        if let text = setting("notification-retry-hours") {
+            settings.retry.horizonSeconds = try RetrySchedule.parseHours(
+                text, setting: "notification-retry-hours" + origin("notification-retry-hours"))
+        }
         return settings
     }
 
@@ -389,6 +365,9 @@ public enum NotifierService {
             "templates-dir": given("templates-dir") ?? "none (the built-in zh-CN texts)",
             "board-fields": s.board.fields.map(\.rawValue).joined(separator: ","),
             "board-retention-days": "\(s.board.retentionDays)",
+            "notification-retry-hours": s.retry.horizonSeconds == 0
+                ? "0 (a failed notification waits for bangfu notifications retry)"
+                : "\(s.retry.horizonSeconds / 3600)",
         ]
     }
 
@@ -436,12 +415,14 @@ public enum NotifierService {
         // time as its `created_at` and the events around it.
         var channels: [any NotificationChannel] = [JSONLinesChannel(path: settings.notificationsFile, clock: env.clock)]
         if let url = settings.webhook { channels.append(WebhookChannel(url: url, clock: env.clock)) }
+        let channelNames = channels.map(\.name)
         let handle = ServiceHandle()
         let dirty = Dirty()
         let worker = NotifierWorker(
             database: database.db, engine: engine, settings: settings, channels: channels, handle: handle, dirty: dirty, logger: logger)
         let pipeline = IntakePipeline(
-            database: database.db, applier: NotifierApplier(engine: engine), clock: env.clock, authorize: security.authorizer,
+            database: database.db, applier: NotifierApplier(engine: engine, channels: channelNames), clock: env.clock,
+            authorize: security.authorizer,
             logger: logger,
             afterCommit: {
                 dirty.mark()
@@ -453,7 +434,10 @@ public enum NotifierService {
         let reports = settings.reportsDirectory
         let queries = StandardQueries(
             service: name, database: database.db, live: { handle.figures(simulatedClock: options.simulatedClock, clock: env.clock) },
-            extra: { req in try NotifierQueries(database: database.db, clock: env.clock, reportsDirectory: reports).respond(req) })
+            extra: { req in
+                try NotifierQueries(database: database.db, clock: env.clock, reportsDirectory: reports, channels: channelNames)
+                    .respond(req)
+            })
         let node = ServiceNode(
             name: name, context: env.context, endpoints: options.endpoints, settings: nodeSettings, processor: pipeline,
             feed: OutboxFeedStore(database: database.db), responder: queries, logger: logger)
@@ -466,11 +450,12 @@ public enum NotifierService {
     }
 }
 
-/// `report.monthly`, `round.list`, `notification.summary`.
+/// `report.monthly`, `round.list`, `notification.summary`, `notification.list`.
 struct NotifierQueries {
     let database: ServiceDatabase
     let clock: any WallClock
     let reportsDirectory: String
+    var channels: [String] = ["jsonl"]
 
     func respond(_ req: JSON) throws -> JSON? {
         switch req["op"]?.stringValue {
@@ -506,7 +491,18 @@ struct NotifierQueries {
             }
             let items: [JSON] = rows.map { r in ["kind": .string(r["kind"]), "state": .string(r["state"]), "count": .int(r["n"])] }
             let pending = rows.reduce(Int64(0)) { $0 + (($1["state"] as String) == "pending" ? ($1["n"] as Int64) : 0) }
-            return ["op": "notification.summary", "items": .array(items), "pending": .int(pending)]
+            let failed = rows.reduce(Int64(0)) { $0 + (($1["state"] as String) == "failed" ? ($1["n"] as Int64) : 0) }
+            // Of the failed: those with another attempt scheduled (the rest wait for an operator).
+            let scheduled = try database.writer.read { db in
+                try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM notifications WHERE next_attempt_at IS NOT NULL AND state = 'failed'")
+            }
+            return [
+                "op": "notification.summary", "items": .array(items), "pending": .int(pending), "failed": .int(failed),
+                "retry_scheduled": .int(scheduled ?? 0),
+            ]
+        case "notification.list":
+            let channels = channels
+            return try database.writer.read { db in try NotificationListing.respond(req, channels: channels, db) }
         default:
             return nil
         }

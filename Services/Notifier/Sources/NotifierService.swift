@@ -112,6 +112,51 @@ public struct NotifierDatabase: Sendable {
             m.registerMigration("notifier-v4-public-name") { db in
                 try db.execute(sql: "ALTER TABLE entitlements ADD COLUMN public_name TEXT")
             }
+            // A notification that failed is tried again later (`next_attempt_at`, with a longer
+            // backoff, until `failed_at` plus the retry horizon) and an operator may re-send it:
+            // `passes` counts the delivery passes of its current failure, `attempt_count` every
+            // attempt, `delivered_channels` the channels that already took it (never sent again),
+            // `failed_channels` and `last_error` what went wrong last, `requeues` the operator's
+            // re-sends (each failure after one is a new `notification.failed`). Notifications that
+            // failed before this migration get a `failed_at` and no scheduled attempt: `bangfu
+            // notifications retry` re-sends them.
+            m.registerMigration("notifier-v5-retries") { db in
+                try db.execute(
+                    sql: """
+                        ALTER TABLE notifications ADD COLUMN next_attempt_at TEXT;
+                        ALTER TABLE notifications ADD COLUMN failed_at TEXT;
+                        ALTER TABLE notifications ADD COLUMN passes INTEGER NOT NULL DEFAULT 0;
+                        ALTER TABLE notifications ADD COLUMN attempt_count INTEGER NOT NULL DEFAULT 0;
+                        ALTER TABLE notifications ADD COLUMN delivered_channels TEXT;
+                        ALTER TABLE notifications ADD COLUMN failed_channels TEXT;
+                        ALTER TABLE notifications ADD COLUMN last_error TEXT;
+                        ALTER TABLE notifications ADD COLUMN requeues INTEGER NOT NULL DEFAULT 0;
+                        UPDATE notifications SET failed_at = updated_at, passes = 1 WHERE state = 'failed';
+                        CREATE INDEX notifications_retry ON notifications(next_attempt_at) WHERE next_attempt_at IS NOT NULL;
+                        """)
+                // What their one pass left in `attempts`: the channels that took them are not
+                // asked again when they are re-sent.
+                var after: Int64 = 0
+                while true {
+                    let rows = try Row.fetchAll(
+                        db, sql: "SELECT rowid, attempts FROM notifications WHERE state = 'failed' AND rowid > ? ORDER BY rowid LIMIT 1000",
+                        arguments: [after])
+                    guard let last = rows.last else { break }
+                    after = last["rowid"]
+                    for row in rows {
+                        let attempts = (row["attempts"] as Data?).flatMap { try? JSONParser.parse([UInt8]($0)).arrayValue } ?? []
+                        let summary = ChannelList.summary(of: attempts)
+                        try db.execute(
+                            sql:
+                                "UPDATE notifications SET attempt_count = ?, delivered_channels = ?, failed_channels = ?, last_error = ? WHERE rowid = ?",
+                            arguments: [
+                                attempts.count, ChannelList.format(summary.delivered), ChannelList.format(summary.failed),
+                                summary.lastError,
+                                row["rowid"] as Int64,
+                            ])
+                    }
+                }
+            }
         }
     }
 }
@@ -124,6 +169,61 @@ public struct NotifierSettings: Sendable {
     public var webhook: URL?
     public var calendar = WorkingCalendar()
     public var board = BoardConfig()
+    /// When a notification that failed is tried again (`notification-retry-hours`).
+    public var retry = RetrySchedule()
+}
+
+/// When a notification whose delivery failed is tried again (DESIGN §9: retries with backoff).
+///
+/// A channel retries quickly on its own first (a webhook: 5 attempts over about 3 seconds).
+/// When a delivery pass still fails, the notification is `failed` and the next pass is
+/// scheduled `firstDelaySeconds` later, doubling each pass up to `maxDelaySeconds`, with ±10 %
+/// jitter (fixed per notification and pass), until `horizonSeconds` after the pass that first
+/// failed: the last pass is at that horizon, and after it no other is scheduled (an operator
+/// re-sends it with `notifications.retry`). A permanent refusal (a `4xx` other than 408 and
+/// 429, a redirect) is not retried on its own. Times are the service's clock.
+public struct RetrySchedule: Sendable, Equatable {
+    /// How long after its first failed pass a notification is still retried; 0: never.
+    public var horizonSeconds: Int64 = 72 * 3600
+    public var firstDelaySeconds: Int64 = 60
+    public var maxDelaySeconds: Int64 = 3600
+
+    public init(horizonSeconds: Int64 = 72 * 3600, firstDelaySeconds: Int64 = 60, maxDelaySeconds: Int64 = 3600) {
+        self.horizonSeconds = max(0, horizonSeconds)
+        self.firstDelaySeconds = max(1, firstDelaySeconds)
+        self.maxDelaySeconds = max(self.firstDelaySeconds, maxDelaySeconds)
+    }
+
+    /// The greatest `notification-retry-hours` (a year).
+    public static let maxHours = 8_760
+
+    /// The delay after failed pass `pass` (1 for the first), in seconds: `min(max, first ×
+    /// 2^(pass-1))` times a factor in [0.9, 1.1] drawn from the key and the pass, at least 1.
+    public func delay(afterPass pass: Int, key: String) -> Int64 {
+        let shift = min(max(pass - 1, 0), 40)
+        let (exp, overflow) = firstDelaySeconds.multipliedReportingOverflow(by: 1 << shift)
+        let base = overflow ? maxDelaySeconds : min(maxDelaySeconds, exp)
+        var rng = SplitMix64(seed: SplitMix64.fnv1a(key) ^ UInt64(truncatingIfNeeded: pass))
+        let factor = Double.random(in: 0.9...1.1, using: &rng)
+        return max(1, Int64((Double(base) * factor).rounded()))
+    }
+
+    /// The next pass of a notification whose failure began at `failedAt`, after failed pass
+    /// `pass` ended at `now`: nil once the horizon is reached (it is given up).
+    public func next(afterPass pass: Int, key: String, failedAt: Date, now: Date) -> Date? {
+        guard horizonSeconds > 0 else { return nil }
+        let horizon = failedAt.addingTimeInterval(TimeInterval(horizonSeconds))
+        guard now < horizon else { return nil }
+        return min(now.addingTimeInterval(TimeInterval(delay(afterPass: pass, key: key))), horizon)
+    }
+
+    /// `notification-retry-hours`: a whole number of hours, 0 to a year.
+    public static func parseHours(_ text: String, setting: String) throws -> Int64 {
+        guard let h = Int(text.trimmingCharacters(in: .whitespaces)), (0...maxHours).contains(h) else {
+            throw ConfigError("\(setting): \(text) is not a whole number of hours from 0 to \(maxHours)")
+        }
+        return Int64(h) * 3600
+    }
 }
 
 /// The notifier's decisions, inside the caller's write transaction.
