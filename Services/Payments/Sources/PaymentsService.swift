@@ -539,12 +539,27 @@ final class ReturnInbox: Sendable {
                 }
             }
             var destination = "processed"
+            let digest = SHA256.hash([UInt8](data)).hexString
             if let rejection {
                 do {
-                    try database.writer.write { db in
+                    // Once per content: a file quarantined before (the same bytes under a reused
+                    // name, or one whose move failed) adds no second row.
+                    let added = try database.writer.write { db -> Bool in
+                        if try Bool.fetchOne(db, sql: "SELECT 1 FROM inbox_quarantined WHERE sha256 = ?", arguments: [digest]) == true {
+                            return false
+                        }
                         try Quarantine.add(
                             db, origin: "inbox", at: engine.now, rejection: rejection, source: nil, eventID: name, type: "bank.returned",
                             frame: [UInt8](data))
+                        try db.execute(
+                            sql: "INSERT INTO inbox_quarantined(sha256, file_name, quarantined_at) VALUES (?, ?, ?)",
+                            arguments: [digest, name, engine.now])
+                        return true
+                    }
+                    if !added {
+                        logger.warning(
+                            "a return file with the content of one already quarantined: moved, not quarantined again",
+                            metadata: ["file": "\(name)", "sha256": "\(digest)"])
                     }
                     destination = "quarantined"
                 } catch {
@@ -553,11 +568,49 @@ final class ReturnInbox: Sendable {
                     continue
                 }
             }
-            let dir = (directory as NSString).appendingPathComponent(destination)
-            try? fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            try? fm.moveItem(atPath: path, toPath: (dir as NSString).appendingPathComponent(name))
+            if let movedTo = move(path, name: name, into: destination, sha256: digest), destination == "quarantined" {
+                try? database.writer.write { db in
+                    try db.execute(sql: "UPDATE inbox_quarantined SET moved_to = ? WHERE sha256 = ?", arguments: [movedTo, digest])
+                }
+            }
             handle.node?.notifyOutbox()
         }
+    }
+
+    /// Moves an inbox file into `<inbox>/<destination>/`: under its own name when that is free,
+    /// otherwise under `<name>.<time>-<SHA-256 prefix>.<ext>` (a bank that reuses file names,
+    /// `camt054.xml` every day, never leaves one stuck in the inbox). Returns the path moved to
+    /// (relative to the inbox), or nil when it could not be moved (logged; the next scan finds
+    /// it again, applies nothing twice and adds no second quarantine row).
+    func move(_ path: String, name: String, into destination: String, sha256: String) -> String? {
+        let fm = FileManager.default
+        let dir = (directory as NSString).appendingPathComponent(destination)
+        let stem = (name as NSString).deletingPathExtension
+        let ext = (name as NSString).pathExtension
+        let stamp = String(engine.now.filter { $0.isASCII && $0.isNumber }.prefix(14))
+        let unique = "\(stem).\(stamp)-\(sha256.prefix(12))"
+        let suffix = ext.isEmpty ? "" : ".\(ext)"
+        let candidates = [name, unique + suffix, unique + "-" + UUID().uuidString.prefix(8).lowercased() + suffix]
+        var failure: (any Error)?
+        do {
+            try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            for candidate in candidates {
+                let target = (dir as NSString).appendingPathComponent(candidate)
+                if fm.fileExists(atPath: target) { continue }
+                do {
+                    try fm.moveItem(atPath: path, toPath: target)
+                    return "\(destination)/\(candidate)"
+                } catch {
+                    failure = error
+                }
+            }
+        } catch {
+            failure = error
+        }
+        logger.error(
+            "a return file could not be moved out of the inbox; looked at again at the next scan",
+            metadata: ["file": "\(name)", "into": "\(destination)", "error": "\(failure.map { "\($0)" } ?? "every name taken")"])
+        return nil
     }
 }
 

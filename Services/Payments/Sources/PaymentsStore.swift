@@ -195,6 +195,20 @@ public struct PaymentsDatabase: Sendable {
                     ALTER TABLE receivables ADD COLUMN returned_at TEXT;
                     """)
         }
+        // Return files quarantined from the inbox, by the SHA-256 of their content: a file seen
+        // again (the same bytes under a reused name, or one whose move out of the inbox failed)
+        // adds no second quarantine row.
+        m.registerMigration("payments-service-v9") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE inbox_quarantined (
+                        sha256 TEXT PRIMARY KEY,
+                        file_name TEXT NOT NULL,
+                        moved_to TEXT,
+                        quarantined_at TEXT NOT NULL
+                    ) WITHOUT ROWID;
+                    """)
+        }
     }
 }
 
