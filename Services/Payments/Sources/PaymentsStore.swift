@@ -209,6 +209,11 @@ public struct PaymentsDatabase: Sendable {
                     ) WITHOUT ROWID;
                     """)
         }
+        // The batches still waiting for their file, looked for at every tick of the node's loop
+        // (without it, every tick would read the whole table, files included).
+        m.registerMigration("payments-service-v10-unwritten") { db in
+            try db.execute(sql: "CREATE INDEX batches_unwritten ON batches(seq) WHERE written = 0 AND refused IS NULL")
+        }
     }
 }
 
