@@ -6,7 +6,7 @@ import Testing
 @testable import BangfuCLI
 
 /// `bangfu status` and `bangfu payments batch` say when a batch file is not on disk yet (retried
-/// every second), and when batches were refused.
+/// every second), when batches were refused, and when no batch can be made at all.
 @Suite struct PaymentsBatchFilesStatusTests {
     static let target = ServiceTarget(service: "payments", intake: "i", feed: "f", replay: "r")
 
@@ -28,6 +28,17 @@ import Testing
         #expect(!waiting.contains("unwritten"), "no raw keys: \(waiting)")
         let fine = Self.text(["unwritten_batches": 0, "refused_batches": 0])
         #expect(fine.contains("  batch files      all written\n"), "\(fine)")
+    }
+
+    @Test func statusWarnsWhenBatchNumberingIsBlocked() {
+        let blocked = Self.text([
+            "unwritten_batches": 0, "refused_batches": 0,
+            "batch_numbering_blocked": "sent/BANGFU-B000009.xml in the outbox is numbered above this database's highest batch (B000007): …",
+        ])
+        #expect(
+            blocked.contains(
+                "  WARNING: no batch is made: sent/BANGFU-B000009.xml in the outbox is numbered above this database's highest batch (B000007): …\n"
+            ), "\(blocked)")
     }
 
     @Test func aBatchWhoseFileIsNotWrittenYetIsNotSaidToBeWritten() {

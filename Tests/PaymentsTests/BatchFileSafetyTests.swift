@@ -15,7 +15,8 @@ import Testing
     import Glibc
 #endif
 
-/// Batch files and the outbox: a file that could not be written is written later without
+/// Batch files and the outbox: a batch number is never reused for other content (a database
+/// restored from an older backup), a file that could not be written is written later without
 /// holding the others back, and a write counts only once it is on disk.
 @Suite struct BatchFileSafetyTests {
     typealias R = PaymentsReviewTests
@@ -43,6 +44,116 @@ import Testing
         try f.database.db.writer.read { db in
             try Row.fetchOne(db, sql: "SELECT written, refused FROM batches WHERE id = ?", arguments: [id])
         }
+    }
+
+    /// The payments database is restored from a backup taken before batch B000001 was made; the
+    /// bank had already taken (and paid) BANGFU-B000001.xml, which the pickup agent moved into
+    /// `sent/`. The restored service must not number a new batch B000001 (the same MsgId and
+    /// file name, other content: "taken as sent" and never delivered) nor instruct A and B again
+    /// (paid twice): every batch is refused, naming the file, until an operator deals with it.
+    @Test func aRestoredDatabaseMakesNoBatchUnderANumberAFileInSentAlreadyHas() throws {
+        let outbox = Self.temporaryOutbox()
+        defer { try? FileManager.default.removeItem(atPath: outbox) }
+        let fm = FileManager.default
+        let original = try Self.world(outbox: outbox)
+        let first = try #require(try original.write { db in try original.engine.batch(channel: "treasury", max: 2, db) })
+        Self.files(original, outbox).flush()
+        try fm.createDirectory(atPath: outbox + "/sent", withIntermediateDirectories: true)
+        try fm.moveItem(atPath: outbox + "/\(first.name)", toPath: outbox + "/sent/\(first.name)")
+
+        // The restored database (the backup before the batch); replay brings C's approval.
+        let restored = try Self.world(outbox: outbox)
+        restored.clock.advance(seconds: 3_600)
+        try restored.approve(R.idC, uscc: R.c, extra: ["priority": true])
+        let refused = try #require(throws: Rejection.self) {
+            try restored.write { db in try restored.engine.batch(channel: "treasury", max: 2, db) }
+        }
+        #expect(refused.code == .invalidData)
+        #expect(refused.message.hasPrefix("batch_numbering_blocked: sent/BANGFU-B000001.xml"), "\(refused.message)")
+        #expect(refused.message.contains("highest batch (none)"), "\(refused.message)")
+        #expect(try restored.database.db.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM batches") } == 0)
+        for id in [R.idA, R.idB, R.idC] { #expect(try restored.state(id) == .ready, "\(id) is not instructed again") }
+        #expect(try fm.contentsOfDirectory(atPath: outbox).filter { $0.hasPrefix("BANGFU-") }.isEmpty, "no file written")
+        let status = try Self.files(restored, outbox).status(now: restored.clock.now())
+        #expect(status["batch_numbering_blocked"]?.stringValue?.contains("sent/BANGFU-B000001.xml") == true, "\(status)")
+        // The original database (which knows B000001) numbers on.
+        #expect(try Self.files(original, outbox).status(now: original.clock.now())["batch_numbering_blocked"] == nil)
+        try original.approve(R.idC, uscc: R.c)
+        #expect(try original.batch()?.batchID == "B000002")
+    }
+
+    /// The same with the file still in the outbox (not yet taken), an instruction file of another
+    /// channel, and a file numbered two ahead: the lowest such file is named.
+    @Test func aRestoredDatabaseMakesNoBatchUnderANumberAFileInTheOutboxAlreadyHas() throws {
+        let outbox = Self.temporaryOutbox()
+        defer { try? FileManager.default.removeItem(atPath: outbox) }
+        let f = try Self.world(outbox: outbox)
+        try FileManager.default.createDirectory(atPath: outbox + "/sent", withIntermediateDirectories: true)
+        try "{}\n".write(toFile: outbox + "/sent/BANGFU-B000003-agency_si.jsonl", atomically: true, encoding: .utf8)
+        try "<Document/>".write(toFile: outbox + "/BANGFU-B000002.xml", atomically: true, encoding: .utf8)
+        try "other".write(toFile: outbox + "/README-B000009.txt", atomically: true, encoding: .utf8)
+        #expect(BatchFiles.number("BANGFU-B000003-agency_si.jsonl") == 3)
+        #expect(BatchFiles.number("BANGFU-B000002.xml") == 2)
+        #expect(BatchFiles.number(".tmp-BANGFU-B000004.xml.1f") == nil)
+        #expect(BatchFiles.number("BANGFU-B12.xml") == nil)
+        let refused = try #require(throws: Rejection.self) { try f.batch() }
+        #expect(
+            refused.message.hasPrefix("batch_numbering_blocked: BANGFU-B000002.xml in the outbox is numbered above"), "\(refused.message)")
+        #expect(try f.state(R.idA) == .ready)
+    }
+
+    /// A batch whose name is already in `sent/` with other content (the number used before, by a
+    /// database this one does not know) is refused: never recorded written, not written, logged,
+    /// counted in `status`. One with its own content there is recorded written, not written again.
+    @Test func aFileOfTheBatchsNameInSentWithOtherContentRefusesTheBatch() throws {
+        let outbox = Self.temporaryOutbox()
+        defer { try? FileManager.default.removeItem(atPath: outbox) }
+        let fm = FileManager.default
+        let f = try Self.world(outbox: outbox)
+        let batch = try #require(try f.write { db in try f.engine.batch(channel: "treasury", max: 1, db) })
+        try fm.createDirectory(atPath: outbox + "/sent", withIntermediateDirectories: true)
+        try "<Document>another batch</Document>".write(toFile: outbox + "/sent/\(batch.name)", atomically: true, encoding: .utf8)
+        let files = Self.files(f, outbox)
+        #expect(files.flush() == 0)
+        let row = try Self.batchRow(f, batch.batchID)
+        #expect(row?["written"] == false)
+        let refused = try #require(row?["refused"] as String?)
+        #expect(refused.contains("in sent/") && refused.contains("other content"), "\(refused)")
+        #expect(!fm.fileExists(atPath: outbox + "/\(batch.name)"), "not written")
+        #expect(try String(contentsOfFile: outbox + "/sent/\(batch.name)", encoding: .utf8) == "<Document>another batch</Document>")
+        let status = try files.status(now: f.clock.now())
+        #expect(status["refused_batches"]?.intValue == 1)
+        #expect(status["unwritten_batches"]?.intValue == 0)
+
+        // The next batch, whose own file the pickup agent already took (a crash before its record).
+        let next = try #require(try f.write { db in try f.engine.batch(channel: "treasury", max: 1, db) })
+        try Data(next.content.utf8).write(to: URL(fileURLWithPath: outbox + "/sent/\(next.name)"))
+        files.flush()
+        #expect(try Self.batchRow(f, next.batchID)?["written"] == true)
+        #expect(!fm.fileExists(atPath: outbox + "/\(next.name)"), "not delivered twice")
+    }
+
+    /// A file of the batch's name already in the outbox with other content: the batch is refused
+    /// (the file left as it is); with the batch's own content it is recorded written.
+    @Test func aFileOfTheBatchsNameInTheOutboxWithOtherContentRefusesTheBatch() throws {
+        let outbox = Self.temporaryOutbox()
+        defer { try? FileManager.default.removeItem(atPath: outbox) }
+        let f = try Self.world(outbox: outbox)
+        let batch = try #require(try f.write { db in try f.engine.batch(channel: "treasury", max: 1, db) })
+        try FileManager.default.createDirectory(atPath: outbox, withIntermediateDirectories: true)
+        try "<Document>another batch</Document>".write(toFile: outbox + "/\(batch.name)", atomically: true, encoding: .utf8)
+        let files = Self.files(f, outbox)
+        files.flush()
+        let row = try Self.batchRow(f, batch.batchID)
+        #expect(row?["written"] == false)
+        #expect((row?["refused"] as String?)?.contains("in the outbox with other content") == true)
+        #expect(try String(contentsOfFile: outbox + "/\(batch.name)", encoding: .utf8) == "<Document>another batch</Document>")
+
+        let next = try #require(try f.write { db in try f.engine.batch(channel: "treasury", max: 1, db) })
+        try Data(next.content.utf8).write(to: URL(fileURLWithPath: outbox + "/\(next.name)"))
+        files.flush()
+        #expect(try Self.batchRow(f, next.batchID)?["written"] == true)
+        #expect(try String(contentsOfFile: outbox + "/\(next.name)", encoding: .utf8) == next.content)
     }
 
     /// A batch whose file cannot be written now (here its name is taken by a directory) stays

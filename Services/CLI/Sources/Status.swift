@@ -71,7 +71,7 @@ public enum StatusCommand {
     static let known: Set<String> = [
         "op", "service", "ready", "last", "intake_events", "quarantined", "quarantined_by_code", "inbox", "counters",
         "simulated_clock", "clock", "intake_batch_ms", "pools", "feeds", "live_policies", "curve", "unwritten_batches",
-        "unwritten_oldest_batch", "unwritten_oldest_age_s", "unwritten_last_error", "refused_batches",
+        "unwritten_oldest_batch", "unwritten_oldest_age_s", "unwritten_last_error", "refused_batches", "batch_numbering_blocked",
     ]
 
     /// Payments' batch files: `all written`, or how many wait for their file (the oldest, its age
@@ -164,6 +164,9 @@ public enum StatusCommand {
         if let clock = s["clock"]?.stringValue { row("clock", clock) }
         if let o = s.objectValue {
             for (k, v) in o.members where !known.contains(k) { row(k.replacingOccurrences(of: "_", with: " "), v.text) }
+        }
+        if let blocked = s["batch_numbering_blocked"]?.stringValue {
+            out += "  WARNING: no batch is made: \(blocked)\n"
         }
         if s["simulated_clock"]?.boolValue == true {
             out += "  WARNING: simulated clock: this service accepts clock.advanced (not for production)\n"

@@ -125,3 +125,57 @@ enum InstructionFiles {
 
     static func errorText(_ code: Int32) -> String { String(cString: strerror(code)) }
 }
+
+/// The batch files in an outbox (and in `sent/`, where the pickup agent moves what it takes),
+/// by their batch number: `BANGFU-B000007.xml`, `BANGFU-B000007-lessor.jsonl`, ….
+///
+/// Batches are numbered from the database (its highest batch + 1). A file numbered above the
+/// database's highest batch was made by a database this one does not know — typically the same
+/// service before its database was restored from an older backup: numbering on would give a
+/// new batch the name (and pain.001 `MsgId`) of a file the bank already has. Payments then
+/// refuses to make batches until an operator has dealt with it (operations.md §7).
+enum BatchFiles {
+    /// The batch number in a batch file's name, or nil for any other name.
+    static func number(_ name: String) -> Int64? {
+        guard name.hasPrefix("BANGFU-B") else { return nil }
+        let digits = name.dropFirst("BANGFU-B".count).prefix(while: { $0.isASCII && $0.isNumber })
+        guard digits.count >= 6, let n = Int64(digits) else { return nil }
+        let rest = name.dropFirst("BANGFU-B".count + digits.count)
+        guard rest == ".xml" || (rest.hasPrefix("-") && rest.hasSuffix(".jsonl")) else { return nil }
+        return n
+    }
+
+    /// The batch files in `outbox` and `outbox/sent` numbered above `highest`, as paths relative
+    /// to the outbox (`sent/BANGFU-B000007.xml`), lowest number first. A directory that exists
+    /// but cannot be listed throws: what it holds is unknown, so nothing may be numbered.
+    static func numberedAbove(_ highest: Int64, outbox: String) throws -> [String] {
+        let fm = FileManager.default
+        var found: [(Int64, String)] = []
+        for (dir, prefix) in [(outbox, ""), ((outbox as NSString).appendingPathComponent("sent"), "sent/")] {
+            var isDirectory: ObjCBool = false
+            guard fm.fileExists(atPath: dir, isDirectory: &isDirectory) else { continue }
+            let names: [String]
+            do {
+                names = try fm.contentsOfDirectory(atPath: dir)
+            } catch {
+                throw InstructionFiles.Refused(description: "cannot list \(dir): \(error)")
+            }
+            for name in names {
+                if let n = number(name), n > highest { found.append((n, prefix + name)) }
+            }
+        }
+        return found.sorted { ($0.0, $0.1) < ($1.0, $1.1) }.map(\.1)
+    }
+
+    /// Why no batch may be numbered now (naming the first file in the way), or nil.
+    static func blocked(highest: Int64, outbox: String) -> String? {
+        do {
+            guard let file = try numberedAbove(highest, outbox: outbox).first else { return nil }
+            let db = highest == 0 ? "none" : String(format: "B%06d", highest)
+            return
+                "\(file) in the outbox is numbered above this database's highest batch (\(db)): the database does not know that batch (restored from an older backup?), so a new batch would reuse its number; see operations.md §7, restoring payments"
+        } catch {
+            return "the outbox cannot be read, so the batch files already made are not known: \(error)"
+        }
+    }
+}

@@ -859,6 +859,15 @@ public struct PaymentsEngine: Sendable {
         if let paused = try Row.fetchOne(db, sql: "SELECT reason FROM channels WHERE channel = ? AND paused = 1", arguments: [channel]) {
             throw Rejection(.invalidData, field: "data.channel", "channel \(channel) is paused: \(paused["reason"] as String? ?? "")")
         }
+        // A batch is numbered from the database: never under a number a file in the outbox (or
+        // in `sent/`) already has, which the bank may have taken (a database restored from an
+        // older backup would otherwise reuse it, and pay again what that file paid).
+        let highest = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM batches") ?? 0
+        if let why = BatchFiles.blocked(highest: highest, outbox: settings.outboxDirectory) {
+            logger.critical(
+                "batch numbering is blocked: no batch is made until an operator deals with the outbox", metadata: ["problem": "\(why)"])
+            throw Rejection(.invalidData, field: "data.channel", "batch_numbering_blocked: \(why)")
+        }
         let rows = try Row.fetchAll(
             db, sql: "SELECT * FROM payments WHERE state = 'ready' AND channel = ? ORDER BY priority DESC, approved_seq LIMIT ?",
             arguments: [channel, Swift.max(1, max ?? settings.batchMaxPayments)])
@@ -918,7 +927,7 @@ public struct PaymentsEngine: Sendable {
             payments = kept
             guard !payments.isEmpty else { return nil }
         }
-        let seq = (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM batches") ?? 0) + 1
+        let seq = highest + 1
         let batchID = String(format: "B%06d", seq)
         let total = payments.reduce(Int64(0)) { $0 + $1.amountFen }
         let content: String

@@ -180,8 +180,12 @@ struct PaymentsApplier: IntakeApplier {
 /// A crash never loses a file: the content is stored with the batch. A file is written only if
 /// its content has the SHA-256 recorded in the batch's `batch.created` audit entry.
 ///
-/// A file of the batch's name already in `<outbox>/sent/` (where the pickup agent moves what it
-/// takes) was written and taken before a crash kept it from being recorded: not written again.
+/// A file of the batch's name already in the outbox or in `<outbox>/sent/` (where the pickup
+/// agent moves what it takes) is the batch's own only if its SHA-256 is the batch's: then it
+/// is not written again (a crash between the write and its record). With other content the
+/// batch number was used before for another batch — by a database this one does not know,
+/// restored from an older backup — and the batch is refused (never recorded written), logged
+/// at critical level and counted in `status`.
 final class PendingFiles: Sendable {
     let directory: String
     let database: ServiceDatabase
@@ -286,11 +290,36 @@ final class PendingFiles: Sendable {
         if let problem = Self.tampered(content: content, stored: row["sha256"], auditEntry: row["audit_entry"]) {
             return .refused("a stored batch file does not match its recorded SHA-256: \(problem)")
         }
-        let sent = (sentDirectory as NSString).appendingPathComponent(name)
-        // Written and taken before the crash that kept it from being recorded.
-        if FileManager.default.fileExists(atPath: sent) { return .alreadyThere("sent/") }
+        let expected = (row["sha256"] as String?) ?? SHA256.hash([UInt8](content)).hexString
+        for (path, place) in [
+            ((sentDirectory as NSString).appendingPathComponent(name), "sent/"),
+            ((directory as NSString).appendingPathComponent(name), "outbox"),
+        ] {
+            guard let there = try InstructionFiles.existingBytes(path) else { continue }
+            let digest = SHA256.hash(there).hexString
+            guard digest == expected else {
+                let whereText = place == "sent/" ? "in sent/ (taken by the pickup agent)" : "in the outbox"
+                return .refused(
+                    "\(name) is already \(whereText) with other content (SHA-256 \(digest); this batch's is \(expected)): the batch number was used before for another batch, by a database this one does not know (restored from an older backup?); see operations.md §7, restoring payments"
+                )
+            }
+            if place == "sent/" { return .alreadyThere(place) }
+            // In the outbox already (a crash before its record): flushed again, then recorded.
+            try InstructionFiles.writeAtomically(content, name: name, directory: directory, calls: calls)
+            return .alreadyThere(place)
+        }
         try InstructionFiles.writeAtomically(content, name: name, directory: directory, calls: calls)
         return .written
+    }
+
+    /// At start: logs (critical) when a batch file in the outbox is numbered above the
+    /// database's highest batch — no batch is made until an operator deals with it.
+    func checkNumbering() {
+        let highest = (try? database.writer.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM batches") ?? 0 }) ?? 0
+        if let why = BatchFiles.blocked(highest: highest, outbox: directory) {
+            logger.critical(
+                "batch numbering is blocked: no batch is made until an operator deals with the outbox", metadata: ["problem": "\(why)"])
+        }
     }
 
     /// Logged at the first failure of a batch's file, then at most once a minute while it lasts.
@@ -317,15 +346,17 @@ final class PendingFiles: Sendable {
 
     /// `status`: the batches decided but not on disk yet (`unwritten_batches`, and for the
     /// oldest its id, age in seconds on the service's clock and last error), the refused ones
-    /// (`refused_batches`).
+    /// (`refused_batches`), and `batch_numbering_blocked` when a file in the outbox is numbered
+    /// above the database's highest batch (no batch is made until an operator deals with it).
     func status(now: Date) throws -> JSONObject {
         var o = JSONObject()
-        let (unwritten, oldest, refused) = try database.writer.read { db in
+        let (unwritten, oldest, refused, highest) = try database.writer.read { db in
             (
                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM batches WHERE written = 0 AND refused IS NULL") ?? 0,
                 try Row.fetchOne(
                     db, sql: "SELECT id, created_at FROM batches WHERE written = 0 AND refused IS NULL ORDER BY seq LIMIT 1"),
-                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM batches WHERE refused IS NOT NULL") ?? 0
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM batches WHERE refused IS NOT NULL") ?? 0,
+                try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM batches") ?? 0
             )
         }
         o["unwritten_batches"] = .int(Int64(unwritten))
@@ -338,6 +369,7 @@ final class PendingFiles: Sendable {
             if let failure = lastFailure(id) { o["unwritten_last_error"] = .string(failure.error) }
         }
         o["refused_batches"] = .int(Int64(refused))
+        if let why = BatchFiles.blocked(highest: highest, outbox: directory) { o["batch_numbering_blocked"] = .string(why) }
         return o
     }
 
@@ -565,6 +597,7 @@ public enum PaymentsService {
         return BusService(
             name: name, node: node, subscribers: subs, logger: logger, security: security,
             onStart: {
+                files.checkNumbering()
                 files.flush()
                 inbox.start()
             },
