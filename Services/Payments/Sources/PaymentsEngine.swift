@@ -824,9 +824,17 @@ public struct PaymentsEngine: Sendable {
         try record(
             db, "hold.rejected",
             ["payment_id": .string(id), "code": .string(p.holdCode ?? ""), "by": .string(by), "reason": .string(reason)])
+        let code = p.holdCode ?? ""
         p.state = .voided
         p.holdReason = "hold rejected by \(by): \(reason)"
-        try p.save(db, now: now)
+        // Said on the feed: the matcher's entitlement (and the merchant) no longer read "held".
+        // `payment.failed` (DESIGN §4 has no voided type) with the stable reason `hold_rejected`;
+        // the hold it ends is `rejected_hold`, and `voided` says no retry follows.
+        try emit(
+            &p, "payment.failed",
+            extra: [
+                "reason": "hold_rejected", "hold_code": .null, "rejected_hold": .string(code), "voided": true,
+            ], db: db)
     }
 
     func recovered(paymentID: String, amountFen: Int64, transferID: String, _ db: Database) throws {
