@@ -189,7 +189,11 @@ public enum PaymentsCommands {
     static func describeBatch(_ b: JSON) -> String {
         let n = b["count"]?.intValue ?? 0
         var s = "\(b["batch_id"].text) \(b["file"].text): \(n) payment\(n == 1 ? "" : "s"), \(Money.yuan(b["total_fen"]?.intValue ?? 0))"
-        if b["written"]?.boolValue == false { s += " (decided; the file is written right after)" }
+        if let refused = b["refused"]?.stringValue {
+            s += " (REFUSED, not written: \(refused))"
+        } else if b["written"]?.boolValue == false {
+            s += " (decided, but the file is NOT WRITTEN yet: payments tries again every second; bangfu status --service payments)"
+        }
         return s
     }
 

@@ -70,8 +70,25 @@ public enum StatusCommand {
 
     static let known: Set<String> = [
         "op", "service", "ready", "last", "intake_events", "quarantined", "quarantined_by_code", "inbox", "counters",
-        "simulated_clock", "clock", "intake_batch_ms", "pools", "feeds", "live_policies", "curve",
+        "simulated_clock", "clock", "intake_batch_ms", "pools", "feeds", "live_policies", "curve", "unwritten_batches",
+        "unwritten_oldest_batch", "unwritten_oldest_age_s", "unwritten_last_error", "refused_batches", "batch_numbering_blocked",
     ]
+
+    /// Payments' batch files: `all written`, or how many wait for their file (the oldest, its age
+    /// and last error: retried every second), and how many were refused.
+    static func batchFilesLine(_ s: JSON) -> String? {
+        guard let unwritten = s["unwritten_batches"]?.intValue else { return nil }
+        var line = unwritten == 0 ? "all written" : "\(Format.grouped(unwritten)) NOT WRITTEN (retried every second)"
+        if unwritten > 0, let oldest = s["unwritten_oldest_batch"]?.stringValue {
+            line += "; oldest \(oldest)"
+            if let age = s["unwritten_oldest_age_s"]?.intValue { line += ", \(Format.grouped(age)) s old" }
+            if let error = s["unwritten_last_error"]?.stringValue { line += ": " + error }
+        }
+        if let refused = s["refused_batches"]?.intValue, refused > 0 {
+            line += "; \(Format.grouped(refused)) refused (bangfu payments batches)"
+        }
+        return line
+    }
 
     /// One line per upstream feed: `matcher: applied 120 of 120 (caught up)`, with resubscribes and
     /// replay timeouts when there were any.
@@ -147,9 +164,13 @@ public enum StatusCommand {
         if let c = s["curve"]?.objectValue {
             row("curve", "connections refused \(c["zap_refused"]?.intValue ?? 0), admitted \(c["zap_admitted"]?.intValue ?? 0)")
         }
+        if let files = batchFilesLine(s) { row("batch files", files) }
         if let clock = s["clock"]?.stringValue { row("clock", clock) }
         if let o = s.objectValue {
             for (k, v) in o.members where !known.contains(k) { row(k.replacingOccurrences(of: "_", with: " "), v.text) }
+        }
+        if let blocked = s["batch_numbering_blocked"]?.stringValue {
+            out += "  WARNING: no batch is made: \(blocked)\n"
         }
         if s["simulated_clock"]?.boolValue == true {
             out += "  WARNING: simulated clock: this service accepts clock.advanced (not for production)\n"

@@ -93,7 +93,9 @@ struct MatcherFeeds: DatabaseFeedConsumer {
             case ("payment.instructed", .approved), ("payment.instructed", .held), ("payment.instructed", .failed):
                 e.state = .instructed
                 // A hold or a failure is over once the money is instructed.
-                if let r = e.reason, r.hasPrefix("held: ") || r.hasPrefix("failed: ") || r.hasPrefix("released: ") { e.reason = nil }
+                if let r = e.reason, ["held: ", "failed: ", "released: ", "voided: "].contains(where: { r.hasPrefix($0) }) {
+                    e.reason = nil
+                }
                 try e.save(db, now: engine.now)
             case ("payment.released", .held), ("payment.released", .failed):
                 // Payments let the payment go on (a hold released, a failed payment retried).
@@ -110,7 +112,14 @@ struct MatcherFeeds: DatabaseFeedConsumer {
                 try engine.emit(&e, "entitlement.paid", policy: policy, profile: profile, db: db)
             case ("payment.failed", .instructed), ("payment.failed", .approved), ("payment.failed", .held):
                 e.state = .failed
-                e.reason = "failed: " + (event.data?["reason"]?.stringValue ?? "bank return")
+                if event.data?["voided"]?.boolValue == true {
+                    // An operator rejected the payment's hold: payments voided it (no retry).
+                    e.reason =
+                        "voided: " + (event.data?["reason"]?.stringValue ?? "hold_rejected")
+                        + (event.data?["rejected_hold"]?.stringValue.map { " (\($0))" } ?? "")
+                } else {
+                    e.reason = "failed: " + (event.data?["reason"]?.stringValue ?? "bank return")
+                }
                 try e.save(db, now: engine.now)
             case ("payment.failed", .paid) where event.data?["after_settlement"]?.boolValue == true:
                 // The bank sent the money back after settling it (camt.054): not paid after all.

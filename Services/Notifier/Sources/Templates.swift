@@ -298,6 +298,7 @@ public struct Templates: Sendable {
         "shared_address": "经营地址与其他申领主体相同，需人工核实",
         "lessor_unconfirmed": "出租方未在规定期限内确认租金减免，已转人工督办",
         "not_carried_out": "出租方或经办机构反馈未能办理",
+        "hold_rejected": "经人工核实，不予拨付",
         // ISO 20022 return reason codes (pain.002 / camt.054) the banks use most.
         "AC01": "银行账号有误",
         "AC04": "银行账户已销户",

@@ -267,6 +267,11 @@ public struct PaymentsEngine: Sendable {
             .execute(arguments: [Data(JSON.object(d).serializedBytes()), id])
     }
 
+    /// The `invalid_amount` hold's detail for an amount over the most one payment may be.
+    static func overMaximum(_ p: PaymentRecord) -> String {
+        "the approved amount \(p.amountFen) fen is over the most one payment may be (\(Ledger.maxAmountFen) fen): a later approval with a payable amount releases it"
+    }
+
     /// Holds an approval can carry that only a later approval (or an operator's rejection) ends:
     /// the matcher's numbers are frozen once approved (DESIGN §7), so no operator release.
     static let approvalHolds: Set<String> = ["invalid_amount", "channel_mismatch"]
@@ -275,6 +280,10 @@ public struct PaymentsEngine: Sendable {
     /// and a benefit on its own channel (cash only through the treasury, and the treasury only
     /// for cash). Otherwise the payment is held with a stable code, visible to operators.
     func checkApproval(_ p: inout PaymentRecord, amountGiven: Bool, _ db: Database) throws {
+        if p.amountFen > Ledger.maxAmountFen {
+            // On every channel: a file's total is a sum of these, and must never overflow.
+            return try hold(&p, "invalid_amount", Self.overMaximum(p), db)
+        }
         if !amountGiven || p.amountFen < 0 || (p.benefit == "cash" && p.amountFen == 0) {
             return try hold(
                 &p, "invalid_amount",
@@ -815,9 +824,17 @@ public struct PaymentsEngine: Sendable {
         try record(
             db, "hold.rejected",
             ["payment_id": .string(id), "code": .string(p.holdCode ?? ""), "by": .string(by), "reason": .string(reason)])
+        let code = p.holdCode ?? ""
         p.state = .voided
         p.holdReason = "hold rejected by \(by): \(reason)"
-        try p.save(db, now: now)
+        // Said on the feed: the matcher's entitlement (and the merchant) no longer read "held".
+        // `payment.failed` (DESIGN §4 has no voided type) with the stable reason `hold_rejected`;
+        // the hold it ends is `rejected_hold`, and `voided` says no retry follows.
+        try emit(
+            &p, "payment.failed",
+            extra: [
+                "reason": "hold_rejected", "hold_code": .null, "rejected_hold": .string(code), "voided": true,
+            ], db: db)
     }
 
     func recovered(paymentID: String, amountFen: Int64, transferID: String, _ db: Database) throws {
@@ -858,6 +875,15 @@ public struct PaymentsEngine: Sendable {
     func batch(channel: String, max: Int? = nil, commandID: String? = nil, _ db: Database) throws -> PendingFile? {
         if let paused = try Row.fetchOne(db, sql: "SELECT reason FROM channels WHERE channel = ? AND paused = 1", arguments: [channel]) {
             throw Rejection(.invalidData, field: "data.channel", "channel \(channel) is paused: \(paused["reason"] as String? ?? "")")
+        }
+        // A batch is numbered from the database: never under a number a file in the outbox (or
+        // in `sent/`) already has, which the bank may have taken (a database restored from an
+        // older backup would otherwise reuse it, and pay again what that file paid).
+        let highest = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM batches") ?? 0
+        if let why = BatchFiles.blocked(highest: highest, outbox: settings.outboxDirectory) {
+            logger.critical(
+                "batch numbering is blocked: no batch is made until an operator deals with the outbox", metadata: ["problem": "\(why)"])
+            throw Rejection(.invalidData, field: "data.channel", "batch_numbering_blocked: \(why)")
         }
         let rows = try Row.fetchAll(
             db, sql: "SELECT * FROM payments WHERE state = 'ready' AND channel = ? ORDER BY priority DESC, approved_seq LIMIT ?",
@@ -918,9 +944,27 @@ public struct PaymentsEngine: Sendable {
             payments = kept
             guard !payments.isEmpty else { return nil }
         }
-        let seq = (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM batches") ?? 0) + 1
+        // The file's total is summed with overflow checked and kept within what a control sum
+        // carries (`YuanAmount.maxFen`): the payments that would pass it wait for the next batch,
+        // as those over `max` do. A payment over the most one payment may be (approved before
+        // approvals were bounded) is held `invalid_amount`, never summed.
+        var total: Int64 = 0
+        var fitting: [PaymentRecord] = []
+        for var p in payments {
+            guard (0...Ledger.maxAmountFen).contains(p.amountFen) else {
+                try releaseReservation(&p, db)
+                try hold(&p, "invalid_amount", Self.overMaximum(p), db)
+                continue
+            }
+            let (sum, overflow) = total.addingReportingOverflow(p.amountFen)
+            guard !overflow, sum <= YuanAmount.maxFen else { break }
+            total = sum
+            fitting.append(p)
+        }
+        payments = fitting
+        guard !payments.isEmpty else { return nil }
+        let seq = highest + 1
         let batchID = String(format: "B%06d", seq)
-        let total = payments.reduce(Int64(0)) { $0 + $1.amountFen }
         let content: String
         let fileName: String
         switch kind {

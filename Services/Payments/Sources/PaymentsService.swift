@@ -6,6 +6,7 @@ import Logging
 import Models
 import ServiceKit
 import Storage
+import Synchronization
 
 /// A validated payments command.
 public enum PaymentsCommand: Sendable {
@@ -173,30 +174,69 @@ struct PaymentsApplier: IntakeApplier {
 }
 
 /// Batch files decided inside a transaction and written after it commits (atomically, temp +
-/// rename); on start, any batch recorded but not yet written is written (same content: it is
-/// stored with the batch), so a crash never loses a file. A file is written only if its content
-/// has the SHA-256 recorded in the batch's `batch.created` audit entry, and never again once the
-/// pickup agent has moved it into `<outbox>/sent/` (a crash between the write and its record
-/// would otherwise deliver it twice).
+/// link, every step checked: `InstructionFiles`). A batch whose file could not be written stays
+/// unwritten and is tried again after every commit and at every tick of the node's loop (once a
+/// second), each batch on its own: one that fails never keeps the others from being written.
+/// A crash never loses a file: the content is stored with the batch. A file is written only if
+/// its content has the SHA-256 recorded in the batch's `batch.created` audit entry.
+///
+/// A file of the batch's name already in the outbox or in `<outbox>/sent/` (where the pickup
+/// agent moves what it takes) is the batch's own only if its SHA-256 is the batch's: then it
+/// is not written again (a crash between the write and its record). With other content the
+/// batch number was used before for another batch — by a database this one does not know,
+/// restored from an older backup — and the batch is refused (never recorded written), logged
+/// at critical level and counted in `status`.
 final class PendingFiles: Sendable {
     let directory: String
     let database: ServiceDatabase
     let logger: Logger
+    let calls: FileSystemCalls
+    /// One flush at a time (after a commit, at start, at a tick).
+    private let flushing = Mutex(())
+    /// Why each batch still unwritten failed last (read by `status`).
+    private let failures = Mutex<[String: WriteFailure]>([:])
+
+    struct WriteFailure: Sendable {
+        var error: String
+        var attempts: Int
+        var lastLogged: ContinuousClock.Instant
+    }
+
+    enum Outcome {
+        case written
+        case alreadyThere(String)
+        case refused(String)
+    }
 
     /// Where the pickup agent moves the files it has taken (operations.md §10).
     var sentDirectory: String { (directory as NSString).appendingPathComponent("sent") }
 
-    init(directory: String, database: ServiceDatabase, logger: Logger) {
+    init(directory: String, database: ServiceDatabase, logger: Logger, calls: FileSystemCalls = .system) {
         self.directory = directory
         self.database = database
         self.logger = logger
+        self.calls = calls
     }
 
-    /// Writes every batch not yet written (and not refused).
-    func flush() {
+    /// Writes every batch not yet written (and not refused); returns how many are still not
+    /// written (nil when the database could not say).
+    @discardableResult
+    func flush() -> Int? {
+        flushing.withLock { _ in flushNow() }
+    }
+
+    /// `flush`, when a batch is waiting for its file (each tick of the node's loop).
+    func retryUnwritten() {
+        let waiting = try? database.writer.read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM batches WHERE written = 0 AND refused IS NULL)")
+        }
+        if waiting != false { flush() }
+    }
+
+    private func flushNow() -> Int? {
+        let rows: [Row]
         do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            let rows = try database.writer.read { db in
+            rows = try database.writer.read { db in
                 try Row.fetchAll(
                     db,
                     sql: """
@@ -205,33 +245,132 @@ final class PendingFiles: Sendable {
                         WHERE b.written = 0 AND b.refused IS NULL ORDER BY b.seq
                         """)
             }
-            for row in rows {
-                let id: String = row["id"]
-                let name: String = row["file_name"]
-                let content: Data = row["content"]
-                if let problem = Self.tampered(content: content, stored: row["sha256"], auditEntry: row["audit_entry"]) {
+        } catch {
+            logger.error(
+                "the batches waiting for their files could not be read; tried again at the next tick", metadata: ["error": "\(error)"])
+            return nil
+        }
+        var left = 0
+        for row in rows {
+            let id: String = row["id"]
+            let name: String = row["file_name"]
+            do {
+                switch try deliver(row) {
+                case .written:
+                    break
+                case .alreadyThere(let place):
+                    logger.warning(
+                        "a batch file with the batch's SHA-256 was already there: not written again",
+                        metadata: ["batch": "\(id)", "file": "\(name)", "where": "\(place)"])
+                case .refused(let problem):
                     logger.critical(
-                        "a stored batch file does not match its recorded SHA-256: it is not written",
+                        "a batch file is refused: it is not written, and its payments wait for an operator",
                         metadata: ["batch": "\(id)", "file": "\(name)", "problem": "\(problem)"])
                     try database.writer.write { db in
-                        try db.execute(sql: "UPDATE batches SET refused = ? WHERE id = ?", arguments: [problem, id])
+                        try db.execute(sql: "UPDATE batches SET refused = ? WHERE id = ? AND written = 0", arguments: [problem, id])
                     }
+                    failures.withLock { _ = $0.removeValue(forKey: id) }
                     continue
                 }
-                let sent = (sentDirectory as NSString).appendingPathComponent(name)
-                if FileManager.default.fileExists(atPath: sent) {
-                    // Written and taken before the crash that kept it from being recorded.
-                    logger.warning(
-                        "a batch file was already taken by the pickup agent: not written again",
-                        metadata: ["batch": "\(id)", "file": "\(name)"])
-                } else {
-                    try InstructionFiles.writeAtomically(content, name: name, directory: directory)
-                }
                 try database.writer.write { db in try db.execute(sql: "UPDATE batches SET written = 1 WHERE id = ?", arguments: [id]) }
+                failures.withLock { _ = $0.removeValue(forKey: id) }
+            } catch {
+                left += 1
+                noteFailure(batch: id, file: name, error: error)
             }
-        } catch {
-            logger.error("writing a batch file failed; retried at the next batch or restart", metadata: ["error": "\(error)"])
         }
+        return left
+    }
+
+    /// What to do with one unwritten batch: write its file, or find it already there (its own
+    /// SHA-256), or refuse it. Throws when the file could not be written or read now.
+    func deliver(_ row: Row) throws -> Outcome {
+        let name: String = row["file_name"]
+        let content: Data = row["content"]
+        if let problem = Self.tampered(content: content, stored: row["sha256"], auditEntry: row["audit_entry"]) {
+            return .refused("a stored batch file does not match its recorded SHA-256: \(problem)")
+        }
+        let expected = (row["sha256"] as String?) ?? SHA256.hash([UInt8](content)).hexString
+        for (path, place) in [
+            ((sentDirectory as NSString).appendingPathComponent(name), "sent/"),
+            ((directory as NSString).appendingPathComponent(name), "outbox"),
+        ] {
+            guard let there = try InstructionFiles.existingBytes(path) else { continue }
+            let digest = SHA256.hash(there).hexString
+            guard digest == expected else {
+                let whereText = place == "sent/" ? "in sent/ (taken by the pickup agent)" : "in the outbox"
+                return .refused(
+                    "\(name) is already \(whereText) with other content (SHA-256 \(digest); this batch's is \(expected)): the batch number was used before for another batch, by a database this one does not know (restored from an older backup?); see operations.md §7, restoring payments"
+                )
+            }
+            if place == "sent/" { return .alreadyThere(place) }
+            // In the outbox already (a crash before its record): flushed again, then recorded.
+            try InstructionFiles.writeAtomically(content, name: name, directory: directory, calls: calls)
+            return .alreadyThere(place)
+        }
+        try InstructionFiles.writeAtomically(content, name: name, directory: directory, calls: calls)
+        return .written
+    }
+
+    /// At start: logs (critical) when a batch file in the outbox is numbered above the
+    /// database's highest batch — no batch is made until an operator deals with it.
+    func checkNumbering() {
+        let highest = (try? database.writer.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM batches") ?? 0 }) ?? 0
+        if let why = BatchFiles.blocked(highest: highest, outbox: directory) {
+            logger.critical(
+                "batch numbering is blocked: no batch is made until an operator deals with the outbox", metadata: ["problem": "\(why)"])
+        }
+    }
+
+    /// Logged at the first failure of a batch's file, then at most once a minute while it lasts.
+    private func noteFailure(batch: String, file: String, error: any Error) {
+        let now = ContinuousClock.now
+        let log = failures.withLock { all -> Bool in
+            var f = all[batch] ?? WriteFailure(error: "", attempts: 0, lastLogged: now)
+            f.error = "\(error)"
+            f.attempts += 1
+            let log = f.attempts == 1 || now - f.lastLogged >= .seconds(60)
+            if log { f.lastLogged = now }
+            all[batch] = f
+            return log
+        }
+        if log {
+            logger.error(
+                "a batch file could not be written; tried again every second",
+                metadata: ["batch": "\(batch)", "file": "\(file)", "error": "\(error)"])
+        }
+    }
+
+    /// The last write error of a batch still unwritten, if a write of it failed.
+    func lastFailure(_ batch: String) -> WriteFailure? { failures.withLock { $0[batch] } }
+
+    /// `status`: the batches decided but not on disk yet (`unwritten_batches`, and for the
+    /// oldest its id, age in seconds on the service's clock and last error), the refused ones
+    /// (`refused_batches`), and `batch_numbering_blocked` when a file in the outbox is numbered
+    /// above the database's highest batch (no batch is made until an operator deals with it).
+    func status(now: Date) throws -> JSONObject {
+        var o = JSONObject()
+        let (unwritten, oldest, refused, highest) = try database.writer.read { db in
+            (
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM batches WHERE written = 0 AND refused IS NULL") ?? 0,
+                try Row.fetchOne(
+                    db, sql: "SELECT id, created_at FROM batches WHERE written = 0 AND refused IS NULL ORDER BY seq LIMIT 1"),
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM batches WHERE refused IS NOT NULL") ?? 0,
+                try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM batches") ?? 0
+            )
+        }
+        o["unwritten_batches"] = .int(Int64(unwritten))
+        if let oldest {
+            let id: String = oldest["id"]
+            o["unwritten_oldest_batch"] = .string(id)
+            if let created = Timestamp.parse(oldest["created_at"]) {
+                o["unwritten_oldest_age_s"] = .int(Int64(max(0, now.timeIntervalSince(created)).rounded(.down)))
+            }
+            if let failure = lastFailure(id) { o["unwritten_last_error"] = .string(failure.error) }
+        }
+        o["refused_batches"] = .int(Int64(refused))
+        if let why = BatchFiles.blocked(highest: highest, outbox: directory) { o["batch_numbering_blocked"] = .string(why) }
+        return o
     }
 
     /// Why `content` is not the file the batch recorded, or nil. A batch stored before hashes
@@ -427,11 +566,10 @@ public enum PaymentsService {
                 if let pools = try? PaymentsQueries(database: database.db, engine: engine).respond(["op": "pool.status"])?["items"] {
                     o["pools"] = pools
                 }
-                // Batch files refused because their content does not match the recorded SHA-256.
-                if let refused = try? database.db.writer.read({ db in
-                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM batches WHERE refused IS NOT NULL") ?? 0
-                }) {
-                    o["refused_batches"] = .int(Int64(refused))
+                // Batch files not written yet (retried every second), refused ones, and batch
+                // numbering blocked by a file the database does not know.
+                if let files = try? files.status(now: env.clock.now()) {
+                    for (k, v) in files.members { o[k] = v }
                 }
                 return o
             },
@@ -445,6 +583,9 @@ public enum PaymentsService {
         let inbox = ReturnInbox(directory: settings.inboxDirectory, database: database.db, engine: engine, handle: handle, logger: logger)
         // A rent waiver the lessor has not confirmed by its deadline is escalated (held
         // `lessor_unconfirmed`) when the deadline passes, not only when the next batch is asked for.
+        // A batch file that could not be written (a full disk, an I/O error) is tried again at
+        // every tick, not only after the next commit.
+        node.onTick { files.retryUnwritten() }
         node.onTick { [weak node, logger] in
             do {
                 guard try database.db.writer.read({ db in try engine.anyOverdue(db) }) else { return }
@@ -456,6 +597,7 @@ public enum PaymentsService {
         return BusService(
             name: name, node: node, subscribers: subs, logger: logger, security: security,
             onStart: {
+                files.checkNumbering()
                 files.flush()
                 inbox.start()
             },
@@ -539,12 +681,27 @@ final class ReturnInbox: Sendable {
                 }
             }
             var destination = "processed"
+            let digest = SHA256.hash([UInt8](data)).hexString
             if let rejection {
                 do {
-                    try database.writer.write { db in
+                    // Once per content: a file quarantined before (the same bytes under a reused
+                    // name, or one whose move failed) adds no second row.
+                    let added = try database.writer.write { db -> Bool in
+                        if try Bool.fetchOne(db, sql: "SELECT 1 FROM inbox_quarantined WHERE sha256 = ?", arguments: [digest]) == true {
+                            return false
+                        }
                         try Quarantine.add(
                             db, origin: "inbox", at: engine.now, rejection: rejection, source: nil, eventID: name, type: "bank.returned",
                             frame: [UInt8](data))
+                        try db.execute(
+                            sql: "INSERT INTO inbox_quarantined(sha256, file_name, quarantined_at) VALUES (?, ?, ?)",
+                            arguments: [digest, name, engine.now])
+                        return true
+                    }
+                    if !added {
+                        logger.warning(
+                            "a return file with the content of one already quarantined: moved, not quarantined again",
+                            metadata: ["file": "\(name)", "sha256": "\(digest)"])
                     }
                     destination = "quarantined"
                 } catch {
@@ -553,11 +710,49 @@ final class ReturnInbox: Sendable {
                     continue
                 }
             }
-            let dir = (directory as NSString).appendingPathComponent(destination)
-            try? fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            try? fm.moveItem(atPath: path, toPath: (dir as NSString).appendingPathComponent(name))
+            if let movedTo = move(path, name: name, into: destination, sha256: digest), destination == "quarantined" {
+                try? database.writer.write { db in
+                    try db.execute(sql: "UPDATE inbox_quarantined SET moved_to = ? WHERE sha256 = ?", arguments: [movedTo, digest])
+                }
+            }
             handle.node?.notifyOutbox()
         }
+    }
+
+    /// Moves an inbox file into `<inbox>/<destination>/`: under its own name when that is free,
+    /// otherwise under `<name>.<time>-<SHA-256 prefix>.<ext>` (a bank that reuses file names,
+    /// `camt054.xml` every day, never leaves one stuck in the inbox). Returns the path moved to
+    /// (relative to the inbox), or nil when it could not be moved (logged; the next scan finds
+    /// it again, applies nothing twice and adds no second quarantine row).
+    func move(_ path: String, name: String, into destination: String, sha256: String) -> String? {
+        let fm = FileManager.default
+        let dir = (directory as NSString).appendingPathComponent(destination)
+        let stem = (name as NSString).deletingPathExtension
+        let ext = (name as NSString).pathExtension
+        let stamp = String(engine.now.filter { $0.isASCII && $0.isNumber }.prefix(14))
+        let unique = "\(stem).\(stamp)-\(sha256.prefix(12))"
+        let suffix = ext.isEmpty ? "" : ".\(ext)"
+        let candidates = [name, unique + suffix, unique + "-" + UUID().uuidString.prefix(8).lowercased() + suffix]
+        var failure: (any Error)?
+        do {
+            try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            for candidate in candidates {
+                let target = (dir as NSString).appendingPathComponent(candidate)
+                if fm.fileExists(atPath: target) { continue }
+                do {
+                    try fm.moveItem(atPath: path, toPath: target)
+                    return "\(destination)/\(candidate)"
+                } catch {
+                    failure = error
+                }
+            }
+        } catch {
+            failure = error
+        }
+        logger.error(
+            "a return file could not be moved out of the inbox; looked at again at the next scan",
+            metadata: ["file": "\(name)", "into": "\(destination)", "error": "\(failure.map { "\($0)" } ?? "every name taken")"])
+        return nil
     }
 }
 

@@ -195,6 +195,25 @@ public struct PaymentsDatabase: Sendable {
                     ALTER TABLE receivables ADD COLUMN returned_at TEXT;
                     """)
         }
+        // Return files quarantined from the inbox, by the SHA-256 of their content: a file seen
+        // again (the same bytes under a reused name, or one whose move out of the inbox failed)
+        // adds no second quarantine row.
+        m.registerMigration("payments-service-v9") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE inbox_quarantined (
+                        sha256 TEXT PRIMARY KEY,
+                        file_name TEXT NOT NULL,
+                        moved_to TEXT,
+                        quarantined_at TEXT NOT NULL
+                    ) WITHOUT ROWID;
+                    """)
+        }
+        // The batches still waiting for their file, looked for at every tick of the node's loop
+        // (without it, every tick would read the whole table, files included).
+        m.registerMigration("payments-service-v10-unwritten") { db in
+            try db.execute(sql: "CREATE INDEX batches_unwritten ON batches(seq) WHERE written = 0 AND refused IS NULL")
+        }
     }
 }
 
