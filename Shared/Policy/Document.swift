@@ -51,12 +51,6 @@ public struct PolicyDocument: Sendable {
     /// `treasury`, `lessor` or `agency:<name>`.
     public var channel: String
 
-    /// An agency's name in `agency:<name>`: 1 to 40 of `a-z`, `0-9`, `-`, `_`. It names the
-    /// agency's instruction files, so it never holds a path separator, a space or a dot.
-    public static func isAgencyName<S: StringProtocol>(_ name: S) -> Bool {
-        (1...40).contains(name.utf8.count)
-            && name.utf8.allSatisfy { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2D || $0 == 0x5F }
-    }
     /// The fund pool (required for cash benefits).
     public var pool: String?
     public var requiresApplication: Bool
@@ -557,7 +551,7 @@ struct DocumentBuilder {
         var channel: String?
         if let n = nodes["channel"]?.value, let s = text(n, "channel") ?? nil {
             let agency = s.hasPrefix("agency:") ? s.dropFirst("agency:".count) : nil
-            if s == "treasury" || s == "lessor" || (agency.map(PolicyDocument.isAgencyName) ?? false) {
+            if s == "treasury" || s == "lessor" || (agency.map(Channel.isAgencyName) ?? false) {
                 channel = s
             } else if let agency {
                 fail(

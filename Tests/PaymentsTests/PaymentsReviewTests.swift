@@ -480,6 +480,31 @@ extension PaymentsReviewTests {
     }
 }
 
+extension PaymentsReviewTests {
+    /// An approval that names no benefit or channel, or an agency whose name could not name a
+    /// file, is held `channel_mismatch` (nothing reserved, never defaulted to cash through the
+    /// treasury); a later approval that names them pays it.
+    @Test func anApprovalWithoutAUsableChannelIsHeldNeverDefaulted() throws {
+        let f = try EngineFixture()
+        try f.verified(Self.a, name: "甲", account: "6222000000000001")
+        try f.verified(Self.b, name: "乙", account: "6222000000000002")
+        try f.fund(1_000_000)
+        try f.approve(Self.idA, uscc: Self.a, extra: ["benefit": .null, "channel": .null])
+        try f.approve(Self.idB, uscc: Self.b, benefit: "deferral", channel: "agency:水务/电力", pool: nil)
+        for id in [Self.idA, Self.idB] {
+            #expect(try f.payment(id).holdCode == "channel_mismatch")
+            #expect(releaseRefused(f, id))
+        }
+        #expect(try f.payment(Self.idA).holdReason?.contains("no benefit on no channel") == true)
+        #expect(try f.pool().pendingDebits == 0)
+        #expect(try f.batch() == nil)
+        try f.approve(Self.idA, uscc: Self.a)
+        #expect(try f.state(Self.idA) == .ready)
+        #expect(try f.batch() != nil)
+        #expect(try f.balanced())
+    }
+}
+
 // MARK: 11–12. Audit of instructions and files
 
 extension PaymentsReviewTests {

@@ -263,8 +263,11 @@ struct DocumentTests {
                 Fx.compileErrors(deferral.replacingOccurrences(of: "channel: agency:test-bureau", with: "channel: \(good)")).isEmpty,
                 "\(good)")
         }
-        #expect(PolicyDocument.isAgencyName("utilities"))
-        #expect(!PolicyDocument.isAgencyName(""))
+        #expect(Channel.isAgencyName("utilities"))
+        #expect(!Channel.isAgencyName(""))
+        #expect(
+            Channel.isValid("agency:utilities") && Channel.isValid("treasury") && !Channel.isValid("agency:a/b") && !Channel.isValid("bank")
+        )
     }
 
     /// Cash leaves only through the treasury, and the treasury moves only cash.

@@ -208,8 +208,9 @@ public struct PaymentsEngine: Sendable {
         guard let id = data["entitlement_id"]?.stringValue, let uscc = data["uscc"]?.stringValue else { return }
         let given = data["amount_fen"]?.intValue
         let amount = given ?? 0
-        let benefit = data["benefit"]?.stringValue ?? "cash"
-        let channel = data["channel"]?.stringValue ?? "treasury"
+        // Never defaulted: an approval without its benefit or channel is held (channel_mismatch).
+        let benefit = data["benefit"]?.stringValue ?? ""
+        let channel = data["channel"]?.stringValue ?? ""
         if var p = try PaymentRecord.find(id, db) {
             // A repeated approval changes nothing — except a later approval of a payment that was
             // voided (its entitlement revoked, e.g. by a policy's withdrawal, and approved again
@@ -290,6 +291,12 @@ public struct PaymentsEngine: Sendable {
                 amountGiven
                     ? "the approved amount \(p.amountFen) fen cannot be paid as \(p.benefit): a later approval with a payable amount releases it"
                     : "the approval carries no amount_fen: a later approval with a payable amount releases it", db)
+        }
+        if p.benefit.isEmpty || !Channel.isValid(p.channel) {
+            return try hold(
+                &p, "channel_mismatch",
+                "the approval names \(p.benefit.isEmpty ? "no benefit" : "a \(p.benefit) benefit") on \(p.channel.isEmpty ? "no channel" : "the channel \(p.channel.prefix(60))"): a channel is treasury, lessor or agency:<name> (1-40 of a-z 0-9 - _)",
+                db)
         }
         if (p.benefit == "cash") != (p.channel == "treasury") {
             return try hold(
@@ -377,7 +384,7 @@ public struct PaymentsEngine: Sendable {
         if type == "entitlement.approved", let id, let uscc = data["uscc"]?.stringValue, try PaymentRecord.find(id, db) == nil {
             var p = PaymentRecord(
                 id: id, policyID: data["policy_id"]?.stringValue ?? "", title: data["title"]?.stringValue, uscc: uscc,
-                benefit: data["benefit"]?.stringValue ?? "cash", channel: data["channel"]?.stringValue ?? "treasury",
+                benefit: data["benefit"]?.stringValue ?? "", channel: data["channel"]?.stringValue ?? "",
                 pool: data["pool"]?.stringValue, amountFen: data["amount_fen"]?.intValue ?? 0,
                 priority: data["priority"]?.boolValue == true,
                 binding: data["binding"]?.stringValue, approvedSeq: Int64(sequence))

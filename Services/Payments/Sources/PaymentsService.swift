@@ -124,9 +124,10 @@ struct PaymentsApplier: IntakeApplier {
     /// A channel name as the policies give it: `treasury`, `lessor` or `agency:<name>`
     /// (`invalid_data` for anything else, which would otherwise be taken and do nothing).
     static func channel(_ name: String) throws(Rejection) -> String {
-        if name == "treasury" || name == "lessor" { return name }
-        if name.hasPrefix("agency:"), name.count > "agency:".count, !name.contains(where: { $0.isWhitespace }) { return name }
-        throw Rejection(.invalidData, field: "data.channel", "channel must be treasury, lessor or agency:<name>, got \(name)")
+        if Channel.isValid(name) { return name }
+        throw Rejection(
+            .invalidData, field: "data.channel",
+            "channel must be treasury, lessor or agency:<name> (1-40 of a-z 0-9 - _), got \(name.prefix(60))")
     }
 
     func apply(_ command: PaymentsCommand, event: CloudEvent, db: Database) throws {
@@ -547,7 +548,8 @@ public enum PaymentsService {
         try SimulatedTime.restore(env.clock, from: database.db)
         let audit = AuditChain(clock: env.clock)
         let engine = PaymentsEngine(
-            ledger: Ledger(clock: env.clock, audit: audit), audit: audit, outbox: Outbox(source: PaymentsEngine.source, clock: env.clock),
+            ledger: Ledger(clock: env.clock, audit: audit), audit: audit,
+            outbox: Outbox(source: PaymentsEngine.source, clock: env.clock, maxEventBytes: options.maxMessageBytes),
             clock: env.clock, settings: settings, logger: logger)
         let files = PendingFiles(directory: settings.outboxDirectory, database: database.db, logger: logger)
         let pipeline = IntakePipeline(
