@@ -717,3 +717,66 @@ extension PaymentsFixesTests {
         }
     }
 }
+
+extension PaymentsFixesTests {
+    /// One agency cannot settle another agency's instructions, nor one lessor another lessor's
+    /// rent waivers: a confirmation from `/agencies/<name>` settles only `agency:<name>`, one from
+    /// `/lessors/<USCC>` only the leases that lessor lets; an operator's source is bound by its
+    /// grant's types alone.
+    @Test func aConfirmationSettlesOnlyTheConfirmersOwnInstructions() throws {
+        let f = try EngineFixture()
+        let (a, b) = Self.twoMerchants
+        try f.merchant(a, name: "甲")
+        try f.merchant(b, name: "乙")
+        let owner = ["name": "许昌市国有资产经营公司", "uscc": "91411000MA4000000T", "ownership": "state_enterprise"] as JSON
+        let lease: JSON = [
+            "lease_id": "L-9", "lessor": owner, "root_lessor": owner, "monthly_rent_fen": 100_000, "starts_on": "2021-01-01",
+            "ends_on": "2023-12-31",
+        ]
+        try f.approve(
+            Self.idA, uscc: a, amountFen: 300_000, policy: "test-rent", benefit: "rent_waiver", channel: "lessor", pool: nil,
+            binding: "L-9", extra: ["name": "甲", "lease": lease])
+        try f.approve(
+            Self.idB, uscc: b, amountFen: 0, policy: "test-utilities", benefit: "deferral", channel: "agency:utilities", pool: nil)
+        _ = try #require(try f.batch("lessor"))
+        _ = try #require(try f.batch("agency:utilities"))
+        func confirm(_ id: String, by: String, source: String) -> RejectionCode? {
+            do {
+                try f.write { db in
+                    try f.engine.confirmed(
+                        by: by, paymentID: id, lease: nil, ok: true, method: by == "lessor" ? "refund" : nil, source: source, db)
+                }
+                return nil
+            } catch let r as Rejection {
+                return r.code
+            } catch {
+                Issue.record(error)
+                return nil
+            }
+        }
+        #expect(confirm(Self.idB, by: "agency", source: "/agencies/social-insurance") == .unauthorized)
+        #expect(confirm(Self.idA, by: "lessor", source: "/lessors/91411000MA4000009N") == .unauthorized)
+        #expect(try f.state(Self.idA) == .instructed)
+        #expect(try f.state(Self.idB) == .instructed)
+        #expect(confirm(Self.idB, by: "agency", source: "/agencies/utilities") == nil)
+        #expect(try f.state(Self.idB) == .settled)
+        #expect(confirm(Self.idA, by: "lessor", source: "/lessors/91411000MA4000000T") == nil)
+        #expect(try f.state(Self.idA) == .settled)
+    }
+
+    /// An operator (or a county office confirming for the state lessors) is bound by its grant's
+    /// types, not by the lessor's identity.
+    @Test func anOperatorMayConfirmAnyLessorsWaiver() throws {
+        let f = try EngineFixture()
+        let (a, _) = Self.twoMerchants
+        try f.merchant(a, name: "甲")
+        try f.approve(
+            Self.idA, uscc: a, amountFen: 300_000, policy: "test-rent", benefit: "rent_waiver", channel: "lessor", pool: nil,
+            binding: "L-9", extra: ["name": "甲"])
+        _ = try #require(try f.batch("lessor"))
+        try f.write { db in
+            try f.engine.confirmed(by: "lessor", paymentID: Self.idA, lease: nil, ok: true, method: "refund", source: "/bangfu/cli/ops", db)
+        }
+        #expect(try f.state(Self.idA) == .settled)
+    }
+}

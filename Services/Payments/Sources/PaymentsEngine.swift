@@ -268,6 +268,41 @@ public struct PaymentsEngine: Sendable {
             .execute(arguments: [Data(JSON.object(d).serializedBytes()), id])
     }
 
+    /// Who may confirm an instruction. An agency publishing from its own source
+    /// `/agencies/<name>` confirms only `agency:<name>` instructions, and a lessor publishing from
+    /// `/lessors/<USCC>` only rent waivers on leases it lets (as lessor or root lessor); a grant
+    /// binds each key to its source (DESIGN §3.5), so one agency or lessor cannot settle another's
+    /// instructions. Other sources (an operator's CLI, a county office confirming for the state
+    /// lessors) are bound by their grant's event types alone.
+    static func checkConfirmer(_ source: String, of p: PaymentRecord, _ db: Database) throws {
+        let parts = source.split(separator: "/", omittingEmptySubsequences: true)
+        guard parts.count >= 2 else { return }
+        if parts[0] == "agencies", p.channel.hasPrefix("agency:") {
+            let own = p.channel.dropFirst("agency:".count)
+            guard parts[1] == own else {
+                throw Rejection(
+                    .unauthorized, field: "source",
+                    "\(source.prefix(80)) confirms only agency:\(parts[1].prefix(40)) instructions; payment \(p.id) is on \(p.channel)")
+            }
+        } else if parts[0] == "lessors", p.channel == "lessor", USCC.isValid(String(parts[1])) {
+            var lessors: Set<String> = []
+            if let raw = try Data.fetchOne(
+                db.cachedStatement(sql: "SELECT instruction_detail FROM payments WHERE id = ?"), arguments: [p.id]),
+                case .object(let detail) = try? JSONParser.parse([UInt8](raw)), case .object(let lease)? = detail["lease"]
+            {
+                for key in ["lessor", "root_lessor"] {
+                    if let u = lease[key]?["uscc"]?.stringValue { lessors.insert(u) }
+                }
+            }
+            guard lessors.contains(String(parts[1])) else {
+                throw Rejection(
+                    .unauthorized, field: "source",
+                    "\(source.prefix(80)) is not the lessor of the lease of payment \(p.id): a lessor confirms only its own leases' rent waivers"
+                )
+            }
+        }
+    }
+
     /// The `invalid_amount` hold's detail for an amount over the most one payment may be.
     static func overMaximum(_ p: PaymentRecord) -> String {
         "the approved amount \(p.amountFen) fen is over the most one payment may be (\(Ledger.maxAmountFen) fen): a later approval with a payable amount releases it"
@@ -1351,9 +1386,10 @@ public struct PaymentsEngine: Sendable {
     /// the programme, `policy_id`, when the lease has more than one rent waiver).
     /// Returns a note when the confirmation changed nothing (the payment no longer awaited one).
     @discardableResult
-    func confirmed(by: String, paymentID: String?, lease: String?, policyID: String? = nil, ok: Bool, method: String?, _ db: Database)
-        throws -> String?
-    {
+    func confirmed(
+        by: String, paymentID: String?, lease: String?, policyID: String? = nil, ok: Bool, method: String?, source: String? = nil,
+        _ db: Database
+    ) throws -> String? {
         var found: PaymentRecord?
         if let paymentID {
             guard let p = try PaymentRecord.find(paymentID, db) else {
@@ -1395,6 +1431,7 @@ public struct PaymentsEngine: Sendable {
                 "payment \(p.id) is on the \(p.channel) channel: \(by).confirmed confirms only \(by == "lessor" ? "lessor" : "agency:<name>") instructions"
             )
         }
+        if let source { try Self.checkConfirmer(source, of: p, db) }
         // Instructed, or escalated (held) after it was instructed; a repeat changes nothing.
         guard p.state == .instructed || (p.state == .held && p.batchID != nil) else {
             return "payment \(p.id) is \(p.state.rawValue), not awaiting a confirmation: this one changed nothing"

@@ -146,7 +146,8 @@ struct PaymentsApplier: IntakeApplier {
             case .bankReturned(let file, let id):
                 _ = try engine.applyReturn(file, returnID: id, db)
             case .confirmed(let by, let id, let lease, let policyID, let ok, let method):
-                note = try engine.confirmed(by: by, paymentID: id, lease: lease, policyID: policyID, ok: ok, method: method, db)
+                note = try engine.confirmed(
+                    by: by, paymentID: id, lease: lease, policyID: policyID, ok: ok, method: method, source: event.source, db)
             case .recovered(let id, let amount):
                 try engine.recovered(paymentID: id, amountFen: amount, transferID: "recovered/\(event.source)/\(event.id)", db)
             case .releaseHold(let id, let by, let reason):
