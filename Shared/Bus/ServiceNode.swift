@@ -46,6 +46,8 @@ public struct NodeCounters: Sendable {
     public var published: Int = 0
     public var replayRequests: Int = 0
     public var unroutableAcks: Int = 0
+    /// Replay requests and queries refused because the client's key has no right to them.
+    public var unauthorizedRequests: Int = 0
     public var lastPublished: UInt64 = 0
     /// How long the recent intake batches took, from taking a batch's first event off the socket
     /// to its acks ready to send (parse, checks, apply, durable commit).
@@ -201,7 +203,9 @@ public final class ServiceNode: Sendable {
         do {
             replay = try context.socket(.router)
             try replay.apply(settings.socket, tcpHeartbeats: Endpoint.isTCP(endpoints.replay))
-            if let curve = settings.curve, Endpoint.isTCP(endpoints.replay) { try replay.applyCurveServer(curve) }
+            if let curve = settings.curve, Endpoint.isTCP(endpoints.replay) {
+                if !(try replay.applyCurveServer(curve, kind: .replay)) { warnEnforceDomainRefused() }
+            }
             try replay.bind(endpoints.replay, patienceMs: 2_000)
         } catch {
             state.withLock { $0.startError = $0.startError ?? "\(error)" }
@@ -241,8 +245,11 @@ public final class ServiceNode: Sendable {
             if let curve = settings.curve {
                 // Over tcp:// (DESIGN §3.5); ipc:// and inproc:// stay on this host, behind file
                 // permissions and the process boundary.
-                for (s, ep) in [(intake, endpoints.intake), (pub, endpoints.feed)] where Endpoint.isTCP(ep) {
-                    try s.applyCurveServer(curve)
+                for (s, ep, kind) in [(intake, endpoints.intake, CurveSocketKind.intake), (pub, endpoints.feed, .feed)]
+                where Endpoint.isTCP(ep) {
+                    // The feed's own ZAP domain: a PUB cannot filter per subscriber, so the ZAP
+                    // handler admits only keys whose grant may read the feed.
+                    if !(try s.applyCurveServer(curve, kind: kind)) { warnEnforceDomainRefused() }
                 }
             }
             try intake.bind(endpoints.intake, patienceMs: 2_000)
@@ -395,17 +402,33 @@ public final class ServiceNode: Sendable {
             guard let msg else { return }
             let (envelope, body) = Self.split(msg.frames)
             state.withLock { $0.counters.replayRequests += 1 }
-            let reply = answer(body)
+            let reply = answer(body, client: msg.userID)
             _ = try? sock.send(envelope + reply)
         }
     }
 
-    private func answer(_ body: [[UInt8]]) -> [[UInt8]] {
+    /// Whether the client may have `op` answered: always on `ipc://` and `inproc://` and without
+    /// CURVE (no keys there); over CURVE only with its grant's read right (`replay`, or the query).
+    func mayAsk(_ op: String, client: String?) -> Bool {
+        guard let curve = settings.curve, Endpoint.isTCP(endpoints.replay) else { return true }
+        guard let grant = curve.grant(for: client) else { return false }
+        return op == "replay" ? grant.mayReplay : grant.mayQuery(op)
+    }
+
+    private func answer(_ body: [[UInt8]], client: String?) -> [[UInt8]] {
         func error(_ code: String, _ message: String) -> [[UInt8]] {
             [JSON.object(JSONObject(["op": "error", "code": .string(code), "message": .string(message)])).serializedBytes()]
         }
         guard body.count == 1, let req = try? JSONParser.parse(body[0]), let op = req["op"]?.stringValue else {
             return error("invalid_request", "send one frame: a JSON object with an \"op\"")
+        }
+        guard mayAsk(op, client: client) else {
+            state.withLock { $0.counters.unauthorizedRequests += 1 }
+            let name = settings.curve?.grant(for: client)?.name
+            logger.warning(
+                "replay socket request refused: unauthorized",
+                metadata: ["client": "\(name ?? "-")", "key": "\(client.map { "\($0.prefix(8))…" } ?? "-")", "op": "\(op.prefix(40))"])
+            return error("unauthorized", "this key may not ask \(op.prefix(80)) here: its grant has no such read right")
         }
         if op == "replay" {
             let after: UInt64
@@ -440,6 +463,12 @@ public final class ServiceNode: Sendable {
         } catch {
             return self.errorFrames(error)
         }
+    }
+
+    private func warnEnforceDomainRefused() {
+        logger.warning(
+            "libzmq refused ZMQ_ZAP_ENFORCE_DOMAIN; the ZAP handler still admits only the allowlist",
+            metadata: ["errno": "\(zmq_errno())"])
     }
 
     private func errorFrames(_ e: any Error) -> [[UInt8]] {

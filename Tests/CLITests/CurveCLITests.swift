@@ -21,6 +21,7 @@ struct CurveCLITests {
           key: "\(operatorKeys.publicKey)"
           types: ["business.*"]
           sources: ["/samr/"]
+          read: [queries, replay, feed]
         """.write(toFile: dir + "/clients.yaml", atomically: true, encoding: .utf8)
         let ep = (0..<3).map { _ in "tcp://127.0.0.1:\(ServiceProcess.freeLoopbackPort())" }
         let registry = try ServiceProcess(name: "bangfu-registry", dir: dir)
@@ -67,5 +68,6 @@ struct CurveCLITests {
         let tailed = CapturedConsole()
         #expect(try await TailCommand.run(context: context, target: target, options: tail, console: tailed.console) == 0)
         #expect(tailed.out.contains(reg.subject ?? "-"), "the feed's replay over CURVE")
+
     }
 }

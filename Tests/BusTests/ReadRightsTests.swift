@@ -1,0 +1,188 @@
+import BangfuTesting
+import Bus
+import CZeroMQ
+import Foundation
+import GRDB
+import Logging
+import Models
+import ServiceKit
+import Storage
+import Synchronization
+import Testing
+
+/// What a CURVE client key may read (DESIGN §3.5): the feed, replay pages and operator queries
+/// only with the read rights its grant lists; a publisher's key reads nothing.
+@Suite("Read rights", .serialized)
+struct ReadRightsTests {
+    static let key = String(repeating: "A", count: 40)
+
+    static func allowlist(_ text: String) throws -> String {
+        let path = NSTemporaryDirectory() + "bangfu-clients-\(UUID().uuidString).yaml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func grantsReadTheirReadRightsAndQueries() throws {
+        let path = try Self.allowlist(
+            """
+            - name: matcher
+              key: "\(Self.key)"
+              read: [feed, replay]
+            - name: operator
+              key: "\(Self.key)"
+              types: ["business.*"]
+              sources: ["/samr/"]
+              read: [queries]
+            - name: dashboard
+              key: "\(Self.key)"
+              queries: [status, "quarantine.*"]
+            - name: tax-bureau
+              key: "\(Self.key)"
+              types: [tax.period_reported]
+              sources: [/tax/]
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let g = try ServiceSecurity.loadGrants(path)
+        #expect(g[0].read == [.feed, .replay] && g[0].mayConnect(to: .feed) && g[0].mayConnect(to: .replay))
+        #expect(g[0].mayReplay && !g[0].mayQuery("status"))
+        #expect(g[1].mayQuery("quarantine.show") && g[1].mayQuery("merchant.show") && !g[1].mayReplay && !g[1].mayFollowFeed)
+        #expect(g[1].mayConnect(to: .replay) && !g[1].mayConnect(to: .feed))
+        #expect(g[2].mayQuery("status") && g[2].mayQuery("quarantine.list") && !g[2].mayQuery("merchant.show"))
+        #expect(!g[2].mayReplay && g[2].mayConnect(to: .replay))
+        // No read and no queries: publish only.
+        #expect(g[3].read.isEmpty && !g[3].mayConnect(to: .feed) && !g[3].mayConnect(to: .replay) && g[3].mayConnect(to: .intake))
+        #expect(!g[3].mayQuery("status"))
+    }
+
+    @Test func theZAPHandlerAdmitsAKeyToTheFeedAndReplayOnlyWithItsRight() throws {
+        let reader = ClientGrant(name: "matcher", publicKey: "R" + Self.key.dropFirst(), read: [.feed, .replay])
+        let publisher = ClientGrant(name: "tax", publicKey: "P" + Self.key.dropFirst(), types: ["tax.*"], sources: ["/tax/"])
+        let asker = ClientGrant(name: "dashboard", publicKey: "Q" + Self.key.dropFirst(), queries: ["status"])
+        let server = CurveServer(keys: try CurveKeyPair.generate(), grants: [reader, publisher, asker])
+        #expect(server.domain(for: .intake) == "bangfu-intake")
+        #expect(server.domain(for: .feed) == "bangfu-feed")
+        #expect(server.domain(for: .replay) == "bangfu-replay")
+        func admitted(_ g: ClientGrant, _ kind: CurveSocketKind) -> Bool {
+            (try? server.admit(key: g.publicKey, zapDomain: server.domain(for: kind)).get()) != nil
+        }
+        #expect(admitted(reader, .feed) && admitted(reader, .replay) && admitted(reader, .intake))
+        #expect(!admitted(publisher, .feed) && !admitted(publisher, .replay) && admitted(publisher, .intake))
+        #expect(!admitted(asker, .feed) && admitted(asker, .replay))
+        #expect(server.admit(key: publisher.publicKey, zapDomain: "bangfu-feed") == .failure(.noRight(.feed)))
+        #expect(server.admit(key: Self.key, zapDomain: "bangfu-feed") == .failure(.notListed))
+        #expect(server.admit(key: reader.publicKey, zapDomain: "bangfu") == .failure(.unknownDomain))
+    }
+
+    /// `ZMQ_ZAP_ENFORCE_DOMAIN` is set (libzmq 4.3.4 takes it) and reads back 1.
+    @Test func aCurveServerSocketEnforcesItsZAPDomain() async throws {
+        let context = ZContext()
+        defer { context.terminate() }
+        let server = CurveServer(keys: try CurveKeyPair.generate(), grants: [])
+        let read: [Int32] = try await OwnerThread.run {
+            var out: [Int32] = []
+            for kind in CurveSocketKind.allCases {
+                let s = try context.socket(kind == .feed ? .pub : .router)
+                defer { s.close() }
+                guard try s.applyCurveServer(server, kind: kind) else { return [] }
+                out.append(try s.zapEnforceDomainSetting())
+            }
+            return out
+        }
+        #expect(read == [1, 1, 1])
+    }
+
+    /// A service node over CURVE on loopback TCP, its ZAP handler running, three keys: a
+    /// downstream reader (feed and replay), a dashboard (the `status` query) and a publisher.
+    final class SecuredNotes: Sendable {
+        let context = ZContext()
+        let serverKeys: CurveKeyPair
+        let reader: CurveKeyPair
+        let asker: CurveKeyPair
+        let publisher: CurveKeyPair
+        let zap: ZAPHandler
+        let svc: NoteService
+
+        init(settings base: NodeSettings = NodeSettings()) throws {
+            serverKeys = try CurveKeyPair.generate()
+            reader = try CurveKeyPair.generate()
+            asker = try CurveKeyPair.generate()
+            publisher = try CurveKeyPair.generate()
+            let server = CurveServer(
+                keys: serverKeys,
+                grants: [
+                    ClientGrant(name: "matcher", publicKey: reader.publicKey, read: [.feed, .replay]),
+                    ClientGrant(name: "dashboard", publicKey: asker.publicKey, queries: ["status"]),
+                    ClientGrant(name: "notary", publicKey: publisher.publicKey, types: ["note.recorded"], sources: ["/test"]),
+                ])
+            zap = ZAPHandler(context: context, server: server, logger: quietLogger())
+            try zap.start()
+            var settings = base
+            settings.curve = server
+            settings.heartbeatMs = 100
+            let port = { "tcp://127.0.0.1:\(ServiceProcess.freeLoopbackPort())" }
+            svc = try NoteService(
+                context: context, settings: settings, endpoints: NodeEndpoints(intake: port(), feed: port(), replay: port()))
+        }
+
+        func keys(_ k: CurveKeyPair) -> CurveClientKeys {
+            CurveClientKeys(serverPublic: serverKeys.publicKey, clientPublic: k.publicKey, clientSecret: k.secretKey)
+        }
+
+        func ask(_ request: JSON, as k: CurveKeyPair, timeoutMs: Int = 5_000) async throws -> [JSON]? {
+            let (ctx, ep, c) = (context, svc.endpoints.replay, keys(k))
+            return try await OwnerThread.run {
+                try QueryClient.request(context: ctx, endpoint: ep, request, timeoutMs: timeoutMs, curve: c)
+            }
+        }
+
+        /// Whether a SUB with `k` hears the feed (its heartbeat, every 100 ms) within `ms`.
+        func hearsFeed(as k: CurveKeyPair, ms: Int) async throws -> Bool {
+            let (ctx, ep, c) = (context, svc.endpoints.feed, keys(k))
+            return try await OwnerThread.run {
+                let sub = try ctx.socket(.sub)
+                defer { sub.close() }
+                try sub.applyCurveClient(c)
+                try sub.subscribe("")
+                try sub.connect(ep)
+                var p = ZPoller([.socket(sub)])
+                return try p.poll(timeoutMs: ms)[0]
+            }
+        }
+
+        func stop() {
+            svc.node.stopAndWait()
+            zap.stopAndWait()
+            context.terminate()
+        }
+    }
+
+    @Test func replayQueriesAndTheFeedAnswerOnlyTheKeysWithTheRight() async throws {
+        let s = try SecuredNotes()
+        defer { s.stop() }
+        var o = IntakeClientOptions.forTests
+        o.curve = s.keys(s.publisher)
+        var e = note("private")
+        e.source = "/test/client"
+        let acks = try await IntakeClient.publish(
+            context: s.context, endpoint: s.svc.endpoints.intake, events: [OutgoingEvent(e)], options: o)
+        #expect(acks[0].ack?.status == .accepted)
+
+        // The downstream reader replays; it asks no queries.
+        let page = try await s.ask(["op": "replay", "after": "0", "max": 10], as: s.reader)
+        #expect(page?.count == 2 && page?.first?["type"]?.stringValue == "note.stored")
+        let status = try await s.ask(["op": "status"], as: s.reader)
+        #expect(status?.last?["code"]?.stringValue == "unauthorized")
+        // The dashboard asks its one query, nothing else.
+        #expect(try await s.ask(["op": "status"], as: s.asker)?.last?["op"]?.stringValue == "status")
+        for op: JSON in [["op": "replay", "max": 10], ["op": "quarantine.list"], ["op": "quarantine.show", "id": "1"]] {
+            #expect(try await s.ask(op, as: s.asker)?.last?["code"]?.stringValue == "unauthorized", "\(op.serialized())")
+        }
+        #expect(s.svc.node.counters.unauthorizedRequests == 4)
+        // The publisher is not even let in to the replay socket, nor to the feed.
+        let refusedBefore = s.zap.refused
+        #expect(try await s.ask(["op": "replay", "max": 10], as: s.publisher, timeoutMs: 1_000) == nil)
+        #expect(try await s.hearsFeed(as: s.reader, ms: 10_000))
+        #expect(!(try await s.hearsFeed(as: s.publisher, ms: 1_000)))
+        #expect(s.zap.refused > refusedBefore)
+    }
+}
