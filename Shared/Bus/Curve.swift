@@ -45,9 +45,10 @@ public enum ReadRight: String, Sendable, CaseIterable {
 }
 
 /// What one client key may do (DESIGN §3.5). Publishing: event types (exact, or `prefix.*`)
-/// from `source` prefixes. Reading: the rights in `read` (the feed, replay, every operator query) and the
+/// from `source` prefixes (matched on a `/` boundary: `/tax` covers `/tax` and `/tax/xuchang`,
+/// not `/taxi`). Reading: the rights in `read` (the feed, replay, every operator query) and the
 /// operator queries in `queries` (exact, or `prefix.*`). It fails closed: a grant with no types
-/// may publish nothing, a grant with types but no sources may publish them from any source, and a grant with no
+/// may publish nothing, a grant with no sources may publish from no source, and a grant with no
 /// `read` and no `queries` may read nothing — a publisher's key does not see the feed, replay
 /// pages or quarantined frames. The tax bureau's key cannot publish `account.verified`.
 public struct ClientGrant: Sendable, Equatable {
@@ -73,8 +74,15 @@ public struct ClientGrant: Sendable, Equatable {
         patterns.contains { $0 == value || ($0.hasSuffix(".*") && value.hasPrefix(String($0.dropLast()))) }
     }
 
+    /// `source` is `prefix` or below it: `/tax` and `/tax/` cover `/tax` and `/tax/xuchang`, never
+    /// `/taxi-forged`.
+    public static func source(_ source: String, isUnder prefix: String) -> Bool {
+        let base = prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
+        return source == base || source.hasPrefix(base + "/")
+    }
+
     public func allows(type: String, source: String) -> Bool {
-        Self.matches(types, type) && (sources.isEmpty || sources.contains { source.hasPrefix($0) })
+        Self.matches(types, type) && sources.contains { Self.source(source, isUnder: $0) }
     }
 
     /// May follow the live feed (the PUB socket).

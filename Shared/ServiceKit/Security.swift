@@ -40,8 +40,8 @@ public struct ServiceSecurity: Sendable {
     }
 
     /// The allowlist file: a YAML list of `{name, key, types: [...], sources: [...], read: [...],
-    /// queries: [...]}` (docs/operations.md §11). A grant without `read` or `queries` reads
-    /// nothing (publish only).
+    /// queries: [...]}` (docs/operations.md §11). A grant with `types` must list its `sources`; a
+    /// grant without `read` or `queries` reads nothing (publish only).
     public static func loadGrants(_ path: String) throws -> [ClientGrant] {
         let text: String
         do {
@@ -79,6 +79,13 @@ public struct ServiceSecurity: Sendable {
             }
             let types = try list("types")
             let sources = try list("sources")
+            // A grant that may publish names where from: without sources it would take any
+            // `source`, the agency's own included.
+            if !types.isEmpty && sources.isEmpty {
+                throw ConfigError(
+                    "\(path): entry \(k + 1) (\(name)): types needs sources, the source prefixes this key may publish from, e.g. sources: [\"/tax/\"]"
+                )
+            }
             var read: Set<ReadRight> = []
             for r in try list("read") {
                 guard let right = ReadRight(rawValue: r) else {

@@ -54,6 +54,45 @@ struct ReadRightsTests {
         #expect(!g[3].mayQuery("status"))
     }
 
+    @Test func badReadRightsAndPublishingWithoutSourcesAreConfigurationErrors() throws {
+        for entry in [
+            "read: feed", "read: [everything]", "read: [queries]\n  queries: [status]", "queries: status",
+            "types: [tax.period_reported]", "types: [tax.period_reported]\n  sources: []",
+        ] {
+            let path = try Self.allowlist("- name: tax-bureau\n  key: \"\(Self.key)\"\n  \(entry)\n")
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            #expect(throws: ConfigError.self, "\(entry)") { try ServiceSecurity.loadGrants(path) }
+            // A real start refuses the same file (exit 64), and so does --check-config.
+            var options = try ServiceOptions.parse(
+                service: "registry",
+                arguments: ["--curve-public-key", Self.key, "--curve-secret-key", Self.key, "--curve-clients", path], environment: [:])
+            options.checkConfig = true
+            #expect(throws: ConfigError.self) { try ServiceMain.check(options, validate: { _ in }) }
+        }
+        let path = try Self.allowlist("- name: tax-bureau\n  key: \"\(Self.key)\"\n  types: [tax.period_reported]\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do {
+            _ = try ServiceSecurity.loadGrants(path)
+            Issue.record("a grant with types and no sources was taken")
+        } catch let e as ConfigError {
+            #expect(e.description.contains("(tax-bureau): types needs sources"), "\(e)")
+        }
+    }
+
+    @Test func sourcePrefixesMatchOnASlashBoundary() {
+        for prefix in ["/tax", "/tax/"] {
+            let tax = ClientGrant(name: "tax", publicKey: Self.key, types: ["tax.period_reported"], sources: [prefix])
+            #expect(tax.allows(type: "tax.period_reported", source: "/tax"), "\(prefix)")
+            #expect(tax.allows(type: "tax.period_reported", source: "/tax/xuchang"), "\(prefix)")
+            #expect(!tax.allows(type: "tax.period_reported", source: "/taxi-forged"), "\(prefix)")
+            #expect(!tax.allows(type: "tax.period_reported", source: "/taxes"), "\(prefix)")
+            #expect(!tax.allows(type: "tax.period_reported", source: "/ta"), "\(prefix)")
+        }
+        // A grant that names no source may publish from none.
+        #expect(
+            !ClientGrant(name: "samr", publicKey: Self.key, types: ["business.*"]).allows(type: "business.registered", source: "/samr/x"))
+    }
+
     @Test func theZAPHandlerAdmitsAKeyToTheFeedAndReplayOnlyWithItsRight() throws {
         let reader = ClientGrant(name: "matcher", publicKey: "R" + Self.key.dropFirst(), read: [.feed, .replay])
         let publisher = ClientGrant(name: "tax", publicKey: "P" + Self.key.dropFirst(), types: ["tax.*"], sources: ["/tax/"])

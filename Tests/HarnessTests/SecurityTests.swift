@@ -6,7 +6,8 @@ import Testing
 
 /// CurveZMQ with a fail-closed ZAP allowlist (DESIGN §3.5), with the real executables over TCP
 /// on loopback: a client without a key gets nothing; an unknown key is refused; the tax
-/// bureau's key cannot publish `account.verified`, nor read the registry's feed, replay or queries; the matcher follows the registry's feed
+/// bureau's key cannot publish `account.verified`, nor from a source that merely starts like its
+/// own, nor read the registry's feed, replay or queries; the matcher follows the registry's feed
 /// with its own key and read rights; the operator's key asks the queries.
 @Suite("CURVE security", .serialized)
 struct SecurityTests {
@@ -107,6 +108,9 @@ struct SecurityTests {
         taxEvent.id = UUID().uuidString
         taxEvent.source = "/samr/xuchang"
         #expect(try await publish(taxEvent, as: tax)?.rejection?.code == .unauthorized, "the right source prefix is part of the grant")
+        taxEvent.id = UUID().uuidString
+        taxEvent.source = "/taxi-forged"
+        #expect(try await publish(taxEvent, as: tax)?.rejection?.code == .unauthorized, "a source prefix ends at a /")
 
         // A publisher's key reads nothing: the replay socket refuses it at the handshake (no
         // answer to a replay or a query).
@@ -120,7 +124,7 @@ struct SecurityTests {
         }
         // The operator asks queries but replays nothing.
         let quarantined = try QueryClient.request(context: context, endpoint: ep[2], ["op": "quarantine.list"], curve: keys(operatorKeys))
-        #expect(quarantined?.last?["items"]?.arrayValue?.count == 2)
+        #expect(quarantined?.last?["items"]?.arrayValue?.count == 3)
         let operatorReplay = try QueryClient.request(
             context: context, endpoint: ep[2], ["op": "replay", "after": "0", "max": 100], curve: keys(operatorKeys))
         #expect(operatorReplay?.last?["code"]?.stringValue == "unauthorized")
