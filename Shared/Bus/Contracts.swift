@@ -94,6 +94,29 @@ public struct FeedRecord: Sendable {
 public protocol FeedStore: Sendable {
     func lastSequence() throws -> UInt64
     func records(after: UInt64, max: Int) throws -> [FeedRecord]
+    /// At most `max` records after `after` whose bodies add up to at most `maxBytes`; at least
+    /// one when there is any (a replay page that ends early).
+    func records(after: UInt64, max: Int, maxBytes: Int) throws -> [FeedRecord]
+}
+
+extension FeedStore {
+    public func records(after: UInt64, max: Int, maxBytes: Int) throws -> [FeedRecord] {
+        FeedRecord.prefix(try records(after: after, max: max), maxBytes: maxBytes)
+    }
+}
+
+extension FeedRecord {
+    /// The leading records whose bodies add up to at most `maxBytes` (at least the first).
+    public static func prefix(_ records: [FeedRecord], maxBytes: Int) -> [FeedRecord] {
+        var total = 0
+        var n = 0
+        for r in records {
+            if n > 0 && total + r.body.count > maxBytes { break }
+            total += r.body.count
+            n += 1
+        }
+        return Array(records.prefix(n))
+    }
 }
 
 /// Answers the operator queries carried on the replay socket beside `replay` (status, quarantine).

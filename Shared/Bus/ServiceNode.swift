@@ -22,11 +22,23 @@ public struct NodeSettings: Sendable {
     public var socket = ZSocketOptions()
     /// The most intake events committed in one transaction.
     public var maxBatch = 2_000
+    /// The most event bytes taken into one intake batch (the frame that crosses it is the last).
+    public var maxBatchBytes = 64 << 20
+    /// The intake's receive high-water mark, per client connection: libzmq holds at most this
+    /// many whole messages of one client before it stops reading that client's connection.
+    public var intakeReceiveHWM: Int32 = 1_000
     /// The most frames an intake message may have (identity, delimiter and event included).
     public var maxFrames = 4
     public var heartbeatMs = 1_000
     /// The largest replay page served, whatever the client asks for.
     public var maxReplayPage = 10_000
+    /// The most event bytes in one replay page: a page ends early at the event that would cross
+    /// it (it holds at least one event), and the client asks again from the last one it got.
+    public var maxReplayPageBytes = 8 << 20
+    /// The replay socket's send high-water mark, per client connection: answers past it are
+    /// dropped (counted as `unroutable_replies`) and the client asks again, instead of this
+    /// process queuing a client's unread pages in memory.
+    public var replaySendHWM: Int32 = 8
     /// How long to wait after stop for in-flight work (the drain limit).
     public var drainMs = 5_000
     /// CurveZMQ on the three sockets (DESIGN §3.5); a ZAP handler must run on the context.
@@ -46,6 +58,8 @@ public struct NodeCounters: Sendable {
     public var published: Int = 0
     public var replayRequests: Int = 0
     public var unroutableAcks: Int = 0
+    /// Replay answers dropped: the client had gone, or had not read its earlier answers.
+    public var unroutableReplies: Int = 0
     /// Replay requests and queries refused because the client's key has no right to them.
     public var unauthorizedRequests: Int = 0
     public var lastPublished: UInt64 = 0
@@ -203,6 +217,9 @@ public final class ServiceNode: Sendable {
         do {
             replay = try context.socket(.router)
             try replay.apply(settings.socket, tcpHeartbeats: Endpoint.isTCP(endpoints.replay))
+            // A client that asks and never reads gets few answers queued (the rest are dropped
+            // and it asks again), however many pages it asked for.
+            try replay.set(ZMQ_SNDHWM, settings.replaySendHWM)
             if let curve = settings.curve, Endpoint.isTCP(endpoints.replay) {
                 if !(try replay.applyCurveServer(curve, kind: .replay)) { warnEnforceDomainRefused() }
             }
@@ -237,6 +254,7 @@ public final class ServiceNode: Sendable {
             intake = try context.socket(.router)
             pub = try context.socket(.pub)
             try intake.apply(settings.socket, tcpHeartbeats: Endpoint.isTCP(endpoints.intake))
+            try intake.set(ZMQ_RCVHWM, settings.intakeReceiveHWM)
             // The feed keeps the socket options' send HWM (10,000 per subscriber): past it a slow
             // subscriber loses live events and replays them from the outbox, instead of this
             // process queuing a big commit's events for it in memory (600,000 × 2 KB at a million
@@ -313,8 +331,9 @@ public final class ServiceNode: Sendable {
     private func serveIntake(_ sock: ZSocket) {
         var envelopes: [[[UInt8]]] = []
         var frames: [IntakeFrame] = []
+        var bytes = 0
         let started = DispatchTime.now().uptimeNanoseconds
-        while frames.count < settings.maxBatch {
+        while frames.count < settings.maxBatch && bytes < settings.maxBatchBytes {
             let msg: ZMessage?
             do {
                 msg = try sock.receive(dontWait: true, maxFrames: settings.maxFrames + 1)
@@ -323,6 +342,7 @@ public final class ServiceNode: Sendable {
                 break
             }
             guard let msg else { break }
+            bytes += msg.frames.reduce(0) { $0 + $1.count }
             let (envelope, body) = Self.split(msg.frames)
             envelopes.append(envelope)
             if msg.overflow || msg.frames.count > settings.maxFrames || body.count != 1 {
@@ -403,7 +423,10 @@ public final class ServiceNode: Sendable {
             let (envelope, body) = Self.split(msg.frames)
             state.withLock { $0.counters.replayRequests += 1 }
             let reply = answer(body, client: msg.userID)
-            _ = try? sock.send(envelope + reply)
+            // Never blocks: past the peer's high-water mark (or when it is gone) the answer is
+            // dropped, and the client asks again.
+            let sent = (try? sock.send(envelope + reply, dontWait: true)) ?? false
+            if !sent { state.withLock { $0.counters.unroutableReplies += 1 } }
         }
     }
 
@@ -449,7 +472,7 @@ public final class ServiceNode: Sendable {
             }
             do {
                 let last = try feed.lastSequence()
-                let records = max > 0 ? try feed.records(after: after, max: max) : []
+                let records = max > 0 ? try feed.records(after: after, max: max, maxBytes: settings.maxReplayPageBytes) : []
                 let end = JSON.object(JSONObject(["op": "end", "last": .string(String(last))]))
                 return records.map(\.body) + [end.serializedBytes()]
             } catch {
