@@ -103,6 +103,11 @@ public enum BusSchema {
         m.registerMigration("bus-v2-meta") { db in
             try db.execute(sql: "CREATE TABLE bus_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         }
+        m.registerMigration("bus-v3-quarantine-sender") { db in
+            // Who sent each quarantined intake frame: the CURVE client's public key (Z85), or
+            // NULL (ipc:// and inproc://, no CURVE, rows from before this migration, feed rows).
+            try db.execute(sql: "ALTER TABLE bus_quarantine ADD COLUMN sender_key TEXT")
+        }
     }
 }
 

@@ -320,4 +320,29 @@ struct ReadRightsTests {
         #expect(sizes.reduce(0, +) >= 600_000)
         #expect(sizes.allSatisfy { $0 <= 100_000 + 11_000 }, "\(sizes)")
     }
+
+    /// An `unauthorized` refusal keeps who sent it with the quarantined frame, and is logged.
+    @Test func anUnauthorizedRefusalKeepsItsSenderAndIsLogged() throws {
+        let records = CapturedLogs()
+        var logger = Logger(label: "test.capture") { _ in records }
+        logger.logLevel = .info
+        let database = try ServiceDatabase(path: nil) { m in
+            m.registerMigration("notes") { db in try db.execute(sql: "CREATE TABLE notes(text TEXT)") }
+        }
+        let clock = TestClock(rfc3339: "2026-11-29T10:00:00+08:00")
+        let sender = "S" + Self.key.dropFirst()
+        let pipeline = IntakePipeline(
+            database: database, applier: NoteApplier(outbox: Outbox(source: "/test/notes", clock: clock)), clock: clock,
+            authorize: { key, _ in key == sender ? Rejection(.unauthorized, field: "type", "not this key") : nil }, logger: logger)
+        let acks = try pipeline.process([
+            IntakeFrame(payload: Array(note("forged").serialized().utf8), clientKey: sender),
+            IntakeFrame(payload: Array("{".utf8), clientKey: "T" + Self.key.dropFirst()),
+        ])
+        #expect(acks.map(\.rejection?.code) == [.unauthorized, .invalidJSON])
+        let items = try database.writer.read { db in try Quarantine.list(db, after: 0, max: 10, code: nil) }
+        #expect(items.map { $0["sender_key"]?.stringValue } == [sender, "T" + Self.key.dropFirst()])
+        let shown = try database.writer.read { db in try Quarantine.show(db, id: 1) }
+        #expect(shown?["sender_key"]?.stringValue == sender)
+        #expect(records.contains(level: .warning, "intake events refused: unauthorized"))
+    }
 }

@@ -125,6 +125,7 @@ struct SecurityTests {
         // The operator asks queries but replays nothing.
         let quarantined = try QueryClient.request(context: context, endpoint: ep[2], ["op": "quarantine.list"], curve: keys(operatorKeys))
         #expect(quarantined?.last?["items"]?.arrayValue?.count == 3)
+        #expect(quarantined?.last?["items"]?.arrayValue?.first?["sender_key"]?.stringValue == tax.publicKey)
         let operatorReplay = try QueryClient.request(
             context: context, endpoint: ep[2], ["op": "replay", "after": "0", "max": 100], curve: keys(operatorKeys))
         #expect(operatorReplay?.last?["code"]?.stringValue == "unauthorized")
