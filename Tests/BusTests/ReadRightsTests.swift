@@ -79,6 +79,33 @@ struct ReadRightsTests {
         }
     }
 
+    /// The example allowlists shipped in deploy/config load (keys filled in), give each
+    /// downstream service what it follows the feed with, and the operator its queries.
+    @Test func theShippedExampleAllowlistsGiveEachServiceWhatItNeeds() throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let downstream = [
+            "registry": ["matcher", "payments", "notifier"], "matcher": ["payments", "notifier"], "payments": ["matcher", "notifier"],
+            "notifier": ["matcher"],
+        ]
+        for (service, readers) in downstream {
+            var text = try String(contentsOf: repo.appendingPathComponent("deploy/config/\(service)-clients.yaml.example"), encoding: .utf8)
+            while let r = text.range(of: "\"…\"") { text.replaceSubrange(r, with: "\"\(try CurveKeyPair.generate().publicKey)\"") }
+            let path = try Self.allowlist(text)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            let grants = try ServiceSecurity.loadGrants(path)
+            for r in readers {
+                let g = try #require(grants.first { $0.name == r }, "\(service): \(r)")
+                #expect(g.mayFollowFeed && g.mayReplay && g.types.isEmpty, "\(service): \(r)")
+            }
+            let op = try #require(grants.first { $0.name == "operator" }, "\(service)")
+            #expect(op.mayQuery("status") && op.mayQuery("quarantine.show"), "\(service)")
+            // Every other key publishes only: it reads nothing.
+            for g in grants where !readers.contains(g.name) && g.name != "operator" && g.name != "dashboard" {
+                #expect(!g.mayConnect(to: .feed) && !g.mayConnect(to: .replay), "\(service): \(g.name)")
+            }
+        }
+    }
+
     @Test func sourcePrefixesMatchOnASlashBoundary() {
         for prefix in ["/tax", "/tax/"] {
             let tax = ClientGrant(name: "tax", publicKey: Self.key, types: ["tax.period_reported"], sources: [prefix])
