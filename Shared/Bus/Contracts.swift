@@ -94,6 +94,9 @@ public struct FeedRecord: Sendable {
 public protocol FeedStore: Sendable {
     func lastSequence() throws -> UInt64
     func records(after: UInt64, max: Int) throws -> [FeedRecord]
+    /// At most `max` records after `after` whose bodies add up to at most `maxBytes`; at least
+    /// one when there is any (a replay page that ends early).
+    func records(after: UInt64, max: Int, maxBytes: Int) throws -> [FeedRecord]
     /// The feed's epoch: a random id new at every start of the publisher, sent in heartbeats and
     /// replay end frames, so that a subscriber notices a publisher that is not the one it followed
     /// (restarted, or restored from a backup) and checks that its history still holds. Nil: none.
@@ -102,6 +105,24 @@ public protocol FeedStore: Sendable {
 
 extension FeedStore {
     public var epoch: String? { nil }
+
+    public func records(after: UInt64, max: Int, maxBytes: Int) throws -> [FeedRecord] {
+        FeedRecord.prefix(try records(after: after, max: max), maxBytes: maxBytes)
+    }
+}
+
+extension FeedRecord {
+    /// The leading records whose bodies add up to at most `maxBytes` (at least the first).
+    public static func prefix(_ records: [FeedRecord], maxBytes: Int) -> [FeedRecord] {
+        var total = 0
+        var n = 0
+        for r in records {
+            if n > 0 && total + r.body.count > maxBytes { break }
+            total += r.body.count
+            n += 1
+        }
+        return Array(records.prefix(n))
+    }
 }
 
 /// What a subscriber keeps about an upstream feed beside its cursor: the last event it checked

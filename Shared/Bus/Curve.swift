@@ -32,28 +32,76 @@ public struct CurveKeyPair: Sendable, Equatable {
     }
 }
 
-/// What one client key may publish (DESIGN §3.5): event types (exact, or `prefix.*`) and
-/// `source` prefixes. It fails closed: a grant with no types may publish nothing (a downstream
-/// service that only follows the feed and asks replay questions needs none), and a grant with
-/// types but no source prefixes may publish those types from any source. The tax bureau's key
-/// cannot publish `account.verified`.
+/// The sockets of a service a CURVE client can connect to, each with a ZAP domain of its own
+/// (`bangfu-intake`, `bangfu-feed`, `bangfu-replay`), so that the ZAP handler knows which one a
+/// client asks for and admits it only with the right to use it.
+public enum CurveSocketKind: String, Sendable, CaseIterable {
+    case intake, feed, replay
+}
+
+/// What a client key may read (DESIGN §3.5): the live feed, replay pages, operator queries.
+public enum ReadRight: String, Sendable, CaseIterable {
+    case feed, replay, queries
+}
+
+/// What one client key may do (DESIGN §3.5). Publishing: event types (exact, or `prefix.*`)
+/// from `source` prefixes (matched on a `/` boundary: `/tax` covers `/tax` and `/tax/xuchang`,
+/// not `/taxi`). Reading: the rights in `read` (the feed, replay, every operator query) and the
+/// operator queries in `queries` (exact, or `prefix.*`). It fails closed: a grant with no types
+/// may publish nothing, a grant with no sources may publish from no source, and a grant with no
+/// `read` and no `queries` may read nothing — a publisher's key does not see the feed, replay
+/// pages or quarantined frames. The tax bureau's key cannot publish `account.verified`.
 public struct ClientGrant: Sendable, Equatable {
     public var name: String
     public var publicKey: String
     public var types: [String]
     public var sources: [String]
+    public var read: Set<ReadRight>
+    public var queries: [String]
 
-    public init(name: String, publicKey: String, types: [String] = [], sources: [String] = []) {
+    public init(
+        name: String, publicKey: String, types: [String] = [], sources: [String] = [], read: Set<ReadRight> = [], queries: [String] = []
+    ) {
         self.name = name
         self.publicKey = publicKey
         self.types = types
         self.sources = sources
+        self.read = read
+        self.queries = queries
+    }
+
+    static func matches(_ patterns: [String], _ value: String) -> Bool {
+        patterns.contains { $0 == value || ($0.hasSuffix(".*") && value.hasPrefix(String($0.dropLast()))) }
+    }
+
+    /// `source` is `prefix` or below it: `/tax` and `/tax/` cover `/tax` and `/tax/xuchang`, never
+    /// `/taxi-forged`.
+    public static func source(_ source: String, isUnder prefix: String) -> Bool {
+        let base = prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
+        return source == base || source.hasPrefix(base + "/")
     }
 
     public func allows(type: String, source: String) -> Bool {
-        let typeOK = types.contains { $0 == type || ($0.hasSuffix(".*") && type.hasPrefix(String($0.dropLast()))) }
-        let sourceOK = sources.isEmpty || sources.contains { source.hasPrefix($0) }
-        return typeOK && sourceOK
+        Self.matches(types, type) && sources.contains { Self.source(source, isUnder: $0) }
+    }
+
+    /// May follow the live feed (the PUB socket).
+    public var mayFollowFeed: Bool { read.contains(.feed) }
+    /// May ask for replay pages.
+    public var mayReplay: Bool { read.contains(.replay) }
+
+    /// May ask the operator query `op` (`status`, `quarantine.list`, `merchant.show`, …).
+    public func mayQuery(_ op: String) -> Bool { read.contains(.queries) || Self.matches(queries, op) }
+
+    /// May connect to the socket of `kind` at all: the intake takes any listed key (a key that may
+    /// publish nothing gets `unauthorized` acks, which say why); the feed needs `feed`; the replay
+    /// socket needs `replay` or some query.
+    public func mayConnect(to kind: CurveSocketKind) -> Bool {
+        switch kind {
+        case .intake: true
+        case .feed: mayFollowFeed
+        case .replay: mayReplay || read.contains(.queries) || !queries.isEmpty
+        }
     }
 }
 
@@ -61,6 +109,7 @@ public struct ClientGrant: Sendable, Equatable {
 public struct CurveServer: Sendable {
     public var keys: CurveKeyPair
     public var grants: [ClientGrant]
+    /// The ZAP domains are this, a dash and the socket kind (`bangfu-feed`).
     public var domain = "bangfu"
 
     public init(keys: CurveKeyPair, grants: [ClientGrant]) {
@@ -72,21 +121,53 @@ public struct CurveServer: Sendable {
         guard let key else { return nil }
         return grants.first { $0.publicKey == key }
     }
+
+    /// The ZAP domain of a socket of `kind`.
+    public func domain(for kind: CurveSocketKind) -> String { "\(domain)-\(kind.rawValue)" }
+
+    /// The socket kind a ZAP domain names, nil for any other domain.
+    public func kind(ofDomain d: String) -> CurveSocketKind? { CurveSocketKind.allCases.first { domain(for: $0) == d } }
+
+    /// The ZAP handler's decision for a CURVE client presenting `key` to the socket whose
+    /// domain is `zapDomain`: its grant when admitted, else why not.
+    public func admit(key: String, zapDomain: String) -> Result<ClientGrant, ZAPRefusal> {
+        guard let kind = kind(ofDomain: zapDomain) else { return .failure(.unknownDomain) }
+        guard let grant = grant(for: key) else { return .failure(.notListed) }
+        guard grant.mayConnect(to: kind) else { return .failure(.noRight(kind)) }
+        return .success(grant)
+    }
 }
 
+/// Why the ZAP handler refused a CURVE client.
+public enum ZAPRefusal: Error, Equatable, Sendable {
+    /// The key is not in the allowlist.
+    case notListed
+    /// The key is listed, but its grant gives no right to the socket it connects to.
+    case noRight(CurveSocketKind)
+    /// Not one of this service's domains.
+    case unknownDomain
+}
+
+/// `ZMQ_ZAP_ENFORCE_DOMAIN`: libzmq 4.3 takes it without the draft API (its number is 93).
+let zapEnforceDomain: Int32 = 93
+
 extension ZSocket {
-    /// Makes this socket a CURVE server that asks the ZAP handler about every client and fails
-    /// closed (`ZMQ_ZAP_ENFORCE_DOMAIN`).
-    public func applyCurveServer(_ s: CurveServer) throws(ZMQError) {
+    /// Makes this socket (the service's socket of `kind`) a CURVE server that asks the ZAP
+    /// handler about every client, in the socket's own ZAP domain, and fails closed
+    /// (`ZMQ_ZAP_ENFORCE_DOMAIN`). Returns false when libzmq refused `ZMQ_ZAP_ENFORCE_DOMAIN`: the
+    /// caller warns; the ZAP handler, bound before any CURVE socket and outliving them all,
+    /// still admits a client only by its 200.
+    @discardableResult
+    public func applyCurveServer(_ s: CurveServer, kind: CurveSocketKind) throws(ZMQError) -> Bool {
         try set(ZMQ_CURVE_SERVER, Int32(1))
         try set(ZMQ_CURVE_SECRETKEY, string: s.keys.secretKey)
-        try set(ZMQ_ZAP_DOMAIN, string: s.domain)
-        // ZMQ_ZAP_ENFORCE_DOMAIN (93) is a draft option; a libzmq built without the draft API
-        // refuses it. The service then stays closed because its ZAP handler is bound before any
-        // CURVE socket and outlives them all (a client is admitted only by the handler's 200).
+        try set(ZMQ_ZAP_DOMAIN, string: s.domain(for: kind))
         var enforce: Int32 = 1
-        _ = zmq_setsockopt(handle, 93, &enforce, MemoryLayout<Int32>.size)
+        return zmq_setsockopt(handle, zapEnforceDomain, &enforce, MemoryLayout<Int32>.size) == 0
     }
+
+    /// Reads `ZMQ_ZAP_ENFORCE_DOMAIN` back (1 when set).
+    public func zapEnforceDomainSetting() throws(ZMQError) -> Int32 { try getInt32(zapEnforceDomain) }
 
     public func applyCurveClient(_ c: CurveClientKeys) throws(ZMQError) {
         try set(ZMQ_CURVE_SERVERKEY, string: c.serverPublic)
@@ -96,9 +177,11 @@ extension ZSocket {
 }
 
 /// The ZAP handler (RFC 27) of one context: a REP socket at `inproc://zeromq.zap.01` on its own
-/// thread. A CURVE client whose public key is in the allowlist is admitted, with its key as the
-/// connection's User-Id (so the intake knows who published each event); any other is refused,
-/// logged and counted.
+/// thread. A CURVE client whose public key is in the allowlist is admitted to the intake, and to
+/// the feed or the replay socket only when its grant has a read right there (each socket kind has
+/// its own ZAP domain, which the request names), with its key as the connection's User-Id (so
+/// the intake knows who published each event, and the replay socket who asks); any other is
+/// refused, logged and counted.
 public final class ZAPHandler: Sendable {
     let context: ZContext
     let server: CurveServer
@@ -114,7 +197,8 @@ public final class ZAPHandler: Sendable {
         self.logger = logger
     }
 
-    /// Connections refused (a key not in the allowlist, or not a CURVE client of this domain).
+    /// Connections refused (a key not in the allowlist, a key without the right to that socket,
+    /// or not a CURVE client of these domains).
     public var refused: Int { state.withLock { $0.refused } }
     /// Connections admitted.
     public var admitted: Int { state.withLock { $0.admitted } }
@@ -176,15 +260,23 @@ public final class ZAPHandler: Sendable {
             var status = "400"
             var text = "refused"
             var userID = ""
-            if domain == server.domain, mechanism == "CURVE", f.count >= 7, f[6].count == 32 {
+            if server.kind(ofDomain: domain) != nil, mechanism == "CURVE", f.count >= 7, f[6].count == 32 {
                 let key = Self.z85(f[6])
-                if let grant = server.grant(for: key) {
+                switch server.admit(key: key, zapDomain: domain) {
+                case .success(let grant):
                     status = "200"
                     text = "OK"
                     userID = key
                     state.withLock { $0.admitted += 1 }
-                    logger.debug("client admitted", metadata: ["client": "\(grant.name)"])
-                } else {
+                    logger.debug("client admitted", metadata: ["client": "\(grant.name)", "domain": "\(domain)"])
+                case .failure(.noRight(let kind)):
+                    state.withLock { $0.refused += 1 }
+                    logger.warning(
+                        "client key refused: its grant has no right to this socket",
+                        metadata: [
+                            "client": "\(server.grant(for: key)?.name ?? "?")", "socket": "\(kind.rawValue)", "key": "\(key.prefix(8))…",
+                        ])
+                case .failure:
                     state.withLock { $0.refused += 1 }
                     logger.warning("client key refused: not in the allowlist", metadata: ["key": "\(key.prefix(8))…"])
                 }

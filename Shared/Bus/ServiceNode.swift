@@ -22,11 +22,23 @@ public struct NodeSettings: Sendable {
     public var socket = ZSocketOptions()
     /// The most intake events committed in one transaction.
     public var maxBatch = 2_000
+    /// The most event bytes taken into one intake batch (the frame that crosses it is the last).
+    public var maxBatchBytes = 64 << 20
+    /// The intake's receive high-water mark, per client connection: libzmq holds at most this
+    /// many whole messages of one client before it stops reading that client's connection.
+    public var intakeReceiveHWM: Int32 = 1_000
     /// The most frames an intake message may have (identity, delimiter and event included).
     public var maxFrames = 4
     public var heartbeatMs = 1_000
     /// The largest replay page served, whatever the client asks for.
     public var maxReplayPage = 10_000
+    /// The most event bytes in one replay page: a page ends early at the event that would cross
+    /// it (it holds at least one event), and the client asks again from the last one it got.
+    public var maxReplayPageBytes = 8 << 20
+    /// The replay socket's send high-water mark, per client connection: answers past it are
+    /// dropped (counted as `unroutable_replies`) and the client asks again, instead of this
+    /// process queuing a client's unread pages in memory.
+    public var replaySendHWM: Int32 = 8
     /// How long to wait after stop for in-flight work (the drain limit).
     public var drainMs = 5_000
     /// CurveZMQ on the three sockets (DESIGN §3.5); a ZAP handler must run on the context.
@@ -46,6 +58,10 @@ public struct NodeCounters: Sendable {
     public var published: Int = 0
     public var replayRequests: Int = 0
     public var unroutableAcks: Int = 0
+    /// Replay answers dropped: the client had gone, or had not read its earlier answers.
+    public var unroutableReplies: Int = 0
+    /// Replay requests and queries refused because the client's key has no right to them.
+    public var unauthorizedRequests: Int = 0
     public var lastPublished: UInt64 = 0
     /// How long the recent intake batches took, from taking a batch's first event off the socket
     /// to its acks ready to send (parse, checks, apply, durable commit).
@@ -205,7 +221,12 @@ public final class ServiceNode: Sendable {
         do {
             replay = try context.socket(.router)
             try replay.apply(settings.socket, tcpHeartbeats: Endpoint.isTCP(endpoints.replay))
-            if let curve = settings.curve, Endpoint.isTCP(endpoints.replay) { try replay.applyCurveServer(curve) }
+            // A client that asks and never reads gets few answers queued (the rest are dropped
+            // and it asks again), however many pages it asked for.
+            try replay.set(ZMQ_SNDHWM, settings.replaySendHWM)
+            if let curve = settings.curve, Endpoint.isTCP(endpoints.replay) {
+                if !(try replay.applyCurveServer(curve, kind: .replay)) { warnEnforceDomainRefused() }
+            }
             try replay.bind(endpoints.replay, patienceMs: 2_000)
         } catch {
             state.withLock { $0.startError = $0.startError ?? "\(error)" }
@@ -237,6 +258,7 @@ public final class ServiceNode: Sendable {
             intake = try context.socket(.router)
             pub = try context.socket(.pub)
             try intake.apply(settings.socket, tcpHeartbeats: Endpoint.isTCP(endpoints.intake))
+            try intake.set(ZMQ_RCVHWM, settings.intakeReceiveHWM)
             // The feed keeps the socket options' send HWM (10,000 per subscriber): past it a slow
             // subscriber loses live events and replays them from the outbox, instead of this
             // process queuing a big commit's events for it in memory (600,000 × 2 KB at a million
@@ -245,8 +267,11 @@ public final class ServiceNode: Sendable {
             if let curve = settings.curve {
                 // Over tcp:// (DESIGN §3.5); ipc:// and inproc:// stay on this host, behind file
                 // permissions and the process boundary.
-                for (s, ep) in [(intake, endpoints.intake), (pub, endpoints.feed)] where Endpoint.isTCP(ep) {
-                    try s.applyCurveServer(curve)
+                for (s, ep, kind) in [(intake, endpoints.intake, CurveSocketKind.intake), (pub, endpoints.feed, .feed)]
+                where Endpoint.isTCP(ep) {
+                    // The feed's own ZAP domain: a PUB cannot filter per subscriber, so the ZAP
+                    // handler admits only keys whose grant may read the feed.
+                    if !(try s.applyCurveServer(curve, kind: kind)) { warnEnforceDomainRefused() }
                 }
             }
             try intake.bind(endpoints.intake, patienceMs: 2_000)
@@ -321,8 +346,9 @@ public final class ServiceNode: Sendable {
     private func serveIntake(_ sock: ZSocket) {
         var envelopes: [[[UInt8]]] = []
         var frames: [IntakeFrame] = []
+        var bytes = 0
         let started = DispatchTime.now().uptimeNanoseconds
-        while frames.count < settings.maxBatch {
+        while frames.count < settings.maxBatch && bytes < settings.maxBatchBytes {
             let msg: ZMessage?
             do {
                 msg = try sock.receive(dontWait: true, maxFrames: settings.maxFrames + 1)
@@ -331,6 +357,7 @@ public final class ServiceNode: Sendable {
                 break
             }
             guard let msg else { break }
+            bytes += msg.frames.reduce(0) { $0 + $1.count }
             let (envelope, body) = Self.split(msg.frames)
             envelopes.append(envelope)
             if msg.overflow || msg.frames.count > settings.maxFrames || body.count != 1 {
@@ -410,17 +437,36 @@ public final class ServiceNode: Sendable {
             guard let msg else { return }
             let (envelope, body) = Self.split(msg.frames)
             state.withLock { $0.counters.replayRequests += 1 }
-            let reply = answer(body)
-            _ = try? sock.send(envelope + reply)
+            let reply = answer(body, client: msg.userID)
+            // Never blocks: past the peer's high-water mark (or when it is gone) the answer is
+            // dropped, and the client asks again.
+            let sent = (try? sock.send(envelope + reply, dontWait: true)) ?? false
+            if !sent { state.withLock { $0.counters.unroutableReplies += 1 } }
         }
     }
 
-    private func answer(_ body: [[UInt8]]) -> [[UInt8]] {
+    /// Whether the client may have `op` answered: always on `ipc://` and `inproc://` and without
+    /// CURVE (no keys there); over CURVE only with its grant's read right (`replay`, or the query).
+    func mayAsk(_ op: String, client: String?) -> Bool {
+        guard let curve = settings.curve, Endpoint.isTCP(endpoints.replay) else { return true }
+        guard let grant = curve.grant(for: client) else { return false }
+        return op == "replay" ? grant.mayReplay : grant.mayQuery(op)
+    }
+
+    private func answer(_ body: [[UInt8]], client: String?) -> [[UInt8]] {
         func error(_ code: String, _ message: String) -> [[UInt8]] {
             [JSON.object(JSONObject(["op": "error", "code": .string(code), "message": .string(message)])).serializedBytes()]
         }
         guard body.count == 1, let req = try? JSONParser.parse(body[0]), let op = req["op"]?.stringValue else {
             return error("invalid_request", "send one frame: a JSON object with an \"op\"")
+        }
+        guard mayAsk(op, client: client) else {
+            state.withLock { $0.counters.unauthorizedRequests += 1 }
+            let name = settings.curve?.grant(for: client)?.name
+            logger.warning(
+                "replay socket request refused: unauthorized",
+                metadata: ["client": "\(name ?? "-")", "key": "\(client.map { "\($0.prefix(8))…" } ?? "-")", "op": "\(op.prefix(40))"])
+            return error("unauthorized", "this key may not ask \(op.prefix(80)) here: its grant has no such read right")
         }
         if op == "replay" {
             let after: UInt64
@@ -441,7 +487,7 @@ public final class ServiceNode: Sendable {
             }
             do {
                 let last = try feed.lastSequence()
-                let records = max > 0 ? try feed.records(after: after, max: max) : []
+                let records = max > 0 ? try feed.records(after: after, max: max, maxBytes: settings.maxReplayPageBytes) : []
                 var endObject = JSONObject(["op": "end", "last": .string(String(last))])
                 if let epoch = feed.epoch { endObject["epoch"] = .string(epoch) }
                 let end = JSON.object(endObject)
@@ -457,6 +503,12 @@ public final class ServiceNode: Sendable {
         } catch {
             return self.errorFrames(error)
         }
+    }
+
+    private func warnEnforceDomainRefused() {
+        logger.warning(
+            "libzmq refused ZMQ_ZAP_ENFORCE_DOMAIN; the ZAP handler still admits only the allowlist",
+            metadata: ["errno": "\(zmq_errno())"])
     }
 
     private func errorFrames(_ e: any Error) -> [[UInt8]] {

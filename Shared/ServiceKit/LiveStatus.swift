@@ -36,7 +36,8 @@ public final class ServiceHandle: Sendable {
             o["counters"] = [
                 "accepted": .int(Int64(c.accepted)), "duplicate": .int(Int64(c.duplicate)), "rejected": .int(Int64(c.rejected)),
                 "batches": .int(Int64(c.batches)), "published": .int(Int64(c.published)), "replay_requests": .int(Int64(c.replayRequests)),
-                "unroutable_acks": .int(Int64(c.unroutableAcks)),
+                "unroutable_acks": .int(Int64(c.unroutableAcks)), "unroutable_replies": .int(Int64(c.unroutableReplies)),
+                "unauthorized_requests": .int(Int64(c.unauthorizedRequests)),
             ]
             let w = c.batchLatency
             if let p50 = w.percentile(50), let p99 = w.percentile(99), let max = w.max {

@@ -27,12 +27,21 @@ public struct ServiceSecurity: Sendable {
         }
         let keys = CurveKeyPair(publicKey: pub, secretKey: sec)
         let s = CurveServer(keys: keys, grants: try Self.loadGrants(file))
+        // Before read rights existed, a downstream service was listed with its name and key
+        // alone; such a grant now lets the key do nothing at all.
+        for g in s.grants where g.types.isEmpty && g.read.isEmpty && g.queries.isEmpty {
+            env.logger.warning(
+                "client grant gives no rights: it may neither publish nor read (add read: [feed, replay] for a downstream service)",
+                metadata: ["client": "\(g.name)"])
+        }
         server = s
         zap = ZAPHandler(context: env.context, server: s, logger: env.logger)
         clientKeys = keys
     }
 
-    /// The allowlist file: a YAML list of `{name, key, types: [...], sources: [...]}`.
+    /// The allowlist file: a YAML list of `{name, key, types: [...], sources: [...], read: [...],
+    /// queries: [...]}` (docs/operations.md §11). A grant with `types` must list its `sources`; a
+    /// grant without `read` or `queries` reads nothing (publish only).
     public static func loadGrants(_ path: String) throws -> [ClientGrant] {
         let text: String
         do {
@@ -47,7 +56,7 @@ public struct ServiceSecurity: Sendable {
             throw ConfigError("\(path): not valid YAML: \(error)")
         }
         guard let list = loaded as? [[String: Any]] else {
-            throw ConfigError("\(path): the client allowlist is a YAML list of {name, key, types, sources}")
+            throw ConfigError("\(path): the client allowlist is a YAML list of {name, key, types, sources, read, queries}")
         }
         return try list.enumerated().map { k, e in
             guard let name = e["name"] as? String, let key = e["key"] as? String, key.utf8.count == 40 else {
@@ -63,11 +72,35 @@ public struct ServiceSecurity: Sendable {
                 }
                 return strings
             }
-            let known: Set<String> = ["name", "key", "types", "sources"]
+            let known: Set<String> = ["name", "key", "types", "sources", "read", "queries"]
             if let unknown = e.keys.sorted().first(where: { !known.contains($0) }) {
-                throw ConfigError("\(path): entry \(k + 1) (\(name)): unknown member \"\(unknown)\" (name, key, types, sources)")
+                throw ConfigError(
+                    "\(path): entry \(k + 1) (\(name)): unknown member \"\(unknown)\" (name, key, types, sources, read, queries)")
             }
-            return ClientGrant(name: name, publicKey: key, types: try list("types"), sources: try list("sources"))
+            let types = try list("types")
+            let sources = try list("sources")
+            // A grant that may publish names where from: without sources it would take any
+            // `source`, the agency's own included.
+            if !types.isEmpty && sources.isEmpty {
+                throw ConfigError(
+                    "\(path): entry \(k + 1) (\(name)): types needs sources, the source prefixes this key may publish from, e.g. sources: [\"/tax/\"]"
+                )
+            }
+            var read: Set<ReadRight> = []
+            for r in try list("read") {
+                guard let right = ReadRight(rawValue: r) else {
+                    throw ConfigError(
+                        "\(path): entry \(k + 1) (\(name)): read takes \(ReadRight.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(r)\""
+                    )
+                }
+                read.insert(right)
+            }
+            let queries = try list("queries")
+            if read.contains(.queries) && !queries.isEmpty {
+                throw ConfigError(
+                    "\(path): entry \(k + 1) (\(name)): read: [queries] grants every query; list queries to grant only some, not both")
+            }
+            return ClientGrant(name: name, publicKey: key, types: types, sources: sources, read: read, queries: queries)
         }
     }
 

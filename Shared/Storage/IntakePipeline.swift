@@ -71,6 +71,28 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
 
     public func limitPublishedEvents(toBytes: Int64) { publishLimit.store(toBytes, ordering: .relaxed) }
 
+    /// Logs the batch's `unauthorized` refusals (DESIGN §3.5: refusals are logged), one line per
+    /// sending key, with the key's first characters and what it tried.
+    private func logUnauthorized(_ batch: [IntakeFrame], _ prepared: [Prepared?]) {
+        var byKey: [String: (events: Int, type: String, source: String)] = [:]
+        var order: [String] = []
+        for (frame, p) in zip(batch, prepared) {
+            guard case .rejected(_, let source, let type, let r)? = p, r.code == .unauthorized else { continue }
+            let key = frame.clientKey.map { "\($0.prefix(8))…" } ?? "-"
+            if byKey[key] == nil {
+                order.append(key)
+                byKey[key] = (0, String((type ?? "-").prefix(80)), String((source ?? "-").prefix(80)))
+            }
+            byKey[key]!.events += 1
+        }
+        for key in order {
+            let e = byKey[key]!
+            logger.warning(
+                "intake events refused: unauthorized",
+                metadata: ["key": "\(key)", "events": "\(e.events)", "type": "\(e.type)", "source": "\(e.source)"])
+        }
+    }
+
     /// Thrown inside a batch's transaction when event `index` appended an outbox event over the
     /// limit: the transaction rolls back and the batch is run again with that event refused.
     struct PublishesTooMuch: Error {
@@ -103,6 +125,7 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
             for k in batch.indices { prepared[k] = prepare(batch[k]) }
         }
         let t1 = DispatchTime.now().uptimeNanoseconds
+        logUnauthorized(batch, prepared)
         let receivedAt = Timestamp.format(clock.now())
         var applied: UInt64 = 0
         defer {
@@ -163,12 +186,15 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
                 switch p! {
                 case .rejected(let id, let source, let type, let r):
                     try Quarantine.add(
-                        db, origin: "intake", at: receivedAt, rejection: r, source: source, eventID: id, type: type, frame: frame.payload)
+                        db, origin: "intake", at: receivedAt, rejection: r, source: source, eventID: id, type: type, frame: frame.payload,
+                        sender: frame.clientKey)
                     acks.append(.rejected(id, r))
                 case .ready(let event, let hash, let command):
                     let ack: Ack
                     do {
-                        ack = try admit(db, event: event, hash: hash, command: command, frame: frame.payload, receivedAt: receivedAt)
+                        ack = try admit(
+                            db, event: event, hash: hash, command: command, frame: frame.payload, sender: frame.clientKey,
+                            receivedAt: receivedAt)
                     } catch let big as OutboxEventTooLarge {
                         // The outbox refused it already (its limit is the service's): the same refusal.
                         throw PublishesTooMuch(index: k, type: big.type, bytes: big.bytes)
@@ -278,9 +304,9 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
         return Ack(id: event.id, status: .accepted)
     }
 
-    private func admit(_ db: Database, event: CloudEvent, hash: [UInt8], command: Applier.Command, frame: [UInt8], receivedAt: String)
-        throws -> Ack
-    {
+    private func admit(
+        _ db: Database, event: CloudEvent, hash: [UInt8], command: Applier.Command, frame: [UInt8], sender: String?, receivedAt: String
+    ) throws -> Ack {
         let existing = try Data.fetchOne(
             db.cachedStatement(sql: "SELECT content_hash FROM bus_intake INDEXED BY bus_intake_key WHERE source = ? AND event_id = ?"),
             arguments: [event.source, event.id])
@@ -289,7 +315,8 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
             let r = Rejection(
                 .conflict, field: "id", "id \(event.id.prefix(80)) from \(event.source.prefix(80)) was already used for different content")
             try Quarantine.add(
-                db, origin: "intake", at: receivedAt, rejection: r, source: event.source, eventID: event.id, type: event.type, frame: frame)
+                db, origin: "intake", at: receivedAt, rejection: r, source: event.source, eventID: event.id, type: event.type, frame: frame,
+                sender: sender)
             return .rejected(event.id, r)
         }
         var refusal: Rejection?
@@ -315,7 +342,8 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
         }
         if let r = refusal {
             try Quarantine.add(
-                db, origin: "intake", at: receivedAt, rejection: r, source: event.source, eventID: event.id, type: event.type, frame: frame)
+                db, origin: "intake", at: receivedAt, rejection: r, source: event.source, eventID: event.id, type: event.type, frame: frame,
+                sender: sender)
             return .rejected(event.id, r)
         }
         return Ack(id: event.id, status: .accepted, note: note)
@@ -324,16 +352,17 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
 
 /// Rejected input, kept with its reason so that an operator can list, fix and re-submit it.
 public enum Quarantine {
+    /// Adds a row. `sender` is the publishing client's CURVE public key, when it had one.
     public static func add(
         _ db: Database, origin: String, at: String, rejection r: Rejection, source: String?, eventID: String?, type: String?,
-        frame: [UInt8]
+        frame: [UInt8], sender: String? = nil
     ) throws {
         try db.cachedStatement(
             sql: """
-                INSERT INTO bus_quarantine(received_at, origin, code, field, message, source, event_id, type, frame)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO bus_quarantine(received_at, origin, code, field, message, source, event_id, type, frame, sender_key)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
-        ).execute(arguments: [at, origin, r.code.rawValue, r.field, r.message, source, eventID, type, Data(frame)])
+        ).execute(arguments: [at, origin, r.code.rawValue, r.field, r.message, source, eventID, type, Data(frame), sender])
     }
 
     public static func count(_ db: Database) throws -> Int {
@@ -359,6 +388,7 @@ public enum Quarantine {
         o["source"] = (row["source"] as String?).map { .string($0) } ?? .null
         o["event_id"] = (row["event_id"] as String?).map { .string($0) } ?? .null
         o["type"] = (row["type"] as String?).map { .string($0) } ?? .null
+        o["sender_key"] = (row["sender_key"] as String?).map { .string($0) } ?? .null
         if withFrame {
             let frame: Data = row["frame"]
             if let text = String(validating: [UInt8](frame), as: UTF8.self) {
@@ -371,7 +401,8 @@ public enum Quarantine {
     }
 
     public static func list(_ db: Database, after: Int64, max: Int, code: String?) throws -> [JSON] {
-        var sql = "SELECT id, received_at, origin, code, field, message, source, event_id, type FROM bus_quarantine WHERE id > ?"
+        var sql =
+            "SELECT id, received_at, origin, code, field, message, source, event_id, type, sender_key FROM bus_quarantine WHERE id > ?"
         var args: [any DatabaseValueConvertible] = [after]
         if let code {
             sql += " AND code = ?"

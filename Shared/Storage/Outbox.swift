@@ -126,4 +126,23 @@ public struct OutboxFeedStore: FeedStore {
             return out
         }
     }
+
+    /// Stops reading at the record that would take the page over `maxBytes`, so a replay page
+    /// never holds more than that in memory (beyond one record).
+    public func records(after: UInt64, max: Int, maxBytes: Int) throws -> [FeedRecord] {
+        try database.writer.read { db in
+            let rows = try Row.fetchCursor(
+                db.cachedStatement(sql: "SELECT sequence, type, body FROM bus_outbox WHERE sequence > ? ORDER BY sequence LIMIT ?"),
+                arguments: [Int64(clamping: after), max])
+            var out: [FeedRecord] = []
+            var total = 0
+            while let row = try rows.next() {
+                let body: Data = row[2]
+                if !out.isEmpty && total + body.count > maxBytes { break }
+                total += body.count
+                out.append(FeedRecord(sequence: UInt64(row[0] as Int64), type: row[1], body: [UInt8](body)))
+            }
+            return out
+        }
+    }
 }

@@ -117,6 +117,11 @@ public enum BusSchema {
                     )
                     """)
         }
+        m.registerMigration("bus-v4-quarantine-sender") { db in
+            // Who sent each quarantined intake frame: the CURVE client's public key (Z85), or
+            // NULL (ipc:// and inproc://, no CURVE, rows from before this migration, feed rows).
+            try db.execute(sql: "ALTER TABLE bus_quarantine ADD COLUMN sender_key TEXT")
+        }
     }
 }
 

@@ -96,7 +96,7 @@ final class NoteService: Sendable {
 
     init(
         context: ZContext, path: String? = nil, tag: String = UUID().uuidString, settings: NodeSettings = NodeSettings(),
-        authorize: IntakeAuthorizer? = nil, feed: String? = nil
+        authorize: IntakeAuthorizer? = nil, feed: String? = nil, endpoints given: NodeEndpoints? = nil
     ) throws {
         self.context = context
         database = try ServiceDatabase(path: path) { m in
@@ -108,7 +108,8 @@ final class NoteService: Sendable {
         let pipeline = IntakePipeline(
             database: database, applier: NoteApplier(outbox: Outbox(source: "/test/notes", clock: clock)), clock: clock,
             authorize: authorize, logger: logger)
-        endpoints = NodeEndpoints(intake: "inproc://\(tag)-in", feed: feed ?? "inproc://\(tag)-feed", replay: "inproc://\(tag)-replay")
+        endpoints =
+            given ?? NodeEndpoints(intake: "inproc://\(tag)-in", feed: feed ?? "inproc://\(tag)-feed", replay: "inproc://\(tag)-replay")
         node = ServiceNode(
             name: "notes", context: context, endpoints: endpoints, settings: settings, processor: pipeline,
             feed: OutboxFeedStore(database: database),

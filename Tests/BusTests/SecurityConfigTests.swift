@@ -27,8 +27,8 @@ struct SecurityConfigTests {
         #expect(tax.allows(type: "tax.period_reported", source: "/tax/xuchang"))
         #expect(!tax.allows(type: "account.verified", source: "/tax/xuchang"))
         #expect(!tax.allows(type: "tax.period_reported", source: "/bank/x"))
-        let any = ClientGrant(name: "samr", publicKey: Self.key, types: ["business.*"])
-        #expect(any.allows(type: "business.registered", source: "/anything"))
+        let samr = ClientGrant(name: "samr", publicKey: Self.key, types: ["business.*"], sources: ["/samr"])
+        #expect(samr.allows(type: "business.registered", source: "/samr/xuchang"))
     }
 
     @Test func scalarTypesOrSourcesAreAConfigurationError() throws {
@@ -47,7 +47,7 @@ struct SecurityConfigTests {
             #expect(throws: ConfigError.self) { try ServiceMain.check(options, validate: { _ in }) }
         }
         let path = try Self.tempFile(
-            "- name: tax-bureau\n  key: \"\(Self.key)\"\n  types: [tax.period_reported]\n  sources: [/tax/]\n- name: matcher\n  key: \"\(Self.key)\"\n"
+            "- name: tax-bureau\n  key: \"\(Self.key)\"\n  types: [tax.period_reported]\n  sources: [/tax/]\n- name: matcher\n  key: \"\(Self.key)\"\n  read: [feed, replay]\n"
         )
         defer { try? FileManager.default.removeItem(atPath: path) }
         let grants = try ServiceSecurity.loadGrants(path)
@@ -56,7 +56,7 @@ struct SecurityConfigTests {
     }
 
     @Test func theKeyRuleAppliesOnlyToATCPIntake() throws {
-        let path = try Self.tempFile("- name: tax-bureau\n  key: \"\(Self.key)\"\n  types: [tax.period_reported]\n")
+        let path = try Self.tempFile("- name: tax-bureau\n  key: \"\(Self.key)\"\n  types: [tax.period_reported]\n  sources: [/tax/]\n")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let env = ServiceEnvironment(context: ZContext(), clock: TestClock(Date()), logger: Logger(label: "test"))
         func security(intake: String) throws -> ServiceSecurity {
@@ -148,7 +148,7 @@ struct SecurityConfigTests {
         let failedAuth: Bool = try await OwnerThread.run {
             let router = try context.socket(.router)
             defer { router.close() }
-            try router.applyCurveServer(server)
+            try router.applyCurveServer(server, kind: .intake)
             try router.bind(endpoint)
             let dealer = try context.socket(.dealer)
             defer { dealer.close() }

@@ -16,11 +16,17 @@ struct CurveCLITests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let server = try CurveKeyPair.generate()
         let operatorKeys = try CurveKeyPair.generate()
+        let bank = try CurveKeyPair.generate()
         try """
         - name: operator
           key: "\(operatorKeys.publicKey)"
           types: ["business.*"]
           sources: ["/samr/"]
+          read: [queries, replay, feed]
+        - name: bank
+          key: "\(bank.publicKey)"
+          types: ["account.verified"]
+          sources: ["/bank/"]
         """.write(toFile: dir + "/clients.yaml", atomically: true, encoding: .utf8)
         let ep = (0..<3).map { _ in "tcp://127.0.0.1:\(ServiceProcess.freeLoopbackPort())" }
         let registry = try ServiceProcess(name: "bangfu-registry", dir: dir)
@@ -67,5 +73,66 @@ struct CurveCLITests {
         let tailed = CapturedConsole()
         #expect(try await TailCommand.run(context: context, target: target, options: tail, console: tailed.console) == 0)
         #expect(tailed.out.contains(reg.subject ?? "-"), "the feed's replay over CURVE")
+
+        // The bank publishes what its key may not (a registration): quarantined with its key.
+        var forged = f.registration(uscc: f.uscc(), name: "冒名登记有限公司")
+        forged.source = "/bank/icbc"
+        var o = IntakeClientOptions()
+        o.curve = CurveClientKeys(serverPublic: server.publicKey, clientPublic: bank.publicKey, clientSecret: bank.secretKey)
+        let forgedAck = try await IntakeClient.publish(context: context, endpoint: ep[0], events: [OutgoingEvent(forged)], options: o)
+        #expect(forgedAck[0].ack?.rejection?.code == .unauthorized)
+        // The operator sends a registration with a wrong check digit: quarantined with the operator's key.
+        let rightUSCC = f.uscc()
+        let wrongUSCC = String(rightUSCC.dropLast()) + (rightUSCC.last == "0" ? "1" : "0")
+        var bad = f.registration(uscc: wrongUSCC, name: "校验位错误有限公司")
+        bad.source = "/samr/xuchang"
+        var good = f.registration(uscc: rightUSCC, name: "校验位错误有限公司")
+        good.id = bad.id
+        good.source = bad.source
+        let badOut = CapturedConsole()
+        _ = try await PublishCommand.run(
+            context: context, endpoint: target.intake, input: LineReader(text: bad.serialized() + "\n"), console: badOut.console)
+        let list = CapturedConsole()
+        #expect(try await QuarantineCommand.list(context: context, target: target, options: .init(), console: list.console) == 0)
+        #expect(list.lines.first?.contains("  KEY  ") == true, "\(list.out)")
+        let forgedRow = try #require(list.lines.first { $0.contains("unauthorized") })
+        #expect(forgedRow.contains(String(bank.publicKey.prefix(8))))
+        let badRow = try #require(list.lines.first { $0.contains("invalid_uscc") })
+        #expect(badRow.contains(String(operatorKeys.publicKey.prefix(8))))
+        let forgedID = String(forgedRow.prefix { $0 != " " })
+        let badID = String(badRow.prefix { $0 != " " })
+        let shown = CapturedConsole()
+        _ = try await QuarantineCommand.show(context: context, target: target, id: forgedID, console: shown.console)
+        #expect(shown.out.contains("sender_key:  \(bank.publicKey)"))
+
+        // An unauthorized item is not re-sent under the operator's key without --force.
+        var resubmit = QuarantineCommand.ResubmitOptions()
+        resubmit.retries = 0
+        resubmit.timeoutMs = 3_000
+        do {
+            _ = try await QuarantineCommand.resubmit(
+                context: context, target: target, id: forgedID, options: resubmit, console: CapturedConsole().console)
+            Issue.record("an unauthorized item was re-sent without --force")
+        } catch {
+            #expect(error.exitCode == ExitCodes.usage)
+            #expect(error.message.contains(String(bank.publicKey.prefix(8))))
+        }
+        // With --force it goes to the CURVE intake, under the operator's key: the operator may
+        // not publish it either (2: rejected, not 3: no answer).
+        resubmit.force = true
+        #expect(
+            try await QuarantineCommand.resubmit(
+                context: context, target: target, id: forgedID, options: resubmit, console: CapturedConsole().console) == ExitCodes.rejected
+        )
+        // A fixed event goes in through the CURVE intake with the operator's keys.
+        let fixed = dir + "/fixed.json"
+        try good.serialized().write(toFile: fixed, atomically: true, encoding: .utf8)
+        resubmit.force = false
+        resubmit.file = fixed
+        let resubmitted = CapturedConsole()
+        #expect(
+            try await QuarantineCommand.resubmit(
+                context: context, target: target, id: badID, options: resubmit, console: resubmitted.console)
+                == ExitCodes.ok, "\(resubmitted.out)")
     }
 }

@@ -6,8 +6,9 @@ import Testing
 
 /// CurveZMQ with a fail-closed ZAP allowlist (DESIGN §3.5), with the real executables over TCP
 /// on loopback: a client without a key gets nothing; an unknown key is refused; the tax
-/// bureau's key cannot publish `account.verified`; the matcher follows the registry's feed with
-/// its own key.
+/// bureau's key cannot publish `account.verified`, nor from a source that merely starts like its
+/// own, nor read the registry's feed, replay or queries; the matcher follows the registry's feed
+/// with its own key and read rights; the operator's key asks the queries.
 @Suite("CURVE security", .serialized)
 struct SecurityTests {
     @Test func onlyAllowlistedKeysPublishWhatTheirRightsAllow() async throws {
@@ -19,6 +20,7 @@ struct SecurityTests {
         let tax = try CurveKeyPair.generate()
         let samr = try CurveKeyPair.generate()
         let stranger = try CurveKeyPair.generate()
+        let operatorKeys = try CurveKeyPair.generate()
         let allow = """
             - name: tax-bureau
               key: "\(tax.publicKey)"
@@ -30,7 +32,10 @@ struct SecurityTests {
               sources: ["/samr/"]
             - name: matcher
               key: "\(matcherKeys.publicKey)"
-              types: []
+              read: [feed, replay]
+            - name: operator
+              key: "\(operatorKeys.publicKey)"
+              read: [queries]
             """
         try allow.write(toFile: dir + "/clients.yaml", atomically: true, encoding: .utf8)
         let ports = (0..<6).map { _ in ServiceProcess.freeLoopbackPort() }
@@ -60,7 +65,8 @@ struct SecurityTests {
         var ready = false
         for _ in 0..<300 where !ready {
             ready =
-                (try? QueryClient.request(context: context, endpoint: ep[2], ["op": "status"], timeoutMs: 200, curve: keys(samr))) ?? nil
+                (try? QueryClient.request(context: context, endpoint: ep[2], ["op": "status"], timeoutMs: 200, curve: keys(operatorKeys)))
+                ?? nil
                 != nil
         }
         #expect(ready)
@@ -102,6 +108,27 @@ struct SecurityTests {
         taxEvent.id = UUID().uuidString
         taxEvent.source = "/samr/xuchang"
         #expect(try await publish(taxEvent, as: tax)?.rejection?.code == .unauthorized, "the right source prefix is part of the grant")
+        taxEvent.id = UUID().uuidString
+        taxEvent.source = "/taxi-forged"
+        #expect(try await publish(taxEvent, as: tax)?.rejection?.code == .unauthorized, "a source prefix ends at a /")
+
+        // A publisher's key reads nothing: the replay socket refuses it at the handshake (no
+        // answer to a replay or a query).
+        for k in [tax, samr] {
+            let replay = try QueryClient.request(
+                context: context, endpoint: ep[2], ["op": "replay", "after": "0", "max": 100], timeoutMs: 1_000, curve: keys(k))
+            #expect(replay == nil)
+            #expect(
+                try QueryClient.request(context: context, endpoint: ep[2], ["op": "quarantine.list"], timeoutMs: 1_000, curve: keys(k))
+                    == nil)
+        }
+        // The operator asks queries but replays nothing.
+        let quarantined = try QueryClient.request(context: context, endpoint: ep[2], ["op": "quarantine.list"], curve: keys(operatorKeys))
+        #expect(quarantined?.last?["items"]?.arrayValue?.count == 3)
+        #expect(quarantined?.last?["items"]?.arrayValue?.first?["sender_key"]?.stringValue == tax.publicKey)
+        let operatorReplay = try QueryClient.request(
+            context: context, endpoint: ep[2], ["op": "replay", "after": "0", "max": 100], curve: keys(operatorKeys))
+        #expect(operatorReplay?.last?["code"]?.stringValue == "unauthorized")
 
         // The matcher follows the registry's CURVE feed with its own key.
         matcher.baseArguments = [
@@ -111,7 +138,8 @@ struct SecurityTests {
             "--payments-replay", "ipc://\(dir)/p-r",
         ]
         try await matcher.start()
-        let registryLast = try QueryClient.request(context: context, endpoint: ep[2], ["op": "status"], curve: keys(samr))?.last?["last"]?
+        let registryLast = try QueryClient.request(context: context, endpoint: ep[2], ["op": "status"], curve: keys(operatorKeys))?.last?[
+            "last"]?
             .stringValue
         #expect(registryLast == "2")
         var cursor: String?

@@ -273,7 +273,9 @@ struct QuarantineVerb: AsyncParsableCommand {
     struct Resubmit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Publish a quarantined item again: its stored frame, or a corrected event from --file.",
-            discussion: "Exit status: 0 accepted or duplicate, 2 rejected, 3 no answer.")
+            discussion:
+                "An item refused as unauthorized is re-sent only with --force. Exit status: 0 accepted or duplicate, 2 rejected, 3 no answer, 64 an unauthorized item without --force."
+        )
 
         @Argument(help: "The quarantined item's id.")
         var id: String
@@ -292,6 +294,9 @@ struct QuarantineVerb: AsyncParsableCommand {
         @Option(help: "Re-sends (same id) before giving up.")
         var retries: Int = 3
 
+        @Flag(help: "Re-send an item refused as unauthorized: it goes in under your own key and rights.")
+        var force = false
+
         func validate() throws {
             do { try QuarantineCommand.checkID(id) } catch { throw ValidationError(error.message) }
         }
@@ -301,6 +306,7 @@ struct QuarantineVerb: AsyncParsableCommand {
                 var o = QuarantineCommand.ResubmitOptions()
                 o.file = file
                 o.json = json
+                o.force = force
                 o.timeoutMs = timeoutMs
                 o.retries = retries
                 return try await QuarantineCommand.resubmit(

@@ -593,7 +593,10 @@ struct KeysGenerateVerb: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
         abstract:
-            "Print a new CurveZMQ key pair (Z85): the public key goes into the server's allowlist, the secret key stays with its owner.")
+            "Print a new CurveZMQ key pair (Z85): the public key goes into the server's allowlist, the secret key stays with its owner.",
+        discussion:
+            "In the service's allowlist (curve-clients) the key's grant says what it may publish (types, with the sources they come from) and what it may read: read: [feed, replay] for a downstream service, read: [queries] for an operator's bangfu (status, quarantine, the services' queries; add replay and feed for bangfu tail). A grant without read is publish-only. See docs/operations.md §11."
+    )
     @Option(help: "A name for the key's owner, printed with it (e.g. tax-bureau).") var name: String = "client"
     @Option(
         name: .customLong("secret-file"),

@@ -50,11 +50,12 @@ public enum QuarantineCommand {
             return ExitCodes.ok
         }
         // SOURCE is the sender as it named itself (CloudEvents `source`): the agency to send the list to.
-        let header = ["ID", "RECEIVED_AT", "CODE", "FIELD", "SOURCE", "TYPE", "EVENT_ID", "MESSAGE"]
+        // KEY is the CURVE key it was sent with (its first characters), `-` without CURVE.
+        let header = ["ID", "RECEIVED_AT", "CODE", "FIELD", "SOURCE", "KEY", "TYPE", "EVENT_ID", "MESSAGE"]
         let rows = items.map { i in
             [
                 i["id"].text, i["received_at"].text, i["code"].text, i["field"].text, Format.truncate(i["source"].text, 40),
-                Format.truncate(i["type"].text, 32), Format.truncate(i["event_id"].text, 36),
+                shortKey(i["sender_key"]?.stringValue), Format.truncate(i["type"].text, 32), Format.truncate(i["event_id"].text, 36),
                 Format.truncate(i["message"].text, 60),
             ]
         }
@@ -71,6 +72,9 @@ public enum QuarantineCommand {
         console.flush()
         return ExitCodes.ok
     }
+
+    /// A sender key as the list shows it: its first 8 characters, or `-`.
+    static func shortKey(_ key: String?) -> String { key.map { "\($0.prefix(8))…" } ?? "-" }
 
     /// Fetches one quarantined item (with its frame).
     static func fetch(context: ZContext, target: ServiceTarget, id: String, timeoutMs: Int) async throws(CLIError) -> JSON {
@@ -145,7 +149,7 @@ public enum QuarantineCommand {
             console.flush()
             return ExitCodes.ok
         }
-        for key in ["id", "received_at", "origin", "code", "field", "message", "source", "event_id", "type"] {
+        for key in ["id", "received_at", "origin", "code", "field", "message", "source", "event_id", "type", "sender_key"] {
             console.line(Format.pad(key + ":", 13) + item[key].text)
         }
         if raw, let t = item["frame"]?.stringValue {
@@ -172,6 +176,8 @@ public enum QuarantineCommand {
         public var timeoutMs = 5_000
         public var retries = 3
         public var json = false
+        /// Re-send an item refused as `unauthorized` anyway (under the operator's own key).
+        public var force = false
         public init() {}
     }
 
@@ -189,6 +195,14 @@ public enum QuarantineCommand {
             throw CLIError(
                 "quarantine item \(id) is a bank-return file from the inbox directory, not an event: put the corrected file into the payment router's inbox-dir",
                 exitCode: ExitCodes.dataError)
+        }
+        // An event its sender's key was not allowed to publish would go in under the operator's
+        // key, with the operator's rights: only on purpose.
+        if item["code"]?.stringValue == RejectionCode.unauthorized.rawValue && !options.force {
+            let sender = item["sender_key"]?.stringValue.map { "the key \(shortKey($0))" } ?? "a client without a key"
+            throw CLIError(
+                "quarantine item \(id) was refused as unauthorized: \(sender) may not publish it. Re-sending it would publish it under your own key; check who sent it and why, then add --force",
+                exitCode: ExitCodes.usage)
         }
         let frame: [UInt8]
         if let path = options.file {
@@ -224,6 +238,8 @@ public enum QuarantineCommand {
         o.timeoutMs = options.timeoutMs
         o.retries = options.retries
         o.window = 1
+        // A CURVE intake (tcp://) takes the operator's keys, as `publish` does.
+        o.curve = CLICurve.keys(for: target.intake)
         let results: [PublishResult]
         do {
             results = try await IntakeClient.publish(
