@@ -58,9 +58,20 @@ public struct ClientGrant: Sendable, Equatable {
     public var sources: [String]
     public var read: Set<ReadRight>
     public var queries: [String]
+    /// Whom the key decides for (a bureau such as `经开区招商局`): a decision it publishes
+    /// (`ClientGrant.decisionTypes`) must name it at the start of its `by`, so that one key
+    /// cannot approve as two reviewers or release a hold in another office's name.
+    public var actsAs: String?
+
+    /// Events whose `data.by` names who decided: a review, a hold's release or rejection, an
+    /// objection's resolution.
+    public static let decisionTypes: Set<String> = [
+        "review.approved", "review.rejected", "hold.released", "hold.rejected", "objection.resolved",
+    ]
 
     public init(
-        name: String, publicKey: String, types: [String] = [], sources: [String] = [], read: Set<ReadRight> = [], queries: [String] = []
+        name: String, publicKey: String, types: [String] = [], sources: [String] = [], read: Set<ReadRight> = [], queries: [String] = [],
+        actsAs: String? = nil
     ) {
         self.name = name
         self.publicKey = publicKey
@@ -68,6 +79,20 @@ public struct ClientGrant: Sendable, Equatable {
         self.sources = sources
         self.read = read
         self.queries = queries
+        self.actsAs = actsAs
+    }
+
+    /// Refuses a decision whose `by` does not start with the office this key acts as, and any
+    /// decision from a key bound to no office (nil: allowed).
+    public func decisionRefusal(type: String, by: String?) -> String? {
+        guard Self.decisionTypes.contains(type) else { return nil }
+        guard let actsAs else {
+            return "the key of \(name) acts as no one (acts_as in its grant), so it may not decide \(type)"
+        }
+        guard let by, by.hasPrefix(actsAs) else {
+            return "the key of \(name) acts as \(actsAs): by must start with it, got \"\((by ?? "").prefix(60))\""
+        }
+        return nil
     }
 
     static func matches(_ patterns: [String], _ value: String) -> Bool {

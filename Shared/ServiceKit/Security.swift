@@ -56,7 +56,7 @@ public struct ServiceSecurity: Sendable {
             throw ConfigError("\(path): not valid YAML: \(error)")
         }
         guard let list = loaded as? [[String: Any]] else {
-            throw ConfigError("\(path): the client allowlist is a YAML list of {name, key, types, sources, read, queries}")
+            throw ConfigError("\(path): the client allowlist is a YAML list of {name, key, types, sources, read, queries, acts_as}")
         }
         return try list.enumerated().map { k, e in
             guard let name = e["name"] as? String, let key = e["key"] as? String, key.utf8.count == 40 else {
@@ -72,10 +72,10 @@ public struct ServiceSecurity: Sendable {
                 }
                 return strings
             }
-            let known: Set<String> = ["name", "key", "types", "sources", "read", "queries"]
+            let known: Set<String> = ["name", "key", "types", "sources", "read", "queries", "acts_as"]
             if let unknown = e.keys.sorted().first(where: { !known.contains($0) }) {
                 throw ConfigError(
-                    "\(path): entry \(k + 1) (\(name)): unknown member \"\(unknown)\" (name, key, types, sources, read, queries)")
+                    "\(path): entry \(k + 1) (\(name)): unknown member \"\(unknown)\" (name, key, types, sources, read, queries, acts_as)")
             }
             let types = try list("types")
             let sources = try list("sources")
@@ -100,7 +100,16 @@ public struct ServiceSecurity: Sendable {
                 throw ConfigError(
                     "\(path): entry \(k + 1) (\(name)): read: [queries] grants every query; list queries to grant only some, not both")
             }
-            return ClientGrant(name: name, publicKey: key, types: types, sources: sources, read: read, queries: queries)
+            var actsAs: String?
+            if let v = e["acts_as"], !(v is NSNull) {
+                guard let office = v as? String, !office.trimmingCharacters(in: .whitespaces).isEmpty else {
+                    throw ConfigError(
+                        "\(path): entry \(k + 1) (\(name)): acts_as must be the office this key decides for, e.g. acts_as: \"经开区招商局\"")
+                }
+                actsAs = office
+            }
+            return ClientGrant(
+                name: name, publicKey: key, types: types, sources: sources, read: read, queries: queries, actsAs: actsAs)
         }
     }
 
@@ -113,7 +122,10 @@ public struct ServiceSecurity: Sendable {
             guard let grant = server.grant(for: key) else {
                 return Rejection(.unauthorized, "no client key: this intake takes only CURVE clients in its allowlist")
             }
-            if grant.allows(type: event.type, source: event.source) { return nil }
+            if grant.allows(type: event.type, source: event.source) {
+                guard let why = grant.decisionRefusal(type: event.type, by: event.data?["by"]?.stringValue) else { return nil }
+                return Rejection(.unauthorized, field: "data.by", why)
+            }
             return Rejection(
                 .unauthorized, field: "type",
                 "the key of \(grant.name) may not publish \(event.type.prefix(80)) from \(event.source.prefix(80))")

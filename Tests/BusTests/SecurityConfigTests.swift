@@ -75,6 +75,44 @@ struct SecurityConfigTests {
         #expect(tcp(nil, event)?.code == .unauthorized)
     }
 
+    /// A decision (a review, a hold's release or rejection, an objection's resolution) sent with a
+    /// key is bound to the office the key acts as: one key cannot approve as both of flood
+    /// relief's bureaus, and a key bound to no office decides nothing.
+    @Test func aDecisionIsBoundToTheOfficeItsKeyActsAs() throws {
+        let other = String(repeating: "B", count: 40)
+        let path = try Self.tempFile(
+            "- name: zhaoshang\n  key: \"\(Self.key)\"\n  types: [review.*, hold.*]\n  sources: [/ops/]\n  acts_as: 经开区招商局\n"
+                + "- name: unbound\n  key: \"\(other)\"\n  types: [review.*]\n  sources: [/ops/]\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let grants = try ServiceSecurity.loadGrants(path)
+        #expect(grants.map(\.actsAs) == ["经开区招商局", nil])
+        let env = ServiceEnvironment(context: ZContext(), clock: TestClock(Date()), logger: Logger(label: "test"))
+        let security = try ServiceSecurity(
+            options: ServiceOptions.parse(
+                service: "matcher",
+                arguments: [
+                    "--curve-public-key", Self.key, "--curve-secret-key", Self.key, "--curve-clients", path, "--intake",
+                    "tcp://127.0.0.1:7104",
+                ], environment: [:]), environment: env)
+        let authorize = try #require(security.authorizer)
+        func decision(_ type: String, by: String) -> CloudEvent {
+            CloudEvent(id: UUID().uuidString, source: "/ops/x", type: type, data: ["entitlement_id": "ent-1", "by": .string(by)])
+        }
+        #expect(authorize(Self.key, decision("review.approved", by: "经开区招商局 张三")) == nil)
+        #expect(authorize(Self.key, decision("hold.released", by: "经开区招商局 李四")) == nil)
+        let asTheOtherBureau = authorize(Self.key, decision("review.approved", by: "市场监管经开区分局 张三"))
+        #expect(asTheOtherBureau?.code == .unauthorized)
+        #expect(asTheOtherBureau?.field == "data.by")
+        #expect(authorize(other, decision("review.approved", by: "经开区招商局 张三"))?.code == .unauthorized)
+        // Events that name no decision are not affected.
+        #expect(ClientGrant.decisionTypes.contains("objection.resolved"))
+        for bad in ["acts_as: \"\"", "acts_as: [a, b]"] {
+            let p = try Self.tempFile("- name: x\n  key: \"\(Self.key)\"\n  types: [review.*]\n  sources: [/ops/]\n  \(bad)\n")
+            defer { try? FileManager.default.removeItem(atPath: p) }
+            #expect(throws: ConfigError.self, "\(bad)") { try ServiceSecurity.loadGrants(p) }
+        }
+    }
+
     @Test func onlyLiteralLoopbackAddressesAreLoopback() {
         for ep in [
             "tcp://127.0.0.1:7102", "tcp://127.1.2.3:1", "tcp://localhost:7102", "tcp://[::1]:7102", "tcp://LOCALHOST:1", "ipc:///tmp/x",
