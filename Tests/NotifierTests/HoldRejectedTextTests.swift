@@ -30,5 +30,10 @@ import Testing
         }
         #expect(text?.contains("经人工核实，不予拨付") == true, "\(text ?? "none")")
         #expect(text?.contains("hold_rejected") == false)
+        // The public board says it was decided, not that a transfer failed.
+        let status = try database.db.writer.read { db in
+            try String.fetchOne(db, sql: "SELECT board_status FROM entitlements WHERE id = 'ent-3'")
+        }
+        #expect(status == "不予拨付")
     }
 }

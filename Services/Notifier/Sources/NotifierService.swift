@@ -348,7 +348,9 @@ struct NotifierEngine: Sendable {
         ]
         switch e.type {
         case "payment.failed":
-            try db.execute(sql: "UPDATE entitlements SET board_status = '拨付失败' WHERE id = ?", arguments: [id])
+            // An operator's rejection of a held payment is a decision, not a failed transfer.
+            let status = d["voided"]?.boolValue == true ? "不予拨付" : "拨付失败"
+            try db.execute(sql: "UPDATE entitlements SET board_status = ? WHERE id = ?", arguments: [status, id])
             try notify(e, .failed, uscc, values, db)
         case "payment.held": try notify(e, .held, uscc, values, db)
         case "clawback.opened": try notify(e, .clawback, uscc, values, db)
