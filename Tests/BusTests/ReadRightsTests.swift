@@ -325,9 +325,11 @@ struct ReadRightsTests {
     @Test func anIntakeBatchIsBoundedInBytes() async throws {
         final class Recorder: IntakeProcessor, Sendable {
             let sizes = Mutex<[Int]>([])
+            /// The first batch waits here until every event has been sent, so that the rest are
+            /// all queued behind it (a safety net of 30 s, not a timing assertion).
+            let gate = DispatchSemaphore(value: 0)
             func process(_ batch: [IntakeFrame]) throws -> [Ack] {
-                // The first batch takes its time, so that the rest queue up behind it.
-                if sizes.withLock({ $0.isEmpty }) { Thread.sleep(forTimeInterval: 0.5) }
+                if sizes.withLock({ $0.isEmpty }) { _ = gate.wait(timeout: .now() + 30) }
                 sizes.withLock { $0.append(batch.reduce(0) { $0 + $1.payload.count }) }
                 return batch.map { Ack(id: (try? JSONParser.parse($0.payload))?["id"]?.stringValue, status: .accepted) }
             }
@@ -344,13 +346,28 @@ struct ReadRightsTests {
         try node.start()
         defer { node.stopAndWait() }
         let text = String(repeating: "z", count: 10_000)
-        let events = (0..<60).map { note("\($0)-" + text) }
-        let results = try await IntakeClient.publish(
-            context: ctx, endpoint: "inproc://\(tag)-in", events: events.map(OutgoingEvent.init), options: .forTests)
-        #expect(results.allSatisfy { $0.ack?.status == .accepted })
+        let frames = (0..<60).map { Array(note("\($0)-" + text).serialized().utf8) }
+        let endpoint = "inproc://\(tag)-in"
+        let sock = try await OwnerThread.run {
+            let s = try ctx.socket(.dealer)
+            try s.set(ZMQ_LINGER, Int32(0))
+            try s.connect(endpoint)
+            for f in frames { _ = try s.send([f], dontWait: false) }
+            return s
+        }
+        recorder.gate.signal()
+        var taken = 0
+        for _ in 0..<600 where taken < 60 {
+            taken = recorder.sizes.withLock { $0 }.reduce(0, +) / 10_000
+            try await Task.sleep(for: .milliseconds(50))  // polling the recorder; a safety net, not a timing
+        }
+        try await OwnerThread.run { sock.close() }
         let sizes = recorder.sizes.withLock { $0 }
         #expect(sizes.reduce(0, +) >= 600_000)
         #expect(sizes.allSatisfy { $0 <= 100_000 + 11_000 }, "\(sizes)")
+        // The events queued behind the first batch were taken several at a time, each batch up to
+        // the cap: without it the second batch would hold all 59.
+        #expect(sizes.dropFirst().contains { $0 > 50_000 }, "\(sizes)")
     }
 
     /// An `unauthorized` refusal keeps who sent it with the quarantined frame, and is logged.
