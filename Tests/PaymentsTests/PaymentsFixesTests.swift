@@ -690,7 +690,7 @@ extension PaymentsFixesTests {
         #expect(try f.state(Self.idC) == .settled)
         // The batch counts what its lessor confirmed, as a bank return's lines are counted.
         let settled = try f.database.db.writer.read { db in
-            try Int.fetchOne(db, sql: "SELECT settled FROM batches WHERE id = ?", arguments: [file.batchID])
+            try Int.fetchOne(db, sql: "SELECT settled FROM batch_tallies WHERE batch_id = ?", arguments: [file.batchID])
         }
         #expect(settled == 2)
         #expect(try f.balanced())

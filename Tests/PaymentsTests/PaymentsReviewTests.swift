@@ -540,7 +540,7 @@ extension PaymentsReviewTests {
         let second = try #require(try f.batch())
         try f.write { db in
             try db.execute(
-                sql: "UPDATE batches SET content = ? WHERE id = ?",
+                sql: "UPDATE batch_files SET content = ? WHERE batch_id = ?",
                 arguments: [
                     Data(second.content.replacingOccurrences(of: "6222000000000002", with: "6222000000000666").utf8), second.batchID,
                 ])

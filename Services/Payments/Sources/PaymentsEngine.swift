@@ -268,6 +268,13 @@ public struct PaymentsEngine: Sendable {
             .execute(arguments: [Data(JSON.object(d).serializedBytes()), id])
     }
 
+    /// Counts a batch's line as settled or failed (or moves it from one to the other), in the
+    /// batch's own small tally row, never in the row that holds the file.
+    static func tally(_ batchID: String, settled: Int64 = 0, failed: Int64 = 0, _ db: Database) throws {
+        try db.cachedStatement(sql: "UPDATE batch_tallies SET settled = settled + ?, failed = failed + ? WHERE batch_id = ?")
+            .execute(arguments: [settled, failed, batchID])
+    }
+
     /// Who may confirm an instruction. An agency publishing from its own source
     /// `/agencies/<name>` confirms only `agency:<name>` instructions, and a lessor publishing from
     /// `/lessors/<USCC>` only rent waivers on leases it lets (as lessor or root lessor); a grant
@@ -1056,8 +1063,10 @@ public struct PaymentsEngine: Sendable {
             ])
         try db.execute(
             sql:
-                "INSERT INTO batches(id, seq, channel, file_name, content, count, total_fen, created_at, sha256, audit_seq, command_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            arguments: [batchID, seq, channel, fileName, bytes, payments.count, total, now, digest, link.seq, commandID])
+                "INSERT INTO batches(id, seq, channel, file_name, count, total_fen, created_at, sha256, audit_seq, command_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            arguments: [batchID, seq, channel, fileName, payments.count, total, now, digest, link.seq, commandID])
+        try db.execute(sql: "INSERT INTO batch_files(batch_id, content) VALUES (?, ?)", arguments: [batchID, bytes])
+        try db.execute(sql: "INSERT INTO batch_tallies(batch_id) VALUES (?)", arguments: [batchID])
         let deadline =
             kind == "lessor" ? Timestamp.format(clock.now().addingTimeInterval(TimeInterval(settings.lessorDeadlineDays * 86_400))) : nil
         for k in payments.indices {
@@ -1193,7 +1202,13 @@ public struct PaymentsEngine: Sendable {
             ])
         // A batch whose failure share is over the threshold pauses its channel (an alert).
         for b in batches {
-            guard let row = try Row.fetchOne(db, sql: "SELECT count, failed, channel FROM batches WHERE id = ?", arguments: [b]) else {
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql:
+                        "SELECT b.count, COALESCE(t.failed, 0) AS failed, b.channel FROM batches b LEFT JOIN batch_tallies t ON t.batch_id = b.id WHERE b.id = ?",
+                    arguments: [b])
+            else {
                 continue
             }
             let failed: Int64 = row["failed"]
@@ -1294,7 +1309,7 @@ public struct PaymentsEngine: Sendable {
             }
             p.state = .settled
             try emit(&p, "payment.settled", extra: ["return_id": .string(returnID)], db: db)
-            if let b = p.batchID { try db.execute(sql: "UPDATE batches SET settled = settled + 1 WHERE id = ?", arguments: [b]) }
+            if let b = p.batchID { try Self.tally(b, settled: 1, db) }
             try settledAfterRevocation(&p, db)
         case .failed(let code, let reason):
             if p.benefit == "cash", let pool = p.pool {
@@ -1305,7 +1320,7 @@ public struct PaymentsEngine: Sendable {
             p.state = .failed
             p.holdReason = "bank return \(code)" + (reason.map { ": \($0)" } ?? "")
             try emit(&p, "payment.failed", extra: ["reason": .string(code), "return_id": .string(returnID)], db: db)
-            if let b = p.batchID { try db.execute(sql: "UPDATE batches SET failed = failed + 1 WHERE id = ?", arguments: [b]) }
+            if let b = p.batchID { try Self.tally(b, failed: 1, db) }
         }
         return .applied(batch: p.batchID)
     }
@@ -1328,7 +1343,7 @@ public struct PaymentsEngine: Sendable {
         try emit(
             &p, "payment.failed", extra: ["reason": .string(code), "return_id": .string(returnID), "after_settlement": true], db: db)
         if let b = p.batchID {
-            try db.execute(sql: "UPDATE batches SET settled = settled - 1, failed = failed + 1 WHERE id = ?", arguments: [b])
+            try Self.tally(b, settled: -1, failed: 1, db)
         }
         logger.error(
             "a settled payment was returned by the bank: settlement reversed, payment failed",
@@ -1443,7 +1458,7 @@ public struct PaymentsEngine: Sendable {
             try settledAfterRevocation(&p, db)
             // The batch's count of settled lines: a confirmation settles an instruction as a bank
             // return settles a transfer.
-            if let b = p.batchID { try db.execute(sql: "UPDATE batches SET settled = settled + 1 WHERE id = ?", arguments: [b]) }
+            if let b = p.batchID { try Self.tally(b, settled: 1, db) }
         } else if p.channel == "lessor", let m = method, m == "offset" || m == "extension" {
             p.state = .instructed
             p.holdReason = "\(m) failed: the lessor owes a refund of the waived rent"
@@ -1454,7 +1469,7 @@ public struct PaymentsEngine: Sendable {
             p.state = .failed
             p.holdReason = "not carried out" + (method.map { " (\($0))" } ?? "")
             try emit(&p, "payment.failed", extra: ["reason": "not_carried_out"], db: db)
-            if let b = p.batchID { try db.execute(sql: "UPDATE batches SET failed = failed + 1 WHERE id = ?", arguments: [b]) }
+            if let b = p.batchID { try Self.tally(b, failed: 1, db) }
         }
         // DESIGN §8: every state change is in the audit chain — a confirmation moves no money
         // through the ledger, so it is recorded here (who confirmed, how, what it became).

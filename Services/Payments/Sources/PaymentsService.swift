@@ -242,8 +242,8 @@ final class PendingFiles: Sendable {
                 try Row.fetchAll(
                     db,
                     sql: """
-                        SELECT b.id, b.file_name, b.content, b.sha256, a.entry AS audit_entry
-                        FROM batches b LEFT JOIN audit_chain a ON a.seq = b.audit_seq
+                        SELECT b.id, b.file_name, f.content, b.sha256, a.entry AS audit_entry
+                        FROM batches b JOIN batch_files f ON f.batch_id = b.id LEFT JOIN audit_chain a ON a.seq = b.audit_seq
                         WHERE b.written = 0 AND b.refused IS NULL ORDER BY b.seq
                         """)
             }
@@ -829,7 +829,7 @@ struct PaymentsQueries {
                 try Row.fetchAll(
                     db,
                     sql:
-                        "SELECT id, channel, file_name, count, total_fen, created_at, written, settled, failed, sha256, refused, command_id FROM batches WHERE ?1 IS NULL OR command_id = ?1 ORDER BY seq",
+                        "SELECT b.id, b.channel, b.file_name, b.count, b.total_fen, b.created_at, b.written, COALESCE(t.settled, 0) AS settled, COALESCE(t.failed, 0) AS failed, b.sha256, b.refused, b.command_id FROM batches b LEFT JOIN batch_tallies t ON t.batch_id = b.id WHERE ?1 IS NULL OR b.command_id = ?1 ORDER BY b.seq",
                     arguments: [command])
             }
             let items: [JSON] = rows.map { r in

@@ -214,6 +214,30 @@ public struct PaymentsDatabase: Sendable {
         m.registerMigration("payments-service-v10-unwritten") { db in
             try db.execute(sql: "CREATE INDEX batches_unwritten ON batches(seq) WHERE written = 0 AND refused IS NULL")
         }
+        // A batch's row holds only what is looked up and counted. Its file moves to a table of
+        // its own, and its counts of settled and failed lines to another: beside the file
+        // (megabytes, in overflow pages), every confirmation or return line rewrote the whole
+        // row, settling a 10,000-line batch cost ~10,000 such rewrites, and every `status` read
+        // every file to reach the columns after it. SQLite 3.35+ drops a plain column.
+        m.registerMigration("payments-service-v11-batch-files") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE batch_files (
+                        batch_id TEXT PRIMARY KEY REFERENCES batches(id),
+                        content BLOB NOT NULL
+                    );
+                    CREATE TABLE batch_tallies (
+                        batch_id TEXT PRIMARY KEY REFERENCES batches(id),
+                        settled INTEGER NOT NULL DEFAULT 0,
+                        failed INTEGER NOT NULL DEFAULT 0
+                    ) WITHOUT ROWID;
+                    INSERT INTO batch_files(batch_id, content) SELECT id, content FROM batches ORDER BY seq;
+                    INSERT INTO batch_tallies(batch_id, settled, failed) SELECT id, settled, failed FROM batches;
+                    ALTER TABLE batches DROP COLUMN content;
+                    ALTER TABLE batches DROP COLUMN settled;
+                    ALTER TABLE batches DROP COLUMN failed;
+                    """)
+        }
     }
 }
 
