@@ -37,7 +37,11 @@ struct PaymentsMigrationTests {
         let database = try PaymentsDatabase(stateDir: dir)
         try database.db.writer.read { db in
             let columns = try db.columns(in: "batches").map(\.name)
-            #expect(columns == ["id", "seq", "channel", "file_name", "count", "total_fen", "created_at", "written", "sha256", "audit_seq", "refused", "command_id"])
+            #expect(
+                columns == [
+                    "id", "seq", "channel", "file_name", "count", "total_fen", "created_at", "written", "sha256", "audit_seq", "refused",
+                    "command_id",
+                ])
             let rows = try Row.fetchAll(db, sql: "SELECT batch_id, settled, failed FROM batch_tallies ORDER BY batch_id")
             #expect(rows.map { $0["batch_id"] as String } == ["B000001", "B000002"])
             #expect(rows.map { $0["settled"] as Int } == [9_990, 0])
