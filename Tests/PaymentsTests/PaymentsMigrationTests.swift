@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Models
 import Storage
 import Testing
 
@@ -49,5 +50,48 @@ struct PaymentsMigrationTests {
             #expect(try Data.fetchAll(db, sql: "SELECT content FROM batch_files ORDER BY batch_id") == [file, file])
             #expect(try Int.fetchOne(db, sql: "SELECT total_fen FROM batches WHERE id = 'B000002'") == 123_456_789)
         }
+    }
+}
+
+/// `payment.list`: only the filters given, in approval order, a page of one state on one
+/// channel read straight from `payments_state_seq`.
+@Suite("Payment list")
+struct PaymentListTests {
+    @Test func filtersAndOrder() throws {
+        let f = try EngineFixture()
+        let merchants = (1...5).map { String(format: "91411002MA00000%02dX", $0) }
+        for (k, m) in merchants.enumerated() where k != 1 {
+            try f.verified(m, name: "商户\(k)", account: "62220000000000\(k)")
+        }
+        try f.merchant(merchants[1], name: "商户1")  // no verified account: held
+        try f.fund(10_000_000)
+        for (k, m) in merchants.prefix(4).enumerated() { try f.approve("pay-\(k)", uscc: m) }
+        #expect(try f.batch() != nil)
+        try f.approve("pay-4", uscc: merchants[4])  // after the batch: ready
+        let queries = PaymentsQueries(database: f.database.db, engine: f.engine)
+        func ids(_ request: JSONObject) throws -> [String] {
+            var r = request
+            r["op"] = r["op"] ?? "payment.list"
+            return try queries.respond(.object(r))?["items"]?.arrayValue?.compactMap { $0["payment_id"]?.stringValue } ?? []
+        }
+        #expect(try ids(["state": "instructed", "channel": "treasury"]) == ["pay-0", "pay-2", "pay-3"])
+        #expect(try ids(["state": "instructed", "channel": "treasury", "max": 2]) == ["pay-0", "pay-2"])
+        #expect(try ids(["state": "instructed", "channel": "lessor"]) == [])
+        #expect(try ids(["state": "ready"]) == ["pay-4"])
+        #expect(try ids(["op": "holds"]) == ["pay-1"])
+        #expect(try ids(["channel": "treasury"]) == ["pay-0", "pay-1", "pay-2", "pay-3", "pay-4"])
+        #expect(try ids([:]) == ["pay-0", "pay-1", "pay-2", "pay-3", "pay-4"])
+    }
+
+    /// A page of one state on one channel is an index range already in approval order: no
+    /// scan of the table, no sort.
+    @Test func aStateAndChannelPageReadsOneIndexRange() throws {
+        let database = try PaymentsDatabase(stateDir: nil)
+        let (sql, arguments) = PaymentsQueries.listSQL(state: "instructed", channel: "lessor", limit: 1_000)
+        let plan = try database.db.writer.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] as String }
+        }
+        #expect(plan.contains { $0.contains("USING INDEX payments_state_seq") }, "\(plan)")
+        #expect(!plan.contains { $0.contains("TEMP B-TREE") || $0.hasPrefix("SCAN") }, "\(plan)")
     }
 }

@@ -636,8 +636,7 @@ enum DemoPayout {
         for channel in ["treasury", "lessor", "agency:utilities", "agency:social-insurance"] {
             var n = 0
             while true {
-                let summary = try await link.query(payments, ["op": "payment.summary"])["items"]?.arrayValue ?? []
-                if !summary.contains(where: { $0["state"]?.stringValue == "ready" && $0["channel"]?.stringValue == channel }) { break }
+                if try await !link.anyPayment(payments, state: "ready", channel: channel) { break }
                 n += 1
                 let ack = try await link.send(payments, "payments.batch", key: "\(channel)/\(n)", ["channel": .string(channel)])
                 if ack.status == .rejected { break }  // e.g. a paused channel: asking again would not help
@@ -672,9 +671,8 @@ enum DemoPayout {
         }
         // The inbox is read once a second; wait until every treasury payment has its answer.
         try await link.until("reading the bank return", payments) {
-            let summary = try await link.query(payments, ["op": "payment.summary"])["items"]?.arrayValue ?? []
-            let waiting = summary.contains { $0["state"]?.stringValue == "instructed" && $0["channel"]?.stringValue == "treasury" }
-            return returned == 0 || !waiting
+            if returned == 0 { return true }
+            return try await !link.anyPayment(payments, state: "instructed", channel: "treasury")
         }
         // Lessors confirm their rent waivers (refund or offset against later rent) and the
         // agencies their deferrals and no-cut-off instructions (lessor.confirmed, agency.confirmed).

@@ -124,6 +124,13 @@ struct DemoLink: Sendable {
         }
     }
 
+    /// Whether any payment is in `state` on `channel`: one index lookup in payments (a summary
+    /// of every payment, asked for every batch or every poll, would read them all each time).
+    func anyPayment(_ payments: DemoProcess, state: String, channel: String) async throws -> Bool {
+        let page = try await query(payments, ["op": "payment.list", "state": .string(state), "channel": .string(channel), "max": 1])
+        return !(page["items"]?.arrayValue ?? []).isEmpty
+    }
+
     /// Waits until `downstream` has applied `upstream`'s whole feed.
     func settle(_ downstream: DemoProcess, follows upstream: DemoProcess) async throws {
         let started = DispatchTime.now().uptimeNanoseconds

@@ -762,6 +762,25 @@ final class ReturnInbox: Sendable {
 /// The payment router's operator queries: `ledger.check`, `audit.verify`, `payment.show`,
 /// `payment.list`, `payment.summary`, `batch.list`, `pool.status`, `holds`, `return.anomalies`.
 struct PaymentsQueries {
+    /// `payment.list` with only the filters given, so that a page of one state on one channel
+    /// is one range of `payments_state_seq` in approval order, not a sort of every payment of
+    /// the state (a lessor's or agency's system pages through its instructions this way).
+    static func listSQL(state: String?, channel: String?, limit: Int) -> (String, StatementArguments) {
+        var filters: [String] = []
+        var arguments: StatementArguments = []
+        if let state {
+            filters.append("state = ?")
+            arguments += [state]
+        }
+        if let channel {
+            filters.append("channel = ?")
+            arguments += [channel]
+        }
+        arguments += [limit]
+        let condition = filters.isEmpty ? "" : " WHERE " + filters.joined(separator: " AND ")
+        return ("SELECT * FROM payments\(condition) ORDER BY approved_seq LIMIT ?", arguments)
+    }
+
     let database: ServiceDatabase
     let engine: PaymentsEngine
 
@@ -799,11 +818,8 @@ struct PaymentsQueries {
                             """,
                         arguments: [lease, state, state, channel, channel, policy, policy, limit])
                 }
-                return try Row.fetchAll(
-                    db,
-                    sql:
-                        "SELECT * FROM payments WHERE (? IS NULL OR state = ?) AND (? IS NULL OR channel = ?) ORDER BY approved_seq LIMIT ?",
-                    arguments: [state, state, channel, channel, limit])
+                let (sql, arguments) = Self.listSQL(state: state, channel: channel, limit: limit)
+                return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
             }
             return ["op": "payments", "items": .array(rows.map { PaymentRecord(row: $0).json })]
         case "payment.summary":

@@ -238,6 +238,17 @@ public struct PaymentsDatabase: Sendable {
                     ALTER TABLE batches DROP COLUMN failed;
                     """)
         }
+        // Payments of a state on a channel, in approval order, read through one index: a page
+        // of `payment.list` (what a lessor's or agency's system pages through to confirm its
+        // instructions) no longer sorts every payment of the state. It replaces the index on
+        // (state, channel), which it covers.
+        m.registerMigration("payments-service-v12-state-order") { db in
+            try db.execute(
+                sql: """
+                    CREATE INDEX payments_state_seq ON payments(state, channel, approved_seq);
+                    DROP INDEX payments_state;
+                    """)
+        }
     }
 }
 
