@@ -1516,7 +1516,9 @@ public struct PaymentsEngine: Sendable {
         let nextState = try db.cachedStatement(
             sql: "SELECT state FROM payments INDEXED BY payments_state_seq WHERE state > ? ORDER BY state LIMIT 1")
         let nextChannel = try db.cachedStatement(
-            sql: "SELECT channel FROM payments INDEXED BY payments_state_seq WHERE state = ? AND channel > ? ORDER BY state, channel LIMIT 1")
+            sql:
+                "SELECT channel FROM payments INDEXED BY payments_state_seq WHERE state = ? AND channel > ? ORDER BY state, channel LIMIT 1"
+        )
         while let s = try String.fetchOne(nextState, arguments: [state]) {
             var channel = ""
             while let c = try String.fetchOne(nextChannel, arguments: [s, channel]) {
