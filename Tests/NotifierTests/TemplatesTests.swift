@@ -127,6 +127,34 @@ struct TemplatesTests {
         #expect(error.path == missing)
     }
 
+    @Test("a kind's text for one benefit: <kind>.<benefit>.txt; an unknown benefit is an error")
+    func benefitVariants() throws {
+        let dir = try scratchDirectory()
+        try write("{{merchant}} 租金 {{amount}}", "paid.rent_waiver.txt", in: dir)
+        let t = try Templates(directory: dir)
+        #expect(t.render(.paid, benefit: "rent_waiver", ["merchant": "m", "amount": "1.00"]) == "m 租金 1.00")
+        #expect(t.render(.paid, benefit: "cash", ["amount": "1.00"]) == Templates.zhCN.render(.paid, ["amount": "1.00"]))
+        #expect(t.render(.paid, benefit: "deferral", [:]) == Templates.zhCN.render(.paid, benefit: "deferral", [:]))
+        // An operator's own paid.txt replaces the built-in benefit texts it does not override.
+        let own = try scratchDirectory()
+        try write("已办理 {{amount}}", "paid.txt", in: own)
+        #expect(try Templates(directory: own).render(.paid, benefit: "deferral", ["amount": "0.00"]) == "已办理 0.00")
+        let bogus = try scratchDirectory()
+        try write("{{merchant}}", "paid.loan.txt", in: bogus)
+        #expect(throws: TemplateError(path: bogus + "/paid.loan.txt", problem: .unknownKind)) { try Templates(directory: bogus) }
+        // Every built-in benefit text uses only its kind's placeholders and renders them.
+        for kind in NotificationKind.allCases {
+            for benefit in Templates.benefits {
+                guard let source = Templates.defaultText(kind, benefit: benefit) else { continue }
+                var values: [String: String] = [:]
+                for p in kind.placeholders { values[p] = "⟨\(p)⟩" }
+                let text = Templates.zhCN.render(kind, benefit: benefit, values)
+                #expect(!text.contains("{{"), "\(kind).\(benefit): \(source)")
+                #expect(text.hasPrefix("【惠企帮扶】⟨merchant⟩：您好！") && text.contains("⟨entitlement⟩"), "\(kind).\(benefit)")
+            }
+        }
+    }
+
     @Test("missing facts are translated to Chinese")
     func missingFactNames() {
         #expect(Templates.factName("application") == "申请材料")
