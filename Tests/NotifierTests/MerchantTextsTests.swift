@@ -38,20 +38,31 @@ struct MerchantTextsTests {
         #expect(!revoked.text.contains("objection_upheld"))
     }
 
-    @Test func aRejectedReviewAndAMissedDeadlineReadInChinese() throws {
+    @Test func revocationReasonsReadInChinese() throws {
         let texts = try Self.texts([
             T.entitlementEvent("entitlement.proposed", id: "ent-1"),
             T.entitlementEvent("entitlement.revoked", id: "ent-1", extra: ["reason": "review_rejected by 经开区招商局 李科长: 受灾证明材料不实"]),
             T.entitlementEvent("entitlement.incomplete", id: "ent-2", extra: ["missing": ["application"]]),
             T.entitlementEvent(
                 "entitlement.revoked", id: "ent-2",
-                extra: ["reason": "not eligible: no application by 2022-06-30 (applications closed at 24:00 China Standard Time; 超过时限不再受理)"]
-            ),
+                extra: [
+                    "reason":
+                        "facts_changed: not eligible: no application by 2022-06-30 (applications closed at 24:00 China Standard Time; 超过时限不再受理)"
+                ]),
+            T.entitlementEvent("entitlement.proposed", id: "ent-3"),
+            T.entitlementEvent(
+                "entitlement.revoked", id: "ent-3", extra: ["reason": "facts_changed: not eligible: merchant.status == \"active\""]),
+            T.entitlementEvent("entitlement.approved", id: "ent-4"),
+            T.entitlementEvent("entitlement.revoked", id: "ent-4", extra: ["reason": "fraud: disqualified from every programme"]),
         ]).filter { $0.kind == "revoked" }
-        #expect(texts.count == 2, "\(texts)")
-        #expect(texts.first?.text.contains("原因：经主管部门审核未予通过（受灾证明材料不实）") == true, "\(texts)")
-        #expect(texts.first?.text.contains("李科长") == false, "the reviewer's name is not sent")
-        #expect(texts.last?.text.contains("原因：未在申报截止日期（2022-06-30 24时）前提出申请，超过时限不再受理") == true, "\(texts)")
+        #expect(texts.count == 4, "\(texts)")
+        guard texts.count == 4 else { return }
+        #expect(texts[0].text.contains("原因：经主管部门审核未予通过（受灾证明材料不实）"), "\(texts[0].text)")
+        #expect(!texts[0].text.contains("李科长"), "the reviewer's name is not sent")
+        #expect(texts[1].text.contains("原因：未在申报截止日期（2022-06-30 24时）前提出申请，超过时限不再受理"), "\(texts[1].text)")
+        #expect(texts[2].text.contains("原因：市场主体登记状态非正常经营（已停业、注销等）"), "\(texts[2].text)")
+        #expect(texts[3].text.contains("原因：经查存在弄虚作假等情形，已取消涉企政策补助资格"), "\(texts[3].text)")
+        for t in texts { #expect(!t.text.contains("facts_changed") && !t.text.contains("merchant."), "\(t.text)") }
     }
 
     /// Money already paid is recovered, and payments' clawback says so: no second text, and the
@@ -105,6 +116,20 @@ struct MerchantTextsTests {
         ])
         #expect(texts.first?.text.contains("经实名核验的银行账户") == true)
         #expect(texts.last?.text.contains("更新账户") == true)
+    }
+
+    /// 线上补报 says by when: the programme's application deadline, when it takes applications.
+    @Test func anIncompleteTextNamesTheApplicationDeadline() throws {
+        let texts = try Self.texts([
+            T.entitlementEvent(
+                "entitlement.incomplete", id: "ent-1",
+                extra: ["missing": ["application"], "window": ["apply_from": "2022-04-01", "apply_until": "2022-06-30"]]),
+            T.entitlementEvent("entitlement.incomplete", id: "ent-2", extra: ["missing": ["merchant.finance"]]),
+        ])
+        #expect(texts.count == 2)
+        #expect(texts.first?.text.contains("请在政策规定的申报期限内（2022-06-30 24时前）登录") == true, "\(texts)")
+        #expect(texts.last?.text.contains("请在政策规定的申报期限内登录") == true, "\(texts)")
+        #expect(texts.last?.text.contains("24时前") == false)
     }
 
     /// An individual business is addressed by the name the board shows (its trade name, its

@@ -155,6 +155,31 @@ struct TemplatesTests {
         }
     }
 
+    @Test("{{#name}}…{{/name}} is kept only when name has a value; sections must pair up")
+    func optionalSections() throws {
+        let dir = try scratchDirectory()
+        try write("请{{#closes_on}}于{{closes_on}}前{{/closes_on}}补报{{missing}}", "incomplete.txt", in: dir)
+        let t = try Templates(directory: dir)
+        #expect(t.render(.incomplete, ["closes_on": "2022-06-30", "missing": "参保人数"]) == "请于2022-06-30前补报参保人数")
+        #expect(t.render(.incomplete, ["closes_on": "", "missing": "参保人数"]) == "请补报参保人数")
+        #expect(t.render(.incomplete, ["missing": "参保人数"]) == "请补报参保人数")
+        let open = try scratchDirectory()
+        try write("{{#closes_on}}于{{closes_on}}", "incomplete.txt", in: open)
+        #expect(throws: TemplateError(path: open + "/incomplete.txt", problem: .unbalancedSection("closes_on"))) {
+            try Templates(directory: open)
+        }
+        let stray = try scratchDirectory()
+        try write("{{merchant}}{{/closes_on}}", "incomplete.txt", in: stray)
+        #expect(throws: TemplateError(path: stray + "/incomplete.txt", problem: .unbalancedSection("closes_on"))) {
+            try Templates(directory: stray)
+        }
+        let unknown = try scratchDirectory()
+        try write("{{#missing}}x{{/missing}}", "paid.txt", in: unknown)
+        #expect(throws: TemplateError(path: unknown + "/paid.txt", problem: .unknownPlaceholder("missing"))) {
+            try Templates(directory: unknown)
+        }
+    }
+
     @Test("missing facts are translated to Chinese")
     func missingFactNames() {
         #expect(Templates.factName("application") == "申请材料")

@@ -322,6 +322,8 @@ struct NotifierEngine: Sendable {
             return working > 0 ? (id, policy, working) : nil
         case "entitlement.incomplete":
             values["missing"] = Templates.missingText((d["missing"]?.arrayValue ?? []).compactMap(\.stringValue))
+            // The application deadline (24:00 China Standard Time of that day), when the programme has one.
+            if let until = d["window"]?["apply_until"]?.stringValue { values["closes_on"] = until }
             try notify(e, .incomplete, uscc, values, db)
         case "entitlement.approved":
             try db.cachedStatement(sql: "UPDATE entitlements SET board_status = '已批准', approved_at = ? WHERE id = ?").execute(

@@ -34,7 +34,7 @@ public enum NotificationKind: String, CaseIterable, Sendable {
     /// | `programme` | the programme's title |
     /// | `entitlement` | the entitlement id (the reference a merchant quotes on the hotline) |
     /// | `missing` | the facts to supplement, in Chinese, e.g. `申请材料、参保人数` (see ``Templates/missingText(_:)``) |
-    /// | `closes_on` | the deadline: the end of the disclosure window (or, for `incomplete`, of the application window when known; the built-in `incomplete` text does not use it) |
+    /// | `closes_on` | the deadline: the last day of the disclosure window (or, for `incomplete`, of the application window when the programme takes applications; empty otherwise) |
     /// | `amount` | the amount in yuan, e.g. `3,000.00` (see ``Templates/yuanText(fen:)``); templates add `元` |
     /// | `reason` | why a payment failed, is held, or is recovered, or why an entitlement was revoked, in Chinese (see ``Templates/reasonText(_:)``) |
     public var placeholders: [String] {
@@ -55,6 +55,8 @@ public struct TemplateError: Error, Sendable, Equatable, CustomStringConvertible
         case unknownPlaceholder(String)
         /// `{{` without a closing `}}`.
         case unclosedPlaceholder
+        /// `{{#name}}` without its `{{/name}}`, or a `{{/name}}` that closes no open section.
+        case unbalancedSection(String)
         /// A `.txt` file whose name is not a notification kind (a typo would otherwise be ignored).
         case unknownKind
         /// The file has no text.
@@ -81,6 +83,7 @@ public struct TemplateError: Error, Sendable, Equatable, CustomStringConvertible
             let allowed = kind.map { " (allowed: " + $0.placeholders.map { "{{\($0)}}" }.joined(separator: ", ") + ")" } ?? ""
             return "\(path): unknown placeholder {{\(name)}}\(allowed)"
         case .unclosedPlaceholder: return "\(path): '{{' without a closing '}}'"
+        case .unbalancedSection(let name): return "\(path): {{#\(name)}} and {{/\(name)}} do not pair up"
         case .unknownKind:
             let kinds = NotificationKind.allCases.map { $0.rawValue + ".txt" }.joined(separator: ", ")
             let benefits = Templates.benefits.joined(separator: "|")
@@ -96,7 +99,9 @@ public struct TemplateError: Error, Sendable, Equatable, CustomStringConvertible
 ///
 /// ``zhCN`` holds the built-in Simplified Chinese texts. Operators override any of them with a
 /// directory of `<kind>.txt` files (UTF-8; a trailing newline is ignored): kinds without a file
-/// keep the built-in text. A kind's text may differ by the programme's benefit: `<kind>.<benefit>.txt`
+/// keep the built-in text. `{{#name}}…{{/name}}` is kept only when `name` has a value (the
+/// built-in `incomplete` text names the application deadline that way, when the programme has one).
+/// A kind's text may differ by the programme's benefit: `<kind>.<benefit>.txt`
 /// (`paid.rent_waiver.txt`, `approved.deferral.txt`) is used for entitlements of that benefit, and
 /// the built-in texts have such variants, because a rent waiver is carried out by the lessor and a
 /// deferral moves no money — telling those merchants that money "was paid into their bank account"
@@ -107,6 +112,10 @@ public struct Templates: Sendable {
     private enum Piece: Sendable {
         case text(String)
         case field(String)
+        /// `{{#name}}`: what follows, up to the matching `{{/name}}`, is left out when `name` has
+        /// no value (or an empty one).
+        case sectionStart(String)
+        case sectionEnd
     }
 
     private var compiled: [NotificationKind: [Piece]]
@@ -204,10 +213,16 @@ public struct Templates: Sendable {
     public func render(_ kind: NotificationKind, benefit: String?, _ values: [String: String]) -> String {
         let pieces = benefit.flatMap { variants["\(kind.rawValue).\($0)"] } ?? compiled[kind] ?? []
         var out = ""
+        var skipping = 0
         for piece in pieces {
             switch piece {
-            case .text(let s): out += s
-            case .field(let name): out += values[name] ?? ""
+            case .sectionStart(let name):
+                if skipping > 0 || (values[name] ?? "").isEmpty { skipping += 1 }
+            case .sectionEnd:
+                if skipping > 0 { skipping -= 1 }
+            case .text(let s) where skipping == 0: out += s
+            case .field(let name) where skipping == 0: out += values[name] ?? ""
+            case .text, .field: break
             }
         }
         return out
@@ -215,6 +230,7 @@ public struct Templates: Sendable {
 
     private static func parse(_ text: String, kind: NotificationKind, path: String) throws(TemplateError) -> [Piece] {
         var pieces: [Piece] = []
+        var sections: [String] = []
         var rest = Substring(text)
         let allowed = Set(kind.placeholders)
         while let open = rest.range(of: "{{") {
@@ -223,11 +239,24 @@ public struct Templates: Sendable {
             guard let close = after.range(of: "}}") else {
                 throw TemplateError(path: path, problem: .unclosedPlaceholder)
             }
-            let name = after[..<close.lowerBound].trimmingCharacters(in: .whitespaces)
+            var name = after[..<close.lowerBound].trimmingCharacters(in: .whitespaces)
+            let marker = name.first
+            if marker == "#" || marker == "/" { name = String(name.dropFirst()).trimmingCharacters(in: .whitespaces) }
             guard allowed.contains(name) else { throw TemplateError(path: path, problem: .unknownPlaceholder(name)) }
-            pieces.append(.field(name))
+            switch marker {
+            case "#":
+                sections.append(name)
+                pieces.append(.sectionStart(name))
+            case "/":
+                guard sections.last == name else { throw TemplateError(path: path, problem: .unbalancedSection(name)) }
+                sections.removeLast()
+                pieces.append(.sectionEnd)
+            default:
+                pieces.append(.field(name))
+            }
             rest = after[close.upperBound...]
         }
+        if let open = sections.last { throw TemplateError(path: path, problem: .unbalancedSection(open)) }
         if !rest.isEmpty { pieces.append(.text(String(rest))) }
         return pieces
     }
@@ -239,7 +268,7 @@ public struct Templates: Sendable {
         switch kind {
         case .incomplete:
             "【惠企帮扶】{{merchant}}：您好！经线上筛查，贵单位可能符合“{{programme}}”的享受条件，但以下信息尚不完整："
-                + "{{missing}}。请在政策规定的申报期限内登录本地惠企政策服务平台，在“线上补报”栏目补报以上信息，"
+                + "{{missing}}。请在政策规定的申报期限内{{#closes_on}}（{{closes_on}} 24时前）{{/closes_on}}登录本地惠企政策服务平台，在“线上补报”栏目补报以上信息，"
                 + "补报完成后系统将自动重新核定，逾期将无法受理。业务编号：{{entitlement}}。"
                 + "如有疑问，请拨打12345政务服务便民热线咨询。"
         case .disclosure:
@@ -414,11 +443,17 @@ public struct Templates: Sendable {
 
     /// Why an entitlement was revoked, in Chinese, from the matcher's reason (protocol.md):
     /// `objection_upheld: <note>`, `review_rejected by <who>: <reason>`, `policy_withdrawn: <reason>`,
-    /// `not eligible: …`, `exclusive group …`, `the lease is no longer in the profile`, …; nil for a
+    /// `fraud: …`, `facts_changed: <why>` (`not eligible: …`, `exclusive group …`, `the lease is no
+    /// longer in the profile`, …); nil for a
     /// text that is none of them. An operator's note is kept when it is written in Chinese (the
     /// merchant reads it); the reviewer's name and the policy's expressions are not shown — the
     /// hotline reads them with `bangfu explain` and the entitlement id.
     public static func revocationText(_ reason: String) -> String? {
+        // The facts changed (a re-evaluation): why they no longer qualify follows the prefix.
+        if reason.hasPrefix("facts_changed: ") {
+            return revocationText(String(reason.dropFirst("facts_changed: ".count))) ?? "经重新核定，不再符合该政策的享受条件"
+        }
+        if reason.hasPrefix("fraud") { return "经查存在弄虚作假等情形，已取消涉企政策补助资格" }
         func note(after prefix: String) -> String {
             guard let r = reason.range(of: prefix) else { return "" }
             let text = reason[r.upperBound...].trimmingCharacters(in: .whitespaces)
