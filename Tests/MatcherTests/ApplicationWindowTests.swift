@@ -87,6 +87,21 @@ struct ApplicationWindowTests {
         await w.close()
     }
 
+    /// The incomplete event names the application window, so the merchant can be told by when
+    /// to apply (线上补报).
+    @Test func anIncompleteEntitlementNamesTheApplicationWindow() async throws {
+        let w = try await World(start: "2021-07-25T09:00:00+08:00")
+        var f = Fixtures(seed: 44)
+        let waiting = f.uscc(individual: true)
+        try await w.facts(Self.floodedShop(&f, waiting))
+        try await w.settle()
+        try await w.publish("flood-relief")
+        let incomplete = await w.await("entitlement.incomplete", "flood-relief", waiting)
+        #expect(incomplete?["window"]?["apply_until"]?.stringValue == "2021-08-13")
+        #expect(incomplete?["window"]?["apply_from"]?.stringValue == "2021-07-20")
+        await w.close()
+    }
+
     /// No fact needs to arrive: when the window closes, the matcher's own loop revokes what still
     /// waits for an application, and leaves alone what was applied for. A simulated clock set
     /// back into the window and forward again sweeps again.

@@ -68,6 +68,8 @@ struct NotificationTextTests {
             try engine.payment(paymentEvent("payment.failed", id: id, code: "account_closed"), db)
             try engine.payment(paymentEvent("payment.held", id: id, code: "pool_short"), db)
             try engine.payment(paymentEvent("clawback.opened", id: id, code: "fraud"), db)
+            _ = try engine.entitlement(
+                entitlementEvent("entitlement.revoked", id: "ent-2", extra: ["reason": "not eligible: merchant.status == \"active\""]), db)
         }
         let rows = try database.db.writer.read { db in try Row.fetchAll(db, sql: "SELECT kind, text, data FROM notifications") }
         var out: [NotificationKind: String] = [:]

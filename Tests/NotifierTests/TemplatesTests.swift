@@ -127,6 +127,59 @@ struct TemplatesTests {
         #expect(error.path == missing)
     }
 
+    @Test("a kind's text for one benefit: <kind>.<benefit>.txt; an unknown benefit is an error")
+    func benefitVariants() throws {
+        let dir = try scratchDirectory()
+        try write("{{merchant}} 租金 {{amount}}", "paid.rent_waiver.txt", in: dir)
+        let t = try Templates(directory: dir)
+        #expect(t.render(.paid, benefit: "rent_waiver", ["merchant": "m", "amount": "1.00"]) == "m 租金 1.00")
+        #expect(t.render(.paid, benefit: "cash", ["amount": "1.00"]) == Templates.zhCN.render(.paid, ["amount": "1.00"]))
+        #expect(t.render(.paid, benefit: "deferral", [:]) == Templates.zhCN.render(.paid, benefit: "deferral", [:]))
+        // An operator's own paid.txt replaces the built-in benefit texts it does not override.
+        let own = try scratchDirectory()
+        try write("已办理 {{amount}}", "paid.txt", in: own)
+        #expect(try Templates(directory: own).render(.paid, benefit: "deferral", ["amount": "0.00"]) == "已办理 0.00")
+        let bogus = try scratchDirectory()
+        try write("{{merchant}}", "paid.loan.txt", in: bogus)
+        #expect(throws: TemplateError(path: bogus + "/paid.loan.txt", problem: .unknownKind)) { try Templates(directory: bogus) }
+        // Every built-in benefit text uses only its kind's placeholders and renders them.
+        for kind in NotificationKind.allCases {
+            for benefit in Templates.benefits {
+                guard let source = Templates.defaultText(kind, benefit: benefit) else { continue }
+                var values: [String: String] = [:]
+                for p in kind.placeholders { values[p] = "⟨\(p)⟩" }
+                let text = Templates.zhCN.render(kind, benefit: benefit, values)
+                #expect(!text.contains("{{"), "\(kind).\(benefit): \(source)")
+                #expect(text.hasPrefix("【惠企帮扶】⟨merchant⟩：您好！") && text.contains("⟨entitlement⟩"), "\(kind).\(benefit)")
+            }
+        }
+    }
+
+    @Test("{{#name}}…{{/name}} is kept only when name has a value; sections must pair up")
+    func optionalSections() throws {
+        let dir = try scratchDirectory()
+        try write("请{{#closes_on}}于{{closes_on}}前{{/closes_on}}补报{{missing}}", "incomplete.txt", in: dir)
+        let t = try Templates(directory: dir)
+        #expect(t.render(.incomplete, ["closes_on": "2022-06-30", "missing": "参保人数"]) == "请于2022-06-30前补报参保人数")
+        #expect(t.render(.incomplete, ["closes_on": "", "missing": "参保人数"]) == "请补报参保人数")
+        #expect(t.render(.incomplete, ["missing": "参保人数"]) == "请补报参保人数")
+        let open = try scratchDirectory()
+        try write("{{#closes_on}}于{{closes_on}}", "incomplete.txt", in: open)
+        #expect(throws: TemplateError(path: open + "/incomplete.txt", problem: .unbalancedSection("closes_on"))) {
+            try Templates(directory: open)
+        }
+        let stray = try scratchDirectory()
+        try write("{{merchant}}{{/closes_on}}", "incomplete.txt", in: stray)
+        #expect(throws: TemplateError(path: stray + "/incomplete.txt", problem: .unbalancedSection("closes_on"))) {
+            try Templates(directory: stray)
+        }
+        let unknown = try scratchDirectory()
+        try write("{{#missing}}x{{/missing}}", "paid.txt", in: unknown)
+        #expect(throws: TemplateError(path: unknown + "/paid.txt", problem: .unknownPlaceholder("missing"))) {
+            try Templates(directory: unknown)
+        }
+    }
+
     @Test("missing facts are translated to Chinese")
     func missingFactNames() {
         #expect(Templates.factName("application") == "申请材料")

@@ -402,6 +402,12 @@ public struct MatcherEngine: Sendable {
             o["period"] = ["from": .string(policy.periodFrom.description), "to": .string(policy.periodTo.description)]
             o["disclosure"] = ["working_days": .int(Int64(policy.disclosureWorkingDays)), "auto_approve": .bool(policy.autoApprove)]
             o["requires_application"] = .bool(policy.requiresApplication)
+            // The application window, so the merchant can be told by when to apply (线上补报).
+            if policy.requiresApplication, let until = policy.applyUntil {
+                o["window"] = [
+                    "apply_from": policy.applyFrom.map { .string($0.description) } ?? .null, "apply_until": .string(until.description),
+                ]
+            }
         }
         o["exclusive_group"] = e.exclusiveGroup.map { .string($0) } ?? .null
         o["priority"] = .bool(e.priority)

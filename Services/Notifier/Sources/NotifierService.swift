@@ -295,6 +295,8 @@ struct NotifierEngine: Sendable {
         }
         let state = d["state"]?.stringValue ?? ""
         let working = Int(d["disclosure"]?["working_days"]?.intValue ?? 0)
+        // What the merchant was last told of (nil: nothing yet), before this event changes it.
+        let before = try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM entitlements WHERE id = ?"), arguments: [id])
         try db.cachedStatement(
             sql: """
                 INSERT INTO entitlements(id, policy_id, uscc, name, kind, district, benefit, amount_fen, state, working_days, public_name)
@@ -309,7 +311,10 @@ struct NotifierEngine: Sendable {
         ])
         let programme = d["title"]?.stringValue ?? policy
         let amount = Templates.yuanText(fen: d["amount_fen"]?.intValue ?? 0)
-        var values = ["merchant": Self.displayName(name ?? "", kind: kind), "programme": programme, "amount": amount, "entitlement": id]
+        var values = [
+            "merchant": Self.displayName(name ?? "", kind: kind, publicName: d["public_name"]?.stringValue), "programme": programme,
+            "amount": amount, "entitlement": id,
+        ]
         switch e.type {
         case "entitlement.proposed":
             try db.cachedStatement(sql: "UPDATE entitlements SET board_status = NULL, round_id = NULL WHERE id = ? AND round_id IS NULL")
@@ -317,6 +322,8 @@ struct NotifierEngine: Sendable {
             return working > 0 ? (id, policy, working) : nil
         case "entitlement.incomplete":
             values["missing"] = Templates.missingText((d["missing"]?.arrayValue ?? []).compactMap(\.stringValue))
+            // The application deadline (24:00 China Standard Time of that day), when the programme has one.
+            if let until = d["window"]?["apply_until"]?.stringValue { values["closes_on"] = until }
             try notify(e, .incomplete, uscc, values, db)
         case "entitlement.approved":
             try db.cachedStatement(sql: "UPDATE entitlements SET board_status = '已批准', approved_at = ? WHERE id = ?").execute(
@@ -328,6 +335,13 @@ struct NotifierEngine: Sendable {
             try notify(e, .paid, uscc, values, db)
         case "entitlement.revoked":
             try db.cachedStatement(sql: "UPDATE entitlements SET board_status = '已撤销' WHERE id = ?").execute(arguments: [id])
+            // The merchant was told it was coming (incomplete, disclosed, approved, …): it is told
+            // that it is not, and why. Money already paid is recovered instead: payments' clawback
+            // notification says so.
+            if let before, before != "revoked", before != "paid" {
+                values["reason"] = Templates.revocationText(d["reason"]?.stringValue ?? "") ?? "经重新核定，不再符合该政策的享受条件"
+                try notify(e, .revoked, uscc, values, db)
+            }
         default:
             break
         }
@@ -337,9 +351,10 @@ struct NotifierEngine: Sendable {
     /// payments' events that the merchant must hear of.
     func payment(_ e: CloudEvent, _ db: Database) throws {
         guard let d = e.data, let uscc = d["uscc"]?.stringValue, let id = d["payment_id"]?.stringValue else { return }
-        let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT name, kind FROM entitlements WHERE id = ?"), arguments: [id])
+        let row = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT name, kind, public_name FROM entitlements WHERE id = ?"), arguments: [id])
         let values = [
-            "merchant": Self.displayName(row?["name"] ?? "", kind: row?["kind"]),
+            "merchant": Self.displayName(row?["name"] ?? "", kind: row?["kind"], publicName: row?["public_name"]),
             "programme": d["title"]?.stringValue ?? d["policy_id"]?.stringValue ?? "",
             "amount": Templates.yuanText(fen: d["amount_fen"]?.intValue ?? 0),
             "reason": (d["after_settlement"]?.boolValue == true ? "资金到账后被银行退回：" : "")
@@ -358,14 +373,24 @@ struct NotifierEngine: Sendable {
         }
     }
 
-    /// Individual businesses are often named after a person: masked on the board and in texts.
-    static func displayName(_ name: String, kind: String?) -> String { kind == "individual" ? Mask.name(name) : name }
+    /// The name a text addresses the merchant by: the name the board shows (the registry's
+    /// `public_name`: an individual business's trade name with its operator's name masked in
+    /// it), so the merchant and the hotline recognise the row; without one, an individual
+    /// business's name is masked whole (it is often a person's name).
+    static func displayName(_ name: String, kind: String?, publicName: String? = nil) -> String {
+        if let publicName, !publicName.isEmpty { return publicName }
+        return kind == "individual" ? Mask.name(name) : name
+    }
 
     /// Queues a notification; its key (the event and the kind) makes a redelivery after a crash
     /// recognisable to the receiver.
     func notify(_ e: CloudEvent, _ kind: NotificationKind, _ uscc: String, _ values: [String: String], _ db: Database) throws {
         let key = "\(e.source)|\(e.id)|\(kind.rawValue)"
-        let text = templates.render(kind, values)
+        // A rent waiver (carried out by the lessor) and a deferral (no money) have texts of their own.
+        let benefit = try values["entitlement"].flatMap {
+            try String.fetchOne(db.cachedStatement(sql: "SELECT benefit FROM entitlements WHERE id = ?"), arguments: [$0])
+        }
+        let text = templates.render(kind, benefit: benefit, values)
         var data = JSONObject()
         for (k, v) in values.sorted(by: { $0.key < $1.key }) { data[k] = .string(v) }
         data["event"] = .string(e.type)
@@ -390,7 +415,7 @@ struct NotifierEngine: Sendable {
                     try String.fetchOne(
                         db, sql: "SELECT title FROM programmes WHERE policy_id = ?", arguments: [row["policy_id"] as String]) ?? ""
                 let values = [
-                    "merchant": Self.displayName(row["name"] ?? "", kind: row["kind"]), "programme": title,
+                    "merchant": Self.displayName(row["name"] ?? "", kind: row["kind"], publicName: row["public_name"]), "programme": title,
                     "amount": Templates.yuanText(fen: row["amount_fen"]), "closes_on": lastDay, "entitlement": id,
                 ]
                 let e = CloudEvent(id: "\(round)/\(id)", source: "/bangfu/notifier", type: "disclosure.opened")
@@ -409,7 +434,7 @@ struct NotifierEngine: Sendable {
             try notify(
                 e, .cleared, row["uscc"],
                 [
-                    "merchant": Self.displayName(row["name"] ?? "", kind: row["kind"]), "programme": title,
+                    "merchant": Self.displayName(row["name"] ?? "", kind: row["kind"], publicName: row["public_name"]), "programme": title,
                     "amount": Templates.yuanText(fen: row["amount_fen"]), "entitlement": id,
                 ],
                 db)

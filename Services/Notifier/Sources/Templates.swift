@@ -21,6 +21,10 @@ public enum NotificationKind: String, CaseIterable, Sendable {
     case held
     /// Money already paid is being recovered (收回).
     case clawback
+    /// The entitlement was revoked before its money or waiver reached the merchant (an objection
+    /// upheld, a review rejected, the facts changed, the deadline passed, the policy withdrawn):
+    /// the merchant is told why and whom to ask.
+    case revoked
 
     /// The placeholders a template of this kind may use, in the order they are documented.
     ///
@@ -30,15 +34,16 @@ public enum NotificationKind: String, CaseIterable, Sendable {
     /// | `programme` | the programme's title |
     /// | `entitlement` | the entitlement id (the reference a merchant quotes on the hotline) |
     /// | `missing` | the facts to supplement, in Chinese, e.g. `申请材料、参保人数` (see ``Templates/missingText(_:)``) |
-    /// | `closes_on` | the deadline: the end of the disclosure window (or, for `incomplete`, of the application window when known; the built-in `incomplete` text does not use it) |
+    /// | `closes_on` | the deadline: the last day of the disclosure window (or, for `incomplete`, of the application window when the programme takes applications; empty otherwise) |
     /// | `amount` | the amount in yuan, e.g. `3,000.00` (see ``Templates/yuanText(fen:)``); templates add `元` |
-    /// | `reason` | why a payment failed, is held, or is recovered, in Chinese (see ``Templates/reasonText(_:)``) |
+    /// | `reason` | why a payment failed, is held, or is recovered, or why an entitlement was revoked, in Chinese (see ``Templates/reasonText(_:)``) |
     public var placeholders: [String] {
         switch self {
         case .incomplete: ["merchant", "programme", "entitlement", "missing", "closes_on"]
         case .disclosure: ["merchant", "programme", "entitlement", "amount", "closes_on"]
         case .cleared, .approved, .paid: ["merchant", "programme", "entitlement", "amount"]
         case .failed, .held, .clawback: ["merchant", "programme", "entitlement", "amount", "reason"]
+        case .revoked: ["merchant", "programme", "entitlement", "reason"]
         }
     }
 }
@@ -50,6 +55,8 @@ public struct TemplateError: Error, Sendable, Equatable, CustomStringConvertible
         case unknownPlaceholder(String)
         /// `{{` without a closing `}}`.
         case unclosedPlaceholder
+        /// `{{#name}}` without its `{{/name}}`, or a `{{/name}}` that closes no open section.
+        case unbalancedSection(String)
         /// A `.txt` file whose name is not a notification kind (a typo would otherwise be ignored).
         case unknownKind
         /// The file has no text.
@@ -76,9 +83,11 @@ public struct TemplateError: Error, Sendable, Equatable, CustomStringConvertible
             let allowed = kind.map { " (allowed: " + $0.placeholders.map { "{{\($0)}}" }.joined(separator: ", ") + ")" } ?? ""
             return "\(path): unknown placeholder {{\(name)}}\(allowed)"
         case .unclosedPlaceholder: return "\(path): '{{' without a closing '}}'"
+        case .unbalancedSection(let name): return "\(path): {{#\(name)}} and {{/\(name)}} do not pair up"
         case .unknownKind:
             let kinds = NotificationKind.allCases.map { $0.rawValue + ".txt" }.joined(separator: ", ")
-            return "\(path): not a notification kind (expected one of \(kinds))"
+            let benefits = Templates.benefits.joined(separator: "|")
+            return "\(path): not a notification kind (expected one of \(kinds), or <kind>.<\(benefits)>.txt)"
         case .empty: return "\(path): the template is empty"
         case .notUTF8: return "\(path): the template is not UTF-8 text"
         case .unreadable(let why): return "\(path): cannot be read: \(why)"
@@ -90,18 +99,33 @@ public struct TemplateError: Error, Sendable, Equatable, CustomStringConvertible
 ///
 /// ``zhCN`` holds the built-in Simplified Chinese texts. Operators override any of them with a
 /// directory of `<kind>.txt` files (UTF-8; a trailing newline is ignored): kinds without a file
-/// keep the built-in text. A file is checked when it is loaded, so that a typo in a placeholder
+/// keep the built-in text. `{{#name}}…{{/name}}` is kept only when `name` has a value (the
+/// built-in `incomplete` text names the application deadline that way, when the programme has one).
+/// A kind's text may differ by the programme's benefit: `<kind>.<benefit>.txt`
+/// (`paid.rent_waiver.txt`, `approved.deferral.txt`) is used for entitlements of that benefit, and
+/// the built-in texts have such variants, because a rent waiver is carried out by the lessor and a
+/// deferral moves no money — telling those merchants that money "was paid into their bank account"
+/// would send them looking for money that never comes. A file is checked when it is loaded, so that a typo in a placeholder
 /// stops the service at start (or `--check-config`) instead of sending a broken text to every
 /// merchant. `{{ name }}` (with spaces) is accepted.
 public struct Templates: Sendable {
     private enum Piece: Sendable {
         case text(String)
         case field(String)
+        /// `{{#name}}`: what follows, up to the matching `{{/name}}`, is left out when `name` has
+        /// no value (or an empty one).
+        case sectionStart(String)
+        case sectionEnd
     }
 
     private var compiled: [NotificationKind: [Piece]]
+    /// The texts for one benefit, keyed `<kind>.<benefit>`; a kind without one uses `compiled`.
+    private var variants: [String: [Piece]] = [:]
     /// The template texts, as loaded.
     public private(set) var sources: [NotificationKind: String]
+
+    /// The benefits (DESIGN §6) a template may be specific to.
+    public static let benefits = ["cash", "rent_waiver", "deferral", "fee_waiver"]
 
     /// The built-in zh-CN templates.
     public static let zhCN: Templates = {
@@ -111,6 +135,10 @@ public struct Templates: Sendable {
             let pieces = try! parse(defaultText(kind), kind: kind, path: "<built-in \(kind.rawValue)>")
             t.compiled[kind] = pieces
             t.sources[kind] = defaultText(kind)
+            for benefit in benefits {
+                guard let text = defaultText(kind, benefit: benefit) else { continue }
+                t.variants["\(kind.rawValue).\(benefit)"] = try! parse(text, kind: kind, path: "<built-in \(kind.rawValue).\(benefit)>")
+            }
         }
         return t
     }()
@@ -140,7 +168,9 @@ public struct Templates: Sendable {
         }
         for name in names where name.hasSuffix(".txt") && !name.hasPrefix(".") {
             let path = (directory as NSString).appendingPathComponent(name)
-            guard let kind = NotificationKind(rawValue: String(name.dropLast(4))) else {
+            let stem = name.dropLast(4).split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let kind = NotificationKind(rawValue: String(stem[0])), stem.count == 1 || Self.benefits.contains(String(stem[1]))
+            else {
                 throw TemplateError(path: path, problem: .unknownKind)
             }
             let data: Data
@@ -155,8 +185,18 @@ public struct Templates: Sendable {
             if text.hasPrefix("\u{FEFF}") { text.removeFirst() }
             while let last = text.last, last.isNewline { text.removeLast() }
             if text.allSatisfy(\.isWhitespace) { throw TemplateError(path: path, problem: .empty) }
-            compiled[kind] = try Self.parse(text, kind: kind, path: path)
-            sources[kind] = text
+            let pieces = try Self.parse(text, kind: kind, path: path)
+            if stem.count == 2 {
+                variants["\(kind.rawValue).\(stem[1])"] = pieces
+            } else {
+                compiled[kind] = pieces
+                sources[kind] = text
+                // An operator's own text for a kind replaces the built-in benefit variants too
+                // (they would otherwise still be sent); their own `<kind>.<benefit>.txt` files win.
+                for benefit in Self.benefits where !names.contains("\(kind.rawValue).\(benefit).txt") {
+                    variants["\(kind.rawValue).\(benefit)"] = nil
+                }
+            }
         }
     }
 
@@ -165,11 +205,24 @@ public struct Templates: Sendable {
     /// Values are inserted as they are (they are never themselves expanded); a placeholder with
     /// no value renders as an empty string; values for names the template does not use are ignored.
     public func render(_ kind: NotificationKind, _ values: [String: String]) -> String {
+        render(kind, benefit: nil, values)
+    }
+
+    /// The text for `kind` for an entitlement of `benefit` (`rent_waiver`, `deferral`, …): the
+    /// benefit's own text when there is one, else the kind's.
+    public func render(_ kind: NotificationKind, benefit: String?, _ values: [String: String]) -> String {
+        let pieces = benefit.flatMap { variants["\(kind.rawValue).\($0)"] } ?? compiled[kind] ?? []
         var out = ""
-        for piece in compiled[kind] ?? [] {
+        var skipping = 0
+        for piece in pieces {
             switch piece {
-            case .text(let s): out += s
-            case .field(let name): out += values[name] ?? ""
+            case .sectionStart(let name):
+                if skipping > 0 || (values[name] ?? "").isEmpty { skipping += 1 }
+            case .sectionEnd:
+                if skipping > 0 { skipping -= 1 }
+            case .text(let s) where skipping == 0: out += s
+            case .field(let name) where skipping == 0: out += values[name] ?? ""
+            case .text, .field: break
             }
         }
         return out
@@ -177,6 +230,7 @@ public struct Templates: Sendable {
 
     private static func parse(_ text: String, kind: NotificationKind, path: String) throws(TemplateError) -> [Piece] {
         var pieces: [Piece] = []
+        var sections: [String] = []
         var rest = Substring(text)
         let allowed = Set(kind.placeholders)
         while let open = rest.range(of: "{{") {
@@ -185,11 +239,24 @@ public struct Templates: Sendable {
             guard let close = after.range(of: "}}") else {
                 throw TemplateError(path: path, problem: .unclosedPlaceholder)
             }
-            let name = after[..<close.lowerBound].trimmingCharacters(in: .whitespaces)
+            var name = after[..<close.lowerBound].trimmingCharacters(in: .whitespaces)
+            let marker = name.first
+            if marker == "#" || marker == "/" { name = String(name.dropFirst()).trimmingCharacters(in: .whitespaces) }
             guard allowed.contains(name) else { throw TemplateError(path: path, problem: .unknownPlaceholder(name)) }
-            pieces.append(.field(name))
+            switch marker {
+            case "#":
+                sections.append(name)
+                pieces.append(.sectionStart(name))
+            case "/":
+                guard sections.last == name else { throw TemplateError(path: path, problem: .unbalancedSection(name)) }
+                sections.removeLast()
+                pieces.append(.sectionEnd)
+            default:
+                pieces.append(.field(name))
+            }
             rest = after[close.upperBound...]
         }
+        if let open = sections.last { throw TemplateError(path: path, problem: .unbalancedSection(open)) }
         if !rest.isEmpty { pieces.append(.text(String(rest))) }
         return pieces
     }
@@ -201,7 +268,7 @@ public struct Templates: Sendable {
         switch kind {
         case .incomplete:
             "【惠企帮扶】{{merchant}}：您好！经线上筛查，贵单位可能符合“{{programme}}”的享受条件，但以下信息尚不完整："
-                + "{{missing}}。请在政策规定的申报期限内登录本地惠企政策服务平台，在“线上补报”栏目补报以上信息，"
+                + "{{missing}}。请在政策规定的申报期限内{{#closes_on}}（{{closes_on}} 24时前）{{/closes_on}}登录本地惠企政策服务平台，在“线上补报”栏目补报以上信息，"
                 + "补报完成后系统将自动重新核定，逾期将无法受理。业务编号：{{entitlement}}。"
                 + "如有疑问，请拨打12345政务服务便民热线咨询。"
         case .disclosure:
@@ -232,6 +299,65 @@ public struct Templates: Sendable {
             "【惠企帮扶】{{merchant}}：您好！经核查，贵单位已领取的“{{programme}}”补助资金{{amount}}元不符合有关规定，"
                 + "依规予以收回，原因：{{reason}}。请按属地纾困专班的要求及时办理退回手续，具体事项请登录本地惠企政策服务平台查看。"
                 + "如有异议，可在规定期限内提出申诉。业务编号：{{entitlement}}。"
+        case .revoked:
+            "【惠企帮扶】{{merchant}}：您好！经核定，贵单位享受“{{programme}}”的资格已撤销，原有拟补助（减免）事项不再办理，原因：{{reason}}。"
+                + "如对结果有异议，请携营业执照到属地政务服务中心或拨打12345政务服务便民热线反映，并提供业务编号：{{entitlement}}。"
+        }
+    }
+
+    /// The built-in zh-CN text for `kind` when the entitlement's benefit is `benefit`, or nil when
+    /// the kind's own text fits it. A rent waiver is carried out by the lessor (refund, offset or
+    /// extension within 30 days; seed 篇二/篇五), not paid into the merchant's account; a deferral
+    /// (缓缴, 欠费不停供) moves no money at all, so its texts name no amount.
+    public static func defaultText(_ kind: NotificationKind, benefit: String) -> String? {
+        switch (kind, benefit) {
+        case (.disclosure, "rent_waiver"):
+            "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”的拟减免房屋租金{{amount}}元，"
+                + "现已在惠企政策公示平台予以公示，公示期至{{closes_on}}。公示期间如有异议，可通过公示平台或"
+                + "12345政务服务便民热线提出；公示期满无异议的，将按程序审核后由出租方落实。业务编号：{{entitlement}}。"
+        case (.cleared, "rent_waiver"):
+            "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”的减免房屋租金{{amount}}元公示期满，"
+                + "已转入审核程序。审核通过后将由出租方以现金退付、抵扣租金或合同延期方式落实，无需另行申请。"
+                + "业务编号：{{entitlement}}。"
+        case (.approved, "rent_waiver"):
+            "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”已审核通过，核定减免房屋租金{{amount}}元。"
+                + "该减免不拨付至银行账户，由出租方在30日内以现金直接退付、抵扣租金或合同延期方式为贵单位落实；"
+                + "采用抵扣或合同延期方式的，请与出租方在租赁合同上注明并签字盖章。出租方逾期未落实的，请拨打12345政务服务便民热线反映。"
+                + "业务编号：{{entitlement}}。"
+        case (.paid, "rent_waiver"):
+            "【惠企帮扶】{{merchant}}：您好！出租方已确认为贵单位落实“{{programme}}”，减免房屋租金{{amount}}元"
+                + "（以现金直接退付、抵扣租金或合同延期方式），请与出租方核对租金结算情况。"
+                + "若抵扣或合同延期因不可抗力或出租方违约未能享受，出租方须向贵单位退付相应租金。"
+                + "如有疑问，请拨打12345政务服务便民热线查询。业务编号：{{entitlement}}。"
+        case (.held, "rent_waiver"):
+            "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”的减免房屋租金{{amount}}元暂未落实，原因：{{reason}}。"
+                + "相关情况核实后将督促出租方及时落实。业务编号：{{entitlement}}。如有疑问，请拨打12345政务服务便民热线咨询。"
+        case (.failed, "rent_waiver"):
+            "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”的减免房屋租金{{amount}}元未能落实，原因：{{reason}}。"
+                + "若抵扣或合同延期因不可抗力或出租方违约未能享受，出租方须向贵单位退付相应租金；"
+                + "请与出租方联系，或拨打12345政务服务便民热线反映。业务编号：{{entitlement}}。"
+        case (.disclosure, "deferral"):
+            "【惠企帮扶】{{merchant}}：您好！贵单位拟享受“{{programme}}”，现已在惠企政策公示平台予以公示，公示期至{{closes_on}}。"
+                + "公示期间如有异议，可通过公示平台或12345政务服务便民热线提出；公示期满无异议的，将按程序审核办理。"
+                + "本项为缓缴政策，不涉及资金拨付。业务编号：{{entitlement}}。"
+        case (.cleared, "deferral"):
+            "【惠企帮扶】{{merchant}}：您好！贵单位拟享受“{{programme}}”公示期满，已转入审核程序，审核通过后由经办机构办理，"
+                + "无需另行申请。业务编号：{{entitlement}}。"
+        case (.approved, "deferral"):
+            "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”已审核通过，已通知经办机构按政策办理。"
+                + "本项为缓缴政策，不涉及资金拨付；缓缴期间免收滞纳金，缓缴的款项请在政策规定的缓缴期限届满前缴纳。"
+                + "业务编号：{{entitlement}}。"
+        case (.paid, "deferral"):
+            "【惠企帮扶】{{merchant}}：您好！经办机构已确认为贵单位办理“{{programme}}”。"
+                + "本项为缓缴政策，不涉及资金拨付；缓缴期间免收滞纳金，缓缴的款项请在政策规定的缓缴期限届满前缴纳。"
+                + "如有疑问，请拨打12345政务服务便民热线查询。业务编号：{{entitlement}}。"
+        case (.held, "deferral"):
+            "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”暂未办理，原因：{{reason}}。"
+                + "相关情况核实后将及时办理。业务编号：{{entitlement}}。如有疑问，请拨打12345政务服务便民热线咨询。"
+        case (.failed, "deferral"):
+            "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”未能办理，原因：{{reason}}。"
+                + "请与经办机构联系，或拨打12345政务服务便民热线反映。业务编号：{{entitlement}}。"
+        default: nil
         }
     }
 
@@ -310,9 +436,54 @@ public struct Templates: Sendable {
         "revoked": "享受资格已被撤销",
     ]
 
-    /// The `reason` value for a hold or failure code (``reasonNames``); any other text is
-    /// returned as it is.
-    public static func reasonText(_ code: String) -> String { reasonNames[code] ?? code }
+    /// The `reason` value for a hold or failure code (``reasonNames``), or for the matcher's
+    /// reason of a revocation (``revocationText(_:)``, which a clawback also carries); any other
+    /// text is returned as it is.
+    public static func reasonText(_ code: String) -> String { reasonNames[code] ?? revocationText(code) ?? code }
+
+    /// Why an entitlement was revoked, in Chinese, from the matcher's reason (protocol.md):
+    /// `objection_upheld: <note>`, `review_rejected by <who>: <reason>`, `policy_withdrawn: <reason>`,
+    /// `fraud: …`, `facts_changed: <why>` (`not eligible: …`, `exclusive group …`, `the lease is no
+    /// longer in the profile`, …); nil for a
+    /// text that is none of them. An operator's note is kept when it is written in Chinese (the
+    /// merchant reads it); the reviewer's name and the policy's expressions are not shown — the
+    /// hotline reads them with `bangfu explain` and the entitlement id.
+    public static func revocationText(_ reason: String) -> String? {
+        // The facts changed (a re-evaluation): why they no longer qualify follows the prefix.
+        if reason.hasPrefix("facts_changed: ") {
+            return revocationText(String(reason.dropFirst("facts_changed: ".count))) ?? "经重新核定，不再符合该政策的享受条件"
+        }
+        if reason.hasPrefix("fraud") { return "经查存在弄虚作假等情形，已取消涉企政策补助资格" }
+        func note(after prefix: String) -> String {
+            guard let r = reason.range(of: prefix) else { return "" }
+            let text = reason[r.upperBound...].trimmingCharacters(in: .whitespaces)
+            return text.unicodeScalars.contains(where: { $0.value > 0x7F }) ? "（\(text)）" : ""
+        }
+        if reason.hasPrefix("objection_upheld") { return "公示期间收到异议，经核实异议成立" + note(after: ":") }
+        if reason.hasPrefix("review_rejected") {
+            return "经主管部门审核未予通过" + (reason.contains(": ") ? note(after: ": ") : "")
+        }
+        if reason.hasPrefix("policy_withdrawn") { return "该政策已停止执行" + note(after: ":") }
+        if reason.hasPrefix("not eligible: no application by ") {
+            let date = reason.dropFirst("not eligible: no application by ".count).prefix { $0 != " " }
+            return "未在申报截止日期（\(date) 24时）前提出申请，超过时限不再受理"
+        }
+        if reason.hasPrefix("not eligible") {
+            // The negative list (几个不帮) reads the same in every programme; other rules are the
+            // programme's own conditions, which the hotline explains.
+            if reason.contains("merchant.disqualified") { return "经查存在弄虚作假等情形，已取消涉企政策补助资格" }
+            if reason.contains("merchant.status") { return "市场主体登记状态非正常经营（已停业、注销等）" }
+            if reason.contains("merchant.credit_flags") { return "存在严重违法失信等不良信用记录" }
+            return "经重新核定，不再符合该政策的享受条件"
+        }
+        if reason.hasPrefix("exclusive group") { return "已享受同类帮扶资金，不得重复享受" }
+        if reason.hasPrefix("nothing to pay") { return "经核定，可享受的金额为零" }
+        if reason.hasPrefix("the lease is no longer") { return "据以享受政策的租赁登记信息已变更或撤销" }
+        if reason.hasPrefix("the damage is no longer") { return "据以享受政策的受灾登记信息已变更或撤销" }
+        if reason.hasPrefix("the ") && reason.hasSuffix(" is no longer in the profile") { return "据以享受政策的登记信息已变更或撤销" }
+        if reason.hasPrefix("evaluation error") { return "系统核定异常，待人工核实" }
+        return nil
+    }
 
     /// The `amount` value: fen as yuan with two decimals and thousands separators,
     /// `300000` → `3,000.00`.

@@ -1,0 +1,155 @@
+import BangfuTesting
+import Foundation
+import GRDB
+import Models
+import Testing
+
+@testable import Notifier
+
+/// What a merchant reads must be true of its programme: why an entitlement it was told of is
+/// revoked, that a rent waiver is carried out by the lessor (not paid into a bank account), that a
+/// deferral moves no money, and its own name as the board shows it.
+@Suite("Notification texts for merchants")
+struct MerchantTextsTests {
+    typealias T = NotificationTextTests
+
+    /// The texts queued for `events` (entitlement and payment events, in order), oldest first.
+    static func texts(_ events: [CloudEvent]) throws -> [(kind: String, text: String)] {
+        let (dir, database, engine) = try T.makeEngine()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try database.db.writer.write { db in
+            for e in events {
+                if e.type.hasPrefix("entitlement.") { _ = try engine.entitlement(e, db) } else { try engine.payment(e, db) }
+            }
+        }
+        return try database.db.writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT kind, text FROM notifications ORDER BY rowid").map { ($0["kind"], $0["text"]) }
+        }
+    }
+
+    @Test func anUpheldObjectionIsExplainedToTheMerchant() throws {
+        let texts = try Self.texts([
+            T.entitlementEvent("entitlement.proposed", id: "ent-1"),
+            T.entitlementEvent("entitlement.revoked", id: "ent-1", extra: ["reason": "objection_upheld: 核实该店已于2022年3月转租"]),
+        ])
+        let revoked = try #require(texts.first { $0.kind == "revoked" }, "\(texts)")
+        #expect(revoked.text.contains("原因：公示期间收到异议，经核实异议成立（核实该店已于2022年3月转租）"), "\(revoked.text)")
+        #expect(revoked.text.contains("12345") && revoked.text.contains("ent-1"), "\(revoked.text)")
+        #expect(!revoked.text.contains("objection_upheld"))
+    }
+
+    @Test func revocationReasonsReadInChinese() throws {
+        let texts = try Self.texts([
+            T.entitlementEvent("entitlement.proposed", id: "ent-1"),
+            T.entitlementEvent("entitlement.revoked", id: "ent-1", extra: ["reason": "review_rejected by 经开区招商局 李科长: 受灾证明材料不实"]),
+            T.entitlementEvent("entitlement.incomplete", id: "ent-2", extra: ["missing": ["application"]]),
+            T.entitlementEvent(
+                "entitlement.revoked", id: "ent-2",
+                extra: [
+                    "reason":
+                        "facts_changed: not eligible: no application by 2022-06-30 (applications closed at 24:00 China Standard Time; 超过时限不再受理)"
+                ]),
+            T.entitlementEvent("entitlement.proposed", id: "ent-3"),
+            T.entitlementEvent(
+                "entitlement.revoked", id: "ent-3", extra: ["reason": "facts_changed: not eligible: merchant.status == \"active\""]),
+            T.entitlementEvent("entitlement.approved", id: "ent-4"),
+            T.entitlementEvent("entitlement.revoked", id: "ent-4", extra: ["reason": "fraud: disqualified from every programme"]),
+        ]).filter { $0.kind == "revoked" }
+        #expect(texts.count == 4, "\(texts)")
+        guard texts.count == 4 else { return }
+        #expect(texts[0].text.contains("原因：经主管部门审核未予通过（受灾证明材料不实）"), "\(texts[0].text)")
+        #expect(!texts[0].text.contains("李科长"), "the reviewer's name is not sent")
+        #expect(texts[1].text.contains("原因：未在申报截止日期（2022-06-30 24时）前提出申请，超过时限不再受理"), "\(texts[1].text)")
+        #expect(texts[2].text.contains("原因：市场主体登记状态非正常经营（已停业、注销等）"), "\(texts[2].text)")
+        #expect(texts[3].text.contains("原因：经查存在弄虚作假等情形，已取消涉企政策补助资格"), "\(texts[3].text)")
+        for t in texts { #expect(!t.text.contains("facts_changed") && !t.text.contains("merchant."), "\(t.text)") }
+    }
+
+    /// Money already paid is recovered, and payments' clawback says so: no second text, and the
+    /// clawback's reason (the matcher's) reads in Chinese too.
+    @Test func aPaidEntitlementRevokedIsToldByItsClawback() throws {
+        let reason = "review_rejected by 经开区招商局 李科长: 重复申报"
+        let texts = try Self.texts([
+            T.entitlementEvent("entitlement.approved", id: "ent-1"),
+            T.entitlementEvent("entitlement.paid", id: "ent-1"),
+            T.entitlementEvent("entitlement.revoked", id: "ent-1", extra: ["reason": .string(reason)]),
+            T.paymentEvent("clawback.opened", id: "ent-1", code: reason),
+        ])
+        #expect(texts.map(\.kind) == ["approved", "paid", "clawback"], "\(texts)")
+        #expect(texts.last?.text.contains("原因：经主管部门审核未予通过（重复申报）") == true, "\(texts)")
+        #expect(texts.last?.text.contains("review_rejected") == false)
+    }
+
+    @Test func aRentWaiverIsCarriedOutByTheLessorNotPaidIntoAnAccount() throws {
+        let waiver: JSONObject = ["benefit": "rent_waiver", "channel": "lessor"]
+        let texts = try Self.texts([
+            T.entitlementEvent("entitlement.approved", id: "ent-1", extra: waiver),
+            T.entitlementEvent("entitlement.paid", id: "ent-1", extra: waiver),
+        ])
+        #expect(texts.count == 2)
+        for (kind, text) in texts {
+            #expect(text.contains("出租方"), "\(kind): \(text)")
+            #expect(text.contains("8,451.00元"), "\(kind): \(text)")
+            #expect(!text.contains("拨付至贵单位经实名核验的银行账户") && !text.contains("已拨付"), "\(kind): \(text)")
+        }
+        #expect(texts[0].text.contains("30日内"), "\(texts[0].text)")
+    }
+
+    @Test func aDeferralNamesNoAmountAndNoPayment() throws {
+        let deferral: JSONObject = ["benefit": "deferral", "channel": "agency:social-insurance", "amount_fen": 0]
+        let texts = try Self.texts([
+            T.entitlementEvent("entitlement.approved", id: "ent-1", extra: deferral),
+            T.entitlementEvent("entitlement.paid", id: "ent-1", extra: deferral),
+        ])
+        #expect(texts.count == 2)
+        for (kind, text) in texts {
+            #expect(!text.contains("0.00元") && !text.contains("银行账户") && !text.contains("已拨付"), "\(kind): \(text)")
+            #expect(text.contains("不涉及资金拨付"), "\(kind): \(text)")
+        }
+    }
+
+    /// A held or failed cash payment keeps the bank-account texts.
+    @Test func cashKeepsItsTexts() throws {
+        let texts = try Self.texts([
+            T.entitlementEvent("entitlement.approved", id: "ent-1"),
+            T.paymentEvent("payment.failed", id: "ent-1", code: "AC04"),
+        ])
+        #expect(texts.first?.text.contains("经实名核验的银行账户") == true)
+        #expect(texts.last?.text.contains("更新账户") == true)
+    }
+
+    /// 线上补报 says by when: the programme's application deadline, when it takes applications.
+    @Test func anIncompleteTextNamesTheApplicationDeadline() throws {
+        let texts = try Self.texts([
+            T.entitlementEvent(
+                "entitlement.incomplete", id: "ent-1",
+                extra: ["missing": ["application"], "window": ["apply_from": "2022-04-01", "apply_until": "2022-06-30"]]),
+            T.entitlementEvent("entitlement.incomplete", id: "ent-2", extra: ["missing": ["merchant.finance"]]),
+        ])
+        #expect(texts.count == 2)
+        #expect(texts.first?.text.contains("请在政策规定的申报期限内（2022-06-30 24时前）登录") == true, "\(texts)")
+        #expect(texts.last?.text.contains("请在政策规定的申报期限内登录") == true, "\(texts)")
+        #expect(texts.last?.text.contains("24时前") == false)
+    }
+
+    /// An individual business is addressed by the name the board shows (its trade name, its
+    /// operator's name masked in it), not by a mask of its whole name.
+    @Test func anIndividualBusinessIsAddressedByItsBoardName() throws {
+        let texts = try Self.texts([
+            T.entitlementEvent(
+                "entitlement.approved", id: "ent-1",
+                extra: ["kind": "individual", "name": "许昌市魏都区张伟小吃店", "public_name": "许昌市魏都区张*小吃店"]),
+            T.paymentEvent("payment.held", id: "ent-1", code: "pool_short"),
+        ])
+        #expect(texts.count == 2)
+        for (kind, text) in texts {
+            #expect(text.hasPrefix("【惠企帮扶】许昌市魏都区张*小吃店：您好！"), "\(kind): \(text)")
+            #expect(!text.contains("张伟"))
+        }
+        // Without a public name (an older matcher), the whole name is masked as before.
+        let older = try Self.texts([
+            T.entitlementEvent("entitlement.approved", id: "ent-2", extra: ["kind": "individual", "name": "张伟"])
+        ])
+        #expect(older.first?.text.hasPrefix("【惠企帮扶】张*：") == true, "\(older)")
+    }
+}
