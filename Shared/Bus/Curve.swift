@@ -110,6 +110,9 @@ public struct ClientGrant: Sendable, Equatable {
         Self.matches(types, type) && sources.contains { Self.source(source, isUnder: $0) }
     }
 
+    /// May publish events of `type` from some source (its `types` cover it).
+    public func mayPublish(type: String) -> Bool { Self.matches(types, type) }
+
     /// May follow the live feed (the PUB socket).
     public var mayFollowFeed: Bool { read.contains(.feed) }
     /// May ask for replay pages.

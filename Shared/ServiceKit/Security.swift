@@ -126,9 +126,17 @@ public struct ServiceSecurity: Sendable {
                 guard let why = grant.decisionRefusal(type: event.type, by: event.data?["by"]?.stringValue) else { return nil }
                 return Rejection(.unauthorized, field: "data.by", why)
             }
+            // Name what is outside the grant: the type, or — for a type the key may publish — the
+            // source, with the prefixes it may publish from (the key's holder knows its own grant).
+            guard grant.mayPublish(type: event.type) else {
+                return Rejection(
+                    .unauthorized, field: "type",
+                    "the key of \(grant.name) may not publish \(event.type.prefix(80)) from \(event.source.prefix(80))")
+            }
             return Rejection(
-                .unauthorized, field: "type",
-                "the key of \(grant.name) may not publish \(event.type.prefix(80)) from \(event.source.prefix(80))")
+                .unauthorized, field: "source",
+                "the key of \(grant.name) may publish \(event.type.prefix(80)) only from \(grant.sources.joined(separator: ", ").prefix(200)), not from \(event.source.prefix(80))"
+            )
         }
     }
 

@@ -75,6 +75,35 @@ struct SecurityConfigTests {
         #expect(tcp(nil, event)?.code == .unauthorized)
     }
 
+    /// An event refused by the per-key rule names what is outside the grant: `type` when the key
+    /// may not publish that type at all, `source` (with the prefixes it may use) when it may
+    /// publish the type but not from that source — a bank sending from `/bank/ccb` under a grant
+    /// for `/bank/icbc` is told to look at its source, not at a type it is allowed.
+    @Test func anUnauthorizedSourceIsNamedAsTheSource() throws {
+        let path = try Self.tempFile(
+            "- name: bank-icbc\n  key: \"\(Self.key)\"\n  types: [account.verified]\n  sources: [/bank/icbc]\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let env = ServiceEnvironment(context: ZContext(), clock: TestClock(Date()), logger: Logger(label: "test"))
+        let security = try ServiceSecurity(
+            options: ServiceOptions.parse(
+                service: "registry",
+                arguments: [
+                    "--curve-public-key", Self.key, "--curve-secret-key", Self.key, "--curve-clients", path, "--intake",
+                    "tcp://127.0.0.1:7101",
+                ], environment: [:]), environment: env)
+        let authorize = try #require(security.authorizer)
+        #expect(authorize(Self.key, CloudEvent(id: "1", source: "/bank/icbc/xuchang", type: "account.verified")) == nil)
+        let wrongSource = authorize(Self.key, CloudEvent(id: "2", source: "/bank/ccb", type: "account.verified"))
+        #expect(wrongSource?.code == .unauthorized)
+        #expect(wrongSource?.field == "source")
+        #expect(wrongSource?.message.contains("/bank/icbc") == true, "it says where the key may publish from")
+        let wrongType = authorize(Self.key, CloudEvent(id: "3", source: "/bank/icbc", type: "tax.period_reported"))
+        #expect(wrongType?.code == .unauthorized)
+        #expect(wrongType?.field == "type")
+        let both = authorize(Self.key, CloudEvent(id: "4", source: "/tax/x", type: "tax.period_reported"))
+        #expect(both?.field == "type", "a type the key may not publish is named first")
+    }
+
     /// A decision (a review, a hold's release or rejection, an objection's resolution) sent with a
     /// key is bound to the office the key acts as: one key cannot approve as both of flood
     /// relief's bureaus, and a key bound to no office decides nothing.

@@ -247,6 +247,27 @@ struct RegistryEndToEndTests {
         await h.shutdown()
     }
 
+    /// `merchant.show` answers the profile; asked without a USCC it is the client's mistake
+    /// (`invalid_request`, as `quarantine.show` without an id), not an unknown op.
+    @Test func merchantShowWithoutAUSCCIsAnInvalidRequest() async throws {
+        let h = try Harness()
+        let reg = try await h.startRegistry()
+        var f = Fixtures()
+        let uscc = f.uscc()
+        #expect(try await reg.publish(f.registration(uscc: uscc, name: "许昌市魏都区好味道餐馆")).status == .accepted)
+        let shown = try await reg.query(["op": "merchant.show", "uscc": .string(uscc)])
+        #expect(shown["op"]?.stringValue == "merchant")
+        #expect(shown["profile"]?["uscc"]?.stringValue == uscc)
+        for request: JSON in [["op": "merchant.show"], ["op": "merchant.show", "uscc": 5], ["op": "merchant.show", "uscc": ""]] {
+            let answer = try await reg.query(request)
+            #expect(answer["op"]?.stringValue == "error", "\(request)")
+            #expect(answer["code"]?.stringValue == "invalid_request", "\(request)")
+        }
+        let unknown = try await reg.query(["op": "merchant.show", "uscc": .string(f.uscc())])
+        #expect(unknown["code"]?.stringValue == "not_found")
+        await h.shutdown()
+    }
+
     @Test func aRestartedRegistryKeepsItsSequenceAndDeduplication() async throws {
         let h = try Harness()
         var reg = try await h.startRegistry()

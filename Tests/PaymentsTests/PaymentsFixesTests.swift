@@ -661,6 +661,7 @@ extension PaymentsFixesTests {
             #expect(line["tenant_name"]?.stringValue == "乙")
             #expect(line["period"]?["to"]?.stringValue == "2022-06-30")
             #expect(line["confirm_by"]?.stringValue?.isEmpty == false)
+            #expect(line["state"]?.stringValue == "instructed", "the file instructs the payment: it is not ready any more")
         }
         func confirm(_ id: String?, lease: String?, policy: String? = nil) -> RejectionCode? {
             do {

@@ -1031,6 +1031,9 @@ public struct PaymentsEngine: Sendable {
                 ? Timestamp.format(clock.now().addingTimeInterval(TimeInterval(settings.lessorDeadlineDays * 86_400))) : nil
             for p in payments {
                 var o = p.json.objectValue ?? JSONObject()
+                // The line is the instruction: its payment is instructed by this file, never the
+                // `ready` it was in while the batch was being decided.
+                o["state"] = .string(PaymentState.instructed.rawValue)
                 o["instruction"] = .string(
                     kind == "lessor" ? "rent_waiver: refund, offset or extension within \(settings.lessorDeadlineDays) days" : "deferral")
                 // Enough to act on: whose lease, which lessor, for which period, confirm by when.

@@ -251,7 +251,14 @@ public enum RegistryService {
             service: name, database: database.db,
             live: { handle.figures(simulatedClock: options.simulatedClock, clock: env.clock) },
             extra: { req in
-                guard req["op"]?.stringValue == "merchant.show", let uscc = req["uscc"]?.stringValue else { return nil }
+                guard req["op"]?.stringValue == "merchant.show" else { return nil }
+                // A request without the USCC is the client's mistake, as quarantine.show without
+                // its id: invalid_request, never "unknown op merchant.show".
+                guard let uscc = req["uscc"]?.stringValue, !uscc.isEmpty else {
+                    return [
+                        "op": "error", "code": "invalid_request", "message": "uscc is required: {\"op\":\"merchant.show\",\"uscc\":\"…\"}",
+                    ]
+                }
                 let applier = RegistryApplier(outbox: outbox, clock: env.clock, salt: salt)
                 let profile = try database.db.writer.read { db -> JSON? in
                     guard let row = try Row.fetchOne(db, sql: "SELECT state, version FROM merchants WHERE uscc = ?", arguments: [uscc])
