@@ -1,3 +1,5 @@
+import Foundation
+
 /// One CloudEvents 1.0 event in JSON structured mode (DESIGN §3.1).
 public struct CloudEvent: Sendable, Equatable {
     public var id: String
@@ -28,6 +30,24 @@ public struct CloudEvent: Sendable, Equatable {
         self.sequence = sequence
         self.data = data
         self.extensions = extensions
+    }
+
+    /// Whether `datacontenttype` names JSON: `application/json` or a `+json` type, in any
+    /// case (media types are case-insensitive, RFC 2045), with optional parameters after `;`,
+    /// where a `charset` must be UTF-8 (RFC 8259 JSON is UTF-8).
+    public static func isJSONMediaType(_ value: String) -> Bool {
+        let parts = value.split(separator: ";", omittingEmptySubsequences: false)
+        let type = parts[0].trimmingCharacters(in: .whitespaces).lowercased()
+        guard type == "application/json" || (type.hasSuffix("+json") && type.contains("/")) else { return false }
+        for parameter in parts.dropFirst() {
+            let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard pair.count == 2, !pair[0].isEmpty else { return false }
+            if pair[0].lowercased() == "charset" {
+                let charset = pair[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased()
+                guard charset == "utf-8" || charset == "utf8" else { return false }
+            }
+        }
+        return true
     }
 
     /// Parses one frame: UTF-8 JSON object carrying a valid CloudEvents 1.0 envelope.
@@ -85,8 +105,9 @@ public struct CloudEvent: Sendable, Equatable {
             throw Rejection(.invalidEnvelope, field: "time", "time must be an RFC 3339 instant")
         }
         datacontenttype = try optional("datacontenttype")
-        if let ct = datacontenttype, !(ct == "application/json" || ct.hasPrefix("application/json;") || ct.hasSuffix("+json")) {
-            throw Rejection(.invalidEnvelope, field: "datacontenttype", "only JSON data is accepted, got \(ct.prefix(60))")
+        if let ct = datacontenttype, !Self.isJSONMediaType(ct) {
+            throw Rejection(
+                .invalidEnvelope, field: "datacontenttype", "only JSON data (in UTF-8) is accepted, got \(ct.prefix(60))")
         }
         if o["data_base64"] != nil {
             throw Rejection(.invalidEnvelope, field: "data_base64", "binary data is not accepted; send JSON in data")
