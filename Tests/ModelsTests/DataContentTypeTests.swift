@@ -6,7 +6,8 @@ import Testing
 @Suite("An event's data content type")
 struct DataContentTypeTests {
     private func parse(_ contentType: String) -> RejectionCode? {
-        let frame = #"{"specversion":"1.0","id":"e1","source":"/tax/xuchang","type":"note.recorded","datacontenttype":"\#(contentType)","data":{}}"#
+        let frame =
+            #"{"specversion":"1.0","id":"e1","source":"/tax/xuchang","type":"note.recorded","datacontenttype":"\#(contentType)","data":{}}"#
         do {
             _ = try CloudEvent.parse(Array(frame.utf8))
             return nil
