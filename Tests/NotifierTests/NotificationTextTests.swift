@@ -142,3 +142,44 @@ struct NotificationTextTests {
         #expect(!text.contains("2022-04-09"), "\(text)")
     }
 }
+
+extension NotificationTextTests {
+    /// An entitlement whose objection was dismissed does not clear as 无异议: the board says
+    /// 异议不成立 and the merchant's text says the objection was examined and not upheld. One
+    /// without an objection clears as before.
+    @Test func aDismissedObjectionIsNotClearedAsNoObjection() throws {
+        let (dir, database, engine) = try Self.makeEngine()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let applier = NotifierApplier(engine: engine, channels: [])
+        try database.db.writer.write { db in
+            var enrolled: [(String, String, Int)] = []
+            for id in ["ent-quiet", "ent-objected"] {
+                let proposed = try engine.entitlement(
+                    Self.entitlementEvent("entitlement.proposed", id: id, extra: ["disclosure": ["working_days": 5]]), db)
+                let e = try #require(proposed)
+                enrolled.append((e.0, e.1, e.2))
+            }
+            try engine.notifyDisclosure(try engine.disclosure.enrol(enrolled, db), db)
+            let filed = CloudEvent(id: "o1", source: "/public/board", type: "objection.filed", data: [:])
+            try applier.apply(.objection(entitlementID: "ent-objected", reason: "怀疑", contact: nil), event: filed, db: db)
+            let resolved = CloudEvent(id: "o2", source: "/ops/test", type: "objection.resolved", data: [:])
+            try applier.apply(.resolve(entitlementID: "ent-objected", upheld: false, by: "区人社局", note: nil), event: resolved, db: db)
+            try engine.disclosure.clear(["ent-quiet", "ent-objected"], round: "r", db)
+            try engine.notifyCleared(["ent-quiet", "ent-objected"], db)
+        }
+        try database.db.writer.read { db in
+            let board = try Dictionary(
+                uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, board_status FROM entitlements").map {
+                    ($0["id"] as String, $0["board_status"] as String)
+                })
+            #expect(board == ["ent-quiet": "无异议", "ent-objected": "异议不成立"])
+            let texts = try Row.fetchAll(db, sql: "SELECT text FROM notifications WHERE kind = 'cleared' ORDER BY key").map {
+                $0["text"] as String
+            }
+            let objected = try #require(texts.first { $0.contains("ent-objected") })
+            let quiet = try #require(texts.first { $0.contains("ent-quiet") })
+            #expect(objected.contains("公示期间收到的异议经核查不成立") && !objected.contains("无异议"), "\(objected)")
+            #expect(quiet.contains("经核无异议"), "\(quiet)")
+        }
+    }
+}

@@ -69,7 +69,7 @@ public enum BoardField: String, CaseIterable, Sendable {
     case programme
     /// The amount to be granted, in yuan with two decimals (JSON also has the exact fen).
     case amount
-    /// The entitlement's progress: 公示中, 无异议, 有异议待处理, 异议成立, 已批准, 已拨付, 拨付失败, 不予拨付.
+    /// The entitlement's progress: 公示中, 无异议, 有异议待处理, 异议不成立, 异议成立, 已批准, 已拨付, 拨付失败, 不予拨付.
     case status
     /// The merchant's district.
     case district
@@ -126,7 +126,7 @@ public struct BoardRow: Sendable {
     /// The clear code; published only as `Mask.uscc(uscc)`.
     public var uscc: String
     public var amountFen: Int64
-    /// One of 公示中, 无异议, 有异议待处理, 异议成立, 已批准, 已拨付, 拨付失败, 不予拨付.
+    /// One of 公示中, 无异议, 有异议待处理, 异议不成立, 异议成立, 已批准, 已拨付, 拨付失败, 不予拨付.
     public var status: String
     public var district: String
     public var openedOn: CivilDate
@@ -473,7 +473,7 @@ public enum BoardSite {
     private static func statusClass(_ s: String) -> String {
         switch s {
         case "公示中": "st-open"
-        case "无异议", "已批准": "st-ok"
+        case "无异议", "异议不成立", "已批准": "st-ok"
         case "有异议待处理": "st-held"
         case "异议成立", "拨付失败", "不予拨付": "st-bad"
         case "已拨付": "st-paid"

@@ -127,9 +127,17 @@ struct Disclosure {
     /// bus's 1 MiB message limit.
     static let maxIDsPerEvent = 5_000
 
+    /// Whether an objection about the entitlement was raised and dismissed (the board then says
+    /// 异议不成立, and the merchant's text says so, rather than 无异议).
+    static func objectionDismissed(_ id: String, _ db: Database) throws -> Bool {
+        try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM objections WHERE entitlement_id = ? AND state = 'dismissed')"),
+            arguments: [id]) ?? false
+    }
+
     func clear(_ ids: [String], round: String, _ db: Database) throws {
-        let update = try db.cachedStatement(sql: "UPDATE entitlements SET board_status = '无异议' WHERE id = ?")
-        for id in ids { try update.execute(arguments: [id]) }
+        let update = try db.cachedStatement(sql: "UPDATE entitlements SET board_status = ? WHERE id = ?")
+        for id in ids { try update.execute(arguments: [try Self.objectionDismissed(id, db) ? "异议不成立" : "无异议", id]) }
         for start in stride(from: 0, to: ids.count, by: Self.maxIDsPerEvent) {
             let chunk = ids[start..<min(start + Self.maxIDsPerEvent, ids.count)]
             // Each entitlement is cleared once, so a chunk's first id names its event uniquely.

@@ -431,11 +431,13 @@ struct NotifierEngine: Sendable {
                 try String.fetchOne(db, sql: "SELECT title FROM programmes WHERE policy_id = ?", arguments: [row["policy_id"] as String])
                 ?? ""
             let e = CloudEvent(id: "cleared/\(id)", source: "/bangfu/notifier", type: "disclosure.cleared")
+            let dismissed = try Disclosure.objectionDismissed(id, db)
             try notify(
                 e, .cleared, row["uscc"],
                 [
                     "merchant": Self.displayName(row["name"] ?? "", kind: row["kind"], publicName: row["public_name"]), "programme": title,
                     "amount": Templates.yuanText(fen: row["amount_fen"]), "entitlement": id,
+                    "outcome": Templates.clearedOutcome(objectionDismissed: dismissed),
                 ],
                 db)
         }

@@ -36,12 +36,14 @@ public enum NotificationKind: String, CaseIterable, Sendable {
     /// | `missing` | the facts to supplement, in Chinese, e.g. `申请材料、参保人数` (see ``Templates/missingText(_:)``) |
     /// | `closes_on` | the deadline: the last day of the disclosure window (or, for `incomplete`, of the application window when the programme takes applications; empty otherwise) |
     /// | `amount` | the amount in yuan, e.g. `3,000.00` (see ``Templates/yuanText(fen:)``); templates add `元` |
+    /// | `outcome` | how the disclosure ended, for `cleared`: `经核无异议`, or `公示期间收到的异议经核查不成立` when an objection was dismissed |
     /// | `reason` | why a payment failed, is held, or is recovered, or why an entitlement was revoked, in Chinese (see ``Templates/reasonText(_:)``) |
     public var placeholders: [String] {
         switch self {
         case .incomplete: ["merchant", "programme", "entitlement", "missing", "closes_on"]
         case .disclosure: ["merchant", "programme", "entitlement", "amount", "closes_on"]
-        case .cleared, .approved, .paid: ["merchant", "programme", "entitlement", "amount"]
+        case .cleared: ["merchant", "programme", "entitlement", "amount", "outcome"]
+        case .approved, .paid: ["merchant", "programme", "entitlement", "amount"]
         case .failed, .held, .clawback: ["merchant", "programme", "entitlement", "amount", "reason"]
         case .revoked: ["merchant", "programme", "entitlement", "reason"]
         }
@@ -264,6 +266,11 @@ public struct Templates: Sendable {
     // MARK: - Built-in texts
 
     /// The built-in zh-CN text for `kind`.
+    /// `outcome` of a `cleared` text: whether an objection was raised and dismissed.
+    public static func clearedOutcome(objectionDismissed: Bool) -> String {
+        objectionDismissed ? "公示期间收到的异议经核查不成立" : "经核无异议"
+    }
+
     public static func defaultText(_ kind: NotificationKind) -> String {
         switch kind {
         case .incomplete:
@@ -277,7 +284,7 @@ public struct Templates: Sendable {
                 + "12345政务服务便民热线提出；公示期满无异议的，将按程序审核拨付。业务编号：{{entitlement}}。"
         case .cleared:
             "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”的补助（减免）金额{{amount}}元"
-                + "公示期满，经核无异议，已转入审核程序。审核通过后资金将直接拨付，无需另行申请。"
+                + "公示期满，{{outcome}}，已转入审核程序。审核通过后资金将直接拨付，无需另行申请。"
                 + "业务编号：{{entitlement}}。"
         case .approved:
             "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”已审核通过，核定补助（减免）金额{{amount}}元。"
@@ -317,7 +324,7 @@ public struct Templates: Sendable {
                 + "12345政务服务便民热线提出；公示期满无异议的，将按程序审核后由出租方落实。业务编号：{{entitlement}}。"
         case (.cleared, "rent_waiver"):
             "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”的减免房屋租金{{amount}}元公示期满，"
-                + "已转入审核程序。审核通过后将由出租方以现金退付、抵扣租金或合同延期方式落实，无需另行申请。"
+                + "{{outcome}}，已转入审核程序。审核通过后将由出租方以现金退付、抵扣租金或合同延期方式落实，无需另行申请。"
                 + "业务编号：{{entitlement}}。"
         case (.approved, "rent_waiver"):
             "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”已审核通过，核定减免房屋租金{{amount}}元。"
@@ -341,7 +348,7 @@ public struct Templates: Sendable {
                 + "公示期间如有异议，可通过公示平台或12345政务服务便民热线提出；公示期满无异议的，将按程序审核办理。"
                 + "本项为缓缴政策，不涉及资金拨付。业务编号：{{entitlement}}。"
         case (.cleared, "deferral"):
-            "【惠企帮扶】{{merchant}}：您好！贵单位拟享受“{{programme}}”公示期满，已转入审核程序，审核通过后由经办机构办理，"
+            "【惠企帮扶】{{merchant}}：您好！贵单位拟享受“{{programme}}”公示期满，{{outcome}}，已转入审核程序，审核通过后由经办机构办理，"
                 + "无需另行申请。业务编号：{{entitlement}}。"
         case (.approved, "deferral"):
             "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”已审核通过，已通知经办机构按政策办理。"
