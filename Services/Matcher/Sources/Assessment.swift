@@ -50,16 +50,18 @@ extension MatcherEngine {
 
     /// Called once an application has been taken and the merchant evaluated under `policy`:
     /// publishes `application.assessed` when the merchant holds no entitlement under the policy
-    /// and every determination says not eligible. Returns the assessment id when it published one.
+    /// (in any state) and every determination says not eligible. Returns the assessment id when it
+    /// published one.
     @discardableResult
     func assessApplication(uscc: String, policy compiled: CompiledPolicy, profile: JSON, db: Database) throws -> String? {
         let policy = compiled.document
         guard let application = try applications(uscc: uscc, db)[policy.id],
             let submittedAt = application["submitted_at"]?.stringValue
         else { return nil }
-        // Eligible, incomplete, or with an entitlement under way: the entitlement's own events
-        // tell the merchant. A revoked one does not count (the applicant is told again, now).
-        if try EntitlementRecord.all(uscc: uscc, db).contains(where: { $0.policyID == policy.id && $0.state != .revoked }) {
+        // Eligible, incomplete, or with an entitlement under this policy at all (under way, or
+        // revoked — e.g. just now, with nothing to pay): the entitlement's own events tell the
+        // merchant, and one text is enough.
+        if try EntitlementRecord.all(uscc: uscc, db).contains(where: { $0.policyID == policy.id }) {
             return nil
         }
         let determinations = compiled.evaluate(PolicyInput(merchant: profile, application: application), traced: true)
