@@ -93,4 +93,88 @@ struct PolicyCLITests {
         await matcherFeed.stop()
         await h.shutdown()
     }
+
+    /// A merchant who qualifies under a programme that needs an application, and never applied:
+    /// the explanation leads with what the merchant gets (nothing), in Chinese for the hotline,
+    /// not with "eligible" and an amount a clerk could promise.
+    @Test func explainLeadsWithNothingPaidForAnEligibleMerchantWhoNeverApplied() async throws {
+        // After the window (2022-06-30) has closed.
+        let h = try Harness(start: "2022-07-05T09:00:00+08:00")
+        let reg = try await h.startRegistry()
+        let matcher = try await h.startMatcher()
+        let target = ServiceTarget(service: "matcher", endpoints: matcher.endpoints)
+        var f = Fixtures(seed: 42)
+        let uscc = f.uscc(individual: true)
+        _ = try await reg.publish([
+            f.registration(uscc: uscc, name: "李记早点", kind: "individual"), Fixtures.lease(id: "L1", tenant: uscc, rentFen: 123_456),
+        ])
+        #expect(
+            try await PolicyCommands.publish(
+                context: h.context, target: target, path: Self.policyPath("soe-rent-waiver"), timeoutMs: 5_000,
+                console: CapturedConsole().console) == 0)
+        var answer = JSON.null
+        for _ in 0..<2_000 {
+            answer = try await matcher.query(["op": "explain", "uscc": .string(uscc), "policy": "soe-rent-waiver"])
+            if answer["op"]?.stringValue == "explanation" { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let d = try #require(answer["determinations"]?.arrayValue?.first)
+        #expect(d["outcome"]?["result"]?.stringValue == "eligible")
+        #expect(d["conclusion"]?["code"]?.stringValue == "not_applied")
+        #expect(d["conclusion"]?["payable"]?.boolValue == false)
+        #expect(d["text"]?.stringValue?.contains("结论 outcome: 符合") == false, "\(d["text"]?.stringValue ?? "")")
+
+        let x = CapturedConsole()
+        #expect(
+            try await PolicyCommands.explain(
+                context: h.context, target: target, uscc: uscc, policy: "soe-rent-waiver", timeoutMs: 5_000, json: false, console: x.console
+            ) == 0)
+        let lines = x.lines
+        let head = try #require(lines.first { $0.hasPrefix("[L1]") })
+        #expect(head == "[L1] 结论 符合条件但未在申报期内（截至 2022-06-30 24时）提出申请，不予拨付", "\(lines)")
+        #expect(!lines.contains { $0.hasPrefix("[L1] eligible") }, "\(lines)")
+        #expect(x.out.contains("eligible, but no application by 2022-06-30: nothing is paid"))
+        #expect(lines.contains("申请 application: 未提出 not submitted（本政策须申请 required，申报截止 2022-06-30 24时）"), "\(lines)")
+        #expect(!lines.contains { $0.hasPrefix("结论 outcome: 符合") }, "\(lines)")
+        #expect(lines.last { $0.hasPrefix("结论 conclusion:") }?.contains("不予拨付") == true, "\(lines)")
+        await h.shutdown()
+    }
+
+    /// While the window is open, the same merchant is told to apply: nothing is paid until then.
+    @Test func explainSaysAnEligibleMerchantMustStillApplyWhileTheWindowIsOpen() async throws {
+        let h = try Harness(start: "2022-05-05T09:00:00+08:00")
+        let reg = try await h.startRegistry()
+        let matcher = try await h.startMatcher()
+        let target = ServiceTarget(service: "matcher", endpoints: matcher.endpoints)
+        var f = Fixtures(seed: 43)
+        let uscc = f.uscc(individual: true)
+        let big = f.uscc()
+        _ = try await reg.publish([
+            f.registration(uscc: uscc, name: "周记早点", kind: "individual"), Fixtures.lease(id: "L1", tenant: uscc, rentFen: 123_456),
+            f.registration(uscc: big, name: "大酒店集团有限公司"),
+            Fixtures.finance(uscc: big, employees: 400, revenueFen: 20_000 * 1_000_000, assetsFen: 0),
+            Fixtures.lease(id: "L2", tenant: big, rentFen: 123_456),
+        ])
+        #expect(
+            try await PolicyCommands.publish(
+                context: h.context, target: target, path: Self.policyPath("soe-rent-waiver"), timeoutMs: 5_000,
+                console: CapturedConsole().console) == 0)
+        let feed = try h.collect("matcher")
+        #expect(await feed.wait { $0.contains { $0.type == "entitlement.incomplete" && $0.subject == uscc } })
+        let x = CapturedConsole()
+        #expect(
+            try await PolicyCommands.explain(
+                context: h.context, target: target, uscc: uscc, policy: "soe-rent-waiver", timeoutMs: 5_000, json: false, console: x.console
+            ) == 0)
+        #expect(x.lines.contains("[L1] 结论 符合条件，但尚未提出申请；须在 2022-06-30 24时 前申请，未申请不予拨付"), "\(x.lines)")
+        // Not eligible: the reasons read in Chinese.
+        let y = CapturedConsole()
+        #expect(
+            try await PolicyCommands.explain(
+                context: h.context, target: target, uscc: big, policy: "soe-rent-waiver", timeoutMs: 5_000, json: false, console: y.console
+            ) == 0)
+        #expect(y.lines.contains { $0.hasPrefix("结论 不符合条件，不予拨付：") && $0.contains("大型企业") }, "\(y.lines)")
+        await feed.stop()
+        await h.shutdown()
+    }
 }

@@ -168,8 +168,10 @@ struct SeedProgrammeTests {
         #expect(pe?["missing"]?.arrayValue?.contains { ($0.stringValue ?? "").hasPrefix("merchant.finance") } == true)
 
         // d (medium) and g (serious violation) never get an entitlement; the explanation says why.
-        #expect(w.events("soe-rent-waiver", d).isEmpty)
-        #expect(w.events("soe-rent-waiver", g).isEmpty)
+        // They applied: each is told why not (application.assessed), and nothing else.
+        #expect(w.events("soe-rent-waiver", d).map(\.type) == ["application.assessed"])
+        #expect(w.events("soe-rent-waiver", g).map(\.type) == ["application.assessed"])
+        #expect(w.events("soe-rent-waiver", g).first?.data?["reasons"] == ["存在严重违法失信等不良信用记录"])
         let xd = try await w.explain(d, "soe-rent-waiver")
         #expect(xd["determinations"]?.arrayValue?.first?["outcome"]?["result"]?.stringValue == "ineligible")
         #expect(xd["determinations"]?.arrayValue?.first?["text"]?.stringValue?.contains("medium") == true)

@@ -28,6 +28,22 @@ struct NotificationTextTests {
             datacontenttype: "application/json", data: .object(data))
     }
 
+    /// The matcher's `application.assessed` for an applicant found not eligible.
+    static func assessedEvent(name: String = "某某餐饮有限公司", kind: String = "enterprise", publicName: String? = nil) -> CloudEvent {
+        var data: JSONObject = [
+            "assessment_id": "asm-1", "uscc": .string(uscc), "policy_id": "soe-rent-waiver", "policy_revision": 2,
+            "title": "承租国有房屋的服务业小微企业和个体工商户免除3个月租金", "benefit": "rent_waiver", "outcome": "ineligible",
+            "submitted_at": "2022-05-10T10:00:00+08:00", "name": .string(name), "kind": .string(kind), "district": "411002",
+            "window": ["apply_from": "2022-04-01", "apply_until": "2022-06-30"],
+            "reasons": ["按《中小企业划型标准规定》，贵单位划型为大型企业，不属于本政策支持的范围", "存在严重违法失信等不良信用记录"],
+            "determinations": [["binding": "L-1", "result": "ineligible", "reasons": [], "trace": ["clauses": []]]],
+        ]
+        if let publicName { data["public_name"] = .string(publicName) }
+        return CloudEvent(
+            id: "application.assessed/asm-1", source: "/bangfu/matcher", type: "application.assessed", subject: uscc,
+            time: "2022-05-10T10:00:00+08:00", datacontenttype: "application/json", data: .object(data))
+    }
+
     static func paymentEvent(_ type: String, id: String, code: String) -> CloudEvent {
         CloudEvent(
             id: "\(type)/\(id)", source: "/bangfu/payments", type: type, subject: uscc, time: "2022-04-01T09:00:00+08:00",
@@ -70,6 +86,7 @@ struct NotificationTextTests {
             try engine.payment(paymentEvent("clawback.opened", id: id, code: "fraud"), db)
             _ = try engine.entitlement(
                 entitlementEvent("entitlement.revoked", id: "ent-2", extra: ["reason": "not eligible: merchant.status == \"active\""]), db)
+            try engine.assessed(assessedEvent(), db)
         }
         let rows = try database.db.writer.read { db in try Row.fetchAll(db, sql: "SELECT kind, text, data FROM notifications") }
         var out: [NotificationKind: String] = [:]

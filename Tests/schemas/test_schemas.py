@@ -1,4 +1,4 @@
-"""Checks docs/schemas: the JSON Schemas (draft 2020-12) of the registry's events and their samples.
+"""Checks docs/schemas: the JSON Schemas (draft 2020-12) of the registry's events (and the matcher's application.assessed) and their samples.
 
 1. every schema is itself a valid draft 2020-12 schema;
 2. every valid sample validates against its type's schema (and its check digits, dates and
@@ -41,7 +41,7 @@ FACT_TYPES = [
     "social_insurance.reported", "lease.registered", "closure.reported", "damage.reported",
     "credit.flagged", "credit.cleared", "account.verified", "aid.received", "fraud.confirmed",
 ]
-OUTPUT_TYPES = ["merchant.profiled"]
+OUTPUT_TYPES = ["merchant.profiled", "application.assessed"]
 ALL_TYPES = FACT_TYPES + OUTPUT_TYPES
 EXPECT_CODES = {"invalid_data", "invalid_uscc", "invalid_id_number", "invalid_date",
                 "invalid_amount", "invalid_envelope"}

@@ -93,17 +93,17 @@ public enum PolicyCommands {
             "\(answer["title"].text) (\(policy) revision \(answer["revision"].text)) — merchant \(uscc), profile version \(answer["profile_version"].text)"
         )
         if answer["requires_application"]?.boolValue == true {
-            console.line(answer["applied"]?.boolValue == true ? "application: submitted" : "application: not submitted (required)")
+            let until = answer["apply_until"].map { $0.isNull ? "" : "，申报截止 \($0.text) 24时" } ?? ""
+            console.line(
+                answer["applied"]?.boolValue == true
+                    ? "申请 application: 已提出 submitted"
+                    : "申请 application: 未提出 not submitted（本政策须申请 required\(until)）")
         }
         let determinations = answer["determinations"]?.arrayValue ?? []
         if determinations.isEmpty { console.line("nothing to evaluate (no \(policy) binding such as a lease or a damage report)") }
         for d in determinations {
-            let outcome = d["outcome"]
-            var headline = "[\(d["binding"].text)] \(outcome?["result"].text ?? "?")"
-            if let amount = outcome?["amount_fen"]?.intValue { headline += ": \(Money.yuan(amount))" }
-            if let missing = outcome?["missing"]?.arrayValue { headline += " — missing: " + missing.map(\.text).joined(separator: ", ") }
             console.line("")
-            console.line(headline)
+            for line in headline(d) { console.line(line) }
             console.line(
                 "entitlement \(d["entitlement_id"].text): \(d["state"].text)\(d["reason"].map { $0.isNull ? "" : " (\($0.text))" } ?? "")")
             if let flag = d["review_flag"], !flag.isNull { console.line("REVIEW FLAG: \(flag.serialized())") }
@@ -111,6 +111,26 @@ public enum PolicyCommands {
             if !d["text"].text.hasSuffix("\n") { console.line("") }
         }
         return ExitCodes.ok
+    }
+
+    /// The first lines of one determination: what it comes to for the merchant (the matcher's
+    /// `conclusion`), so that a clerk reading the top never takes "eligible" for money that will
+    /// not be paid (eligible, but never applied for), and the evaluation of the conditions.
+    static func headline(_ d: JSON) -> [String] {
+        let outcome = d["outcome"]
+        let binding = "[\(d["binding"].text)]"
+        var evaluation = outcome?["result"].text ?? "?"
+        if let amount = outcome?["amount_fen"]?.intValue { evaluation += ": \(Money.yuan(amount))" }
+        if let missing = outcome?["missing"]?.arrayValue { evaluation += " — missing: " + missing.map(\.text).joined(separator: ", ") }
+        guard let c = d["conclusion"], !c.isNull else { return ["\(binding) \(evaluation)"] }
+        if c["payable"]?.boolValue == false && !["ineligible", "incomplete", "evaluation_error"].contains(c["code"].text) {
+            // The conditions hold but nothing is paid: the conclusion leads, the evaluation follows.
+            return [
+                "\(binding) 结论 \(c["text"].text)", "    \(c["text_en"].text)",
+                "    条件评估 evaluation of the conditions only: \(evaluation)",
+            ]
+        }
+        return ["\(binding) \(evaluation)", "结论 \(c["text"].text)"]
     }
 
     /// The id of an application: derived from what it says (policy, merchant, the documents

@@ -84,6 +84,24 @@ public struct MatcherDatabase: Sendable {
                     )
                     """)
         }
+        // 不符合条件告知: an applicant found not eligible is told so once per application (as
+        // submitted, with its documents): `application.assessed` on the feed. A row here is that
+        // event's idempotency key, so a replayed or repeated application tells nobody twice.
+        m.registerMigration("matcher-v4-assessments") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE assessments (
+                        id TEXT PRIMARY KEY,
+                        policy_id TEXT NOT NULL,
+                        policy_revision INTEGER NOT NULL,
+                        uscc TEXT NOT NULL,
+                        outcome TEXT NOT NULL,
+                        reasons BLOB NOT NULL,
+                        assessed_at TEXT NOT NULL
+                    );
+                    CREATE INDEX assessments_uscc ON assessments(uscc, policy_id);
+                    """)
+        }
     }
 }
 

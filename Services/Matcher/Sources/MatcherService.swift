@@ -267,8 +267,20 @@ struct MatcherQueries {
                         trace = .object(t)
                     }
                     o["trace"] = trace
+                    // What this merchant actually gets (not what the conditions alone say): a
+                    // merchant who qualifies but never applied gets nothing, and the hotline must
+                    // not read "符合" as a promise of money.
+                    let conclusion = Self.conclusion(
+                        d, policy: policy.document, applied: application != nil, closed: closed, record: e)
+                    o["conclusion"] = conclusion.json
                     var text = d.trace.text()
                     if let line = note?["text"]?.stringValue { text += "\napplication: " + line }
+                    if conclusion.overrides {
+                        // The trace's own 结论 line is the evaluation of the conditions only.
+                        text = text.replacingOccurrences(of: "结论 outcome: 符合 eligible", with: "条件评估 evaluation: 符合 eligible")
+                        text = text.replacingOccurrences(of: "结论 outcome: 待补报 incomplete", with: "条件评估 evaluation: 待补报 incomplete")
+                    }
+                    text += "\n结论 conclusion: \(conclusion.zh)（\(conclusion.en)）"
                     o["text"] = .string(text)
                     o["state"] = e.map { .string($0.state.rawValue) } ?? .null
                     // Past the window with no application, what the evaluation alone would say is moot.
@@ -402,6 +414,77 @@ struct MatcherQueries {
             return ["op": "entitlements", "items": .array(list.map { Self.json($0) })]
         default:
             return nil
+        }
+    }
+
+    /// What a determination comes to for the merchant, in Chinese for the hotline and in English:
+    /// `code` is stable (`eligible`, `awaiting_application`, `not_applied`, `incomplete`,
+    /// `ineligible`, `revoked`, `evaluation_error`); `overrides` is true when it differs from
+    /// what the conditions alone say (eligible or incomplete, but nothing will be paid).
+    struct Conclusion {
+        var code: String
+        var zh: String
+        var en: String
+        var reasons: [String]
+        var payable: Bool
+        var overrides: Bool
+
+        var json: JSON {
+            [
+                "code": .string(code), "text": .string(zh), "text_en": .string(en), "payable": .bool(payable),
+                "reasons": .array(reasons.map { .string($0) }),
+            ]
+        }
+    }
+
+    static func conclusion(
+        _ d: Determination, policy: PolicyDocument, applied: Bool, closed: Bool, record: EntitlementRecord?
+    ) -> Conclusion {
+        let needsApplication = policy.requiresApplication && !applied
+        let until = policy.applyUntil?.description ?? "the deadline"
+        let untilZh = policy.applyUntil.map { "\($0.description) 24时" } ?? "申报截止日期"
+        switch d.outcome {
+        case .eligible(let amount) where needsApplication && closed:
+            let reason = "未在申报截止日期（\(untilZh)）前提出申请，超过时限不再受理"
+            return Conclusion(
+                code: "not_applied", zh: "符合条件但未在申报期内（截至 \(untilZh)）提出申请，不予拨付",
+                en: "eligible, but no application by \(until): nothing is paid (had it been applied for: ¥\(Trace.yuanText(amount)))",
+                reasons: [reason], payable: false, overrides: true)
+        case .eligible(let amount) where needsApplication:
+            return Conclusion(
+                code: "awaiting_application", zh: "符合条件，但尚未提出申请；须在 \(untilZh) 前申请，未申请不予拨付",
+                en:
+                    "eligible, but not applied for: nothing is paid unless the merchant applies by \(until) (¥\(Trace.yuanText(amount)) if so)",
+                reasons: ["尚未提出申请（申报截止 \(untilZh)）"], payable: false, overrides: true)
+        case .incomplete where needsApplication && closed:
+            let reason = "未在申报截止日期（\(untilZh)）前提出申请，超过时限不再受理"
+            return Conclusion(
+                code: "not_applied", zh: "未在申报期内（截至 \(untilZh)）提出申请，不予拨付",
+                en: "no application by \(until): nothing is paid", reasons: [reason], payable: false, overrides: true)
+        case .incomplete(let missing):
+            return Conclusion(
+                code: "incomplete", zh: "信息不完整，待补报（缺少：\(missing.joined(separator: "、"))），补齐并核定前不予拨付",
+                en: "incomplete: missing \(missing.joined(separator: ", ")); nothing is paid until they are supplied",
+                reasons: [], payable: false, overrides: needsApplication)
+        case .ineligible:
+            let reasons = ClauseWording.reasons(d.trace)
+            return Conclusion(
+                code: "ineligible", zh: "不符合条件，不予拨付：" + (reasons.isEmpty ? ClauseWording.fallback : reasons.joined(separator: "；")),
+                en: "not eligible: nothing is paid", reasons: reasons, payable: false, overrides: false)
+        case .error(let message):
+            return Conclusion(
+                code: "evaluation_error", zh: "核定出错，待人工核实", en: "evaluation error: \(message)", reasons: [], payable: false,
+                overrides: false)
+        case .eligible(let amount):
+            if let record, record.state == .revoked {
+                return Conclusion(
+                    code: "revoked", zh: "符合条件，但该享受事项已撤销，不予拨付",
+                    en: "eligible, but the entitlement is revoked (\(record.reason ?? "")): nothing is paid", reasons: [],
+                    payable: false, overrides: true)
+            }
+            return Conclusion(
+                code: "eligible", zh: "符合条件，金额 \(Trace.yuanText(amount)) 元", en: "eligible: ¥\(Trace.yuanText(amount))", reasons: [],
+                payable: true, overrides: false)
         }
     }
 

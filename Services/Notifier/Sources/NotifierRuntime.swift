@@ -132,15 +132,15 @@ struct NotifierFeeds: DatabaseFeedConsumer {
     let dirty: Dirty
 
     func wants(feed: String, type: String) -> Bool {
-        type == "merchant.profiled" || type.hasPrefix("entitlement.") || type == "payment.failed" || type == "payment.held"
-            || type == "clawback.opened"
+        type == "merchant.profiled" || type.hasPrefix("entitlement.") || type == "application.assessed" || type == "payment.failed"
+            || type == "payment.held" || type == "clawback.opened"
     }
 
     /// The board and the notices show the outcome, not the matcher's trace (an operator reads it
     /// with `bangfu explain`).
     /// Of a profile, it keeps only what the monthly report reads (`NotifierEngine.reportedPart`).
     func omittedDataMembers(feed: String) -> Set<String> {
-        feed == "registry" ? Self.unreadProfileMembers : ["trace"]
+        feed == "registry" ? Self.unreadProfileMembers : ["trace", "determinations"]
     }
 
     static let unreadProfileMembers: Set<String> = [
@@ -158,6 +158,7 @@ struct NotifierFeeds: DatabaseFeedConsumer {
                 case let t where t.hasPrefix("entitlement."):
                     if let x = try engine.entitlement(e, db) { enrol.append((x.0, x.1, x.2)) }
                 case "payment.failed", "payment.held", "clawback.opened": try engine.payment(e, db)
+                case "application.assessed": try engine.assessed(e, db)
                 default: break
                 }
             }

@@ -348,6 +348,33 @@ struct NotifierEngine: Sendable {
         return nil
     }
 
+    /// The matcher's `application.assessed` (不符合条件告知): an applicant found not eligible is
+    /// told which programme, why not (the matcher's reasons, in Chinese) and what it can do. It
+    /// concerns no entitlement: nothing goes on the board.
+    func assessed(_ e: CloudEvent, _ db: Database) throws {
+        guard let d = e.data, d["outcome"]?.stringValue == "ineligible", let id = d["assessment_id"]?.stringValue,
+            let uscc = d["uscc"]?.stringValue
+        else { return }
+        var name = d["name"]?.stringValue
+        var kind = d["kind"]?.stringValue
+        if name == nil || kind == nil,
+            let body = try Data.fetchOne(db.cachedStatement(sql: "SELECT body FROM profiles WHERE uscc = ?"), arguments: [uscc]),
+            let profile = try? JSONParser.parse([UInt8](body))
+        {
+            name = name ?? profile["name"]?.stringValue
+            kind = kind ?? profile["kind"]?.stringValue
+        }
+        let reasons = (d["reasons"]?.arrayValue ?? []).compactMap(\.stringValue)
+        var values = [
+            "merchant": Self.displayName(name ?? "", kind: kind, publicName: d["public_name"]?.stringValue),
+            "programme": d["title"]?.stringValue ?? d["policy_id"]?.stringValue ?? "", "entitlement": id,
+            "reason": reasons.isEmpty ? "不符合该政策规定的享受条件" : reasons.joined(separator: "；"),
+        ]
+        // The application deadline: until then the merchant may supplement and be assessed again.
+        if let until = d["window"]?["apply_until"]?.stringValue { values["closes_on"] = until }
+        try notify(e, .ineligible, uscc, values, db)
+    }
+
     /// payments' events that the merchant must hear of.
     func payment(_ e: CloudEvent, _ db: Database) throws {
         guard let d = e.data, let uscc = d["uscc"]?.stringValue, let id = d["payment_id"]?.stringValue else { return }

@@ -25,6 +25,10 @@ public enum NotificationKind: String, CaseIterable, Sendable {
     /// upheld, a review rejected, the facts changed, the deadline passed, the policy withdrawn):
     /// the merchant is told why and whom to ask.
     case revoked
+    /// An applicant was found not eligible under the programme applied to (不符合条件告知,
+    /// `application.assessed`): the merchant is told which programme, why not, and what it can do
+    /// (supplement, object, ask). No entitlement exists: `entitlement` is the assessment's id.
+    case ineligible
 
     /// The placeholders a template of this kind may use, in the order they are documented.
     ///
@@ -32,12 +36,12 @@ public enum NotificationKind: String, CaseIterable, Sendable {
     /// | --- | --- |
     /// | `merchant` | the merchant's name, masked where it is a natural person's (DESIGN §3.5) |
     /// | `programme` | the programme's title |
-    /// | `entitlement` | the entitlement id (the reference a merchant quotes on the hotline) |
+    /// | `entitlement` | the entitlement id (the reference a merchant quotes on the hotline); for `ineligible`, the assessment id |
     /// | `missing` | the facts to supplement, in Chinese, e.g. `申请材料、参保人数` (see ``Templates/missingText(_:)``) |
-    /// | `closes_on` | the deadline: the last day of the disclosure window (or, for `incomplete`, of the application window when the programme takes applications; empty otherwise) |
+    /// | `closes_on` | the deadline: the last day of the disclosure window (or, for `incomplete` and `ineligible`, of the application window when the programme takes applications; empty otherwise) |
     /// | `amount` | the amount in yuan, e.g. `3,000.00` (see ``Templates/yuanText(fen:)``); templates add `元` |
     /// | `outcome` | how the disclosure ended, for `cleared`: `经核无异议`, or `公示期间收到的异议经核查不成立` when an objection was dismissed |
-    /// | `reason` | why a payment failed, is held, or is recovered, or why an entitlement was revoked, in Chinese (see ``Templates/reasonText(_:)``) |
+    /// | `reason` | why a payment failed, is held, or is recovered, or why an entitlement was revoked, in Chinese (see ``Templates/reasonText(_:)``); for `ineligible`, the matcher's reasons joined with `；` |
     public var placeholders: [String] {
         switch self {
         case .incomplete: ["merchant", "programme", "entitlement", "missing", "closes_on"]
@@ -46,6 +50,7 @@ public enum NotificationKind: String, CaseIterable, Sendable {
         case .approved, .paid: ["merchant", "programme", "entitlement", "amount"]
         case .failed, .held, .clawback: ["merchant", "programme", "entitlement", "amount", "reason"]
         case .revoked: ["merchant", "programme", "entitlement", "reason"]
+        case .ineligible: ["merchant", "programme", "entitlement", "reason", "closes_on"]
         }
     }
 }
@@ -309,6 +314,11 @@ public struct Templates: Sendable {
         case .revoked:
             "【惠企帮扶】{{merchant}}：您好！经核定，贵单位享受“{{programme}}”的资格已撤销，原有拟补助（减免）事项不再办理，原因：{{reason}}。"
                 + "如对结果有异议，请携营业执照到属地政务服务中心或拨打12345政务服务便民热线反映，并提供业务编号：{{entitlement}}。"
+        case .ineligible:
+            "【惠企帮扶】{{merchant}}：您好！贵单位提交的“{{programme}}”申请已受理。经核定，贵单位暂不符合该政策的享受条件，"
+                + "原因：{{reason}}。如对结果有异议或情况有变化，可{{#closes_on}}在申报截止日期（{{closes_on}} 24时）前{{/closes_on}}"
+                + "登录本地惠企政策服务平台补充材料、更新信息，补充后系统将重新核定；也可携营业执照到属地政务服务中心"
+                + "或拨打12345政务服务便民热线反映，并提供业务编号：{{entitlement}}。"
         }
     }
 
