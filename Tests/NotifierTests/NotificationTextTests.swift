@@ -77,6 +77,9 @@ struct NotificationTextTests {
                 entitlementEvent("entitlement.proposed", id: id, extra: ["disclosure": ["working_days": 5]]), db)
             let enrol = try #require(proposed)
             try engine.notifyDisclosure(try engine.disclosure.enrol([(enrol.0, enrol.1, enrol.2)], db), db)
+            try NotifierApplier(engine: engine, channels: []).apply(
+                .objection(entitlementID: id, reason: "怀疑其未实际经营", contact: "13800001234"),
+                event: CloudEvent(id: "o1", source: "/public/board", type: "objection.filed", data: [:]), db: db)
             try engine.notifyCleared([id], db)
             _ = try engine.entitlement(entitlementEvent("entitlement.incomplete", id: "ent-2", extra: ["missing": ["application"]]), db)
             _ = try engine.entitlement(entitlementEvent("entitlement.approved", id: id), db)
@@ -198,5 +201,16 @@ extension NotificationTextTests {
             #expect(objected.contains("公示期间收到的异议经核查不成立") && !objected.contains("无异议"), "\(objected)")
             #expect(quiet.contains("经核无异议"), "\(quiet)")
         }
+    }
+}
+
+extension NotificationTextTests {
+    /// The merchant learns an objection is being checked and by when it can give its side (the
+    /// window's last day); the objection's reason and the objector's contact stay out of it.
+    @Test func theMerchantIsToldOfAnObjectionButNotWhoOrWhy() throws {
+        let text = try #require(try Self.queuedTexts()[.objection])
+        #expect(text.contains("公示期间收到异议") && text.contains("ent-1"), "\(text)")
+        #expect(text.range(of: #"（\d{4}-\d{2}-\d{2} 24时）前"#, options: .regularExpression) != nil, "the last day: \(text)")
+        #expect(!text.contains("怀疑其未实际经营") && !text.contains("13800001234"), "\(text)")
     }
 }

@@ -87,6 +87,7 @@ struct NotifierApplier: IntakeApplier {
                 sql: "INSERT INTO objections(entitlement_id, round_id, reason, contact, filed_at, state) VALUES (?, ?, ?, ?, ?, 'pending')",
                 arguments: [id, round, reason, contact, now])
             try db.execute(sql: "UPDATE entitlements SET board_status = '有异议待处理' WHERE id = ?", arguments: [id])
+            try engine.notifyObjection(id, round: round, event: event, db)
         case .resolve(let id, let upheld, let by, let note):
             guard
                 let oid = try Int64.fetchOne(

@@ -428,6 +428,22 @@ struct NotifierEngine: Sendable {
         ).execute(arguments: [key, uscc, kind.rawValue, text, Data(JSON.object(data).serializedBytes()), at, at])
     }
 
+    /// Tells the merchant an objection to its entitlement is being checked, and by when it can
+    /// give its side (the last day of the disclosure window). Once per `objection.filed` event.
+    func notifyObjection(_ id: String, round: String, event: CloudEvent, _ db: Database) throws {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM entitlements WHERE id = ?", arguments: [id]) else { return }
+        let title =
+            try String.fetchOne(db, sql: "SELECT title FROM programmes WHERE policy_id = ?", arguments: [row["policy_id"] as String]) ?? ""
+        let lastDay = try String.fetchOne(db, sql: "SELECT closes_on FROM rounds WHERE id = ?", arguments: [round]) ?? ""
+        try notify(
+            event, .objection, row["uscc"],
+            [
+                "merchant": Self.displayName(row["name"] ?? "", kind: row["kind"], publicName: row["public_name"]), "programme": title,
+                "entitlement": id, "closes_on": lastDay,
+            ],
+            db)
+    }
+
     func notifyDisclosure(_ rounds: [(String, [String], String)], _ db: Database) throws {
         for (round, ids, closes) in rounds {
             // The last day of the window (a merchant may object until its 24:00), not the date of

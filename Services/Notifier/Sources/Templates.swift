@@ -29,6 +29,10 @@ public enum NotificationKind: String, CaseIterable, Sendable {
     /// `application.assessed`): the merchant is told which programme, why not, and what it can do
     /// (supplement, object, ask). No entitlement exists: `entitlement` is the assessment's id.
     case ineligible
+    /// Someone objected to the entitlement during its disclosure (公示期间收到异议): the merchant
+    /// is told that it is being checked and how to give its side before the window closes. The
+    /// objection's reason and whoever filed it are never in the text.
+    case objection
 
     /// The placeholders a template of this kind may use, in the order they are documented.
     ///
@@ -51,6 +55,7 @@ public enum NotificationKind: String, CaseIterable, Sendable {
         case .failed, .held, .clawback: ["merchant", "programme", "entitlement", "amount", "reason"]
         case .revoked: ["merchant", "programme", "entitlement", "reason"]
         case .ineligible: ["merchant", "programme", "entitlement", "reason", "closes_on"]
+        case .objection: ["merchant", "programme", "entitlement", "closes_on"]
         }
     }
 }
@@ -319,6 +324,10 @@ public struct Templates: Sendable {
                 + "原因：{{reason}}。如对结果有异议或情况有变化，可{{#closes_on}}在申报截止日期（{{closes_on}} 24时）前{{/closes_on}}"
                 + "登录本地惠企政策服务平台补充材料、更新信息，补充后系统将重新核定；也可携营业执照到属地政务服务中心"
                 + "或拨打12345政务服务便民热线反映，并提供业务编号：{{entitlement}}。"
+        case .objection:
+            "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”的公示期间收到异议，相关部门正在核查，核查结束前暂缓办理。"
+                + "如需说明情况或补充材料，请{{#closes_on}}在公示期满（{{closes_on}} 24时）前{{/closes_on}}登录本地惠企政策服务平台提交，"
+                + "或拨打12345政务服务便民热线反映，并提供业务编号：{{entitlement}}。核查结果将另行告知。"
         }
     }
 
