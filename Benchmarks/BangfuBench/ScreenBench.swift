@@ -252,7 +252,13 @@ struct ScreenBench {
             o["bad_credit"] = .bool(badCredit)
             o["root_ownership"] = l["root_lessor"]?["ownership"] ?? .null
             o["chain_complete"] = l["chain_complete"] ?? .bool(false)
-            o["sublet"] = l["sublet"] ?? .bool(false)
+            // sublet(lease, period): a sublease whose term overlaps the programme's first half of
+            // 2022 (ISO dates compare as strings).
+            let subletInPeriod = (l["sublets"]?.arrayValue ?? []).contains { t in
+                guard let s = t["starts_on"]?.stringValue, let e = t["ends_on"]?.stringValue else { return true }
+                return s <= "2022-06-30" && e >= "2022-01-01"
+            }
+            o["sublet"] = .bool(subletInPeriod)
             o["use"] = l["use"] ?? .null
             o["monthly_rent_fen"] = l["monthly_rent_fen"] ?? .int(0)
             o["starts_on"] = l["starts_on"] ?? .null

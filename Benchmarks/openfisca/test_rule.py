@@ -124,6 +124,16 @@ def test_negative_list():
     assert one(bad_credit=True)[:3] == (False, False, 0)
     assert one(service_industry=False)[:3] == (False, False, 0)
     assert one(use="residential")[:3] == (False, False, 0)
+    assert one(use="other")[:3] == (False, False, 0)
+
+
+def test_revision_2_who_and_what_premises():
+    # Every individual business, in any industry; the service-industry condition is on enterprises.
+    assert one(kind="individual", size="individual", service_industry=False)[:3] == (True, False, 900000)
+    assert one(size="unknown", service_industry=False)[:3] == (False, False, 0)
+    # Premises used for the business: offices, workshops and warehouses too.
+    for use in ("office", "industrial", "warehouse"):
+        assert one(use=use)[:3] == (True, False, 900000)
     assert one(size="large")[:3] == (False, False, 0)
 
 
@@ -138,18 +148,20 @@ def reference(r):
     e = datetime.date.fromisoformat(r["ends_on"])
     days = max(0, (min(e, P1) - max(s, P0)).days + 1)
     U = None
-    size_clause = (
-        True if r["kind"] == "individual"
-        else U if r["size"] == "unknown"
-        else r["size"] in ("small", "micro")
+    size = U if r["size"] == "unknown" else r["size"] in ("small", "micro")
+    # kind == "individual" || (size in [small, micro] && service_industry), in Kleene logic.
+    enterprise_clause = (
+        False if size is False or not r["service_industry"] else U if size is U else True
     )
+    size_clause = True if r["kind"] == "individual" else enterprise_clause
     root_clause = (
         U if not r["chain_complete"] or r["root_ownership"] is None
         else r["root_ownership"] in ("state_enterprise", "government")
     )
     clauses = [
-        r["status"] == "active", not r["disqualified"], size_clause, r["service_industry"],
-        root_clause, not r["sublet"], r["use"] == "business", days > 0, not r["bad_credit"],
+        r["status"] == "active", not r["disqualified"], size_clause,
+        root_clause, not r["sublet"], r["use"] in ("business", "office", "industrial", "warehouse"),
+        days > 0, not r["bad_credit"],
     ]
     if False in clauses:
         return (False, False, 0, days)

@@ -1,4 +1,4 @@
-"""The state-property rent waiver (policies/soe-rent-waiver.yaml, revision 1) as OpenFisca variables.
+"""The state-property rent waiver (policies/soe-rent-waiver.yaml, revision 2) as OpenFisca variables.
 
 Inputs are facts about a lease (and its merchant, copied onto the lease) as of the screening:
 they are ETERNITY variables. The results are YEAR variables with a formula dated from 2022-01-01
@@ -162,7 +162,7 @@ class sublet(Variable):
     entity = Lease
     definition_period = ETERNITY
     value_type = bool
-    label = "sublet(lease): the tenant sublets these premises onwards"
+    label = "sublet(lease, period): the tenant sublets these premises onwards during the period"
 
 
 class use(Variable):
@@ -225,13 +225,14 @@ class clause_false(Variable):
         kind = leases("kind", period)
         size = leases("size", period)
         owner = leases("root_ownership", period)
-        # (kind == "individual" || size in ["small", "micro"]) is false only when the size is
-        # known and is neither small nor micro.
-        size_false = (
-            (kind != Kind.INDIVIDUAL)
-            * (size != Size.SMALL)
-            * (size != Size.MICRO)
-            * (size != Size.UNKNOWN)
+        use = leases("use", period)
+        # (kind == "individual" || (size in ["small", "micro"] && service_industry)) is false
+        # for an enterprise outside the service industries, or whose size is known and is
+        # neither small nor micro (every individual business qualifies, in any industry).
+        enterprise = kind != Kind.INDIVIDUAL
+        size_false = enterprise * (
+            (size != Size.SMALL) * (size != Size.MICRO) * (size != Size.UNKNOWN)
+            + ~leases("service_industry", period)
         )
         # root_lessor(lease).ownership in [...] is false only when the root is known.
         root_false = (
@@ -244,10 +245,9 @@ class clause_false(Variable):
             (leases("status", period) != Status.ACTIVE)
             + leases("disqualified", period)
             + size_false
-            + ~leases("service_industry", period)
             + root_false
             + leases("sublet", period)
-            + (leases("use", period) != Use.BUSINESS)
+            + (use != Use.BUSINESS) * (use != Use.OFFICE) * (use != Use.INDUSTRIAL) * (use != Use.WAREHOUSE)
             + (leases("overlap_days", period) <= 0)
             + leases("bad_credit", period)
         )
