@@ -72,6 +72,10 @@ struct ApplicantAssessmentTests {
 
         let n = try #require(await w.await("application.assessed", "soe-rent-waiver", noLease))
         #expect(n["reasons"]?.arrayValue?.compactMap(\.stringValue) == ["没有据以享受本政策的房屋租赁登记"])
+        // Nothing bound, nothing traced: no trace was left out for want of room.
+        #expect(n["determinations"]?.arrayValue?.isEmpty == true)
+        #expect(n["trace_omitted"] == nil)
+        #expect(b["trace_omitted"] == nil)
 
         // Eligible and incomplete applicants get their entitlement's events, not an assessment.
         #expect(await w.await("entitlement.proposed", "soe-rent-waiver", small) != nil)

@@ -29,7 +29,9 @@ extension MatcherEngine {
     /// Why a determination the evaluation kept nothing for leaves the applicant with nothing, in
     /// Chinese; nil when it does lead to an entitlement (or the evaluation failed: an operator's
     /// matter, not the merchant's).
-    func assessmentReasons(_ d: Determination, policy: PolicyDocument, uscc: String, db: Database) throws -> [String]? {
+    func assessmentReasons(
+        _ d: Determination, policy: PolicyDocument, uscc: String, existing: [String: EntitlementRecord], db: Database
+    ) throws -> [String]? {
         switch d.outcome {
         case .ineligible:
             let reasons = ClauseWording.reasons(d.trace)
@@ -37,8 +39,6 @@ extension MatcherEngine {
         case .incomplete, .error:
             return nil
         case .eligible:
-            var existing: [String: EntitlementRecord] = [:]
-            for e in try EntitlementRecord.all(uscc: uscc, db) { existing[e.id] = e }
             guard case .none(let reason) = try decide(d, policy: policy, applied: true, uscc: uscc, existing: existing, db: db) else {
                 return nil
             }
@@ -48,27 +48,32 @@ extension MatcherEngine {
         }
     }
 
-    /// Called once an application has been taken and the merchant evaluated under `policy`:
-    /// publishes `application.assessed` when the merchant holds no entitlement under the policy
-    /// (in any state) and every determination says not eligible. Returns the assessment id when it
+    /// Called once an application has been taken and the merchant evaluated under `policy`
+    /// (`evaluated`: what that evaluation read and left, so nothing is read twice): publishes
+    /// `application.assessed` when the merchant holds no entitlement under the policy (in any
+    /// state) and every determination says not eligible. Returns the assessment id when it
     /// published one.
     @discardableResult
-    func assessApplication(uscc: String, policy compiled: CompiledPolicy, profile: JSON, db: Database) throws -> String? {
+    func assessApplication(
+        uscc: String, policy compiled: CompiledPolicy, profile: JSON, evaluated: Evaluated, db: Database
+    ) throws -> String? {
         let policy = compiled.document
-        guard let application = try applications(uscc: uscc, db)[policy.id],
+        guard let application = evaluated.applications[policy.id],
             let submittedAt = application["submitted_at"]?.stringValue
         else { return nil }
         // Eligible, incomplete, or with an entitlement under this policy at all (under way, or
         // revoked — e.g. just now, with nothing to pay): the entitlement's own events tell the
         // merchant, and one text is enough.
-        if try EntitlementRecord.all(uscc: uscc, db).contains(where: { $0.policyID == policy.id }) {
+        if evaluated.existing.values.contains(where: { $0.policyID == policy.id }) {
             return nil
         }
         let determinations = compiled.evaluate(PolicyInput(merchant: profile, application: application), traced: true)
         var reasons: [String] = []
         var items: [(binding: String, reasons: [String], trace: [UInt8])] = []
         for d in determinations {
-            guard let r = try assessmentReasons(d, policy: policy, uscc: uscc, db: db) else { return nil }
+            guard let r = try assessmentReasons(d, policy: policy, uscc: uscc, existing: evaluated.existing, db: db) else {
+                return nil
+            }
             for text in r where !reasons.contains(text) { reasons.append(text) }
             items.append((d.bindingKey, r, d.trace.json.serializedBytes()))
         }
@@ -114,7 +119,8 @@ extension MatcherEngine {
         let room = Int(clamping: outbox.maxEventBytes) - head.count - Outbox.envelopeBytes - 512
         let each = items.isEmpty ? 0 : Swift.min(PublishedTrace.budget, room / items.count - 256)
         var list: [JSON] = []
-        var omitted = each < 1_024
+        // Nothing bound (no lease, no damage): there are no traces, and none is left out.
+        var omitted = !items.isEmpty && each < 1_024
         if !omitted {
             var total = 0
             for item in items {
@@ -138,7 +144,7 @@ extension MatcherEngine {
         o["determinations"] = .array(list)
         head = JSON.object(o).serializedBytes()
         try outbox.append(db, type: "application.assessed", subject: uscc, id: "application.assessed/\(id)", rawData: head)
-        logger.info(
+        logger.debug(
             "applicant found not eligible: told so",
             metadata: ["assessment": "\(id)", "policy": "\(policy.id)", "reasons": "\(reasons.count)"])
         return id

@@ -85,10 +85,19 @@ public struct MatcherEngine: Sendable {
 
     // MARK: Evaluation
 
+    /// What an evaluation read and left behind: the merchant's entitlements after it (every
+    /// policy's) and its applications on file, for a caller that goes on with the same merchant
+    /// in the same transaction.
+    struct Evaluated {
+        var existing: [String: EntitlementRecord]
+        var applications: [String: JSON]
+    }
+
     /// Re-evaluates one merchant against `policies` (all live ones by default).
-    func evaluate(uscc: String, profile: JSON, db: Database, only: [CompiledPolicy]? = nil) throws {
+    @discardableResult
+    func evaluate(uscc: String, profile: JSON, db: Database, only: [CompiledPolicy]? = nil) throws -> Evaluated? {
         let policies = only ?? cache.policies
-        guard !policies.isEmpty else { return }
+        guard !policies.isEmpty else { return nil }
         var existing: [String: EntitlementRecord] = [:]
         for e in try EntitlementRecord.all(uscc: uscc, db) { existing[e.id] = e }
         let applications = try self.applications(uscc: uscc, db)
@@ -130,6 +139,7 @@ public struct MatcherEngine: Sendable {
                 }
             }
         }
+        return Evaluated(existing: existing, applications: applications)
     }
 
     enum Wanted {

@@ -223,9 +223,10 @@ public struct MatcherApplier: IntakeApplier {
                 ])
             }
             if let profile = try MatcherEngine.profile(uscc: uscc, db) {
-                try engine.evaluate(uscc: uscc, profile: profile, db: db, only: [policy])
-                // 不符合条件告知: an applicant found not eligible is told so, and why.
-                try engine.assessApplication(uscc: uscc, policy: policy, profile: profile, db: db)
+                if let evaluated = try engine.evaluate(uscc: uscc, profile: profile, db: db, only: [policy]) {
+                    // 不符合条件告知: an applicant found not eligible is told so, and why.
+                    try engine.assessApplication(uscc: uscc, policy: policy, profile: profile, evaluated: evaluated, db: db)
+                }
             }
         case .review(let ids, let approved, let by, let reason):
             _ = try review(ids: ids, approved: approved, by: by, reason: reason, now: now, db: db)
