@@ -15,6 +15,15 @@ public struct SyntheticCounty: Sendable {
     /// The development zone (经开区), where the flood-relief programme applies (seed 篇三: 在经开区行政区域内办理有营业执照):
     /// the merchants the July 2021 flood hit are registered there.
     public static let developmentZone = "411071"
+    /// The names the board and the monthly evaluation show for those codes (the notifier's
+    /// `districts` table; 411023 is 许昌县's code from before it became 建安区).
+    public static let districtNames: [(code: String, name: String)] = [
+        ("411002", "魏都区"), ("411003", "建安区"), ("411023", "许昌县"), ("411024", "鄢陵县"), ("411025", "襄城县"), ("411071", "经开区"),
+    ]
+    /// The `districts` file of the county: one `code name` per line.
+    public static var districtTable: String {
+        "# The synthetic county's divisions (bangfu demo)\n" + districtNames.map { "\($0.code) \($0.name)\n" }.joined()
+    }
     /// Industry codes with rough weights: catering and retail dominate a county's small merchants.
     static let industries: [(String, Int)] = [
         ("H6210", 18), ("F5261", 14), ("F5212", 10), ("H6110", 5), ("O8040", 6), ("O8010", 3), ("P8391", 3),

@@ -24,11 +24,12 @@ struct BoardTests {
         _ id: String, name: String, person: Bool = false, uscc: String = "91410102MA9XYZ1234", programme: String = "catering-2022",
         amountFen: Int64 = 200_000, status: String = "公示中", district: String = "城关镇",
         opened: CivilDate = CivilDate(year: 2022, month: 5, day: 25)!, closes: CivilDate = CivilDate(year: 2022, month: 5, day: 31)!,
-        paidFen: Int64? = nil
+        paidFen: Int64? = nil, districtName: String? = nil
     ) -> BoardRow {
         BoardRow(
             entitlementID: id, roundID: "round-\(programme)-1", programmeID: programme, merchantName: name, merchantIsPerson: person,
-            uscc: uscc, amountFen: amountFen, status: status, district: district, openedOn: opened, closesOn: closes, paidFen: paidFen)
+            uscc: uscc, amountFen: amountFen, status: status, district: district, openedOn: opened, closesOn: closes, paidFen: paidFen,
+            districtName: districtName)
     }
 
     /// What a board directory holds besides its pages: the versions, the link to the one served,
@@ -336,6 +337,28 @@ struct BoardTests {
         #expect(!out.html.contains("@import"))
         #expect(out.html.contains("data-search=\"某某商行 914101**********34 餐饮业一次性补助 城关镇\""))
         #expect(out.html.contains("<span class=\"st st-open\">公示中</span>"))
+    }
+
+    /// With the operator's table (`districts`), the board shows a division's name where it had
+    /// the six-digit code (the page, the search text and `data.csv`); `data.json` keeps the
+    /// code in `district` and adds `district_name`. A code not in the table is shown as it is.
+    @Test func aDistrictIsShownByItsName() throws {
+        let out = try Self.generate(rows: [
+            Self.row("e1", name: "某某商行", district: "411002", districtName: "魏都区"),
+            Self.row("e2", name: "另一商行", uscc: "91410102MA9XYZ1235", district: "411099"),
+        ])
+        #expect(out.html.contains("魏都区"))
+        #expect(!out.html.contains(">411002<"), "the code is not shown where the name is known")
+        #expect(out.html.contains("411099"))
+        let csv = Self.parseCSV(out.csv)
+        let column = try #require(csv.first?.firstIndex(of: "所属区域"))
+        #expect(csv.dropFirst().map { $0[column] }.sorted() == ["411099", "魏都区"])
+        let named = try #require(out.jsonRows.first { $0["name"]?.stringValue == "某某商行" })
+        #expect(named["district"]?.stringValue == "411002")
+        #expect(named["district_name"]?.stringValue == "魏都区")
+        let other = try #require(out.jsonRows.first { $0["name"]?.stringValue == "另一商行" })
+        #expect(other["district"]?.stringValue == "411099")
+        #expect(other["district_name"] == nil)
     }
 
     @Test func configuredTitle() throws {

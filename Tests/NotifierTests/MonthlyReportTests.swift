@@ -83,12 +83,27 @@ struct MonthlyReportTests {
         #expect(lines.count == 6)
         #expect(
             lines[0]
-                == "月份,区域,分配资金（元）,已拨付资金（元）,拨付率（%）,受益主体（户）,减税（元）,降费（元）,减租（元）,减息（元）,四减合计（元）,吸纳就业（参保职工人数）")
-        #expect(lines[1] == "2022-05,城关镇,10000.00,3333.33,33.3,3,1200.00,300.00,500.00,0.00,2000.00,120")
-        #expect(lines[2] == "2022-05,东城街道,3.00,2.00,66.7,1,0.01,0.02,0.03,0.04,0.10,7")
-        #expect(lines[3] == "2022-05,西湖乡,0.00,0.00,,0,0.00,0.00,0.00,999.99,999.99,0")
-        #expect(lines[4] == "2022-05,合计,10003.00,3335.33,33.3,4,1200.01,300.02,500.03,1000.03,3000.09,127")
+                == "月份,区域,分配资金（元）,已拨付资金（元）,拨付率（%）,受益主体（户）,减税（元）,降费（元）,减租（元）,减息（元）,四减合计（元）,吸纳就业（参保职工人数）,区划代码")
+        #expect(lines[1] == "2022-05,城关镇,10000.00,3333.33,33.3,3,1200.00,300.00,500.00,0.00,2000.00,120,城关镇")
+        #expect(lines[2] == "2022-05,东城街道,3.00,2.00,66.7,1,0.01,0.02,0.03,0.04,0.10,7,东城街道")
+        #expect(lines[3] == "2022-05,西湖乡,0.00,0.00,,0,0.00,0.00,0.00,999.99,999.99,0,西湖乡")
+        #expect(lines[4] == "2022-05,合计,10003.00,3335.33,33.3,4,1200.01,300.02,500.03,1000.03,3000.09,127,")
         #expect(lines[5] == "")
+    }
+
+    /// With the operator's table (`districts`), a division is shown by its name, in the CSV and
+    /// the HTML, and the CSV keeps its code in the last column; a code not in the table stays.
+    @Test func districtsAreShownByTheirNames() {
+        var named = MonthlyFigures(district: "411002", allocatedFen: 100, paidFen: 100, merchantsPaid: 1)
+        named.name = "魏都区"
+        let unknown = MonthlyFigures(district: "411099", allocatedFen: 1)
+        let csv = MonthlyReport.csv(month: Self.month, figures: [named, unknown]).components(separatedBy: "\r\n")
+        #expect(csv[1] == "2022-05,魏都区,1.00,1.00,100.0,1,0.00,0.00,0.00,0.00,0.00,0,411002")
+        #expect(csv[2] == "2022-05,411099,0.01,0.00,0.0,0,0.00,0.00,0.00,0.00,0.00,0,411099")
+        let html = MonthlyReport.html(month: Self.month, figures: [named, unknown], generatedAt: Date(timeIntervalSince1970: 0))
+        #expect(html.contains("<th scope=\"row\">魏都区</th>"))
+        #expect(!html.contains(">411002<"))
+        #expect(html.contains("<th scope=\"row\">411099</th>"))
     }
 
     @Test func csvQuotesDistrictNames() {

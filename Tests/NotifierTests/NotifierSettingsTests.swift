@@ -51,6 +51,7 @@ struct NotifierSettingsTests {
         #expect(dry.contains("webhook-url: none (the JSON Lines file only) (default)"), "\(dry)")
         #expect(dry.contains("holidays: none (every Monday to Friday is a working day) (default)"), "\(dry)")
         #expect(dry.contains("templates-dir: none (the built-in zh-CN texts) (default)"), "\(dry)")
+        #expect(dry.contains("districts: none (the board and the monthly report show division codes) (default)"), "\(dry)")
         #expect(dry.contains("intake: tcp://127.0.0.1:7301 (default)") && dry.contains("log-level: info (default)"), "\(dry)")
         #expect(dry.contains("curve-secret-key: none (default)"), "\(dry)")
 
@@ -112,6 +113,48 @@ struct NotifierSettingsTests {
         #expect(throws: ConfigError.self) { try NotifierService.build(options: o, environment: h.environment()) }
         #expect(throws: ConfigError.self) { try NotifierService.checkSettings(options: o) }
         await h.shutdown()
+    }
+
+    /// The table of division names (`districts`): the shipped example and the demo's county
+    /// load; `--check-config` counts them; a code that is not six digits, a line with no name,
+    /// a code named twice, or a file that cannot be read is a configuration error with the line.
+    @Test func theDistrictTableLoadsAndABadOneIsAConfigurationError() throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let shipped = repo.appendingPathComponent("deploy/config/districts.txt").path
+        let settings = try NotifierService.makeSettings(options: try Self.options(["--districts", shipped]))
+        #expect(settings.districts.label("411002") == "魏都区")
+        #expect(settings.districts.label("411071") == "经开区")
+        #expect(settings.districts.label("110101") == "110101")
+        #expect(settings.districts.name("110101") == nil)
+        let shown = NotifierService.effectiveSettings(options: try Self.options(["--districts", shipped]))["districts"]
+        #expect(shown == "\(shipped) (\(settings.districts.count) divisions)")
+        let county = try DistrictNames(parsing: SyntheticCounty.districtTable, origin: "demo")
+        for code in SyntheticCounty.districts + [SyntheticCounty.developmentZone] { #expect(county.name(code) != nil, "\(code)") }
+
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("districts-\(UUID().uuidString).txt").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for (text, message) in [
+            ("411002 魏都区\n41100 短码\n", "\(path):2: 41100 is not a six-digit division code"),
+            ("# 注释\n411002\n", "\(path):2: 411002 has no name"),
+            ("411002 魏都区\n411002 建安区\n", "\(path):2: 411002 is listed twice (魏都区, 建安区)"),
+        ] {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            do {
+                _ = try NotifierService.makeSettings(options: try Self.options(["--districts", path]))
+                Issue.record("\(text) was taken")
+            } catch let e as ConfigError {
+                #expect(e.description.hasPrefix("districts: " + message), "\(e)")
+            }
+        }
+        // The same name twice, or comments and blank lines: fine.
+        try "411002 魏都区 # 区政府\n\n411002 魏都区\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try NotifierService.makeSettings(options: try Self.options(["--districts", path])).districts.name("411002") == "魏都区")
+        do {
+            _ = try NotifierService.makeSettings(options: try Self.options(["--districts", "/nonexistent/districts.txt"]))
+            Issue.record("a missing table was taken")
+        } catch let e as ConfigError {
+            #expect(e.description.hasPrefix("districts: cannot read the table of division names /nonexistent/districts.txt"), "\(e)")
+        }
     }
 
     /// A holiday calendar that cannot be read, or has a line that is not a date, is a

@@ -221,6 +221,8 @@ public enum DemoCommand {
             "--inbox-dir", dir + "/bank-returns",
         ])
         defer { payments.stopOrKill() }
+        // The board and the monthly evaluation name the county's divisions (`districts`).
+        try SyntheticCounty.districtTable.write(toFile: dir + "/districts.txt", atomically: true, encoding: .utf8)
         let notifier = DemoProcess(
             name: "notifier", binary: bin + "/bangfu-notifier", stateDir: dir + "/notifier", socketDir: socketDir,
             logPath: dir + "/notifier.log")
@@ -229,6 +231,7 @@ public enum DemoCommand {
             "--matcher-feed", matcher.endpoint("feed"), "--matcher-replay", matcher.endpoint("replay"), "--payments-feed",
             payments.endpoint("feed"),
             "--payments-replay", payments.endpoint("replay"), "--board-dir", dir + "/board", "--reports-dir", dir + "/reports",
+            "--districts", dir + "/districts.txt",
         ])
         defer { notifier.stopOrKill() }
         for p in [payments, notifier] {

@@ -128,7 +128,10 @@ public struct BoardRow: Sendable {
     public var amountFen: Int64
     /// One of 公示中, 无异议, 有异议待处理, 异议不成立, 异议成立, 已批准, 已拨付, 拨付失败, 不予拨付.
     public var status: String
+    /// The six-digit division code.
     public var district: String
+    /// Its name from the operator's table (`districts`), when the table has it.
+    public var districtName: String?
     public var openedOn: CivilDate
     public var closesOn: CivilDate
     /// Paid so far; `nil` when nothing has been paid.
@@ -137,7 +140,7 @@ public struct BoardRow: Sendable {
     public init(
         entitlementID: String, roundID: String, programmeID: String, merchantName: String, merchantIsPerson: Bool,
         uscc: String, amountFen: Int64, status: String, district: String, openedOn: CivilDate, closesOn: CivilDate,
-        paidFen: Int64? = nil
+        paidFen: Int64? = nil, districtName: String? = nil
     ) {
         self.entitlementID = entitlementID
         self.roundID = roundID
@@ -148,6 +151,7 @@ public struct BoardRow: Sendable {
         self.amountFen = amountFen
         self.status = status
         self.district = district
+        self.districtName = districtName
         self.openedOn = openedOn
         self.closesOn = closesOn
         self.paidFen = paidFen
@@ -304,7 +308,10 @@ public enum BoardSite {
         var programme: String
         var amountFen: Int64
         var status: String
+        /// The division's name, or its code when the operator's table does not have it.
         var district: String
+        var districtCode: String
+        var districtName: String?
         var roundID: String
         var openedOn: CivilDate
         var closesOn: CivilDate
@@ -317,7 +324,9 @@ public enum BoardSite {
             programme = titles[r.programmeID] ?? r.programmeID
             amountFen = r.amountFen
             status = r.status
-            district = r.district
+            district = r.districtName ?? r.district
+            districtCode = r.district
+            districtName = r.districtName
             roundID = r.roundID
             openedOn = r.openedOn
             closesOn = r.closesOn
@@ -520,7 +529,10 @@ public enum BoardSite {
                 o["amount_fen"] = .int(r.amountFen)
                 o["amount_yuan"] = .string(BoardText.yuan(r.amountFen, grouped: false))
             case .status: o["status"] = .string(r.status)
-            case .district: o["district"] = .string(r.district)
+            case .district:
+                // The code, as the registry gave it, and the name when the operator's table has it.
+                o["district"] = .string(r.districtCode)
+                if let name = r.districtName { o["district_name"] = .string(name) }
             case .round:
                 o["round_id"] = .string(r.roundID)
                 o["opened_on"] = .string(r.openedOn.description)

@@ -8,7 +8,12 @@ import Models
 
 /// One district's figures for one month.
 public struct MonthlyFigures: Sendable, Equatable {
+    /// The six-digit division code (or `合计` for the total row).
     public var district: String
+    /// The division's name from the operator's table (`districts`), when it has it.
+    public var name: String?
+    /// What the report shows: the name, or the code.
+    public var label: String { name ?? district }
     /// 两直 funds allocated to merchants in the district (approved entitlements).
     public var allocatedFen: Int64
     /// 两直 funds actually paid.
@@ -103,14 +108,14 @@ public enum MonthlyReport {
     public static func csv(month: YearMonth, figures: [MonthlyFigures]) -> String {
         var out = BoardText.csvLine([
             "月份", "区域", "分配资金（元）", "已拨付资金（元）", "拨付率（%）", "受益主体（户）",
-            "减税（元）", "降费（元）", "减租（元）", "减息（元）", "四减合计（元）", "吸纳就业（参保职工人数）",
+            "减税（元）", "降费（元）", "减租（元）", "减息（元）", "四减合计（元）", "吸纳就业（参保职工人数）", "区划代码",
         ])
         for f in figures + [MonthlyFigures.total(figures)] {
             out += BoardText.csvLine([
-                month.description, BoardText.csvText(f.district),
+                month.description, BoardText.csvText(f.label),
                 yuan(f.allocatedFen), yuan(f.paidFen), percent(f.paidFen, of: f.allocatedFen) ?? "", String(f.merchantsPaid),
                 yuan(f.taxReliefFen), yuan(f.feeReliefFen), yuan(f.rentReliefFen), yuan(f.interestReliefFen),
-                yuan(f.fourReliefsFen), String(f.insuredEmployees),
+                yuan(f.fourReliefsFen), String(f.insuredEmployees), f.district == "合计" ? "" : BoardText.csvText(f.district),
             ])
         }
         return out
@@ -155,7 +160,7 @@ public enum MonthlyReport {
         h += "<div class=\"scroll\"><table>\n<thead><tr><th scope=\"col\">区域</th><th scope=\"col\">分配资金（元）</th>"
         h += "<th scope=\"col\">已拨付（元）</th><th scope=\"col\">拨付率</th><th scope=\"col\">受益主体（户）</th></tr></thead>\n<tbody>\n"
         for f in figures {
-            h += "<tr><th scope=\"row\">\(e(f.district))</th><td>\(y(f.allocatedFen, true))</td><td>\(y(f.paidFen, true))</td>"
+            h += "<tr><th scope=\"row\">\(e(f.label))</th><td>\(y(f.allocatedFen, true))</td><td>\(y(f.paidFen, true))</td>"
             h += "<td>\(percentText(f.paidFen, f.allocatedFen))</td><td>\(f.merchantsPaid)</td></tr>\n"
         }
         h += "</tbody>\n<tfoot><tr class=\"total\"><th scope=\"row\">合计</th><td>\(y(total.allocatedFen, true))</td>"
@@ -172,7 +177,7 @@ public enum MonthlyReport {
         func reliefCells(_ f: MonthlyFigures) -> String {
             reliefKinds.map { "<td>\(y($0.2(f), true))</td>" }.joined() + "<td>\(y(f.fourReliefsFen, true))</td></tr>\n"
         }
-        for f in figures { h += "<tr><th scope=\"row\">\(e(f.district))</th>" + reliefCells(f) }
+        for f in figures { h += "<tr><th scope=\"row\">\(e(f.label))</th>" + reliefCells(f) }
         h += "</tbody>\n<tfoot><tr class=\"total\"><th scope=\"row\">合计</th>" + reliefCells(total)
         h += "</tfoot>\n</table></div>\n"
         if !figures.isEmpty { h += reliefChart(figures) }
@@ -183,7 +188,7 @@ public enum MonthlyReport {
         h += "<div class=\"scroll\"><table>\n<thead><tr><th scope=\"col\">区域</th><th scope=\"col\">参保职工（人）</th>"
         h += "<th scope=\"col\">受益主体（户）</th></tr></thead>\n<tbody>\n"
         for f in figures {
-            h += "<tr><th scope=\"row\">\(e(f.district))</th><td>\(f.insuredEmployees)</td><td>\(f.merchantsPaid)</td></tr>\n"
+            h += "<tr><th scope=\"row\">\(e(f.label))</th><td>\(f.insuredEmployees)</td><td>\(f.merchantsPaid)</td></tr>\n"
         }
         h += "</tbody>\n<tfoot><tr class=\"total\"><th scope=\"row\">合计</th><td>\(total.insuredEmployees)</td>"
         h += "<td>\(total.merchantsPaid)</td></tr></tfoot>\n</table></div>\n</section>\n"
@@ -242,11 +247,11 @@ public enum MonthlyReport {
             let y0 = top + i * rowHeight
             let a = barLength(f.allocatedFen, max: maxValue)
             let p = barLength(f.paidFen, max: maxValue)
-            s += "<g class=\"bar\"><text x=\"\(labelWidth - 8)\" y=\"\(y0 + 24)\" text-anchor=\"end\">\(e(f.district))</text>"
+            s += "<g class=\"bar\"><text x=\"\(labelWidth - 8)\" y=\"\(y0 + 24)\" text-anchor=\"end\">\(e(f.label))</text>"
             s += "<rect x=\"\(labelWidth)\" y=\"\(y0 + 4)\" width=\"\(a)\" height=\"16\" fill=\"#c9d1d9\">"
-            s += "<title>\(e(f.district)) 分配 \(BoardText.yuan(f.allocatedFen)) 元</title></rect>"
+            s += "<title>\(e(f.label)) 分配 \(BoardText.yuan(f.allocatedFen)) 元</title></rect>"
             s += "<rect x=\"\(labelWidth)\" y=\"\(y0 + 22)\" width=\"\(p)\" height=\"16\" fill=\"#b3261e\">"
-            s += "<title>\(e(f.district)) 已拨付 \(BoardText.yuan(f.paidFen)) 元</title></rect>"
+            s += "<title>\(e(f.label)) 已拨付 \(BoardText.yuan(f.paidFen)) 元</title></rect>"
             s += "<text class=\"v\" x=\"\(labelWidth + a + 6)\" y=\"\(y0 + 17)\">\(BoardText.yuan(f.allocatedFen))</text>"
             s +=
                 "<text class=\"v\" x=\"\(labelWidth + p + 6)\" y=\"\(y0 + 35)\">\(BoardText.yuan(f.paidFen))（\(percentText(f.paidFen, f.allocatedFen))）</text>"
@@ -272,7 +277,7 @@ public enum MonthlyReport {
         s += "\n"
         for (i, f) in figures.enumerated() {
             let y0 = top + i * rowHeight
-            s += "<g class=\"bar\"><text x=\"\(labelWidth - 8)\" y=\"\(y0 + 18)\" text-anchor=\"end\">\(e(f.district))</text>"
+            s += "<g class=\"bar\"><text x=\"\(labelWidth - 8)\" y=\"\(y0 + 18)\" text-anchor=\"end\">\(e(f.label))</text>"
             // Each segment ends where the running total ends, so rounding never adds up to a gap.
             var running: Int64 = 0
             var x = labelWidth
@@ -283,7 +288,7 @@ public enum MonthlyReport {
                 if v > 0 {
                     let w = Swift.max(1, end - x)
                     s += "<rect x=\"\(x)\" y=\"\(y0 + 4)\" width=\"\(w)\" height=\"20\" fill=\"\(kind.1)\">"
-                    s += "<title>\(e(f.district)) \(kind.0) \(BoardText.yuan(v)) 元</title></rect>"
+                    s += "<title>\(e(f.label)) \(kind.0) \(BoardText.yuan(v)) 元</title></rect>"
                     x += w
                 }
             }

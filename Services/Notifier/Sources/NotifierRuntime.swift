@@ -292,7 +292,7 @@ final class NotifierWorker: Sendable {
                             uscc: r["uscc"],
                             amountFen: r["amount_fen"],
                             status: r["board_status"] ?? "公示中", district: r["district"] ?? "", openedOn: opened, closesOn: closes,
-                            paidFen: r["paid_fen"]))
+                            paidFen: r["paid_fen"], districtName: settings.districts.name(r["district"] ?? "")))
                 }
             }
         }
@@ -305,6 +305,7 @@ public enum NotifierService {
     public static let upstreams = ["registry", "matcher", "payments"]
     public static let settings: [String: String] = [
         "board-dir": "", "reports-dir": "", "notifications-file": "", "webhook-url": "", "holidays": "", "templates-dir": "",
+        "districts": "",
         "board-fields": BoardConfig().fields.map(\.rawValue).joined(separator: ","),
         "board-retention-days": String(BoardConfig().retentionDays),
         "notification-retry-hours": String(RetrySchedule().horizonSeconds / 3600),
@@ -329,6 +330,15 @@ public enum NotifierService {
                 throw ConfigError("holidays: \(e.message)")
             } catch {
                 throw ConfigError("holidays: cannot read the holiday calendar \(h): \((error as NSError).localizedDescription)")
+            }
+        }
+        if let file = setting("districts") {
+            do {
+                settings.districts = try DistrictNames(file: file)
+            } catch let e as DistrictNames.ConfigProblem {
+                throw ConfigError("districts: \(e.message)")
+            } catch {
+                throw ConfigError("districts: cannot read the table of division names \(file): \((error as NSError).localizedDescription)")
             }
         }
         let origin = { (key: String) in options.origins[key].map { " (\($0))" } ?? "" }
@@ -365,6 +375,8 @@ public enum NotifierService {
             }
                 ?? "none (every Monday to Friday is a working day)",
             "templates-dir": given("templates-dir") ?? "none (the built-in zh-CN texts)",
+            "districts": given("districts").map { "\($0) (\(s.districts.count) division\(s.districts.count == 1 ? "" : "s"))" }
+                ?? "none (the board and the monthly report show division codes)",
             "board-fields": s.board.fields.map(\.rawValue).joined(separator: ","),
             "board-retention-days": "\(s.board.retentionDays)",
             "notification-retry-hours": s.retry.horizonSeconds == 0
@@ -434,11 +446,14 @@ public enum NotifierService {
         security.secure(&nodeSettings)
         nodeSettings.socket.maxMessageBytes = options.maxMessageBytes
         let reports = settings.reportsDirectory
+        let districts = settings.districts
         let queries = StandardQueries(
             service: name, database: database.db, live: { handle.figures(simulatedClock: options.simulatedClock, clock: env.clock) },
             extra: { req in
-                try NotifierQueries(database: database.db, clock: env.clock, reportsDirectory: reports, channels: channelNames)
-                    .respond(req)
+                try NotifierQueries(
+                    database: database.db, clock: env.clock, reportsDirectory: reports, districts: districts, channels: channelNames
+                )
+                .respond(req)
             })
         let node = ServiceNode(
             name: name, context: env.context, endpoints: options.endpoints, settings: nodeSettings, processor: pipeline,
@@ -457,6 +472,7 @@ struct NotifierQueries {
     let database: ServiceDatabase
     let clock: any WallClock
     let reportsDirectory: String
+    var districts = DistrictNames()
     var channels: [String] = ["jsonl"]
 
     func respond(_ req: JSON) throws -> JSON? {
@@ -465,7 +481,11 @@ struct NotifierQueries {
             guard let monthText = req["month"]?.stringValue, let month = YearMonth.parse(monthText) else {
                 return ["op": "error", "code": "invalid_request", "message": "month (YYYY-MM) is required"]
             }
-            let figures = try database.writer.read { db in try MonthlyFigures.compute(month: month, db) }
+            let figures = try database.writer.read { db in try MonthlyFigures.compute(month: month, db) }.map {
+                var f = $0
+                f.name = districts.name(f.district)
+                return f
+            }
             let paths = try MonthlyReport.write(month: month, figures: figures, generatedAt: clock.now(), into: reportsDirectory)
             return [
                 "op": "report", "month": .string(month.description), "html": .string(paths.html), "csv": .string(paths.csv),

@@ -169,6 +169,8 @@ public struct NotifierSettings: Sendable {
     public var webhook: URL?
     public var calendar = WorkingCalendar()
     public var board = BoardConfig()
+    /// The names of the county's division codes, for the board and the monthly report (`districts`).
+    public var districts = DistrictNames()
     /// When a notification that failed is tried again (`notification-retry-hours`).
     public var retry = RetrySchedule()
 }
