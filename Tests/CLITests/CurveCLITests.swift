@@ -61,6 +61,35 @@ struct CurveCLITests {
             up = await StatusCommand.run(context: context, targets: [target], timeoutMs: 300, console: CapturedConsole().console) == 0
         }
         #expect(up, "status over CURVE")
+        // The secret key from a file the operator alone may read (BANGFU_CURVE_SECRET_KEY_FILE),
+        // as `bangfu keys generate --secret-file` writes it: the same keys as in clear.
+        let keyFile = dir + "/operator.key"
+        try (operatorKeys.secretKey + "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
+        #expect(chmod(keyFile, 0o600) == 0)
+        var fromFile = keyed
+        fromFile["BANGFU_CURVE_SECRET_KEY"] = nil
+        fromFile["BANGFU_CURVE_SECRET_KEY_FILE"] = keyFile
+        let fileTarget = try EndpointResolver.resolve(service: "registry", intake: ep[0], replay: ep[2], feed: ep[1], environment: fromFile)
+        #expect(CLICurve.keys(for: fileTarget.intake)?.clientSecret == operatorKeys.secretKey)
+        // A key file its group or others may read, a missing one, or both ways at once: refused.
+        #expect(chmod(keyFile, 0o644) == 0)
+        do {
+            _ = try EndpointResolver.resolve(service: "registry", intake: ep[0], replay: ep[2], feed: ep[1], environment: fromFile)
+            Issue.record("a key file others may read was taken")
+        } catch {
+            #expect(error.message.contains("open to its group or to others"), "\(error.message)")
+            #expect(error.exitCode == ExitCodes.usage)
+        }
+        #expect(chmod(keyFile, 0o600) == 0)
+        var both = fromFile
+        both["BANGFU_CURVE_SECRET_KEY"] = operatorKeys.secretKey
+        #expect(throws: CLIError.self) {
+            _ = try EndpointResolver.resolve(service: "registry", intake: ep[0], replay: ep[2], feed: ep[1], environment: both)
+        }
+        fromFile["BANGFU_CURVE_SECRET_KEY_FILE"] = dir + "/missing.key"
+        #expect(throws: CLIError.self) {
+            _ = try EndpointResolver.resolve(service: "registry", intake: ep[0], replay: ep[2], feed: ep[1], environment: fromFile)
+        }
         var f = Fixtures(seed: 131)
         var reg = f.registration(uscc: f.uscc(), name: "加密通道测试有限公司")
         reg.source = "/samr/xuchang"

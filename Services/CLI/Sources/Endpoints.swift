@@ -60,10 +60,12 @@ public enum EndpointResolver {
 }
 
 /// The CLI's CurveZMQ identity, for services whose `tcp://` endpoints require CURVE (DESIGN
-/// §3.5): the operator's key pair (`BANGFU_CURVE_PUBLIC_KEY`, `BANGFU_CURVE_SECRET_KEY`, from
-/// `bangfu keys generate`, its public key in the service's `curve-clients` allowlist) and each
-/// service's public key (`BANGFU_<SERVICE>_SERVER_KEY`). Every socket the CLI opens to a
-/// `tcp://` endpoint of such a service presents them; `ipc://` needs none.
+/// §3.5): the operator's key pair (`BANGFU_CURVE_PUBLIC_KEY`, and the secret key from the file
+/// `BANGFU_CURVE_SECRET_KEY_FILE` names — readable by its owner alone, as `bangfu keys generate
+/// --secret-file` writes it — or, in clear, `BANGFU_CURVE_SECRET_KEY`; its public key in the
+/// service's `curve-clients` allowlist) and each service's public key
+/// (`BANGFU_<SERVICE>_SERVER_KEY`). Every socket the CLI opens to a `tcp://` endpoint of such a
+/// service presents them; `ipc://` needs none.
 public enum CLICurve {
     private static let table = Mutex<[String: CurveClientKeys]>([:])
 
@@ -71,11 +73,24 @@ public enum CLICurve {
     static func configure(_ target: ServiceTarget, environment: [String: String]) throws(CLIError) {
         let serverVar = "BANGFU_\(target.service.uppercased())_SERVER_KEY"
         guard let server = environment[serverVar], !server.isEmpty else { return }
-        guard let pub = environment["BANGFU_CURVE_PUBLIC_KEY"], let secret = environment["BANGFU_CURVE_SECRET_KEY"],
-            !pub.isEmpty, !secret.isEmpty
-        else {
+        var secret = environment["BANGFU_CURVE_SECRET_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        if let file = environment["BANGFU_CURVE_SECRET_KEY_FILE"], !file.isEmpty {
+            guard secret == nil else {
+                throw CLIError(
+                    "BANGFU_CURVE_SECRET_KEY and BANGFU_CURVE_SECRET_KEY_FILE are both set: give the secret key one way",
+                    exitCode: ExitCodes.usage)
+            }
+            do {
+                secret = try SecretKeyFile.read(file, credentialsDirectory: nil)
+            } catch let e as ConfigError {
+                throw CLIError("BANGFU_CURVE_SECRET_KEY_FILE: \(e.message)", exitCode: ExitCodes.usage)
+            } catch {
+                throw CLIError("BANGFU_CURVE_SECRET_KEY_FILE: cannot read \(file)", exitCode: ExitCodes.usage)
+            }
+        }
+        guard let pub = environment["BANGFU_CURVE_PUBLIC_KEY"], let secret, !pub.isEmpty else {
             throw CLIError(
-                "\(serverVar) is set: the CLI needs its own key pair too (BANGFU_CURVE_PUBLIC_KEY, BANGFU_CURVE_SECRET_KEY; bangfu keys generate)",
+                "\(serverVar) is set: the CLI needs its own key pair too (BANGFU_CURVE_PUBLIC_KEY, and BANGFU_CURVE_SECRET_KEY_FILE or BANGFU_CURVE_SECRET_KEY; bangfu keys generate)",
                 exitCode: ExitCodes.usage)
         }
         for (name, value) in [(serverVar, server), ("BANGFU_CURVE_PUBLIC_KEY", pub), ("BANGFU_CURVE_SECRET_KEY", secret)]
