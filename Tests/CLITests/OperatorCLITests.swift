@@ -226,6 +226,58 @@ struct EventIDTests {
         await h.shutdown()
     }
 
+    /// `bangfu audit verify` prints the head to record elsewhere; `--anchor` with that head
+    /// holds, with another hash it does not (exit 1), and a malformed one is a usage error.
+    /// `bangfu audit list --ref` shows the entries naming an id.
+    @Test func auditVerifyPrintsTheHeadAndChecksAnAnchor() async throws {
+        let h = try Harness()
+        _ = try await h.startRegistry()
+        _ = try await h.startStandIn("notifier")
+        _ = try await h.startMatcher()
+        let payments = try await h.startPayments()
+        let t = ServiceTarget(service: "payments", endpoints: payments.endpoints)
+        let data: JSON = ["pool": "anchor-pool", "source": "central", "amount_fen": 700_000]
+        #expect(
+            try await PaymentsCommands.command(
+                context: h.context, target: t, type: "pool.funded", data: data, timeoutMs: 10_000, console: CapturedConsole().console) == 0)
+        let first = CapturedConsole()
+        #expect(try await PaymentsCommands.auditVerify(context: h.context, target: t, timeoutMs: 10_000, console: first.console) == 0)
+        let headLine = try #require(first.out.split(separator: "\n").first { $0.hasPrefix("head: ") })
+        let anchor = String(headLine.dropFirst("head: ".count).prefix { $0 != " " })
+        #expect(anchor.split(separator: ":").last?.count == 64, "\(anchor)")
+        let held = CapturedConsole()
+        #expect(
+            try await PaymentsCommands.auditVerify(context: h.context, target: t, timeoutMs: 10_000, anchor: anchor, console: held.console)
+                == 0)
+        #expect(held.out.contains("anchor \(anchor) held"), "\(held.out)")
+        let seq = anchor.split(separator: ":")[0]
+        let forged = CapturedConsole()
+        #expect(
+            try await PaymentsCommands.auditVerify(
+                context: h.context, target: t, timeoutMs: 10_000, anchor: "\(seq):" + String(repeating: "ab", count: 32),
+                console: forged.console) == ExitCodes.failure)
+        #expect(forged.out.contains("ANCHOR NOT HELD") && forged.out.contains("the chain was rewritten"), "\(forged.out)")
+        for bad in ["12", "0:" + String(repeating: "a", count: 64), "3:xyz", "3:" + String(repeating: "g", count: 64)] {
+            do {
+                _ = try await PaymentsCommands.auditVerify(
+                    context: h.context, target: t, timeoutMs: 10_000, anchor: bad, console: CapturedConsole().console)
+                Issue.record("\(bad) was taken as an anchor")
+            } catch let e as CLIError {
+                #expect(e.exitCode == ExitCodes.usage)
+            }
+        }
+        let listed = CapturedConsole()
+        #expect(
+            try await PaymentsCommands.auditList(
+                context: h.context, target: t, timeoutMs: 10_000, ref: "pool:anchor-pool", kind: nil, after: 0, max: 100, json: true,
+                console: listed.console) == 0)
+        let entries = try listed.out.split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
+        #expect(!entries.isEmpty)
+        #expect(entries.allSatisfy { ($0["entry"]?.serialized() ?? "").contains("pool:anchor-pool") })
+        #expect(entries.contains { $0["entry"]?["amount_fen"]?.intValue == 700_000 }, "the funding transfer: \(listed.out)")
+        await h.shutdown()
+    }
+
     @Test func anAmountMustBeAPositiveNumberOfFen() {
         func message(_ args: [String]) -> String? {
             do {

@@ -187,6 +187,30 @@ struct PaymentsEndToEndTests {
         let audit = try await w.payments.query(["op": "audit.verify"])
         #expect(audit["ok"]?.boolValue == true)
         #expect((audit["entries"]?.intValue ?? 0) > 10)
+        #expect(audit["head"]?["seq"]?.intValue == audit["entries"]?.intValue)
+        // An auditor reads who released each hold and why, by the payment's id.
+        let twinAID = try #require(
+            w.feed.events.last { $0.subject == twinA && $0.type == "payment.failed" }?.data?["payment_id"]?.stringValue)
+        let trail = try await w.payments.query(["op": "audit.list", "ref": .string(twinAID), "max": 1_000])
+        let trailItems = trail["items"]?.arrayValue ?? []
+        let kinds = trailItems.compactMap { $0["kind"]?.stringValue }
+        #expect(kinds.contains("hold.opened") && kinds.contains("hold.released") && kinds.contains("payment.instructed"), "\(kinds)")
+        let release = try #require(trailItems.first { $0["kind"]?.stringValue == "hold.released" })
+        #expect(release["entry"]?["by"]?.stringValue == "区财政局 张三")
+        #expect(release["entry"]?["reason"]?.stringValue == "夫妻店，共用账户已核实")
+        #expect(release["hash"]?.stringValue?.utf8.count == 64)
+        // In chain order, and every one names the payment.
+        let seqs = trailItems.compactMap { $0["seq"]?.intValue }
+        #expect(seqs == seqs.sorted() && !seqs.isEmpty)
+        #expect(trailItems.allSatisfy { ($0["entry"]?.serialized() ?? "").contains(twinAID) })
+        // By kind, paged.
+        let releases = try await w.payments.query(["op": "audit.list", "kind": "hold.released", "max": 1])
+        #expect(releases["items"]?.arrayValue?.count == 1 && releases["more"]?.boolValue == true)
+        let next = try await w.payments.query([
+            "op": "audit.list", "kind": "hold.released", "after": releases["items"]?.arrayValue?.first?["seq"] ?? 0,
+        ])
+        #expect(next["items"]?.arrayValue?.count == 1)
+        #expect(next["items"]?.arrayValue?.first?["kind"]?.stringValue == "hold.released")
         pools = try await w.payments.query(["op": "pool.status"])
         // 350,000 funded − 100,000 paid; twinA's failed reservation released; twinB still reserved.
         #expect(pools["items"]?.arrayValue?.first?["posted_fen"]?.intValue == 250_000)
@@ -276,6 +300,75 @@ struct PaymentsEndToEndTests {
         let v = try await w.payments.query(["op": "audit.verify"])
         #expect(v["ok"]?.boolValue == false)
         #expect(v["first_broken"]?.intValue == broken)
+        await w.close()
+    }
+
+    /// A tamperer who rewrites an entry and recomputes every hash after it leaves a chain that
+    /// verifies on its own; the head an auditor recorded earlier (the anchor) exposes it, and so
+    /// does cutting the newest entries off.
+    @Test func aRecomputedChainFailsTheAnchorRecordedBefore() async throws {
+        let w = try await World()
+        var f = Fixtures(seed: 53)
+        let u = f.uscc()
+        try await w.registry.publish([
+            f.registration(uscc: u, name: "锚点测试有限公司"), w.account(u, holder: "锚点测试有限公司", number: "6222020000000778"),
+        ])
+        .forEach { #expect($0.status == .accepted) }
+        _ = try await w.matcher.publish(Fixtures.event("policy.published", ["yaml": .string(Self.policy)], source: "/ops/test"))
+        _ = try await w.command("pool.funded", ["pool": "test-pool", "source": "central", "amount_fen": 1_000_000])
+        #expect(await w.matcherFeed.wait { $0.contains { $0.type == "entitlement.approved" && $0.subject == u } })
+        let first = try await w.payments.query(["op": "audit.verify"])
+        #expect(first["ok"]?.boolValue == true)
+        let head = try #require(first["head"])
+        let headSeq = try #require(head["seq"]?.intValue)
+        #expect(headSeq >= 3)
+        let held = try await w.payments.query(["op": "audit.verify", "anchor": head])
+        #expect(held["anchor_ok"]?.boolValue == true, "\(held)")
+        // A malformed anchor is an invalid request, not a pass.
+        let malformed = try await w.payments.query(["op": "audit.verify", "anchor": ["seq": 1, "hash": "abc"]])
+        #expect(malformed["code"]?.stringValue == "invalid_request")
+
+        // Rewrite the first entry that names the pool and recompute every link after it, in the
+        // database file (the pool was funded, and its entries written, before the head was read).
+        let path = w.h.directory + "/payments/payments.sqlite"
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        let dbq = try DatabaseQueue(path: path, configuration: configuration)
+        try await dbq.write { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT seq, at, kind, entry FROM audit_chain ORDER BY seq")
+            var prev = String(repeating: "0", count: 64)
+            var rewritten = false
+            for r in rows {
+                let seq: Int64 = r["seq"]
+                var entry = [UInt8]((r["entry"] as Data))
+                let text = String(decoding: entry, as: UTF8.self)
+                if !rewritten, text.contains("test-pool") {
+                    entry = Array(text.replacingOccurrences(of: "test-pool", with: "tset-pool").utf8)
+                    rewritten = true
+                }
+                var bytes = Array(prev.utf8) + [UInt8(ascii: "\n")]
+                bytes += Array(#"{"at":"#.utf8) + JSON.string(r["at"]).serializedBytes() + Array(#","entry":"#.utf8) + entry
+                bytes +=
+                    Array(#","kind":"#.utf8) + JSON.string(r["kind"]).serializedBytes() + Array(#","seq":"#.utf8) + Array("\(seq)}".utf8)
+                let hash = SHA256.hash(bytes).hexString
+                try db.execute(
+                    sql: "UPDATE audit_chain SET entry = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                    arguments: [Data(entry), prev, hash, seq])
+                prev = hash
+            }
+        }
+        let rewritten = try await w.payments.query(["op": "audit.verify", "anchor": head])
+        #expect(rewritten["ok"]?.boolValue == true, "the recomputed chain verifies on its own")
+        #expect(rewritten["anchor_ok"]?.boolValue == false)
+        #expect(rewritten["anchor_problem"]?.stringValue?.contains("the chain was rewritten") == true, "\(rewritten)")
+
+        // Cut short below the anchor: no longer holds it either (payments may have appended
+        // since, in which case the anchor's seq names another entry).
+        try await dbq.write { db in try db.execute(sql: "DELETE FROM audit_chain WHERE seq >= ?", arguments: [headSeq]) }
+        let cut = try await w.payments.query(["op": "audit.verify", "anchor": head])
+        #expect(cut["ok"]?.boolValue == true)
+        #expect(cut["anchor_ok"]?.boolValue == false)
+        #expect(cut["anchor_problem"]?.stringValue?.isEmpty == false, "\(cut)")
         await w.close()
     }
 }

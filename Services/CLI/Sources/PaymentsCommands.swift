@@ -206,14 +206,78 @@ public enum PaymentsCommands {
         return ok ? ExitCodes.ok : ExitCodes.failure
     }
 
-    public static func auditVerify(context: ZContext, target: ServiceTarget, timeoutMs: Int, console: Console) async throws -> Int32 {
-        let a = try await Query.require(context: context, target: target, ["op": "audit.verify"], timeoutMs: timeoutMs)
+    /// `--anchor SEQ:HASH`: a link an earlier `audit verify` printed as the head.
+    public static func anchor(_ text: String) throws(CLIError) -> JSON {
+        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let seq = Int64(parts[0]), seq >= 1, parts[1].utf8.count == 64,
+            parts[1].utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || ($0 >= 0x41 && $0 <= 0x46) })
+        else {
+            throw CLIError(
+                "--anchor is SEQ:HASH, the head an earlier audit verify printed (e.g. 9182:3f…, 64 hex digits), got \(text)",
+                exitCode: ExitCodes.usage)
+        }
+        return ["seq": .int(seq), "hash": .string(parts[1])]
+    }
+
+    public static func auditVerify(
+        context: ZContext, target: ServiceTarget, timeoutMs: Int, anchor: String? = nil, console: Console
+    ) async throws -> Int32 {
+        var req: JSONObject = ["op": "audit.verify"]
+        if let anchor { req["anchor"] = try Self.anchor(anchor) }
+        let a = try await Query.require(context: context, target: target, .object(req), timeoutMs: timeoutMs)
+        let head = a["head"].flatMap { $0 == .null ? nil : $0 }
+        var status = ExitCodes.ok
         if a["ok"]?.boolValue == true {
             console.line("audit chain OK: \(a["entries"].text) entries, every link recomputed")
+        } else {
+            console.line("AUDIT CHAIN BROKEN at entry \(a["first_broken"].text): \(a["reason"].text)")
+            status = ExitCodes.failure
+        }
+        if anchor != nil {
+            if a["anchor_ok"]?.boolValue == true {
+                console.line("anchor \(anchor ?? "") held: the chain still holds that link")
+            } else {
+                console.line("ANCHOR NOT HELD: \(a["anchor_problem"].text)")
+                status = ExitCodes.failure
+            }
+        }
+        if let head {
+            // Written down outside the payments database (the audit file, a signed record), the
+            // head lets the next verify prove that nothing up to it was rewritten or removed.
+            console.line(
+                "head: \(head["seq"].text):\(head["hash"].text)  (record it outside this server; next time: bangfu audit verify --anchor \(head["seq"].text):\(head["hash"].text))"
+            )
+        }
+        return status
+    }
+
+    /// `bangfu audit list`: the chain's entries, oldest first, with what each records.
+    public static func auditList(
+        context: ZContext, target: ServiceTarget, timeoutMs: Int, ref: String?, kind: String?, after: Int64, max: Int, json: Bool,
+        console: Console
+    ) async throws -> Int32 {
+        var req: JSONObject = ["op": "audit.list", "after": .int(after), "max": .int(Int64(max))]
+        if let ref { req["ref"] = .string(ref) }
+        if let kind { req["kind"] = .string(kind) }
+        let a = try await Query.require(context: context, target: target, .object(req), timeoutMs: timeoutMs)
+        let items = a["items"]?.arrayValue ?? []
+        if json {
+            for e in items { console.line(e.serialized()) }
             return ExitCodes.ok
         }
-        console.line("AUDIT CHAIN BROKEN at entry \(a["first_broken"].text): \(a["reason"].text)")
-        return ExitCodes.failure
+        if items.isEmpty {
+            console.line(
+                "no audit entries" + (ref.map { " naming \($0)" } ?? "") + (kind.map { " of kind \($0)" } ?? "") + " after \(after)")
+            return ExitCodes.ok
+        }
+        Table.print(
+            header: ["SEQ", "AT", "KIND", "ENTRY"],
+            rows: items.map { e in [e["seq"].text, e["at"].text, e["kind"].text, Format.truncate(e["entry"]?.serialized() ?? "", 160)] },
+            console: console)
+        if a["more"]?.boolValue == true, let last = items.last?["seq"]?.intValue {
+            console.line("(more: --after \(last))")
+        }
+        return ExitCodes.ok
     }
 
     public static func poolStatus(context: ZContext, target: ServiceTarget, timeoutMs: Int, console: Console) async throws -> Int32 {
@@ -285,18 +349,47 @@ struct LedgerCheckVerb: AsyncParsableCommand {
 
 struct AuditVerb: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "audit", abstract: "The audit chain (全程督).", subcommands: [AuditVerifyVerb.self])
+        commandName: "audit", abstract: "The audit chain (全程督).", subcommands: [AuditVerifyVerb.self, AuditListVerb.self])
 }
 
 struct AuditVerifyVerb: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "verify", abstract: "Recompute the SHA-256 hash chain and name the first broken link (exit 1 if broken).")
+        commandName: "verify",
+        abstract:
+            "Recompute the SHA-256 hash chain, name the first broken link, and print the head to record elsewhere (exit 1 if broken or the anchor is not held)."
+    )
+    @Option(
+        help:
+            "SEQ:HASH, a head an earlier verify printed (kept outside this server): the chain must still hold that link — a chain rewritten and recomputed, or cut short, does not."
+    ) var anchor: String?
     @OptionGroup var endpoints: PaymentsEndpointOptions
 
     func run() async throws {
         try await execute { context, console in
             try await PaymentsCommands.auditVerify(
-                context: context, target: try endpoints.target(), timeoutMs: endpoints.timeoutMs, console: console)
+                context: context, target: try endpoints.target(), timeoutMs: endpoints.timeoutMs, anchor: anchor, console: console)
+        }
+    }
+}
+
+struct AuditListVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract:
+            "The audit chain's entries, oldest first: transfers, holds and who released them, approvals ledgered, batches, returns, confirmations."
+    )
+    @Option(help: "Only entries naming this id (a payment or entitlement id, a batch id, a pool, a ledger account).") var ref: String?
+    @Option(help: "Only entries of this kind (e.g. hold.released, payment.instructed, reserve, post, void, transfer).") var kind: String?
+    @Option(help: "Entries after this sequence number (to page on).") var after: Int64 = 0
+    @Option(help: "At most this many entries (1–1000).") var max: Int = 100
+    @Flag(help: "One JSON object per line: seq, at, kind, entry, hash.") var json = false
+    @OptionGroup var endpoints: PaymentsEndpointOptions
+
+    func run() async throws {
+        try await execute { context, console in
+            try await PaymentsCommands.auditList(
+                context: context, target: try endpoints.target(), timeoutMs: endpoints.timeoutMs, ref: ref, kind: kind, after: after,
+                max: max, json: json, console: console)
         }
     }
 }

@@ -784,18 +784,84 @@ struct PaymentsQueries {
     let database: ServiceDatabase
     let engine: PaymentsEngine
 
+    /// `audit.list`: the chain's entries in order, each with its link (seq, at, kind, the entry
+    /// as stored, hash), after `after` (a seq), at most `max` (1–1,000, default 100); only those
+    /// of `kind`, and only those that name `ref` (a payment or entitlement id, a batch, a pool,
+    /// an account: any string the entry holds as a JSON string). A search by `ref` reads the
+    /// chain from `after` on: an auditor's query, not the service's hot path.
+    func auditList(_ req: JSON) throws -> JSON {
+        let after = max(req["after"]?.intValue ?? 0, 0)
+        let limit = Int(min(max(req["max"]?.intValue ?? 100, 1), 1_000))
+        let kind = req["kind"]?.stringValue
+        // The quoted form: `"ent-1"` never matches inside `"ent-10"`.
+        let needle = req["ref"]?.stringValue.map { String(decoding: JSON.string($0).serializedBytes(), as: UTF8.self) }
+        let rows = try database.writer.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT seq, at, kind, entry, hash FROM audit_chain
+                    WHERE seq > ? AND (? IS NULL OR kind = ?) AND (? IS NULL OR instr(CAST(entry AS TEXT), ?) > 0)
+                    ORDER BY seq LIMIT ?
+                    """, arguments: [after, kind, kind, needle, needle, limit])
+        }
+        let items: [JSON] = rows.map { r in
+            let entry: Data = r["entry"]
+            return [
+                "seq": .int(r["seq"]), "at": .string(r["at"]), "kind": .string(r["kind"]),
+                "entry": (try? JSONParser.parse([UInt8](entry))) ?? .string(String(decoding: entry, as: UTF8.self)),
+                "hash": .string(r["hash"]),
+            ]
+        }
+        return ["op": "audit_entries", "items": .array(items), "more": .bool(items.count == limit)]
+    }
+
     func respond(_ req: JSON) throws -> JSON? {
         switch req["op"]?.stringValue {
         case "ledger.check":
             let c = try database.writer.read { db in try engine.ledger.check(db) }
             return ["op": "ledger", "ok": .bool(c.ok), "problems": .array(c.problems.map { .string($0) }), "report": .string("\(c)")]
         case "audit.verify":
-            let v = try database.writer.read { db in try engine.audit.verify(db) }
-            return [
+            // `anchor` ({"seq", "hash"}): a link recorded earlier, outside this database (the
+            // head an earlier verify printed). A chain rewritten and recomputed from its first
+            // entry, or cut short, still verifies on its own; it no longer holds that link.
+            var anchor: (seq: Int64, hash: String)?
+            if let a = req["anchor"] {
+                guard let seq = a["seq"]?.intValue, seq >= 1, let hash = a["hash"]?.stringValue, hash.utf8.count == 64 else {
+                    return [
+                        "op": "error", "code": "invalid_request",
+                        "message": "anchor is {\"seq\": N ≥ 1, \"hash\": 64 hex digits}, as an earlier audit verify printed it",
+                    ]
+                }
+                anchor = (seq, hash.lowercased())
+            }
+            let (v, anchored) = try database.writer.read { db -> (AuditVerification, String?) in
+                let v = try engine.audit.verify(db)
+                guard let anchor else { return (v, nil) }
+                let stored = try String.fetchOne(db, sql: "SELECT hash FROM audit_chain WHERE seq = ?", arguments: [anchor.seq])
+                return (v, stored)
+            }
+            var o: JSONObject = [
                 "op": "audit", "ok": .bool(v.ok), "entries": .int(Int64(v.entries)),
                 "first_broken": v.firstBroken.map { .int($0) } ?? .null,
                 "reason": v.reason.map { .string($0) } ?? .null,
+                // The newest good link: record it elsewhere and pass it as the anchor next time.
+                "head": v.entries > 0 ? ["seq": .int(v.entries), "hash": .string(v.headHash)] : .null,
             ]
+            if let anchor {
+                let held = anchored == anchor.hash && v.entries >= anchor.seq
+                o["anchor_ok"] = .bool(held)
+                if !held {
+                    o["anchor_problem"] = .string(
+                        anchored == nil
+                            ? "the chain has no entry \(anchor.seq) (it has \(v.entries)): entries recorded before were removed"
+                            : anchored != anchor.hash
+                                ? "entry \(anchor.seq) has hash \(anchored ?? "") where \(anchor.hash) was recorded: the chain was rewritten"
+                                : "entry \(anchor.seq) is past the first broken link")
+                }
+            }
+            return .object(o)
+        case "audit.list":
+            return try auditList(req)
         case "payment.show":
             guard let id = req["id"]?.stringValue else { return ["op": "error", "code": "invalid_request", "message": "id is required"] }
             guard let p = try database.writer.read({ db in try PaymentRecord.find(id, db) }) else {
