@@ -95,6 +95,35 @@ struct MerchantTextsTests {
         #expect(texts[0].text.contains("30日内"), "\(texts[0].text)")
     }
 
+    /// On the board, only cash is 已拨付 with a paid amount: a rent waiver carried out by its
+    /// lessor is 已落实减免 and a deferral 已落实缓缴, with nothing in the 已拨付 column, so the
+    /// board's paid total is the money that left the pools.
+    @Test func onlyCashIsPaidOnTheBoard() throws {
+        let (dir, database, engine) = try T.makeEngine()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let benefits: [(String, JSONObject)] = [
+            ("ent-cash", [:]), ("ent-rent", ["benefit": "rent_waiver", "channel": "lessor"]),
+            ("ent-fee", ["benefit": "fee_waiver", "channel": "agency:water"]),
+            ("ent-defer", ["benefit": "deferral", "channel": "agency:social-insurance", "amount_fen": 0]),
+        ]
+        try database.db.writer.write { db in
+            for (id, extra) in benefits {
+                _ = try engine.entitlement(T.entitlementEvent("entitlement.approved", id: id, extra: extra), db)
+                _ = try engine.entitlement(T.entitlementEvent("entitlement.paid", id: id, extra: extra), db)
+            }
+        }
+        let rows = try database.db.writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, board_status, paid_fen, paid_at FROM entitlements ORDER BY id")
+        }
+        let board = Dictionary(uniqueKeysWithValues: rows.map { ($0["id"] as String, $0["board_status"] as String) })
+        #expect(board == ["ent-cash": "已拨付", "ent-rent": "已落实减免", "ent-fee": "已落实减免", "ent-defer": "已落实缓缴"])
+        for r in rows {
+            let id: String = r["id"]
+            #expect((r["paid_fen"] as Int64?) == (id == "ent-cash" ? 845_100 : nil), "\(id)")
+            #expect((r["paid_at"] as String?) != nil, "\(id): the month it was carried out counts in the report")
+        }
+    }
+
     @Test func aDeferralNamesNoAmountAndNoPayment() throws {
         let deferral: JSONObject = ["benefit": "deferral", "channel": "agency:social-insurance", "amount_fen": 0]
         let texts = try Self.texts([

@@ -28,8 +28,13 @@ struct NotifierMigrationTests {
                     ) WITHOUT ROWID;
                     CREATE INDEX notifications_state ON notifications(state);
                     CREATE INDEX notifications_pending ON notifications(state, created_at);
-                    CREATE TABLE entitlements (id TEXT PRIMARY KEY, name TEXT, kind TEXT);
-                    INSERT INTO entitlements VALUES ('ent-1', '张三小吃店', 'individual');
+                    CREATE TABLE entitlements (
+                        id TEXT PRIMARY KEY, name TEXT, kind TEXT, benefit TEXT, amount_fen INTEGER, board_status TEXT, paid_fen INTEGER
+                    );
+                    INSERT INTO entitlements VALUES ('ent-1', '张三小吃店', 'individual', 'cash', 300000, '已拨付', 300000);
+                    INSERT INTO entitlements VALUES ('ent-2', '李四商店', 'individual', 'rent_waiver', 845100, '已拨付', 845100);
+                    INSERT INTO entitlements VALUES ('ent-3', '王五超市', 'individual', 'deferral', 0, '已拨付', 0);
+                    INSERT INTO entitlements VALUES ('ent-4', '赵六饭店', 'individual', 'rent_waiver', 500000, '已批准', NULL);
                     """)
             try db.execute(sql: "INSERT INTO profiles VALUES ('91410102MA9XYZ1234', 3, ?)", arguments: [Data(#"{"name":"甲"}"#.utf8)])
             for (key, created, state) in [
@@ -56,7 +61,12 @@ struct NotifierMigrationTests {
             #expect(pending == ["z", "a"])
             // notifier-v4-public-name: the board's name column, empty for what came before.
             #expect(try Row.fetchOne(db, sql: "SELECT name, public_name FROM entitlements")?["public_name"] as String? == nil)
-            #expect(try String.fetchOne(db, sql: "SELECT name FROM entitlements") == "张三小吃店")
+            #expect(try String.fetchOne(db, sql: "SELECT name FROM entitlements WHERE id = 'ent-1'") == "张三小吃店")
+            // notifier-v6-non-cash-carried-out: only cash stays 已拨付 with a paid amount.
+            let board = try Row.fetchAll(db, sql: "SELECT id, board_status, paid_fen FROM entitlements ORDER BY id").map {
+                "\($0["id"] as String) \($0["board_status"] as String) \(($0["paid_fen"] as Int64?).map(String.init) ?? "-")"
+            }
+            #expect(board == ["ent-1 已拨付 300000", "ent-2 已落实减免 -", "ent-3 已落实缓缴 -", "ent-4 已批准 -"])
         }
         // The key stays unique.
         let error = #expect(throws: DatabaseError.self) {

@@ -126,7 +126,8 @@ public struct BoardRow: Sendable {
     /// The clear code; published only as `Mask.uscc(uscc)`.
     public var uscc: String
     public var amountFen: Int64
-    /// One of 公示中, 无异议, 有异议待处理, 异议不成立, 异议成立, 已批准, 已拨付, 拨付失败, 不予拨付.
+    /// One of 公示中, 无异议, 有异议待处理, 异议不成立, 异议成立, 已批准, 已拨付 (cash), 已落实减免 (a
+    /// rent or fee waiver carried out), 已落实缓缴 (a deferral granted), 拨付失败, 不予拨付.
     public var status: String
     /// The six-digit division code.
     public var district: String
@@ -155,6 +156,22 @@ public struct BoardRow: Sendable {
         self.openedOn = openedOn
         self.closesOn = closesOn
         self.paidFen = paidFen
+    }
+}
+
+/// The board's status once an entitlement is carried out: only cash is 已拨付 (paid out of
+/// public funds); a waiver or a deferral moves no public money.
+public enum BoardStatus {
+    public static let paid = "已拨付"
+    public static let waived = "已落实减免"
+    public static let deferred = "已落实缓缴"
+
+    public static func carriedOut(benefit: String) -> String {
+        switch benefit {
+        case "rent_waiver", "fee_waiver": waived
+        case "deferral": deferred
+        default: paid
+        }
     }
 }
 
@@ -485,7 +502,7 @@ public enum BoardSite {
         case "无异议", "异议不成立", "已批准": "st-ok"
         case "有异议待处理": "st-held"
         case "异议成立", "拨付失败", "不予拨付": "st-bad"
-        case "已拨付": "st-paid"
+        case BoardStatus.paid, BoardStatus.waived, BoardStatus.deferred: "st-paid"
         default: "st-other"
         }
     }

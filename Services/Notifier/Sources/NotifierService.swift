@@ -157,6 +157,17 @@ public struct NotifierDatabase: Sendable {
                     }
                 }
             }
+            // The board said 已拨付, with a paid amount, for rent waivers, fee waivers and
+            // deferrals too, though no public money moved: its paid total exceeded the ledger's.
+            m.registerMigration("notifier-v6-non-cash-carried-out") { db in
+                guard try db.tableExists("entitlements") else { return }
+                try db.execute(
+                    sql: """
+                        UPDATE entitlements SET paid_fen = NULL,
+                            board_status = CASE benefit WHEN 'deferral' THEN '已落实缓缴' ELSE '已落实减免' END
+                        WHERE board_status = '已拨付' AND benefit IN ('rent_waiver', 'fee_waiver', 'deferral')
+                        """)
+            }
         }
     }
 }
@@ -332,8 +343,14 @@ struct NotifierEngine: Sendable {
                 arguments: [now, id])
             try notify(e, .approved, uscc, values, db)
         case "entitlement.paid":
-            try db.cachedStatement(sql: "UPDATE entitlements SET board_status = '已拨付', paid_fen = amount_fen, paid_at = ? WHERE id = ?")
-                .execute(arguments: [now, id])
+            // Cash is 已拨付 with the amount paid; a rent waiver (the lessor refunded, offset or
+            // extended), a fee waiver or a deferral moved no public money: the board says it was
+            // carried out, and its 已拨付 column stays empty, so the board's paid total is the
+            // ledger's.
+            let benefit = d["benefit"]?.stringValue ?? "cash"
+            try db.cachedStatement(
+                sql: "UPDATE entitlements SET board_status = ?, paid_fen = CASE WHEN ? THEN amount_fen END, paid_at = ? WHERE id = ?"
+            ).execute(arguments: [BoardStatus.carriedOut(benefit: benefit), benefit == "cash", now, id])
             try notify(e, .paid, uscc, values, db)
         case "entitlement.revoked":
             try db.cachedStatement(sql: "UPDATE entitlements SET board_status = '已撤销' WHERE id = ?").execute(arguments: [id])
