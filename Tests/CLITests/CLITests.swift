@@ -99,6 +99,14 @@ struct CLIHarnessTests {
         to.typePrefix = "payment."
         _ = try await TailCommand.run(context: h.context, target: t, options: to, console: none.console)
         #expect(none.lines.isEmpty)
+        // --subject: one merchant's events only.
+        let one = CapturedConsole()
+        to.typePrefix = nil
+        to.subject = s.good[1].subject
+        _ = try await TailCommand.run(context: h.context, target: t, options: to, console: one.console)
+        let its = try jsonLines(one)
+        #expect(its.count == 1 && its.first?["subject"]?.stringValue == s.good[1].subject, "\(its)")
+        to.subject = nil
 
         // quarantine list: the two rejected items with their codes.
         let listOut = CapturedConsole()

@@ -41,8 +41,39 @@ struct PaymentLifecycleTests {
         try await w.waitFor(id, "held")
         _ = try await w.payments.publish(Fixtures.event("payment.instructed", ["payment_id": .string(id), "amount_fen": 900_000]))
         try await w.waitFor(id, "instructed")
-        _ = try await w.payments.publish(Fixtures.event("payment.settled", ["payment_id": .string(id), "amount_fen": 900_000]))
+        _ = try await w.payments.publish(
+            Fixtures.event(
+                "payment.settled", ["payment_id": .string(id), "amount_fen": 900_000, "batch_id": "B000002", "return_id": "RET-9"]))
         try await w.waitFor(id, "paid")
+
+        // 全程督: the entitlement's own history, in order — on which profile version and policy
+        // revision it was proposed, the disclosure round, who approved it, each payment step.
+        let history = try #require(
+            try await w.matcher.query(["op": "entitlement.show", "id": .string(id)])["entitlement"]?["history"]?.arrayValue)
+        let steps = history.map { "\($0["step"].map { $0.stringValue ?? "" } ?? "")>\($0["state"]?.stringValue ?? "")" }
+        #expect(
+            steps == [
+                "incomplete>incomplete", "proposed>proposed", "disclosed>disclosed", "cleared>cleared", "approved>approved",
+                "instructed>instructed", "paid>paid", "failed>failed", "held>held", "instructed>instructed", "paid>paid",
+            ]
+                || steps == [
+                    "proposed>proposed", "disclosed>disclosed", "cleared>cleared", "approved>approved", "instructed>instructed",
+                    "paid>paid", "failed>failed", "held>held", "instructed>instructed", "paid>paid",
+                ], "\(steps)")
+        func detail(_ step: String) -> [String] {
+            history.filter { $0["step"]?.stringValue == step }.compactMap { $0["detail"]?.stringValue }
+        }
+        #expect(detail("proposed").first?.contains("profile version") == true, "\(detail("proposed"))")
+        #expect(detail("proposed").first?.contains("policy revision 2") == true, "\(detail("proposed"))")
+        #expect(detail("disclosed") == ["round R1"])
+        #expect(detail("cleared") == ["round R1"])
+        #expect(detail("approved").first?.contains("区房产局 王科长") == true, "\(detail("approved"))")
+        #expect(detail("failed").first?.hasPrefix("returned after settlement: AC04") == true, "\(detail("failed"))")
+        #expect(detail("held") == ["held: no_verified_account"])
+        #expect(detail("paid").last?.contains("batch B000002, return RET-9") == true, "\(detail("paid"))")
+        // The event says which profile version it rests on.
+        let approved = try #require(await w.await("entitlement.approved", "soe-rent-waiver", u))
+        #expect(approved["profile_version"]?.intValue != nil)
         await w.close()
     }
 }

@@ -162,6 +162,9 @@ struct TailVerb: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Only print events whose type starts with PREFIX.", valueName: "PREFIX"))
     var type: String?
 
+    @Option(help: ArgumentHelp("Only print events about this subject (a merchant's USCC).", valueName: "USCC"))
+    var subject: String?
+
     @Option(help: "Stop after printing this many events.")
     var max: Int?
 
@@ -185,6 +188,7 @@ struct TailVerb: AsyncParsableCommand {
             o.after = after
             o.follow = follow
             o.typePrefix = type
+            o.subject = subject
             o.max = max
             o.timeoutMs = timeoutMs
             o.unmasked = unmasked

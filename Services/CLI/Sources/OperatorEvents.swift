@@ -376,6 +376,13 @@ public enum OperatorCommands {
             if !r.awaiting.isEmpty { row("awaiting", r.awaiting.joined(separator: ", ")) }
         }
         if let flag = e["review_flag"], !flag.isNull { row("REVIEW FLAG", flag.serialized()) }
+        if let history = e["history"]?.arrayValue, !history.isEmpty {
+            console.line("history:")
+            for h in history {
+                let detail = h["detail"]?.stringValue.map { "  " + $0 } ?? ""
+                console.line("  \(h["at"].text)  \(Format.pad(h["step"].text, 12)) → \(Format.pad(h["state"].text, 11))\(detail)")
+            }
+        }
         console.line("(the clause-by-clause trace: --json, or bangfu explain --uscc \(e["uscc"].text) --policy \(e["policy_id"].text))")
         return ExitCodes.ok
     }

@@ -10,6 +10,9 @@ public struct TailOptions: Sendable {
     public var follow = false
     /// Only print events whose type starts with this.
     public var typePrefix: String?
+    /// Only print events about this subject (a merchant's USCC): its profile versions, its
+    /// entitlements, its payments.
+    public var subject: String?
     /// Stop after printing this many events.
     public var max: Int?
     /// Events asked for per replay request.
@@ -70,6 +73,7 @@ struct Tailer {
     mutating func emit(_ event: JSON, _ sequence: UInt64) {
         last = sequence
         if let p = options.typePrefix, !(event["type"]?.stringValue ?? "").hasPrefix(p) { return }
+        if let s = options.subject, event["subject"]?.stringValue != s { return }
         console.line((options.unmasked ? event : Mask.personalData(in: event)).serialized())
         printed += 1
     }

@@ -371,16 +371,36 @@ public struct MatcherEngine: Sendable {
         try emit(&e, "entitlement.approved", policy: policy, profile: profile, db: db)
     }
 
+    /// One step of the entitlement's history (`entitlement_history`): what happened, the state
+    /// it left, and the detail an auditor needs (who, why, which round, which profile version).
+    func history(_ e: EntitlementRecord, _ step: String, detail: String?, db: Database) throws {
+        try db.cachedStatement(sql: "INSERT INTO entitlement_history(entitlement_id, at, step, state, detail) VALUES (?, ?, ?, ?, ?)")
+            .execute(arguments: [e.id, now, step, e.state.rawValue, detail])
+    }
+
     /// Saves the record and appends its event: `<type>/<entitlement id>/<n>` is the event id.
-    func emit(_ e: inout EntitlementRecord, _ type: String, policy: PolicyDocument?, profile: JSON?, db: Database) throws {
+    func emit(
+        _ e: inout EntitlementRecord, _ type: String, policy: PolicyDocument?, profile: JSON?, note: String? = nil, db: Database
+    ) throws {
         e.events += 1
         try e.save(db, now: now)
+        // The step, with the profile version it was decided on (the registry's facts up to it).
+        var detail = [String]()
+        if let note { detail.append(note) }
+        if let version = profile?["version"]?.intValue { detail.append("profile version \(version)") }
+        if type == "entitlement.proposed" || type == "entitlement.incomplete" {
+            detail.append("policy revision \(e.policyRevision)")
+        }
+        if let reason = e.reason { detail.append(reason) }
+        try history(e, String(type.dropFirst("entitlement.".count)), detail: detail.isEmpty ? nil : detail.joined(separator: "; "), db: db)
         var o = JSONObject()
         o["entitlement_id"] = .string(e.id)
         o["policy_id"] = .string(e.policyID)
         o["policy_revision"] = .int(Int64(e.policyRevision))
         o["uscc"] = .string(e.uscc)
         if let profile {
+            // The registry's profile version the decision rests on (its facts up to that version).
+            if let version = profile["version"] { o["profile_version"] = version }
             o["name"] = profile["name"] ?? .null
             // The name as the public board may show it (the operator's name masked in it).
             if let publicName = profile["public_name"] { o["public_name"] = publicName }

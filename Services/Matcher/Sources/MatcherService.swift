@@ -53,6 +53,22 @@ struct MatcherFeeds: DatabaseFeedConsumer {
         try engine.evaluate(uscc: uscc, profile: data, db: db)
     }
 
+    /// The disclosure round an event names.
+    static func round(_ event: CloudEvent) -> String? {
+        event.data?["round_id"]?.stringValue.map { "round \($0)" }
+    }
+
+    /// Where a payment event says the money went: its batch or file and the bank's return.
+    static func paymentDetail(_ event: CloudEvent) -> String? {
+        let d = event.data
+        let parts = [
+            d?["batch_id"]?.stringValue.map { "batch \($0)" }, d?["file"]?.stringValue.map { "file \($0)" },
+            d?["return_id"]?.stringValue.map { "return \($0)" },
+            d?["method"]?.stringValue.map { "carried out by \(d?["channel"]?.stringValue ?? "the channel"): \($0)" },
+        ].compactMap { $0 }
+        return parts.isEmpty ? nil : parts.joined(separator: ", ")
+    }
+
     static func ids(_ data: JSON?) -> [String] {
         var out: [String] = []
         for key in ["entitlement_id", "payment_id"] { if let s = data?[key]?.stringValue { out.append(s) } }
@@ -78,9 +94,11 @@ struct MatcherFeeds: DatabaseFeedConsumer {
             case ("disclosure.opened", .proposed):
                 e.state = .disclosed
                 try e.save(db, now: engine.now)
+                try engine.history(e, "disclosed", detail: Self.round(event), db: db)
             case ("disclosure.cleared", .proposed), ("disclosure.cleared", .disclosed):
                 e.state = .cleared
                 e.reason = "disclosure cleared"
+                try engine.history(e, "cleared", detail: Self.round(event), db: db)
                 if policy?.autoApprove == true {
                     try engine.approve(&e, by: "auto after disclosure", policy: policy, profile: profile, db: db)
                 } else {
@@ -97,19 +115,22 @@ struct MatcherFeeds: DatabaseFeedConsumer {
                     e.reason = nil
                 }
                 try e.save(db, now: engine.now)
+                try engine.history(e, "instructed", detail: Self.paymentDetail(event), db: db)
             case ("payment.released", .held), ("payment.released", .failed):
                 // Payments let the payment go on (a hold released, a failed payment retried).
                 e.state = .approved
                 e.reason = "released: " + (event.data?["reason"]?.stringValue ?? "hold")
                 try e.save(db, now: engine.now)
+                try engine.history(e, "released", detail: e.reason, db: db)
             case ("payment.held", .approved), ("payment.held", .instructed), ("payment.held", .failed), ("payment.held", .held):
                 e.state = .held
                 e.reason = "held: " + (event.data?["reason"]?.stringValue ?? "unspecified")
                 try e.save(db, now: engine.now)
+                try engine.history(e, "held", detail: e.reason, db: db)
             case ("payment.settled", .approved), ("payment.settled", .instructed), ("payment.settled", .held):
                 e.state = .paid
                 e.reason = nil
-                try engine.emit(&e, "entitlement.paid", policy: policy, profile: profile, db: db)
+                try engine.emit(&e, "entitlement.paid", policy: policy, profile: profile, note: Self.paymentDetail(event), db: db)
             case ("payment.failed", .instructed), ("payment.failed", .approved), ("payment.failed", .held):
                 e.state = .failed
                 if event.data?["voided"]?.boolValue == true {
@@ -121,15 +142,19 @@ struct MatcherFeeds: DatabaseFeedConsumer {
                     e.reason = "failed: " + (event.data?["reason"]?.stringValue ?? "bank return")
                 }
                 try e.save(db, now: engine.now)
+                try engine.history(
+                    e, "failed", detail: [e.reason, Self.paymentDetail(event)].compactMap { $0 }.joined(separator: "; "), db: db)
             case ("payment.failed", .paid) where event.data?["after_settlement"]?.boolValue == true:
                 // The bank sent the money back after settling it (camt.054): not paid after all.
                 e.state = .failed
                 e.reason = "returned after settlement: " + (event.data?["reason"]?.stringValue ?? "bank return")
                 try e.save(db, now: engine.now)
+                try engine.history(e, "failed", detail: e.reason, db: db)
             case ("clawback.opened", _):
                 e.state = .clawedBack
                 e.reason = "clawback: " + (event.data?["reason"]?.stringValue ?? "opened")
                 try e.save(db, now: engine.now)
+                try engine.history(e, "clawed_back", detail: e.reason, db: db)
             default:
                 engine.logger.debug(
                     "lifecycle event does not apply in this state",
@@ -307,8 +332,11 @@ struct MatcherQueries {
             }
         case "entitlement.show":
             guard let id = req["id"]?.stringValue else { return ["op": "error", "code": "invalid_request", "message": "id is required"] }
-            let found = try database.writer.read { db -> (EntitlementRecord, [Row])? in
+            let found = try database.writer.read { db -> (EntitlementRecord, [Row], [Row])? in
                 guard let e = try EntitlementRecord.find(id, db) else { return nil }
+                let history = try Row.fetchAll(
+                    db, sql: "SELECT at, step, state, detail FROM entitlement_history WHERE entitlement_id = ? ORDER BY rowid",
+                    arguments: [id])
                 // The approvals of the entitlement's latest review round (a re-proposal starts a new one).
                 let approvals = try Row.fetchAll(
                     db,
@@ -317,9 +345,9 @@ struct MatcherQueries {
                         WHERE entitlement_id = ? AND round = (SELECT MAX(round) FROM review_approvals WHERE entitlement_id = ?)
                         ORDER BY approved_at, reviewer
                         """, arguments: [id, id])
-                return (e, approvals)
+                return (e, approvals, history)
             }
-            guard let (e, approvals) = found else {
+            guard let (e, approvals, history) = found else {
                 return ["op": "error", "code": "not_found", "message": .string("no entitlement \(id)")]
             }
             var o = Self.json(e).objectValue ?? JSONObject()
@@ -339,6 +367,15 @@ struct MatcherQueries {
                     "awaiting": .array(stillOpen ? reviewers.filter { !done.contains($0) }.map { .string($0) } : []),
                 ]
             }
+            // Every step the matcher took, oldest first (entitlements from before
+            // matcher-v5-entitlement-history start at the first step after it).
+            o["history"] = .array(
+                history.map { r in
+                    [
+                        "at": .string(r["at"]), "step": .string(r["step"]), "state": .string(r["state"]),
+                        "detail": (r["detail"] as String?).map { .string($0) } ?? .null,
+                    ]
+                })
             return ["op": "entitlement", "entitlement": .object(o)]
         case "entitlement.summary":
             // A policy's entitlements counted by state, and what its latest withdrawal did: the
