@@ -505,8 +505,29 @@ struct PaymentsVerb: AsyncParsableCommand {
         commandName: "payments", abstract: "Payment batches and channels.",
         subcommands: [
             PaymentsBatchVerb.self, PaymentsResumeVerb.self, PaymentsConfirmVerb.self, PaymentsAnomaliesVerb.self, PaymentsBatchesVerb.self,
-            PaymentsReviewsVerb.self,
+            PaymentsReviewsVerb.self, PaymentsShowVerb.self,
         ])
+}
+
+struct PaymentsShowVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract:
+            "One payment as payments has it (payment.show): state, channel, pool, amount, hold, batch, attempt; its audit entries: bangfu audit list --ref ID."
+    )
+    @Option(help: "The payment id (= entitlement id).") var payment: String
+    @OptionGroup var endpoints: PaymentsEndpointOptions
+
+    func run() async throws {
+        try await execute { context, console in
+            let a = try await Query.require(
+                context: context, target: try endpoints.target(), ["op": "payment.show", "id": .string(payment)],
+                timeoutMs: endpoints.timeoutMs)
+            guard let p = a["payment"] else { throw CLIError("payments answered payment.show without a payment") }
+            console.line(p.serialized())
+            return ExitCodes.ok
+        }
+    }
 }
 
 struct PaymentsConfirmVerb: AsyncParsableCommand {
@@ -646,7 +667,43 @@ struct PaymentsResumeVerb: AsyncParsableCommand {
 
 struct ReportVerb: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "report", abstract: "Reports of the notifier (月度评).", subcommands: [ReportMonthlyVerb.self])
+        commandName: "report", abstract: "Reports of the notifier (月度评, 公示 rounds).", subcommands: [ReportMonthlyVerb.self, ReportRoundsVerb.self])
+}
+
+struct ReportRoundsVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rounds",
+        abstract:
+            "The disclosure rounds (公示): programme, opened, closes, state, how many entitlements, pending objections (round.list)."
+    )
+    @Flag(help: "One JSON object per line.") var json = false
+    @Option(help: ArgumentHelp("The notifier's replay endpoint.", valueName: "EP")) var replay: String?
+    @Option(name: .customLong("timeout-ms"), help: "How long to wait for the notifier.") var timeoutMs: Int = 30_000
+
+    func run() async throws {
+        try await execute { context, console in
+            let target = try EndpointResolver.resolve(service: "notifier", replay: replay)
+            let a = try await Query.require(context: context, target: target, ["op": "round.list"], timeoutMs: timeoutMs)
+            let items = a["items"]?.arrayValue ?? []
+            if json {
+                for r in items { console.line(r.serialized()) }
+                return ExitCodes.ok
+            }
+            if items.isEmpty {
+                console.line("no disclosure rounds")
+                return ExitCodes.ok
+            }
+            Table.print(
+                header: ["ROUND", "PROGRAMME", "OPENED", "CLOSES AT", "STATE", "ENTITLEMENTS", "PENDING OBJECTIONS"],
+                rows: items.map { r in
+                    [
+                        r["round_id"].text, r["policy_id"].text, r["opened_on"].text, r["closes_at"].text, r["state"].text,
+                        r["entitlements"].text, r["pending_objections"].text,
+                    ]
+                }, console: console)
+            return ExitCodes.ok
+        }
+    }
 }
 
 struct ReportMonthlyVerb: AsyncParsableCommand {
