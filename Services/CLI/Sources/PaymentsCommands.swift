@@ -667,7 +667,8 @@ struct PaymentsResumeVerb: AsyncParsableCommand {
 
 struct ReportVerb: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "report", abstract: "Reports of the notifier (月度评, 公示 rounds).", subcommands: [ReportMonthlyVerb.self, ReportRoundsVerb.self])
+        commandName: "report", abstract: "Reports of the notifier (月度评, 公示 rounds).",
+        subcommands: [ReportMonthlyVerb.self, ReportRoundsVerb.self])
 }
 
 struct ReportRoundsVerb: AsyncParsableCommand {
