@@ -262,6 +262,29 @@ struct NotifierEndToEndTests {
         #expect(report["districts"]?.intValue ?? 0 >= 1)
         let rounds = try await notifier.query(["op": "round.list"])
         #expect(rounds["items"]?.arrayValue?.first?["state"]?.stringValue == "closed")
+
+        // The round's record, kept after the board moves on: every entitlement as disclosed, with
+        // its outcome when the round closed (b's objection was still pending then), and its SHA-256.
+        let roundID = try #require(opened["round_id"]?.stringValue)
+        let reports = (try #require(report["html"]?.stringValue) as NSString).deletingLastPathComponent
+        let archive = reports + "/disclosures/\(roundID).csv"
+        var archived: Data?
+        for _ in 0..<5_000 where archived == nil {
+            _ = try await notifierHandle.query(["op": "status"])
+            if FileManager.default.fileExists(atPath: archive + ".sha256") { archived = FileManager.default.contents(atPath: archive) }
+        }
+        let bytes = try #require(archived, "the round's record at \(archive)")
+        #expect(Array(bytes.prefix(3)) == [0xEF, 0xBB, 0xBF])
+        let sum = try String(contentsOfFile: archive + ".sha256", encoding: .utf8)
+        #expect(sum == "\(SHA256.hash([UInt8](bytes)).hexString)  \(roundID).csv\n")
+        let recordRows = String(decoding: bytes.dropFirst(3), as: UTF8.self).components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        #expect(recordRows.count == 4, "a header and the round's three entitlements: \(recordRows)")
+        for u in [a, b, c] {
+            #expect(!recordRows.joined().contains(u))
+            #expect(recordRows.contains { $0.contains(Mask.uscc(u)) })
+        }
+        #expect(recordRows.contains { $0.contains(Mask.uscc(b)) && $0.contains("有异议待处理") }, "\(recordRows)")
+        #expect(recordRows.contains { $0.contains(Mask.uscc(a)) && $0.contains("无异议") }, "\(recordRows)")
         await matcherFeed.stop()
         await notifierFeed.stop()
         await h.shutdown()

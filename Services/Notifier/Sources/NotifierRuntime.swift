@@ -241,6 +241,11 @@ final class NotifierWorker: Sendable {
                 dirty.mark()
                 handle.node?.notifyOutbox()
             }
+            // Each closed round's record, once (disclosure evidence after the board moves on).
+            let archived = try RoundArchive.archiveClosed(
+                database: database, reportsDirectory: settings.reportsDirectory, districts: settings.districts,
+                now: Timestamp.format(engine.clock.now()))
+            if !archived.isEmpty { logger.info("disclosure rounds archived", metadata: ["rounds": "\(archived.count)"]) }
             // Every pending notification and every failed one whose next attempt is due, a batch at a
             // time (bounded, so the board gets its turn).
             var rounds = 0

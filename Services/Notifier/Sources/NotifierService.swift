@@ -168,6 +168,11 @@ public struct NotifierDatabase: Sendable {
                         WHERE board_status = '已拨付' AND benefit IN ('rent_waiver', 'fee_waiver', 'deferral')
                         """)
             }
+            // The record of each disclosure round, written once when it closes (RoundArchive).
+            m.registerMigration("notifier-v7-round-archive") { db in
+                guard try db.tableExists("rounds") else { return }
+                try db.execute(sql: "ALTER TABLE rounds ADD COLUMN archived_at TEXT")
+            }
         }
     }
 }
