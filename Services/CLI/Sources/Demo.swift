@@ -371,6 +371,7 @@ public enum DemoCommand {
 
         console.line("")
         console.line("Board (公示):        \(dir)/board/current/index.html (serve board/current with any static web server)")
+        console.line("Disclosure records:  \(dir)/reports/disclosures/ (each round as disclosed, with its outcome and SHA-256)")
         console.line("Payment files:       \(dir)/payment-files/ (pain.001.001.09, lessor and agency instructions)")
         console.line("Bank returns:        \(dir)/bank-returns/processed/")
         console.line("Notifications:       \(dir)/notifier/notifications.jsonl")
@@ -655,6 +656,8 @@ enum DemoPayout {
         let files = batches.compactMap { $0["file"]?.stringValue }
         var returned = 0
         var failed = 0
+        // The bank answers after the batch: its return is dated by payments' (simulated) clock.
+        let answeredAt = (try await link.status(payments)["clock"]?.stringValue).flatMap { Timestamp.parse($0) } ?? Date()
         try FileManager.default.createDirectory(atPath: dir + "/bank-returns", withIntermediateDirectories: true)
         monkey?.enter(stage: "bank-return")
         for f in files where f.hasSuffix(".xml") {
@@ -669,7 +672,8 @@ enum DemoPayout {
                         amountFen: p.amountFen))
             }
             returned += lines.count
-            let xml = Pain002.xml(originalMessageID: batch.messageID, messageID: "RET-" + batch.messageID, lines: lines)
+            let xml = Pain002.xml(
+                originalMessageID: batch.messageID, messageID: "RET-" + batch.messageID, lines: lines, createdAt: answeredAt)
             try xml.write(toFile: dir + "/bank-returns/RET-\(f)", atomically: true, encoding: .utf8)
         }
         // The inbox is read once a second; wait until every treasury payment has its answer.
