@@ -470,6 +470,14 @@ extension PaymentsFixesTests {
         #expect(try f.state(Self.idA) == .clawedBack)
         #expect(try f.events("clawback.opened", Self.idA).count == 1)
         #expect(try f.balanced())
+        // No money to recover, but the lessor carried the waiver out: an operator is told to have
+        // it reversed, since no instruction file does.
+        let notes = try f.write { db in
+            try Row.fetchAll(db, sql: "SELECT code, detail FROM reviews WHERE payment_id = ?", arguments: [Self.idA])
+        }
+        let note = try #require(notes.first { ($0["code"] as String) == "reverse_with_channel" }, "\(notes)")
+        let detail: String = note["detail"]
+        #expect(detail.contains("rent_waiver") && detail.contains("the lessor") && detail.contains("objection_upheld"), "\(detail)")
     }
 }
 

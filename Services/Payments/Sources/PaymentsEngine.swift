@@ -527,6 +527,13 @@ public struct PaymentsEngine: Sendable {
         guard p.benefit == "cash", let pool = p.pool else {
             p.state = .clawedBack
             try emit(&p, "clawback.opened", extra: ["reason": .string(reason), "amount_fen": 0], db: db)
+            // No public money to recover, but the lessor or agency carried the waiver or deferral
+            // out: no instruction file reverses it, so an operator tells them (payments reviews).
+            let who = p.channel == "lessor" ? "the lessor" : p.channel
+            try review(
+                p, "reverse_with_channel",
+                "the \(p.benefit) of \(p.uscc) was carried out by \(who)\(p.batchID.map { " (batch \($0))" } ?? ""), and the entitlement is revoked (\(reason)): tell \(who) to reverse it — no instruction file does",
+                db)
             return
         }
         let receivable = Self.receivableAccount(pool)
