@@ -56,10 +56,14 @@ public struct CreditTransfer: Sendable, Hashable, Codable {
     /// Unstructured remittance information (`RmtInf/Ustrd`, at most 140 characters), e.g. the
     /// programme title.
     public var remittanceInfo: String?
+    /// The creditor's unified social credit code (统一社会信用代码), written as
+    /// `Cdtr/Id/OrgId/Othr` with the proprietary scheme `USCC`: the bank can check the account
+    /// holder against the merchant paid (实名制), and the treasury match its own records.
+    public var creditorUSCC: String?
 
     public init(
         endToEndID: String, amountFen: Int64, creditorName: String, creditorAccountNumber: String,
-        creditorAgent: FinancialAgent, remittanceInfo: String? = nil
+        creditorAgent: FinancialAgent, remittanceInfo: String? = nil, creditorUSCC: String? = nil
     ) {
         self.endToEndID = endToEndID
         self.amountFen = amountFen
@@ -67,6 +71,7 @@ public struct CreditTransfer: Sendable, Hashable, Codable {
         self.creditorAccountNumber = creditorAccountNumber
         self.creditorAgent = creditorAgent
         self.remittanceInfo = remittanceInfo
+        self.creditorUSCC = creditorUSCC
     }
 }
 
@@ -200,7 +205,8 @@ public enum Pain001 {
                         creditorAccountNumber: tx.path("CdtrAcct", "Id", "Othr", "Id")?.text
                             ?? tx.path("CdtrAcct", "Id", "IBAN")?.text ?? "",
                         creditorAgent: agent(tx.child("CdtrAgt")),
-                        remittanceInfo: tx.path("RmtInf", "Ustrd")?.text))
+                        remittanceInfo: tx.path("RmtInf", "Ustrd")?.text,
+                        creditorUSCC: tx.path("Cdtr", "Id", "OrgId", "Othr", "Id")?.text))
             }
         }
         let sum = YuanAmount.sum(payments.map(\.amountFen))
@@ -258,6 +264,7 @@ public enum Pain001 {
         try text(p.creditorAccountNumber, f + ".creditorAccountNumber", max: 34)
         try validate(p.creditorAgent, f + ".creditorAgent")
         if let r = p.remittanceInfo { try text(r, f + ".remittanceInfo", max: 140) }
+        if let u = p.creditorUSCC { try text(u, f + ".creditorUSCC", max: 35) }
     }
 
     static func text(_ s: String, _ field: String, max: Int) throws(BatchError) {
@@ -318,7 +325,19 @@ public enum Pain001 {
             x.element("PmtId") { $0.leaf("EndToEndId", p.endToEndID) }
             x.element("Amt") { $0.leaf("InstdAmt", YuanAmount.format(fen: p.amountFen), ["Ccy": currency]) }
             agent(&x, "CdtrAgt", p.creditorAgent)
-            x.element("Cdtr") { $0.leaf("Nm", p.creditorName) }
+            x.element("Cdtr") { x in
+                x.leaf("Nm", p.creditorName)
+                if let uscc = p.creditorUSCC {
+                    x.element("Id") { x in
+                        x.element("OrgId") { x in
+                            x.element("Othr") { x in
+                                x.leaf("Id", uscc)
+                                x.element("SchmeNm") { $0.leaf("Prtry", "USCC") }
+                            }
+                        }
+                    }
+                }
+            }
             account(&x, "CdtrAcct", p.creditorAccountNumber)
             if let r = p.remittanceInfo { x.element("RmtInf") { $0.leaf("Ustrd", r) } }
             x.close()
@@ -439,11 +458,11 @@ extension CreditTransfer {
     /// A transfer whose creditor bank is known by one reference (see `FinancialAgent(reference:)`).
     public init(
         endToEndID: String, amountFen: Int64, creditorName: String, creditorAccount: String, creditorAgent: String,
-        remittanceInformation: String? = nil
+        remittanceInformation: String? = nil, creditorUSCC: String? = nil
     ) {
         self.init(
             endToEndID: endToEndID, amountFen: amountFen, creditorName: creditorName, creditorAccountNumber: creditorAccount,
-            creditorAgent: FinancialAgent(reference: creditorAgent), remittanceInfo: remittanceInformation)
+            creditorAgent: FinancialAgent(reference: creditorAgent), remittanceInfo: remittanceInformation, creditorUSCC: creditorUSCC)
     }
 }
 

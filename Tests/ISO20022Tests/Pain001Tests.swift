@@ -24,6 +24,12 @@ struct Pain001Tests {
         #expect(xml.contains("<Othr>\n              <Id>102290000019</Id>"))
         #expect(xml.contains("<Ustrd>2022年小微企业和个体工商户纾困补贴</Ustrd>"))
         #expect(xml.components(separatedBy: "<CdtTrfTxInf>").count == 4)
+        // The creditor's USCC, where the payment has one (the bank checks the holder against it).
+        #expect(
+            xml.contains(
+                "<Cdtr>\n          <Nm>上海阿强小吃店</Nm>\n          <Id>\n            <OrgId>\n              <Othr>\n                <Id>92310115MA1K3XXX1A</Id>\n                <SchmeNm>\n                  <Prtry>USCC</Prtry>"
+            ), "\(xml)")
+        #expect(xml.components(separatedBy: "<Prtry>USCC</Prtry>").count == 2, "only the payment that has one")
     }
 
     @Test func batchOfThreeRoundTripsThroughTheWriterAndAStatusReport() throws {

@@ -761,7 +761,8 @@ public struct PaymentsEngine: Sendable {
             (try String.fetchOne(db.cachedStatement(sql: "SELECT name FROM merchants WHERE uscc = ?"), arguments: [p.uscc])) ?? p.uscc
         return CreditTransfer(
             endToEndID: Self.endToEndID(p), amountFen: p.amountFen, creditorName: name, creditorAccount: payee["account_no"],
-            creditorAgent: (payee["bank"] as String?) ?? "", remittanceInformation: String((p.title ?? p.policyID).prefix(140)))
+            creditorAgent: (payee["bank"] as String?) ?? "", remittanceInformation: String((p.title ?? p.policyID).prefix(140)),
+            creditorUSCC: p.uscc)
     }
 
     /// Why the payment's pain.001 line could not be written (a name or bank over the lengths
