@@ -280,24 +280,9 @@ final class NotifierWorker: Sendable {
                 into: settings.boardDirectory
             ) { body in
                 let cursor = try Row.fetchCursor(
-                    db,
-                    sql: """
-                        SELECT e.id, e.round_id, e.policy_id, e.name, e.public_name, e.kind, e.uscc, e.amount_fen, e.board_status,
-                            e.district, e.paid_fen, r.opened_on, r.closes_on
-                        FROM entitlements e JOIN rounds r ON r.id = e.round_id WHERE e.board_status IS NOT NULL ORDER BY e.round_id, e.id
-                        """)
+                    db, sql: "\(BoardRow.selectSQL) WHERE e.board_status IS NOT NULL ORDER BY e.round_id, e.id")
                 while let r = try cursor.next() {
-                    guard let opened = CivilDate.parse(r["opened_on"]), let closes = CivilDate.parse(r["closes_on"]) else { continue }
-                    try body(
-                        BoardRow(
-                            entitlementID: r["id"], roundID: r["round_id"], programmeID: r["policy_id"],
-                            merchantName: (r["public_name"] as String?) ?? r["name"] ?? "",
-                            // Masked whole only when the registry gave no public name to show.
-                            merchantIsPerson: (r["public_name"] as String?) == nil && (r["kind"] as String?) == "individual",
-                            uscc: r["uscc"],
-                            amountFen: r["amount_fen"],
-                            status: r["board_status"] ?? "公示中", district: r["district"] ?? "", openedOn: opened, closesOn: closes,
-                            paidFen: r["paid_fen"], districtName: settings.districts.name(r["district"] ?? "")))
+                    if let row = BoardRow(r, districts: settings.districts) { try body(row) }
                 }
             }
         }

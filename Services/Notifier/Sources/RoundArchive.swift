@@ -39,20 +39,12 @@ enum RoundArchive {
                     uniquingKeysWith: { a, _ in a })
                 csv += Array(BoardSite.csvHeader(BoardField.allCases).utf8)
                 let cursor = try Row.fetchCursor(
-                    db,
-                    sql: """
-                        SELECT e.id, e.round_id, e.policy_id, e.name, e.public_name, e.kind, e.uscc, e.amount_fen, e.board_status,
-                            e.district, e.paid_fen, r.opened_on, r.closes_on
-                        FROM entitlements e JOIN rounds r ON r.id = e.round_id WHERE e.round_id = ? ORDER BY e.id
-                        """, arguments: [round])
+                    db, sql: "\(BoardRow.selectSQL) WHERE e.round_id = ? ORDER BY e.id", arguments: [round])
                 while let r = try cursor.next() {
-                    guard let opened = CivilDate.parse(r["opened_on"]), let closes = CivilDate.parse(r["closes_on"]) else { continue }
-                    let row = BoardRow(
-                        entitlementID: r["id"], roundID: r["round_id"], programmeID: r["policy_id"],
-                        merchantName: (r["public_name"] as String?) ?? r["name"] ?? "",
-                        merchantIsPerson: (r["public_name"] as String?) == nil && (r["kind"] as String?) == "individual",
-                        uscc: r["uscc"], amountFen: r["amount_fen"], status: r["board_status"] ?? "公示中", district: r["district"] ?? "",
-                        openedOn: opened, closesOn: closes, paidFen: nil, districtName: districts.name(r["district"] ?? ""))
+                    // What the board showed, without the payment column: a round's record is of
+                    // its disclosure.
+                    guard var row = BoardRow(r, districts: districts) else { continue }
+                    row.paidFen = nil
                     csv += Array(BoardSite.csvRow(BoardSite.PublicRow(row, titles: titles), BoardField.allCases).utf8)
                 }
             }
@@ -81,5 +73,26 @@ enum RoundArchive {
             _ = fsync(dfd)
             close(dfd)
         }
+    }
+}
+
+extension BoardRow {
+    /// The columns `init(_:districts:)` reads: an entitlement joined with its round.
+    static let selectSQL = """
+        SELECT e.id, e.round_id, e.policy_id, e.name, e.public_name, e.kind, e.uscc, e.amount_fen, e.board_status,
+            e.district, e.paid_fen, r.opened_on, r.closes_on
+        FROM entitlements e JOIN rounds r ON r.id = e.round_id
+        """
+
+    /// A board row from a `selectSQL` row; nil when the round's dates do not parse.
+    init?(_ r: Row, districts: DistrictNames) {
+        guard let opened = CivilDate.parse(r["opened_on"]), let closes = CivilDate.parse(r["closes_on"]) else { return nil }
+        self.init(
+            entitlementID: r["id"], roundID: r["round_id"], programmeID: r["policy_id"],
+            merchantName: (r["public_name"] as String?) ?? r["name"] ?? "",
+            // Masked whole only when the registry gave no public name to show.
+            merchantIsPerson: (r["public_name"] as String?) == nil && (r["kind"] as String?) == "individual",
+            uscc: r["uscc"], amountFen: r["amount_fen"], status: r["board_status"] ?? "公示中", district: r["district"] ?? "",
+            openedOn: opened, closesOn: closes, paidFen: r["paid_fen"], districtName: districts.name(r["district"] ?? ""))
     }
 }
