@@ -27,9 +27,15 @@ public protocol IntakeApplier: Sendable {
     /// `apply`, answering a note for the event's ack (`Ack.note`): what an accepted event left
     /// as it was and why (a reviewer approving again), or nil. By default `apply` and no note.
     func applyNoting(_ command: Command, event: CloudEvent, db: Database) throws -> String?
+
+    /// What the event is about when its envelope names no `subject` (a fact's USCC), kept as the
+    /// intake log row's `subject` so the log can be searched by it. By default nil.
+    func subject(of command: Command) -> String?
 }
 
 extension IntakeApplier {
+    public func subject(of command: Command) -> String? { nil }
+
     public func applyNoting(_ command: Command, event: CloudEvent, db: Database) throws -> String? {
         try apply(command, event: event, db: db)
         return nil
@@ -324,7 +330,9 @@ public final class IntakePipeline<Applier: IntakeApplier>: IntakeProcessor {
         func take() throws {
             try db.cachedStatement(
                 sql: "INSERT INTO bus_intake(source, event_id, content_hash, type, subject, received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
-            ).execute(arguments: [event.source, event.id, Data(hash), event.type, event.subject, receivedAt, Data(frame)])
+            ).execute(arguments: [
+                event.source, event.id, Data(hash), event.type, event.subject ?? applier.subject(of: command), receivedAt, Data(frame),
+            ])
             note = try applier.applyNoting(command, event: event, db: db)
         }
         if applier.refusesWhileApplying {

@@ -268,6 +268,38 @@ struct RegistryEndToEndTests {
         await h.shutdown()
     }
 
+    /// `merchant.facts`: an auditor lists the facts behind a merchant's profile, oldest first —
+    /// a fact sent without a `subject` included — with the legal representative's resident ID
+    /// masked, and pages through them.
+    @Test func merchantFactsListsWhatTheRegistryTookAboutOneMerchant() async throws {
+        let h = try Harness()
+        let reg = try await h.startRegistry()
+        var f = Fixtures()
+        let (uscc, other) = (f.uscc(), f.uscc())
+        let registration = f.registration(uscc: uscc, name: "许昌市魏都区好味道餐馆")
+        var finance = Fixtures.finance(uscc: uscc, employees: 8, revenueFen: 1_000_000, assetsFen: 0)
+        finance.subject = nil
+        #expect(try await reg.publish(registration).status == .accepted)
+        #expect(try await reg.publish(f.registration(uscc: other, name: "别家商店")).status == .accepted)
+        #expect(try await reg.publish(finance).status == .accepted)
+        let facts = try await reg.query(["op": "merchant.facts", "uscc": .string(uscc)])
+        let items = facts["items"]?.arrayValue ?? []
+        #expect(items.compactMap { $0["id"]?.stringValue } == [registration.id, finance.id], "\(facts)")
+        #expect(items.first?["source"]?.stringValue == registration.source)
+        #expect(items.first?["type"]?.stringValue == "business.registered")
+        let idNumber = try #require(registration.data?["legal_rep"]?["id_number"]?.stringValue)
+        #expect(!facts.serialized().contains(idNumber), "the resident ID is masked")
+        #expect(items.first?["data"]?["name"]?.stringValue == "许昌市魏都区好味道餐馆")
+        let paged = try await reg.query(["op": "merchant.facts", "uscc": .string(uscc), "max": 1])
+        #expect(paged["items"]?.arrayValue?.count == 1 && paged["more"]?.boolValue == true)
+        let rest = try await reg.query([
+            "op": "merchant.facts", "uscc": .string(uscc), "after": paged["items"]?.arrayValue?.first?["seq"] ?? 0,
+        ])
+        #expect(rest["items"]?.arrayValue?.compactMap { $0["id"]?.stringValue } == [finance.id])
+        #expect(try await reg.query(["op": "merchant.facts"])["code"]?.stringValue == "invalid_request")
+        await h.shutdown()
+    }
+
     @Test func aRestartedRegistryKeepsItsSequenceAndDeduplication() async throws {
         let h = try Harness()
         var reg = try await h.startRegistry()

@@ -26,7 +26,7 @@ public struct Bangfu: AsyncParsableCommand {
         subcommands: [
             PublishVerb.self, TailVerb.self, QuarantineVerb.self, StatusVerb.self, PolicyVerb.self, ExplainVerb.self, ApplyVerb.self,
             ReviewVerb.self, ObjectionVerb.self, EntitlementVerb.self, PoolVerb.self, HoldVerb.self, PaymentsVerb.self, LedgerVerb.self,
-            AuditVerb.self, ReportVerb.self, NotificationsVerb.self, KeysVerb.self, DemoVerb.self,
+            AuditVerb.self, ReportVerb.self, NotificationsVerb.self, KeysVerb.self, MerchantVerb.self, DemoVerb.self,
         ]
     )
 

@@ -35,6 +35,11 @@ public struct RegistryDatabase: Sendable {
                     CREATE INDEX leases_parent ON leases(sublease_of);
                     """)
         }
+        // merchant.facts: the intake log by merchant (facts sent without a subject are logged
+        // under their USCC from now on; those logged before without one are not found by it).
+        m.registerMigration("registry-v2-intake-by-subject") { db in
+            try db.execute(sql: "CREATE INDEX bus_intake_subject ON bus_intake(subject, seq)")
+        }
     }
 }
 

@@ -24,6 +24,9 @@ public struct RegistryApplier: IntakeApplier {
         self.salt = salt
     }
 
+    /// A fact sent without a `subject` is still logged under its merchant.
+    public func subject(of fact: Fact) -> String? { fact.uscc }
+
     public func validate(_ event: CloudEvent) throws(Rejection) -> Fact {
         let fact = try Fact.decode(type: event.type, data: event.data)
         if let subject = event.subject, subject != fact.uscc {
@@ -251,6 +254,7 @@ public enum RegistryService {
             service: name, database: database.db,
             live: { handle.figures(simulatedClock: options.simulatedClock, clock: env.clock) },
             extra: { req in
+                if req["op"]?.stringValue == "merchant.facts" { return try MerchantFacts.respond(req, database.db) }
                 guard req["op"]?.stringValue == "merchant.show" else { return nil }
                 // A request without the USCC is the client's mistake, as quarantine.show without
                 // its id: invalid_request, never "unknown op merchant.show".
@@ -299,5 +303,37 @@ enum FingerprintSalt {
             try db.execute(sql: "INSERT INTO bus_meta(key, value) VALUES ('fingerprint_salt', ?)", arguments: [salt])
             return salt
         }
+    }
+}
+
+/// `merchant.facts`: the facts the registry took about one merchant, oldest first, from its
+/// intake log — which agency (`source`), the event's id and type, when it arrived, and its data
+/// with resident IDs, bank accounts and phone numbers masked — so an auditor can go from an
+/// entitlement's `profile_version` to the facts behind it. `after` (an intake sequence) and
+/// `max` (1–1,000, default 200) page through a long history.
+enum MerchantFacts {
+    static func respond(_ req: JSON, _ database: ServiceDatabase) throws -> JSON {
+        guard let uscc = req["uscc"]?.stringValue, !uscc.isEmpty else {
+            return ["op": "error", "code": "invalid_request", "message": "uscc is required: {\"op\":\"merchant.facts\",\"uscc\":\"…\"}"]
+        }
+        let after = max(req["after"]?.intValue ?? 0, 0)
+        let limit = Int(min(max(req["max"]?.intValue ?? 200, 1), 1_000))
+        let rows = try database.writer.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT seq, source, event_id, type, received_at, body FROM bus_intake INDEXED BY bus_intake_subject
+                    WHERE subject = ? AND seq > ? ORDER BY seq LIMIT ?
+                    """, arguments: [uscc, after, limit])
+        }
+        let items: [JSON] = rows.map { r in
+            let body: Data = r["body"]
+            let data = (try? CloudEvent.parse([UInt8](body)))?.data ?? .null
+            return [
+                "seq": .int(r["seq"]), "source": .string(r["source"]), "id": .string(r["event_id"]), "type": .string(r["type"]),
+                "received_at": .string(r["received_at"]), "data": Mask.personalData(in: data),
+            ]
+        }
+        return ["op": "merchant_facts", "uscc": .string(uscc), "items": .array(items), "more": .bool(items.count == limit)]
     }
 }
