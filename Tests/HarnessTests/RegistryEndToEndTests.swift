@@ -289,6 +289,8 @@ struct RegistryEndToEndTests {
         #expect(items.first?["type"]?.stringValue == "business.registered")
         let idNumber = try #require(registration.data?["legal_rep"]?["id_number"]?.stringValue)
         #expect(!facts.serialized().contains(idNumber), "the resident ID is masked")
+        let repName = try #require(registration.data?["legal_rep"]?["name"]?.stringValue)
+        #expect(items.first?["data"]?["legal_rep"]?["name"]?.stringValue == Mask.name(repName), "a person's name is masked")
         #expect(items.first?["data"]?["name"]?.stringValue == "许昌市魏都区好味道餐馆")
         let paged = try await reg.query(["op": "merchant.facts", "uscc": .string(uscc), "max": 1])
         #expect(paged["items"]?.arrayValue?.count == 1 && paged["more"]?.boolValue == true)

@@ -124,6 +124,51 @@ struct MerchantTextsTests {
         }
     }
 
+    /// A rent waiver whose policy was withdrawn while the lessor held the instruction: its
+    /// `entitlement.paid` carries no benefit (the matcher no longer has the policy), and the board
+    /// goes by the benefit stored with the entitlement — 已落实减免, not 已拨付.
+    @Test func aWaiverPaidAfterItsPolicyWasWithdrawnIsNotCash() throws {
+        let (dir, database, engine) = try T.makeEngine()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try database.db.writer.write { db in
+            _ = try engine.entitlement(
+                T.entitlementEvent("entitlement.approved", id: "ent-w", extra: ["benefit": "rent_waiver", "channel": "lessor"]), db)
+            var paid = T.entitlementEvent("entitlement.paid", id: "ent-w")
+            if case .object(var d)? = paid.data {
+                d["benefit"] = nil
+                paid.data = .object(d)
+            }
+            _ = try engine.entitlement(paid, db)
+        }
+        let row = try database.db.writer.read { db in try Row.fetchOne(db, sql: "SELECT board_status, paid_fen FROM entitlements") }
+        #expect(row?["board_status"] as String? == "已落实减免")
+        #expect(row?["paid_fen"] as Int64? == nil)
+    }
+
+    /// Cash the bank sent back after settling it (camt.054) leaves the board's 已拨付 column and
+    /// the monthly report's paid figures: it was not paid after all.
+    @Test func cashReturnedAfterSettlementIsNoLongerPaid() throws {
+        let (dir, database, engine) = try T.makeEngine()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try database.db.writer.write { db in
+            _ = try engine.entitlement(T.entitlementEvent("entitlement.approved", id: "ent-1"), db)
+            _ = try engine.entitlement(T.entitlementEvent("entitlement.paid", id: "ent-1"), db)
+        }
+        let before = try database.db.writer.read { db in try Row.fetchOne(db, sql: "SELECT paid_fen FROM entitlements") }
+        #expect(before?["paid_fen"] as Int64? == 845_100)
+        var returned = T.paymentEvent("payment.failed", id: "ent-1", code: "AC04")
+        if case .object(var d)? = returned.data {
+            d["after_settlement"] = true
+            returned.data = .object(d)
+        }
+        try database.db.writer.write { db in try engine.payment(returned, db) }
+        let row = try database.db.writer.read { db in try Row.fetchOne(db, sql: "SELECT board_status, paid_fen, paid_at FROM entitlements")
+        }
+        #expect(row?["board_status"] as String? == "拨付失败")
+        #expect(row?["paid_fen"] as Int64? == nil)
+        #expect(row?["paid_at"] as String? == nil)
+    }
+
     @Test func aDeferralNamesNoAmountAndNoPayment() throws {
         let deferral: JSONObject = ["benefit": "deferral", "channel": "agency:social-insurance", "amount_fen": 0]
         let texts = try Self.texts([

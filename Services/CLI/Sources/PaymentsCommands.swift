@@ -256,11 +256,21 @@ public enum PaymentsCommands {
         context: ZContext, target: ServiceTarget, timeoutMs: Int, ref: String?, kind: String?, after: Int64, max: Int, json: Bool,
         console: Console
     ) async throws -> Int32 {
-        var req: JSONObject = ["op": "audit.list", "after": .int(after), "max": .int(Int64(max))]
-        if let ref { req["ref"] = .string(ref) }
-        if let kind { req["kind"] = .string(kind) }
-        let a = try await Query.require(context: context, target: target, .object(req), timeoutMs: timeoutMs)
-        let items = a["items"]?.arrayValue ?? []
+        // Each request reads a bounded stretch of the chain: go on until `max` entries are found
+        // or the chain's end is reached.
+        var items: [JSON] = []
+        var cursor = after
+        var more = true
+        while more && items.count < max {
+            var req: JSONObject = ["op": "audit.list", "after": .int(cursor), "max": .int(Int64(max - items.count))]
+            if let ref { req["ref"] = .string(ref) }
+            if let kind { req["kind"] = .string(kind) }
+            let a = try await Query.require(context: context, target: target, .object(req), timeoutMs: timeoutMs)
+            items += a["items"]?.arrayValue ?? []
+            guard let next = a["scanned_to"]?.intValue, next > cursor else { break }
+            cursor = next
+            more = a["more"]?.boolValue == true
+        }
         if json {
             for e in items { console.line(e.serialized()) }
             return ExitCodes.ok
@@ -274,9 +284,7 @@ public enum PaymentsCommands {
             header: ["SEQ", "AT", "KIND", "ENTRY"],
             rows: items.map { e in [e["seq"].text, e["at"].text, e["kind"].text, Format.truncate(e["entry"]?.serialized() ?? "", 160)] },
             console: console)
-        if a["more"]?.boolValue == true, let last = items.last?["seq"]?.intValue {
-            console.line("(more: --after \(last))")
-        }
+        if more, items.count >= max { console.line("(more: --after \(cursor))") }
         return ExitCodes.ok
     }
 

@@ -103,13 +103,14 @@ public struct MatcherDatabase: Sendable {
                     """)
         }
         // 全程督: every step of an entitlement's lifecycle as the matcher took it, oldest first
-        // (rowid order) — proposed on which profile version, the disclosure round it was
+        // (`seq` order) — proposed on which profile version, the disclosure round it was
         // disclosed and cleared in, who approved it, held, instructed, paid, revoked and why —
         // so `entitlement.show` answers an auditor without joining four feeds.
         m.registerMigration("matcher-v5-entitlement-history") { db in
             try db.execute(
                 sql: """
                     CREATE TABLE entitlement_history (
+                        seq INTEGER PRIMARY KEY,
                         entitlement_id TEXT NOT NULL,
                         at TEXT NOT NULL,
                         step TEXT NOT NULL,

@@ -335,7 +335,7 @@ struct MatcherQueries {
             let found = try database.writer.read { db -> (EntitlementRecord, [Row], [Row])? in
                 guard let e = try EntitlementRecord.find(id, db) else { return nil }
                 let history = try Row.fetchAll(
-                    db, sql: "SELECT at, step, state, detail FROM entitlement_history WHERE entitlement_id = ? ORDER BY rowid",
+                    db, sql: "SELECT at, step, state, detail FROM entitlement_history WHERE entitlement_id = ? ORDER BY seq",
                     arguments: [id])
                 // The approvals of the entitlement's latest review round (a re-proposal starts a new one).
                 let approvals = try Row.fetchAll(

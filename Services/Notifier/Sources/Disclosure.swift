@@ -118,6 +118,8 @@ struct Disclosure {
                 try clear(ids, round: round, db)
                 cleared += ids
             }
+            // What the round disclosed and how it ended, for its record (RoundArchive).
+            try RoundArchive.snapshot(round: round, db)
         }
         return cleared
     }

@@ -199,6 +199,8 @@ final class NotifierWorker: Sendable {
     let queue = DispatchQueue(label: "bangfu.notifier.worker")
     /// When the board was last rebuilt and how long that took (uptime nanoseconds).
     let boardTiming = Mutex<(last: UInt64, took: UInt64)>((0, 0))
+    /// When the round records may be tried again after a failure (uptime nanoseconds).
+    let archiveRetryAt = Mutex<UInt64>(0)
     static let deliveryBatch = 1_000
 
     init(
@@ -241,11 +243,6 @@ final class NotifierWorker: Sendable {
                 dirty.mark()
                 handle.node?.notifyOutbox()
             }
-            // Each closed round's record, once (disclosure evidence after the board moves on).
-            let archived = try RoundArchive.archiveClosed(
-                database: database, reportsDirectory: settings.reportsDirectory, districts: settings.districts,
-                now: Timestamp.format(engine.clock.now()))
-            if !archived.isEmpty { logger.info("disclosure rounds archived", metadata: ["rounds": "\(archived.count)"]) }
             // Every pending notification and every failed one whose next attempt is due, a batch at a
             // time (bounded, so the board gets its turn).
             var rounds = 0
@@ -261,6 +258,26 @@ final class NotifierWorker: Sendable {
             }
         } catch {
             logger.error("notifier background work failed; retried", metadata: ["error": "\(error)"])
+        }
+        archiveRounds()
+    }
+
+    /// Each closed round's record, once (disclosure evidence after the board moves on). Apart
+    /// from the rest of the tick: a record that cannot be written (reports-dir not writable, the
+    /// disk full) stops neither the notifications nor the board; it is tried again a minute later.
+    func archiveRounds() {
+        let now = DispatchTime.now().uptimeNanoseconds
+        guard now >= archiveRetryAt.withLock({ $0 }) else { return }
+        do {
+            let archived = try RoundArchive.archiveClosed(
+                database: database, reportsDirectory: settings.reportsDirectory, board: settings.board, districts: settings.districts,
+                now: Timestamp.format(engine.clock.now()))
+            if !archived.isEmpty { logger.info("disclosure rounds recorded", metadata: ["rounds": "\(archived.count)"]) }
+        } catch {
+            archiveRetryAt.withLock { $0 = now &+ 60_000_000_000 }
+            logger.error(
+                "a disclosure round's record could not be written; tried again in a minute",
+                metadata: ["error": "\(error)", "dir": "\(settings.reportsDirectory)"])
         }
     }
 

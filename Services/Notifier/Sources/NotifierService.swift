@@ -168,10 +168,23 @@ public struct NotifierDatabase: Sendable {
                         WHERE board_status = '已拨付' AND benefit IN ('rent_waiver', 'fee_waiver', 'deferral')
                         """)
             }
-            // The record of each disclosure round, written once when it closes (RoundArchive).
+            // The record of each disclosure round, written once when it closes (RoundArchive):
+            // each entitlement's amount and outcome at the close, and when its file was written.
+            // Rounds closed before have no saved outcomes: they get no record.
             m.registerMigration("notifier-v7-round-archive") { db in
+                try db.execute(
+                    sql: """
+                        CREATE TABLE round_outcomes (
+                            round_id TEXT NOT NULL,
+                            entitlement_id TEXT NOT NULL,
+                            amount_fen INTEGER NOT NULL,
+                            status TEXT NOT NULL,
+                            PRIMARY KEY (round_id, entitlement_id)
+                        )
+                        """)
                 guard try db.tableExists("rounds") else { return }
                 try db.execute(sql: "ALTER TABLE rounds ADD COLUMN archived_at TEXT")
+                try db.execute(sql: "UPDATE rounds SET archived_at = 'closed before round records' WHERE state = 'closed'")
             }
         }
     }
@@ -352,7 +365,9 @@ struct NotifierEngine: Sendable {
             // extended), a fee waiver or a deferral moved no public money: the board says it was
             // carried out, and its 已拨付 column stays empty, so the board's paid total is the
             // ledger's.
-            let benefit = d["benefit"]?.stringValue ?? "cash"
+            // A withdrawn policy's events carry no benefit: the one stored with the entitlement then.
+            let stored = try String.fetchOne(db.cachedStatement(sql: "SELECT benefit FROM entitlements WHERE id = ?"), arguments: [id])
+            let benefit = d["benefit"]?.stringValue ?? stored ?? "cash"
             try db.cachedStatement(
                 sql: "UPDATE entitlements SET board_status = ?, paid_fen = CASE WHEN ? THEN amount_fen END, paid_at = ? WHERE id = ?"
             ).execute(arguments: [BoardStatus.carriedOut(benefit: benefit), benefit == "cash", now, id])
@@ -416,7 +431,13 @@ struct NotifierEngine: Sendable {
         case "payment.failed":
             // An operator's rejection of a held payment is a decision, not a failed transfer.
             let status = d["voided"]?.boolValue == true ? "不予拨付" : "拨付失败"
-            try db.execute(sql: "UPDATE entitlements SET board_status = ? WHERE id = ?", arguments: [status, id])
+            // Money the bank sent back after settling it (camt.054) was not paid after all: off the
+            // board's 已拨付 column and the monthly report's paid figures.
+            try db.execute(
+                sql: """
+                    UPDATE entitlements SET board_status = ?, paid_fen = CASE WHEN ? THEN NULL ELSE paid_fen END,
+                        paid_at = CASE WHEN ? THEN NULL ELSE paid_at END WHERE id = ?
+                    """, arguments: [status, d["after_settlement"]?.boolValue == true, d["after_settlement"]?.boolValue == true, id])
             try notify(e, .failed, uscc, values, db)
         case "payment.held": try notify(e, .held, uscc, values, db)
         case "clawback.opened": try notify(e, .clawback, uscc, values, db)

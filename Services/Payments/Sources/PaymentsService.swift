@@ -787,22 +787,30 @@ struct PaymentsQueries {
     /// `audit.list`: the chain's entries in order, each with its link (seq, at, kind, the entry
     /// as stored, hash), after `after` (a seq), at most `max` (1–1,000, default 100); only those
     /// of `kind`, and only those that name `ref` (a payment or entitlement id, a batch, a pool,
-    /// an account: any string the entry holds as a JSON string). A search by `ref` reads the
-    /// chain from `after` on: an auditor's query, not the service's hot path.
+    /// an account: any string the entry holds as a JSON string). A filtered search reads at most
+    /// `scanLimit` links per request (queries share a thread with replay): the answer's
+    /// `scanned_to` is where the next request goes on (`after`), and `more` says whether the
+    /// chain goes past it.
+    static let scanLimit: Int64 = 100_000
+
     func auditList(_ req: JSON) throws -> JSON {
         let after = max(req["after"]?.intValue ?? 0, 0)
         let limit = Int(min(max(req["max"]?.intValue ?? 100, 1), 1_000))
         let kind = req["kind"]?.stringValue
         // The quoted form: `"ent-1"` never matches inside `"ent-10"`.
         let needle = req["ref"]?.stringValue.map { String(decoding: JSON.string($0).serializedBytes(), as: UTF8.self) }
-        let rows = try database.writer.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT seq, at, kind, entry, hash FROM audit_chain
-                    WHERE seq > ? AND (? IS NULL OR kind = ?) AND (? IS NULL OR instr(CAST(entry AS TEXT), ?) > 0)
-                    ORDER BY seq LIMIT ?
-                    """, arguments: [after, kind, kind, needle, needle, limit])
+        let upTo = after + Self.scanLimit
+        let (rows, head) = try database.writer.read { db in
+            (
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT seq, at, kind, entry, hash FROM audit_chain
+                        WHERE seq > ? AND seq <= ? AND (? IS NULL OR kind = ?) AND (? IS NULL OR instr(CAST(entry AS TEXT), ?) > 0)
+                        ORDER BY seq LIMIT ?
+                        """, arguments: [after, upTo, kind, kind, needle, needle, limit]),
+                try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM audit_chain") ?? 0
+            )
         }
         let items: [JSON] = rows.map { r in
             let entry: Data = r["entry"]
@@ -812,7 +820,9 @@ struct PaymentsQueries {
                 "hash": .string(r["hash"]),
             ]
         }
-        return ["op": "audit_entries", "items": .array(items), "more": .bool(items.count == limit)]
+        // Full: the next page starts after the last entry; else after what this request read.
+        let scannedTo = items.count == limit ? (items.last?["seq"]?.intValue ?? upTo) : min(upTo, head)
+        return ["op": "audit_entries", "items": .array(items), "scanned_to": .int(scannedTo), "more": .bool(scannedTo < head)]
     }
 
     func respond(_ req: JSON) throws -> JSON? {

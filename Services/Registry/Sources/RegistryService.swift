@@ -331,9 +331,27 @@ enum MerchantFacts {
             let data = (try? CloudEvent.parse([UInt8](body)))?.data ?? .null
             return [
                 "seq": .int(r["seq"]), "source": .string(r["source"]), "id": .string(r["event_id"]), "type": .string(r["type"]),
-                "received_at": .string(r["received_at"]), "data": Mask.personalData(in: data),
+                "received_at": .string(r["received_at"]), "data": masked(data),
             ]
         }
         return ["op": "merchant_facts", "uscc": .string(uscc), "items": .array(items), "more": .bool(items.count == limit)]
+    }
+
+    /// A fact as an operator or auditor may read it, masked like the profile: resident IDs, bank
+    /// accounts and phone numbers (``Mask/personalData(in:)``), and natural persons' names — the
+    /// legal representative, an account's holder (an individual business's is its operator), a
+    /// lessor who is a person — with the street address shortened to its first characters.
+    static func masked(_ data: JSON) -> JSON {
+        guard case .object(var o) = Mask.personalData(in: data) else { return Mask.personalData(in: data) }
+        if case .object(var rep)? = o["legal_rep"], let name = rep["name"]?.stringValue {
+            rep["name"] = .string(Mask.name(name))
+            o["legal_rep"] = .object(rep)
+        }
+        if let holder = o["holder_name"]?.stringValue { o["holder_name"] = .string(Mask.name(holder)) }
+        if let address = o["address"]?.stringValue {
+            o["address"] = .string(String(address.prefix(6)) + (address.count > 6 ? "…" : ""))
+        }
+        if o["lessor"] != nil { return ProfileBuilder.maskPersonLessor(.object(o)) }
+        return .object(o)
     }
 }
