@@ -123,6 +123,9 @@ struct PaymentsEndToEndTests {
         .forEach { #expect($0.status == .accepted) }
         #expect(await w.held(twinB, "shared_account"))
         #expect(await w.held(twinA, "shared_account"))
+        // The hold list says since when each is held.
+        let holds = try await w.payments.query(["op": "holds"])["items"]?.arrayValue ?? []
+        #expect(holds.count >= 2 && holds.allSatisfy { $0["held_since"]?.stringValue.map(Timestamp.isRFC3339) == true }, "\(holds)")
         // An operator clears each side, with a reason that goes into the audit chain.
         for twin in [twinB, twinA] {
             let id = try #require(w.feed.events.last { $0.subject == twin }?.data?["payment_id"]?.stringValue)

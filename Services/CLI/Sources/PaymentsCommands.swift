@@ -313,11 +313,11 @@ public enum PaymentsCommands {
             return ExitCodes.ok
         }
         Table.print(
-            header: ["PAYMENT", "USCC", "POLICY", "AMOUNT", "HOLD", "REASON"],
+            header: ["PAYMENT", "USCC", "POLICY", "AMOUNT", "HOLD", "HELD SINCE", "REASON"],
             rows: items.map { p in
                 [
                     p["payment_id"].text, p["uscc"].text, p["policy_id"].text, Money.yuan(p["amount_fen"]?.intValue ?? 0),
-                    p["hold_code"].text,
+                    p["hold_code"].text, p["held_since"].text,
                     Format.truncate(p["reason"].text, 80),
                 ]
             }, console: console)

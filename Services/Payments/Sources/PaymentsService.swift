@@ -897,7 +897,22 @@ struct PaymentsQueries {
                 let (sql, arguments) = Self.listSQL(state: state, channel: channel, limit: limit)
                 return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
             }
-            return ["op": "payments", "items": .array(rows.map { PaymentRecord(row: $0).json })]
+            guard req["op"]?.stringValue == "holds" else {
+                return ["op": "payments", "items": .array(rows.map { PaymentRecord(row: $0).json })]
+            }
+            // A held payment says since when: its open hold's opening.
+            let items = try database.writer.read { db in
+                try rows.map { row -> JSON in
+                    var o = PaymentRecord(row: row).json.objectValue ?? JSONObject()
+                    let since = try String.fetchOne(
+                        db.cachedStatement(
+                            sql: "SELECT opened_at FROM holds WHERE payment_id = ? AND resolution IS NULL ORDER BY id DESC LIMIT 1"),
+                        arguments: [row["id"] as String])
+                    o["held_since"] = since.map { .string($0) } ?? .null
+                    return .object(o)
+                }
+            }
+            return ["op": "payments", "items": .array(items)]
         case "payment.summary":
             let rows = try database.writer.read { db in
                 try Row.fetchAll(
