@@ -39,7 +39,13 @@ struct PaymentLifecycleTests {
         // The retry: held until a verified account comes, then instructed and settled.
         _ = try await w.payments.publish(Fixtures.event("payment.held", ["payment_id": .string(id), "reason": "no_verified_account"]))
         try await w.waitFor(id, "held")
-        _ = try await w.payments.publish(Fixtures.event("payment.instructed", ["payment_id": .string(id), "amount_fen": 900_000]))
+        _ = try await w.payments.publish(
+            Fixtures.event(
+                "payment.instructed",
+                [
+                    "payment_id": .string(id), "amount_fen": 900_000,
+                    "audit_link": ["seq": 42, "hash": .string(String(repeating: "ab", count: 32))],
+                ]))
         try await w.waitFor(id, "instructed")
         _ = try await w.payments.publish(
             Fixtures.event(
@@ -71,6 +77,8 @@ struct PaymentLifecycleTests {
         #expect(detail("failed").first?.hasPrefix("returned after settlement: AC04") == true, "\(detail("failed"))")
         #expect(detail("held") == ["held: no_verified_account"])
         #expect(detail("paid").last?.contains("batch B000002, return RET-9") == true, "\(detail("paid"))")
+        // The payments audit link an instruction carried: the matcher keeps a witness of that chain.
+        #expect(detail("instructed").last == "payments audit link 42:" + String(repeating: "ab", count: 32), "\(detail("instructed"))")
         // The event says which profile version it rests on.
         let approved = try #require(await w.await("entitlement.approved", "soe-rent-waiver", u))
         #expect(approved["profile_version"]?.intValue != nil)

@@ -191,6 +191,10 @@ struct PaymentsEndToEndTests {
         #expect(audit["ok"]?.boolValue == true)
         #expect((audit["entries"]?.intValue ?? 0) > 10)
         #expect(audit["head"]?["seq"]?.intValue == audit["entries"]?.intValue)
+        // Each instruction carries its batch's audit link: an anchor that subscribers keep.
+        let link = try #require(await w.paymentEvent("payment.instructed", good)?["audit_link"])
+        let anchored = try await w.payments.query(["op": "audit.verify", "anchor": link])
+        #expect(anchored["anchor_ok"]?.boolValue == true, "\(link) \(anchored)")
         // An auditor reads who released each hold and why, by the payment's id.
         let twinAID = try #require(
             w.feed.events.last { $0.subject == twinA && $0.type == "payment.failed" }?.data?["payment_id"]?.stringValue)

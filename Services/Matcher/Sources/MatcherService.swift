@@ -65,6 +65,9 @@ struct MatcherFeeds: DatabaseFeedConsumer {
             d?["batch_id"]?.stringValue.map { "batch \($0)" }, d?["file"]?.stringValue.map { "file \($0)" },
             d?["return_id"]?.stringValue.map { "return \($0)" },
             d?["method"]?.stringValue.map { "carried out by \(d?["channel"]?.stringValue ?? "the channel"): \($0)" },
+            d?["audit_link"].flatMap { link in
+                link["seq"]?.intValue.flatMap { seq in link["hash"]?.stringValue.map { "payments audit link \(seq):\($0)" } }
+            },
         ].compactMap { $0 }
         return parts.isEmpty ? nil : parts.joined(separator: ", ")
     }

@@ -1096,7 +1096,12 @@ public struct PaymentsEngine: Sendable {
                 entry["account"] = .string(Mask.bankAccount(t.creditorAccountNumber))
             }
             try record(db, "payment.instructed", .object(entry))
-            try emit(&payments[k], "payment.instructed", extra: ["file": .string(fileName)], db: db)
+            // The batch's link in the audit chain goes out with each instruction: every subscriber
+            // that keeps it (the matcher's entitlement history) holds an anchor of the chain
+            // outside this database (`bangfu audit verify --anchor SEQ:HASH`).
+            try emit(
+                &payments[k], "payment.instructed",
+                extra: ["file": .string(fileName), "audit_link": ["seq": .int(link.seq), "hash": .string(link.hash)]], db: db)
         }
         return PendingFile(batchID: batchID, name: fileName, content: content)
     }
