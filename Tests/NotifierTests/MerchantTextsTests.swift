@@ -169,6 +169,25 @@ struct MerchantTextsTests {
         #expect(row?["paid_at"] as String? == nil)
     }
 
+    /// The monthly evaluation's 受益主体（户）counts merchants: one paid under two programmes in
+    /// the month is one, while both payments count in 已拨付.
+    @Test func theMonthlyReportCountsMerchantsNotPayments() throws {
+        let (dir, database, engine) = try T.makeEngine()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try database.db.writer.write { db in
+            for id in ["ent-1", "ent-2"] {
+                _ = try engine.entitlement(T.entitlementEvent("entitlement.approved", id: id), db)
+                _ = try engine.entitlement(T.entitlementEvent("entitlement.paid", id: id), db)
+            }
+        }
+        let figures = try database.db.writer.read { db in
+            try MonthlyFigures.compute(month: try #require(YearMonth.parse("2022-04")), db)
+        }
+        #expect(figures.count == 1, "\(figures)")
+        #expect(figures.first?.paidFen == Int64(1_690_200))
+        #expect(figures.first?.merchantsPaid == 1)
+    }
+
     @Test func aDeferralNamesNoAmountAndNoPayment() throws {
         let deferral: JSONObject = ["benefit": "deferral", "channel": "agency:social-insurance", "amount_fen": 0]
         let texts = try Self.texts([

@@ -552,6 +552,8 @@ extension MonthlyFigures {
                     insuredEmployees: 0,
                     merchantsPaid: 0)
         }
+        // 受益主体（户）counts merchants, not payments: one paid under two programmes is one.
+        var paidMerchants: [String: Set<String>] = [:]
         // Cursors, not arrays: a county's profiles and entitlements need not fit in memory at once.
         let entitlements = try Row.fetchCursor(
             db, sql: "SELECT * FROM entitlements WHERE state IN ('approved', 'paid') OR paid_at IS NOT NULL")
@@ -566,7 +568,7 @@ extension MonthlyFigures {
                 if approvedIn { f.allocatedFen += amount }
                 if paidIn {
                     f.paidFen += (r["paid_fen"] as Int64?) ?? amount
-                    f.merchantsPaid += 1
+                    if paidMerchants[d, default: []].insert(r["uscc"]).inserted { f.merchantsPaid += 1 }
                 }
             } else if benefit == "rent_waiver", approvedIn || paidIn {
                 f.rentReliefFen += amount
