@@ -25,6 +25,20 @@ struct PaymentsCLITests {
         #expect(!refused(["--payment", "ent-1", "--method", "refund"]))
         #expect(!refused(["--lease", "L-1", "--method", "offset", "--declined"]))
         #expect(!refused(["--agency", "--payment", "ent-2"]))
+        // A reversal's confirmation needs no method; if given, cancelled or reversed.
+        #expect(!refused(["--payment", "ent-1", "--reversal"]))
+        #expect(!refused(["--lease", "L-1", "--reversal", "--method", "reversed"]))
+        #expect(!refused(["--agency", "--payment", "ent-2", "--reversal", "--method", "cancelled", "--declined"]))
+        #expect(refused(["--payment", "ent-1", "--reversal", "--method", "refund"]), "not a reversal's method")
+        #expect(refused(["--agency", "--payment", "ent-2", "--reversal", "--method", "undone"]))
+    }
+
+    @Test func reversalsAreListedByAState() {
+        func refused(_ arguments: [String]) -> Bool { (try? PaymentsReversalsVerb.parse(arguments)) == nil }
+        #expect(!refused([]))
+        for state in ["pending", "instructed", "confirmed", "declined"] { #expect(!refused(["--state", state]), "\(state)") }
+        #expect(refused(["--state", "open"]))
+        #expect(refused(["--max", "0"]))
     }
 
     @Test func aMonthlyReportNamesARealMonth() {

@@ -164,6 +164,9 @@ extension PaymentsFixesTests {
             ("lessor.confirmed", ["lease": 7, "method": "refund"]),
             ("agency.confirmed", ["payment_id": "p", "ok": "true"]),
             ("agency.confirmed", ["lease": "L-1"]),
+            ("agency.confirmed", ["payment_id": "p", "reversal": "true"]),
+            ("lessor.confirmed", ["payment_id": "p", "reversal": true, "method": "refund"]),
+            ("agency.confirmed", ["payment_id": "p", "reversal": true, "method": ""]),
         ]
         for (type, data) in bad {
             guard case .failure(let r) = validate(type, data, f) else {
@@ -173,18 +176,27 @@ extension PaymentsFixesTests {
             #expect(r.code == .invalidData, "\(type) \(data)")
         }
         guard
-            case .success(.confirmed(let by, let id, let lease, let policyID, let ok, let method)) = validate(
+            case .success(.confirmed(let by, let id, let lease, let policyID, let ok, let method, _)) = validate(
                 "lessor.confirmed", ["lease": "L-1", "method": "offset", "policy_id": "soe-rent-waiver"], f)
         else {
             Issue.record("a lessor.confirmed by lease was refused")
             return
         }
         #expect(by == "lessor" && id == nil && lease == "L-1" && policyID == "soe-rent-waiver" && ok && method == "offset")
-        guard case .success(.confirmed(_, _, _, _, let notOK, _)) = validate("agency.confirmed", ["payment_id": "p", "ok": false], f) else {
+        guard case .success(.confirmed(_, _, _, _, let notOK, _, _)) = validate("agency.confirmed", ["payment_id": "p", "ok": false], f)
+        else {
             Issue.record("an agency.confirmed was refused")
             return
         }
         #expect(!notOK)
+        // A reversal's confirmation needs no method (done as told), or says which it was.
+        for data: JSON in [["payment_id": "p", "reversal": true], ["lease": "L-1", "reversal": true, "method": "reversed"]] {
+            guard case .success(.confirmed(_, _, _, _, _, _, let reversal)) = validate("lessor.confirmed", data, f) else {
+                Issue.record("a reversal's confirmation was refused: \(data)")
+                continue
+            }
+            #expect(reversal)
+        }
     }
 
     /// A lessor or agency confirmation never settles a treasury payment (only the bank's return
@@ -470,14 +482,12 @@ extension PaymentsFixesTests {
         #expect(try f.state(Self.idA) == .clawedBack)
         #expect(try f.events("clawback.opened", Self.idA).count == 1)
         #expect(try f.balanced())
-        // No money to recover, but the lessor carried the waiver out: an operator is told to have
-        // it reversed, since no instruction file does.
-        let notes = try f.write { db in
-            try Row.fetchAll(db, sql: "SELECT code, detail FROM reviews WHERE payment_id = ?", arguments: [Self.idA])
-        }
-        let note = try #require(notes.first { ($0["code"] as String) == "reverse_with_channel" }, "\(notes)")
-        let detail: String = note["detail"]
-        #expect(detail.contains("rent_waiver") && detail.contains("the lessor") && detail.contains("objection_upheld"), "\(detail)")
+        // No money to recover, but the lessor carried the waiver out: its reversal goes to the
+        // lessor in the next file (opened as a cancellation at the revocation, now a reversal).
+        let reversal = try #require(try f.database.db.writer.read { db in try ReversalRecord.find(Self.idA, db) })
+        #expect(reversal.action == .reverse && reversal.state == .pending && reversal.reason == "objection_upheld")
+        let next = try #require(try f.batch("lessor"))
+        #expect(next.content.contains("\"reversal_of\":\"\(Self.idA)\""), "\(next.content)")
     }
 }
 

@@ -91,9 +91,10 @@ public enum PaymentsCommands {
     /// `payment.list`): settled, instructed again for a refund the lessor owes, or failed.
     public static func confirm(
         context: ZContext, target: ServiceTarget, agency: Bool, payment: String?, lease: String?, policy: String?, method: String?,
-        declined: Bool, id: String? = nil, timeoutMs: Int, console: Console, retry: RetryHint? = nil
+        declined: Bool, reversal: Bool = false, id: String? = nil, timeoutMs: Int, console: Console, retry: RetryHint? = nil
     ) async throws -> Int32 {
         var data = JSONObject()
+        if reversal { data["reversal"] = true }
         if let payment { data["payment_id"] = .string(payment) }
         if let lease { data["lease"] = .string(lease) }
         if let policy { data["policy_id"] = .string(policy) }
@@ -120,8 +121,52 @@ public enum PaymentsCommands {
                 .arrayValue ?? []
         }
         if found.isEmpty { console.line("  (the payment's state: bangfu hold list, or the payment.show query)") }
-        for p in found { console.line("  " + describePayment(p)) }
+        for p in found {
+            console.line("  " + describePayment(p))
+            if let r = p["reversal"], r.objectValue != nil { console.line("  " + describeReversal(r)) }
+        }
         return code
+    }
+
+    /// `reversal (reverse, objection_upheld): instructed in B000012; confirm by …`.
+    static func describeReversal(_ r: JSON) -> String {
+        var s = "reversal (\(r["action"].text), \(r["reason"].text)): \(r["state"].text)"
+        if let b = r["batch_id"]?.stringValue { s += " in \(b)" }
+        if let m = r["method"]?.stringValue { s += " (\(m))" }
+        if let by = r["confirm_by"]?.stringValue, r["state"]?.stringValue == "instructed" { s += "; confirm by \(by)" }
+        if let e = r["escalated_at"]?.stringValue { s += "; OVERDUE since \(e)" }
+        return s
+    }
+
+    /// `bangfu payments reversals`: cancellations and reversals sent (or to be sent) to lessors
+    /// and agencies, oldest first; by default every one not yet confirmed.
+    public static func reversals(
+        context: ZContext, target: ServiceTarget, state: String?, max: Int, json: Bool, timeoutMs: Int, console: Console
+    ) async throws -> Int32 {
+        var req: JSONObject = ["op": "reversals", "max": .int(Int64(max))]
+        if let state { req["state"] = .string(state) }
+        let a = try await Query.require(context: context, target: target, .object(req), timeoutMs: timeoutMs)
+        let items = a["items"]?.arrayValue ?? []
+        if json {
+            for i in items { console.line(i.serialized()) }
+            return ExitCodes.ok
+        }
+        if items.isEmpty {
+            console.line(state == nil ? "no reversals awaiting a lessor or agency" : "no \(state ?? "") reversals")
+            return ExitCodes.ok
+        }
+        let rows = items.map { r in
+            [
+                r["payment_id"].text, r["channel"].text, r["benefit"].text, Money.yuan(r["amount_fen"]?.intValue ?? 0), r["action"].text,
+                r["state"].text, r["batch_id"]?.stringValue ?? "-",
+                r["escalated_at"]?.stringValue != nil ? "OVERDUE" : r["confirm_by"]?.stringValue ?? "",
+                Format.truncate(r["reason"].text, 40),
+            ]
+        }
+        Table.print(
+            header: ["PAYMENT", "CHANNEL", "BENEFIT", "AMOUNT", "ACTION", "STATE", "BATCH", "CONFIRM BY", "REASON"], rows: rows,
+            console: console)
+        return ExitCodes.ok
     }
 
     /// `ent-… : settled`, `ent-…: instructed (offset failed: …; deadline …)`, `ent-…: held [code] (why)`.
@@ -189,6 +234,7 @@ public enum PaymentsCommands {
     static func describeBatch(_ b: JSON) -> String {
         let n = b["count"]?.intValue ?? 0
         var s = "\(b["batch_id"].text) \(b["file"].text): \(n) payment\(n == 1 ? "" : "s"), \(Money.yuan(b["total_fen"]?.intValue ?? 0))"
+        if let r = b["reversals"]?.intValue, r > 0 { s += ", \(r) reversal\(r == 1 ? "" : "s")" }
         if let refused = b["refused"]?.stringValue {
             s += " (REFUSED, not written: \(refused))"
         } else if b["written"]?.boolValue == false {
@@ -513,7 +559,7 @@ struct PaymentsVerb: AsyncParsableCommand {
         commandName: "payments", abstract: "Payment batches and channels.",
         subcommands: [
             PaymentsBatchVerb.self, PaymentsResumeVerb.self, PaymentsConfirmVerb.self, PaymentsAnomaliesVerb.self, PaymentsBatchesVerb.self,
-            PaymentsReviewsVerb.self, PaymentsShowVerb.self,
+            PaymentsReviewsVerb.self, PaymentsReversalsVerb.self, PaymentsShowVerb.self,
         ])
 }
 
@@ -546,7 +592,9 @@ struct PaymentsConfirmVerb: AsyncParsableCommand {
         discussion: """
             A rent waiver is confirmed by its lessor, by payment id or by lease, with how the rent was \
             waived (refund, offset or extension); a deferral or a no-cut-off instruction by its agency, \
-            by payment id. Only an instruction of that channel can be confirmed.
+            by payment id. Only an instruction of that channel can be confirmed. With --reversal, the \
+            confirmation is of the cancellation or reversal sent after the entitlement was revoked \
+            (bangfu payments reversals), --method cancelled or reversed (optional).
             """)
     @Option(help: "The payment id (= entitlement id).") var payment: String?
     @Option(help: "The lease (a lessor's confirmation only).") var lease: String?
@@ -554,6 +602,8 @@ struct PaymentsConfirmVerb: AsyncParsableCommand {
     @Option(help: "refund, offset or extension (a lessor's confirmation).") var method: String?
     @Flag(help: "An agency's confirmation (agency.confirmed) instead of a lessor's.") var agency = false
     @Flag(help: "The instruction was not carried out (ok: false).") var declined = false
+    @Flag(help: "Confirm the cancellation or reversal of a revoked entitlement's instruction, not the instruction.")
+    var reversal = false
     @OptionGroup var eventID: EventIDOption
     @OptionGroup var endpoints: PaymentsEndpointOptions
 
@@ -561,7 +611,11 @@ struct PaymentsConfirmVerb: AsyncParsableCommand {
         if payment == nil && lease == nil { throw ValidationError("give --payment ID or --lease LEASE") }
         if agency && lease != nil { throw ValidationError("an agency confirms by --payment, not --lease") }
         if policy != nil && lease == nil { throw ValidationError("--policy goes with --lease") }
-        if !agency && method.map({ !["refund", "offset", "extension"].contains($0) }) ?? true {
+        if reversal {
+            if let method, !["cancelled", "reversed"].contains(method) {
+                throw ValidationError("a reversal's --method is cancelled or reversed")
+            }
+        } else if !agency && method.map({ !["refund", "offset", "extension"].contains($0) }) ?? true {
             throw ValidationError("a lessor's confirmation needs --method refund, offset or extension")
         }
     }
@@ -570,7 +624,8 @@ struct PaymentsConfirmVerb: AsyncParsableCommand {
         try await execute { context, console in
             try await PaymentsCommands.confirm(
                 context: context, target: try endpoints.target(), agency: agency, payment: payment, lease: lease, policy: policy,
-                method: method, declined: declined, id: eventID.id, timeoutMs: endpoints.timeoutMs, console: console, retry: .current())
+                method: method, declined: declined, reversal: reversal, id: eventID.id, timeoutMs: endpoints.timeoutMs, console: console,
+                retry: .current())
         }
     }
 }
@@ -632,6 +687,38 @@ struct PaymentsReviewsVerb: AsyncParsableCommand {
         try await execute { context, console in
             try await PaymentsCommands.reviews(
                 context: context, target: try endpoints.target(), max: limit, json: json, timeoutMs: endpoints.timeoutMs, console: console)
+        }
+    }
+}
+
+struct PaymentsReversalsVerb: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reversals",
+        abstract:
+            "Cancellations and reversals of rent waivers and deferrals whose entitlement was revoked after the lessor or agency had them: in which file, confirmed or not, overdue.",
+        discussion: """
+            By default every one not yet confirmed (pending: waiting for the channel's next file; \
+            instructed: in a file, awaiting the confirmation; declined: the lessor or agency said it \
+            was not done). Confirm one with bangfu payments confirm --reversal.
+            """)
+    @Option(help: "Only this state: pending, instructed, confirmed or declined.") var state: String?
+    @Option(help: "At most this many (1–1000).") var max: Int = 100
+    @Flag(help: "One JSON object per line.") var json = false
+    @OptionGroup var endpoints: PaymentsEndpointOptions
+
+    func validate() throws {
+        if !(1...1_000).contains(max) { throw ValidationError("--max must be from 1 to 1000") }
+        if let state, !["pending", "instructed", "confirmed", "declined"].contains(state) {
+            throw ValidationError("--state must be pending, instructed, confirmed or declined")
+        }
+    }
+
+    func run() async throws {
+        let limit = max
+        try await execute { context, console in
+            try await PaymentsCommands.reversals(
+                context: context, target: try endpoints.target(), state: state, max: limit, json: json, timeoutMs: endpoints.timeoutMs,
+                console: console)
         }
     }
 }

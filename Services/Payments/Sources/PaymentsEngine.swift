@@ -515,6 +515,9 @@ public struct PaymentsEngine: Sendable {
         p.holdReason = "revoked while instructed: \(reason)"
         try p.save(db, now: now)
         try record(db, "payment.revoked_in_flight", p.json)
+        // A lessor or agency is told at once not to carry it out (the channel's next file): only
+        // the bank's money cannot be called back.
+        try openReversal(p, action: .cancel, reason: reason, db)
     }
 
     /// A payment just settled: if it was revoked in flight, the money is owed back.
@@ -528,12 +531,8 @@ public struct PaymentsEngine: Sendable {
             p.state = .clawedBack
             try emit(&p, "clawback.opened", extra: ["reason": .string(reason), "amount_fen": 0], db: db)
             // No public money to recover, but the lessor or agency carried the waiver or deferral
-            // out: no instruction file reverses it, so an operator tells them (payments reviews).
-            let who = p.channel == "lessor" ? "the lessor" : p.channel
-            try review(
-                p, "reverse_with_channel",
-                "the \(p.benefit) of \(p.uscc) was carried out by \(who)\(p.batchID.map { " (batch \($0))" } ?? ""), and the entitlement is revoked (\(reason)): tell \(who) to reverse it — no instruction file does",
-                db)
+            // out: its reversal goes to them in the channel's next instruction file.
+            try openReversal(p, action: .reverse, reason: reason, db)
             return
         }
         let receivable = Self.receivableAccount(pool)
@@ -945,7 +944,11 @@ public struct PaymentsEngine: Sendable {
         let rows = try Row.fetchAll(
             db, sql: "SELECT * FROM payments WHERE state = 'ready' AND channel = ? ORDER BY priority DESC, approved_seq LIMIT ?",
             arguments: [channel, Swift.max(1, max ?? settings.batchMaxPayments)])
-        guard !rows.isEmpty else {
+        // A lessor's or agency's file also carries the cancellations and reversals of what they
+        // were told before (`Reversals.swift`); the treasury's money comes back by clawback.
+        let reversals =
+            channel == "treasury" ? [] : try pendingReversals(channel: channel, max: max ?? settings.batchMaxPayments, db)
+        guard !rows.isEmpty || !reversals.isEmpty else {
             // Nothing ready: say so only for a channel that exists. A mistyped agency (or one no
             // approval has named yet) would otherwise be answered like an empty channel.
             let known = try knownChannels(db)
@@ -1019,7 +1022,7 @@ public struct PaymentsEngine: Sendable {
             fitting.append(p)
         }
         payments = fitting
-        guard !payments.isEmpty else { return nil }
+        guard !payments.isEmpty || !reversals.isEmpty else { return nil }
         let seq = highest + 1
         let batchID = String(format: "B%06d", seq)
         let content: String
@@ -1055,9 +1058,12 @@ public struct PaymentsEngine: Sendable {
                 if let due { o["confirm_by"] = .string(due) }
                 lines.append(.object(o))
             }
+            let instructions = Int64(lines.count)
+            for (r, p) in reversals { lines.append(try reversalLine(r, p, batchID: batchID, deadline: due, db)) }
             let header: JSON = [
-                "kind": .string(channel), "batch_id": .string(batchID), "count": .int(Int64(lines.count)), "total_fen": .int(total),
-                "created_at": .string(now),
+                "kind": .string(channel), "batch_id": .string(batchID), "count": .int(instructions), "total_fen": .int(total),
+                "reversal_count": .int(Int64(reversals.count)),
+                "reversal_total_fen": .int(reversals.reduce(0) { $0 + $1.1.amountFen }), "created_at": .string(now),
             ]
             content = ([header] + lines).map { $0.serialized() }.joined(separator: "\n") + "\n"
             fileName = "BANGFU-\(batchID)-\(channel.replacingOccurrences(of: ":", with: "_")).jsonl"
@@ -1066,20 +1072,21 @@ public struct PaymentsEngine: Sendable {
         let digest = SHA256.hash([UInt8](bytes)).hexString
         // The file's SHA-256 is in the audit chain: the file written (now, or after a restart) must
         // be exactly this content (`PendingFiles.flush`).
-        let link = try audit.append(
-            db, kind: "batch.created",
-            entry: [
-                "batch_id": .string(batchID), "channel": .string(channel), "count": .int(Int64(payments.count)), "total_fen": .int(total),
-                "file": .string(fileName), "sha256": .string(digest),
-            ])
+        var created: JSONObject = [
+            "batch_id": .string(batchID), "channel": .string(channel), "count": .int(Int64(payments.count)), "total_fen": .int(total),
+            "file": .string(fileName), "sha256": .string(digest),
+        ]
+        if !reversals.isEmpty { created["reversals"] = .int(Int64(reversals.count)) }
+        let link = try audit.append(db, kind: "batch.created", entry: .object(created))
         try db.execute(
             sql:
-                "INSERT INTO batches(id, seq, channel, file_name, count, total_fen, created_at, sha256, audit_seq, command_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            arguments: [batchID, seq, channel, fileName, payments.count, total, now, digest, link.seq, commandID])
+                "INSERT INTO batches(id, seq, channel, file_name, count, total_fen, created_at, sha256, audit_seq, command_id, reversals) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            arguments: [batchID, seq, channel, fileName, payments.count, total, now, digest, link.seq, commandID, reversals.count])
         try db.execute(sql: "INSERT INTO batch_files(batch_id, content) VALUES (?, ?)", arguments: [batchID, bytes])
         try db.execute(sql: "INSERT INTO batch_tallies(batch_id) VALUES (?)", arguments: [batchID])
         let deadline =
             kind == "lessor" ? Timestamp.format(clock.now().addingTimeInterval(TimeInterval(settings.lessorDeadlineDays * 86_400))) : nil
+        for (r, _) in reversals { try instructReversal(r, batchID: batchID, deadline: deadline, db) }
         for k in payments.indices {
             payments[k].state = .instructed
             payments[k].batchID = batchID
@@ -1418,8 +1425,8 @@ public struct PaymentsEngine: Sendable {
     /// Returns a note when the confirmation changed nothing (the payment no longer awaited one).
     @discardableResult
     func confirmed(
-        by: String, paymentID: String?, lease: String?, policyID: String? = nil, ok: Bool, method: String?, source: String? = nil,
-        _ db: Database
+        by: String, paymentID: String?, lease: String?, policyID: String? = nil, ok: Bool, method: String?, reversal: Bool = false,
+        source: String? = nil, _ db: Database
     ) throws -> String? {
         var found: PaymentRecord?
         if let paymentID {
@@ -1463,6 +1470,7 @@ public struct PaymentsEngine: Sendable {
             )
         }
         if let source { try Self.checkConfirmer(source, of: p, db) }
+        if reversal { return try confirmedReversal(p, by: by, ok: ok, method: method, db) }
         // Instructed, or escalated (held) after it was instructed; a repeat changes nothing.
         guard p.state == .instructed || (p.state == .held && p.batchID != nil) else {
             return "payment \(p.id) is \(p.state.rawValue), not awaiting a confirmation: this one changed nothing"
@@ -1506,9 +1514,11 @@ public struct PaymentsEngine: Sendable {
                 sql:
                     "SELECT 1 FROM payments INDEXED BY payments_lessor_deadline WHERE state = 'instructed' AND channel = 'lessor' AND deadline IS NOT NULL AND deadline < ? LIMIT 1"
             ),
-            arguments: [now]) ?? false
+            arguments: [now]) ?? false || anyReversalOverdue(db)
     }
 
+    /// Escalates what is overdue: lessor instructions (held `lessor_unconfirmed`) and lessor
+    /// reversals (a review note each); returns how many.
     func escalateOverdue(_ db: Database) throws -> Int {
         let rows = try Row.fetchAll(
             db,
@@ -1519,7 +1529,7 @@ public struct PaymentsEngine: Sendable {
             var p = PaymentRecord(row: row)
             try hold(&p, "lessor_unconfirmed", "no confirmation from the lessor within \(settings.lessorDeadlineDays) days", db)
         }
-        return rows.count
+        return rows.count + (try escalateOverdueReversals(db))
     }
 
     /// The channels there is something to batch on or had been: `treasury` and `lessor` always,

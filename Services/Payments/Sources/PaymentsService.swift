@@ -14,7 +14,8 @@ public enum PaymentsCommand: Sendable {
     case bankReturned(ReturnFile, returnID: String)
     /// `lessor.confirmed` (`lessor`) or `agency.confirmed` (`agency`), naming the payment or
     /// (lessor) the lease.
-    case confirmed(by: String, paymentID: String?, lease: String?, policyID: String?, ok: Bool, method: String?)
+    /// `reversal`: the confirmation is of the payment's cancellation or reversal (`Reversals.swift`).
+    case confirmed(by: String, paymentID: String?, lease: String?, policyID: String?, ok: Bool, method: String?, reversal: Bool)
     case recovered(paymentID: String, amountFen: Int64)
     case releaseHold(paymentID: String, by: String, reason: String)
     case rejectHold(paymentID: String, by: String, reason: String)
@@ -90,15 +91,28 @@ struct PaymentsApplier: IntakeApplier {
                     .invalidData, field: lessor ? "data.lease" : "data.payment_id",
                     lessor ? "lease (or payment_id) is required" : "payment_id is required")
             }
+            var reversal = false
+            if let v = d["reversal"] {
+                guard case .bool(let b) = v else {
+                    throw Rejection(.invalidData, field: "data.reversal", "reversal must be true or false")
+                }
+                reversal = b
+            }
             let method = try optionalString("method")
-            if lessor {
+            if reversal {
+                // A cancellation or reversal: done as told, whichever it turned out to be.
+                if let method, !["cancelled", "reversed"].contains(method) {
+                    throw Rejection(.invalidData, field: "data.method", "a reversal's method must be cancelled or reversed")
+                }
+            } else if lessor {
                 guard let method, ["refund", "offset", "extension"].contains(method) else {
                     throw Rejection(.invalidData, field: "data.method", "method must be refund, offset or extension")
                 }
             }
             let policyID = lessor ? try optionalString("policy_id") : nil
             return .confirmed(
-                by: lessor ? "lessor" : "agency", paymentID: paymentID, lease: lease, policyID: policyID, ok: ok, method: method)
+                by: lessor ? "lessor" : "agency", paymentID: paymentID, lease: lease, policyID: policyID, ok: ok, method: method,
+                reversal: reversal)
         case "clawback.recovered":
             return .recovered(paymentID: try string("payment_id"), amountFen: try fen("amount_fen"))
         case "hold.released":
@@ -145,9 +159,10 @@ struct PaymentsApplier: IntakeApplier {
                 try engine.fund(pool: pool, source: source, amountFen: amount, transferID: "fund/\(event.source)/\(event.id)", db)
             case .bankReturned(let file, let id):
                 _ = try engine.applyReturn(file, returnID: id, db)
-            case .confirmed(let by, let id, let lease, let policyID, let ok, let method):
+            case .confirmed(let by, let id, let lease, let policyID, let ok, let method, let reversal):
                 note = try engine.confirmed(
-                    by: by, paymentID: id, lease: lease, policyID: policyID, ok: ok, method: method, source: event.source, db)
+                    by: by, paymentID: id, lease: lease, policyID: policyID, ok: ok, method: method, reversal: reversal,
+                    source: event.source, db)
             case .recovered(let id, let amount):
                 try engine.recovered(paymentID: id, amountFen: amount, transferID: "recovered/\(event.source)/\(event.id)", db)
             case .releaseHold(let id, let by, let reason):
@@ -874,10 +889,46 @@ struct PaymentsQueries {
             return try auditList(req)
         case "payment.show":
             guard let id = req["id"]?.stringValue else { return ["op": "error", "code": "invalid_request", "message": "id is required"] }
-            guard let p = try database.writer.read({ db in try PaymentRecord.find(id, db) }) else {
+            guard
+                let (p, r) = try database.writer.read({ db in try PaymentRecord.find(id, db).map { ($0, try ReversalRecord.find(id, db)) } }
+                )
+            else {
                 return ["op": "error", "code": "not_found", "message": .string("no payment \(id)")]
             }
-            return ["op": "payment", "payment": p.json]
+            var o = p.json.objectValue ?? JSONObject()
+            if let r { o["reversal"] = r.json }
+            return ["op": "payment", "payment": .object(o)]
+        case "reversals":
+            // Cancellations and reversals sent (or to be sent) to lessors and agencies, oldest
+            // first: by `state`, or (default) every one not yet confirmed.
+            let state = req["state"]?.stringValue
+            if let state, ReversalRecord.State(rawValue: state) == nil {
+                return [
+                    "op": "error", "code": "invalid_request",
+                    "message": "state must be pending, instructed, confirmed or declined",
+                ]
+            }
+            let limit = Int(min(max(req["max"]?.intValue ?? 100, 1), 1_000))
+            let items = try database.writer.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT r.*, p.uscc, p.benefit, p.amount_fen, p.policy_id, p.state AS payment_state FROM reversals r
+                        JOIN payments p ON p.id = r.payment_id
+                        WHERE (?1 IS NULL AND r.state != 'confirmed') OR r.state = ?1 ORDER BY r.seq LIMIT ?2
+                        """,
+                    arguments: [state, limit]
+                ).map { row -> JSON in
+                    var o = ReversalRecord(row: row).json.objectValue ?? JSONObject()
+                    o["uscc"] = .string(row["uscc"])
+                    o["benefit"] = .string(row["benefit"])
+                    o["amount_fen"] = .int(row["amount_fen"])
+                    o["policy_id"] = .string(row["policy_id"])
+                    o["payment_state"] = .string(row["payment_state"])
+                    return .object(o)
+                }
+            }
+            return ["op": "reversals", "items": .array(items)]
         case "payment.list", "holds":
             let state = req["op"]?.stringValue == "holds" ? "held" : req["state"]?.stringValue
             let channel = req["channel"]?.stringValue
@@ -936,13 +987,14 @@ struct PaymentsQueries {
                 try Row.fetchAll(
                     db,
                     sql:
-                        "SELECT b.id, b.channel, b.file_name, b.count, b.total_fen, b.created_at, b.written, COALESCE(t.settled, 0) AS settled, COALESCE(t.failed, 0) AS failed, b.sha256, b.refused, b.command_id FROM batches b LEFT JOIN batch_tallies t ON t.batch_id = b.id WHERE ?1 IS NULL OR b.command_id = ?1 ORDER BY b.seq",
+                        "SELECT b.id, b.channel, b.file_name, b.count, b.total_fen, b.created_at, b.written, COALESCE(t.settled, 0) AS settled, COALESCE(t.failed, 0) AS failed, b.sha256, b.refused, b.command_id, b.reversals FROM batches b LEFT JOIN batch_tallies t ON t.batch_id = b.id WHERE ?1 IS NULL OR b.command_id = ?1 ORDER BY b.seq",
                     arguments: [command])
             }
             let items: [JSON] = rows.map { r in
                 [
                     "batch_id": .string(r["id"]), "channel": .string(r["channel"]), "file": .string(r["file_name"]),
-                    "count": .int(r["count"]), "total_fen": .int(r["total_fen"]), "created_at": .string(r["created_at"]),
+                    "count": .int(r["count"]), "total_fen": .int(r["total_fen"]), "reversals": .int(r["reversals"]),
+                    "created_at": .string(r["created_at"]),
                     "written": .bool(r["written"]), "settled": .int(r["settled"]), "failed": .int(r["failed"]),
                     "sha256": (r["sha256"] as String?).map { .string($0) } ?? .null,
                     "refused": (r["refused"] as String?).map { .string($0) } ?? .null,

@@ -249,6 +249,34 @@ public struct PaymentsDatabase: Sendable {
                     DROP INDEX payments_state;
                     """)
         }
+        // A rent waiver, fee waiver or deferral revoked once the lessor or agency had it (fraud,
+        // an upheld objection): its cancellation or reversal goes to them as a line of the
+        // channel's next instruction file and awaits their confirmation, as the instruction did.
+        // One per payment; `seq` keeps the order they were opened in.
+        m.registerMigration("payments-service-v13-reversals") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE reversals (
+                        seq INTEGER PRIMARY KEY,
+                        payment_id TEXT NOT NULL UNIQUE REFERENCES payments(id),
+                        channel TEXT NOT NULL,
+                        action TEXT NOT NULL,
+                        reason TEXT NOT NULL,
+                        state TEXT NOT NULL,
+                        original_batch_id TEXT,
+                        batch_id TEXT,
+                        deadline TEXT,
+                        escalated_at TEXT,
+                        method TEXT,
+                        opened_at TEXT NOT NULL,
+                        closed_at TEXT
+                    );
+                    CREATE INDEX reversals_pending ON reversals(channel, seq) WHERE state = 'pending';
+                    CREATE INDEX reversals_overdue ON reversals(deadline)
+                        WHERE state = 'instructed' AND deadline IS NOT NULL AND escalated_at IS NULL;
+                    ALTER TABLE batches ADD COLUMN reversals INTEGER NOT NULL DEFAULT 0;
+                    """)
+        }
     }
 }
 
