@@ -711,11 +711,13 @@ enum DemoPayout {
                 confirmed += taken
             }
         }
-        let summary = try await link.query(payments, ["op": "payment.summary"])["items"]?.arrayValue ?? []
         console.line("")
         console.line(
             "\(link.stamp) 支付路由 payments: \(files.count) batch files; bank return: \(returned - failed) settled, \(failed) failed; \(confirmed) instructions confirmed by lessors and agencies"
         )
+        monkey?.enter(stage: "post-audit")
+        try await DemoPostAudit.run(link: link, registry: registry, matcher: matcher, payments: payments, console: console)
+        let summary = try await link.query(payments, ["op": "payment.summary"])["items"]?.arrayValue ?? []
         console.line(Format.pad("programme", 28) + Format.pad("state", 22) + Format.pad("count", 8) + "amount")
         for r in summary {
             let state = r["state"].text + (r["hold_code"].map { $0.isNull ? "" : " (\($0.text))" } ?? "")
@@ -737,6 +739,99 @@ enum DemoPayout {
         console.line("")
         console.line("\(link.stamp) 月度评 monthly evaluation \(month): \(report["html"].text)")
         return ledger["ok"]?.boolValue == true && audit["ok"]?.boolValue == true
+    }
+}
+
+/// 事后审计: after the payout, an audit finds a few recipients fraudulent (取消所有涉企政策补助资格).
+/// Their cash is clawed back (a receivable in the pool's ledger); their rent waivers and
+/// deferrals, already carried out, are reversed by a line of the lessor's or agency's next
+/// instruction file, which the lessor and agency then confirm.
+enum DemoPostAudit {
+    /// The merchants the audit finds: of the payments settled on each channel, those with the
+    /// smallest payment ids (the same in every run of a seed), at most `per` a channel.
+    static func pick(link: DemoLink, payments: DemoProcess, per: Int) async throws -> [String] {
+        var found: [String] = []
+        for channel in ["lessor", "agency:social-insurance", "treasury"] {
+            let page =
+                try await link.query(
+                    payments, ["op": "payment.list", "state": "settled", "channel": .string(channel), "max": 1_000])["items"]?.arrayValue
+                ?? []
+            let ids = page.compactMap { p -> (String, String)? in
+                guard let id = p["payment_id"]?.stringValue, let uscc = p["uscc"]?.stringValue else { return nil }
+                return (id, uscc)
+            }
+            for (_, uscc) in ids.sorted(by: { $0.0 < $1.0 }).prefix(per) where !found.contains(uscc) { found.append(uscc) }
+        }
+        return found
+    }
+
+    static func run(link: DemoLink, registry: DemoProcess, matcher: DemoProcess, payments: DemoProcess, console: Console) async throws {
+        let found = try await pick(link: link, payments: payments, per: 1)
+        guard !found.isEmpty else { return }
+        for uscc in found {
+            let ack = try await link.send(
+                registry, "fraud.confirmed", key: "post-audit/\(uscc)",
+                ["uscc": .string(uscc), "finding": "事后审计：虚报租赁及参保材料", "confirmed_by": "区审计局（演示）"])
+            guard ack.status == .accepted || ack.status == .duplicate else {
+                throw CLIError("bangfu-registry refused the audit's finding: \(ack.rejection?.message ?? "\(ack.status)")", exitCode: 1)
+            }
+        }
+        try await link.settle(matcher, follows: registry)
+        try await link.settle(payments, follows: registry)
+        try await link.settle(payments, follows: matcher)
+        // The reversals go out in each channel's next file.
+        var batched = 0
+        for channel in ["lessor", "agency:utilities", "agency:social-insurance"] {
+            var n = 0
+            while try await pending(link: link, payments: payments, channel: channel) {
+                n += 1
+                let ack = try await link.send(payments, "payments.batch", key: "reversals/\(channel)/\(n)", ["channel": .string(channel)])
+                if ack.status == .rejected { break }
+                batched += 1
+            }
+        }
+        var files: [String] = []
+        try await link.until("writing the reversal files", payments) {
+            let batches = try await link.query(payments, ["op": "batch.list"])["items"]?.arrayValue ?? []
+            files = batches.filter { ($0["reversals"]?.intValue ?? 0) > 0 }.compactMap { $0["file"]?.stringValue }
+            return batches.allSatisfy { $0["written"]?.boolValue == true }
+        }
+        // The lessors and agencies confirm that they reversed them.
+        var reversed = 0
+        while true {
+            let page =
+                try await link.query(payments, ["op": "reversals", "state": "instructed", "max": 1_000])["items"]?.arrayValue ?? []
+            if page.isEmpty { break }
+            let events: [OutgoingEvent] = page.compactMap { r in
+                guard let id = r["payment_id"]?.stringValue, let channel = r["channel"]?.stringValue else { return nil }
+                let lessor = channel == "lessor"
+                return OutgoingEvent(
+                    CloudEvent(
+                        id: "confirm-reversal/\(id)",
+                        source: lessor ? "/lessors/xuchang" : "/agencies/\(channel.dropFirst("agency:".count))",
+                        type: lessor ? "lessor.confirmed" : "agency.confirmed",
+                        data: ["payment_id": .string(id), "reversal": true, "ok": true, "method": "reversed"]))
+            }
+            let results = try await link.publish(payments, events)
+            let taken = results.filter { $0.ack?.status == .accepted || $0.ack?.status == .duplicate }.count
+            guard taken == events.count else {
+                let why = results.compactMap { $0.ack?.rejection?.message }.first ?? "no answer"
+                throw CLIError("bangfu-payments refused a reversal's confirmation: \(why)", exitCode: 1)
+            }
+            reversed += taken
+        }
+        let clawedBack =
+            try await link.query(payments, ["op": "payment.list", "state": "clawed_back", "max": 1_000])["items"]?.arrayValue ?? []
+        let cash = clawedBack.filter { $0["benefit"]?.stringValue == "cash" }
+        let owed = cash.reduce(Int64(0)) { $0 + ($1["amount_fen"]?.intValue ?? 0) }
+        console.line(
+            "\(link.stamp) 事后审计 post-payout audit: \(found.count) recipients found fraudulent; \(cash.count) cash payments clawed back (\(Money.yuan(owed)) owed back to the pools); \(reversed) rent waivers and deferrals reversed by lessors and agencies"
+                + (files.isEmpty ? "" : " (\(files.joined(separator: ", ")))"))
+    }
+
+    static func pending(link: DemoLink, payments: DemoProcess, channel: String) async throws -> Bool {
+        let page = try await link.query(payments, ["op": "reversals", "state": "pending", "max": 1_000])["items"]?.arrayValue ?? []
+        return page.contains { $0["channel"]?.stringValue == channel }
     }
 }
 

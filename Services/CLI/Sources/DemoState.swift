@@ -6,9 +6,10 @@ import Models
 /// compared by (`bangfu demo --end-state FILE`; `scripts/crash-proof` diffs an undisturbed run
 /// with one whose services were killed): every merchant profile (digest), every entitlement
 /// (programme, merchant, state, amount), every payment (channel, state, amount, hold, batch),
-/// every pool's balances, every batch and the digest of every payment file, disclosure rounds,
-/// and notifications by kind. The checks — ledger balanced, audit chain intact, no payment in two
-/// files, no notification written twice — must hold on their own.
+/// every pool's balances, every batch, every reversal and the digest of every payment file,
+/// disclosure rounds, and notifications by kind. The checks — ledger balanced, audit chain
+/// intact, no payment (nor reversal) in two files, no notification written twice — must hold
+/// on their own.
 struct DemoEndState {
     var lines: [String] = []
     var problems: [String] = []
@@ -52,8 +53,18 @@ struct DemoEndState {
             s.lines.append(
                 [
                     "batch", b["batch_id"].text, b["channel"].text, b["file"].text, b["count"].text, b["total_fen"].text, b["settled"].text,
-                    b["failed"].text,
+                    b["failed"].text, b["reversals"].text,
                 ].joined(separator: "\t"))
+        }
+        for state in ["pending", "instructed", "confirmed", "declined"] {
+            for r in try await link.query(payments, ["op": "reversals", "state": .string(state), "max": 1_000])["items"]?.arrayValue ?? [] {
+                s.lines.append(
+                    [
+                        "reversal", r["payment_id"].text, r["channel"].text, r["action"].text, r["reason"].text, r["state"].text,
+                        r["batch_id"].text,
+                    ]
+                    .joined(separator: "\t"))
+            }
         }
         s.checkPaymentFiles(dir + "/payment-files")
 
@@ -107,12 +118,17 @@ struct DemoEndState {
                 }
                 ids = batch.payments.map(\.endToEndID)
             } else {
+                // A reversal line takes back a payment of an earlier file: a reversal in two files
+                // is as much a problem as an instruction in two.
                 for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n").dropFirst() {
-                    if let id = (try? JSONParser.parse(String(line)))?["payment_id"]?.stringValue { ids.append(id) }
+                    guard let l = try? JSONParser.parse(String(line)), let id = l["payment_id"]?.stringValue else { continue }
+                    ids.append(l["line"]?.stringValue == "reversal" ? "reversal of \(id)" : id)
                 }
             }
             for id in ids {
-                if let other = seen[id] { problems.append("payment \(id) is in both \(other) and \(name)") }
+                if let other = seen[id] {
+                    problems.append("\(id.hasPrefix("reversal") ? id : "payment \(id)") is in both \(other) and \(name)")
+                }
                 seen[id] = name
             }
         }

@@ -352,7 +352,11 @@ public struct PaymentsEngine: Sendable {
     /// `entitlement.revoked`: money not yet out is released; money already paid opens a clawback.
     func revoked(_ data: JSON, _ db: Database) throws {
         guard let id = data["entitlement_id"]?.stringValue, var p = try PaymentRecord.find(id, db) else { return }
-        let reason = data["reason"]?.stringValue ?? "revoked"
+        // A fraud finding reaches payments twice: from the registry (the merchant disqualified,
+        // `fraud`) and from the matcher (each entitlement revoked). Whichever comes first, the
+        // payment records the same reason.
+        let given = data["reason"]?.stringValue ?? "revoked"
+        let reason = given.hasPrefix("fraud") ? Self.fraudReason : given
         if reason.hasPrefix("policy_withdrawn") {
             return try withdrawn(&p, reason: reason, db)
         }
@@ -483,24 +487,27 @@ public struct PaymentsEngine: Sendable {
         logger.warning("a payment needs an operator's review", metadata: ["payment": "\(paymentID)", "code": "\(code)"])
     }
 
+    /// Why a payment of a merchant found fraudulent was voided, clawed back or reversed.
+    static let fraudReason = "fraud: disqualified"
+
     /// Fraud (DESIGN §8 收回): pending payments to the merchant are voided, paid ones clawed back.
     func fraud(uscc: String, _ db: Database) throws {
         for row in try Row.fetchAll(db, sql: "SELECT * FROM payments WHERE uscc = ?", arguments: [uscc]) {
             var p = PaymentRecord(row: row)
             switch p.state {
             case .held where p.holdCode == "lessor_unconfirmed":
-                try revokeInFlight(&p, reason: "fraud: disqualified", db)
+                try revokeInFlight(&p, reason: Self.fraudReason, db)
             case .received, .held, .ready, .failed:
                 try releaseReservation(&p, db)
                 p.state = .voided
-                p.holdReason = "fraud: disqualified"
+                p.holdReason = Self.fraudReason
                 try p.save(db, now: now)
                 try closeOpenHolds(p.id, "voided", db)
                 try record(db, "payment.voided", p.json)
             case .instructed:
-                try revokeInFlight(&p, reason: "fraud: disqualified", db)
+                try revokeInFlight(&p, reason: Self.fraudReason, db)
             case .settled:
-                try openClawback(&p, reason: "fraud: disqualified", db)
+                try openClawback(&p, reason: Self.fraudReason, db)
             default:
                 break
             }
@@ -558,7 +565,7 @@ public struct PaymentsEngine: Sendable {
         let merchant = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM merchants WHERE uscc = ?"), arguments: [p.uscc])
         if merchant?["disqualified"] == true {
             p.state = .voided
-            p.holdReason = "fraud: disqualified"
+            p.holdReason = Self.fraudReason
             try p.save(db, now: now)
             try closeOpenHolds(p.id, "voided", db)
             try record(db, "payment.voided", p.json)

@@ -123,15 +123,16 @@ extension PaymentsEngine {
             metadata: ["payment": "\(p.id)", "channel": "\(p.channel)", "action": "\(action.rawValue)"])
     }
 
-    /// The channel's reversals waiting for a file, in the order they were opened.
+    /// The channel's reversals waiting for a file: the first `max` opened, in payment id order.
+    /// A fraud finding reaches payments from the registry and from the matcher, in either order,
+    /// and so opens a merchant's reversals in either order: the file is the same either way.
     func pendingReversals(channel: String, max: Int, _ db: Database) throws -> [(ReversalRecord, PaymentRecord)] {
         let rows = try Row.fetchAll(
             db.cachedStatement(
                 sql: "SELECT * FROM reversals INDEXED BY reversals_pending WHERE state = 'pending' AND channel = ? ORDER BY seq LIMIT ?"),
             arguments: [channel, Swift.max(1, max)])
-        return try rows.compactMap { row in
-            let r = ReversalRecord(row: row)
-            return try PaymentRecord.find(r.paymentID, db).map { (r, $0) }
+        return try rows.map(ReversalRecord.init).sorted { $0.paymentID < $1.paymentID }.compactMap { r in
+            try PaymentRecord.find(r.paymentID, db).map { (r, $0) }
         }
     }
 
