@@ -41,8 +41,10 @@ struct PaymentsMigrationTests {
             #expect(
                 columns == [
                     "id", "seq", "channel", "file_name", "count", "total_fen", "created_at", "written", "sha256", "audit_seq", "refused",
-                    "command_id",
+                    "command_id", "reversals",
                 ])
+            // Batches from before reversals carried none.
+            #expect(try Int.fetchAll(db, sql: "SELECT reversals FROM batches ORDER BY seq") == [0, 0])
             let rows = try Row.fetchAll(db, sql: "SELECT batch_id, settled, failed FROM batch_tallies ORDER BY batch_id")
             #expect(rows.map { $0["batch_id"] as String } == ["B000001", "B000002"])
             #expect(rows.map { $0["settled"] as Int } == [9_990, 0])

@@ -747,26 +747,22 @@ enum DemoPayout {
 /// deferrals, already carried out, are reversed by a line of the lessor's or agency's next
 /// instruction file, which the lessor and agency then confirm.
 enum DemoPostAudit {
-    /// The merchants the audit finds: of the payments settled on each channel, those with the
-    /// smallest payment ids (the same in every run of a seed), at most `per` a channel.
-    static func pick(link: DemoLink, payments: DemoProcess, per: Int) async throws -> [String] {
+    /// The merchants the audit finds: of each programme's paid entitlements (a rent waiver, a
+    /// deferral, a cash subsidy), the one with the smallest id — the same in every run of a seed.
+    static func pick(link: DemoLink, matcher: DemoProcess) async throws -> [String] {
         var found: [String] = []
-        for channel in ["lessor", "agency:social-insurance", "treasury"] {
+        for policy in ["soe-rent-waiver", "si-deferral", "retention-training-subsidy"] {
             let page =
-                try await link.query(
-                    payments, ["op": "payment.list", "state": "settled", "channel": .string(channel), "max": 1_000])["items"]?.arrayValue
-                ?? []
-            let ids = page.compactMap { p -> (String, String)? in
-                guard let id = p["payment_id"]?.stringValue, let uscc = p["uscc"]?.stringValue else { return nil }
-                return (id, uscc)
-            }
-            for (_, uscc) in ids.sorted(by: { $0.0 < $1.0 }).prefix(per) where !found.contains(uscc) { found.append(uscc) }
+                try await link.query(matcher, ["op": "entitlement.list", "policy": .string(policy), "state": "paid", "max": 1])["items"]?
+                .arrayValue ?? []
+            if let uscc = page.first?["uscc"]?.stringValue, !found.contains(uscc) { found.append(uscc) }
         }
         return found
     }
 
     static func run(link: DemoLink, registry: DemoProcess, matcher: DemoProcess, payments: DemoProcess, console: Console) async throws {
-        let found = try await pick(link: link, payments: payments, per: 1)
+        try await link.settle(matcher, follows: payments)
+        let found = try await pick(link: link, matcher: matcher)
         guard !found.isEmpty else { return }
         for uscc in found {
             let ack = try await link.send(

@@ -25,16 +25,26 @@ struct DemoEndState {
         }
         for (u, digest) in profiles { s.lines.append("profile\t\(u)\t\(digest)") }
 
-        // The latest line of each entitlement and payment (not the events: a county's traces do not
-        // need to sit in memory).
-        var entitlements: [String: String] = [:]
-        try await link.replay(matcher) { e in
-            if e.type.hasPrefix("entitlement."), let d = e.data, let id = d["entitlement_id"]?.stringValue {
-                entitlements[id] =
-                    ["entitlement", id, d["policy_id"].text, d["uscc"].text, d["state"].text, d["amount_fen"].text].joined(separator: "\t")
+        // Each entitlement as the matcher has it, a page at a time. Not its feed's latest event:
+        // some steps are not announced there (a clawback), and which event came last can depend
+        // on which of two upstreams was read first — a fraud finding reaches the matcher from the
+        // registry and, as a clawback, from payments.
+        var after: String?
+        while true {
+            var req: JSONObject = ["op": "entitlement.list", "max": 1_000]
+            if let after { req["after"] = .string(after) }
+            let page = try await link.query(matcher, .object(req))["items"]?.arrayValue ?? []
+            for d in page {
+                s.lines.append(
+                    ["entitlement", d["id"].text, d["policy_id"].text, d["uscc"].text, d["state"].text, d["amount_fen"].text].joined(
+                        separator: "\t"))
             }
+            guard page.count == 1_000, let last = page.last?["id"]?.stringValue else { break }
+            after = last
         }
-        s.lines += entitlements.values
+
+        // The latest line of each payment (not the events: a county's traces need not sit in
+        // memory).
 
         var paymentStates: [String: String] = [:]
         try await link.replay(payments) { e in
