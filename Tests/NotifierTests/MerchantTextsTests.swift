@@ -80,6 +80,29 @@ struct MerchantTextsTests {
         #expect(texts.last?.text.contains("review_rejected") == false)
     }
 
+    /// A rent waiver or deferral taken back after it was carried out is not money the merchant
+    /// returns: its text says the lessor collects the waived rent, or that the deferred amounts
+    /// fall due — never "补助资金0.00元 … 退回".
+    @Test func aReversedWaiverOrDeferralIsNotToldAsMoneyToReturn() throws {
+        let reason = "fraud: disqualified"
+        let texts = try Self.texts([
+            T.entitlementEvent("entitlement.approved", id: "ent-rent", extra: ["benefit": "rent_waiver", "channel": "lessor"]),
+            T.paymentEvent("clawback.opened", id: "ent-rent", code: reason),
+            T.entitlementEvent(
+                "entitlement.approved", id: "ent-defer",
+                extra: ["benefit": "deferral", "channel": "agency:social-insurance", "amount_fen": 0]),
+            T.paymentEvent("clawback.opened", id: "ent-defer", code: reason),
+        ]).filter { $0.kind == "clawback" }
+        #expect(texts.count == 2, "\(texts)")
+        guard texts.count == 2 else { return }
+        #expect(texts[0].text.contains("减免房屋租金8,451.00元") && texts[0].text.contains("出租方收回"), "\(texts[0].text)")
+        #expect(texts[1].text.contains("经办机构停止办理") && !texts[1].text.contains("元"), "\(texts[1].text)")
+        for t in texts {
+            #expect(!t.text.contains("补助资金") && !t.text.contains("退回手续"), "\(t.text)")
+            #expect(t.text.contains("弄虚作假"), "the reason reads in Chinese: \(t.text)")
+        }
+    }
+
     @Test func aRentWaiverIsCarriedOutByTheLessorNotPaidIntoAnAccount() throws {
         let waiver: JSONObject = ["benefit": "rent_waiver", "channel": "lessor"]
         let texts = try Self.texts([

@@ -56,6 +56,8 @@ import Testing
         let opened = try #require(try reversal(f, Self.idA))
         #expect(opened.action == .reverse && opened.state == .pending && opened.originalBatchID == first.batchID)
         #expect(try reviews(f, Self.idA).isEmpty, "an instruction file carries it: no note for an operator")
+        let claw = try #require(try f.events("clawback.opened", Self.idA).first)
+        #expect(claw["receivable_fen"]?.intValue == 0 && claw["amount_fen"]?.intValue == 300_000 && claw["reversal"]?.boolValue == true)
 
         let file = try #require(try f.batch("lessor"))
         let (header, lines) = try Self.lines(file)

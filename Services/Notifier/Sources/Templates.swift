@@ -362,6 +362,10 @@ public struct Templates: Sendable {
             "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”的减免房屋租金{{amount}}元未能落实，原因：{{reason}}。"
                 + "若抵扣或合同延期因不可抗力或出租方违约未能享受，出租方须向贵单位退付相应租金；"
                 + "请与出租方联系，或拨打12345政务服务便民热线反映。业务编号：{{entitlement}}。"
+        case (.clawback, "rent_waiver"):
+            "【惠企帮扶】{{merchant}}：您好！经核查，贵单位享受的“{{programme}}”减免房屋租金{{amount}}元不符合有关规定，依规予以撤销，"
+                + "原因：{{reason}}。已通知出租方收回已减免的租金（尚未落实的不再落实），请按出租方通知补缴相应租金。"
+                + "如有异议，可在规定期限内提出申诉，或拨打12345政务服务便民热线反映。业务编号：{{entitlement}}。"
         case (.disclosure, "deferral"):
             "【惠企帮扶】{{merchant}}：您好！贵单位拟享受“{{programme}}”，现已在惠企政策公示平台予以公示，公示期至{{closes_on}}。"
                 + "公示期间如有异议，可通过公示平台或12345政务服务便民热线提出；公示期满无异议的，将按程序审核办理。"
@@ -380,6 +384,10 @@ public struct Templates: Sendable {
         case (.held, "deferral"):
             "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”暂未办理，原因：{{reason}}。"
                 + "相关情况核实后将及时办理。业务编号：{{entitlement}}。如有疑问，请拨打12345政务服务便民热线咨询。"
+        case (.clawback, "deferral"):
+            "【惠企帮扶】{{merchant}}：您好！经核查，贵单位享受“{{programme}}”不符合有关规定，依规予以撤销，原因：{{reason}}。"
+                + "已通知经办机构停止办理，相关款项不再享受缓缴，请按经办机构通知及时缴纳。"
+                + "如有异议，可在规定期限内提出申诉，或拨打12345政务服务便民热线反映。业务编号：{{entitlement}}。"
         case (.failed, "deferral"):
             "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”未能办理，原因：{{reason}}。"
                 + "请与经办机构联系，或拨打12345政务服务便民热线反映。业务编号：{{entitlement}}。"

@@ -536,7 +536,9 @@ public struct PaymentsEngine: Sendable {
     func openClawback(_ p: inout PaymentRecord, reason: String, _ db: Database) throws {
         guard p.benefit == "cash", let pool = p.pool else {
             p.state = .clawedBack
-            try emit(&p, "clawback.opened", extra: ["reason": .string(reason), "amount_fen": 0], db: db)
+            // The event names what was waived or deferred (`amount_fen`, as every payment event)
+            // and that nothing is owed back to a pool (`receivable_fen` 0).
+            try emit(&p, "clawback.opened", extra: ["reason": .string(reason), "receivable_fen": 0, "reversal": true], db: db)
             // No public money to recover, but the lessor or agency carried the waiver or deferral
             // out: its reversal goes to them in the channel's next instruction file.
             try openReversal(p, action: .reverse, reason: reason, db)
