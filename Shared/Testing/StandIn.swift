@@ -13,6 +13,7 @@ public enum StandInService {
     public static let lifecycleTypes: Set<String> = [
         "disclosure.opened", "disclosure.cleared", "disclosure.objection_upheld", "notification.sent", "notification.failed",
         "payment.instructed", "payment.held", "payment.released", "payment.settled", "payment.failed", "clawback.opened",
+        "reversal.instructed", "reversal.confirmed",
         // A registry stand-in publishes a profile a test built offline (too big to build through
         // the real registry's facts quickly).
         "merchant.profiled",

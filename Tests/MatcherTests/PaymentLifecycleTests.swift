@@ -84,4 +84,57 @@ struct PaymentLifecycleTests {
         #expect(approved["profile_version"]?.intValue != nil)
         await w.close()
     }
+
+    /// A rent waiver carried out, then clawed back: its reversal through the lessor (in which file,
+    /// confirmed or not) is in the entitlement's history, and the state stays clawed back.
+    @Test func aReversedWaiverKeepsItsReversalInTheHistory() async throws {
+        let w = try await World()
+        var f = Fixtures(seed: 62)
+        let u = f.uscc(individual: true)
+        try await w.facts([f.registration(uscc: u, name: "乙面馆", kind: "individual"), Fixtures.lease(id: "LB", tenant: u, rentFen: 300_000)])
+        try await w.settle()
+        try await w.publish("soe-rent-waiver")
+        _ = try await w.apply(u, "soe-rent-waiver", at: "2022-05-01T09:00:00+08:00")
+        let id = try #require(await w.await("entitlement.proposed", "soe-rent-waiver", u)?["entitlement_id"]?.stringValue)
+        _ = try await w.notifier.publish(Fixtures.event("disclosure.opened", ["round_id": "R1", "entitlement_ids": [.string(id)]]))
+        _ = try await w.notifier.publish(Fixtures.event("disclosure.cleared", ["round_id": "R1", "entitlement_ids": [.string(id)]]))
+        try await w.waitFor(id, "cleared")
+        _ = try await w.matcher.publish(
+            Fixtures.event("review.approved", ["entitlement_id": .string(id), "by": "区房产局 王科长"], source: "/ops/review"))
+        _ = try await w.payments.publish(Fixtures.event("payment.instructed", ["payment_id": .string(id), "batch_id": "B000001"]))
+        _ = try await w.payments.publish(Fixtures.event("payment.settled", ["payment_id": .string(id), "method": "refund"]))
+        try await w.waitFor(id, "paid")
+        _ = try await w.payments.publish(
+            Fixtures.event(
+                "clawback.opened", ["payment_id": .string(id), "reason": "objection_upheld", "receivable_fen": 0, "reversal": true]))
+        try await w.waitFor(id, "clawed_back")
+        _ = try await w.payments.publish(
+            Fixtures.event(
+                "reversal.instructed",
+                [
+                    "payment_id": .string(id), "action": "reverse", "reason": "objection_upheld", "batch_id": "B000005",
+                    "file": "BANGFU-B000005-lessor.jsonl", "confirm_by": "2022-07-01T09:00:00.000+08:00",
+                ]))
+        _ = try await w.payments.publish(
+            Fixtures.event(
+                "reversal.confirmed",
+                ["payment_id": .string(id), "action": "reverse", "ok": true, "method": "reversed", "batch_id": "B000005"]))
+        var history: [JSON] = []
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            history = try await w.matcher.query(["op": "entitlement.show", "id": .string(id)])["entitlement"]?["history"]?.arrayValue ?? []
+            if history.contains(where: { $0["step"]?.stringValue == "reversal_confirmed" }) { break }
+            await Task.yield()
+        }
+        let tail = history.suffix(3).map { "\($0["step"]?.stringValue ?? "")>\($0["state"]?.stringValue ?? "")" }
+        #expect(tail == ["clawed_back>clawed_back", "reversal_instructed>clawed_back", "reversal_confirmed>clawed_back"], "\(history)")
+        let instructed = history.first { $0["step"]?.stringValue == "reversal_instructed" }?["detail"]?.stringValue ?? ""
+        #expect(
+            instructed.contains("reverse (objection_upheld) confirm by 2022-07-01") && instructed.contains("batch B000005")
+                && instructed.contains("file BANGFU-B000005-lessor.jsonl"), "\(instructed)")
+        let confirmed = history.last?["detail"]?.stringValue ?? ""
+        #expect(confirmed == "reverse done; reversed; batch B000005", "\(confirmed)")
+        try await w.waitFor(id, "clawed_back")
+        await w.close()
+    }
 }

@@ -85,6 +85,13 @@ import Testing
             try f.engine.confirmed(by: "lessor", paymentID: Self.idA, lease: nil, ok: true, method: nil, reversal: true, db)
         }
         #expect(again?.contains("changed nothing") == true)
+        // On the feed: in which file, and the lessor's word (the matcher keeps both in the history).
+        let sentEvent = try #require(try f.events("reversal.instructed", Self.idA).first)
+        #expect(sentEvent["batch_id"]?.stringValue == file.batchID && sentEvent["file"]?.stringValue == file.name)
+        #expect(sentEvent["action"]?.stringValue == "reverse" && sentEvent["audit_link"]?["seq"]?.intValue != nil)
+        let doneEvents = try f.events("reversal.confirmed", Self.idA)
+        #expect(
+            doneEvents.count == 1 && doneEvents.first?["ok"]?.boolValue == true && doneEvents.first?["method"]?.stringValue == "reversed")
         let kinds = try auditKinds(f)
         for kind in ["reversal.opened", "reversal.instructed", "reversal.confirmed"] {
             #expect(kinds.filter { $0 == kind }.count == 1, "\(kind): \(kinds)")

@@ -20,6 +20,7 @@ struct MatcherFeeds: DatabaseFeedConsumer {
     /// nor payments' own bookkeeping.
     func wants(feed: String, type: String) -> Bool {
         type == "merchant.profiled" || type.hasPrefix("disclosure.") || type.hasPrefix("payment.") || type == "clawback.opened"
+            || type.hasPrefix("reversal.")
     }
 
     func apply(feed: String, _ deliveries: [FeedDelivery], through: UInt64) throws {
@@ -158,6 +159,23 @@ struct MatcherFeeds: DatabaseFeedConsumer {
                 e.reason = "clawback: " + (event.data?["reason"]?.stringValue ?? "opened")
                 try e.save(db, now: engine.now)
                 try engine.history(e, "clawed_back", detail: e.reason, db: db)
+            case ("reversal.instructed", _):
+                // A waiver or deferral taken back through the lessor or agency: the entitlement's
+                // state stays (revoked, clawed back); its history says in which file and why.
+                let d = event.data
+                let what = [
+                    d?["action"]?.stringValue, d?["reason"]?.stringValue.map { "(\($0))" },
+                    d?["confirm_by"]?.stringValue.map { "confirm by \($0)" },
+                ].compactMap { $0 }.joined(separator: " ")
+                try engine.history(
+                    e, "reversal_instructed", detail: [what, Self.paymentDetail(event)].compactMap { $0 }.joined(separator: "; "), db: db)
+            case ("reversal.confirmed", _):
+                let ok = event.data?["ok"]?.boolValue != false
+                let detail = [
+                    (event.data?["action"]?.stringValue ?? "reversal") + (ok ? " done" : " not done"),
+                    event.data?["method"]?.stringValue, event.data?["batch_id"]?.stringValue.map { "batch \($0)" },
+                ].compactMap { $0 }.joined(separator: "; ")
+                try engine.history(e, ok ? "reversal_confirmed" : "reversal_declined", detail: detail, db: db)
             default:
                 engine.logger.debug(
                     "lifecycle event does not apply in this state",

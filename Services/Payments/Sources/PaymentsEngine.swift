@@ -1095,7 +1095,18 @@ public struct PaymentsEngine: Sendable {
         try db.execute(sql: "INSERT INTO batch_tallies(batch_id) VALUES (?)", arguments: [batchID])
         let deadline =
             kind == "lessor" ? Timestamp.format(clock.now().addingTimeInterval(TimeInterval(settings.lessorDeadlineDays * 86_400))) : nil
-        for (r, _) in reversals { try instructReversal(r, batchID: batchID, deadline: deadline, db) }
+        for (r, p) in reversals {
+            var p = p
+            try instructReversal(r, batchID: batchID, deadline: deadline, db)
+            // On the feed too: the matcher keeps it in the entitlement's history.
+            var extra: JSONObject = [
+                "action": .string(r.action.rawValue), "reason": .string(r.reason), "batch_id": .string(batchID), "file": .string(fileName),
+                "original_batch_id": r.originalBatchID.map { .string($0) } ?? .null,
+                "audit_link": ["seq": .int(link.seq), "hash": .string(link.hash)],
+            ]
+            if let deadline { extra["confirm_by"] = .string(deadline) }
+            try emit(&p, "reversal.instructed", extra: extra, db: db)
+        }
         for k in payments.indices {
             payments[k].state = .instructed
             payments[k].batchID = batchID

@@ -206,6 +206,12 @@ extension PaymentsEngine {
                 "\(who) did not \(r.action == .cancel ? "cancel" : "reverse") the \(p.benefit) of \(p.uscc) (revoked: \(r.reason))\(method.map { ", \($0)" } ?? ""): pursue it by hand",
                 db)
         }
+        try emit(
+            &payment, "reversal.confirmed",
+            extra: [
+                "action": .string(r.action.rawValue), "ok": .bool(ok), "method": method.map { .string($0) } ?? .null,
+                "reversal_state": .string(state.rawValue), "batch_id": r.batchID.map { .string($0) } ?? .null,
+            ], db: db)
         try record(
             db, "reversal.confirmed",
             [
