@@ -80,7 +80,7 @@ struct MerchantTextsTests {
         #expect(texts.last?.text.contains("review_rejected") == false)
     }
 
-    /// A rent waiver or deferral taken back after it was carried out is not money the merchant
+    /// A rent waiver, fee waiver or deferral taken back after it was carried out is not money the merchant
     /// returns: its text says the lessor collects the waived rent, or that the deferred amounts
     /// fall due — never "补助资金0.00元 … 退回".
     @Test func aReversedWaiverOrDeferralIsNotToldAsMoneyToReturn() throws {
@@ -92,9 +92,12 @@ struct MerchantTextsTests {
                 "entitlement.approved", id: "ent-defer",
                 extra: ["benefit": "deferral", "channel": "agency:social-insurance", "amount_fen": 0]),
             T.paymentEvent("clawback.opened", id: "ent-defer", code: reason),
+            T.entitlementEvent("entitlement.approved", id: "ent-fee", extra: ["benefit": "fee_waiver", "channel": "agency:water"]),
+            T.paymentEvent("clawback.opened", id: "ent-fee", code: reason),
         ]).filter { $0.kind == "clawback" }
-        #expect(texts.count == 2, "\(texts)")
-        guard texts.count == 2 else { return }
+        #expect(texts.count == 3, "\(texts)")
+        guard texts.count == 3 else { return }
+        #expect(texts[2].text.contains("减免费用8,451.00元") && texts[2].text.contains("经办机构收回"), "\(texts[2].text)")
         #expect(texts[0].text.contains("减免房屋租金8,451.00元") && texts[0].text.contains("出租方收回"), "\(texts[0].text)")
         #expect(texts[1].text.contains("经办机构停止办理") && !texts[1].text.contains("元"), "\(texts[1].text)")
         for t in texts {

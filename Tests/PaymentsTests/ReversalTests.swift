@@ -118,8 +118,10 @@ import Testing
         let (header, lines) = try Self.lines(file)
         #expect(header["count"]?.intValue == 1 && header["total_fen"]?.intValue == 70_000)
         #expect(header["reversal_count"]?.intValue == 1 && header["reversal_total_fen"]?.intValue == 50_000)
-        #expect(lines.map { $0["payment_id"]?.stringValue } == [Self.idB, Self.idA])
-        let cancel = try #require(lines.last)
+        #expect(lines.map { $0["payment_id"]?.stringValue ?? $0["reversal_of"]?.stringValue } == [Self.idA, Self.idB], "reversals first")
+        #expect(lines.map { $0["line"]?.stringValue } == ["reversal", "instruction"])
+        #expect(lines.first?["payment_id"] == nil, "a reversal line is never taken for an instruction")
+        let cancel = try #require(lines.first)
         #expect(cancel["action"]?.stringValue == "cancel" && cancel["confirm_by"] == nil, "an agency has no deadline")
         let instruction = try #require(cancel["instruction"]?.stringValue)
         #expect(instruction.contains("do not carry out the instruction of batch \(first.batchID)"), "\(instruction)")
@@ -223,5 +225,106 @@ import Testing
             }
         }
         #expect(try f.state(Self.idB) == .instructed)
+    }
+
+    /// The lessor says the instruction was never carried out: its cancellation has nothing left to
+    /// do and is closed, never sent; an instruction with an open cancellation is neither escalated
+    /// when its deadline passes nor sent a reminder by an operator's release.
+    @Test func aCancellationEndsWithTheInstructionAndStopsItsEscalation() throws {
+        let f = try EngineFixture()
+        try f.merchant(Self.a, name: "甲")
+        try f.merchant(Self.b, name: "乙")
+        try waiver(f)
+        try waiver(f, Self.idB, uscc: Self.b, lease: "L-2")
+        #expect(try f.batch("lessor") != nil)
+        for id in [Self.idA, Self.idB] {
+            try f.write { db in try f.engine.revoked(["entitlement_id": .string(id), "reason": "review_rejected"], db) }
+        }
+        try f.write { db in try f.engine.confirmed(by: "lessor", paymentID: Self.idA, lease: nil, ok: false, method: "refund", db) }
+        #expect(try f.state(Self.idA) == .failed)
+        let closed = try #require(try reversal(f, Self.idA))
+        #expect(closed.state == .confirmed && closed.method == "not_carried_out")
+        #expect(try f.events("reversal.confirmed", Self.idA).count == 1)
+
+        // B's cancellation goes out; A's never does.
+        let (_, lines) = try Self.lines(try #require(try f.batch("lessor")))
+        #expect(lines.map { $0["reversal_of"]?.stringValue } == [Self.idB])
+        f.clock.advance(seconds: 31 * 86_400)
+        #expect(try f.write { db in try f.engine.escalateOverdue(db) } == 1, "the cancellation, not the instruction it cancels")
+        #expect(try f.state(Self.idB) == .instructed)
+        #expect(try reviews(f, Self.idB) == ["reversal_unconfirmed"])
+    }
+
+    /// An instruction escalated, then revoked: releasing its hold would remind the lessor to carry
+    /// out what it was told to cancel, so it is refused.
+    @Test func anEscalatedInstructionWithACancellationIsNotReleased() throws {
+        let f = try EngineFixture()
+        try f.merchant(Self.a, name: "甲")
+        try waiver(f)
+        #expect(try f.batch("lessor") != nil)
+        f.clock.advance(seconds: 31 * 86_400)
+        #expect(try f.write { db in try f.engine.escalateOverdue(db) } == 1)
+        try f.write { db in try f.engine.revoked(["entitlement_id": .string(Self.idA), "reason": "review_rejected"], db) }
+        #expect(try reversal(f, Self.idA)?.action == .cancel)
+        #expect(throws: Rejection.self) {
+            try f.write { db in try f.engine.releaseHold(id: Self.idA, by: "区商务局 李四", reason: "已电话催办", db) }
+        }
+        #expect(try f.payment(Self.idA).holdCode == "lessor_unconfirmed")
+        #expect(try f.events("payment.instructed", Self.idA).count == 1, "no reminder")
+    }
+
+    /// `max` bounds a file's lines, reversals first; a reversal not yet sent cannot be declined
+    /// (it would never be sent).
+    @Test func maxBoundsTheLinesAndAnUnsentReversalIsNotDeclined() throws {
+        let f = try EngineFixture()
+        try f.merchant(Self.a, name: "甲")
+        try f.merchant(Self.b, name: "乙")
+        try f.approve(Self.idA, uscc: Self.a, amountFen: 1_000, policy: "si", benefit: "deferral", channel: "agency:si", pool: nil)
+        #expect(try f.write { db in try f.engine.batch(channel: "agency:si", db) } != nil)
+        try f.write { db in try f.engine.revoked(["entitlement_id": .string(Self.idA), "reason": "review_rejected"], db) }
+        #expect(throws: Rejection.self) {
+            try f.write { db in
+                try f.engine.confirmed(by: "agency", paymentID: Self.idA, lease: nil, ok: false, method: nil, reversal: true, db)
+            }
+        }
+        #expect(try reversal(f, Self.idA)?.state == .pending)
+        try f.approve(Self.idB, uscc: Self.b, amountFen: 2_000, policy: "si", benefit: "deferral", channel: "agency:si", pool: nil)
+        let first = try #require(try f.write { db in try f.engine.batch(channel: "agency:si", max: 1, db) })
+        let (header, lines) = try Self.lines(first)
+        #expect(lines.count == 1 && lines.first?["reversal_of"]?.stringValue == Self.idA)
+        #expect(header["count"]?.intValue == 0 && header["reversal_count"]?.intValue == 1)
+        let second = try #require(try f.write { db in try f.engine.batch(channel: "agency:si", max: 1, db) })
+        #expect(try Self.lines(second).1.map { $0["payment_id"]?.stringValue } == [Self.idB])
+    }
+
+    /// A payment approved again after its cancellation voided it, and revoked again: the new
+    /// instruction gets a cancellation of its own, and confirming it voids only that instruction.
+    @Test func aRevivedPaymentRevokedAgainGetsAFreshCancellation() throws {
+        let f = try EngineFixture()
+        try f.merchant(Self.a, name: "甲")
+        try waiver(f)
+        let b1 = try #require(try f.batch("lessor"))
+        try f.write { db in try f.engine.revoked(["entitlement_id": .string(Self.idA), "reason": "review_rejected"], db) }
+        #expect(try f.batch("lessor") != nil)
+        try f.write { db in
+            try f.engine.confirmed(by: "lessor", paymentID: Self.idA, lease: nil, ok: true, method: "cancelled", reversal: true, db)
+        }
+        #expect(try f.state(Self.idA) == .voided)
+
+        try waiver(f)
+        let b3 = try #require(try f.batch("lessor"))
+        #expect(try f.state(Self.idA) == .instructed && f.payment(Self.idA).batchID == b3.batchID)
+        try f.write { db in try f.engine.revoked(["entitlement_id": .string(Self.idA), "reason": "review_rejected"], db) }
+        let fresh = try #require(try reversal(f, Self.idA))
+        #expect(
+            fresh.state == .pending && fresh.action == .cancel && fresh.originalBatchID == b3.batchID && fresh.originalBatchID != b1.batchID
+        )
+        let (_, lines) = try Self.lines(try #require(try f.batch("lessor")))
+        #expect(lines.first?["original_batch_id"]?.stringValue == b3.batchID)
+        try f.write { db in
+            try f.engine.confirmed(by: "lessor", paymentID: Self.idA, lease: nil, ok: true, method: nil, reversal: true, db)
+        }
+        #expect(try f.state(Self.idA) == .voided)
+        #expect(try f.balanced())
     }
 }

@@ -131,8 +131,12 @@ struct DemoEndState {
                 // A reversal line takes back a payment of an earlier file: a reversal in two files
                 // is as much a problem as an instruction in two.
                 for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n").dropFirst() {
-                    guard let l = try? JSONParser.parse(String(line)), let id = l["payment_id"]?.stringValue else { continue }
-                    ids.append(l["line"]?.stringValue == "reversal" ? "reversal of \(id)" : id)
+                    guard let l = try? JSONParser.parse(String(line)) else { continue }
+                    if let id = l["reversal_of"]?.stringValue {
+                        ids.append("reversal of \(id)")
+                    } else if let id = l["payment_id"]?.stringValue {
+                        ids.append(id)
+                    }
                 }
             }
             for id in ids {

@@ -121,6 +121,22 @@ public enum PaymentsCommands {
                 .arrayValue ?? []
         }
         if found.isEmpty { console.line("  (the payment's state: bangfu hold list, or the payment.show query)") }
+        // A payment listed by lease carries no reversal: ask for each one's (a lease has one or two).
+        if reversal, payment == nil {
+            var shown: [JSON] = []
+            for p in found {
+                if let id = p["payment_id"]?.stringValue,
+                    let a = try? await Query.ask(
+                        context: context, endpoint: target.replay, ["op": "payment.show", "id": .string(id)], timeoutMs: timeoutMs),
+                    let full = a["payment"], full.objectValue != nil
+                {
+                    shown.append(full)
+                } else {
+                    shown.append(p)
+                }
+            }
+            found = shown
+        }
         for p in found {
             console.line("  " + describePayment(p))
             if let r = p["reversal"], r.objectValue != nil { console.line("  " + describeReversal(r)) }
@@ -195,12 +211,14 @@ public enum PaymentsCommands {
         let rows = items.map { b in
             [
                 b["batch_id"].text, b["channel"].text, b["file"].text, b["count"].text, Money.yuan(b["total_fen"]?.intValue ?? 0),
-                b["written"]?.boolValue == true ? "yes" : "no", b["settled"].text, b["failed"].text,
+                b["reversals"]?.intValue.map(String.init) ?? "0", b["written"]?.boolValue == true ? "yes" : "no", b["settled"].text,
+                b["failed"].text,
                 b["refused"]?.stringValue.map { "REFUSED: " + Format.truncate($0, 60) } ?? "",
             ]
         }
         Table.print(
-            header: ["BATCH", "CHANNEL", "FILE", "COUNT", "TOTAL", "WRITTEN", "SETTLED", "FAILED", ""], rows: rows, console: console)
+            header: ["BATCH", "CHANNEL", "FILE", "COUNT", "TOTAL", "REVERSALS", "WRITTEN", "SETTLED", "FAILED", ""], rows: rows,
+            console: console)
         return ExitCodes.ok
     }
 

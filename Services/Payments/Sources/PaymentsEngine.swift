@@ -852,6 +852,12 @@ public struct PaymentsEngine: Sendable {
                 .invalidData, field: "data.payment_id",
                 "a \(code) hold is ended by a later approval from the matcher or by hold.rejected, not by a release")
         }
+        if code == "lessor_unconfirmed", try hasOpenReversal(p, db) {
+            throw Rejection(
+                .invalidData, field: "data.payment_id",
+                "payment \(id) is revoked (\(p.revoked ?? "revoked")) and its cancellation is with the lessor (bangfu payments reversals): a reminder would ask the lessor to carry it out; end the hold with hold.rejected"
+            )
+        }
         try db.execute(
             sql:
                 "UPDATE holds SET resolution = 'released', resolved_by = ?, resolved_at = ?, reason = ? WHERE payment_id = ? AND resolution IS NULL",
@@ -950,13 +956,24 @@ public struct PaymentsEngine: Sendable {
                 "batch numbering is blocked: no batch is made until an operator deals with the outbox", metadata: ["problem": "\(why)"])
             throw Rejection(.invalidData, field: "data.channel", "batch_numbering_blocked: \(why)")
         }
-        let rows = try Row.fetchAll(
-            db, sql: "SELECT * FROM payments WHERE state = 'ready' AND channel = ? ORDER BY priority DESC, approved_seq LIMIT ?",
-            arguments: [channel, Swift.max(1, max ?? settings.batchMaxPayments)])
         // A lessor's or agency's file also carries the cancellations and reversals of what they
-        // were told before (`Reversals.swift`); the treasury's money comes back by clawback.
-        let reversals =
-            channel == "treasury" ? [] : try pendingReversals(channel: channel, max: max ?? settings.batchMaxPayments, db)
+        // were told before (`Reversals.swift`), first: they stop what should not be carried out.
+        // The treasury's money comes back by clawback. `max` bounds the file's lines, and the
+        // reversals' total is summed as the instructions' (below).
+        let limit = Swift.max(1, max ?? settings.batchMaxPayments)
+        var reversals: [(ReversalRecord, PaymentRecord)] = []
+        var reversalTotal: Int64 = 0
+        for item in channel == "treasury" ? [] : try pendingReversals(channel: channel, max: limit, db) {
+            let (sum, overflow) = reversalTotal.addingReportingOverflow(item.1.amountFen)
+            guard !overflow, (0...YuanAmount.maxFen).contains(sum) else { break }
+            reversalTotal = sum
+            reversals.append(item)
+        }
+        let rows =
+            limit > reversals.count
+            ? try Row.fetchAll(
+                db, sql: "SELECT * FROM payments WHERE state = 'ready' AND channel = ? ORDER BY priority DESC, approved_seq LIMIT ?",
+                arguments: [channel, limit - reversals.count]) : []
         guard !rows.isEmpty || !reversals.isEmpty else {
             // Nothing ready: say so only for a channel that exists. A mistyped agency (or one no
             // approval has named yet) would otherwise be answered like an empty channel.
@@ -1034,6 +1051,9 @@ public struct PaymentsEngine: Sendable {
         guard !payments.isEmpty || !reversals.isEmpty else { return nil }
         let seq = highest + 1
         let batchID = String(format: "B%06d", seq)
+        // One deadline for the whole file: written on its lines and stored with its payments.
+        let deadline =
+            kind == "lessor" ? Timestamp.format(clock.now().addingTimeInterval(TimeInterval(settings.lessorDeadlineDays * 86_400))) : nil
         let content: String
         let fileName: String
         switch kind {
@@ -1046,13 +1066,12 @@ public struct PaymentsEngine: Sendable {
             fileName = "BANGFU-\(batchID).xml"
         default:
             var lines: [JSON] = []
-            let due =
-                kind == "lessor"
-                ? Timestamp.format(clock.now().addingTimeInterval(TimeInterval(settings.lessorDeadlineDays * 86_400))) : nil
+            let due = deadline
             for p in payments {
                 var o = p.json.objectValue ?? JSONObject()
                 // The line is the instruction: its payment is instructed by this file, never the
                 // `ready` it was in while the batch was being decided.
+                o["line"] = "instruction"
                 o["state"] = .string(PaymentState.instructed.rawValue)
                 o["instruction"] = .string(
                     kind == "lessor" ? "rent_waiver: refund, offset or extension within \(settings.lessorDeadlineDays) days" : "deferral")
@@ -1068,11 +1087,12 @@ public struct PaymentsEngine: Sendable {
                 lines.append(.object(o))
             }
             let instructions = Int64(lines.count)
-            for (r, p) in reversals { lines.append(try reversalLine(r, p, batchID: batchID, deadline: due, db)) }
+            // The reversals come first, as they were chosen first.
+            lines = try reversals.map { try reversalLine($0.0, $0.1, batchID: batchID, deadline: due, db) } + lines
             let header: JSON = [
                 "kind": .string(channel), "batch_id": .string(batchID), "count": .int(instructions), "total_fen": .int(total),
                 "reversal_count": .int(Int64(reversals.count)),
-                "reversal_total_fen": .int(reversals.reduce(0) { $0 + $1.1.amountFen }), "created_at": .string(now),
+                "reversal_total_fen": .int(reversalTotal), "created_at": .string(now),
             ]
             content = ([header] + lines).map { $0.serialized() }.joined(separator: "\n") + "\n"
             fileName = "BANGFU-\(batchID)-\(channel.replacingOccurrences(of: ":", with: "_")).jsonl"
@@ -1093,8 +1113,6 @@ public struct PaymentsEngine: Sendable {
             arguments: [batchID, seq, channel, fileName, payments.count, total, now, digest, link.seq, commandID, reversals.count])
         try db.execute(sql: "INSERT INTO batch_files(batch_id, content) VALUES (?, ?)", arguments: [batchID, bytes])
         try db.execute(sql: "INSERT INTO batch_tallies(batch_id) VALUES (?)", arguments: [batchID])
-        let deadline =
-            kind == "lessor" ? Timestamp.format(clock.now().addingTimeInterval(TimeInterval(settings.lessorDeadlineDays * 86_400))) : nil
         for (r, p) in reversals {
             var p = p
             try instructReversal(r, batchID: batchID, deadline: deadline, db)
@@ -1514,6 +1532,7 @@ public struct PaymentsEngine: Sendable {
             p.holdReason = "not carried out" + (method.map { " (\($0))" } ?? "")
             try emit(&p, "payment.failed", extra: ["reason": "not_carried_out"], db: db)
             if let b = p.batchID { try Self.tally(b, failed: 1, db) }
+            try closeCancellation(&p, by: by, db)
         }
         // DESIGN §8: every state change is in the audit chain — a confirmation moves no money
         // through the ledger, so it is recorded here (who confirmed, how, what it became).
@@ -1526,13 +1545,18 @@ public struct PaymentsEngine: Sendable {
         return nil
     }
 
+    /// A lessor instruction with an open cancellation (`Reversals.swift`) is not escalated: the
+    /// lessor was told not to carry it out, and the cancellation has a deadline of its own.
+    static let cancelled =
+        "EXISTS (SELECT 1 FROM reversals r WHERE r.payment_id = payments.id AND r.original_batch_id = payments.batch_id AND r.state IN ('pending', 'instructed', 'declined'))"
+
     /// Lessor instructions unconfirmed past their deadline are escalated (held, for an operator).
     /// Whether a lessor instruction is past its deadline (a read, for the loop's every tick).
     func anyOverdue(_ db: Database) throws -> Bool {
         try Bool.fetchOne(
             db.cachedStatement(
                 sql:
-                    "SELECT 1 FROM payments INDEXED BY payments_lessor_deadline WHERE state = 'instructed' AND channel = 'lessor' AND deadline IS NOT NULL AND deadline < ? LIMIT 1"
+                    "SELECT 1 FROM payments INDEXED BY payments_lessor_deadline WHERE state = 'instructed' AND channel = 'lessor' AND deadline IS NOT NULL AND deadline < ? AND NOT \(Self.cancelled) LIMIT 1"
             ),
             arguments: [now]) ?? false || anyReversalOverdue(db)
     }
@@ -1543,7 +1567,7 @@ public struct PaymentsEngine: Sendable {
         let rows = try Row.fetchAll(
             db,
             sql:
-                "SELECT * FROM payments INDEXED BY payments_lessor_deadline WHERE state = 'instructed' AND channel = 'lessor' AND deadline IS NOT NULL AND deadline < ? ORDER BY deadline",
+                "SELECT * FROM payments INDEXED BY payments_lessor_deadline WHERE state = 'instructed' AND channel = 'lessor' AND deadline IS NOT NULL AND deadline < ? AND NOT \(Self.cancelled) ORDER BY deadline",
             arguments: [now])
         for row in rows {
             var p = PaymentRecord(row: row)

@@ -99,11 +99,28 @@ extension PaymentsEngine {
     func openReversal(_ p: PaymentRecord, action: ReversalRecord.Action, reason: String, _ db: Database) throws {
         guard p.benefit != "cash", p.channel != "treasury" else { return }
         if let existing = try ReversalRecord.find(p.id, db) {
-            if existing.state == .pending, existing.action == .cancel, action == .reverse {
-                try db.execute(sql: "UPDATE reversals SET action = 'reverse' WHERE payment_id = ?", arguments: [p.id])
-                try record(db, "reversal.opened", ["payment_id": .string(p.id), "action": "reverse", "reason": .string(existing.reason)])
+            let open = [.pending, .instructed, .declined].contains(existing.state)
+            if existing.originalBatchID == p.batchID {
+                // The same instruction: a cancellation not yet sent becomes a reversal once the
+                // instruction is confirmed after all; anything else is already in hand.
+                if existing.state == .pending, existing.action == .cancel, action == .reverse {
+                    try db.execute(sql: "UPDATE reversals SET action = 'reverse' WHERE payment_id = ?", arguments: [p.id])
+                    try record(
+                        db, "reversal.opened", ["payment_id": .string(p.id), "action": "reverse", "reason": .string(existing.reason)])
+                }
+                return
             }
-            return
+            if open {
+                // A later instruction of the payment (approved again after its first was
+                // cancelled) revoked while the first's reversal is still open: one reversal per
+                // payment is tracked, so an operator tells the lessor or agency about this one.
+                return try review(
+                    p, "reversal_by_hand",
+                    "the \(p.benefit) of \(p.uscc) in batch \(p.batchID ?? "?") is revoked (\(reason)) while the reversal of batch \(existing.originalBatchID ?? "?") is still \(existing.state.rawValue): tell \(p.channel == "lessor" ? "the lessor" : p.channel) by hand",
+                    db)
+            }
+            // The earlier reversal is closed: this instruction's takes its place (the chain keeps both).
+            try db.execute(sql: "DELETE FROM reversals WHERE payment_id = ?", arguments: [p.id])
         }
         try db.execute(
             sql: """
@@ -139,9 +156,11 @@ extension PaymentsEngine {
     /// A reversal's line in an instruction file: the payment it takes back, what to do, why,
     /// and (a lessor's) by when to confirm — with the lease and tenant, as the instruction had.
     func reversalLine(_ r: ReversalRecord, _ p: PaymentRecord, batchID: String, deadline: String?, _ db: Database) throws -> JSON {
+        // No `payment_id`: a reader that knows only instructions must not take this line for one
+        // (and confirm a cancellation as the waiver carried out).
         var o: JSONObject = [
-            "line": "reversal", "reversal_of": .string(p.id), "payment_id": .string(p.id), "entitlement_id": .string(p.id),
-            "policy_id": .string(p.policyID), "title": p.title.map { .string($0) } ?? .null, "uscc": .string(p.uscc),
+            "line": "reversal", "reversal_of": .string(p.id), "policy_id": .string(p.policyID),
+            "title": p.title.map { .string($0) } ?? .null, "uscc": .string(p.uscc),
             "benefit": .string(p.benefit), "channel": .string(p.channel), "amount_fen": .int(p.amountFen),
             "action": .string(r.action.rawValue), "reason": .string(r.reason),
             "original_batch_id": r.originalBatchID.map { .string($0) } ?? .null,
@@ -186,12 +205,21 @@ extension PaymentsEngine {
         guard awaiting.contains(r.state) else {
             return "the reversal of payment \(p.id) is \(r.state.rawValue), not awaiting a confirmation: this one changed nothing"
         }
+        // Declined before it was sent: it would never be sent (declined is not pending), so the
+        // lessor or agency declines only what its file told it.
+        if !ok, r.state == .pending {
+            throw Rejection(
+                .invalidData, field: "data.ok",
+                "the reversal of payment \(p.id) is not in a file yet (it goes in the channel's next one): it can be confirmed done, not declined"
+            )
+        }
         let state: ReversalRecord.State = ok ? .confirmed : .declined
         try db.execute(
             sql: "UPDATE reversals SET state = ?, method = ?, closed_at = ? WHERE payment_id = ?",
             arguments: [state.rawValue, method, now, p.id])
         var payment = p
-        if ok, payment.state == .instructed || (payment.state == .held && payment.batchID != nil) {
+        // Only the instruction the reversal cancels is voided (not a later one of the payment).
+        if ok, payment.batchID == r.originalBatchID, payment.state == .instructed || (payment.state == .held && payment.batchID != nil) {
             if payment.state == .held { try closeOpenHolds(payment.id, "voided", db) }
             payment.state = .voided
             payment.holdReason = "cancelled before it was carried out: \(r.reason)"
@@ -219,6 +247,36 @@ extension PaymentsEngine {
                 "state": .string(state.rawValue), "payment_state": .string(payment.state.rawValue),
             ])
         return nil
+    }
+
+    /// The lessor or agency says the instruction was not carried out: its cancellation has nothing
+    /// left to do and is closed (`not_carried_out`), never sent or escalated.
+    func closeCancellation(_ p: inout PaymentRecord, by: String, _ db: Database) throws {
+        guard let r = try ReversalRecord.find(p.id, db), r.action == .cancel, r.originalBatchID == p.batchID,
+            [.pending, .instructed, .declined].contains(r.state)
+        else { return }
+        try db.execute(
+            sql: "UPDATE reversals SET state = 'confirmed', method = 'not_carried_out', closed_at = ? WHERE payment_id = ?",
+            arguments: [now, p.id])
+        try emit(
+            &p, "reversal.confirmed",
+            extra: [
+                "action": "cancel", "ok": true, "method": "not_carried_out", "reversal_state": "confirmed",
+                "batch_id": r.batchID.map { .string($0) } ?? .null,
+            ], db: db)
+        try record(
+            db, "reversal.confirmed",
+            [
+                "payment_id": .string(p.id), "by": .string(by), "ok": true, "method": "not_carried_out", "state": "confirmed",
+                "payment_state": .string(p.state.rawValue),
+            ])
+    }
+
+    /// Whether the payment's instruction has an open cancellation or reversal (an escalation or a
+    /// reminder of the instruction would contradict it).
+    func hasOpenReversal(_ p: PaymentRecord, _ db: Database) throws -> Bool {
+        guard let r = try ReversalRecord.find(p.id, db) else { return false }
+        return r.originalBatchID == p.batchID && [.pending, .instructed, .declined].contains(r.state)
     }
 
     /// Whether a lessor's reversal is past its deadline unconfirmed and not yet escalated.
