@@ -821,7 +821,7 @@ enum DemoPostAudit {
         let cash = clawedBack.filter { $0["benefit"]?.stringValue == "cash" }
         let owed = cash.reduce(Int64(0)) { $0 + ($1["amount_fen"]?.intValue ?? 0) }
         console.line(
-            "\(link.stamp) 事后审计 post-payout audit: \(found.count) recipients found fraudulent; \(cash.count) cash payments clawed back (\(Money.yuan(owed)) owed back to the pools); \(reversed) rent waivers and deferrals reversed by lessors and agencies"
+            "\(link.stamp) 事后审计 post-payout audit: \(found.count) recipient\(found.count == 1 ? "" : "s") found fraudulent; \(cash.count) cash payment\(cash.count == 1 ? "" : "s") clawed back (\(Money.yuan(owed)) owed back to the pools); \(reversed) rent waivers and deferrals reversed by lessors and agencies"
                 + (files.isEmpty ? "" : " (\(files.joined(separator: ", ")))"))
     }
 
