@@ -15,6 +15,9 @@ public struct SyntheticCounty: Sendable {
     /// The development zone (经开区), where the flood-relief programme applies (seed 篇三: 在经开区行政区域内办理有营业执照):
     /// the merchants the July 2021 flood hit are registered there.
     public static let developmentZone = "411071"
+    /// The state-owned lessor of the county's state property (许昌市国有资产经营有限公司): its
+    /// confirmations come from `/lessors/<this USCC>`, the source a lessor's key is bound to.
+    public static let stateLessorUSCC = "91411000MA40XCGY1Y"
     /// The names the board and the monthly evaluation show for those codes (the notifier's
     /// `districts` table; 411023 is 许昌县's code from before it became 建安区).
     public static let districtNames: [(code: String, name: String)] = [
@@ -179,6 +182,7 @@ public struct SyntheticCounty: Sendable {
                         "lease_id": .string("L-\(seed)-\(i)"), "tenant_uscc": .string(u),
                         "lessor": [
                             "name": .string(state ? "许昌市国有资产经营有限公司" : personName(&rng)),
+                            "uscc": state ? .string(Self.stateLessorUSCC) : .null,
                             "ownership": .string(state ? (rng.int(0...1) == 0 ? "state_enterprise" : "government") : "private"),
                             "level": state ? .string(rng.int(0...1) == 0 ? "city" : "district") : .null,
                         ],

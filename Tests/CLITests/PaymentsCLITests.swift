@@ -33,6 +33,24 @@ struct PaymentsCLITests {
         #expect(refused(["--agency", "--payment", "ent-2", "--reversal", "--method", "undone"]))
     }
 
+    /// `payments show` prints a payment a line per member, its reversal last.
+    @Test func aPaymentIsShownReadably() {
+        let lines = PaymentsCommands.showLines([
+            "payment_id": "ent-1", "state": "clawed_back", "policy_id": "soe-rent-waiver", "uscc": "91411002MA0000001A",
+            "benefit": "rent_waiver", "channel": "lessor", "amount_fen": 603_600, "batch_id": "B000002",
+            "reversal": [
+                "action": "reverse", "reason": "fraud: disqualified", "state": "instructed", "batch_id": "B000005",
+                "confirm_by": "2026-12-10T09:00:00.000+08:00",
+            ],
+        ])
+        #expect(lines.first == "ent-1: clawed_back")
+        #expect(lines.contains("  programme: soe-rent-waiver") && lines.contains("  batch: B000002"), "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("  amount: ¥6,036.00") }, "\(lines)")
+        #expect(
+            lines.last == "  reversal (reverse, fraud: disqualified): instructed in B000005; confirm by 2026-12-10T09:00:00.000+08:00",
+            "\(lines)")
+    }
+
     @Test func reversalsAreListedByAState() {
         func refused(_ arguments: [String]) -> Bool { (try? PaymentsReversalsVerb.parse(arguments)) == nil }
         #expect(!refused([]))

@@ -327,4 +327,31 @@ import Testing
         #expect(try f.state(Self.idA) == .voided)
         #expect(try f.balanced())
     }
+
+    /// A confirmation naming the payment and a programme that is not the payment's is refused,
+    /// as a lease that is not its lease is; `payment.list` refuses a state that does not exist
+    /// and a programme without its lease, instead of answering a list that is not the one asked for.
+    @Test func aConfirmationAndAListSayExactlyWhatTheyMean() throws {
+        let f = try EngineFixture()
+        try f.merchant(Self.a, name: "甲")
+        try waiver(f)
+        #expect(try f.batch("lessor") != nil)
+        #expect(throws: Rejection.self) {
+            try f.write { db in
+                try f.engine.confirmed(
+                    by: "lessor", paymentID: Self.idA, lease: nil, policyID: "city-soe-extra-month", ok: true, method: "refund", db)
+            }
+        }
+        #expect(try f.state(Self.idA) == .instructed)
+        try f.write { db in
+            try f.engine.confirmed(by: "lessor", paymentID: Self.idA, lease: nil, policyID: "test-rent", ok: true, method: "refund", db)
+        }
+        #expect(try f.state(Self.idA) == .settled)
+        let queries = PaymentsQueries(database: f.database.db, engine: f.engine)
+        #expect(try queries.respond(["op": "payment.list", "state": "paid"])?["code"]?.stringValue == "invalid_request")
+        #expect(try queries.respond(["op": "payment.list", "policy": "test-rent"])?["code"]?.stringValue == "invalid_request")
+        #expect(try queries.respond(["op": "reversals", "state": "open"])?["code"]?.stringValue == "invalid_request")
+        let listed = try queries.respond(["op": "payment.list", "lease": "L-1", "policy": "test-rent"])?["items"]?.arrayValue
+        #expect(listed?.map { $0["payment_id"]?.stringValue } == [Self.idA])
+    }
 }

@@ -699,7 +699,9 @@ enum DemoPayout {
                     if lessor { data["method"] = k % 2 == 0 ? "refund" : "offset" }
                     return OutgoingEvent(
                         CloudEvent(
-                            id: "confirm/\(id)", source: lessor ? "/lessors/xuchang" : "/agencies/\(channel.dropFirst("agency:".count))",
+                            id: "confirm/\(id)",
+                            source: lessor
+                                ? "/lessors/\(SyntheticCounty.stateLessorUSCC)" : "/agencies/\(channel.dropFirst("agency:".count))",
                             type: lessor ? "lessor.confirmed" : "agency.confirmed", data: .object(data)))
                 }
                 let results = try await link.publish(payments, events)
@@ -804,7 +806,7 @@ enum DemoPostAudit {
                 return OutgoingEvent(
                     CloudEvent(
                         id: "confirm-reversal/\(id)",
-                        source: lessor ? "/lessors/xuchang" : "/agencies/\(channel.dropFirst("agency:".count))",
+                        source: lessor ? "/lessors/\(SyntheticCounty.stateLessorUSCC)" : "/agencies/\(channel.dropFirst("agency:".count))",
                         type: lessor ? "lessor.confirmed" : "agency.confirmed",
                         data: ["payment_id": .string(id), "reversal": true, "ok": true, "method": "reversed"]))
             }

@@ -144,6 +144,23 @@ public enum PaymentsCommands {
         return code
     }
 
+    /// A payment as `payments show` prints it: one `label: value` line per member that is set,
+    /// then its reversal, if any.
+    static func showLines(_ p: JSON) -> [String] {
+        var lines = [describePayment(p)]
+        let keys: [(String, String)] = [
+            ("policy_id", "programme"), ("title", "title"), ("uscc", "merchant"), ("benefit", "benefit"), ("channel", "channel"),
+            ("pool", "pool"), ("batch_id", "batch"), ("deadline", "deadline"), ("revoked", "revoked"),
+        ]
+        for (key, label) in keys {
+            if let v = p[key]?.stringValue { lines.append("  \(label): \(v)") }
+        }
+        if let fen = p["amount_fen"]?.intValue { lines.append("  amount: \(Money.yuan(fen))") }
+        if p["priority"]?.boolValue == true { lines.append("  priority: yes") }
+        if let r = p["reversal"], r.objectValue != nil { lines.append("  " + describeReversal(r)) }
+        return lines
+    }
+
     /// `reversal (reverse, objection_upheld): instructed in B000012; confirm by …`.
     static func describeReversal(_ r: JSON) -> String {
         var s = "reversal (\(r["action"].text), \(r["reason"].text)): \(r["state"].text)"
@@ -168,20 +185,25 @@ public enum PaymentsCommands {
             return ExitCodes.ok
         }
         if items.isEmpty {
-            console.line(state == nil ? "no reversals awaiting a lessor or agency" : "no \(state ?? "") reversals")
+            console.line(
+                state == nil ? "no reversals open (none waiting for a file, a confirmation or an operator)" : "no \(state ?? "") reversals")
             return ExitCodes.ok
         }
+        // Closed ones say how and when; open ones by when (or that they are overdue).
+        let closed = state == "confirmed"
         let rows = items.map { r in
             [
                 r["payment_id"].text, r["channel"].text, r["benefit"].text, Money.yuan(r["amount_fen"]?.intValue ?? 0), r["action"].text,
                 r["state"].text, r["batch_id"]?.stringValue ?? "-",
-                r["escalated_at"]?.stringValue != nil ? "OVERDUE" : r["confirm_by"]?.stringValue ?? "",
+                closed
+                    ? "\(r["method"]?.stringValue ?? "-") \(r["closed_at"]?.stringValue ?? "")"
+                    : r["escalated_at"]?.stringValue != nil ? "OVERDUE" : r["confirm_by"]?.stringValue ?? "",
                 Format.truncate(r["reason"].text, 40),
             ]
         }
         Table.print(
-            header: ["PAYMENT", "CHANNEL", "BENEFIT", "AMOUNT", "ACTION", "STATE", "BATCH", "CONFIRM BY", "REASON"], rows: rows,
-            console: console)
+            header: ["PAYMENT", "CHANNEL", "BENEFIT", "AMOUNT", "ACTION", "STATE", "BATCH", closed ? "HOW, WHEN" : "CONFIRM BY", "REASON"],
+            rows: rows, console: console)
         return ExitCodes.ok
     }
 
@@ -588,6 +610,7 @@ struct PaymentsShowVerb: AsyncParsableCommand {
             "One payment as payments has it (payment.show): state, channel, pool, amount, hold, batch, attempt; its audit entries: bangfu audit list --ref ID."
     )
     @Option(help: "The payment id (= entitlement id).") var payment: String
+    @Flag(help: "The answer as JSON (one line).") var json = false
     @OptionGroup var endpoints: PaymentsEndpointOptions
 
     func run() async throws {
@@ -596,7 +619,11 @@ struct PaymentsShowVerb: AsyncParsableCommand {
                 context: context, target: try endpoints.target(), ["op": "payment.show", "id": .string(payment)],
                 timeoutMs: endpoints.timeoutMs)
             guard let p = a["payment"] else { throw CLIError("payments answered payment.show without a payment") }
-            console.line(p.serialized())
+            if json {
+                console.line(p.serialized())
+            } else {
+                for line in PaymentsCommands.showLines(p) { console.line(line) }
+            }
             return ExitCodes.ok
         }
     }

@@ -1474,6 +1474,9 @@ public struct PaymentsEngine: Sendable {
             if let lease, p.binding != lease {
                 throw Rejection(.invalidData, field: "data.lease", "payment \(paymentID) is not for lease \(lease)")
             }
+            if let policyID, p.policyID != policyID {
+                throw Rejection(.invalidData, field: "data.policy_id", "payment \(paymentID) is under \(p.policyID), not \(policyID)")
+            }
             found = p
         } else if let lease {
             // A lease names its rent waiver only when it has exactly one: with two (the waiver

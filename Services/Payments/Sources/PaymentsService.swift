@@ -931,6 +931,17 @@ struct PaymentsQueries {
             return ["op": "reversals", "items": .array(items)]
         case "payment.list", "holds":
             let state = req["op"]?.stringValue == "holds" ? "held" : req["state"]?.stringValue
+            // A misspelt state or a programme without its lease would answer an empty or a wider
+            // list as if it were the one asked for.
+            if let state, PaymentState(rawValue: state) == nil {
+                return [
+                    "op": "error", "code": "invalid_request",
+                    "message": "state must be received, held, ready, instructed, settled, failed, voided or clawed_back",
+                ]
+            }
+            if req["policy"] != nil, req["lease"] == nil {
+                return ["op": "error", "code": "invalid_request", "message": "policy goes with lease (the lease's rent waivers under it)"]
+            }
             let channel = req["channel"]?.stringValue
             let limit = Int(min(max(req["max"]?.intValue ?? 100, 1), 1_000))
             let rows = try database.writer.read { db in
