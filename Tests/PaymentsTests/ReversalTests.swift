@@ -188,12 +188,15 @@ import Testing
         #expect(try f.write { db in try f.engine.escalateOverdue(db) } == 1, "only the one still awaited")
         #expect(try reviews(f, Self.idB) == ["reversal_unconfirmed"])
         #expect(try f.write { db in try f.engine.escalateOverdue(db) } == 0, "once")
+        let counts = try f.write { db in try f.engine.reversalCounts(db) }
+        #expect(counts.open == 2 && counts.needOperator == 2, "A declined, B overdue: \(counts)")
         #expect(try f.write { db in try f.engine.anyOverdue(db) } == false)
 
         try f.write { db in
             try f.engine.confirmed(by: "lessor", paymentID: Self.idA, lease: nil, ok: true, method: "reversed", reversal: true, db)
         }
         #expect(try reversal(f, Self.idA)?.state == .confirmed)
+        #expect(try f.write { db in try f.engine.reversalCounts(db) } == (1, 1))
         let open = try PaymentsQueries(database: f.database.db, engine: f.engine).respond(["op": "reversals"])
         let items = try #require(open?["items"]?.arrayValue)
         #expect(items.map { $0["payment_id"]?.stringValue } == [Self.idB])

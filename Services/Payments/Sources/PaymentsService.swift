@@ -589,6 +589,12 @@ public enum PaymentsService {
                 if let files = try? files.status(now: env.clock.now()) {
                     for (k, v) in files.members { o[k] = v }
                 }
+                // Reversals sent to lessors and agencies and not yet confirmed, and how many of
+                // them wait for an operator (declined, or a lessor's overdue).
+                if let counts = try? database.db.writer.read({ db in try engine.reversalCounts(db) }) {
+                    o["reversals_open"] = .int(Int64(counts.open))
+                    o["reversals_for_operator"] = .int(Int64(counts.needOperator))
+                }
                 return o
             },
             extra: { req in try PaymentsQueries(database: database.db, engine: engine).respond(req) })

@@ -279,6 +279,18 @@ extension PaymentsEngine {
         return r.originalBatchID == p.batchID && [.pending, .instructed, .declined].contains(r.state)
     }
 
+    /// For `status`: the reversals not yet confirmed, and those of them escalated (a lessor's past
+    /// its deadline) or declined — the ones an operator pursues.
+    func reversalCounts(_ db: Database) throws -> (open: Int, needOperator: Int) {
+        let row = try Row.fetchOne(
+            db,
+            sql: """
+                SELECT COUNT(*) AS open, COALESCE(SUM(state = 'declined' OR escalated_at IS NOT NULL), 0) AS operator
+                FROM reversals WHERE state != 'confirmed'
+                """)
+        return (row?["open"] ?? 0, row?["operator"] ?? 0)
+    }
+
     /// Whether a lessor's reversal is past its deadline unconfirmed and not yet escalated.
     func anyReversalOverdue(_ db: Database) throws -> Bool {
         try Bool.fetchOne(
