@@ -34,13 +34,26 @@ public enum ClauseWording {
         return out
     }
 
+    /// The credit lists a merchant is on, in the words of the lists themselves: a programme that
+    /// excludes only some lists (严重违法失信, 失信被执行人) names those the merchant is on, one that
+    /// excludes any record (flood relief: 无不良记录) names every one — never a list it is not on.
+    static func creditReason(source: String, flags: JSON?) -> String {
+        let names: [(String, String)] = [
+            ("serious_violation", "列入严重违法失信名单"), ("dishonest_debtor", "被列为失信被执行人"), ("abnormal_operation", "列入经营异常名录"),
+        ]
+        let lists = Set((flags?.arrayValue ?? []).compactMap { $0["list"]?.stringValue ?? $0.stringValue })
+        let named = names.filter { lists.contains($0.0) && (!source.contains("\"") || source.contains("\"\($0.0)\"")) }.map(\.1)
+        guard !named.isEmpty else { return "存在不良信用记录" }
+        return "存在不良信用记录（" + named.joined(separator: "、") + "）"
+    }
+
     /// The reason for one failing clause: `source` is its text, `inputs` the facts it read (by path).
     public static func reason(source: String, inputs: [String: JSON]) -> String {
         func reads(_ fragment: String) -> Bool { source.contains(fragment) }
         // The negative list (几个不帮) first: it reads the same in every programme.
         if reads("merchant.disqualified") { return "经查存在弄虚作假等情形，已取消涉企政策补助资格" }
         if reads("merchant.status") { return "市场主体登记状态不是正常经营（已停业、注销等）" }
-        if reads("credit_flags") { return "存在严重违法失信等不良信用记录" }
+        if reads("credit_flags") { return creditReason(source: source, flags: inputs["merchant.credit_flags"]) }
         // Who the programme is for: size (中小企业划型标准规定), kind, industry.
         if reads("merchant.tags.size") || reads("merchant.kind") || reads("service_industry") || reads("merchant.tags.sector") {
             let size = inputs["merchant.tags.size"]?.stringValue

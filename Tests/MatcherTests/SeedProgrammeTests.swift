@@ -174,7 +174,7 @@ struct SeedProgrammeTests {
         #expect(await w.await("application.assessed", "soe-rent-waiver", g) != nil)
         #expect(w.events("soe-rent-waiver", d).map(\.type) == ["application.assessed"])
         #expect(w.events("soe-rent-waiver", g).map(\.type) == ["application.assessed"])
-        #expect(w.events("soe-rent-waiver", g).first?.data?["reasons"] == ["存在严重违法失信等不良信用记录"])
+        #expect(w.events("soe-rent-waiver", g).first?.data?["reasons"] == ["存在不良信用记录（列入严重违法失信名单）"])
         let xd = try await w.explain(d, "soe-rent-waiver")
         #expect(xd["determinations"]?.arrayValue?.first?["outcome"]?["result"]?.stringValue == "ineligible")
         #expect(xd["determinations"]?.arrayValue?.first?["text"]?.stringValue?.contains("medium") == true)

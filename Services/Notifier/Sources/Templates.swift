@@ -511,7 +511,7 @@ public struct Templates: Sendable {
             // programme's own conditions, which the hotline explains.
             if reason.contains("merchant.disqualified") { return "经查存在弄虚作假等情形，已取消涉企政策补助资格" }
             if reason.contains("merchant.status") { return "市场主体登记状态非正常经营（已停业、注销等）" }
-            if reason.contains("merchant.credit_flags") { return "存在严重违法失信等不良信用记录" }
+            if reason.contains("merchant.credit_flags") { return "存在影响享受该政策的不良信用记录" }
             return "经重新核定，不再符合该政策的享受条件"
         }
         if reason.hasPrefix("exclusive group") { return "已享受同类帮扶资金，不得重复享受" }
