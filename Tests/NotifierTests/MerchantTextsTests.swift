@@ -237,18 +237,51 @@ struct MerchantTextsTests {
         #expect(texts.last?.text.contains("更新账户") == true)
     }
 
-    /// 线上补报 says by when: the programme's application deadline, when it takes applications.
+    /// 线上补报 says by when: the programme's application deadline, when it takes applications and
+    /// the deadline has not passed; a programme without applications (the city's extra month, the
+    /// retention subsidy) invents none, and a passed deadline is not held out as still open.
     @Test func anIncompleteTextNamesTheApplicationDeadline() throws {
         let texts = try Self.texts([
             T.entitlementEvent(
                 "entitlement.incomplete", id: "ent-1",
                 extra: ["missing": ["application"], "window": ["apply_from": "2022-04-01", "apply_until": "2022-06-30"]]),
             T.entitlementEvent("entitlement.incomplete", id: "ent-2", extra: ["missing": ["merchant.finance"]]),
+            // The engine's clock is 2022-04-01: this deadline passed the day before.
+            T.entitlementEvent(
+                "entitlement.incomplete", id: "ent-3",
+                extra: ["missing": ["merchant.finance"], "window": ["apply_from": "2022-01-01", "apply_until": "2022-03-31"]]),
+        ])
+        #expect(texts.count == 3)
+        guard texts.count == 3 else { return }
+        #expect(texts[0].text.contains("请在申报截止日期（2022-06-30 24时）前登录") == true, "\(texts)")
+        #expect(texts[0].text.contains("逾期将无法受理"), "\(texts[0].text)")
+        for t in texts[1...] {
+            #expect(t.text.contains("请登录本地惠企政策服务平台") && t.text.contains("补报完成后系统将自动重新核定。"), "\(t.text)")
+            #expect(!t.text.contains("截止") && !t.text.contains("申报期限") && !t.text.contains("逾期"), "\(t.text)")
+        }
+    }
+
+    /// A clawback that arrives before the matcher's `entitlement.paid` (the notifier reads the two
+    /// feeds in no fixed order) is the merchant's last word: no "paid" text after it, and no
+    /// revocation text either — the clawback said it.
+    @Test func aClawbackIsNotContradictedByALatePaidText() throws {
+        let texts = try Self.texts([
+            T.entitlementEvent("entitlement.approved", id: "ent-1"),
+            T.paymentEvent("clawback.opened", id: "ent-1", code: "fraud: disqualified"),
+            T.entitlementEvent("entitlement.paid", id: "ent-1"),
+            T.entitlementEvent("entitlement.revoked", id: "ent-1", extra: ["reason": "fraud: disqualified from every programme"]),
+        ])
+        #expect(texts.map(\.kind) == ["approved", "clawback"], "\(texts)")
+    }
+
+    /// A cash text speaks of the bank account only: a rent waiver has texts of its own.
+    @Test func aCashTextSaysNothingOfRent() throws {
+        let texts = try Self.texts([
+            T.entitlementEvent("entitlement.approved", id: "ent-1"),
+            T.entitlementEvent("entitlement.paid", id: "ent-1"),
         ])
         #expect(texts.count == 2)
-        #expect(texts.first?.text.contains("请在政策规定的申报期限内（2022-06-30 24时前）登录") == true, "\(texts)")
-        #expect(texts.last?.text.contains("请在政策规定的申报期限内登录") == true, "\(texts)")
-        #expect(texts.last?.text.contains("24时前") == false)
+        for t in texts { #expect(!t.text.contains("租金") && !t.text.contains("减免") && t.text.contains("银行账户"), "\(t.text)") }
     }
 
     /// An individual business is addressed by the name the board shows (its trade name, its

@@ -43,8 +43,8 @@ struct TemplatesTests {
         #expect(
             incomplete
                 == "【惠企帮扶】郑州市金水区张*丰烩面馆：您好！经线上筛查，贵单位可能符合“稳岗留工培训补助”的享受条件，但以下信息尚不完整："
-                + "申请材料、年度财务数据（从业人员、营业收入、资产总额）。请在政策规定的申报期限内登录本地惠企政策服务平台，在“线上补报”栏目补报以上信息，"
-                + "补报完成后系统将自动重新核定，逾期将无法受理。业务编号：ent-1。如有疑问，请拨打12345政务服务便民热线咨询。")
+                + "申请材料、年度财务数据（从业人员、营业收入、资产总额）。请登录本地惠企政策服务平台，在“线上补报”栏目补报以上信息，"
+                + "补报完成后系统将自动重新核定。业务编号：ent-1。如有疑问，请拨打12345政务服务便民热线咨询。")
         // A custom `incomplete.txt` may use the deadline.
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bangfu-templates-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

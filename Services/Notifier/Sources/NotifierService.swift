@@ -186,6 +186,14 @@ public struct NotifierDatabase: Sendable {
                 try db.execute(sql: "ALTER TABLE rounds ADD COLUMN archived_at TEXT")
                 try db.execute(sql: "UPDATE rounds SET archived_at = 'closed before round records' WHERE state = 'closed'")
             }
+            // The entitlements payments has clawed back. The notifier reads payments' and the
+            // matcher's feeds in no fixed order: a clawback can arrive before the matcher's
+            // `entitlement.paid` of the same entitlement, whose text would then tell the merchant
+            // it stands after it was told it was taken back.
+            m.registerMigration("notifier-v8-clawbacks") { db in
+                try db.execute(
+                    sql: "CREATE TABLE clawbacks (entitlement_id TEXT PRIMARY KEY, at TEXT NOT NULL) WITHOUT ROWID")
+            }
         }
     }
 }
@@ -278,6 +286,13 @@ struct NotifierEngine: Sendable {
 
     var now: String { Timestamp.format(clock.now()) }
 
+    /// An event's application deadline (`window.apply_until`, a date: applications close at its
+    /// 24:00 China Standard Time) while it is still today or later on this service's clock.
+    func openDeadline(_ d: JSON) -> String? {
+        guard let until = d["window"]?["apply_until"]?.stringValue else { return nil }
+        return until >= ChinaTime.civilDate(of: clock.now()).description ? until : nil
+    }
+
     /// Keeps the part of a profile the notifier speaks of: who the merchant is (name, kind,
     /// district) and what the monthly report counts (tax relief per period, insured employees).
     func profiled(_ data: JSON, _ db: Database) throws {
@@ -346,6 +361,12 @@ struct NotifierEngine: Sendable {
             "merchant": Self.displayName(name ?? "", kind: kind, publicName: d["public_name"]?.stringValue), "programme": programme,
             "amount": amount, "entitlement": id,
         ]
+        // Taken back already (payments' feed ran ahead of the matcher's): a later approval or
+        // payment text of the same entitlement would contradict the clawback's, and its
+        // revocation is told by the clawback.
+        let clawedBack =
+            try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM clawbacks WHERE entitlement_id = ?)"), arguments: [id]) ?? false
         switch e.type {
         case "entitlement.proposed":
             try db.cachedStatement(sql: "UPDATE entitlements SET board_status = NULL, round_id = NULL WHERE id = ? AND round_id IS NULL")
@@ -353,13 +374,14 @@ struct NotifierEngine: Sendable {
             return working > 0 ? (id, policy, working) : nil
         case "entitlement.incomplete":
             values["missing"] = Templates.missingText((d["missing"]?.arrayValue ?? []).compactMap(\.stringValue))
-            // The application deadline (24:00 China Standard Time of that day), when the programme has one.
-            if let until = d["window"]?["apply_until"]?.stringValue { values["closes_on"] = until }
+            // The application deadline (24:00 China Standard Time of that day), when the programme has
+            // one and it has not passed: a passed one would be an instruction nobody can follow.
+            if let until = openDeadline(d) { values["closes_on"] = until }
             try notify(e, .incomplete, uscc, values, db)
         case "entitlement.approved":
             try db.cachedStatement(sql: "UPDATE entitlements SET board_status = '已批准', approved_at = ? WHERE id = ?").execute(
                 arguments: [now, id])
-            try notify(e, .approved, uscc, values, db)
+            if !clawedBack { try notify(e, .approved, uscc, values, db) }
         case "entitlement.paid":
             // Cash is 已拨付 with the amount paid; a rent waiver (the lessor refunded, offset or
             // extended), a fee waiver or a deferral moved no public money: the board says it was
@@ -371,13 +393,13 @@ struct NotifierEngine: Sendable {
             try db.cachedStatement(
                 sql: "UPDATE entitlements SET board_status = ?, paid_fen = CASE WHEN ? THEN amount_fen END, paid_at = ? WHERE id = ?"
             ).execute(arguments: [BoardStatus.carriedOut(benefit: benefit), benefit == "cash", now, id])
-            try notify(e, .paid, uscc, values, db)
+            if !clawedBack { try notify(e, .paid, uscc, values, db) }
         case "entitlement.revoked":
             try db.cachedStatement(sql: "UPDATE entitlements SET board_status = '已撤销' WHERE id = ?").execute(arguments: [id])
             // The merchant was told it was coming (incomplete, disclosed, approved, …): it is told
             // that it is not, and why. Money already paid is recovered instead: payments' clawback
             // notification says so.
-            if let before, before != "revoked", before != "paid" {
+            if let before, before != "revoked", before != "paid", !clawedBack {
                 values["reason"] = Templates.revocationText(d["reason"]?.stringValue ?? "") ?? "经重新核定，不再符合该政策的享受条件"
                 try notify(e, .revoked, uscc, values, db)
             }
@@ -409,8 +431,9 @@ struct NotifierEngine: Sendable {
             "programme": d["title"]?.stringValue ?? d["policy_id"]?.stringValue ?? "", "entitlement": id,
             "reason": reasons.isEmpty ? "不符合该政策规定的享受条件" : reasons.joined(separator: "；"),
         ]
-        // The application deadline: until then the merchant may supplement and be assessed again.
-        if let until = d["window"]?["apply_until"]?.stringValue { values["closes_on"] = until }
+        // The application deadline: until then the merchant may supplement and be assessed again
+        // (not named once it has passed).
+        if let until = openDeadline(d) { values["closes_on"] = until }
         try notify(e, .ineligible, uscc, values, db)
     }
 
@@ -440,7 +463,10 @@ struct NotifierEngine: Sendable {
                     """, arguments: [status, d["after_settlement"]?.boolValue == true, d["after_settlement"]?.boolValue == true, id])
             try notify(e, .failed, uscc, values, db)
         case "payment.held": try notify(e, .held, uscc, values, db)
-        case "clawback.opened": try notify(e, .clawback, uscc, values, db)
+        case "clawback.opened":
+            try db.cachedStatement(sql: "INSERT INTO clawbacks(entitlement_id, at) VALUES (?, ?) ON CONFLICT DO NOTHING").execute(
+                arguments: [id, now])
+            try notify(e, .clawback, uscc, values, db)
         default: break
         }
     }

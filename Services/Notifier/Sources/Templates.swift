@@ -285,8 +285,8 @@ public struct Templates: Sendable {
         switch kind {
         case .incomplete:
             "【惠企帮扶】{{merchant}}：您好！经线上筛查，贵单位可能符合“{{programme}}”的享受条件，但以下信息尚不完整："
-                + "{{missing}}。请在政策规定的申报期限内{{#closes_on}}（{{closes_on}} 24时前）{{/closes_on}}登录本地惠企政策服务平台，在“线上补报”栏目补报以上信息，"
-                + "补报完成后系统将自动重新核定，逾期将无法受理。业务编号：{{entitlement}}。"
+                + "{{missing}}。请{{#closes_on}}在申报截止日期（{{closes_on}} 24时）前{{/closes_on}}登录本地惠企政策服务平台，在“线上补报”栏目补报以上信息，"
+                + "补报完成后系统将自动重新核定{{#closes_on}}，逾期将无法受理{{/closes_on}}。业务编号：{{entitlement}}。"
                 + "如有疑问，请拨打12345政务服务便民热线咨询。"
         case .disclosure:
             "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”的拟补助（减免）金额{{amount}}元，"
@@ -297,12 +297,12 @@ public struct Templates: Sendable {
                 + "公示期满，{{outcome}}，已转入审核程序。审核通过后资金将直接拨付，无需另行申请。"
                 + "业务编号：{{entitlement}}。"
         case .approved:
-            "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”已审核通过，核定补助（减免）金额{{amount}}元。"
-                + "资金将直接拨付至贵单位经实名核验的银行账户（租金减免由出租方按规定办理），请留意到账情况。"
+            "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”已审核通过，核定补助金额{{amount}}元。"
+                + "资金将直接拨付至贵单位经实名核验的银行账户，请留意到账情况。"
                 + "业务编号：{{entitlement}}。"
         case .paid:
-            "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”的补助（减免）资金{{amount}}元已拨付办理完毕，"
-                + "请注意核对账户或租金结算情况。如有疑问，请携营业执照到属地政务服务中心或拨打12345政务服务便民热线查询。"
+            "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”的补助资金{{amount}}元已拨付至贵单位经实名核验的银行账户，"
+                + "请注意核对到账情况。如有疑问，请携营业执照到属地政务服务中心或拨打12345政务服务便民热线查询。"
                 + "业务编号：{{entitlement}}。"
         case .failed:
             "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”的补助资金{{amount}}元拨付未成功，原因：{{reason}}。"
@@ -366,6 +366,12 @@ public struct Templates: Sendable {
             "【惠企帮扶】{{merchant}}：您好！经核查，贵单位享受的“{{programme}}”减免房屋租金{{amount}}元不符合有关规定，依规予以撤销，"
                 + "原因：{{reason}}。已通知出租方收回已减免的租金（尚未落实的不再落实），请按出租方通知补缴相应租金。"
                 + "如有异议，可在规定期限内提出申诉，或拨打12345政务服务便民热线反映。业务编号：{{entitlement}}。"
+        case (.approved, "fee_waiver"):
+            "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”已审核通过，核定减免费用{{amount}}元。"
+                + "该减免不拨付至银行账户，由经办机构在收费时直接为贵单位减免。业务编号：{{entitlement}}。"
+        case (.paid, "fee_waiver"):
+            "【惠企帮扶】{{merchant}}：您好！经办机构已确认为贵单位落实“{{programme}}”，减免费用{{amount}}元，请注意核对缴费情况。"
+                + "如有疑问，请拨打12345政务服务便民热线查询。业务编号：{{entitlement}}。"
         case (.clawback, "fee_waiver"):
             "【惠企帮扶】{{merchant}}：您好！经核查，贵单位享受的“{{programme}}”减免费用{{amount}}元不符合有关规定，依规予以撤销，"
                 + "原因：{{reason}}。已通知经办机构收回已减免的费用（尚未落实的不再落实），请按经办机构通知补缴相应费用。"
