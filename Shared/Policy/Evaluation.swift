@@ -315,6 +315,27 @@ public final class CompiledPolicy: Sendable {
         return out
     }
 
+    /// For a merchant with nothing to bind (no lease, no damage): the policy evaluated with its
+    /// binding unknown. Every clause on the binding is then unknown, so the outcome is
+    /// `ineligible` only when a clause on the merchant alone (district, size, credit, …) fails —
+    /// the reason that decides the matter whatever lease or damage it registers. Nil for a
+    /// per-merchant policy or any other outcome.
+    public func evaluateUnbound(_ input: PolicyInput) -> Determination? {
+        guard document.per != .merchant, case .object(let m) = input.merchant else { return nil }
+        var application = Value.unknown(["application"])
+        if case .object(let a) = input.application { application = .obj(a, path: "application") }
+        var roots: [Value] = Array(repeating: .unknown([]), count: RootSlot.allCases.count)
+        roots[RootSlot.merchant.rawValue] = .obj(m, path: "merchant")
+        roots[RootSlot.period.rawValue] = periodValue
+        roots[RootSlot.window.rawValue] = windowValue
+        roots[RootSlot.application.rawValue] = application
+        roots[RootSlot.params.rawValue] = paramsValue
+        roots[RootSlot.binding.rawValue] = .unknown([document.per.rawValue])
+        let d = determine(roots, key: "unbound", binding: nil, traced: true)
+        if case .ineligible = d.outcome { return d }
+        return nil
+    }
+
     private func failure(_ key: String, _ binding: JSON?, _ message: String) -> Determination {
         let outcome = Determination.Outcome.error(message)
         return Determination(

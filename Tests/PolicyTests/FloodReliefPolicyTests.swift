@@ -17,13 +17,13 @@ struct FloodReliefPolicyTests {
     static let application: JSON = ["submitted_on": "2021-08-01", "documents": ["申请表.pdf"]]
 
     /// An individual retail shop hit by the July 2021 flood, renting for 4,000 yuan a month.
-    static func shop(district: String = "411071", aid: [JSON] = []) -> JSON {
+    static func shop(district: String = "411071", aid: [JSON] = [], damaged: Bool = true) -> JSON {
         Fx.merchant {
             $0["district"] = .string(district)
             $0["industry"] = "F5261"
             $0["tags"] = ["size": "individual", "sector": "retail", "service_industry": true, "priority_sector": true]
             $0["leases"] = [Fx.lease(id: "FL", rent: 400_000, starts: "2020-01-01", ends: "2022-12-31", ownership: "private")]
-            $0["damages"] = [["event": "flood-2021-07", "loss_fen": 8_000_000, "evidence": ["photo.jpg"]]]
+            $0["damages"] = damaged ? [["event": "flood-2021-07", "loss_fen": 8_000_000, "evidence": ["photo.jpg"]]] : []
             $0["aid"] = .array(aid)
         }
     }
@@ -41,6 +41,19 @@ struct FloodReliefPolicyTests {
         #expect(try outcomes(Self.shop(district: "411071")) == [.eligible(amountFen: 1_000_000)])  // min(cap, 3 × 400,000)
         #expect(try outcomes(Self.shop(district: "411002")) == [.ineligible])
         #expect(try Self.shipped().document.params["zone_districts"] == ["411071"])
+    }
+
+    /// A merchant with no damage on file: outside the zone, the zone is what decides (whatever
+    /// damage it registered, it would not qualify); inside, nothing on the merchant fails, and the
+    /// missing damage is the whole answer.
+    @Test func withNothingBoundTheMerchantsOwnFailingConditionIsFound() throws {
+        func unbound(_ district: String) throws -> Determination? {
+            try Self.shipped().evaluateUnbound(
+                PolicyInput(merchant: Self.shop(district: district, damaged: false), application: Self.application))
+        }
+        let outside = try #require(try unbound("411002"))
+        #expect(ClauseWording.reasons(outside.trace) == ["经营地不在本政策的实施区域内"], "\(ClauseWording.reasons(outside.trace))")
+        #expect(try unbound("411071") == nil)
     }
 
     @Test func otherFloodAidExcludesWhateverItsProgrammeIsCalled() throws {

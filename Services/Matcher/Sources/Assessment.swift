@@ -77,7 +77,13 @@ extension MatcherEngine {
             for text in r where !reasons.contains(text) { reasons.append(text) }
             items.append((d.bindingKey, r, d.trace.json.serializedBytes()))
         }
-        if determinations.isEmpty { reasons = [ClauseWording.nothingBound(per: policy.per)] }
+        if determinations.isEmpty {
+            // Nothing bound (no lease, no damage): a condition on the merchant alone that fails
+            // decides the matter whatever it registers, and is named first — a merchant outside
+            // the programme's area is not sent to register a damage that could not help it.
+            let unbound = compiled.evaluateUnbound(PolicyInput(merchant: profile, application: application))
+            reasons = (unbound.map { ClauseWording.reasons($0.trace) } ?? []) + [ClauseWording.nothingBound(per: policy.per)]
+        }
 
         let documents = application["documents"]?.arrayValue?.compactMap(\.stringValue) ?? []
         let id = Self.assessmentID(policyID: policy.id, uscc: uscc, submittedAt: submittedAt, documents: documents)
