@@ -384,7 +384,7 @@ public struct Templates: Sendable {
             "【惠企帮扶】{{merchant}}：您好！贵单位拟享受“{{programme}}”公示期满，{{outcome}}，已转入审核程序，审核通过后由经办机构办理，"
                 + "无需另行申请。业务编号：{{entitlement}}。"
         case (.approved, "deferral"):
-            "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”已审核通过，已通知经办机构按政策办理。"
+            "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”已审核通过，将通知经办机构按政策办理，无需另行申请。"
                 + "本项为缓缴政策，不涉及资金拨付；缓缴期间免收滞纳金，缓缴的款项请在政策规定的缓缴期限届满前缴纳。"
                 + "业务编号：{{entitlement}}。"
         case (.paid, "deferral"):
