@@ -76,6 +76,10 @@ public struct PolicyDocument: Sendable {
     /// text for merchants. `notes` are the operators' own; without a `standard` the board shows
     /// the title only.
     public var standard: String? = nil
+    /// A rent waiver the lessor must refund directly (no offset against later rent, no extension
+    /// of the lease), where this bool expression on the merchant and its lease holds (seed 篇二
+    /// (二): 租赁期不足3个月的 … 直接退付). Only on the `lessor` channel.
+    public var refundOnlySource: String? = nil
 
     /// The document as JSON (e.g. the data of `policy.published`).
     public var json: JSON {
@@ -97,6 +101,7 @@ public struct PolicyDocument: Sendable {
         o["disclosure"] = ["working_days": .int(Int64(disclosureWorkingDays)), "auto_approve": .bool(autoApprove)]
         o["exclusive_group"] = exclusiveGroup.map { .string($0) } ?? .null
         o["priority"] = prioritySource.map { .string($0) } ?? .null
+        if let refundOnlySource { o["refund_only"] = .string(refundOnlySource) }
         o["eligible"] = .string(eligibleSource)
         o["amount_fen"] = amountSource.map { .string($0) } ?? .null
         o["per"] = .string(per.rawValue)
@@ -266,6 +271,7 @@ public enum PolicyCompiler {
 private let knownKeys = [
     "id", "revision", "title", "authority", "benefit", "channel", "pool", "requires_application", "window", "period",
     "disclosure", "exclusive_group", "priority", "eligible", "amount_fen", "per", "notes", "params", "reviewers", "standard",
+    "refund_only",
 ]
 
 private let requiredKeys = [
@@ -715,6 +721,18 @@ struct DocumentBuilder {
                 priority = compileExpression(located, roots, unavailable, quietParams, expect: .bool, what: "priority", splitClauses: false)
             }
         }
+        var refundOnly: CompiledExpression?
+        var refundOnlySource: String?
+        if let n = nodes["refund_only"]?.value, let s = scalar(n, "refund_only") {
+            if channel != "lessor" {
+                fail(n.mark, "refund_only applies to rent waivers the lessor carries out (channel: lessor)")
+            } else {
+                let located = ExprSource.locate(s, in: src)
+                refundOnlySource = located.written
+                refundOnly = compileExpression(
+                    located, roots, unavailable, quietParams, expect: .bool, what: "refund_only", splitClauses: false)
+            }
+        }
 
         guard errors.isEmpty, let id, let revision, let title, let authority, let benefit, let channel,
             let requiresApplication, let periodFrom, let periodTo, let workingDays, let autoApprove, let per,
@@ -723,14 +741,15 @@ struct DocumentBuilder {
             if errors.isEmpty { fail(root.mark, "the policy is incomplete") }
             throw PolicyErrors(errors)
         }
-        let doc = PolicyDocument(
+        var doc = PolicyDocument(
             id: id, revision: revision, title: title, authority: authority, benefit: benefit, channel: channel, pool: pool,
             requiresApplication: requiresApplication, applyFrom: applyFrom, applyUntil: applyUntil, periodFrom: periodFrom,
             periodTo: periodTo, disclosureWorkingDays: workingDays, autoApprove: autoApprove, exclusiveGroup: exclusiveGroup,
             per: per, notes: notes, eligibleSource: eligibleSource, amountSource: amountSource, prioritySource: prioritySource,
             params: params, reviewers: reviewers, standard: standard)
+        doc.refundOnlySource = refundOnlySource
         return CompiledPolicy(
-            document: doc, source: yaml, eligible: eligible, amount: amount, priority: priority,
+            document: doc, source: yaml, eligible: eligible, amount: amount, priority: priority, refundOnly: refundOnly,
             paramTypes: paramFields)
     }
 

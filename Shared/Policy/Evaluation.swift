@@ -227,14 +227,16 @@ public final class CompiledPolicy: Sendable {
     let eligible: CompiledExpression
     let amount: CompiledExpression?
     let priority: CompiledExpression?
+    let refundOnly: CompiledExpression?
     let periodValue: Value
     let windowValue: Value
     let paramsValue: Value
 
     init(
         document: PolicyDocument, source: String, eligible: CompiledExpression, amount: CompiledExpression?,
-        priority: CompiledExpression?, paramTypes: [(String, PType)]
+        priority: CompiledExpression?, refundOnly: CompiledExpression? = nil, paramTypes: [(String, PType)]
     ) {
+        self.refundOnly = refundOnly
         self.document = document
         self.source = source
         self.sourceHash = SHA256.hex(source)
@@ -334,6 +336,22 @@ public final class CompiledPolicy: Sendable {
         let d = determine(roots, key: "unbound", binding: nil, traced: true)
         if case .ineligible = d.outcome { return d }
         return nil
+    }
+
+    /// Whether the lessor must refund this lease's waiver directly (the policy's `refund_only` on
+    /// the merchant and the lease): false without the expression, or when it is not true.
+    public func refundOnly(merchant: JSON, binding: JSON) -> Bool {
+        guard let refundOnly, let f = refundOnly.clauses.first, document.per != .merchant, case .object(let m) = merchant,
+            case .object(let b) = binding
+        else { return false }
+        var roots: [Value] = Array(repeating: .unknown([]), count: RootSlot.allCases.count)
+        roots[RootSlot.merchant.rawValue] = .obj(m, path: "merchant")
+        roots[RootSlot.period.rawValue] = periodValue
+        roots[RootSlot.window.rawValue] = windowValue
+        roots[RootSlot.application.rawValue] = .unknown(["application"])
+        roots[RootSlot.params.rawValue] = paramsValue
+        roots[RootSlot.binding.rawValue] = .obj(b, path: document.per.rawValue)
+        return CompiledPolicy.truth(f.eval, refundOnly.source, EvalContext(roots: roots, tracing: false)).value == .true
     }
 
     private func failure(_ key: String, _ binding: JSON?, _ message: String) -> Determination {

@@ -13,7 +13,7 @@ struct PolicyCLITests {
     @Test func checkReportsEveryErrorWithFileLineAndColumnAndExitsOne() throws {
         let good = CapturedConsole()
         #expect(PolicyCommands.check(path: Self.policyPath("soe-rent-waiver"), console: good.console).0 == 0)
-        #expect(good.out.contains("OK — soe-rent-waiver revision 2"))
+        #expect(good.out.contains("OK — soe-rent-waiver revision 3"))
 
         let broken = NSTemporaryDirectory() + "broken-\(UUID().uuidString).yaml"
         defer { try? FileManager.default.removeItem(atPath: broken) }

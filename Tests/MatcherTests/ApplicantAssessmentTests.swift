@@ -50,7 +50,7 @@ struct ApplicantAssessmentTests {
         let b = try #require(await w.await("application.assessed", "soe-rent-waiver", big))
         #expect(b["outcome"]?.stringValue == "ineligible")
         #expect(b["uscc"]?.stringValue == big)
-        #expect(b["policy_revision"]?.intValue == 2)
+        #expect(b["policy_revision"]?.intValue == 3)
         #expect(b["title"]?.stringValue == "承租国有房屋的服务业小微企业和个体工商户免除3个月租金")
         #expect(b["submitted_at"]?.stringValue == at)
         let reasons = b["reasons"]?.arrayValue?.compactMap(\.stringValue) ?? []

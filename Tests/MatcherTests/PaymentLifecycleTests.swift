@@ -70,7 +70,7 @@ struct PaymentLifecycleTests {
             history.filter { $0["step"]?.stringValue == step }.compactMap { $0["detail"]?.stringValue }
         }
         #expect(detail("proposed").first?.contains("profile version") == true, "\(detail("proposed"))")
-        #expect(detail("proposed").first?.contains("policy revision 2") == true, "\(detail("proposed"))")
+        #expect(detail("proposed").first?.contains("policy revision 3") == true, "\(detail("proposed"))")
         #expect(detail("disclosed") == ["round R1"])
         #expect(detail("cleared") == ["round R1"])
         #expect(detail("approved").first?.contains("区房产局 王科长") == true, "\(detail("approved"))")

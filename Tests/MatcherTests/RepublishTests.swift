@@ -95,17 +95,17 @@ struct RepublishTests {
         // The next revision: the same programme again. Those the withdrawal revoked are proposed anew
         // (same entitlement ids, the new revision, the amount worked out again); the paid one is
         // left alone — no second proposal, so no second payment.
-        let yaml = try SeedProgrammeTests.policyYAML("soe-rent-waiver").replacingOccurrences(of: "revision: 2\n", with: "revision: 3\n")
+        let yaml = try SeedProgrammeTests.policyYAML("soe-rent-waiver").replacingOccurrences(of: "revision: 3\n", with: "revision: 4\n")
         let pub = try await w.matcher.publish(Fixtures.event("policy.published", ["yaml": .string(yaml)], source: "/ops/test"))
         #expect(pub.status == .accepted, "\(pub.rejection?.description ?? "")")
         let ok = await w.feed.wait { events in
             [proposed, held, failed].allSatisfy { u in
                 events.contains {
-                    $0.type == "entitlement.proposed" && $0.subject == u && $0.data?["policy_revision"]?.intValue == 3
+                    $0.type == "entitlement.proposed" && $0.subject == u && $0.data?["policy_revision"]?.intValue == 4
                 }
             }
         }
-        #expect(ok, "all three re-proposed under revision 3")
+        #expect(ok, "all three re-proposed under revision 4")
         let again = w.events("soe-rent-waiver", held).last
         #expect(again?.type == "entitlement.proposed")
         #expect(again?.data?["entitlement_id"]?.stringValue == ih)

@@ -162,6 +162,9 @@ struct SeedProgrammeTests {
         #expect(pa?["channel"]?.stringValue == "lessor")
         let pb = await w.await("entitlement.proposed", "soe-rent-waiver", b)
         #expect(pb?["amount_fen"]?.intValue == 601_644)  // 300,000 × 12 × 61 / 365 = 601,643.84 → 601,644
+        // Under three months in the period: refunded directly (seed 篇二 (二)); the full one is not.
+        #expect(pb?["refund_only"]?.boolValue == true)
+        #expect(pa?["refund_only"] == nil)
         let pc = await w.await("entitlement.proposed", "soe-rent-waiver", c)
         #expect(pc?["amount_fen"]?.intValue == 900_000)  // 90 days: 3 months
         let pe = await w.await("entitlement.incomplete", "soe-rent-waiver", e)

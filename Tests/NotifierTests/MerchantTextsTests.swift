@@ -106,6 +106,24 @@ struct MerchantTextsTests {
         }
     }
 
+    /// A lease under three months in the period is refunded directly (seed 篇二 (二)): its texts
+    /// offer no offset or extension.
+    @Test func aShortLeasesWaiverIsToldAsADirectRefund() throws {
+        let short: JSONObject = ["benefit": "rent_waiver", "channel": "lessor", "refund_only": true]
+        let full: JSONObject = ["benefit": "rent_waiver", "channel": "lessor"]
+        let texts = try Self.texts([
+            T.entitlementEvent("entitlement.approved", id: "ent-1", extra: short),
+            T.entitlementEvent("entitlement.paid", id: "ent-1", extra: short),
+            T.entitlementEvent("entitlement.approved", id: "ent-2", extra: full),
+        ])
+        #expect(texts.count == 3)
+        guard texts.count == 3 else { return }
+        for t in texts[..<2] {
+            #expect(t.text.contains("直接退付相应租金") && !t.text.contains("抵扣") && !t.text.contains("合同延期"), "\(t.text)")
+        }
+        #expect(texts[2].text.contains("抵扣租金或合同延期") && texts[2].text.contains("签字盖章"), "\(texts[2].text)")
+    }
+
     @Test func aRentWaiverIsCarriedOutByTheLessorNotPaidIntoAnAccount() throws {
         let waiver: JSONObject = ["benefit": "rent_waiver", "channel": "lessor"]
         let texts = try Self.texts([

@@ -357,4 +357,29 @@ import Testing
         let listed = try queries.respond(["op": "payment.list", "lease": "L-1", "policy": "test-rent"])?["items"]?.arrayValue
         #expect(listed?.map { $0["payment_id"]?.stringValue } == [Self.idA])
     }
+
+    /// A waiver the matcher says is refunded directly (a lease under three months, seed 篇二 (二))
+    /// says so on its instruction line, and the lessor's confirmation of an offset or extension is
+    /// refused; any other waiver may be refunded, offset or extended.
+    @Test func aRefundOnlyWaiverIsConfirmedOnlyAsARefund() throws {
+        let f = try EngineFixture()
+        try f.merchant(Self.a, name: "甲")
+        try f.merchant(Self.b, name: "乙")
+        try f.approve(
+            Self.idA, uscc: Self.a, amountFen: 60_000, policy: "test-rent", benefit: "rent_waiver", channel: "lessor", pool: nil,
+            binding: "L-1", extra: ["refund_only": true])
+        try waiver(f, Self.idB, uscc: Self.b, lease: "L-2")
+        let (_, lines) = try Self.lines(try #require(try f.batch("lessor")))
+        let short = try #require(lines.first { $0["payment_id"]?.stringValue == Self.idA })
+        let full = try #require(lines.first { $0["payment_id"]?.stringValue == Self.idB })
+        #expect(short["methods"] == ["refund"] && short["instruction"]?.stringValue?.contains("refund directly") == true, "\(short)")
+        #expect(full["methods"] == ["refund", "offset", "extension"], "\(full)")
+        #expect(throws: Rejection.self) {
+            try f.write { db in try f.engine.confirmed(by: "lessor", paymentID: Self.idA, lease: nil, ok: true, method: "offset", db) }
+        }
+        #expect(try f.state(Self.idA) == .instructed)
+        try f.write { db in try f.engine.confirmed(by: "lessor", paymentID: Self.idA, lease: nil, ok: true, method: "refund", db) }
+        try f.write { db in try f.engine.confirmed(by: "lessor", paymentID: Self.idB, lease: nil, ok: true, method: "offset", db) }
+        #expect(try f.state(Self.idA) == .settled && f.state(Self.idB) == .settled)
+    }
 }

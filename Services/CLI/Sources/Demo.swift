@@ -685,6 +685,16 @@ enum DemoPayout {
         // agencies their deferrals and no-cut-off instructions (lessor.confirmed, agency.confirmed).
         monkey?.enter(stage: "confirmations")
         var confirmed = 0
+        // A lessor may offset only what its instruction line allows (`methods`: a lease under three
+        // months in the period is refunded directly), as a lessor's system reads it off the file.
+        var refundOnly: Set<String> = []
+        for f in files where f.hasSuffix("-lessor.jsonl") {
+            let text = (try? String(contentsOfFile: dir + "/payment-files/" + f, encoding: .utf8)) ?? ""
+            for line in text.split(separator: "\n").dropFirst() {
+                guard let l = try? JSONParser.parse(String(line)), let id = l["payment_id"]?.stringValue else { continue }
+                if l["methods"] == ["refund"] { refundOnly.insert(id) }
+            }
+        }
         for channel in ["lessor", "agency:utilities", "agency:social-insurance"] {
             while true {
                 let page =
@@ -696,7 +706,7 @@ enum DemoPayout {
                     guard let id = p["payment_id"]?.stringValue else { return nil }
                     let lessor = channel == "lessor"
                     var data: JSONObject = ["payment_id": .string(id), "ok": true]
-                    if lessor { data["method"] = k % 2 == 0 ? "refund" : "offset" }
+                    if lessor { data["method"] = k % 2 == 0 || refundOnly.contains(id) ? "refund" : "offset" }
                     return OutgoingEvent(
                         CloudEvent(
                             id: "confirm/\(id)",

@@ -410,10 +410,17 @@ public struct MatcherEngine: Sendable {
         o["state"] = .string(e.state.rawValue)
         o["amount_fen"] = .int(e.approvedAmountFen ?? e.amountFen)
         o["binding"] = .string(e.bindingKey)
-        // An approved rent waiver names its lease and lessor: the lessor carries it out.
-        if type == "entitlement.approved", policy?.per == .lease,
-            let lease = profile?["leases"]?.arrayValue?.first(where: { $0["lease_id"]?.stringValue == e.bindingKey })
+        let lease =
+            policy?.per == .lease ? profile?["leases"]?.arrayValue?.first(where: { $0["lease_id"]?.stringValue == e.bindingKey }) : nil
+        // A waiver the lessor must refund directly (the policy's `refund_only`: a lease under three
+        // months in the period, seed 篇二 (二)): the lessor's instruction and the tenant's texts say so.
+        if let lease, let profile, policy?.refundOnlySource != nil,
+            cache.policy(e.policyID)?.refundOnly(merchant: profile, binding: lease) == true
         {
+            o["refund_only"] = true
+        }
+        // An approved rent waiver names its lease and lessor: the lessor carries it out.
+        if type == "entitlement.approved", let lease {
             o["lease"] = [
                 "lease_id": lease["lease_id"] ?? .null, "lessor": lease["lessor"] ?? .null, "root_lessor": lease["root_lessor"] ?? .null,
                 "monthly_rent_fen": lease["monthly_rent_fen"] ?? .null, "starts_on": lease["starts_on"] ?? .null,

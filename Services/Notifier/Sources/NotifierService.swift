@@ -361,6 +361,14 @@ struct NotifierEngine: Sendable {
             "merchant": Self.displayName(name ?? "", kind: kind, publicName: d["public_name"]?.stringValue), "programme": programme,
             "amount": amount, "entitlement": id,
         ]
+        // How the lessor carries a rent waiver out: refunded directly when the matcher says so
+        // (`refund_only`: a lease under three months in the period, seed 篇二 (二)).
+        if d["refund_only"]?.boolValue == true {
+            values["methods"] = "以现金直接退付相应租金的方式（租赁期不足3个月，按实际发生天数计算）"
+        } else if d["channel"]?.stringValue == "lessor" {
+            values["methods"] = "以现金直接退付、抵扣租金或合同延期方式"
+            values["offset_allowed"] = "1"
+        }
         // Taken back already (payments' feed ran ahead of the matcher's): a later approval or
         // payment text of the same entitlement would contradict the clawback's, and its
         // revocation is told by the clawback.

@@ -50,8 +50,10 @@ public enum NotificationKind: String, CaseIterable, Sendable {
         switch self {
         case .incomplete: ["merchant", "programme", "entitlement", "missing", "closes_on"]
         case .disclosure: ["merchant", "programme", "entitlement", "amount", "closes_on"]
-        case .cleared: ["merchant", "programme", "entitlement", "amount", "outcome"]
-        case .approved, .paid: ["merchant", "programme", "entitlement", "amount"]
+        // `methods`: how the lessor carries a rent waiver out; `offset_allowed` (a section): set
+        // unless the waiver is refunded directly (a lease under three months, seed 篇二 (二)).
+        case .cleared: ["merchant", "programme", "entitlement", "amount", "outcome", "methods", "offset_allowed"]
+        case .approved, .paid: ["merchant", "programme", "entitlement", "amount", "methods", "offset_allowed"]
         case .failed, .held, .clawback: ["merchant", "programme", "entitlement", "amount", "reason"]
         case .revoked: ["merchant", "programme", "entitlement", "reason"]
         case .ineligible: ["merchant", "programme", "entitlement", "reason", "closes_on"]
@@ -343,17 +345,18 @@ public struct Templates: Sendable {
                 + "12345政务服务便民热线提出；公示期满无异议的，将按程序审核后由出租方落实。业务编号：{{entitlement}}。"
         case (.cleared, "rent_waiver"):
             "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”的减免房屋租金{{amount}}元公示期满，"
-                + "{{outcome}}，已转入审核程序。审核通过后将由出租方以现金退付、抵扣租金或合同延期方式落实，无需另行申请。"
+                + "{{outcome}}，已转入审核程序。审核通过后将由出租方{{#methods}}{{methods}}{{/methods}}落实，无需另行申请。"
                 + "业务编号：{{entitlement}}。"
         case (.approved, "rent_waiver"):
             "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”已审核通过，核定减免房屋租金{{amount}}元。"
-                + "该减免不拨付至银行账户，由出租方在30日内以现金直接退付、抵扣租金或合同延期方式为贵单位落实；"
-                + "采用抵扣或合同延期方式的，请与出租方在租赁合同上注明并签字盖章。出租方逾期未落实的，请拨打12345政务服务便民热线反映。"
+                + "该减免不拨付至银行账户，由出租方在30日内{{methods}}为贵单位落实"
+                + "{{#offset_allowed}}；采用抵扣或合同延期方式的，请与出租方在租赁合同上注明并签字盖章{{/offset_allowed}}。"
+                + "出租方逾期未落实的，请拨打12345政务服务便民热线反映。"
                 + "业务编号：{{entitlement}}。"
         case (.paid, "rent_waiver"):
             "【惠企帮扶】{{merchant}}：您好！出租方已确认为贵单位落实“{{programme}}”，减免房屋租金{{amount}}元"
-                + "（以现金直接退付、抵扣租金或合同延期方式），请与出租方核对租金结算情况。"
-                + "若抵扣或合同延期因不可抗力或出租方违约未能享受，出租方须向贵单位退付相应租金。"
+                + "（{{methods}}），请与出租方核对租金结算情况。"
+                + "{{#offset_allowed}}若抵扣或合同延期因不可抗力或出租方违约未能享受，出租方须向贵单位退付相应租金。{{/offset_allowed}}"
                 + "如有疑问，请拨打12345政务服务便民热线查询。业务编号：{{entitlement}}。"
         case (.held, "rent_waiver"):
             "【惠企帮扶】{{merchant}}：您好！贵单位享受“{{programme}}”的减免房屋租金{{amount}}元暂未落实，原因：{{reason}}。"

@@ -264,8 +264,21 @@ public struct PaymentsEngine: Sendable {
         d["tenant_name"] = data["name"] ?? .null
         d["period"] = data["period"] ?? .null
         if let lease = data["lease"], lease.objectValue != nil { d["lease"] = lease }
+        // How the lessor may carry it out: only a direct refund when the policy says so (a lease
+        // under three months in the period, seed 篇二 (二)); else refund, offset or extension.
+        if data["channel"]?.stringValue == "lessor" {
+            d["methods"] = data["refund_only"]?.boolValue == true ? ["refund"] : ["refund", "offset", "extension"]
+        }
         try db.cachedStatement(sql: "UPDATE payments SET instruction_detail = ? WHERE id = ?")
             .execute(arguments: [Data(JSON.object(d).serializedBytes()), id])
+    }
+
+    /// Whether a lessor's waiver may only be refunded directly (its instruction detail's `methods`).
+    static func refundOnly(_ id: String, _ db: Database) throws -> Bool {
+        guard let raw = try Data.fetchOne(db.cachedStatement(sql: "SELECT instruction_detail FROM payments WHERE id = ?"), arguments: [id]),
+            case .object(let detail) = try? JSONParser.parse([UInt8](raw))
+        else { return false }
+        return detail["methods"] == ["refund"]
     }
 
     /// Counts a batch's line as settled or failed (or moves it from one to the other), in the
@@ -1075,6 +1088,11 @@ public struct PaymentsEngine: Sendable {
                 o["state"] = .string(PaymentState.instructed.rawValue)
                 o["instruction"] = .string(
                     kind == "lessor" ? "rent_waiver: refund, offset or extension within \(settings.lessorDeadlineDays) days" : "deferral")
+                if kind == "lessor", try Self.refundOnly(p.id, db) {
+                    o["instruction"] = .string(
+                        "rent_waiver: refund directly within \(settings.lessorDeadlineDays) days (a lease under three months in the period: no offset, no extension)"
+                    )
+                }
                 // Enough to act on: whose lease, which lessor, for which period, confirm by when.
                 if let raw = try Data.fetchOne(
                     db.cachedStatement(sql: "SELECT instruction_detail FROM payments WHERE id = ?"), arguments: [p.id]),
@@ -1515,6 +1533,11 @@ public struct PaymentsEngine: Sendable {
         // Instructed, or escalated (held) after it was instructed; a repeat changes nothing.
         guard p.state == .instructed || (p.state == .held && p.batchID != nil) else {
             return "payment \(p.id) is \(p.state.rawValue), not awaiting a confirmation: this one changed nothing"
+        }
+        if p.channel == "lessor", let m = method, m != "refund", try Self.refundOnly(p.id, db) {
+            throw Rejection(
+                .invalidData, field: "data.method",
+                "payment \(p.id) is refunded directly (its lease runs under three months in the period: 直接退付): method must be refund")
         }
         if ok {
             if p.state == .held { try closeOpenHolds(p.id, "cleared", db) }
