@@ -85,14 +85,18 @@ struct MerchantTextsTests {
     /// fall due — never "补助资金0.00元 … 退回".
     @Test func aReversedWaiverOrDeferralIsNotToldAsMoneyToReturn() throws {
         let reason = "fraud: disqualified"
+        let rent: JSONObject = ["benefit": "rent_waiver", "channel": "lessor"]
+        let deferral: JSONObject = ["benefit": "deferral", "channel": "agency:social-insurance", "amount_fen": 0]
+        let fee: JSONObject = ["benefit": "fee_waiver", "channel": "agency:water"]
         let texts = try Self.texts([
-            T.entitlementEvent("entitlement.approved", id: "ent-rent", extra: ["benefit": "rent_waiver", "channel": "lessor"]),
+            T.entitlementEvent("entitlement.approved", id: "ent-rent", extra: rent),
+            T.entitlementEvent("entitlement.paid", id: "ent-rent", extra: rent),
             T.paymentEvent("clawback.opened", id: "ent-rent", code: reason),
-            T.entitlementEvent(
-                "entitlement.approved", id: "ent-defer",
-                extra: ["benefit": "deferral", "channel": "agency:social-insurance", "amount_fen": 0]),
+            T.entitlementEvent("entitlement.approved", id: "ent-defer", extra: deferral),
+            T.entitlementEvent("entitlement.paid", id: "ent-defer", extra: deferral),
             T.paymentEvent("clawback.opened", id: "ent-defer", code: reason),
-            T.entitlementEvent("entitlement.approved", id: "ent-fee", extra: ["benefit": "fee_waiver", "channel": "agency:water"]),
+            T.entitlementEvent("entitlement.approved", id: "ent-fee", extra: fee),
+            T.entitlementEvent("entitlement.paid", id: "ent-fee", extra: fee),
             T.paymentEvent("clawback.opened", id: "ent-fee", code: reason),
         ]).filter { $0.kind == "clawback" }
         #expect(texts.count == 3, "\(texts)")
@@ -280,16 +284,23 @@ struct MerchantTextsTests {
     }
 
     /// A clawback that arrives before the matcher's `entitlement.paid` (the notifier reads the two
-    /// feeds in no fixed order) is the merchant's last word: no "paid" text after it, and no
-    /// revocation text either — the clawback said it.
-    @Test func aClawbackIsNotContradictedByALatePaidText() throws {
-        let texts = try Self.texts([
+    /// feeds in no fixed order) waits for it: the merchant hears of the payment, then of its
+    /// clawback — the same texts in the same order as when the feeds came the other way round.
+    @Test func aClawbackThatRunsAheadWaitsForThePayment() throws {
+        let ahead = try Self.texts([
             T.entitlementEvent("entitlement.approved", id: "ent-1"),
             T.paymentEvent("clawback.opened", id: "ent-1", code: "fraud: disqualified"),
             T.entitlementEvent("entitlement.paid", id: "ent-1"),
-            T.entitlementEvent("entitlement.revoked", id: "ent-1", extra: ["reason": "fraud: disqualified from every programme"]),
         ])
-        #expect(texts.map(\.kind) == ["approved", "clawback"], "\(texts)")
+        let inOrder = try Self.texts([
+            T.entitlementEvent("entitlement.approved", id: "ent-1"),
+            T.entitlementEvent("entitlement.paid", id: "ent-1"),
+            T.entitlementEvent("entitlement.revoked", id: "ent-1", extra: ["reason": "fraud: disqualified from every programme"]),
+            T.paymentEvent("clawback.opened", id: "ent-1", code: "fraud: disqualified"),
+        ])
+        #expect(ahead.map(\.kind) == ["approved", "paid", "clawback"], "\(ahead)")
+        #expect(inOrder.map(\.kind) == ["approved", "paid", "clawback"], "\(inOrder)")
+        #expect(ahead.last?.text == inOrder.last?.text)
     }
 
     /// A cash text speaks of the bank account only: a rent waiver has texts of its own.

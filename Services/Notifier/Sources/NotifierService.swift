@@ -188,11 +188,12 @@ public struct NotifierDatabase: Sendable {
             }
             // The entitlements payments has clawed back. The notifier reads payments' and the
             // matcher's feeds in no fixed order: a clawback can arrive before the matcher's
-            // `entitlement.paid` of the same entitlement, whose text would then tell the merchant
-            // it stands after it was told it was taken back.
+            // `entitlement.paid` (or `revoked`) of the same entitlement. Its text then waits here
+            // (`waiting`: the event and its values) and goes out right after that one's, so the
+            // merchant hears of the payment before its clawback, whichever feed ran ahead.
             m.registerMigration("notifier-v8-clawbacks") { db in
                 try db.execute(
-                    sql: "CREATE TABLE clawbacks (entitlement_id TEXT PRIMARY KEY, at TEXT NOT NULL) WITHOUT ROWID")
+                    sql: "CREATE TABLE clawbacks (entitlement_id TEXT PRIMARY KEY, at TEXT NOT NULL, waiting BLOB) WITHOUT ROWID")
             }
         }
     }
@@ -369,12 +370,6 @@ struct NotifierEngine: Sendable {
             values["methods"] = "以现金直接退付、抵扣租金或合同延期方式"
             values["offset_allowed"] = "1"
         }
-        // Taken back already (payments' feed ran ahead of the matcher's): a later approval or
-        // payment text of the same entitlement would contradict the clawback's, and its
-        // revocation is told by the clawback.
-        let clawedBack =
-            try Bool.fetchOne(
-                db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM clawbacks WHERE entitlement_id = ?)"), arguments: [id]) ?? false
         switch e.type {
         case "entitlement.proposed":
             try db.cachedStatement(sql: "UPDATE entitlements SET board_status = NULL, round_id = NULL WHERE id = ? AND round_id IS NULL")
@@ -389,7 +384,7 @@ struct NotifierEngine: Sendable {
         case "entitlement.approved":
             try db.cachedStatement(sql: "UPDATE entitlements SET board_status = '已批准', approved_at = ? WHERE id = ?").execute(
                 arguments: [now, id])
-            if !clawedBack { try notify(e, .approved, uscc, values, db) }
+            try notify(e, .approved, uscc, values, db)
         case "entitlement.paid":
             // Cash is 已拨付 with the amount paid; a rent waiver (the lessor refunded, offset or
             // extended), a fee waiver or a deferral moved no public money: the board says it was
@@ -401,19 +396,21 @@ struct NotifierEngine: Sendable {
             try db.cachedStatement(
                 sql: "UPDATE entitlements SET board_status = ?, paid_fen = CASE WHEN ? THEN amount_fen END, paid_at = ? WHERE id = ?"
             ).execute(arguments: [BoardStatus.carriedOut(benefit: benefit), benefit == "cash", now, id])
-            if !clawedBack { try notify(e, .paid, uscc, values, db) }
+            try notify(e, .paid, uscc, values, db)
         case "entitlement.revoked":
             try db.cachedStatement(sql: "UPDATE entitlements SET board_status = '已撤销' WHERE id = ?").execute(arguments: [id])
             // The merchant was told it was coming (incomplete, disclosed, approved, …): it is told
             // that it is not, and why. Money already paid is recovered instead: payments' clawback
             // notification says so.
-            if let before, before != "revoked", before != "paid", !clawedBack {
+            if let before, before != "revoked", before != "paid" {
                 values["reason"] = Templates.revocationText(d["reason"]?.stringValue ?? "") ?? "经重新核定，不再符合该政策的享受条件"
                 try notify(e, .revoked, uscc, values, db)
             }
         default:
             break
         }
+        // A clawback that arrived before this payment or revocation: its text follows now.
+        if e.type == "entitlement.paid" || e.type == "entitlement.revoked" { try releaseClawback(id, uscc: uscc, db) }
         return nil
     }
 
@@ -445,6 +442,21 @@ struct NotifierEngine: Sendable {
         try notify(e, .ineligible, uscc, values, db)
     }
 
+    /// Sends the clawback text that waited for the entitlement's payment or revocation.
+    func releaseClawback(_ id: String, uscc: String, _ db: Database) throws {
+        guard
+            let raw = try Data.fetchOne(
+                db.cachedStatement(sql: "SELECT waiting FROM clawbacks WHERE entitlement_id = ? AND waiting IS NOT NULL"), arguments: [id]),
+            let waiting = try? JSONParser.parse([UInt8](raw)), let source = waiting["source"]?.stringValue,
+            let eventID = waiting["id"]?.stringValue
+        else { return }
+        var values: [String: String] = [:]
+        for (k, v) in waiting["values"]?.objectValue?.members ?? [] { values[k] = v.stringValue ?? "" }
+        try notify(
+            CloudEvent(id: eventID, source: source, type: "clawback.opened"), .clawback, waiting["uscc"]?.stringValue ?? uscc, values, db)
+        try db.cachedStatement(sql: "UPDATE clawbacks SET waiting = NULL WHERE entitlement_id = ?").execute(arguments: [id])
+    }
+
     /// payments' events that the merchant must hear of.
     func payment(_ e: CloudEvent, _ db: Database) throws {
         guard let d = e.data, let uscc = d["uscc"]?.stringValue, let id = d["payment_id"]?.stringValue else { return }
@@ -472,9 +484,20 @@ struct NotifierEngine: Sendable {
             try notify(e, .failed, uscc, values, db)
         case "payment.held": try notify(e, .held, uscc, values, db)
         case "clawback.opened":
-            try db.cachedStatement(sql: "INSERT INTO clawbacks(entitlement_id, at) VALUES (?, ?) ON CONFLICT DO NOTHING").execute(
-                arguments: [id, now])
-            try notify(e, .clawback, uscc, values, db)
+            // Money is clawed back only after the payment settled: while the matcher's
+            // `entitlement.paid` (or its revocation) has not been read here, the text waits for it.
+            let state = try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM entitlements WHERE id = ?"), arguments: [id])
+            if state == nil || ["approved", "instructed", "held"].contains(state ?? "") {
+                var o = JSONObject()
+                for (k, v) in values.sorted(by: { $0.key < $1.key }) { o[k] = .string(v) }
+                let waiting: JSON = ["source": .string(e.source), "id": .string(e.id), "uscc": .string(uscc), "values": .object(o)]
+                try db.cachedStatement(sql: "INSERT INTO clawbacks(entitlement_id, at, waiting) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+                    .execute(arguments: [id, now, Data(waiting.serializedBytes())])
+            } else {
+                try db.cachedStatement(sql: "INSERT INTO clawbacks(entitlement_id, at) VALUES (?, ?) ON CONFLICT DO NOTHING").execute(
+                    arguments: [id, now])
+                try notify(e, .clawback, uscc, values, db)
+            }
         default: break
         }
     }
