@@ -274,14 +274,7 @@ public final class CompiledPolicy: Sendable {
         guard case .object(let m) = input.merchant else {
             return [failure("merchant", nil, "the merchant profile is not a JSON object")]
         }
-        var application = Value.unknown(["application"])
-        if case .object(let a) = input.application { application = .obj(a, path: "application") }
-        var roots: [Value] = Array(repeating: .unknown([]), count: RootSlot.allCases.count)
-        roots[RootSlot.merchant.rawValue] = .obj(m, path: "merchant")
-        roots[RootSlot.period.rawValue] = periodValue
-        roots[RootSlot.window.rawValue] = windowValue
-        roots[RootSlot.application.rawValue] = application
-        roots[RootSlot.params.rawValue] = paramsValue
+        let roots = roots(merchant: m, application: input.application)
 
         let listKey: String
         let idKey: String
@@ -324,14 +317,7 @@ public final class CompiledPolicy: Sendable {
     /// per-merchant policy or any other outcome.
     public func evaluateUnbound(_ input: PolicyInput) -> Determination? {
         guard document.per != .merchant, case .object(let m) = input.merchant else { return nil }
-        var application = Value.unknown(["application"])
-        if case .object(let a) = input.application { application = .obj(a, path: "application") }
-        var roots: [Value] = Array(repeating: .unknown([]), count: RootSlot.allCases.count)
-        roots[RootSlot.merchant.rawValue] = .obj(m, path: "merchant")
-        roots[RootSlot.period.rawValue] = periodValue
-        roots[RootSlot.window.rawValue] = windowValue
-        roots[RootSlot.application.rawValue] = application
-        roots[RootSlot.params.rawValue] = paramsValue
+        var roots = roots(merchant: m, application: input.application)
         roots[RootSlot.binding.rawValue] = .unknown([document.per.rawValue])
         let d = determine(roots, key: "unbound", binding: nil, traced: true)
         if case .ineligible = d.outcome { return d }
@@ -344,14 +330,22 @@ public final class CompiledPolicy: Sendable {
         guard let refundOnly, let f = refundOnly.clauses.first, document.per != .merchant, case .object(let m) = merchant,
             case .object(let b) = binding
         else { return false }
+        var roots = roots(merchant: m, application: nil)
+        roots[RootSlot.binding.rawValue] = .obj(b, path: document.per.rawValue)
+        return CompiledPolicy.truth(f.eval, refundOnly.source, EvalContext(roots: roots, tracing: false)).value == .true
+    }
+
+    /// The context of an evaluation (DESIGN §6.1) but its binding: the merchant, the programme's
+    /// period, window and params, and the application (unknown without one).
+    private func roots(merchant m: JSONObject, application input: JSON?) -> [Value] {
         var roots: [Value] = Array(repeating: .unknown([]), count: RootSlot.allCases.count)
         roots[RootSlot.merchant.rawValue] = .obj(m, path: "merchant")
         roots[RootSlot.period.rawValue] = periodValue
         roots[RootSlot.window.rawValue] = windowValue
         roots[RootSlot.application.rawValue] = .unknown(["application"])
+        if case .object(let a)? = input { roots[RootSlot.application.rawValue] = .obj(a, path: "application") }
         roots[RootSlot.params.rawValue] = paramsValue
-        roots[RootSlot.binding.rawValue] = .obj(b, path: document.per.rawValue)
-        return CompiledPolicy.truth(f.eval, refundOnly.source, EvalContext(roots: roots, tracing: false)).value == .true
+        return roots
     }
 
     private func failure(_ key: String, _ binding: JSON?, _ message: String) -> Determination {
