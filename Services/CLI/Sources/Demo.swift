@@ -714,13 +714,7 @@ enum DemoPayout {
                                 ? "/lessors/\(SyntheticCounty.stateLessorUSCC)" : "/agencies/\(channel.dropFirst("agency:".count))",
                             type: lessor ? "lessor.confirmed" : "agency.confirmed", data: .object(data)))
                 }
-                let results = try await link.publish(payments, events)
-                let taken = results.filter { $0.ack?.status == .accepted || $0.ack?.status == .duplicate }.count
-                guard taken == events.count else {
-                    let why = results.compactMap { $0.ack?.rejection?.message }.first ?? "no answer"
-                    throw CLIError("bangfu-payments refused a confirmation on \(channel): \(why)", exitCode: 1)
-                }
-                confirmed += taken
+                confirmed += try await link.publishAll(payments, events, what: "a confirmation on \(channel)")
             }
         }
         console.line("")
@@ -820,13 +814,7 @@ enum DemoPostAudit {
                         type: lessor ? "lessor.confirmed" : "agency.confirmed",
                         data: ["payment_id": .string(id), "reversal": true, "ok": true, "method": "reversed"]))
             }
-            let results = try await link.publish(payments, events)
-            let taken = results.filter { $0.ack?.status == .accepted || $0.ack?.status == .duplicate }.count
-            guard taken == events.count else {
-                let why = results.compactMap { $0.ack?.rejection?.message }.first ?? "no answer"
-                throw CLIError("bangfu-payments refused a reversal's confirmation: \(why)", exitCode: 1)
-            }
-            reversed += taken
+            reversed += try await link.publishAll(payments, events, what: "a reversal's confirmation")
         }
         let clawedBack =
             try await link.query(payments, ["op": "payment.list", "state": "clawed_back", "max": 1_000])["items"]?.arrayValue ?? []

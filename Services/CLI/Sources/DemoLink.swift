@@ -78,6 +78,18 @@ struct DemoLink: Sendable {
         }
     }
 
+    /// Publishes `events`, every one of which `p` must take (accepted, or a duplicate of one it
+    /// took before a restart): how many; otherwise fails naming `what` it refused and why.
+    func publishAll(_ p: DemoProcess, _ events: [OutgoingEvent], what: String) async throws -> Int {
+        let results = try await publish(p, events)
+        let taken = results.filter { $0.ack?.status == .accepted || $0.ack?.status == .duplicate }.count
+        guard taken == events.count else {
+            let why = results.compactMap { $0.ack?.rejection?.message }.first ?? "no answer"
+            throw CLIError("bangfu-\(p.name) refused \(what): \(why)", exitCode: 1)
+        }
+        return taken
+    }
+
     /// Publishes what `events` makes for each slice of `merchants` (in order, `slice` merchants
     /// at a time), handing each slice's results to `results` before the next slice is made: the
     /// demo holds one slice's events, not the county's. Returns the number of events sent.
