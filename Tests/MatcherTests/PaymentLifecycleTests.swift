@@ -10,11 +10,12 @@ import Testing
 struct PaymentLifecycleTests {
     typealias World = SeedProgrammeTests.World
 
-    @Test func aReturnAfterSettlementMakesThePaidEntitlementFailedAndARetryPaysIt() async throws {
-        let w = try await World()
-        var f = Fixtures(seed: 61)
+    /// A rent waiver of an individual business applied for, disclosed, cleared and approved by
+    /// review; its entitlement id and the review's ack.
+    static func approvedWaiver(_ w: World, seed: UInt64, name: String, lease: String) async throws -> (String, String, Ack) {
+        var f = Fixtures(seed: seed)
         let u = f.uscc(individual: true)
-        try await w.facts([f.registration(uscc: u, name: "甲面馆", kind: "individual"), Fixtures.lease(id: "LA", tenant: u, rentFen: 300_000)])
+        try await w.facts([f.registration(uscc: u, name: name, kind: "individual"), Fixtures.lease(id: lease, tenant: u, rentFen: 300_000)])
         try await w.settle()
         try await w.publish("soe-rent-waiver")
         _ = try await w.apply(u, "soe-rent-waiver", at: "2022-05-01T09:00:00+08:00")
@@ -24,6 +25,12 @@ struct PaymentLifecycleTests {
         try await w.waitFor(id, "cleared")
         let review = try await w.matcher.publish(
             Fixtures.event("review.approved", ["entitlement_id": .string(id), "by": "区房产局 王科长"], source: "/ops/review"))
+        return (u, id, review)
+    }
+
+    @Test func aReturnAfterSettlementMakesThePaidEntitlementFailedAndARetryPaysIt() async throws {
+        let w = try await World()
+        let (u, id, review) = try await Self.approvedWaiver(w, seed: 61, name: "甲面馆", lease: "LA")
         #expect(review.status == .accepted)
         _ = try await w.payments.publish(Fixtures.event("payment.instructed", ["payment_id": .string(id), "amount_fen": 900_000]))
         _ = try await w.payments.publish(Fixtures.event("payment.settled", ["payment_id": .string(id), "amount_fen": 900_000]))
@@ -89,18 +96,7 @@ struct PaymentLifecycleTests {
     /// confirmed or not) is in the entitlement's history, and the state stays clawed back.
     @Test func aReversedWaiverKeepsItsReversalInTheHistory() async throws {
         let w = try await World()
-        var f = Fixtures(seed: 62)
-        let u = f.uscc(individual: true)
-        try await w.facts([f.registration(uscc: u, name: "乙面馆", kind: "individual"), Fixtures.lease(id: "LB", tenant: u, rentFen: 300_000)])
-        try await w.settle()
-        try await w.publish("soe-rent-waiver")
-        _ = try await w.apply(u, "soe-rent-waiver", at: "2022-05-01T09:00:00+08:00")
-        let id = try #require(await w.await("entitlement.proposed", "soe-rent-waiver", u)?["entitlement_id"]?.stringValue)
-        _ = try await w.notifier.publish(Fixtures.event("disclosure.opened", ["round_id": "R1", "entitlement_ids": [.string(id)]]))
-        _ = try await w.notifier.publish(Fixtures.event("disclosure.cleared", ["round_id": "R1", "entitlement_ids": [.string(id)]]))
-        try await w.waitFor(id, "cleared")
-        _ = try await w.matcher.publish(
-            Fixtures.event("review.approved", ["entitlement_id": .string(id), "by": "区房产局 王科长"], source: "/ops/review"))
+        let (_, id, _) = try await Self.approvedWaiver(w, seed: 62, name: "乙面馆", lease: "LB")
         _ = try await w.payments.publish(Fixtures.event("payment.instructed", ["payment_id": .string(id), "batch_id": "B000001"]))
         _ = try await w.payments.publish(Fixtures.event("payment.settled", ["payment_id": .string(id), "method": "refund"]))
         try await w.waitFor(id, "paid")
